@@ -1,0 +1,61 @@
+//! `keyshift`: the native command line on the same engine as the web app.
+//!
+//! Commands:
+//! - `keyshift selftest`: runs the engine's matmul and conv2d self-test on the CPU backend and
+//!   compares them with exact references (the same check the web app's System page runs on WebGPU).
+#![allow(clippy::print_stdout, reason = "a command line prints its results")]
+
+use std::process::ExitCode;
+
+use keyshift_sd::Device;
+
+const USAGE: &str = "usage: keyshift <command>
+
+commands:
+  selftest   run the engine self-test (matmul, conv2d) on the CPU backend";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        Some("selftest") => selftest(),
+        Some("-h" | "--help" | "help") => {
+            println!("{USAGE}");
+            ExitCode::SUCCESS
+        }
+        Some(other) => {
+            eprintln!("keyshift: unknown command \"{other}\"\n\n{USAGE}");
+            ExitCode::from(2)
+        }
+        None => {
+            eprintln!("{USAGE}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn selftest() -> ExitCode {
+    let device = Device::flex();
+    let report = match pollster::block_on(keyshift_sd::selftest::run(&device)) {
+        Ok(report) => report,
+        Err(e) => {
+            eprintln!("keyshift: self-test could not run: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    for check in [&report.matmul, &report.conv2d] {
+        println!(
+            "{:<32} sum {:>12.4} (expected {:>12.4})  max error {:.2e}  {:>7.2} ms  {}",
+            check.name,
+            check.sum,
+            check.expected_sum,
+            check.max_abs_error,
+            check.elapsed_ms,
+            if check.passed { "pass" } else { "FAIL" }
+        );
+    }
+    if report.passed() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}

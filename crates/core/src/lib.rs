@@ -1,0 +1,16 @@
+//! Keyshift's pure logic: no burn, no web-sys, fast tests.
+//!
+//! - [`share`]: the versioned project schema and its share-link codec.
+//! - [`prompt`]: AUTOMATIC1111's prompt language (emphasis, `BREAK`, prompt editing, alternation,
+//!   `AND`), read exactly as A1111 reads it.
+//! - [`shift`]: shift-attention's `a~b~c` ranges, `THEN` segments, frame order and SSIM gap filling.
+//! - [`plan`]: the frame plan every sequence source produces.
+//! - [`tokens`]: CLIP BPE tokens, 75-token chunks and per-token weights for the text encoder.
+//! - [`conformance`]: runs the conformance case files against this crate.
+pub mod conformance;
+pub mod plan;
+pub mod prompt;
+pub mod selftest;
+pub mod share;
+pub mod shift;
+pub mod tokens;

@@ -1,0 +1,219 @@
+//! Share links: golden links per schema version, round trips, bounded and typed failures.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use keyshift_core::share::{
+    self, GenerationSettings, MAX_INFLATED_BYTES, Project, Sampler, Seed, ShareError, Warning,
+};
+use proptest::prelude::*;
+
+/// A link written by schema v1. It must keep opening, unchanged, in every later version.
+const GOLDEN_V1: &str = "v1.Pc7BisJADIDhVwk5KQ6lrdvqznX3tgh7XxaJbZwOtp0yEy0i-uzGi9fw_UluONLAaPGLBCRAGxwanGIYJtEpwaIhscUjXwKNLRD8qbB5Vv0bOFzBRXYQz3IKczp5LUd2JP7C-_eKQ3-O8Wpg0Yc5crJFVi4VJhbxo0tobzj7Vjq0m3prsGPvOu2qolQkPKlY5wabo9unhnr9tc6qV88t2qJcf1T1ZvupItEw9Rz15PfvbrWCcgc_FCMlvN-f";
+
+fn golden_project() -> Project {
+    Project {
+        name: "Cat to dog".to_owned(),
+        prompt: "a (cat:1~0) and a [dog:0.5], by greg rutkowski".to_owned(),
+        negative_prompt: "blurry, (lowres:1.2)".to_owned(),
+        settings: GenerationSettings {
+            width_px: 768,
+            height_px: 512,
+            steps: 30,
+            cfg_scale: 6.5,
+            seed: Seed::Fixed(1_234_567_890),
+            sampler: Sampler::DpmPp2mKarras,
+        },
+    }
+}
+
+fn pack(version: &str, json: &str) -> String {
+    let packed = miniz_oxide::deflate::compress_to_vec(json.as_bytes(), 9);
+    format!("{version}.{}", URL_SAFE_NO_PAD.encode(packed))
+}
+
+#[test]
+fn golden_v1_link_opens_to_its_project() {
+    let decoded = share::decode(GOLDEN_V1).expect("golden link opens");
+    assert_eq!(decoded.version, 1);
+    assert_eq!(decoded.warnings, vec![]);
+    assert_eq!(decoded.project, golden_project());
+}
+
+#[test]
+fn encoding_the_golden_project_gives_the_golden_link() {
+    assert_eq!(
+        share::encode(&golden_project()).expect("encodes"),
+        GOLDEN_V1
+    );
+}
+
+#[test]
+fn a_whole_url_or_a_hash_prefixed_fragment_opens_too() {
+    let url = format!("https://example.org/keyshift/#{GOLDEN_V1}");
+    assert_eq!(share::decode(&url).expect("url").project, golden_project());
+    let hashed = format!("#{GOLDEN_V1}");
+    assert_eq!(
+        share::decode(&hashed).expect("hash").project,
+        golden_project()
+    );
+}
+
+#[test]
+fn typed_errors_for_bad_links() {
+    assert_eq!(share::decode(""), Err(ShareError::Empty));
+    assert_eq!(share::decode("https://x/#"), Err(ShareError::Empty));
+    assert_eq!(share::decode("hello"), Err(ShareError::MissingVersion));
+    assert_eq!(
+        share::decode("x1.abc"),
+        Err(ShareError::UnknownVersion("x1".to_owned()))
+    );
+    assert_eq!(
+        share::decode("v0.abc"),
+        Err(ShareError::UnknownVersion("v0".to_owned()))
+    );
+    assert_eq!(
+        share::decode("v2.abc"),
+        Err(ShareError::NewerVersion {
+            found: 2,
+            supported: 1
+        })
+    );
+    assert_eq!(
+        share::decode("v1.ab$cd"),
+        Err(ShareError::BadBase64 { position: 2 })
+    );
+    // A link cut short while copying: valid base64 but truncated deflate data.
+    let cut = &GOLDEN_V1[..GOLDEN_V1.len() - 12];
+    assert_eq!(share::decode(cut), Err(ShareError::BadCompression));
+    assert!(matches!(
+        share::decode(&pack("v1", "{\"name\": 3}")),
+        Err(ShareError::BadJson { line: 1, .. })
+    ));
+    assert!(matches!(
+        share::decode(&pack("v1", "{\"name\": \"a\",")),
+        Err(ShareError::BadJson { line: 1, .. })
+    ));
+}
+
+#[test]
+fn a_decompression_bomb_is_rejected_at_the_limit() {
+    let big = format!("{{\"name\":\"{}\"}}", "a".repeat(MAX_INFLATED_BYTES + 10));
+    let link = pack("v1", &big);
+    assert!(link.len() < 10_000, "the bomb is small: {}", link.len());
+    assert_eq!(
+        share::decode(&link),
+        Err(ShareError::TooLarge {
+            limit: MAX_INFLATED_BYTES
+        })
+    );
+}
+
+#[test]
+fn out_of_range_values_are_adjusted_with_warnings() {
+    let json = r#"{"name":"x","settings":{"width":1000,"height":20,"steps":0,"cfg_scale":99,
+        "seed":-7,"sampler":"Heun","hires":true},"future_field":1}"#;
+    let decoded = share::decode(&pack("v1", json)).expect("opens");
+    let s = &decoded.project.settings;
+    assert_eq!((s.width_px, s.height_px, s.steps), (1000, 64, 1));
+    assert_eq!(s.cfg_scale, 30.0);
+    assert_eq!(s.seed, Seed::Random);
+    assert_eq!(s.sampler, Sampler::EulerAncestral);
+    let text: Vec<String> = decoded.warnings.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        text,
+        vec![
+            "ignored unknown field \"future_field\"",
+            "ignored unknown field \"settings.hires\"",
+            "settings.height was 20, changed to 64",
+            "settings.steps was 0, changed to 1",
+            "settings.cfg_scale was 99, changed to 30",
+            "settings.seed was -7, changed to -1 (random)",
+            "unknown sampler \"Heun\", using Euler a",
+        ]
+    );
+    assert!(matches!(decoded.warnings[0], Warning::UnknownField { .. }));
+}
+
+#[test]
+fn sizes_round_to_multiples_of_eight() {
+    let decoded =
+        share::decode(&pack("v1", r#"{"settings":{"width":515,"height":3000}}"#)).expect("opens");
+    assert_eq!(decoded.project.settings.width_px, 512);
+    assert_eq!(decoded.project.settings.height_px, 2048);
+}
+
+#[test]
+fn missing_fields_take_defaults() {
+    let decoded = share::decode(&pack("v1", "{}")).expect("opens");
+    assert_eq!(decoded.warnings, vec![]);
+    assert_eq!(
+        decoded.project,
+        Project {
+            name: String::new(),
+            ..Project::default()
+        }
+    );
+}
+
+fn any_settings() -> impl Strategy<Value = GenerationSettings> {
+    (
+        8u32..=256,
+        8u32..=256,
+        1u32..=150,
+        0u32..=300,
+        prop_oneof![Just(Seed::Random), any::<u32>().prop_map(Seed::Fixed)],
+        prop::sample::select(Sampler::ALL.to_vec()),
+    )
+        .prop_map(
+            |(w, h, steps, cfg_tenths, seed, sampler)| GenerationSettings {
+                width_px: w * 8,
+                height_px: h * 8,
+                steps,
+                cfg_scale: f64::from(cfg_tenths) / 10.0,
+                seed,
+                sampler,
+            },
+        )
+}
+
+fn any_project() -> impl Strategy<Value = Project> {
+    (
+        any::<String>(),
+        any::<String>(),
+        any::<String>(),
+        any_settings(),
+    )
+        .prop_map(|(name, prompt, negative_prompt, settings)| Project {
+            name,
+            prompt,
+            negative_prompt,
+            settings,
+        })
+}
+
+proptest! {
+    #[test]
+    fn round_trip(project in any_project()) {
+        let link = share::encode(&project).expect("encodes");
+        prop_assert!(link.starts_with("v1."));
+        prop_assert!(link.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)));
+        let decoded = share::decode(&link).expect("decodes");
+        prop_assert_eq!(decoded.warnings, vec![]);
+        prop_assert_eq!(decoded.project, project);
+    }
+
+    #[test]
+    fn arbitrary_text_never_panics(text in ".{0,200}") {
+        let _ = share::decode(&text);
+        let _ = share::decode(&format!("v1.{text}"));
+    }
+
+    #[test]
+    fn corrupting_a_link_gives_an_error_or_a_project(pos in 3usize..60, byte in b'0'..=b'z') {
+        let mut link = share::encode(&golden_project()).expect("encodes").into_bytes();
+        let at = pos.min(link.len() - 1);
+        link[at] = byte;
+        let text = String::from_utf8_lossy(&link).into_owned();
+        let _ = share::decode(&text);
+    }
+}

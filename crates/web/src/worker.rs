@@ -1,0 +1,121 @@
+//! Both ends of the compute worker's message channel (wasm32 only): [`WorkerHandle`] on the UI
+//! thread, [`scope`] inside the worker.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use js_sys::Reflect;
+use wasm_bindgen::closure::Closure;
+use wasm_bindgen::{JsCast, JsValue};
+use web_sys::{ErrorEvent, MessageEvent, Worker, WorkerOptions, WorkerType};
+
+use crate::protocol::{FromWorker, ProtocolError, Stage, ToWorker};
+
+/// A running module worker. Dropping the handle terminates the worker.
+pub struct WorkerHandle {
+    worker: Worker,
+    _on_message: Closure<dyn FnMut(MessageEvent)>,
+    _on_error: Closure<dyn FnMut(ErrorEvent)>,
+}
+
+impl WorkerHandle {
+    /// Starts the module worker at `script_url`; `on_message` receives every message it sends,
+    /// and a [`FromWorker::Failed`] with [`Stage::Load`] if its script fails to load or throws.
+    pub fn spawn(
+        script_url: &str,
+        on_message: impl FnMut(Result<FromWorker, ProtocolError>) + 'static,
+    ) -> Result<Self, JsValue> {
+        let options = WorkerOptions::new();
+        options.set_type(WorkerType::Module);
+        options.set_name("keyshift-compute");
+        let worker = Worker::new_with_options(script_url, &options)?;
+        let sink: Sink = Rc::new(RefCell::new(on_message));
+        let for_errors = sink.clone();
+        let on_msg = Closure::<dyn FnMut(MessageEvent)>::new(move |event: MessageEvent| {
+            let text = event.data().as_string().unwrap_or_default();
+            deliver(&sink, FromWorker::from_json(&text));
+        });
+        let on_error = Closure::<dyn FnMut(ErrorEvent)>::new(move |event: ErrorEvent| {
+            deliver(&for_errors, Ok(FromWorker::Failed {
+                stage: Stage::Load,
+                message: error_text(&event),
+            }));
+        });
+        worker.set_onmessage(Some(on_msg.as_ref().unchecked_ref()));
+        worker.set_onerror(Some(on_error.as_ref().unchecked_ref()));
+        Ok(Self {
+            worker,
+            _on_message: on_msg,
+            _on_error: on_error,
+        })
+    }
+
+    /// Sends a message to the worker.
+    pub fn send(&self, message: &ToWorker) -> Result<(), JsValue> {
+        self.worker
+            .post_message(&JsValue::from_str(&message.to_json()))
+    }
+}
+
+impl Drop for WorkerHandle {
+    fn drop(&mut self) {
+        self.worker.terminate();
+    }
+}
+
+/// The callback shared by the message and error handlers.
+type Sink = Rc<RefCell<dyn FnMut(Result<FromWorker, ProtocolError>)>>;
+
+fn deliver(sink: &Sink, message: Result<FromWorker, ProtocolError>) {
+    // A message arriving while the callback runs (re-entrancy) cannot be delivered; drop it.
+    if let Ok(mut f) = sink.try_borrow_mut() {
+        f(message);
+    }
+}
+
+fn error_text(event: &ErrorEvent) -> String {
+    let message = event.message();
+    let file = event.filename();
+    if message.is_empty() && file.is_empty() {
+        "the worker script could not be loaded".to_owned()
+    } else if file.is_empty() {
+        message
+    } else {
+        format!("{message} ({file}:{})", event.lineno())
+    }
+}
+
+/// The worker's side: receive from and post to the UI thread.
+pub mod scope {
+    use super::*;
+    use web_sys::DedicatedWorkerGlobalScope;
+
+    fn global() -> Option<DedicatedWorkerGlobalScope> {
+        js_sys::global().dyn_into::<DedicatedWorkerGlobalScope>().ok()
+    }
+
+    /// Posts a message to the UI thread. Outside a worker (e.g. in tests) it does nothing.
+    pub fn post(message: &FromWorker) {
+        if let Some(scope) = global() {
+            // A failed post means the page is gone; nothing is left to tell.
+            let _ = scope.post_message(&JsValue::from_str(&message.to_json()));
+        }
+    }
+
+    /// Calls `handler` for every message from the UI thread, for the worker's whole life.
+    pub fn on_message(mut handler: impl FnMut(Result<ToWorker, ProtocolError>) + 'static) {
+        let Some(scope) = global() else { return };
+        let closure = Closure::<dyn FnMut(MessageEvent)>::new(move |event: MessageEvent| {
+            let text = event.data().as_string().unwrap_or_default();
+            handler(ToWorker::from_json(&text));
+        });
+        scope.set_onmessage(Some(closure.as_ref().unchecked_ref()));
+        // The handler lives as long as the worker.
+        closure.forget();
+    }
+
+    /// Whether this code runs inside a dedicated worker.
+    pub fn is_worker() -> bool {
+        Reflect::has(&js_sys::global(), &JsValue::from_str("importScripts")).unwrap_or(false)
+    }
+}

@@ -1,0 +1,85 @@
+//! Keyshift's compute worker: runs the engine on a burn wgpu (WebGPU) device inside a module Web
+//! Worker, so the UI thread never blocks. The UI side is `keyshift_web::worker::WorkerHandle`; the
+//! messages are `keyshift_web::protocol`.
+//!
+//! Life cycle: `Started` → acquire the device → `DeviceReady` (or `Failed{Device}`) → self-test →
+//! `SelfTest` (or `Failed{SelfTest}`); afterwards each `RunSelfTest` request runs it again.
+
+#[cfg(target_arch = "wasm32")]
+mod entry {
+    use std::cell::RefCell;
+
+    use keyshift_sd::{Device, selftest};
+    use keyshift_web::protocol::{FromWorker, Stage, ToWorker};
+    use keyshift_web::worker::scope;
+    use wasm_bindgen::prelude::wasm_bindgen;
+    use wasm_bindgen_futures::spawn_local;
+    use web_time::Instant;
+
+    thread_local! {
+        static DEVICE: RefCell<Option<Device>> = const { RefCell::new(None) };
+    }
+
+    /// The WebGPU device, acquired on first use and reused afterwards.
+    pub async fn device() -> Result<Device, String> {
+        acquire().await.map(|(device, _)| device)
+    }
+
+    /// The device, and the time it took to acquire it when this call did so.
+    async fn acquire() -> Result<(Device, Option<f64>), String> {
+        if let Some(device) = DEVICE.with(|d| d.borrow().clone()) {
+            return Ok((device, None));
+        }
+        let start = Instant::now();
+        let device = Device::wgpu_options()
+            .init_async()
+            .await
+            .map_err(|e| e.to_string())?;
+        DEVICE.with(|d| *d.borrow_mut() = Some(device.clone()));
+        Ok((device, Some(start.elapsed().as_secs_f64() * 1e3)))
+    }
+
+    /// Runs the self-test and posts its report (or what failed).
+    async fn self_test() {
+        let device = match acquire().await {
+            Ok((device, Some(init_ms))) => {
+                scope::post(&FromWorker::DeviceReady { init_ms });
+                device
+            }
+            Ok((device, None)) => device,
+            Err(message) => {
+                scope::post(&FromWorker::Failed {
+                    stage: Stage::Device,
+                    message,
+                });
+                return;
+            }
+        };
+        let message = match selftest::run(&device).await {
+            Ok(report) => FromWorker::SelfTest { report },
+            Err(e) => FromWorker::Failed {
+                stage: Stage::SelfTest,
+                message: e.to_string(),
+            },
+        };
+        scope::post(&message);
+    }
+
+    /// The worker's entry point, called by its loader script once the module is instantiated.
+    #[wasm_bindgen]
+    pub fn worker_main() {
+        console_error_panic_hook::set_once();
+        scope::on_message(|message| match message {
+            Ok(ToWorker::RunSelfTest) => spawn_local(self_test()),
+            Err(e) => scope::post(&FromWorker::Failed {
+                stage: Stage::Message,
+                message: e.to_string(),
+            }),
+        });
+        scope::post(&FromWorker::Started);
+        spawn_local(self_test());
+    }
+}
+
+#[cfg(target_arch = "wasm32")]
+pub use entry::device;

@@ -1,0 +1,127 @@
+//! The app shell: header, routes, the update banner, and the state shared by the pages.
+
+use keyshift_core::share::Project;
+use keyshift_web::protocol::ToWorker;
+use keyshift_web::worker::WorkerHandle;
+use leptos::prelude::*;
+use leptos_router::components::{A, Route, Router, Routes};
+use leptos_router::path;
+
+use crate::browser;
+use crate::pages::{ProjectPage, SystemPage};
+use crate::state::{self, LinkNotice, WorkerView};
+
+/// Where the worker's loader script is, when the build did not say (development builds).
+const DEFAULT_WORKER_URL: &str = "/worker.js";
+
+/// State shared by every page, provided as context.
+#[derive(Clone, Copy)]
+pub struct Shared {
+    /// The project being edited.
+    pub project: RwSignal<Project>,
+    /// What to tell the user about the link the page was opened with.
+    pub link_notice: RwSignal<Option<LinkNotice>>,
+    /// What the compute worker reported.
+    pub worker: RwSignal<WorkerView>,
+    /// The worker itself (not `Send`, so stored locally).
+    worker_handle: StoredValue<Option<WorkerHandle>, LocalStorage>,
+}
+
+impl Shared {
+    /// Asks the worker to run its self-test again.
+    pub fn rerun_self_test(&self) {
+        self.worker.update(|w| {
+            w.running = true;
+            w.failure = None;
+        });
+        self.worker_handle.with_value(|h| {
+            if let Some(h) = h
+                && let Err(e) = h.send(&ToWorker::RunSelfTest)
+            {
+                tracing::warn!("could not reach the worker: {e:?}");
+            }
+        });
+    }
+}
+
+fn spawn_worker(view: RwSignal<WorkerView>) -> Option<WorkerHandle> {
+    let url = browser::meta("keyshift-worker").unwrap_or_else(|| DEFAULT_WORKER_URL.to_owned());
+    match WorkerHandle::spawn(&url, move |message| view.update(|v| v.apply(message))) {
+        Ok(handle) => Some(handle),
+        Err(e) => {
+            view.update(|v| {
+                v.apply(Ok(keyshift_web::protocol::FromWorker::Failed {
+                    stage: keyshift_web::protocol::Stage::Load,
+                    message: format!("{e:?}"),
+                }));
+            });
+            None
+        }
+    }
+}
+
+/// The root component.
+#[component]
+pub fn App() -> impl IntoView {
+    let (project, notice) = state::open_link(&browser::fragment());
+    let worker = RwSignal::new(WorkerView::spawned());
+    let shared = Shared {
+        project: RwSignal::new(project),
+        link_notice: RwSignal::new(notice),
+        worker,
+        worker_handle: StoredValue::new_local(spawn_worker(worker)),
+    };
+    provide_context(shared);
+    view! {
+        <Router>
+            <Header/>
+            <UpdateBanner/>
+            <main class="page">
+                <Routes fallback=NotFound>
+                    <Route path=path!("/") view=ProjectPage/>
+                    <Route path=path!("/system") view=SystemPage/>
+                </Routes>
+            </main>
+        </Router>
+    }
+}
+
+#[component]
+fn Header() -> impl IntoView {
+    view! {
+        <header class="top">
+            <span class="brand" data-testid="brand">"Keyshift"</span>
+            <nav class="tabs">
+                <A href="/" exact=true attr:data-testid="nav-project">"Project"</A>
+                <A href="/system" attr:data-testid="nav-system">"System"</A>
+            </nav>
+        </header>
+    }
+}
+
+#[component]
+fn UpdateBanner() -> impl IntoView {
+    let available = RwSignal::new(browser::update_waiting());
+    browser::on_update_available(move || available.set(true));
+    view! {
+        <Show when=move || available.get()>
+            <div class="banner info" role="status" data-testid="update-banner">
+                <span>"A new version of Keyshift is available."</span>
+                <button data-testid="update-reload" on:click=|_| browser::apply_update()>
+                    "Reload"
+                </button>
+                <button class="ghost" on:click=move |_| available.set(false)>"Later"</button>
+            </div>
+        </Show>
+    }
+}
+
+#[component]
+fn NotFound() -> impl IntoView {
+    view! {
+        <section class="card">
+            <h1>"Page not found"</h1>
+            <p>"This address is not a Keyshift page. " <A href="/">"Open the project"</A> "."</p>
+        </section>
+    }
+}

@@ -1,0 +1,86 @@
+//! The app's browser I/O: the URL fragment, the clipboard, the page's build metadata and the
+//! service-worker update flow (driven by the boot script).
+
+use js_sys::{Function, Reflect};
+use wasm_bindgen::closure::Closure;
+use wasm_bindgen::{JsCast, JsValue};
+
+fn window() -> Option<web_sys::Window> {
+    web_sys::window()
+}
+
+/// The current fragment, including its `#` (empty when there is none).
+pub fn fragment() -> String {
+    window()
+        .and_then(|w| w.location().hash().ok())
+        .unwrap_or_default()
+}
+
+/// Replaces the fragment without adding a history entry (an edit is not a navigation).
+pub fn replace_fragment(fragment: &str) {
+    let Some(w) = window() else { return };
+    let Ok(history) = w.history() else { return };
+    let path = w.location().pathname().unwrap_or_default();
+    let search = w.location().search().unwrap_or_default();
+    let url = format!("{path}{search}{fragment}");
+    if let Err(e) = history.replace_state_with_url(&JsValue::NULL, "", Some(&url)) {
+        tracing::warn!("could not update the address bar: {e:?}");
+    }
+}
+
+/// The page's full URL without its fragment.
+pub fn page_url() -> String {
+    window()
+        .and_then(|w| {
+            let l = w.location();
+            Some(format!("{}{}", l.origin().ok()?, l.pathname().ok()?))
+        })
+        .unwrap_or_default()
+}
+
+/// Copies text to the clipboard; resolves to whether it worked.
+pub async fn copy_to_clipboard(text: &str) -> bool {
+    let Some(w) = window() else { return false };
+    let promise = w.navigator().clipboard().write_text(text);
+    wasm_bindgen_futures::JsFuture::from(promise).await.is_ok()
+}
+
+/// The `content` of `<meta name="…">` in the page, written by the build.
+pub fn meta(name: &str) -> Option<String> {
+    let document = window()?.document()?;
+    let element = document
+        .query_selector(&format!("meta[name=\"{name}\"]"))
+        .ok()??;
+    element.get_attribute("content")
+}
+
+/// Calls `on_update` when the boot script reports a new version waiting to take over.
+pub fn on_update_available(on_update: impl Fn() + 'static) {
+    let Some(w) = window() else { return };
+    let closure = Closure::<dyn Fn()>::new(on_update);
+    let result =
+        w.add_event_listener_with_callback("keyshift:update", closure.as_ref().unchecked_ref());
+    if result.is_ok() {
+        // Lives as long as the page.
+        closure.forget();
+    }
+}
+
+/// Whether an update was already waiting when the app mounted.
+pub fn update_waiting() -> bool {
+    window()
+        .and_then(|w| Reflect::get(&w, &JsValue::from_str("keyshiftUpdateWaiting")).ok())
+        .and_then(|v| v.as_bool())
+        .unwrap_or(false)
+}
+
+/// Asks the waiting service worker to take over; the boot script reloads the page when it has.
+pub fn apply_update() {
+    let Some(w) = window() else { return };
+    let Ok(f) = Reflect::get(&w, &JsValue::from_str("keyshiftApplyUpdate")) else {
+        return;
+    };
+    if let Ok(f) = f.dyn_into::<Function>() {
+        let _ = f.call0(&JsValue::NULL);
+    }
+}

@@ -1,0 +1,6 @@
+//! One module per page.
+mod project;
+mod system;
+
+pub use project::ProjectPage;
+pub use system::SystemPage;

@@ -1,0 +1,171 @@
+//! The project page: the project's prompt and settings, and its share link.
+
+use keyshift_core::share::{Sampler, Seed};
+use leptos::ev::Event;
+use leptos::prelude::*;
+use leptos::task::spawn_local;
+
+use crate::app::Shared;
+use crate::browser;
+use crate::state::{self, ProjectCommand};
+
+/// The project page.
+#[component]
+pub fn ProjectPage() -> impl IntoView {
+    let shared = expect_context::<Shared>();
+    let project = shared.project;
+    let edit_error = RwSignal::new(None::<String>);
+    // One handler applies every edit; the address bar follows edits (not page loads, so a bad
+    // link stays in the address bar until the user changes something).
+    let apply = move |command: ProjectCommand| {
+        let mut next = project.get_untracked();
+        match command.apply(&mut next) {
+            Ok(()) => {
+                browser::replace_fragment(&state::link_fragment(&next));
+                project.set(next);
+                edit_error.set(None);
+            }
+            Err(e) => edit_error.set(Some(e.to_string())),
+        }
+    };
+    let on = move |make: fn(String) -> ProjectCommand| {
+        move |ev: Event| apply(make(event_target_value(&ev)))
+    };
+    let settings = move || project.get().settings;
+    let seed_text = move || match settings().seed {
+        Seed::Random => "-1".to_owned(),
+        Seed::Fixed(s) => s.to_string(),
+    };
+    view! {
+        <LinkNoticeBanner/>
+        <section class="card">
+            <h1>"Project"</h1>
+            <label class="field">
+                <span>"Name"</span>
+                <input type="text" data-testid="project-name"
+                    prop:value=move || project.get().name
+                    on:input=on(ProjectCommand::SetName)/>
+            </label>
+            <label class="field">
+                <span>"Prompt"</span>
+                <textarea rows="4" data-testid="prompt" spellcheck="false"
+                    placeholder="a (cat:1.2) sitting on a [chair|sofa], by an old master"
+                    prop:value=move || project.get().prompt
+                    on:input=on(ProjectCommand::SetPrompt)></textarea>
+            </label>
+            <label class="field">
+                <span>"Negative prompt"</span>
+                <textarea rows="2" data-testid="negative-prompt" spellcheck="false"
+                    prop:value=move || project.get().negative_prompt
+                    on:input=on(ProjectCommand::SetNegativePrompt)></textarea>
+            </label>
+            <div class="grid">
+                <label class="field">
+                    <span>"Width"</span>
+                    <input type="number" min="64" max="2048" step="8" data-testid="width"
+                        prop:value=move || settings().width_px.to_string()
+                        on:change=on(ProjectCommand::SetWidth)/>
+                </label>
+                <label class="field">
+                    <span>"Height"</span>
+                    <input type="number" min="64" max="2048" step="8" data-testid="height"
+                        prop:value=move || settings().height_px.to_string()
+                        on:change=on(ProjectCommand::SetHeight)/>
+                </label>
+                <label class="field">
+                    <span>"Steps"</span>
+                    <input type="number" min="1" max="150" data-testid="steps"
+                        prop:value=move || settings().steps.to_string()
+                        on:change=on(ProjectCommand::SetSteps)/>
+                </label>
+                <label class="field">
+                    <span>"CFG scale"</span>
+                    <input type="number" min="0" max="30" step="0.5" data-testid="cfg"
+                        prop:value=move || settings().cfg_scale.to_string()
+                        on:change=on(ProjectCommand::SetCfg)/>
+                </label>
+                <label class="field">
+                    <span>"Seed (-1 = random)"</span>
+                    <input type="number" min="-1" data-testid="seed"
+                        prop:value=seed_text
+                        on:change=on(ProjectCommand::SetSeed)/>
+                </label>
+                <label class="field">
+                    <span>"Sampler"</span>
+                    <select data-testid="sampler" on:change=on(ProjectCommand::SetSampler)>
+                        {Sampler::ALL
+                            .into_iter()
+                            .map(|s| view! {
+                                <option value=s.name() selected=move || settings().sampler == s>
+                                    {s.name()}
+                                </option>
+                            })
+                            .collect_view()}
+                    </select>
+                </label>
+            </div>
+            <Show when=move || edit_error.get().is_some()>
+                <p class="error" role="alert" data-testid="edit-error">
+                    {move || edit_error.get().unwrap_or_default()}
+                </p>
+            </Show>
+        </section>
+        <ShareCard/>
+    }
+}
+
+#[component]
+fn LinkNoticeBanner() -> impl IntoView {
+    let notice = expect_context::<Shared>().link_notice;
+    move || {
+        notice.get().map(|n| {
+            let class = if n.is_error { "banner error" } else { "banner warn" };
+            let testid = if n.is_error { "link-error" } else { "link-warnings" };
+            view! {
+                <div class=class role="alert" data-testid=testid>
+                    <div>
+                        <strong>{n.title}</strong>
+                        <ul>{n.details.into_iter().map(|d| view! { <li>{d}</li> }).collect_view()}</ul>
+                    </div>
+                    <button class="ghost" data-testid="notice-dismiss" aria-label="Dismiss"
+                        on:click=move |_| notice.set(None)>"Dismiss"</button>
+                </div>
+            }
+        })
+    }
+}
+
+#[component]
+fn ShareCard() -> impl IntoView {
+    let project = expect_context::<Shared>().project;
+    let copied = RwSignal::new(None::<bool>);
+    let link = move || format!("{}{}", browser::page_url(), state::link_fragment(&project.get()));
+    let copy = move |_| {
+        let text = link();
+        spawn_local(async move { copied.set(Some(browser::copy_to_clipboard(&text).await)) });
+    };
+    view! {
+        <section class="card">
+            <h2>"Share"</h2>
+            <p class="hint">"The whole project travels in the link; nothing is uploaded."</p>
+            <div class="row">
+                <input type="text" readonly class="grow" data-testid="share-link"
+                    prop:value=link on:focus=|ev| {
+                        use wasm_bindgen::JsCast;
+                        if let Some(el) = ev.target()
+                            .and_then(|t| t.dyn_into::<web_sys::HtmlInputElement>().ok()) {
+                            el.select();
+                        }
+                    }/>
+                <button data-testid="copy-link" on:click=copy>"Copy link"</button>
+            </div>
+            <p class="hint" data-testid="copy-status">
+                {move || match copied.get() {
+                    Some(true) => "Copied to the clipboard.",
+                    Some(false) => "The browser refused the clipboard; select the link and copy it.",
+                    None => "",
+                }}
+            </p>
+        </section>
+    }
+}

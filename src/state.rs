@@ -1,0 +1,347 @@
+//! The app's state as plain types: what the components read, and the commands they emit. No
+//! leptos and no web-sys here, so all of it is tested natively.
+
+use keyshift_core::selftest::SelfTestReport;
+use keyshift_core::share::{self, Project, Sampler, Seed};
+use keyshift_web::protocol::{FromWorker, ProtocolError, Stage};
+
+/// A message about the link the app was opened with.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LinkNotice {
+    /// True when the link could not be opened at all (the default project is shown).
+    pub is_error: bool,
+    /// One sentence.
+    pub title: String,
+    /// Details, one per line.
+    pub details: Vec<String>,
+}
+
+/// Opens the project in a URL fragment (with or without `#`). An empty fragment gives the default
+/// project; a bad link gives the default project and an error notice; adjusted values give a
+/// warning notice.
+pub fn open_link(fragment: &str) -> (Project, Option<LinkNotice>) {
+    let fragment = fragment.trim_start_matches('#');
+    if fragment.trim().is_empty() {
+        return (Project::default(), None);
+    }
+    match share::decode(fragment) {
+        Ok(decoded) if decoded.warnings.is_empty() => (decoded.project, None),
+        Ok(decoded) => (
+            decoded.project,
+            Some(LinkNotice {
+                is_error: false,
+                title: "The link opened, with some values adjusted:".to_owned(),
+                details: decoded.warnings.iter().map(ToString::to_string).collect(),
+            }),
+        ),
+        Err(e) => (
+            Project::default(),
+            Some(LinkNotice {
+                is_error: true,
+                title: "This share link could not be opened; the default project is shown."
+                    .to_owned(),
+                details: vec![capitalise(&e.to_string())],
+            }),
+        ),
+    }
+}
+
+fn capitalise(text: &str) -> String {
+    let mut chars = text.chars();
+    chars.next().map_or_else(String::new, |first| {
+        first.to_uppercase().chain(chars).collect()
+    })
+}
+
+/// The fragment (with `#`) that shares `project`.
+pub fn link_fragment(project: &Project) -> String {
+    share::encode(project).map_or_else(|_| String::new(), |link| format!("#{link}"))
+}
+
+/// An edit of the project, as the project form emits it. Number fields carry the raw text typed.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ProjectCommand {
+    /// Rename the project.
+    SetName(String),
+    /// Replace the prompt.
+    SetPrompt(String),
+    /// Replace the negative prompt.
+    SetNegativePrompt(String),
+    /// Width in pixels.
+    SetWidth(String),
+    /// Height in pixels.
+    SetHeight(String),
+    /// Sampling steps.
+    SetSteps(String),
+    /// CFG scale.
+    SetCfg(String),
+    /// Seed; `-1` or empty means random.
+    SetSeed(String),
+    /// Sampler by its A1111 name.
+    SetSampler(String),
+}
+
+/// Why an edit was refused; the project keeps its previous value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EditError {
+    /// Not a number.
+    #[error("{field}: \"{text}\" is not a number")]
+    NotANumber {
+        /// The field.
+        field: &'static str,
+        /// What was typed.
+        text: String,
+    },
+    /// Out of range.
+    #[error("{field} must be between {min} and {max}")]
+    OutOfRange {
+        /// The field.
+        field: &'static str,
+        /// Smallest allowed.
+        min: String,
+        /// Largest allowed.
+        max: String,
+    },
+    /// A size that is not a multiple of 8.
+    #[error("{field} must be a multiple of 8")]
+    NotMultipleOf8 {
+        /// The field.
+        field: &'static str,
+    },
+    /// An unknown sampler.
+    #[error("unknown sampler \"{0}\"")]
+    UnknownSampler(String),
+}
+
+impl ProjectCommand {
+    /// Applies the edit; on error the project is unchanged.
+    pub fn apply(self, project: &mut Project) -> Result<(), EditError> {
+        let s = &mut project.settings;
+        match self {
+            ProjectCommand::SetName(v) => project.name = v,
+            ProjectCommand::SetPrompt(v) => project.prompt = v,
+            ProjectCommand::SetNegativePrompt(v) => project.negative_prompt = v,
+            ProjectCommand::SetWidth(v) => s.width_px = parse_side("Width", &v)?,
+            ProjectCommand::SetHeight(v) => s.height_px = parse_side("Height", &v)?,
+            ProjectCommand::SetSteps(v) => {
+                s.steps = parse_in("Steps", &v, 1, u64::from(share::MAX_STEPS))? as u32;
+            }
+            ProjectCommand::SetCfg(v) => s.cfg_scale = parse_cfg(&v)?,
+            ProjectCommand::SetSeed(v) => s.seed = parse_seed(&v)?,
+            ProjectCommand::SetSampler(v) => {
+                s.sampler = Sampler::from_name(&v).ok_or(EditError::UnknownSampler(v))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn parse_in(field: &'static str, text: &str, min: u64, max: u64) -> Result<u64, EditError> {
+    let value: u64 = text.trim().parse().map_err(|_| EditError::NotANumber {
+        field,
+        text: text.to_owned(),
+    })?;
+    if !(min..=max).contains(&value) {
+        return Err(EditError::OutOfRange {
+            field,
+            min: min.to_string(),
+            max: max.to_string(),
+        });
+    }
+    Ok(value)
+}
+
+fn parse_side(field: &'static str, text: &str) -> Result<u32, EditError> {
+    let min = u64::from(share::MIN_SIZE_PX);
+    let max = u64::from(share::MAX_SIZE_PX);
+    let value = parse_in(field, text, min, max)?;
+    if value % u64::from(share::SIZE_STEP) != 0 {
+        return Err(EditError::NotMultipleOf8 { field });
+    }
+    Ok(value as u32)
+}
+
+fn parse_cfg(text: &str) -> Result<f64, EditError> {
+    let value: f64 = text.trim().parse().map_err(|_| EditError::NotANumber {
+        field: "CFG scale",
+        text: text.to_owned(),
+    })?;
+    if !(0.0..=share::MAX_CFG).contains(&value) {
+        return Err(EditError::OutOfRange {
+            field: "CFG scale",
+            min: "0".to_owned(),
+            max: share::MAX_CFG.to_string(),
+        });
+    }
+    Ok(value)
+}
+
+fn parse_seed(text: &str) -> Result<Seed, EditError> {
+    let text = text.trim();
+    if text.is_empty() || text == "-1" {
+        return Ok(Seed::Random);
+    }
+    let value = parse_in("Seed", text, 0, u64::from(u32::MAX))?;
+    Ok(Seed::Fixed(value as u32))
+}
+
+/// What the compute worker has told the UI so far.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct WorkerView {
+    /// The worker's module loaded.
+    pub started: bool,
+    /// Milliseconds it took to acquire the WebGPU device, once acquired.
+    pub device_init_ms: Option<f64>,
+    /// The newest self-test report.
+    pub report: Option<SelfTestReport>,
+    /// The newest failure.
+    pub failure: Option<(Stage, String)>,
+    /// A self-test is under way.
+    pub running: bool,
+}
+
+impl WorkerView {
+    /// A fresh view of a worker that was just spawned (its self-test starts by itself).
+    pub fn spawned() -> Self {
+        Self {
+            running: true,
+            ..Self::default()
+        }
+    }
+
+    /// Folds one message from the worker into the view.
+    pub fn apply(&mut self, message: Result<FromWorker, ProtocolError>) {
+        match message {
+            Ok(FromWorker::Started) => self.started = true,
+            Ok(FromWorker::DeviceReady { init_ms }) => self.device_init_ms = Some(init_ms),
+            Ok(FromWorker::SelfTest { report }) => {
+                self.report = Some(report);
+                self.failure = None;
+                self.running = false;
+            }
+            Ok(FromWorker::Failed { stage, message }) => {
+                self.failure = Some((stage, message));
+                self.running = false;
+            }
+            Err(e) => self.failure = Some((Stage::Message, e.to_string())),
+        }
+    }
+
+    /// One line for the status badge.
+    pub fn status(&self) -> String {
+        match (&self.failure, &self.report, self.running) {
+            (Some((stage, message)), _, _) => format!("failed ({}): {message}", stage_name(*stage)),
+            (None, _, true) if !self.started => "starting the worker…".to_owned(),
+            (None, _, true) if self.device_init_ms.is_none() => "acquiring the GPU…".to_owned(),
+            (None, _, true) => "computing…".to_owned(),
+            (None, Some(r), false) if r.passed() => "passed".to_owned(),
+            (None, Some(_), false) => "wrong results".to_owned(),
+            (None, None, false) => "idle".to_owned(),
+        }
+    }
+}
+
+fn stage_name(stage: Stage) -> &'static str {
+    match stage {
+        Stage::Load => "loading the worker",
+        Stage::Device => "acquiring the GPU",
+        Stage::SelfTest => "self-test",
+        Stage::Message => "message",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use keyshift_core::selftest::Check;
+
+    #[test]
+    fn an_empty_fragment_opens_the_default_project_silently() {
+        assert_eq!(open_link(""), (Project::default(), None));
+        assert_eq!(open_link("#"), (Project::default(), None));
+    }
+
+    #[test]
+    fn a_link_round_trips_through_the_fragment() {
+        let mut project = Project::default();
+        ProjectCommand::SetPrompt("a (cat:1.2)".into())
+            .apply(&mut project)
+            .expect("applies");
+        ProjectCommand::SetSeed("42".into()).apply(&mut project).expect("applies");
+        let fragment = link_fragment(&project);
+        assert!(fragment.starts_with("#v1."));
+        assert_eq!(open_link(&fragment), (project, None));
+    }
+
+    #[test]
+    fn a_corrupted_link_keeps_the_default_project_and_says_why() {
+        let (project, notice) = open_link("#v1.%%%");
+        assert_eq!(project, Project::default());
+        let notice = notice.expect("a notice");
+        assert!(notice.is_error);
+        assert_eq!(
+            notice.details,
+            vec!["The link is damaged: character 0 of its data is not valid base64url"]
+        );
+    }
+
+    #[test]
+    fn bad_edits_are_refused_and_leave_the_project_unchanged() {
+        let mut project = Project::default();
+        let before = project.clone();
+        let refused = [
+            ProjectCommand::SetWidth("abc".into()),
+            ProjectCommand::SetWidth("513".into()),
+            ProjectCommand::SetHeight("4096".into()),
+            ProjectCommand::SetSteps("0".into()),
+            ProjectCommand::SetCfg("NaN".into()),
+            ProjectCommand::SetSeed("-5".into()),
+            ProjectCommand::SetSampler("Heun".into()),
+        ];
+        for command in refused {
+            assert!(command.clone().apply(&mut project).is_err(), "{command:?}");
+            assert_eq!(project, before);
+        }
+        ProjectCommand::SetWidth(" 768 ".into())
+            .apply(&mut project)
+            .expect("applies");
+        ProjectCommand::SetSampler("dpm++ 2m karras".into())
+            .apply(&mut project)
+            .expect("applies");
+        ProjectCommand::SetSeed("".into()).apply(&mut project).expect("applies");
+        assert_eq!(project.settings.width_px, 768);
+        assert_eq!(project.settings.sampler, Sampler::DpmPp2mKarras);
+        assert_eq!(project.settings.seed, Seed::Random);
+    }
+
+    #[test]
+    fn the_worker_view_follows_the_life_cycle() {
+        let mut view = WorkerView::spawned();
+        assert_eq!(view.status(), "starting the worker…");
+        view.apply(Ok(FromWorker::Started));
+        assert_eq!(view.status(), "acquiring the GPU…");
+        view.apply(Ok(FromWorker::DeviceReady { init_ms: 5.0 }));
+        assert_eq!(view.status(), "computing…");
+        let check = |passed| Check {
+            name: "m".into(),
+            shape: vec![1],
+            sum: 1.0,
+            expected_sum: 1.0,
+            max_abs_error: 0.0,
+            passed,
+            elapsed_ms: 1.0,
+        };
+        view.apply(Ok(FromWorker::SelfTest {
+            report: SelfTestReport {
+                matmul: check(true),
+                conv2d: check(false),
+            },
+        }));
+        assert_eq!(view.status(), "wrong results");
+        view.apply(Ok(FromWorker::Failed {
+            stage: Stage::Device,
+            message: "lost".into(),
+        }));
+        assert_eq!(view.status(), "failed (acquiring the GPU): lost");
+    }
+}

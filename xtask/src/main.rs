@@ -1,0 +1,142 @@
+//! `cargo xtask build | serve | test | setup`: builds the static site, serves it, and runs every
+//! test layer, installing the missing tools first (from the package registries only).
+//!
+//! - `setup`: the wasm32 target, wasm-bindgen-cli (pinned), Chromium and chromedriver (Debian),
+//!   playwright-core and binaryen (npm, `tests/e2e/package-lock.json`).
+//! - `build`: release wasm for the app and the compute worker → wasm-bindgen → wasm-opt → `dist/`
+//!   with content-hashed names, a service worker precaching them, and `build-info.json`.
+//! - `serve [--port N]`: `build`, then serves `dist/` on 127.0.0.1 (default port 8080).
+//! - `test`: native `cargo test`, wasm-bindgen tests in headless Chromium, then the end-to-end tests
+//!   (Playwright) against the served build.
+#![allow(clippy::print_stdout, clippy::disallowed_methods, clippy::disallowed_types)]
+
+mod build;
+mod serve;
+mod tools;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+/// Where things are.
+pub struct Ctx {
+    /// The workspace root.
+    pub root: PathBuf,
+    /// Cargo's target directory (honours `CARGO_TARGET_DIR`).
+    pub target_dir: PathBuf,
+}
+
+impl Ctx {
+    fn new() -> Result<Self, String> {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .ok_or("xtask is not inside the workspace")?
+            .to_path_buf();
+        let target_dir = std::env::var_os("CARGO_TARGET_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| root.join("target"));
+        Ok(Self { root, target_dir })
+    }
+
+    /// The site's output folder.
+    pub fn dist(&self) -> PathBuf {
+        self.root.join("dist")
+    }
+
+    /// The e2e folder, which also holds the npm tools (playwright-core, binaryen).
+    pub fn e2e(&self) -> PathBuf {
+        self.root.join("tests").join("e2e")
+    }
+}
+
+/// Runs a command in the workspace root, failing with its description.
+pub fn run(cmd: &mut Command) -> Result<(), String> {
+    println!("xtask: $ {}", describe(cmd));
+    let status = cmd
+        .status()
+        .map_err(|e| format!("could not start {}: {e}", describe(cmd)))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("{} failed ({status})", describe(cmd)))
+    }
+}
+
+fn describe(cmd: &Command) -> String {
+    let mut text = cmd.get_program().to_string_lossy().into_owned();
+    for arg in cmd.get_args() {
+        text.push(' ');
+        text.push_str(&arg.to_string_lossy());
+    }
+    text
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = Ctx::new().and_then(|ctx| dispatch(&ctx, &args));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn dispatch(ctx: &Ctx, args: &[String]) -> Result<(), String> {
+    let flag_value = |name: &str| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .cloned()
+    };
+    match args.first().map(String::as_str) {
+        Some("setup") => tools::setup(ctx),
+        Some("build") => {
+            tools::setup_build(ctx)?;
+            build::build(ctx)
+        }
+        Some("serve") => {
+            let port: u16 = flag_value("--port")
+                .map_or(Ok(8080), |p| p.parse())
+                .map_err(|e| format!("--port: {e}"))?;
+            tools::setup_build(ctx)?;
+            build::build(ctx)?;
+            serve::serve_forever(&ctx.dist(), port)
+        }
+        Some("test") => test(ctx),
+        _ => Err("usage: cargo xtask setup | build | serve [--port N] | test".to_owned()),
+    }
+}
+
+/// Every test layer, cheapest first.
+fn test(ctx: &Ctx) -> Result<(), String> {
+    tools::setup(ctx)?;
+    println!("xtask: layer 1/3: native tests");
+    run(Command::new("cargo")
+        .current_dir(&ctx.root)
+        .args(["test", "--workspace", "--locked"]))?;
+    println!("xtask: layer 2/3: wasm-bindgen tests in headless Chromium (WebGPU)");
+    run(Command::new("cargo")
+        .current_dir(&ctx.root)
+        .env("CHROMEDRIVER", tools::CHROMEDRIVER)
+        .env("WASM_BINDGEN_TEST_TIMEOUT", "600")
+        .args([
+            "test",
+            "--locked",
+            "--release",
+            "--target",
+            "wasm32-unknown-unknown",
+            "-p",
+            "keyshift-worker",
+        ]))?;
+    println!("xtask: layer 3/3: end-to-end tests against the served build");
+    build::build(ctx)?;
+    let server = serve::spawn(&ctx.dist(), 0)?;
+    let base = format!("http://127.0.0.1:{}", server.port);
+    run(Command::new("node")
+        .current_dir(ctx.e2e())
+        .env("KEYSHIFT_BASE_URL", &base)
+        .env("KEYSHIFT_DIST", ctx.dist())
+        .env("KEYSHIFT_CHROMIUM", tools::CHROMIUM)
+        .arg("run.mjs"))
+}
