@@ -1,4 +1,4 @@
-// Keyshift boot script (a template: `cargo xtask build` fills the {{…}} names and hashes the file).
+// Keyshift boot script (a template: `cargo xtask build` fills in the file names and hashes the file).
 // Loads the app module, then registers the service worker and drives its update prompt.
 import init, { start } from './{{app_js}}';
 

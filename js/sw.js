@@ -1,4 +1,4 @@
-// Keyshift service worker (a template filled by `cargo xtask build`): precaches the app shell of
+// Keyshift service worker (a template: `cargo xtask build` fills in the names): precaches the app shell of
 // one build, serves it cache-first so the app starts offline, and takes over only when the page
 // asks (after the user accepted "Update available — reload").
 const BUILD = '{{build}}';

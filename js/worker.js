@@ -1,4 +1,4 @@
-// Keyshift compute worker loader (a template filled by `cargo xtask build`). Runs as a module
+// Keyshift compute worker loader (a template: `cargo xtask build` fills in the names). Runs as a module
 // worker: instantiates the engine's wasm module and hands control to it.
 import init, { worker_main } from './{{compute_js}}';
 

@@ -250,7 +250,8 @@ fn stage_name(stage: Stage) -> &'static str {
     }
 }
 
-#[cfg(test)]
+// Native only: in the wasm32 test build these would need the browser test runner's harness.
+#[cfg(all(test, not(target_arch = "wasm32")))]
 mod tests {
     use super::*;
     use keyshift_core::selftest::Check;

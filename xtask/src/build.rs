@@ -9,6 +9,21 @@ use sha2::{Digest, Sha256};
 use crate::tools::hex;
 use crate::{Ctx, run};
 
+/// The packages and profile of every wasm32 cargo call. Builds pass `--tests` too, so that the
+/// build and `cargo test` resolve the same features (dev-dependencies such as wasm-bindgen-test
+/// change `syn`'s features, and with them every proc-macro and the whole burn stack): one wasm32
+/// compilation serves both.
+pub const WASM_ARGS: [&str; 8] = [
+    "--locked",
+    "--release",
+    "--target",
+    "wasm32-unknown-unknown",
+    "-p",
+    "keyshift",
+    "-p",
+    "keyshift-worker",
+];
+
 /// One wasm-bindgen output: the crate's wasm file, the name its files get, wasm-opt's level.
 struct Module {
     wasm: &'static str,
@@ -31,17 +46,10 @@ const MODULES: [Module; 2] = [
 
 /// Builds the site into `dist/`.
 pub fn build(ctx: &Ctx) -> Result<(), String> {
-    run(Command::new("cargo").current_dir(&ctx.root).args([
-        "build",
-        "--locked",
-        "--release",
-        "--target",
-        "wasm32-unknown-unknown",
-        "-p",
-        "keyshift",
-        "-p",
-        "keyshift-worker",
-    ]))?;
+    run(Command::new("cargo")
+        .current_dir(&ctx.root)
+        .args(["build", "--lib", "--tests"])
+        .args(WASM_ARGS))?;
     let release = ctx.target_dir.join("wasm32-unknown-unknown").join("release");
     let stage = ctx.target_dir.join("keyshift-site");
     let dist = ctx.dist();

@@ -120,15 +120,8 @@ fn test(ctx: &Ctx) -> Result<(), String> {
         .current_dir(&ctx.root)
         .env("CHROMEDRIVER", tools::CHROMEDRIVER)
         .env("WASM_BINDGEN_TEST_TIMEOUT", "600")
-        .args([
-            "test",
-            "--locked",
-            "--release",
-            "--target",
-            "wasm32-unknown-unknown",
-            "-p",
-            "keyshift-worker",
-        ]))?;
+        .arg("test")
+        .args(build::WASM_ARGS))?;
     println!("xtask: layer 3/3: end-to-end tests against the served build");
     build::build(ctx)?;
     let server = serve::spawn(&ctx.dist(), 0)?;

@@ -1,6 +1,9 @@
 //! `keyshift`: the native command line on the same engine as the web app.
 //!
 //! Commands:
+//! - `keyshift conformance <suite> <cases.json>`: runs a conformance case file (suites `a1111`,
+//!   `shift-attention`, `clip-tokens`), prints one line per failing case and `N passed, N failed`,
+//!   and exits 1 on any failure.
 //! - `keyshift selftest`: runs the engine's matmul and conv2d self-test on the CPU backend and
 //!   compares them with exact references (the same check the web app's System page runs on WebGPU).
 #![allow(clippy::print_stdout, reason = "a command line prints its results")]
@@ -12,12 +15,20 @@ use keyshift_sd::Device;
 const USAGE: &str = "usage: keyshift <command>
 
 commands:
+  conformance <suite> <cases.json>   run a conformance file (a1111, shift-attention, clip-tokens)
   selftest   run the engine self-test (matmul, conv2d) on the CPU backend";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("selftest") => selftest(),
+        Some("conformance") => match (args.get(1), args.get(2)) {
+            (Some(suite), Some(path)) => conformance(suite, path),
+            _ => {
+                eprintln!("{USAGE}");
+                ExitCode::from(2)
+            }
+        },
         Some("-h" | "--help" | "help") => {
             println!("{USAGE}");
             ExitCode::SUCCESS
@@ -57,5 +68,38 @@ fn selftest() -> ExitCode {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
+    }
+}
+
+#[allow(clippy::disallowed_methods, reason = "the native CLI reads the case file it is given")]
+fn conformance(suite: &str, path: &str) -> ExitCode {
+    use keyshift_core::conformance::{Suite, run_suite};
+    let suite: Suite = match suite.parse() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("keyshift: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let json = match std::fs::read_to_string(path) {
+        Ok(j) => j,
+        Err(e) => {
+            eprintln!("keyshift: cannot read {path}: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match run_suite(suite, &json) {
+        Ok(report) => {
+            println!("{}", report.render());
+            if report.is_success() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        Err(e) => {
+            eprintln!("keyshift: {path}: {e}");
+            ExitCode::from(2)
+        }
     }
 }

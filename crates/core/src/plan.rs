@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::prompt::{Fidelity, ParsedPrompt, PromptError, ScheduleOptions};
-use crate::shift::run::{RunError, RunFrame, RunSettings, run};
+use crate::shift::run::{RunError, RunFrame, RunSettings, ShiftRun, run};
 use crate::shift::{GapSettings, PromptField, ShiftRequest};
 
 /// Which source produced a plan.
@@ -133,6 +133,16 @@ impl FramePlan {
         };
         let shift = run(request, settings, fidelity, &mut |_, _| 1.0)
             .map_err(|failure| PlanError::Run(failure.error))?;
+        Self::from_shift_run(&shift, request.steps, sampling, fidelity)
+    }
+
+    /// The plan of a finished shift-attention run (e.g. one whose gap filling used real SSIM).
+    pub fn from_shift_run(
+        shift: &ShiftRun,
+        steps: i64,
+        sampling: ScheduleOptions,
+        fidelity: Fidelity,
+    ) -> Result<Self, PlanError> {
         let frames = shift
             .frames
             .iter()
@@ -140,9 +150,7 @@ impl FramePlan {
             .map(|(i, frame)| PlannedFrame::from_shift(i, frame, sampling, fidelity))
             .collect::<Result<_, _>>()?;
         Ok(Self {
-            source: PlanSource::ShiftAttention {
-                steps: request.steps,
-            },
+            source: PlanSource::ShiftAttention { steps },
             sampling,
             frames,
         })

@@ -267,7 +267,13 @@ fn pad_after_first_eos(ids: &mut [u32], pad: u32) {
 /// OpenAI's cleanup before BPE: ftfy (the parts listed in the module docs), then HTML unescaping
 /// twice. Whitespace folding and lower-casing are done by the tokenizer's normalizer.
 pub fn clean_text(text: &str) -> String {
-    let fixed = fix_mojibake(text);
+    // ftfy unescapes `&…;` references itself, unless the text looks like HTML.
+    let text = if text.contains('<') {
+        text.to_owned()
+    } else {
+        unescape(text, true)
+    };
+    let fixed = fix_mojibake(&text);
     let fixed: String = fixed.chars().filter_map(fix_char).collect();
     let fixed = expand_ligatures(&fixed);
     html_unescape(&html_unescape(&fixed))
@@ -387,12 +393,19 @@ fn flush_run(out: &mut String, run: &mut Vec<u8>, run_text: &mut String) {
 
 /// Python's `html.unescape` for numeric references and a subset of named ones.
 pub fn html_unescape(text: &str) -> String {
+    unescape(text, false)
+}
+
+/// Replaces character references; `terminated`: only those ending in `;` (ftfy's rule).
+fn unescape(text: &str, terminated: bool) -> String {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     while let Some(amp) = rest.find('&') {
         out.push_str(rest.get(..amp).unwrap_or_default());
         let after = rest.get(amp + 1..).unwrap_or_default();
-        match reference(after) {
+        match reference(after)
+            .filter(|(_, len)| !terminated || after.get(..*len).is_some_and(|r| r.ends_with(';')))
+        {
             Some((replacement, len)) => {
                 out.push_str(&replacement);
                 rest = after.get(len..).unwrap_or_default();
@@ -442,9 +455,13 @@ fn numeric_reference(value: u32) -> String {
 fn named_reference(after: &str) -> Option<(String, usize)> {
     const NAMED: &[(&str, &str)] = &[
         ("amp", "&"),
+        ("AMP", "&"),
         ("lt", "<"),
+        ("LT", "<"),
         ("gt", ">"),
+        ("GT", ">"),
         ("quot", "\""),
+        ("QUOT", "\""),
         ("apos", "'"),
         ("nbsp", "\u{a0}"),
         ("copy", "©"),
@@ -523,6 +540,13 @@ mod tests {
             "html & entities <3 \"x\""
         );
         assert_eq!(clean_text("&amp;amp;"), "&");
+        assert_eq!(clean_text("&amp;amp;lt;"), "<", "ftfy unescapes once more");
+        assert_eq!(
+            clean_text("<b> &amp;amp;lt;"),
+            "<b> &lt;",
+            "not when it looks like HTML"
+        );
+        assert_eq!(clean_text("&AMP; &ampx"), "& &x");
         assert_eq!(
             clean_text("“smart” ‘quotes’ and ﬁ"),
             "\"smart\" 'quotes' and fi"

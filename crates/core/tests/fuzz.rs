@@ -5,6 +5,8 @@
 //! `*_million` tests run 1,000,000 inputs per parser:
 //! `cargo test -p keyshift-core --release --test fuzz -- --ignored --nocapture`.
 
+#![cfg(not(target_arch = "wasm32"))]
+
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use keyshift_core::prompt::{

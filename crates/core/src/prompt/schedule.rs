@@ -151,7 +151,11 @@ impl ScheduleTree {
             }];
         }
         let mut ends = vec![timeline.steps];
-        self.collect_steps(&self.nodes, &timeline, &mut ends);
+        let mut alternates = false;
+        self.collect_steps(&self.nodes, &timeline, &mut ends, &mut alternates);
+        if alternates {
+            ends.extend(1..=timeline.steps);
+        }
         ends.sort_unstable();
         ends.dedup();
         ends.into_iter()
@@ -216,7 +220,13 @@ impl ScheduleTree {
         self.blocks.get(i).and_then(Option::as_ref)
     }
 
-    fn collect_steps(&self, nodes: &[Node], timeline: &Timeline, ends: &mut Vec<i64>) {
+    fn collect_steps(
+        &self,
+        nodes: &[Node],
+        timeline: &Timeline,
+        ends: &mut Vec<i64>,
+        alternates: &mut bool,
+    ) {
         for node in nodes {
             let Node::Block(i) = node else { continue };
             let Some(block) = self.block(*i) else {
@@ -224,9 +234,9 @@ impl ScheduleTree {
             };
             match &block.kind {
                 BlockKind::Emphasis { inner, weight, .. } => {
-                    self.collect_steps(inner, timeline, ends);
+                    self.collect_steps(inner, timeline, ends, alternates);
                     if let Some(weight) = weight {
-                        self.collect_steps(weight, timeline, ends);
+                        self.collect_steps(weight, timeline, ends, alternates);
                     }
                 }
                 BlockKind::Scheduled {
@@ -236,9 +246,9 @@ impl ScheduleTree {
                     fraction,
                 } => {
                     if let Some(before) = before {
-                        self.collect_steps(before, timeline, ends);
+                        self.collect_steps(before, timeline, ends, alternates);
                     }
-                    self.collect_steps(after, timeline, ends);
+                    self.collect_steps(after, timeline, ends, alternates);
                     let end = timeline.end_step(*when, *fraction);
                     if end >= 1 {
                         ends.push(end);
@@ -246,9 +256,9 @@ impl ScheduleTree {
                 }
                 BlockKind::Alternate(options) => {
                     for option in options {
-                        self.collect_steps(option, timeline, ends);
+                        self.collect_steps(option, timeline, ends, alternates);
                     }
-                    ends.extend(1..=timeline.steps);
+                    *alternates = true;
                 }
             }
         }

@@ -63,6 +63,9 @@ pub enum ShareError {
         /// Character offset in the payload (0-based).
         position: usize,
     },
+    /// The payload's length is impossible for base64url: the link was cut short.
+    #[error("the link is damaged: its data ends early (was it cut short when copied?)")]
+    Truncated,
     /// The payload is not valid deflate data (typically: the link was cut short).
     #[error("the link is damaged: its data does not decompress (was it cut short when copied?)")]
     BadCompression,
@@ -195,9 +198,9 @@ fn inflate(payload: &str) -> Result<Vec<u8>, ShareError> {
     }
     let packed = URL_SAFE_NO_PAD
         .decode(payload)
-        .map_err(|_| ShareError::BadBase64 {
-            position: payload.len().saturating_sub(1),
-        })?;
+        // Every character is in the alphabet (checked above), so what is left is a length or
+        // trailing-bits error: the link lost its end.
+        .map_err(|_| ShareError::Truncated)?;
     miniz_oxide::inflate::decompress_to_vec_with_limit(&packed, MAX_INFLATED_BYTES).map_err(
         |DecompressError { status, .. }| match status {
             miniz_oxide::inflate::TINFLStatus::HasMoreOutput => ShareError::TooLarge {

@@ -190,7 +190,7 @@ fn read_options(piece: Option<&Piece>, fidelity: Fidelity) -> Result<Options, Sh
     };
     // shift-attention unwraps `THEN(...)` with `.*`, which stops at a newline: such options are
     // then split with their `THEN(` and `)` still attached.
-    let (text, mut at) = if fidelity == Fidelity::Original && inner.contains('\n') {
+    let (text, mut at) = if inner.contains('\n') {
         (format!("THEN({inner})"), options_at.saturating_sub(5))
     } else {
         (inner.clone(), *options_at)
