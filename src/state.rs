@@ -268,7 +268,9 @@ mod tests {
         ProjectCommand::SetPrompt("a (cat:1.2)".into())
             .apply(&mut project)
             .expect("applies");
-        ProjectCommand::SetSeed("42".into()).apply(&mut project).expect("applies");
+        ProjectCommand::SetSeed("42".into())
+            .apply(&mut project)
+            .expect("applies");
         let fragment = link_fragment(&project);
         assert!(fragment.starts_with("#v1."));
         assert_eq!(open_link(&fragment), (project, None));
@@ -309,7 +311,9 @@ mod tests {
         ProjectCommand::SetSampler("dpm++ 2m karras".into())
             .apply(&mut project)
             .expect("applies");
-        ProjectCommand::SetSeed("".into()).apply(&mut project).expect("applies");
+        ProjectCommand::SetSeed("".into())
+            .apply(&mut project)
+            .expect("applies");
         assert_eq!(project.settings.width_px, 768);
         assert_eq!(project.settings.sampler, Sampler::DpmPp2mKarras);
         assert_eq!(project.settings.seed, Seed::Random);

@@ -139,7 +139,13 @@ fn LinkNoticeBanner() -> impl IntoView {
 fn ShareCard() -> impl IntoView {
     let project = expect_context::<Shared>().project;
     let copied = RwSignal::new(None::<bool>);
-    let link = move || format!("{}{}", browser::page_url(), state::link_fragment(&project.get()));
+    let link = move || {
+        format!(
+            "{}{}",
+            browser::page_url(),
+            state::link_fragment(&project.get())
+        )
+    };
     let copy = move |_| {
         let text = link();
         spawn_local(async move { copied.set(Some(browser::copy_to_clipboard(&text).await)) });

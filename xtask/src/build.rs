@@ -50,7 +50,10 @@ pub fn build(ctx: &Ctx) -> Result<(), String> {
         .current_dir(&ctx.root)
         .args(["build", "--lib", "--tests"])
         .args(WASM_ARGS))?;
-    let release = ctx.target_dir.join("wasm32-unknown-unknown").join("release");
+    let release = ctx
+        .target_dir
+        .join("wasm32-unknown-unknown")
+        .join("release");
     let stage = ctx.target_dir.join("keyshift-site");
     let dist = ctx.dist();
     reset_dir(&stage)?;
@@ -61,13 +64,25 @@ pub fn build(ctx: &Ctx) -> Result<(), String> {
         bindgen(&release.join(m.wasm), &stage, m.name)?;
         let wasm = stage.join(format!("{}_bg.wasm", m.name));
         optimise(ctx, &wasm, m.opt_level)?;
-        names.insert(format!("{}_js", m.name), place(&stage.join(format!("{}.js", m.name)), &dist)?);
+        names.insert(
+            format!("{}_js", m.name),
+            place(&stage.join(format!("{}.js", m.name)), &dist)?,
+        );
         names.insert(format!("{}_wasm", m.name), place(&wasm, &dist)?);
     }
     copy_dir(&stage.join("snippets"), &dist.join("snippets"))?;
-    names.insert("style".into(), place(&ctx.root.join("style").join("main.css"), &dist)?);
-    names.insert("worker".into(), place_template(ctx, "worker.js", &names, &dist)?);
-    names.insert("boot".into(), place_template(ctx, "boot.js", &names, &dist)?);
+    names.insert(
+        "style".into(),
+        place(&ctx.root.join("style").join("main.css"), &dist)?,
+    );
+    names.insert(
+        "worker".into(),
+        place_template(ctx, "worker.js", &names, &dist)?,
+    );
+    names.insert(
+        "boot".into(),
+        place_template(ctx, "boot.js", &names, &dist)?,
+    );
     copy_dir(&ctx.root.join("public"), &dist)?;
     let build_id = hex(&Sha256::digest(format!("{names:?}").as_bytes()))[..12].to_owned();
     names.insert("build".into(), build_id.clone());
@@ -198,7 +213,9 @@ fn write_build_info(dist: &Path, build_id: &str) -> Result<(), String> {
     files.sort();
     let mut sizes = serde_json::Map::new();
     for f in files {
-        let len = std::fs::metadata(dist.join(&f)).map(|m| m.len()).unwrap_or(0);
+        let len = std::fs::metadata(dist.join(&f))
+            .map(|m| m.len())
+            .unwrap_or(0);
         sizes.insert(f, len.into());
     }
     let info = serde_json::json!({ "build": build_id, "bytes": sizes });
@@ -245,7 +262,8 @@ fn read(path: &Path) -> Result<String, String> {
 
 fn write(path: &Path, bytes: &[u8]) -> Result<(), String> {
     if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent).map_err(|e| format!("creating {}: {e}", parent.display()))?;
+        std::fs::create_dir_all(parent)
+            .map_err(|e| format!("creating {}: {e}", parent.display()))?;
     }
     std::fs::write(path, bytes).map_err(|e| format!("writing {}: {e}", path.display()))
 }
@@ -257,7 +275,10 @@ mod tests {
     #[test]
     fn templates_fill_known_keys_and_refuse_unknown_ones() {
         let names = BTreeMap::from([("a".to_owned(), "x-1.js".to_owned())]);
-        assert_eq!(fill("import './{{a}}'; {{ a }}", &names), Ok("import './x-1.js'; x-1.js".into()));
+        assert_eq!(
+            fill("import './{{a}}'; {{ a }}", &names),
+            Ok("import './x-1.js'; x-1.js".into())
+        );
         assert!(fill("{{b}}", &names).is_err());
         assert!(fill("{{a", &names).is_err());
     }

@@ -8,7 +8,11 @@
 //! - `serve [--port N]`: `build`, then serves `dist/` on 127.0.0.1 (default port 8080).
 //! - `test`: native `cargo test`, wasm-bindgen tests in headless Chromium, then the end-to-end tests
 //!   (Playwright) against the served build.
-#![allow(clippy::print_stdout, clippy::disallowed_methods, clippy::disallowed_types)]
+#![allow(
+    clippy::print_stdout,
+    clippy::disallowed_methods,
+    clippy::disallowed_types
+)]
 
 mod build;
 mod serve;

@@ -34,7 +34,10 @@ pub fn spawn(dist: &Path, port: u16) -> Result<Running, String> {
 pub fn serve_forever(dist: &Path, port: u16) -> Result<(), String> {
     let listener = TcpListener::bind(("127.0.0.1", port))
         .map_err(|e| format!("binding 127.0.0.1:{port}: {e}"))?;
-    println!("xtask: serving {} at http://127.0.0.1:{port}/ (Ctrl+C stops)", dist.display());
+    println!(
+        "xtask: serving {} at http://127.0.0.1:{port}/ (Ctrl+C stops)",
+        dist.display()
+    );
     accept_loop(&listener, dist);
     Ok(())
 }
@@ -62,16 +65,35 @@ fn handle(mut stream: TcpStream, dist: &Path) -> std::io::Result<()> {
     let method = parts.next().unwrap_or_default();
     let target = parts.next().unwrap_or("/");
     if method != "GET" && method != "HEAD" {
-        return respond(&mut stream, "405 Method Not Allowed", "text/plain", b"", true);
+        return respond(
+            &mut stream,
+            "405 Method Not Allowed",
+            "text/plain",
+            b"",
+            true,
+        );
     }
     let path = target.split(['?', '#']).next().unwrap_or("/");
     match resolve(dist, path) {
         Some(file) => {
             let body = std::fs::read(&file)?;
             let cache = cache_control(&file);
-            write_response(&mut stream, "200 OK", mime(&file), cache, &body, method == "HEAD")
+            write_response(
+                &mut stream,
+                "200 OK",
+                mime(&file),
+                cache,
+                &body,
+                method == "HEAD",
+            )
         }
-        None => respond(&mut stream, "404 Not Found", "text/plain", b"not found", method == "HEAD"),
+        None => respond(
+            &mut stream,
+            "404 Not Found",
+            "text/plain",
+            b"not found",
+            method == "HEAD",
+        ),
     }
 }
 
@@ -90,11 +112,17 @@ pub fn resolve(dist: &Path, url_path: &str) -> Option<PathBuf> {
         return Some(candidate);
     }
     let is_page_route = relative.extension().is_none();
-    is_page_route.then(|| dist.join("index.html")).filter(|p| p.is_file())
+    is_page_route
+        .then(|| dist.join("index.html"))
+        .filter(|p| p.is_file())
 }
 
 fn mime(file: &Path) -> &'static str {
-    match file.extension().and_then(|e| e.to_str()).unwrap_or_default() {
+    match file
+        .extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or_default()
+    {
         "html" => "text/html; charset=utf-8",
         "js" | "mjs" => "text/javascript; charset=utf-8",
         "wasm" => "application/wasm",
@@ -110,7 +138,10 @@ fn mime(file: &Path) -> &'static str {
 
 /// Hashed names (`name-<12 hex>.ext`) never change content: cache them for a year.
 fn cache_control(file: &Path) -> &'static str {
-    let stem = file.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
+    let stem = file
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or_default();
     let hashed = stem
         .rsplit_once('-')
         .is_some_and(|(_, h)| h.len() == 12 && h.bytes().all(|b| b.is_ascii_hexdigit()));
@@ -172,8 +203,14 @@ mod tests {
 
     #[test]
     fn only_hashed_names_are_cached_for_long() {
-        assert_eq!(cache_control(Path::new("app-0123456789ab.js")), "public, max-age=31536000, immutable");
-        assert_eq!(cache_control(Path::new("app_bg-0123456789ab.wasm")), "public, max-age=31536000, immutable");
+        assert_eq!(
+            cache_control(Path::new("app-0123456789ab.js")),
+            "public, max-age=31536000, immutable"
+        );
+        assert_eq!(
+            cache_control(Path::new("app_bg-0123456789ab.wasm")),
+            "public, max-age=31536000, immutable"
+        );
         assert_eq!(cache_control(Path::new("sw.js")), "no-cache");
         assert_eq!(cache_control(Path::new("index.html")), "no-cache");
     }

@@ -54,7 +54,10 @@ fn ensure_node() -> Result<(), String> {
     if has("node") && has("npm") {
         return Ok(());
     }
-    apt_install(&["nodejs", "npm"], "Node.js and npm are needed (wasm-opt, Playwright)")
+    apt_install(
+        &["nodejs", "npm"],
+        "Node.js and npm are needed (wasm-opt, Playwright)",
+    )
 }
 
 fn output(cmd: &mut Command) -> Option<String> {
@@ -65,9 +68,12 @@ fn output(cmd: &mut Command) -> Option<String> {
 }
 
 fn ensure_wasm_target() -> Result<(), String> {
-    let installed = output(Command::new("rustup").args(["target", "list", "--installed"]))
-        .unwrap_or_default();
-    if installed.lines().any(|l| l.trim() == "wasm32-unknown-unknown") {
+    let installed =
+        output(Command::new("rustup").args(["target", "list", "--installed"])).unwrap_or_default();
+    if installed
+        .lines()
+        .any(|l| l.trim() == "wasm32-unknown-unknown")
+    {
         return Ok(());
     }
     run(Command::new("rustup").args(["target", "add", "wasm32-unknown-unknown"]))
@@ -131,9 +137,12 @@ fn ensure_npm_tools(ctx: &Ctx) -> Result<(), String> {
     if std::fs::read_to_string(&stamp).is_ok_and(|s| s == want) {
         return Ok(());
     }
-    run(Command::new("npm")
-        .current_dir(&dir)
-        .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"]))?;
+    run(Command::new("npm").current_dir(&dir).args([
+        "ci",
+        "--no-audit",
+        "--no-fund",
+        "--loglevel=error",
+    ]))?;
     std::fs::write(&stamp, want).map_err(|e| format!("writing {}: {e}", stamp.display()))
 }
 

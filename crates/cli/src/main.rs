@@ -71,7 +71,10 @@ fn selftest() -> ExitCode {
     }
 }
 
-#[allow(clippy::disallowed_methods, reason = "the native CLI reads the case file it is given")]
+#[allow(
+    clippy::disallowed_methods,
+    reason = "the native CLI reads the case file it is given"
+)]
 fn conformance(suite: &str, path: &str) -> ExitCode {
     use keyshift_core::conformance::{Suite, run_suite};
     let suite: Suite = match suite.parse() {

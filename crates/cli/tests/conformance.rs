@@ -1,4 +1,5 @@
 //! `keyshift conformance` on the public case files: 0 failed, and the closing line CI reads.
+#![allow(clippy::expect_used, reason = "a test fails by panicking")]
 
 use std::process::Command;
 
@@ -8,7 +9,10 @@ fn run(suite: &str, file: &str) -> (bool, String) {
         .args(["conformance", suite, &path])
         .output()
         .expect("runs");
-    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned())
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
 }
 
 #[test]

@@ -6,7 +6,8 @@ use burn::tensor::{Device, Tensor, TensorData};
 use keyshift_core::selftest::{
     self, CONV_INPUT_SHAPE, CONV_WEIGHT_SHAPE, Check, MATMUL_N, SelfTestReport,
 };
-use web_time::Instant;
+
+use crate::clock::Stopwatch;
 
 /// Why the self-test could not run to the end.
 #[derive(Debug, thiserror::Error)]
@@ -35,11 +36,11 @@ async fn run_matmul(device: &Device) -> Result<Check, SelfTestError> {
     let n = MATMUL_N;
     let (a, b) = selftest::matmul_inputs();
     let expected = selftest::matmul_reference(&a, &b, n);
-    let start = Instant::now();
+    let start = Stopwatch::start();
     let ta = Tensor::<2>::from_data(TensorData::new(a, [n, n]), device);
     let tb = Tensor::<2>::from_data(TensorData::new(b, [n, n]), device);
     let got = read_back("matmul", ta.matmul(tb)).await?;
-    let elapsed_ms = start.elapsed().as_secs_f64() * 1e3;
+    let elapsed_ms = start.elapsed_ms();
     Ok(selftest::check(
         &format!("matmul {n}x{n}"),
         &[n, n],
@@ -52,14 +53,14 @@ async fn run_matmul(device: &Device) -> Result<Check, SelfTestError> {
 async fn run_conv2d(device: &Device) -> Result<Check, SelfTestError> {
     let (x, w, bias) = selftest::conv_inputs();
     let expected = selftest::conv2d_reference(&x, &w, &bias);
-    let start = Instant::now();
+    let start = Stopwatch::start();
     let tx = Tensor::<4>::from_data(TensorData::new(x, CONV_INPUT_SHAPE), device);
     let tw = Tensor::<4>::from_data(TensorData::new(w, CONV_WEIGHT_SHAPE), device);
     let len = bias.len();
     let tb = Tensor::<1>::from_data(TensorData::new(bias, [len]), device);
     let options = ConvOptions::new([1, 1], [1, 1], [1, 1], 1);
     let got = read_back("conv2d", conv2d(tx, tw, Some(tb), options)).await?;
-    let elapsed_ms = start.elapsed().as_secs_f64() * 1e3;
+    let elapsed_ms = start.elapsed_ms();
     let [b, _, h, wd] = CONV_INPUT_SHAPE;
     let name = format!(
         "conv2d {}x{}x{h}x{wd} * {}x{}x3x3",

@@ -93,7 +93,11 @@ pub fn format_limit(name: &str, value: Option<f64>) -> String {
     if !is_bytes {
         return format!("{v}");
     }
-    const UNITS: [(&str, f64); 3] = [("GiB", 1_073_741_824.0), ("MiB", 1_048_576.0), ("KiB", 1024.0)];
+    const UNITS: [(&str, f64); 3] = [
+        ("GiB", 1_073_741_824.0),
+        ("MiB", 1_048_576.0),
+        ("KiB", 1024.0),
+    ];
     for (unit, size) in UNITS {
         if v >= size && (v / size).fract() == 0.0 {
             return format!("{} {unit}", v / size);
@@ -189,26 +193,49 @@ mod tests {
 
     #[test]
     fn limits_are_formatted_in_binary_units() {
-        assert_eq!(format_limit("maxBufferSize", Some(1_073_741_824.0)), "1 GiB");
-        assert_eq!(format_limit("maxComputeWorkgroupStorageSize", Some(32768.0)), "32 KiB");
-        assert_eq!(format_limit("maxStorageBufferBindingSize", Some(134_217_728.0)), "128 MiB");
-        assert_eq!(format_limit("maxStorageBufferBindingSize", Some(1000.0)), "1000 B");
+        assert_eq!(
+            format_limit("maxBufferSize", Some(1_073_741_824.0)),
+            "1 GiB"
+        );
+        assert_eq!(
+            format_limit("maxComputeWorkgroupStorageSize", Some(32768.0)),
+            "32 KiB"
+        );
+        assert_eq!(
+            format_limit("maxStorageBufferBindingSize", Some(134_217_728.0)),
+            "128 MiB"
+        );
+        assert_eq!(
+            format_limit("maxStorageBufferBindingSize", Some(1000.0)),
+            "1000 B"
+        );
         assert_eq!(format_limit("maxComputeWorkgroupSizeX", Some(256.0)), "256");
-        assert_eq!(format_limit("maxComputeInvocationsPerWorkgroup", None), "not reported");
+        assert_eq!(
+            format_limit("maxComputeInvocationsPerWorkgroup", None),
+            "not reported"
+        );
     }
 
     #[test]
     fn advice_is_given_exactly_when_webgpu_is_missing() {
-        assert!(GpuStatus::NoAdapter.advice().is_some_and(|a| a.contains("adapter")));
         assert!(
-            GpuStatus::NoApi { secure_context: false }
+            GpuStatus::NoAdapter
                 .advice()
-                .is_some_and(|a| a.contains("https://"))
+                .is_some_and(|a| a.contains("adapter"))
         );
         assert!(
-            GpuStatus::NoApi { secure_context: true }
-                .advice()
-                .is_some_and(|a| a.contains("Chrome"))
+            GpuStatus::NoApi {
+                secure_context: false
+            }
+            .advice()
+            .is_some_and(|a| a.contains("https://"))
+        );
+        assert!(
+            GpuStatus::NoApi {
+                secure_context: true
+            }
+            .advice()
+            .is_some_and(|a| a.contains("Chrome"))
         );
         let adapter = AdapterReport {
             vendor: "google".into(),

@@ -123,7 +123,10 @@ mod tests {
 
     #[test]
     fn the_wire_format_is_stable() {
-        assert_eq!(ToWorker::RunSelfTest.to_json(), r#"{"type":"run_self_test"}"#);
+        assert_eq!(
+            ToWorker::RunSelfTest.to_json(),
+            r#"{"type":"run_self_test"}"#
+        );
         assert_eq!(
             FromWorker::Failed {
                 stage: Stage::SelfTest,

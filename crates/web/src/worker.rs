@@ -36,10 +36,13 @@ impl WorkerHandle {
             deliver(&sink, FromWorker::from_json(&text));
         });
         let on_error = Closure::<dyn FnMut(ErrorEvent)>::new(move |event: ErrorEvent| {
-            deliver(&for_errors, Ok(FromWorker::Failed {
-                stage: Stage::Load,
-                message: error_text(&event),
-            }));
+            deliver(
+                &for_errors,
+                Ok(FromWorker::Failed {
+                    stage: Stage::Load,
+                    message: error_text(&event),
+                }),
+            );
         });
         worker.set_onmessage(Some(on_msg.as_ref().unchecked_ref()));
         worker.set_onerror(Some(on_error.as_ref().unchecked_ref()));
@@ -91,7 +94,9 @@ pub mod scope {
     use web_sys::DedicatedWorkerGlobalScope;
 
     fn global() -> Option<DedicatedWorkerGlobalScope> {
-        js_sys::global().dyn_into::<DedicatedWorkerGlobalScope>().ok()
+        js_sys::global()
+            .dyn_into::<DedicatedWorkerGlobalScope>()
+            .ok()
     }
 
     /// Posts a message to the UI thread. Outside a worker (e.g. in tests) it does nothing.

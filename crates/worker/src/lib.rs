@@ -9,12 +9,12 @@
 mod entry {
     use std::cell::RefCell;
 
+    use keyshift_sd::clock::Stopwatch;
     use keyshift_sd::{Device, selftest};
     use keyshift_web::protocol::{FromWorker, Stage, ToWorker};
     use keyshift_web::worker::scope;
     use wasm_bindgen::prelude::wasm_bindgen;
     use wasm_bindgen_futures::spawn_local;
-    use web_time::Instant;
 
     thread_local! {
         static DEVICE: RefCell<Option<Device>> = const { RefCell::new(None) };
@@ -30,13 +30,13 @@ mod entry {
         if let Some(device) = DEVICE.with(|d| d.borrow().clone()) {
             return Ok((device, None));
         }
-        let start = Instant::now();
+        let start = Stopwatch::start();
         let device = Device::wgpu_options()
             .init_async()
             .await
             .map_err(|e| e.to_string())?;
         DEVICE.with(|d| *d.borrow_mut() = Some(device.clone()));
-        Ok((device, Some(start.elapsed().as_secs_f64() * 1e3)))
+        Ok((device, Some(start.elapsed_ms())))
     }
 
     /// Runs the self-test and posts its report (or what failed).

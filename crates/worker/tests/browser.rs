@@ -20,7 +20,10 @@ async fn webgpu_adapter_is_visible_in_a_worker() {
         .iter()
         .find(|(name, _)| name == "maxStorageBufferBindingSize")
         .and_then(|(_, v)| *v);
-    assert!(binding.is_some_and(|b| b >= 128.0 * 1024.0 * 1024.0), "{adapter:?}");
+    assert!(
+        binding.is_some_and(|b| b >= 128.0 * 1024.0 * 1024.0),
+        "{adapter:?}"
+    );
 }
 
 #[wasm_bindgen_test]
@@ -31,7 +34,9 @@ async fn burn_computes_the_self_test_correctly_on_webgpu() {
     assert_eq!(report.matmul.shape, vec![64, 64]);
     assert_eq!(report.conv2d.shape, vec![1, 4, 16, 16]);
     // Run twice: the second run reuses the device and the compiled kernels.
-    let again = keyshift_sd::selftest::run(&device).await.expect("runs again");
+    let again = keyshift_sd::selftest::run(&device)
+        .await
+        .expect("runs again");
     assert!(again.passed());
     assert_eq!(again.matmul.sum, report.matmul.sum);
 }
