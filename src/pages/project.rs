@@ -1,6 +1,6 @@
 //! The project page: the project's prompt and settings, and its share link.
 
-use keyshift_core::share::{Sampler, Seed};
+use keyshift_core::share::{GenerationSettings, Sampler};
 use leptos::ev::Event;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
@@ -8,6 +8,65 @@ use leptos::task::spawn_local;
 use crate::app::Shared;
 use crate::browser;
 use crate::state::{self, ProjectCommand};
+
+/// A number field of the settings grid: the text typed goes through its [`ProjectCommand`].
+struct NumberField {
+    label: &'static str,
+    testid: &'static str,
+    min: &'static str,
+    max: &'static str,
+    step: &'static str,
+    value: fn(&GenerationSettings) -> String,
+    command: fn(String) -> ProjectCommand,
+}
+
+static NUMBER_FIELDS: [NumberField; 5] = [
+    NumberField {
+        label: "Width",
+        testid: "width",
+        min: "64",
+        max: "2048",
+        step: "8",
+        value: |s| s.width_px.to_string(),
+        command: ProjectCommand::SetWidth,
+    },
+    NumberField {
+        label: "Height",
+        testid: "height",
+        min: "64",
+        max: "2048",
+        step: "8",
+        value: |s| s.height_px.to_string(),
+        command: ProjectCommand::SetHeight,
+    },
+    NumberField {
+        label: "Steps",
+        testid: "steps",
+        min: "1",
+        max: "150",
+        step: "1",
+        value: |s| s.steps.to_string(),
+        command: ProjectCommand::SetSteps,
+    },
+    NumberField {
+        label: "CFG scale",
+        testid: "cfg",
+        min: "0",
+        max: "30",
+        step: "0.5",
+        value: |s| s.cfg_scale.to_string(),
+        command: ProjectCommand::SetCfg,
+    },
+    NumberField {
+        label: "Seed (-1 = random)",
+        testid: "seed",
+        min: "-1",
+        max: "4294967295",
+        step: "1",
+        value: |s| s.seed.to_a1111().to_string(),
+        command: ProjectCommand::SetSeed,
+    },
+];
 
 /// The project page.
 #[component]
@@ -32,10 +91,6 @@ pub fn ProjectPage() -> impl IntoView {
         move |ev: Event| apply(make(event_target_value(&ev)))
     };
     let settings = move || project.get().settings;
-    let seed_text = move || match settings().seed {
-        Seed::Random => "-1".to_owned(),
-        Seed::Fixed(s) => s.to_string(),
-    };
     view! {
         <LinkNoticeBanner/>
         <section class="card">
@@ -60,36 +115,17 @@ pub fn ProjectPage() -> impl IntoView {
                     on:input=on(ProjectCommand::SetNegativePrompt)></textarea>
             </label>
             <div class="grid">
-                <label class="field">
-                    <span>"Width"</span>
-                    <input type="number" min="64" max="2048" step="8" data-testid="width"
-                        prop:value=move || settings().width_px.to_string()
-                        on:change=on(ProjectCommand::SetWidth)/>
-                </label>
-                <label class="field">
-                    <span>"Height"</span>
-                    <input type="number" min="64" max="2048" step="8" data-testid="height"
-                        prop:value=move || settings().height_px.to_string()
-                        on:change=on(ProjectCommand::SetHeight)/>
-                </label>
-                <label class="field">
-                    <span>"Steps"</span>
-                    <input type="number" min="1" max="150" data-testid="steps"
-                        prop:value=move || settings().steps.to_string()
-                        on:change=on(ProjectCommand::SetSteps)/>
-                </label>
-                <label class="field">
-                    <span>"CFG scale"</span>
-                    <input type="number" min="0" max="30" step="0.5" data-testid="cfg"
-                        prop:value=move || settings().cfg_scale.to_string()
-                        on:change=on(ProjectCommand::SetCfg)/>
-                </label>
-                <label class="field">
-                    <span>"Seed (-1 = random)"</span>
-                    <input type="number" min="-1" data-testid="seed"
-                        prop:value=seed_text
-                        on:change=on(ProjectCommand::SetSeed)/>
-                </label>
+                {NUMBER_FIELDS
+                    .iter()
+                    .map(|f| view! {
+                        <label class="field">
+                            <span>{f.label}</span>
+                            <input type="number" min=f.min max=f.max step=f.step data-testid=f.testid
+                                prop:value=move || (f.value)(&settings())
+                                on:change=on(f.command)/>
+                        </label>
+                    })
+                    .collect_view()}
                 <label class="field">
                     <span>"Sampler"</span>
                     <select data-testid="sampler" on:change=on(ProjectCommand::SetSampler)>

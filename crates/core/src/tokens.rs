@@ -99,8 +99,7 @@ impl std::fmt::Debug for ClipTokenizer {
 }
 
 #[cfg(feature = "embedded-clip-vocab")]
-static EMBEDDED_TOKENIZER_DEFLATED: &[u8] =
-    include_bytes!("../data/clip-tokenizer.json.deflate");
+static EMBEDDED_TOKENIZER_DEFLATED: &[u8] = include_bytes!("../data/clip-tokenizer.json.deflate");
 
 /// Upper bound for the inflated `tokenizer.json` (it is 3.6 MB).
 #[cfg(feature = "embedded-clip-vocab")]

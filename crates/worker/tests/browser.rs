@@ -1,6 +1,10 @@
 //! Runs in headless Chromium, inside a dedicated worker as the app does (`cargo xtask test`, or
-//! `cargo test --release --target wasm32-unknown-unknown -p keyshift-worker`).
+//! `cargo test --release --target wasm32-unknown-unknown -p keyshift -p keyshift-worker`).
 #![cfg(target_arch = "wasm32")]
+#![allow(
+    clippy::expect_used,
+    reason = "a test fails by panicking (clippy does not see wasm_bindgen_test as a test)"
+)]
 
 use keyshift_web::gpu::{self, GpuStatus};
 use keyshift_web::protocol::{FromWorker, ToWorker};
