@@ -5,11 +5,17 @@
 //!   `AND`), read exactly as A1111 reads it.
 //! - [`shift`]: shift-attention's `a~b~c` ranges, `THEN` segments, frame order and SSIM gap filling.
 //! - [`plan`]: the frame plan every sequence source produces.
+//! - [`noise`]: seeded latent noise exactly as PyTorch's CPU generator makes it, with A1111's
+//!   variation seeds.
 //! - [`tokens`]: CLIP BPE tokens, 75-token chunks and per-token weights for the text encoder.
 //! - [`conformance`]: runs the conformance case files against this crate.
+//! - [`schedule`]: noise schedules and sampler step coefficients (DDIM, Euler, Euler a, DPM++ 2M,
+//!   LCM; diffusers and k-diffusion/A1111) as scalar math for the engine.
 pub mod conformance;
+pub mod noise;
 pub mod plan;
 pub mod prompt;
+pub mod schedule;
 pub mod selftest;
 pub mod share;
 pub mod shift;

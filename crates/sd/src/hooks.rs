@@ -1,0 +1,54 @@
+//! Attention taps: hooks called inside every UNet attention layer, to read cross-attention maps
+//! (heatmap overlays) or to blend self-attention with a previous frame (attention interpolation).
+
+use burn::tensor::Tensor;
+
+/// Which attention of a transformer block.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AttentionKind {
+    /// `attn1`: the image attends to itself.
+    SelfAttention,
+    /// `attn2`: the image attends to the text tokens.
+    CrossAttention,
+}
+
+/// Where an attention layer sits: its transformer's diffusers name
+/// (e.g. `down_blocks.1.attentions.0`), which attention, and the latent resolution it runs at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttentionSite {
+    /// The transformer's name.
+    pub layer: String,
+    /// Self- or cross-attention.
+    pub kind: AttentionKind,
+    /// Latent rows at this layer.
+    pub height: usize,
+    /// Latent columns at this layer.
+    pub width: usize,
+}
+
+/// Called by every attention layer of the UNet. The default methods change nothing.
+pub trait AttentionHook {
+    /// Sees (and may replace) the attention probabilities.
+    ///
+    /// # Shapes
+    /// - `probs`: `[b, heads, height·width, keys]` (keys = tokens for cross-attention)
+    fn probabilities(&mut self, site: &AttentionSite, probs: Tensor<4>) -> Tensor<4> {
+        let _ = site;
+        probs
+    }
+
+    /// Sees (and may replace) the attention output before the output projection.
+    ///
+    /// # Shapes
+    /// - `out`: `[b, height·width, channels]`
+    fn output(&mut self, site: &AttentionSite, out: Tensor<3>) -> Tensor<3> {
+        let _ = site;
+        out
+    }
+}
+
+/// A hook that does nothing.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoHook;
+
+impl AttentionHook for NoHook {}

@@ -1,0 +1,427 @@
+//! A whole Stable Diffusion model (text encoder, UNet, VAE) loaded from the layouts users have:
+//! the diffusers folder, or a CompVis/A1111 single `.safetensors` file whose architecture is
+//! inferred from its key shapes (plus its `.yaml` where one is given).
+
+use burn::tensor::Device;
+
+use crate::clip::ClipTextModel;
+use crate::config::{Activation, ClipConfig, UnetConfig, VaeConfig};
+use crate::unet::Unet;
+use crate::vae::Vae;
+use crate::weights::layout::{
+    self, CLIP_PREFIX, OPEN_CLIP_PREFIX, OpenClipLayout, UNET_PREFIX, UnetLayout, VAE_PREFIX,
+    VaeLayout,
+};
+use crate::weights::{
+    ByteSource, KeyMap, LoadError, Loader, Prefixed, SafetensorsFile, WeightStore,
+};
+
+/// What the model predicts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Prediction {
+    /// The noise ε (SD 1.x, SD 2.x base).
+    Epsilon,
+    /// v = α·ε − σ·x₀ (SD 2.x 768-v).
+    V,
+}
+
+/// Which layout the weights came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layout {
+    /// `unet/`, `vae/`, `text_encoder/` folders.
+    Diffusers,
+    /// One CompVis/A1111 checkpoint.
+    SingleFile,
+}
+
+/// The architecture of a loaded model.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelInfo {
+    /// Text encoder.
+    pub clip: ClipConfig,
+    /// UNet.
+    pub unet: UnetConfig,
+    /// VAE.
+    pub vae: VaeConfig,
+    /// ε or v prediction.
+    pub prediction: Prediction,
+    /// The CLIP skip that gives the model's native conditioning (1; 2 for a 24-layer OpenCLIP).
+    pub native_clip_skip: usize,
+    /// Source layout.
+    pub layout: Layout,
+}
+
+/// A loaded model.
+#[derive(Debug)]
+pub struct SdModel {
+    /// Text encoder.
+    pub clip: ClipTextModel,
+    /// UNet.
+    pub unet: Unet,
+    /// VAE.
+    pub vae: Vae,
+    /// Architecture.
+    pub info: ModelInfo,
+}
+
+/// Files of a diffusers folder, by relative path (`unet/config.json`). Natively a directory; in
+/// the browser OPFS or fetched files.
+pub trait Folder {
+    /// The text of a file, or `None` if absent.
+    fn read_text(&self, path: &str) -> Option<String>;
+    /// A byte source for a file, or `None` if absent.
+    fn open(&self, path: &str) -> Option<Box<dyn ByteSource>>;
+}
+
+/// A diffusers folder on disk.
+#[cfg(not(target_arch = "wasm32"))]
+#[derive(Debug, Clone)]
+pub struct DirFolder(pub std::path::PathBuf);
+
+#[cfg(not(target_arch = "wasm32"))]
+impl Folder for DirFolder {
+    #[allow(clippy::disallowed_methods, reason = "native-only folder")]
+    fn read_text(&self, path: &str) -> Option<String> {
+        std::fs::read_to_string(self.0.join(path)).ok()
+    }
+
+    fn open(&self, path: &str) -> Option<Box<dyn ByteSource>> {
+        let source = crate::weights::FileSource::open(&self.0.join(path)).ok()?;
+        Some(Box::new(source))
+    }
+}
+
+const WEIGHT_NAMES: [&str; 2] = ["diffusion_pytorch_model", "model"];
+const VARIANTS: [&str; 3] = ["safetensors", "fp16.safetensors", "bf16.safetensors"];
+
+fn open_component(folder: &dyn Folder, dir: &str) -> Result<SafetensorsFile, LoadError> {
+    for name in WEIGHT_NAMES {
+        for ext in VARIANTS {
+            let path = format!("{dir}/{name}.{ext}");
+            if let Some(source) = folder.open(&path) {
+                return SafetensorsFile::open(&path, source);
+            }
+        }
+    }
+    Err(LoadError::Io {
+        file: format!("{dir}/diffusion_pytorch_model.safetensors"),
+        message: "not found".into(),
+    })
+}
+
+fn read_config(folder: &dyn Folder, path: &str) -> Result<String, LoadError> {
+    folder.read_text(path).ok_or_else(|| LoadError::Config {
+        file: path.to_owned(),
+        problem: "not found".into(),
+    })
+}
+
+fn ignorable(key: &str) -> bool {
+    key.ends_with("position_ids")
+        || key.ends_with("logit_scale")
+        || key.ends_with("text_projection")
+        || key.ends_with("attn_mask")
+}
+
+impl SdModel {
+    /// Loads a diffusers folder (`text_encoder/`, `unet/`, `vae/`, `scheduler/`).
+    pub fn load_diffusers(folder: &dyn Folder, device: &Device) -> Result<Self, LoadError> {
+        let clip_cfg = ClipConfig::from_json(
+            "text_encoder/config.json",
+            &read_config(folder, "text_encoder/config.json")?,
+        )?;
+        let unet_cfg = UnetConfig::from_json(
+            "unet/config.json",
+            &read_config(folder, "unet/config.json")?,
+        )?;
+        let vae_cfg =
+            VaeConfig::from_json("vae/config.json", &read_config(folder, "vae/config.json")?)?;
+        let prediction = folder
+            .read_text("scheduler/scheduler_config.json")
+            .filter(|t| t.contains("\"v_prediction\""))
+            .map_or(Prediction::Epsilon, |_| Prediction::V);
+        let root = Prefixed::default();
+        let mut te = WeightStore::new(vec![open_component(folder, "text_encoder")?]);
+        let clip = ClipTextModel::load(&mut Loader::new(&mut te, &root, device), &clip_cfg)?;
+        te.check_all_used("", ignorable)?;
+        let mut us = WeightStore::new(vec![open_component(folder, "unet")?]);
+        let unet = Unet::load(&mut Loader::new(&mut us, &root, device), &unet_cfg)?;
+        us.check_all_used("", ignorable)?;
+        let mut vs = WeightStore::new(vec![open_component(folder, "vae")?]);
+        let vae = Vae::load(&mut Loader::new(&mut vs, &root, device), &vae_cfg, true)?;
+        vs.check_all_used("", ignorable)?;
+        let info = ModelInfo {
+            clip: clip_cfg,
+            unet: unet_cfg,
+            vae: vae_cfg,
+            prediction,
+            native_clip_skip: 1,
+            layout: Layout::Diffusers,
+        };
+        Ok(Self {
+            clip,
+            unet,
+            vae,
+            info,
+        })
+    }
+
+    /// Loads a CompVis/A1111 single-file checkpoint. `yaml` is its inference config if there is
+    /// one (heads, `parameterization: "v"`, `scale_factor`); `clip_hint` supplies the text
+    /// encoder's head count and activation, which the weights cannot tell.
+    pub fn load_single_file(
+        file: SafetensorsFile,
+        yaml: Option<&str>,
+        clip_hint: Option<&ClipConfig>,
+        device: &Device,
+    ) -> Result<Self, LoadError> {
+        let mut store = WeightStore::new(vec![file]);
+        let hints = YamlHints::parse(yaml.unwrap_or(""));
+        let (clip_cfg, open_clip) = infer_clip(&store, clip_hint)?;
+        let unet_cfg = infer_unet(&store, &hints)?;
+        let vae_cfg = infer_vae(&store, &hints)?;
+        let clip_map: Box<dyn KeyMap> = if open_clip {
+            Box::new(OpenClipLayout {
+                hidden_size: clip_cfg.hidden_size,
+            })
+        } else {
+            Box::new(layout::clip_layout())
+        };
+        let clip = ClipTextModel::load(
+            &mut Loader::new(&mut store, clip_map.as_ref(), device),
+            &clip_cfg,
+        )?;
+        let unet_map = UnetLayout {
+            layers_per_block: unet_cfg.layers_per_block,
+            has_attention: unet_cfg.cross_attention.clone(),
+        };
+        let unet = Unet::load(&mut Loader::new(&mut store, &unet_map, device), &unet_cfg)?;
+        let vae_map = VaeLayout {
+            levels: vae_cfg.block_out_channels.len(),
+        };
+        let vae = Vae::load(
+            &mut Loader::new(&mut store, &vae_map, device),
+            &vae_cfg,
+            true,
+        )?;
+        for prefix in [UNET_PREFIX, VAE_PREFIX, CLIP_PREFIX, OPEN_CLIP_PREFIX] {
+            store.check_all_used(prefix, |k| {
+                ignorable(k) || k.starts_with("cond_stage_model.model.visual")
+            })?;
+        }
+        let prediction = if hints.v_prediction {
+            Prediction::V
+        } else {
+            Prediction::Epsilon
+        };
+        let native_clip_skip = if open_clip { 2 } else { 1 };
+        let info = ModelInfo {
+            clip: clip_cfg,
+            unet: unet_cfg,
+            vae: vae_cfg,
+            prediction,
+            native_clip_skip,
+            layout: Layout::SingleFile,
+        };
+        Ok(Self {
+            clip,
+            unet,
+            vae,
+            info,
+        })
+    }
+}
+
+/// What a v1/v2-inference.yaml tells that the weights do not.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct YamlHints {
+    /// `num_heads` (SD 1.x: 8 heads everywhere).
+    pub num_heads: Option<usize>,
+    /// `num_head_channels` (SD 2.x: 64 channels per head).
+    pub num_head_channels: Option<usize>,
+    /// `parameterization: "v"`.
+    pub v_prediction: bool,
+    /// `scale_factor`.
+    pub scale_factor: Option<f64>,
+}
+
+impl YamlHints {
+    /// Reads the few keys we need, line by line (the configs are flat enough for that).
+    pub fn parse(text: &str) -> Self {
+        let mut hints = Self::default();
+        for line in text.lines() {
+            let line = line.split('#').next().unwrap_or("").trim();
+            let Some((key, value)) = line.split_once(':') else {
+                continue;
+            };
+            let value = value.trim().trim_matches('"').trim_matches('\'');
+            match key.trim() {
+                "num_heads" => hints.num_heads = value.parse().ok().filter(|&n: &usize| n > 0),
+                "num_head_channels" => {
+                    hints.num_head_channels = value.parse().ok().filter(|&n: &usize| n > 0)
+                }
+                "parameterization" => hints.v_prediction = value == "v",
+                "scale_factor" => hints.scale_factor = value.parse().ok(),
+                _ => {}
+            }
+        }
+        hints
+    }
+}
+
+fn dim(store: &WeightStore, key: &str, axis: usize) -> Result<usize, LoadError> {
+    store
+        .shape(key)
+        .and_then(|s| s.get(axis).copied())
+        .ok_or_else(|| LoadError::Unrecognised(format!("no tensor `{key}`")))
+}
+
+fn count(store: &WeightStore, prefix: &str, suffix: &str) -> usize {
+    (0..)
+        .take_while(|i| store.contains(&format!("{prefix}{i}{suffix}")))
+        .count()
+}
+
+fn infer_clip(
+    store: &WeightStore,
+    hint: Option<&ClipConfig>,
+) -> Result<(ClipConfig, bool), LoadError> {
+    let hf = format!("{CLIP_PREFIX}text_model.");
+    let (open_clip, embed_key) =
+        if store.contains(&format!("{hf}embeddings.token_embedding.weight")) {
+            (false, format!("{hf}embeddings.token_embedding.weight"))
+        } else if store.contains(&format!("{OPEN_CLIP_PREFIX}token_embedding.weight")) {
+            (true, format!("{OPEN_CLIP_PREFIX}token_embedding.weight"))
+        } else {
+            return Err(LoadError::Unrecognised(
+                "no SD 1.x or SD 2.x text encoder in the checkpoint".into(),
+            ));
+        };
+    let hidden_size = dim(store, &embed_key, 1)?;
+    let (layers, intermediate_size) = if open_clip {
+        let p = format!("{OPEN_CLIP_PREFIX}transformer.resblocks.");
+        (
+            count(store, &p, ".ln_1.weight"),
+            dim(store, &format!("{p}0.mlp.c_fc.weight"), 0)?,
+        )
+    } else {
+        let p = format!("{hf}encoder.layers.");
+        (
+            count(store, &p, ".layer_norm1.weight"),
+            dim(store, &format!("{p}0.mlp.fc1.weight"), 0)?,
+        )
+    };
+    let heads = match hint {
+        Some(h) => h.num_attention_heads,
+        None if hidden_size % 64 == 0 => hidden_size / 64,
+        None => {
+            return Err(LoadError::Unrecognised(format!(
+                "cannot tell the heads of a {hidden_size}-wide text encoder; give its config"
+            )));
+        }
+    };
+    let act = hint.map_or(
+        if open_clip {
+            Activation::Gelu
+        } else {
+            Activation::QuickGelu
+        },
+        |h| h.hidden_act,
+    );
+    let cfg = ClipConfig {
+        vocab_size: dim(store, &embed_key, 0)?,
+        hidden_size,
+        intermediate_size,
+        num_hidden_layers: layers,
+        num_attention_heads: heads,
+        hidden_act: act,
+        ..ClipConfig::sd1()
+    };
+    Ok((cfg, open_clip))
+}
+
+fn has_prefix(store: &WeightStore, prefix: &str) -> bool {
+    store.keys().any(|k| k.starts_with(prefix))
+}
+
+fn infer_unet(store: &WeightStore, hints: &YamlHints) -> Result<UnetConfig, LoadError> {
+    let p = UNET_PREFIX;
+    let conv_in = format!("{p}input_blocks.0.0.weight");
+    let in_channels = dim(store, &conv_in, 1)?;
+    let blocks = (0..)
+        .take_while(|i| has_prefix(store, &format!("{p}input_blocks.{i}.")))
+        .count();
+    let per = (1..blocks)
+        .find(|i| store.contains(&format!("{p}input_blocks.{i}.0.op.weight")))
+        .unwrap_or(blocks);
+    if per < 2 || blocks % per != 0 {
+        return Err(LoadError::Unrecognised(format!(
+            "a UNet with {blocks} input blocks"
+        )));
+    }
+    let levels = blocks / per;
+    let mut channels = Vec::new();
+    let mut cross = Vec::new();
+    for i in 0..levels {
+        let b = 1 + i * per;
+        channels.push(dim(
+            store,
+            &format!("{p}input_blocks.{b}.0.out_layers.3.weight"),
+            0,
+        )?);
+        cross.push(store.contains(&format!("{p}input_blocks.{b}.1.proj_in.weight")));
+    }
+    let (context, linear) = match (0..levels).find(|&i| cross[i]) {
+        Some(i) => {
+            let t = format!("{p}input_blocks.{}.1.", 1 + i * per);
+            let context = dim(
+                store,
+                &format!("{t}transformer_blocks.0.attn2.to_k.weight"),
+                1,
+            )?;
+            let rank = store
+                .shape(&format!("{t}proj_in.weight"))
+                .map_or(4, <[usize]>::len);
+            (context, rank == 2)
+        }
+        None => (768, false),
+    };
+    let heads = channels
+        .iter()
+        .map(|&c| match (hints.num_head_channels, hints.num_heads) {
+            (Some(hc), _) => (c / hc).max(1),
+            (None, Some(n)) => n,
+            (None, None) if context == 768 => 8,
+            (None, None) => (c / 64).max(1),
+        })
+        .collect();
+    Ok(UnetConfig {
+        in_channels,
+        out_channels: dim(store, &format!("{p}out.2.weight"), 0)?,
+        block_out_channels: channels,
+        layers_per_block: per - 1,
+        cross_attention: cross,
+        attention_heads: heads,
+        cross_attention_dim: context,
+        use_linear_projection: linear,
+        upcast_attention: false,
+        ..UnetConfig::sd1()
+    })
+}
+
+fn infer_vae(store: &WeightStore, hints: &YamlHints) -> Result<VaeConfig, LoadError> {
+    let p = format!("{VAE_PREFIX}encoder.down.");
+    let levels = count(store, &p, ".block.0.conv1.weight");
+    let channels = (0..levels)
+        .map(|i| dim(store, &format!("{p}{i}.block.0.conv2.weight"), 0))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(VaeConfig {
+        in_channels: dim(store, &format!("{VAE_PREFIX}encoder.conv_in.weight"), 1)?,
+        out_channels: dim(store, &format!("{VAE_PREFIX}decoder.conv_out.weight"), 0)?,
+        block_out_channels: channels,
+        layers_per_block: count(store, &format!("{p}0.block."), ".conv1.weight"),
+        latent_channels: dim(store, &format!("{VAE_PREFIX}post_quant_conv.weight"), 0)?,
+        norm_num_groups: 32,
+        scaling_factor: hints.scale_factor.unwrap_or(0.18215),
+    })
+}

@@ -1,0 +1,221 @@
+//! Sampling behind a step API: the caller drives one step at a time (progress, cancellation by
+//! not calling again, a preview of the denoised latent after each step). The scalars of each
+//! step come from [`keyshift_core::schedule::StepPlan`]; this module applies them to tensors.
+
+use burn::tensor::{Device, Tensor, TensorData};
+use keyshift_core::noise::TorchRng;
+use keyshift_core::schedule::{StepCoefficients, StepPlan, needs_uncond};
+
+use crate::hooks::AttentionHook;
+use crate::unet::Unet;
+
+/// Text conditioning for classifier-free guidance.
+#[derive(Debug, Clone)]
+pub struct Conditioning {
+    /// The prompt's embeddings, `[b, tokens, dim]`.
+    pub cond: Tensor<3>,
+    /// The negative prompt's embeddings (same shape), used when guidance > 1.
+    pub uncond: Tensor<3>,
+}
+
+/// Fresh Gaussian noise for ancestral and stochastic steps.
+pub trait NoiseSource {
+    /// `len` standard normal values.
+    fn next(&mut self, len: usize) -> Vec<f32>;
+}
+
+impl NoiseSource for TorchRng {
+    fn next(&mut self, len: usize) -> Vec<f32> {
+        self.randn(len)
+    }
+}
+
+/// Noise given in advance, one tensor's worth per step (reference runs); zeros when exhausted.
+#[derive(Debug, Clone, Default)]
+pub struct FixedNoise {
+    steps: std::collections::VecDeque<Vec<f32>>,
+}
+
+impl FixedNoise {
+    /// The noise for each step, in order.
+    pub fn new(steps: Vec<Vec<f32>>) -> Self {
+        Self {
+            steps: steps.into(),
+        }
+    }
+}
+
+impl NoiseSource for FixedNoise {
+    fn next(&mut self, len: usize) -> Vec<f32> {
+        let mut v = self.steps.pop_front().unwrap_or_default();
+        v.resize(len, 0.0);
+        v
+    }
+}
+
+/// What one step produced.
+#[derive(Debug, Clone)]
+pub struct StepOutput {
+    /// Index of the step in the plan (0-based).
+    pub step: usize,
+    /// Steps in the plan.
+    pub total: usize,
+    /// The model's estimate of the clean latent at this step (for previews).
+    pub denoised: Tensor<4>,
+}
+
+/// A sampling run in progress.
+#[derive(Debug)]
+pub struct Sampling {
+    plan: StepPlan,
+    x: Tensor<4>,
+    prev_denoised: Option<Tensor<4>>,
+    next: usize,
+    guidance: f64,
+}
+
+impl Sampling {
+    /// Text-to-image: starts from `noise · init_noise_sigma`.
+    ///
+    /// # Shapes
+    /// - `noise`: `[b, 4, h, w]`
+    pub fn txt2img(plan: StepPlan, noise: Tensor<4>, guidance: f64) -> Self {
+        let x = noise * plan.init_noise_sigma;
+        Self {
+            plan,
+            x,
+            prev_denoised: None,
+            next: 0,
+            guidance,
+        }
+    }
+
+    /// Image-to-image: starts from the init latent noised to the first step's level.
+    ///
+    /// # Shapes
+    /// - `init_latent`, `noise`: `[b, 4, h, w]`
+    pub fn img2img(
+        plan: StepPlan,
+        init_latent: Tensor<4>,
+        noise: Tensor<4>,
+        guidance: f64,
+    ) -> Self {
+        let mix = plan.img2img_noise;
+        let x = init_latent * mix.signal + noise * mix.noise;
+        Self {
+            plan,
+            x,
+            prev_denoised: None,
+            next: 0,
+            guidance,
+        }
+    }
+
+    /// Whether every step has run.
+    pub fn is_done(&self) -> bool {
+        self.next >= self.plan.steps.len()
+    }
+
+    /// Steps in the plan.
+    pub fn total_steps(&self) -> usize {
+        self.plan.steps.len()
+    }
+
+    /// The current latent.
+    pub fn latent(&self) -> &Tensor<4> {
+        &self.x
+    }
+
+    /// Runs the next step, or returns `None` when done.
+    pub fn step(
+        &mut self,
+        unet: &Unet,
+        cond: &Conditioning,
+        noise: &mut dyn NoiseSource,
+        hook: &mut dyn AttentionHook,
+    ) -> Option<StepOutput> {
+        let coefficients = *self.plan.steps.get(self.next)?;
+        let model_out = guided(unet, &self.x, &coefficients, cond, self.guidance, hook);
+        let denoised =
+            self.x.clone() * coefficients.denoise.x + model_out * coefficients.denoise.model;
+        self.x = self.update(&coefficients, denoised.clone(), noise);
+        self.prev_denoised = Some(denoised.clone());
+        let step = self.next;
+        self.next += 1;
+        Some(StepOutput {
+            step,
+            total: self.plan.steps.len(),
+            denoised,
+        })
+    }
+
+    fn update(
+        &self,
+        c: &StepCoefficients,
+        denoised: Tensor<4>,
+        noise: &mut dyn NoiseSource,
+    ) -> Tensor<4> {
+        let u = c.update;
+        let mut x = self.x.clone() * u.x + denoised * u.denoised;
+        if let (Some(prev), true) = (&self.prev_denoised, u.prev_denoised != 0.0) {
+            x = x + prev.clone() * u.prev_denoised;
+        }
+        if c.draws_noise || u.noise != 0.0 {
+            let z = noise_like(&self.x, noise);
+            if u.noise != 0.0 {
+                x = x + z * u.noise;
+            }
+        }
+        x
+    }
+}
+
+/// A tensor of `noise`'s next values in the shape of `like`.
+pub fn noise_like(like: &Tensor<4>, noise: &mut dyn NoiseSource) -> Tensor<4> {
+    let shape = like.dims();
+    let values = noise.next(shape.iter().product());
+    Tensor::<4>::from_data(TensorData::new(values, shape), &like.device())
+}
+
+/// The model output with classifier-free guidance: one UNet call on the batch
+/// `[uncond, cond]`, then `u + g·(c − u)`; guidance ≤ 1 runs the conditional half alone.
+fn guided(
+    unet: &Unet,
+    x: &Tensor<4>,
+    c: &StepCoefficients,
+    cond: &Conditioning,
+    guidance: f64,
+    hook: &mut dyn AttentionHook,
+) -> Tensor<4> {
+    let input = x.clone() * c.c_in;
+    if !needs_uncond(guidance) {
+        return unet.forward(input, c.timestep, &cond.cond, hook);
+    }
+    let [b, _, _, _] = input.dims();
+    let batch = Tensor::cat(vec![input.clone(), input], 0);
+    let context = Tensor::cat(vec![cond.uncond.clone(), cond.cond.clone()], 0);
+    let out = unet.forward(batch, c.timestep, &context, hook);
+    let [n, ch, h, w] = out.dims();
+    let uncond = out.clone().slice([0..b, 0..ch, 0..h, 0..w]);
+    let cond_out = out.slice([b..n, 0..ch, 0..h, 0..w]);
+    uncond.clone() + (cond_out - uncond) * guidance
+}
+
+/// A latent tensor from flat values.
+///
+/// # Shapes
+/// - returns `shape`
+pub fn latent(values: Vec<f32>, shape: [usize; 4], device: &Device) -> Tensor<4> {
+    Tensor::<4>::from_data(TensorData::new(values, shape), device)
+}
+
+/// A text-embedding tensor `[b, tokens, dim]`.
+pub type Context = Tensor<3>;
+
+/// A conditioning tensor from flat values (e.g. interpolated by prompt travel).
+///
+/// # Shapes
+/// - returns `shape` = `[b, tokens, dim]`
+pub fn context(values: Vec<f32>, shape: [usize; 3], device: &Device) -> Context {
+    Tensor::<3>::from_data(TensorData::new(values, shape), device)
+}

@@ -1,0 +1,311 @@
+//! `UNet2DConditionModel` for SD 1.x and 2.x (diffusers `unet_2d_condition.py`,
+//! `unet_2d_blocks.py`): down blocks with resnets (and cross-attention transformers), a middle
+//! block, up blocks fed by skip connections, nearest-neighbour upsampling.
+
+use burn::module::Module;
+use burn::nn::GroupNorm;
+use burn::nn::conv::Conv2d;
+use burn::tensor::Tensor;
+use burn::tensor::activation::silu;
+use burn::tensor::module::interpolate;
+use burn::tensor::ops::{InterpolateMode, InterpolateOptions};
+
+use crate::config::UnetConfig;
+use crate::embeddings::{TimestepEmbedding, timestep_projection};
+use crate::hooks::AttentionHook;
+use crate::nn::{ConvSpec, conv2d, group_norm};
+use crate::resnet::{ResnetBlock, ResnetSpec};
+use crate::transformer::{SpatialTransformer, TransformerSpec};
+use crate::weights::{LoadError, Loader};
+
+/// One resolution level on the way down or up.
+#[derive(Module, Debug)]
+pub struct Level {
+    resnets: Vec<ResnetBlock>,
+    attentions: Vec<SpatialTransformer>,
+    resample: Option<Conv2d>,
+}
+
+/// The middle block: resnet, transformer, resnet.
+#[derive(Module, Debug)]
+pub struct MidBlock {
+    resnet_1: ResnetBlock,
+    attention: SpatialTransformer,
+    resnet_2: ResnetBlock,
+}
+
+/// The denoising UNet.
+#[derive(Module, Debug)]
+pub struct Unet {
+    time_embedding: TimestepEmbedding,
+    conv_in: Conv2d,
+    down: Vec<Level>,
+    mid: MidBlock,
+    up: Vec<Level>,
+    norm_out: GroupNorm,
+    conv_out: Conv2d,
+    time_proj_dim: usize,
+    flip_sin_to_cos: bool,
+    freq_shift: f64,
+}
+
+struct Specs<'a> {
+    c: &'a UnetConfig,
+}
+
+impl Specs<'_> {
+    fn resnet(&self, c_in: usize, c_out: usize) -> ResnetSpec {
+        ResnetSpec {
+            c_in,
+            c_out,
+            temb: Some(self.c.time_embed_dim()),
+            groups: self.c.norm_num_groups,
+            eps: self.c.norm_eps,
+        }
+    }
+
+    fn transformer(&self, level: usize) -> TransformerSpec {
+        TransformerSpec {
+            channels: self.c.block_out_channels[level],
+            heads: self.c.attention_heads[level],
+            context_dim: self.c.cross_attention_dim,
+            groups: self.c.norm_num_groups,
+        }
+    }
+}
+
+impl Unet {
+    /// Loads the UNet from diffusers names (mapped by the loader).
+    pub fn load(l: &mut Loader, c: &UnetConfig) -> Result<Self, LoadError> {
+        check_config(c)?;
+        let s = Specs { c };
+        let ch = &c.block_out_channels;
+        let first = ch[0];
+        let down = (0..c.levels())
+            .map(|i| load_down(l, &s, i))
+            .collect::<Result<Vec<_>, _>>()?;
+        let up = (0..c.levels())
+            .map(|i| load_up(l, &s, i))
+            .collect::<Result<Vec<_>, _>>()?;
+        let last = ch[c.levels() - 1];
+        let mid = MidBlock {
+            resnet_1: ResnetBlock::load(l, "mid_block.resnets.0", s.resnet(last, last))?,
+            attention: SpatialTransformer::load(
+                l,
+                "mid_block.attentions.0",
+                s.transformer(c.levels() - 1),
+            )?,
+            resnet_2: ResnetBlock::load(l, "mid_block.resnets.1", s.resnet(last, last))?,
+        };
+        Ok(Self {
+            time_embedding: TimestepEmbedding::load(
+                l,
+                "time_embedding",
+                first,
+                c.time_embed_dim(),
+            )?,
+            conv_in: conv2d(l, "conv_in", ConvSpec::same(c.in_channels, first, 3))?,
+            down,
+            mid,
+            up,
+            norm_out: group_norm(l, "conv_norm_out", c.norm_num_groups, first, c.norm_eps)?,
+            conv_out: conv2d(l, "conv_out", ConvSpec::same(first, c.out_channels, 3))?,
+            time_proj_dim: first,
+            flip_sin_to_cos: c.flip_sin_to_cos,
+            freq_shift: c.freq_shift,
+        })
+    }
+
+    /// The timestep embedding after the MLP.
+    ///
+    /// # Shapes
+    /// - returns `[timesteps.len(), 4·c0]`
+    pub fn time_embedding(&self, timesteps: &[f64]) -> Tensor<2> {
+        self.time_embedding.forward(self.time_projection(timesteps))
+    }
+
+    /// The sinusoidal timestep projection.
+    ///
+    /// # Shapes
+    /// - returns `[timesteps.len(), c0]`
+    pub fn time_projection(&self, timesteps: &[f64]) -> Tensor<2> {
+        let device = self.conv_in.weight.val().device();
+        timestep_projection(
+            timesteps,
+            self.time_proj_dim,
+            self.flip_sin_to_cos,
+            self.freq_shift,
+            &device,
+        )
+    }
+
+    /// Predicts the noise (or v) in `x` at `timestep` given the text `context`.
+    ///
+    /// # Shapes
+    /// - `x`: `[b, in, h, w]` with `h`, `w` divisible by 2^(levels−1); `context`: `[b, tokens, dim]`
+    /// - returns `[b, out, h, w]`
+    pub fn forward(
+        &self,
+        x: Tensor<4>,
+        timestep: f64,
+        context: &Tensor<3>,
+        hook: &mut dyn AttentionHook,
+    ) -> Tensor<4> {
+        let [b, _, _, _] = x.dims();
+        let temb = self.time_embedding(&[timestep]);
+        let temb = temb.repeat_dim(0, b);
+        let mut h = self.conv_in.forward(x);
+        let mut skips = vec![h.clone()];
+        for (i, level) in self.down.iter().enumerate() {
+            for (j, resnet) in level.resnets.iter().enumerate() {
+                h = resnet.forward(h, Some(&temb));
+                if let Some(attn) = level.attentions.get(j) {
+                    h = attn.forward(h, context, &format!("down_blocks.{i}.attentions.{j}"), hook);
+                }
+                skips.push(h.clone());
+            }
+            if let Some(down) = &level.resample {
+                h = down.forward(h);
+                skips.push(h.clone());
+            }
+        }
+        h = self.mid.resnet_1.forward(h, Some(&temb));
+        h = self
+            .mid
+            .attention
+            .forward(h, context, "mid_block.attentions.0", hook);
+        h = self.mid.resnet_2.forward(h, Some(&temb));
+        for (i, level) in self.up.iter().enumerate() {
+            for (j, resnet) in level.resnets.iter().enumerate() {
+                let skip = skips.pop().unwrap_or_else(|| h.clone());
+                h = resnet.forward(Tensor::cat(vec![h, skip], 1), Some(&temb));
+                if let Some(attn) = level.attentions.get(j) {
+                    h = attn.forward(h, context, &format!("up_blocks.{i}.attentions.{j}"), hook);
+                }
+            }
+            if let Some(up) = &level.resample {
+                h = up.forward(upsample_nearest(h));
+            }
+        }
+        self.conv_out.forward(silu(self.norm_out.forward(h)))
+    }
+}
+
+fn check_config(c: &UnetConfig) -> Result<(), LoadError> {
+    let n = c.levels();
+    if n == 0 || c.attention_heads.len() != n || c.cross_attention.len() != n {
+        return Err(LoadError::Unrecognised(format!(
+            "UNet config with {n} levels, {} head counts",
+            c.attention_heads.len()
+        )));
+    }
+    Ok(())
+}
+
+fn load_down(l: &mut Loader, s: &Specs, i: usize) -> Result<Level, LoadError> {
+    let c = s.c;
+    let out = c.block_out_channels[i];
+    let mut c_in = if i == 0 {
+        out
+    } else {
+        c.block_out_channels[i - 1]
+    };
+    let mut resnets = Vec::new();
+    let mut attentions = Vec::new();
+    for j in 0..c.layers_per_block {
+        resnets.push(ResnetBlock::load(
+            l,
+            &format!("down_blocks.{i}.resnets.{j}"),
+            s.resnet(c_in, out),
+        )?);
+        if c.cross_attention[i] {
+            attentions.push(SpatialTransformer::load(
+                l,
+                &format!("down_blocks.{i}.attentions.{j}"),
+                s.transformer(i),
+            )?);
+        }
+        c_in = out;
+    }
+    let resample = if i + 1 < c.levels() {
+        let spec = ConvSpec {
+            stride: 2,
+            ..ConvSpec::same(out, out, 3)
+        };
+        Some(conv2d(
+            l,
+            &format!("down_blocks.{i}.downsamplers.0.conv"),
+            spec,
+        )?)
+    } else {
+        None
+    };
+    Ok(Level {
+        resnets,
+        attentions,
+        resample,
+    })
+}
+
+/// Up block `i` mirrors level `levels − 1 − i`; its resnets take the previous output concatenated
+/// with a skip connection (the skips are popped in reverse order of the down path).
+fn load_up(l: &mut Loader, s: &Specs, i: usize) -> Result<Level, LoadError> {
+    let c = s.c;
+    let n = c.levels();
+    let level = n - 1 - i;
+    let out = c.block_out_channels[level];
+    let prev_out = c.block_out_channels[(level + 1).min(n - 1)];
+    let mut resnets = Vec::new();
+    let mut attentions = Vec::new();
+    for j in 0..=c.layers_per_block {
+        let skip = if j == c.layers_per_block {
+            c.block_out_channels[level.saturating_sub(1)]
+        } else {
+            out
+        };
+        let skip = if j == c.layers_per_block && level == 0 {
+            out
+        } else {
+            skip
+        };
+        let c_in = if j == 0 { prev_out } else { out };
+        resnets.push(ResnetBlock::load(
+            l,
+            &format!("up_blocks.{i}.resnets.{j}"),
+            s.resnet(c_in + skip, out),
+        )?);
+        if c.cross_attention[level] {
+            attentions.push(SpatialTransformer::load(
+                l,
+                &format!("up_blocks.{i}.attentions.{j}"),
+                s.transformer(level),
+            )?);
+        }
+    }
+    let resample = if level > 0 {
+        Some(conv2d(
+            l,
+            &format!("up_blocks.{i}.upsamplers.0.conv"),
+            ConvSpec::same(out, out, 3),
+        )?)
+    } else {
+        None
+    };
+    Ok(Level {
+        resnets,
+        attentions,
+        resample,
+    })
+}
+
+/// Nearest-neighbour upsampling by 2.
+///
+/// # Shapes
+/// - `x`: `[b, c, h, w]` → `[b, c, 2h, 2w]`
+pub fn upsample_nearest(x: Tensor<4>) -> Tensor<4> {
+    let [_, _, h, w] = x.dims();
+    interpolate(
+        x,
+        InterpolateOptions::new(InterpolateMode::Nearest).with_output_size([2 * h, 2 * w]),
+    )
+}
