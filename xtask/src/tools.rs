@@ -19,7 +19,22 @@ pub const WASM_BINDGEN_VERSION: &str = "0.2.130";
 /// Everything: build tools and test tools.
 pub fn setup(ctx: &Ctx) -> Result<(), String> {
     setup_build(ctx)?;
-    ensure_chromium()
+    ensure_chromium()?;
+    ensure_vulkan()
+}
+
+/// Mesa's lavapipe: a Vulkan driver on the CPU, so the engine's wgpu path is tested on machines
+/// without a GPU.
+pub const LAVAPIPE_ICD: &str = "/usr/share/vulkan/icd.d/lvp_icd.x86_64.json";
+
+fn ensure_vulkan() -> Result<(), String> {
+    if Path::new(LAVAPIPE_ICD).exists() || !cfg!(target_arch = "x86_64") {
+        return Ok(());
+    }
+    apt_install(
+        &["mesa-vulkan-drivers", "libvulkan1"],
+        "a Vulkan driver is needed for the engine's wgpu tests (Mesa's lavapipe runs on the CPU)",
+    )
 }
 
 /// What `build` needs.

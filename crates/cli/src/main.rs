@@ -4,9 +4,19 @@
 //! - `keyshift conformance <suite> <cases.json>`: runs a conformance case file (suites `a1111`,
 //!   `shift-attention`, `clip-tokens`), prints one line per failing case and `N passed, N failed`,
 //!   and exits 1 on any failure.
+//!   `keyshift conformance sd-golden <fixture-dir> [--backend cpu|wgpu]` checks the engine against
+//!   diffusers reference tensors in the `fixtures/tiny-sd1` format.
+//! - `keyshift generate --model PATH --prompt TEXT … --out out.png`: one image, with A1111's
+//!   `parameters` text in the PNG.
 //! - `keyshift selftest`: runs the engine's matmul and conv2d self-test on the CPU backend and
 //!   compares them with exact references (the same check the web app's System page runs on WebGPU).
 #![allow(clippy::print_stdout, reason = "a command line prints its results")]
+
+mod args;
+mod backend;
+mod bench;
+mod generate;
+mod load;
 
 use std::process::ExitCode;
 
@@ -16,13 +26,36 @@ const USAGE: &str = "usage: keyshift <command>
 
 commands:
   conformance <suite> <cases.json>   run a conformance file (a1111, shift-attention, clip-tokens)
+  conformance sd-golden <fixture-dir> [--backend cpu|wgpu]
+                                     check the engine against diffusers reference tensors
+  generate --model PATH --prompt TEXT [--negative TEXT] [--steps N] [--sampler NAME] [--cfg X]
+           [--seed N] [--subseed N --subseed-strength X] [--size WxH] [--init IMAGE.png --strength X]
+           [--clip-skip N] [--backend cpu|wgpu] --out OUT.png
+                                     make one image (PNG with A1111 parameters)
+  bench unet [--backend cpu|wgpu] [--sizes tiny,256,512] [--steps N]
+                                     time per UNet step (batch 2) and peak memory
   selftest   run the engine self-test (matmul, conv2d) on the CPU backend";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("selftest") => selftest(),
-        Some("conformance") => match (args.get(1), args.get(2)) {
+        Some("bench") => match bench::run(&args[1..]) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("keyshift bench: {e}");
+                ExitCode::from(2)
+            }
+        },
+        Some("generate") => match generate::run(&args[1..]) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("keyshift generate: {e}");
+                ExitCode::from(2)
+            }
+        },
+        Some("conformance") => match (args.get(1).map(String::as_str), args.get(2)) {
+            (Some("sd-golden"), Some(dir)) => sd_golden(dir, &args[3..]),
             (Some(suite), Some(path)) => conformance(suite, path),
             _ => {
                 eprintln!("{USAGE}");
@@ -102,6 +135,37 @@ fn conformance(suite: &str, path: &str) -> ExitCode {
         }
         Err(e) => {
             eprintln!("keyshift: {path}: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn sd_golden(dir: &str, rest: &[String]) -> ExitCode {
+    let parsed = args::Args::parse(rest, &[]).and_then(|a| match a.unknown(&["backend"]) {
+        Some(e) => Err(e),
+        None => Ok(a),
+    });
+    let device =
+        parsed.and_then(|a| backend::Backend::parse(a.get("backend").unwrap_or("cpu"))?.device());
+    let device = match device {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("keyshift: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let folder = keyshift_sd::model::DirFolder(std::path::PathBuf::from(dir));
+    match keyshift_sd::golden::run(&folder, &device) {
+        Ok(report) => {
+            println!("{}", report.render());
+            if report.is_success() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        Err(e) => {
+            eprintln!("keyshift: {dir}: {e}");
             ExitCode::from(2)
         }
     }

@@ -8,12 +8,16 @@
 //! - [`noise`]: seeded latent noise exactly as PyTorch's CPU generator makes it, with A1111's
 //!   variation seeds.
 //! - [`tokens`]: CLIP BPE tokens, 75-token chunks and per-token weights for the text encoder.
+//! - [`parameters`]: A1111's generation-parameters text and sampler names.
+//! - [`pngtext`]: PNG files with A1111's `parameters` text chunk.
 //! - [`conformance`]: runs the conformance case files against this crate.
 //! - [`schedule`]: noise schedules and sampler step coefficients (DDIM, Euler, Euler a, DPM++ 2M,
 //!   LCM; diffusers and k-diffusion/A1111) as scalar math for the engine.
 pub mod conformance;
 pub mod noise;
+pub mod parameters;
 pub mod plan;
+pub mod pngtext;
 pub mod prompt;
 pub mod schedule;
 pub mod selftest;

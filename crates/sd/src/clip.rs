@@ -183,10 +183,7 @@ impl ClipTextModel {
             .iter()
             .enumerate()
             .map(|(b, row)| {
-                let pos = row
-                    .iter()
-                    .position(|&t| t == self.eos_token_id)
-                    .unwrap_or(n.saturating_sub(1));
+                let pos = eos_position(row, self.eos_token_id).unwrap_or(n.saturating_sub(1));
                 hidden
                     .clone()
                     .slice([b..b + 1, pos..pos + 1, 0..d])
@@ -195,6 +192,17 @@ impl ClipTextModel {
             .collect();
         Tensor::cat(rows, 0)
     }
+}
+
+/// Where the pooled output is read: the first `eos` token; or, for configs with the legacy
+/// `eos_token_id` 2 (OpenAI's original CLIP configs, SD 1.5 and 2.x repositories), the first
+/// highest id — end-of-text has the highest id in CLIP's vocabulary — as transformers does.
+fn eos_position(row: &[u32], eos: u32) -> Option<usize> {
+    if eos == 2 {
+        let max = row.iter().copied().max()?;
+        return row.iter().position(|&t| t == max);
+    }
+    row.iter().position(|&t| t == eos)
 }
 
 /// Additive causal mask: 0 on and below the diagonal, a large negative above.

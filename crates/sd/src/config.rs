@@ -25,7 +25,7 @@ pub struct ClipConfig {
     /// LayerNorm epsilon.
     #[serde(default = "default_eps")]
     pub layer_norm_eps: f64,
-    /// End-of-text token; the pooled output is taken at its first position.
+    /// End-of-text token; the pooled output is taken at its first position (2: legacy configs, the highest id).
     #[serde(default = "default_eos")]
     pub eos_token_id: u32,
 }

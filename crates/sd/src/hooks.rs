@@ -45,6 +45,16 @@ pub trait AttentionHook {
         let _ = site;
         out
     }
+
+    /// Sees (and may replace) the attention output after the output projection (`to_out.0`),
+    /// before the residual: Attention-Interpolation's `out_linear`.
+    ///
+    /// # Shapes
+    /// - `out`: `[b, height·width, channels]`
+    fn projected(&mut self, site: &AttentionSite, out: Tensor<3>) -> Tensor<3> {
+        let _ = site;
+        out
+    }
 }
 
 /// A hook that does nothing.

@@ -5,15 +5,22 @@
 //! - [`config`]: model configurations as data.
 //! - Model blocks, one per file: [`clip`], [`embeddings`], [`resnet`], [`transformer`] (with
 //!   [`attention`] and [`hooks`]), [`unet`], [`vae`]; [`model`] loads them together.
+//! - [`taesd`]: the tiny autoencoder TAESD (fast previews, cheap encodes) in both of its layouts.
+//! - [`conditioning`]: prompts → embeddings the A1111 way (schedules, `AND`, chunks, emphasis).
+//! - [`generate`]: one image from a request (the CLI and the worker share it).
 //! - [`pipeline`]: sampling behind a step API, classifier-free guidance, img2img.
 //! - [`golden`] (native): the `sd-golden` conformance runner against diffusers reference tensors.
+//! - [`taps`]: attention hooks: cross-attention heatmaps per token (VXA and over a generation),
+//!   attention interpolation between frames.
 //! - [`selftest`]: a matmul and a conv2d checked against f64 references, proving a device computes
 //!   correctly (the System page's WebGPU check).
 pub mod attention;
 pub mod clip;
 pub mod clock;
+pub mod conditioning;
 pub mod config;
 pub mod embeddings;
+pub mod generate;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod golden;
 pub mod hooks;
@@ -22,6 +29,8 @@ pub mod nn;
 pub mod pipeline;
 pub mod resnet;
 pub mod selftest;
+pub mod taesd;
+pub mod taps;
 pub mod transformer;
 pub mod unet;
 pub mod vae;
@@ -29,3 +38,10 @@ pub mod weights;
 
 /// The burn device type the engine runs on (re-exported so callers need not depend on burn).
 pub use burn::tensor::Device;
+
+/// The default wgpu device natively (Vulkan, Metal or DX12; lavapipe in CI). Lazy: it fails on
+/// first use when the machine has no adapter, so check for one first.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn wgpu_device() -> Device {
+    Device::wgpu(burn::tensor::DeviceKind::DefaultDevice)
+}

@@ -9,13 +9,23 @@ use keyshift_core::schedule::{StepCoefficients, StepPlan, needs_uncond};
 use crate::hooks::AttentionHook;
 use crate::unet::Unet;
 
-/// Text conditioning for classifier-free guidance.
+/// Text conditioning of one step, for classifier-free guidance.
 #[derive(Debug, Clone)]
 pub struct Conditioning {
-    /// The prompt's embeddings, `[b, tokens, dim]`.
-    pub cond: Tensor<3>,
+    /// The prompt's `AND` parts: embeddings `[b, tokens, dim]` and composable-diffusion weight.
+    pub parts: Vec<(Tensor<3>, f64)>,
     /// The negative prompt's embeddings (same shape), used when guidance > 1.
     pub uncond: Tensor<3>,
+}
+
+impl Conditioning {
+    /// A single prompt with weight 1.
+    pub fn single(cond: Tensor<3>, uncond: Tensor<3>) -> Self {
+        Self {
+            parts: vec![(cond, 1.0)],
+            uncond,
+        }
+    }
 }
 
 /// Fresh Gaussian noise for ancestral and stochastic steps.
@@ -111,6 +121,11 @@ impl Sampling {
         }
     }
 
+    /// Index of the step [`Sampling::step`] runs next (for per-step conditioning).
+    pub fn next_step(&self) -> usize {
+        self.next
+    }
+
     /// Whether every step has run.
     pub fn is_done(&self) -> bool {
         self.next >= self.plan.steps.len()
@@ -178,7 +193,9 @@ pub fn noise_like(like: &Tensor<4>, noise: &mut dyn NoiseSource) -> Tensor<4> {
 }
 
 /// The model output with classifier-free guidance: one UNet call on the batch
-/// `[uncond, cond]`, then `u + g·(c − u)`; guidance ≤ 1 runs the conditional half alone.
+/// `[uncond, cond_1, …, cond_n]`, then `u + g·Σ wᵢ·(cᵢ − u)` (A1111's composable diffusion; one
+/// part of weight 1 is ordinary CFG). Guidance ≤ 1 skips the uncond pass and returns the
+/// weighted mean of the parts.
 fn guided(
     unet: &Unet,
     x: &Tensor<4>,
@@ -188,17 +205,32 @@ fn guided(
     hook: &mut dyn AttentionHook,
 ) -> Tensor<4> {
     let input = x.clone() * c.c_in;
-    if !needs_uncond(guidance) {
-        return unet.forward(input, c.timestep, &cond.cond, hook);
+    let [b, ch, h, w] = input.dims();
+    let with_uncond = needs_uncond(guidance) || cond.parts.is_empty();
+    let mut contexts: Vec<Tensor<3>> = Vec::new();
+    if with_uncond {
+        contexts.push(cond.uncond.clone());
     }
-    let [b, _, _, _] = input.dims();
-    let batch = Tensor::cat(vec![input.clone(), input], 0);
-    let context = Tensor::cat(vec![cond.uncond.clone(), cond.cond.clone()], 0);
-    let out = unet.forward(batch, c.timestep, &context, hook);
-    let [n, ch, h, w] = out.dims();
-    let uncond = out.clone().slice([0..b, 0..ch, 0..h, 0..w]);
-    let cond_out = out.slice([b..n, 0..ch, 0..h, 0..w]);
-    uncond.clone() + (cond_out - uncond) * guidance
+    contexts.extend(cond.parts.iter().map(|(t, _)| t.clone()));
+    let n = contexts.len();
+    let batch = Tensor::cat(vec![input; n], 0);
+    let out = unet.forward(batch, c.timestep, &Tensor::cat(contexts, 0), hook);
+    let slice = |i: usize| out.clone().slice([i * b..(i + 1) * b, 0..ch, 0..h, 0..w]);
+    if with_uncond {
+        let uncond = slice(0);
+        let mut result = uncond.clone();
+        for (i, (_, weight)) in cond.parts.iter().enumerate() {
+            result = result + (slice(i + 1) - uncond.clone()) * (weight * guidance);
+        }
+        return result;
+    }
+    let total: f64 = cond.parts.iter().map(|(_, w)| w).sum();
+    let norm = if total == 0.0 { 1.0 } else { total };
+    let mut result = slice(0) * (cond.parts[0].1 / norm);
+    for (i, (_, weight)) in cond.parts.iter().enumerate().skip(1) {
+        result = result + slice(i) * (weight / norm);
+    }
+    result
 }
 
 /// A latent tensor from flat values.
@@ -219,3 +251,6 @@ pub type Context = Tensor<3>;
 pub fn context(values: Vec<f32>, shape: [usize; 3], device: &Device) -> Context {
     Tensor::<3>::from_data(TensorData::new(values, shape), device)
 }
+
+/// A latent or image tensor `[b, c, h, w]`.
+pub type Context4 = Tensor<4>;

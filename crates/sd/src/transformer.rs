@@ -67,7 +67,7 @@ impl Attention {
         let probs = hook.probabilities(site, probs);
         let out = attention::apply(probs, self.to_v.forward(context));
         let out = hook.output(site, out);
-        self.to_out.forward(out)
+        hook.projected(site, self.to_out.forward(out))
     }
 }
 

@@ -86,3 +86,39 @@ fn burn_tensor(device: &Device) -> keyshift_sd::pipeline::Context {
         device,
     )
 }
+
+/// The GPU path (burn on wgpu: the WGSL kernels the browser runs; Mesa's lavapipe in CI) gives
+/// the same numbers. `cargo xtask setup` installs lavapipe where no GPU driver is present.
+#[test]
+fn tiny_sd1_matches_diffusers_on_wgpu() {
+    let instance = wgpu::Instance::default();
+    let adapter =
+        pollster::block_on(instance.request_adapter(&wgpu::RequestAdapterOptions::default()));
+    assert!(
+        adapter.is_ok(),
+        "no wgpu adapter: install a Vulkan driver (Debian: mesa-vulkan-drivers; `cargo xtask setup` does)"
+    );
+    let report = golden::run(&fixture(), &keyshift_sd::wgpu_device()).expect("fixture readable");
+    println!("{}", report.render());
+    assert!(report.is_success(), "{}", report.render());
+}
+
+/// An SD 2.x-style model (OpenCLIP text encoder with GELU and an extra unused layer in the single
+/// file, linear projections, per-level head counts, v-prediction), made by
+/// `scripts/reference/make_tiny_sd2.py`: loads and passes without any SD 2-specific switch.
+#[test]
+fn tiny_sd2_v_matches_diffusers_on_the_cpu_backend() {
+    let dir =
+        DirFolder(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/tiny-sd2-v"));
+    let report = golden::run(&dir, &Device::flex()).expect("fixture readable");
+    for c in &report.checks {
+        println!("{}: {}", c.name, c.detail);
+    }
+    assert!(report.is_success(), "{}", report.render());
+    assert!(
+        report
+            .checks
+            .iter()
+            .any(|c| c.name == "single-file/pipe.euler_a.image")
+    );
+}

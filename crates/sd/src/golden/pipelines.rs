@@ -77,7 +77,7 @@ pub(super) fn check(
         report.push(fail("pipe", "the prompt did not tokenize"));
         return;
     };
-    let cond = Conditioning { cond, uncond };
+    let cond = Conditioning::single(cond, uncond);
     let Some(schedule) = schedule(golden, model) else {
         report.push(fail("pipe", "no usable scheduler config"));
         return;

@@ -218,6 +218,7 @@ pub struct WeightStore {
     files: Vec<SafetensorsFile>,
     index: BTreeMap<String, usize>,
     used: BTreeSet<String>,
+    synthetic: Option<u64>,
 }
 
 impl WeightStore {
@@ -233,7 +234,31 @@ impl WeightStore {
             files,
             index,
             used: BTreeSet::new(),
+            synthetic: None,
         }
+    }
+
+    /// A store that answers every request with small deterministic pseudo-random values of the
+    /// requested shape: a model of any configuration without a file (benchmarks, tests).
+    pub fn synthetic(seed: u64) -> Self {
+        Self {
+            synthetic: Some(seed),
+            ..Self::default()
+        }
+    }
+
+    fn synthetic_values(seed: u64, name: &str, len: usize) -> Vec<f32> {
+        let mut state = name.bytes().fold(seed ^ 0x9E37_79B9_7F4A_7C15, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x100_0000_01B3)
+        });
+        (0..len)
+            .map(|_| {
+                state = state
+                    .wrapping_mul(6_364_136_223_846_793_005)
+                    .wrapping_add(1_442_695_040_888_963_407);
+                ((state >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 0.04
+            })
+            .collect()
     }
 
     /// Whether `key` is stored.
@@ -352,6 +377,13 @@ impl<'a> Loader<'a> {
 
     /// Reads `name` as flat f32 values, checked against `shape`.
     pub fn values(&mut self, name: &str, shape: &[usize]) -> Result<Vec<f32>, LoadError> {
+        if let Some(seed) = self.store.synthetic {
+            return Ok(WeightStore::synthetic_values(
+                seed,
+                name,
+                shape.iter().product(),
+            ));
+        }
         let stored = self.map.map(name);
         let (values, stored_shape) = self.store.read(&stored.key)?;
         let (values, found) = match stored.rows {

@@ -1,0 +1,137 @@
+//! `keyshift generate` on the tiny fixture model: a PNG with A1111 parameters, deterministic per
+//! seed, and clear errors for bad input.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use keyshift_core::parameters::Parameters;
+use keyshift_core::pngtext;
+
+fn tiny() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/tiny-sd1/diffusers")
+}
+
+fn generate(out: &std::path::Path, extra: &[&str]) -> std::process::Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_keyshift"));
+    cmd.args(["generate", "--model"]).arg(tiny());
+    cmd.args([
+        "--prompt",
+        "a photo of a (cat:1.2)",
+        "--steps",
+        "3",
+        "--seed",
+        "42",
+        "--size",
+        "64x64",
+    ]);
+    cmd.args(extra).arg("--out").arg(out);
+    cmd.output().expect("runs")
+}
+
+#[test]
+fn writes_a_png_with_a1111_parameters_deterministically() {
+    let dir = std::env::temp_dir().join(format!("keyshift-gen-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (a, b, c) = (dir.join("a.png"), dir.join("b.png"), dir.join("c.png"));
+    for (path, seed) in [(&a, "42"), (&b, "42"), (&c, "43")] {
+        let out = generate(
+            path,
+            &[
+                "--seed",
+                seed,
+                "--sampler",
+                "Euler a",
+                "--negative",
+                "blurry",
+            ],
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let (pa, pb, pc) = (
+        std::fs::read(&a).unwrap(),
+        std::fs::read(&b).unwrap(),
+        std::fs::read(&c).unwrap(),
+    );
+    assert_eq!(pa, pb, "same seed, same file");
+    let (w, h, rgb_a) = pngtext::decode_rgb(&pa).unwrap();
+    assert_eq!((w, h), (64, 64));
+    let (_, _, rgb_c) = pngtext::decode_rgb(&pc).unwrap();
+    assert_ne!(rgb_a, rgb_c, "another seed, another image");
+    let texts = pngtext::read_texts(&pa).unwrap();
+    let params = Parameters::parse(&texts.iter().find(|(k, _)| k == "parameters").unwrap().1);
+    assert_eq!(params.prompt, "a photo of a (cat:1.2)");
+    assert_eq!(params.negative, "blurry");
+    assert_eq!(params.get("Steps"), Some("3"));
+    assert_eq!(params.get("Sampler"), Some("Euler a"));
+    assert_eq!(params.get("Seed"), Some("42"));
+    assert_eq!(params.get("Size"), Some("64x64"));
+    // img2img from the first image at strength 0.5 stays closer to it than a fresh seed does.
+    let d = dir.join("d.png");
+    let out = generate(
+        &d,
+        &[
+            "--seed",
+            "43",
+            "--init",
+            a.to_str().unwrap(),
+            "--strength",
+            "0.5",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (_, _, rgb_d) = pngtext::decode_rgb(&std::fs::read(&d).unwrap()).unwrap();
+    let dist = |x: &[u8], y: &[u8]| {
+        x.iter()
+            .zip(y)
+            .map(|(p, q)| (i32::from(*p) - i32::from(*q)).abs())
+            .sum::<i32>()
+    };
+    assert!(
+        dist(&rgb_d, &rgb_a) < dist(&rgb_c, &rgb_a),
+        "img2img keeps the init image"
+    );
+}
+
+#[test]
+fn bad_input_gives_a_message_not_a_panic() {
+    let out_path = std::env::temp_dir().join("keyshift-never-written.png");
+    let cases: [(&[&str], &str); 4] = [
+        (&["--size", "65x64"], "multiple of"),
+        (&["--sampler", "Heun++"], "unknown sampler"),
+        (&["--steps", "many"], "--steps"),
+        (&["--prompt", "a [unclosed:0.5"], ""),
+    ];
+    for (extra, needle) in cases {
+        let out = generate(&out_path, extra);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        if needle.is_empty() {
+            // A1111 reads an unclosed bracket as text: it must still make an image.
+            assert!(out.status.success(), "{stderr}");
+        } else {
+            assert_eq!(out.status.code(), Some(2), "{extra:?}: {stderr}");
+            assert!(stderr.contains(needle), "{extra:?}: {stderr}");
+        }
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_keyshift"))
+        .args([
+            "generate",
+            "--model",
+            "/nonexistent/model.safetensors",
+            "--prompt",
+            "x",
+            "--out",
+        ])
+        .arg(&out_path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("model.safetensors"));
+}

@@ -1,0 +1,97 @@
+//! Attention taps: [`crate::hooks::AttentionHook`]s that read or blend attention while the UNet
+//! runs.
+//!
+//! - [`cross`]: cross-attention maps per token, summed over the chosen layers and steps at a
+//!   fixed aggregation resolution (heatmaps over a generation), and VXA's one-layer probe of an
+//!   image (seeds.md §3).
+//! - [`heatmap`]: a map resized to image size and drawn over an RGB image (pure Rust).
+//! - [`blend`]: attention interpolation between consecutive frames (seeds.md §4).
+//! - [`slerp`]: spherical interpolation along the last dimension, with a lerp fallback.
+//!
+//! The caller tells a tap which sampling step runs next with [`StepHook::set_step`] before each
+//! UNet call (`sampling.next_step()`); a tap never counts calls itself.
+
+use std::collections::BTreeSet;
+use std::ops::Range;
+
+use crate::hooks::{AttentionHook, NoHook};
+
+pub mod blend;
+pub mod cross;
+pub mod heatmap;
+pub mod slerp;
+
+pub use blend::{FrameBlend, FrameBlendConfig, ScheduleKind, WeightSchedule};
+pub use cross::{
+    AttentionMaps, BatchLayout, CrossAttentionTap, Resolution, TapConfig, TapError, Tokens,
+};
+pub use heatmap::{Filter, OverlayMode, TokenMap};
+
+/// A hook that wants to know the sampling step before each UNet call.
+pub trait StepHook: AttentionHook {
+    /// The index (0-based, in the step plan) of the step the next UNet call belongs to.
+    fn set_step(&mut self, step: usize);
+}
+
+impl StepHook for NoHook {
+    fn set_step(&mut self, _step: usize) {}
+}
+
+/// Which attention layers a tap acts on, by transformer name (`down_blocks.1.attentions.0`,
+/// `mid_block.attentions.0`, `up_blocks.0.attentions.2`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum LayerFilter {
+    /// Every layer.
+    #[default]
+    All,
+    /// Layers named by one of these prefixes, matched at a dot: `up_blocks.1` takes
+    /// `up_blocks.1.attentions.0` but not `up_blocks.10.attentions.0`; a whole name takes that
+    /// layer.
+    Prefixes(Vec<String>),
+}
+
+impl LayerFilter {
+    /// Layers under one prefix.
+    pub fn prefix(prefix: &str) -> Self {
+        Self::Prefixes(vec![prefix.to_owned()])
+    }
+
+    /// Whether `layer` is selected.
+    pub fn matches(&self, layer: &str) -> bool {
+        match self {
+            Self::All => true,
+            Self::Prefixes(prefixes) => prefixes.iter().any(|p| under_prefix(layer, p)),
+        }
+    }
+}
+
+/// `layer` is `prefix` or lies under it at a dot (a trailing dot on the prefix is ignored).
+fn under_prefix(layer: &str, prefix: &str) -> bool {
+    let prefix = prefix.strip_suffix('.').unwrap_or(prefix);
+    layer
+        .strip_prefix(prefix)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('.'))
+}
+
+/// Which sampling steps a tap acts on.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum StepFilter {
+    /// Every step.
+    #[default]
+    All,
+    /// Steps in this range.
+    Range(Range<usize>),
+    /// These steps.
+    Set(BTreeSet<usize>),
+}
+
+impl StepFilter {
+    /// Whether `step` is selected.
+    pub fn contains(&self, step: usize) -> bool {
+        match self {
+            Self::All => true,
+            Self::Range(range) => range.contains(&step),
+            Self::Set(set) => set.contains(&step),
+        }
+    }
+}
