@@ -1,5 +1,12 @@
 //! `keyshift generate` on the tiny fixture model: a PNG with A1111 parameters, deterministic per
 //! seed, and clear errors for bad input.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    clippy::disallowed_methods,
+    reason = "native tests read fixtures and fail by panicking"
+)]
 
 use std::path::PathBuf;
 use std::process::Command;

@@ -119,8 +119,8 @@ pub async fn generate(
     let (down, multiple) = size_multiple(model);
     if request.width == 0
         || request.height == 0
-        || request.width % multiple != 0
-        || request.height % multiple != 0
+        || !request.width.is_multiple_of(multiple)
+        || !request.height.is_multiple_of(multiple)
     {
         let (w, h) = (request.width, request.height);
         return Err(GenerateError::Invalid(format!(

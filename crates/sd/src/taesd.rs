@@ -304,7 +304,7 @@ impl TaesdDecoder {
         )?;
         let mut next = 2;
         let mut stages = Vec::new();
-        let last = c.num_decoder_blocks.len() - 1;
+        let last = c.num_decoder_blocks.len().saturating_sub(1);
         for (i, &count) in c.num_decoder_blocks.iter().enumerate() {
             let blocks = load_blocks(l, "decoder", &mut next, count, ch)?;
             let up = if i == last {

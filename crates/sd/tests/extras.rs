@@ -1,6 +1,13 @@
 //! The engine against the extra references of `fixtures/tiny-sd1/extras.*` (made by
 //! `scripts/reference/make_extras.py` with diffusers/torch): DPM++ 2M (and Karras), LCM, img2img,
 //! A1111 emphasis and multi-chunk conditioning, A1111 variation seeds.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    clippy::disallowed_methods,
+    reason = "native tests read fixtures and fail by panicking"
+)]
 
 use std::path::PathBuf;
 

@@ -1,5 +1,12 @@
 //! The engine against diffusers' reference tensors for the tiny SD 1.x fixture, on the CPU backend,
 //! from both the diffusers folder and the A1111 single file.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    clippy::disallowed_methods,
+    reason = "native tests read fixtures and fail by panicking"
+)]
 
 use std::path::PathBuf;
 

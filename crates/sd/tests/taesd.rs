@@ -1,6 +1,11 @@
 //! TAESD against diffusers' `AutoencoderTiny` and the original `taesd.py` (references in
 //! `fixtures/tiny-sd1/extras.*`, made by `scripts/reference/make_extras.py`), loaded from both
 //! layouts of `fixtures/taesd-tiny/`, on the CPU backend; and the load errors of wrong files.
+#![allow(
+    clippy::unwrap_used,
+    clippy::print_stdout,
+    reason = "a test fails by panicking and reports what it compared"
+)]
 
 use std::path::PathBuf;
 

@@ -2,6 +2,10 @@
 //! (seeds.md §3, aggregated over layers and steps) and attention interpolation between frames
 //! (seeds.md §4). The tiny UNet has cross-attention transformers in `down_blocks.1` (2),
 //! `mid_block` (1) and `up_blocks.0` (3), all at 16×16 for a 32×32 latent.
+#![allow(
+    clippy::unwrap_used,
+    reason = "test helpers: a panic is how a test fails"
+)]
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -732,5 +736,41 @@ fn only_the_configured_layers_and_tensors_are_stored() {
         assert_eq!(blend.blended_calls(), want);
         let floats = blend.stored_floats();
         println!("{want} tensors, {floats} floats");
+    }
+}
+
+/// The ops the taps use (acos, masks, 5-D reshapes, async read-back) exist on burn's wgpu backend
+/// (the browser's), with CPU-like results (lavapipe in CI).
+#[test]
+fn taps_run_on_wgpu_as_on_the_cpu() {
+    let device = keyshift_sd::wgpu_device();
+    let rows: Vec<f32> = (0..32).map(|i| ((i * 7 % 11) as f32 - 5.0) * 0.3).collect();
+    let mut other: Vec<f32> = (0..32).map(|i| ((i * 5 % 13) as f32 - 6.0) * 0.2).collect();
+    other[16..24].fill(0.0);
+    let t = |v: &[f32]| Tensor::<3>::from_data(TensorData::new(v.to_vec(), [2, 2, 8]), &device);
+    for w in [0.0, 0.3, 1.0] {
+        let got = values(slerp(w, t(&rows), t(&other)));
+        let want: Vec<f32> = rows
+            .chunks(8)
+            .zip(other.chunks(8))
+            .flat_map(|(r, o)| slerp_row(w, r, o))
+            .collect();
+        assert!(max_abs_diff(&got, &want) < 1e-3, "t = {w}");
+    }
+    let f = fixture();
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/tiny-sd1/diffusers");
+    let model = SdModel::load_diffusers(&DirFolder(dir), &device).unwrap();
+    let context = Tensor::<3>::from_data(f.cond.parts[0].0.clone().into_data(), &device);
+    let config = TapConfig::tokens(&[0, CAT]).with_resolution(Resolution::Fixed {
+        height: 32,
+        width: 32,
+    });
+    let image = test_image(64, 64);
+    let gpu = pollster::block_on(probe(&model, &image, &context, 500.0, config.clone())).unwrap();
+    let cpu =
+        pollster::block_on(probe(&f.model, &image, &f.cond.parts[0].0, 500.0, config)).unwrap();
+    assert_eq!((gpu.height, gpu.layer_calls), (32, CROSS_LAYERS));
+    for (g, c) in gpu.maps.iter().zip(&cpu.maps) {
+        assert!(max_abs_diff(&g.values, &c.values) < 1e-4);
     }
 }

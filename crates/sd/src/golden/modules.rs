@@ -180,32 +180,24 @@ fn check_vae(
     device: &Device,
     report: &mut GoldenReport,
 ) {
-    if let (Some((z, zs)), Some((want, _))) = (
-        golden.tensor("vae.decode_in"),
-        golden.tensor("vae.decode_out"),
-    ) {
-        if let Some(z) = tensor4(z, &zs, device) {
-            let got = to_vec(model.vae.decode(z));
-            report.push(compare(
-                &format!("{label}/vae.decode_out"),
-                &got,
-                &want,
-                MODULE_TOLERANCE,
-            ));
-        }
+    let decode = golden
+        .tensor("vae.decode_in")
+        .zip(golden.tensor("vae.decode_out"));
+    if let Some(((z, zs), (want, _))) = decode
+        && let Some(z) = tensor4(z, &zs, device)
+    {
+        let got = to_vec(model.vae.decode(z));
+        let name = format!("{label}/vae.decode_out");
+        report.push(compare(&name, &got, &want, MODULE_TOLERANCE));
     }
-    if let (Some((x, xs)), Some((want, _))) = (
-        golden.tensor("vae.encode_in"),
-        golden.tensor("vae.encode_moments"),
-    ) {
-        if let Some(moments) = tensor4(x, &xs, device).and_then(|x| model.vae.encode_moments(x)) {
-            let got = to_vec(moments);
-            report.push(compare(
-                &format!("{label}/vae.encode_moments"),
-                &got,
-                &want,
-                MODULE_TOLERANCE,
-            ));
-        }
+    let encode = golden
+        .tensor("vae.encode_in")
+        .zip(golden.tensor("vae.encode_moments"));
+    if let Some(((x, xs), (want, _))) = encode
+        && let Some(moments) = tensor4(x, &xs, device).and_then(|x| model.vae.encode_moments(x))
+    {
+        let got = to_vec(moments);
+        let name = format!("{label}/vae.encode_moments");
+        report.push(compare(&name, &got, &want, MODULE_TOLERANCE));
     }
 }

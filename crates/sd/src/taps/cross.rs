@@ -121,7 +121,7 @@ impl BatchLayout {
 
     /// The rows read from a batch of `batch` rows.
     fn rows(&self, batch: usize) -> Result<Range<usize>, TapError> {
-        let fits = self.groups > 0 && batch > 0 && batch % self.groups == 0;
+        let fits = self.groups > 0 && batch > 0 && batch.is_multiple_of(self.groups);
         if !fits || self.first_read >= self.groups {
             return Err(TapError::Batch {
                 batch,
@@ -492,12 +492,12 @@ fn resize(maps: Tensor<3>, (height, width): (usize, usize)) -> Tensor<3> {
     if (h, w) == (height, width) {
         return maps;
     }
-    if height % h == 0 && width % w == 0 {
+    if height.is_multiple_of(h) && width.is_multiple_of(w) {
         let wide = maps.reshape([n, h, 1, w, 1]);
         let wide = wide.repeat_dim(2, height / h).repeat_dim(4, width / w);
         return wide.reshape([n, height, width]);
     }
-    if h % height == 0 && w % width == 0 {
+    if h.is_multiple_of(height) && w.is_multiple_of(width) {
         let blocks = maps.reshape([n, height, h / height, width, w / width]);
         return blocks.mean_dim(4).mean_dim(2).reshape([n, height, width]);
     }
@@ -534,7 +534,8 @@ pub async fn probe(
 fn clean_latent(model: &SdModel, image: &RgbImage, device: &Device) -> Result<Tensor<4>, TapError> {
     let (_, multiple) = size_multiple(model);
     let (w, h) = (image.width, image.height);
-    if w == 0 || h == 0 || w % multiple != 0 || h % multiple != 0 || image.data.len() != w * h * 3 {
+    let sized = w > 0 && h > 0 && w.is_multiple_of(multiple) && h.is_multiple_of(multiple);
+    if !sized || image.data.len() != w * h * 3 {
         return Err(TapError::Image(format!(
             "{w}x{h} with {} bytes: sides must be positive multiples of {multiple}",
             image.data.len()

@@ -302,7 +302,7 @@ pub fn encode(tensors: &[(&str, Dtype, &[usize], &[u8])]) -> Vec<u8> {
         offset = end;
     }
     let mut text = serde_json::Value::Object(header).to_string();
-    while text.len() % 8 != 0 {
+    while !text.len().is_multiple_of(8) {
         text.push(' ');
     }
     let mut out = Vec::with_capacity(8 + text.len() + offset as usize);
