@@ -125,18 +125,21 @@ fn conformance(suite: &str, path: &str) -> ExitCode {
         }
     };
     match run_suite(suite, &json) {
-        Ok(report) => {
-            println!("{}", report.render());
-            if report.is_success() {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::FAILURE
-            }
-        }
+        Ok(report) => finish(&report.render(), report.is_success()),
         Err(e) => {
             eprintln!("keyshift: {path}: {e}");
             ExitCode::from(2)
         }
+    }
+}
+
+/// Prints a conformance report; exit 1 on any failure.
+fn finish(rendered: &str, success: bool) -> ExitCode {
+    println!("{rendered}");
+    if success {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
     }
 }
 
@@ -156,14 +159,7 @@ fn sd_golden(dir: &str, rest: &[String]) -> ExitCode {
     };
     let folder = keyshift_sd::model::DirFolder(std::path::PathBuf::from(dir));
     match keyshift_sd::golden::run(&folder, &device) {
-        Ok(report) => {
-            println!("{}", report.render());
-            if report.is_success() {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::FAILURE
-            }
-        }
+        Ok(report) => finish(&report.render(), report.is_success()),
         Err(e) => {
             eprintln!("keyshift: {dir}: {e}");
             ExitCode::from(2)

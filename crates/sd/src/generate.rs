@@ -10,9 +10,9 @@ use keyshift_core::tokens::{ClipTokenizer, ModelFamily};
 
 use crate::conditioning::{ConditioningError, PromptConditioning, TextEncoder, pad_to_same_length};
 use crate::config::Activation;
-use crate::hooks::AttentionHook;
 use crate::model::{Prediction, SdModel};
 use crate::pipeline::{Conditioning, Sampling, StepOutput};
+use crate::taps::StepHook;
 
 /// An 8-bit RGB image, rows top to bottom.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -107,13 +107,13 @@ pub fn size_multiple(model: &SdModel) -> (usize, usize) {
 }
 
 /// Makes one image, calling `on_step` after each step; `ControlFlow::Break` cancels and returns
-/// `Ok(None)`. Async only to read the result back from a GPU in the browser; natively, block on it.
+/// `Ok(None)`. `hook` (heatmap taps, frame blending) is told each step before it runs. Async only to read the result back from a GPU in the browser; natively, block on it.
 pub async fn generate(
     model: &SdModel,
     tokenizer: &ClipTokenizer,
     request: &Request,
     device: &Device,
-    hook: &mut dyn AttentionHook,
+    hook: &mut dyn StepHook,
     on_step: &mut dyn FnMut(&StepOutput) -> ControlFlow<()>,
 ) -> Result<Option<Generated>, GenerateError> {
     let (down, multiple) = size_multiple(model);
@@ -161,6 +161,7 @@ pub async fn generate(
     };
     while !run.is_done() {
         let step_cond = conditioning_at(&cond, &uncond, &empty, run.next_step())?;
+        hook.set_step(run.next_step());
         let Some(out) = run.step(&model.unet, &step_cond, &mut rng, hook) else {
             break;
         };
