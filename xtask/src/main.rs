@@ -31,7 +31,11 @@ pub struct Ctx {
 
 impl Ctx {
     fn new() -> Result<Self, String> {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        // At run time, not compile time: with a shared CARGO_TARGET_DIR, an xtask binary built in
+        // one clone may be run from another, and must work on the clone that runs it.
+        let manifest_dir = std::env::var_os("CARGO_MANIFEST_DIR")
+            .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from);
+        let root = manifest_dir
             .parent()
             .ok_or("xtask is not inside the workspace")?
             .to_path_buf();
