@@ -18,7 +18,7 @@ mod build;
 mod serve;
 mod tools;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, ExitCode};
 
 /// Where things are.
