@@ -94,6 +94,40 @@ pub struct VaeLevel {
     resample: Option<Conv2d>,
 }
 
+/// `count` resnets `{prefix}.{j}`: the first maps `channels.0` to `channels.1`, the rest keep it.
+fn load_resnets(
+    l: &mut Loader,
+    prefix: &str,
+    channels: (usize, usize),
+    count: usize,
+    groups: usize,
+) -> Result<Vec<ResnetBlock>, LoadError> {
+    let (first_in, out) = channels;
+    (0..count)
+        .map(|j| {
+            let c_in = if j == 0 { first_in } else { out };
+            let spec = ResnetSpec {
+                c_in,
+                c_out: out,
+                temb: None,
+                groups,
+                eps: EPS,
+            };
+            ResnetBlock::load(l, &format!("{prefix}.{j}"), spec)
+        })
+        .collect()
+}
+
+impl VaeLevel {
+    /// Runs the level's resnets.
+    ///
+    /// # Shapes
+    /// - `h`: `[b, c_in, h, w]` → `[b, c_out, h, w]`
+    fn resnets(&self, h: Tensor<4>) -> Tensor<4> {
+        self.resnets.iter().fold(h, |h, r| r.forward(h, None))
+    }
+}
+
 /// The image → latent-moments half.
 #[derive(Module, Debug)]
 pub struct Encoder {
@@ -168,22 +202,9 @@ impl Encoder {
         let mut down = Vec::new();
         let mut c_in = ch[0];
         for (i, &out) in ch.iter().enumerate() {
-            let mut resnets = Vec::new();
-            for j in 0..c.layers_per_block {
-                let spec = ResnetSpec {
-                    c_in,
-                    c_out: out,
-                    temb: None,
-                    groups: g,
-                    eps: EPS,
-                };
-                resnets.push(ResnetBlock::load(
-                    l,
-                    &format!("encoder.down_blocks.{i}.resnets.{j}"),
-                    spec,
-                )?);
-                c_in = out;
-            }
+            let prefix = format!("encoder.down_blocks.{i}.resnets");
+            let resnets = load_resnets(l, &prefix, (c_in, out), c.layers_per_block, g)?;
+            c_in = out;
             let resample = if i + 1 < n {
                 // diffusers pads (0, 1, 0, 1) and convolves without padding.
                 let spec = ConvSpec {
@@ -222,9 +243,7 @@ impl Encoder {
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let mut h = self.conv_in.forward(x);
         for level in &self.down {
-            for resnet in &level.resnets {
-                h = resnet.forward(h, None);
-            }
+            h = level.resnets(h);
             if let Some(conv) = &level.resample {
                 h = conv.forward(h);
             }
@@ -245,22 +264,9 @@ impl Decoder {
         let mut c_in = last;
         for i in 0..n {
             let out = ch[n - 1 - i];
-            let mut resnets = Vec::new();
-            for j in 0..=c.layers_per_block {
-                let spec = ResnetSpec {
-                    c_in,
-                    c_out: out,
-                    temb: None,
-                    groups: g,
-                    eps: EPS,
-                };
-                resnets.push(ResnetBlock::load(
-                    l,
-                    &format!("decoder.up_blocks.{i}.resnets.{j}"),
-                    spec,
-                )?);
-                c_in = out;
-            }
+            let prefix = format!("decoder.up_blocks.{i}.resnets");
+            let resnets = load_resnets(l, &prefix, (c_in, out), c.layers_per_block + 1, g)?;
+            c_in = out;
             let resample = if i + 1 < n {
                 Some(conv2d(
                     l,
@@ -294,9 +300,7 @@ impl Decoder {
             .mid
             .forward(self.conv_in.forward(self.post_quant_conv.forward(z)));
         for level in &self.up {
-            for resnet in &level.resnets {
-                h = resnet.forward(h, None);
-            }
+            h = level.resnets(h);
             if let Some(conv) = &level.resample {
                 h = conv.forward(upsample_nearest(h));
             }

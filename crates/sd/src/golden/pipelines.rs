@@ -3,11 +3,10 @@
 
 use burn::tensor::{Device, Tensor};
 use keyshift_core::schedule::{NoiseSchedule, Prediction, Sampler, StepPlan};
-use keyshift_core::tokens::{ClipTokenizer, ModelFamily};
+use keyshift_core::tokens::ClipTokenizer;
 
 use super::modules::{tensor4, to_vec};
 use super::{Check, Golden, GoldenReport, PIPELINE_TOLERANCE, compare, schedules};
-use crate::config::Activation;
 use crate::hooks::NoHook;
 use crate::model::{self, SdModel};
 use crate::pipeline::{Conditioning, FixedNoise, Sampling};
@@ -25,14 +24,6 @@ fn sampler_for(key: &str) -> Option<Sampler> {
     })
 }
 
-/// The encoder's token family: OpenCLIP (GELU) pads with 0, OpenAI CLIP with end-of-text.
-pub(super) fn family(model: &SdModel) -> ModelFamily {
-    match model.info.clip.hidden_act {
-        Activation::Gelu => ModelFamily::Sd2,
-        Activation::QuickGelu => ModelFamily::Sd1,
-    }
-}
-
 /// Encodes plain prompts (no weights) to `[n, 77, dim]` at the model's native CLIP skip.
 pub(super) fn encode(
     model: &SdModel,
@@ -41,7 +32,11 @@ pub(super) fn encode(
 ) -> Option<Tensor<3>> {
     let ids = prompts
         .iter()
-        .map(|p| tokenizer.context_ids(p, family(model)).ok())
+        .map(|p| {
+            tokenizer
+                .context_ids(p, crate::generate::family(model))
+                .ok()
+        })
         .collect::<Option<Vec<_>>>()?;
     Some(model.clip.forward(&ids, model.info.native_clip_skip))
 }
