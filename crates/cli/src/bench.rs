@@ -6,7 +6,7 @@ use keyshift_sd::clock::Stopwatch;
 use keyshift_sd::config::UnetConfig;
 use keyshift_sd::hooks::NoHook;
 use keyshift_sd::unet::Unet;
-use keyshift_sd::weights::{Loader, Prefixed, WeightStore};
+use keyshift_sd::weights::{Loader, Precision, Prefixed, WeightStore};
 
 use crate::args::Args;
 use crate::backend::Backend;
@@ -38,12 +38,13 @@ pub fn run(args: &[String]) -> Result<(), String> {
         return Err(format!("unknown bench target \"{what}\" (unet)"));
     }
     let args = Args::parse(rest, &[])?;
-    if let Some(e) = args.unknown(&["backend", "sizes", "steps"]) {
+    if let Some(e) = args.unknown(&["backend", "sizes", "steps", "quant"]) {
         return Err(e);
     }
     let backend = args.get("backend").unwrap_or("cpu");
     let device = Backend::parse(backend)?.device()?;
     let steps: usize = args.parsed("steps", 3)?;
+    let precision = crate::generate::precision(&args)?;
     let sizes = args.get("sizes").unwrap_or("tiny,256,512");
     for size in sizes.split(',') {
         let case = match size.trim() {
@@ -68,21 +69,30 @@ pub fn run(args: &[String]) -> Result<(), String> {
                 ));
             }
         };
-        let ms = measure(&case, &device, steps)?;
+        let ms = measure(&case, &device, steps, precision)?;
         let peak = peak_rss_mb();
         println!(
-            "unet_step_ms{{model=\"{}\",backend=\"{backend}\",batch=2}}: {ms:.1}  (peak RSS {peak:.0} MB)",
-            case.name
+            "unet_step_ms{{model=\"{}\",backend=\"{backend}\",quant=\"{}\",batch=2}}: {ms:.1}  (peak RSS {peak:.0} MB)",
+            case.name,
+            precision.name()
         );
     }
     Ok(())
 }
 
-fn measure(case: &Case, device: &Device, steps: usize) -> Result<f64, String> {
+fn measure(
+    case: &Case,
+    device: &Device,
+    steps: usize,
+    precision: Precision,
+) -> Result<f64, String> {
     let mut store = WeightStore::synthetic(7);
     let map = Prefixed::default();
-    let unet = Unet::load(&mut Loader::new(&mut store, &map, device), &case.config)
-        .map_err(|e| e.to_string())?;
+    let unet = Unet::load(
+        &mut Loader::new(&mut store, &map, device).with_precision(precision),
+        &case.config,
+    )
+    .map_err(|e| e.to_string())?;
     let n = case.latent;
     let c = case.config.cross_attention_dim;
     let x = keyshift_sd::pipeline::latent(vec![0.1; 2 * 4 * n * n], [2, 4, n, n], device);

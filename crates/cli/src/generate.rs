@@ -10,6 +10,7 @@ use keyshift_core::tokens::ClipTokenizer;
 use keyshift_sd::generate::{InitImage, Request, RgbImage, generate};
 use keyshift_sd::hooks::NoHook;
 use keyshift_sd::model::SdModel;
+use keyshift_sd::weights::Precision;
 
 use crate::args::{Args, parse_size};
 use crate::backend::Backend;
@@ -29,6 +30,7 @@ const KNOWN: &[&str] = &[
     "init",
     "strength",
     "clip-skip",
+    "quant",
     "backend",
     "out",
 ];
@@ -41,7 +43,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
     }
     let device = Backend::parse(args.get("backend").unwrap_or("cpu"))?.device()?;
     let model_path = Path::new(args.required("model")?);
-    let model = load_model(model_path, &device)?;
+    let model = load_model(model_path, precision(&args)?, &device)?;
     let request = request(&args, &model)?;
     let out = args.required("out")?;
     let tokenizer = ClipTokenizer::embedded().map_err(|e| e.to_string())?;
@@ -66,6 +68,12 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let png = pngtext::encode_rgb(img.width, img.height, &img.data, &[("parameters", &text)])
         .map_err(|e| e.to_string())?;
     write(Path::new(out), &png)
+}
+
+/// `--quant`: `f32` (the default) or `int8`.
+pub fn precision(args: &Args) -> Result<Precision, String> {
+    let text = args.get("quant").unwrap_or("f32");
+    Precision::parse(text).ok_or_else(|| format!("--quant: expected int8 or f32, got \"{text}\""))
 }
 
 #[allow(

@@ -8,6 +8,8 @@
 //!   diffusers reference tensors in the `fixtures/tiny-sd1` format.
 //! - `keyshift generate --model PATH --prompt TEXT … --out out.png`: one image, with A1111's
 //!   `parameters` text in the PNG.
+//! - `keyshift quantize --model PATH --out PATH`: saves the model as int8 and reports its size
+//!   against f16.
 //! - `keyshift selftest`: runs the engine's matmul and conv2d self-test on the CPU backend and
 //!   compares them with exact references (the same check the web app's System page runs on WebGPU).
 #![allow(clippy::print_stdout, reason = "a command line prints its results")]
@@ -17,6 +19,7 @@ mod backend;
 mod bench;
 mod generate;
 mod load;
+mod quantize;
 
 use std::process::ExitCode;
 
@@ -30,9 +33,11 @@ commands:
                                      check the engine against diffusers reference tensors
   generate --model PATH --prompt TEXT [--negative TEXT] [--steps N] [--sampler NAME] [--cfg X]
            [--seed N] [--subseed N --subseed-strength X] [--size WxH] [--init IMAGE.png --strength X]
-           [--clip-skip N] [--backend cpu|wgpu] --out OUT.png
+           [--clip-skip N] [--quant int8|f32] [--backend cpu|wgpu] --out OUT.png
                                      make one image (PNG with A1111 parameters)
-  bench unet [--backend cpu|wgpu] [--sizes tiny,256,512] [--steps N]
+  quantize --model PATH --out PATH   save the model as int8 (folder or single file) and
+                                     report its size against f16
+  bench unet [--backend cpu|wgpu] [--sizes tiny,256,512] [--steps N] [--quant int8|f32]
                                      time per UNet step (batch 2) and peak memory
   selftest   run the engine self-test (matmul, conv2d) on the CPU backend";
 
@@ -51,6 +56,13 @@ fn main() -> ExitCode {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("keyshift generate: {e}");
+                ExitCode::from(2)
+            }
+        },
+        Some("quantize") => match quantize::run(&args[1..]) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("keyshift quantize: {e}");
                 ExitCode::from(2)
             }
         },

@@ -211,3 +211,33 @@ mod tests {
         ));
     }
 }
+
+/// Peak signal-to-noise ratio in dB between two 8-bit images of the same size (`inf` when they
+/// are identical, `None` when the sizes differ or they are empty).
+pub fn psnr(a: &[u8], b: &[u8]) -> Option<f64> {
+    if a.len() != b.len() || a.is_empty() {
+        return None;
+    }
+    let sum: f64 = a
+        .iter()
+        .zip(b)
+        .map(|(&x, &y)| (f64::from(x) - f64::from(y)).powi(2))
+        .sum();
+    let mse = sum / a.len() as f64;
+    Some(10.0 * (255.0f64 * 255.0 / mse).log10())
+}
+
+#[cfg(test)]
+mod psnr_tests {
+    use super::psnr;
+
+    #[test]
+    fn psnr_follows_the_mean_squared_error() {
+        assert_eq!(psnr(&[1, 2, 3], &[1, 2, 3]), Some(f64::INFINITY));
+        // One value off by 255 in 4: MSE 255²/4 → 10·log10(4) ≈ 6.02 dB.
+        let p = psnr(&[0, 0, 0, 0], &[255, 0, 0, 0]).unwrap();
+        assert!((p - 6.0206).abs() < 1e-3, "{p}");
+        assert_eq!(psnr(&[1], &[1, 2]), None);
+        assert_eq!(psnr(&[], &[]), None);
+    }
+}

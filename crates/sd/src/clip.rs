@@ -80,7 +80,7 @@ impl ClipTextModel {
     /// Loads the model from Hugging Face names (`text_model.…`), mapped by the loader.
     pub fn load(l: &mut Loader, c: &ClipConfig) -> Result<Self, LoadError> {
         let d = c.hidden_size;
-        let token_embedding = l.tensor(
+        let token_embedding = l.dequantized(
             "text_model.embeddings.token_embedding.weight",
             [c.vocab_size, d],
         )?;

@@ -13,7 +13,8 @@ use crate::weights::layout::{
     VaeLayout,
 };
 use crate::weights::{
-    ByteSource, KeyMap, LoadError, Loader, Prefixed, SafetensorsFile, WeightStore,
+    ByteSource, KeyMap, LoadError, Loader, Precision, Prefixed, SafetensorsFile, WeightStore,
+    encode_saved,
 };
 
 /// What the model predicts.
@@ -49,6 +50,8 @@ pub struct ModelInfo {
     pub native_clip_skip: usize,
     /// Source layout.
     pub layout: Layout,
+    /// How the weights are held.
+    pub precision: Precision,
 }
 
 /// A loaded model.
@@ -123,9 +126,76 @@ fn ignorable(key: &str) -> bool {
         || key.ends_with("attn_mask")
 }
 
+/// The configuration files of a diffusers folder, copied beside quantized weights.
+const CONFIG_FILES: [&str; 10] = [
+    "model_index.json",
+    "scheduler/scheduler_config.json",
+    "text_encoder/config.json",
+    "unet/config.json",
+    "vae/config.json",
+    "tokenizer/tokenizer_config.json",
+    "tokenizer/vocab.json",
+    "tokenizer/merges.txt",
+    "tokenizer/special_tokens_map.json",
+    "feature_extractor/preprocessor_config.json",
+];
+
+/// Where a diffusers component's weights are written when saved.
+const SAVED_WEIGHTS: [(&str, &str); 3] = [
+    ("text_encoder", "text_encoder/model.safetensors"),
+    ("unet", "unet/diffusion_pytorch_model.safetensors"),
+    ("vae", "vae/diffusion_pytorch_model.safetensors"),
+];
+
+/// A file to write: its path relative to the model, and its bytes.
+pub type NamedFile = (String, Vec<u8>);
+
+/// A model loaded at [`Precision::Int8`] and the files that hold it as loaded: loading those
+/// files again gives the same model, bit for bit.
+#[derive(Debug)]
+pub struct Int8Model {
+    /// The model.
+    pub model: SdModel,
+    /// `(relative path, bytes)`: for a diffusers folder its weights and configuration files; for
+    /// a single file one entry with an empty path.
+    pub files: Vec<NamedFile>,
+}
+
 impl SdModel {
-    /// Loads a diffusers folder (`text_encoder/`, `unet/`, `vae/`, `scheduler/`).
+    /// Loads a diffusers folder (`text_encoder/`, `unet/`, `vae/`, `scheduler/`) in f32.
     pub fn load_diffusers(folder: &dyn Folder, device: &Device) -> Result<Self, LoadError> {
+        Self::load_diffusers_at(folder, Precision::F32, device)
+    }
+
+    /// Loads a diffusers folder at `precision` (a folder saved quantized loads as int8 anyway).
+    pub fn load_diffusers_at(
+        folder: &dyn Folder,
+        precision: Precision,
+        device: &Device,
+    ) -> Result<Self, LoadError> {
+        Self::diffusers(folder, precision, false, device).map(|(model, _)| model)
+    }
+
+    /// Loads a diffusers folder at [`Precision::Int8`] and returns the files that hold it.
+    pub fn quantize_diffusers(
+        folder: &dyn Folder,
+        device: &Device,
+    ) -> Result<Int8Model, LoadError> {
+        let (model, mut files) = Self::diffusers(folder, Precision::Int8, true, device)?;
+        for path in CONFIG_FILES {
+            if let Some(text) = folder.read_text(path) {
+                files.push((path.to_owned(), text.into_bytes()));
+            }
+        }
+        Ok(Int8Model { model, files })
+    }
+
+    fn diffusers(
+        folder: &dyn Folder,
+        precision: Precision,
+        record: bool,
+        device: &Device,
+    ) -> Result<(Self, Vec<NamedFile>), LoadError> {
         let clip_cfg = ClipConfig::from_json(
             "text_encoder/config.json",
             &read_config(folder, "text_encoder/config.json")?,
@@ -141,15 +211,47 @@ impl SdModel {
             .filter(|t| t.contains("\"v_prediction\""))
             .map_or(Prediction::Epsilon, |_| Prediction::V);
         let root = Prefixed::default();
-        let mut te = WeightStore::new(vec![open_component(folder, "text_encoder")?]);
-        let clip = ClipTextModel::load(&mut Loader::new(&mut te, &root, device), &clip_cfg)?;
+        let mut stores = Vec::new();
+        for (dir, _) in SAVED_WEIGHTS {
+            let mut store = WeightStore::new(vec![open_component(folder, dir)?]);
+            if record {
+                store.record();
+            }
+            stores.push(store);
+        }
+        let precision = if stores.iter().any(WeightStore::is_quantized) {
+            Precision::Int8
+        } else {
+            precision
+        };
+        let [te, us, vs] = stores.as_mut_slice() else {
+            return Err(LoadError::Unrecognised("diffusers folder".into()));
+        };
+        let clip = ClipTextModel::load(
+            &mut Loader::new(te, &root, device).with_precision(precision),
+            &clip_cfg,
+        )?;
         te.check_all_used("", ignorable)?;
-        let mut us = WeightStore::new(vec![open_component(folder, "unet")?]);
-        let unet = Unet::load(&mut Loader::new(&mut us, &root, device), &unet_cfg)?;
+        let unet = Unet::load(
+            &mut Loader::new(us, &root, device).with_precision(precision),
+            &unet_cfg,
+        )?;
         us.check_all_used("", ignorable)?;
-        let mut vs = WeightStore::new(vec![open_component(folder, "vae")?]);
-        let vae = Vae::load(&mut Loader::new(&mut vs, &root, device), &vae_cfg, true)?;
+        let vae = Vae::load(
+            &mut Loader::new(vs, &root, device).with_precision(precision),
+            &vae_cfg,
+            true,
+        )?;
         vs.check_all_used("", ignorable)?;
+        let files = if record {
+            SAVED_WEIGHTS
+                .iter()
+                .zip(stores.iter_mut())
+                .map(|((_, path), store)| ((*path).to_owned(), encode_saved(&store.saved())))
+                .collect()
+        } else {
+            Vec::new()
+        };
         let info = ModelInfo {
             clip: clip_cfg,
             unet: unet_cfg,
@@ -157,29 +259,71 @@ impl SdModel {
             prediction,
             native_clip_skip: 1,
             layout: Layout::Diffusers,
+            precision,
         };
-        Ok(Self {
+        let model = Self {
             clip,
             unet,
             vae,
             info,
-        })
+        };
+        Ok((model, files))
     }
 
-    /// Loads a CompVis/A1111 single-file checkpoint. `yaml` is its inference config if there is
-    /// one (heads, `parameterization: "v"`, `scale_factor`); `clip_hint` supplies the text
-    /// encoder's head count and activation, which the weights cannot tell.
+    /// Loads a CompVis/A1111 single-file checkpoint in f32. `yaml` is its inference config if
+    /// there is one (heads, `parameterization: "v"`, `scale_factor`); `clip_hint` supplies the
+    /// text encoder's head count and activation, which the weights cannot tell.
     pub fn load_single_file(
         file: SafetensorsFile,
         yaml: Option<&str>,
         clip_hint: Option<&ClipConfig>,
         device: &Device,
     ) -> Result<Self, LoadError> {
+        Self::load_single_file_at(file, yaml, clip_hint, Precision::F32, device)
+    }
+
+    /// [`SdModel::load_single_file`] at `precision` (a file saved quantized loads as int8 anyway).
+    pub fn load_single_file_at(
+        file: SafetensorsFile,
+        yaml: Option<&str>,
+        clip_hint: Option<&ClipConfig>,
+        precision: Precision,
+        device: &Device,
+    ) -> Result<Self, LoadError> {
         let mut store = WeightStore::new(vec![file]);
+        Self::single_file(&mut store, yaml, clip_hint, precision, device)
+    }
+
+    /// Loads a single-file checkpoint at [`Precision::Int8`] and returns the file that holds it.
+    pub fn quantize_single_file(
+        file: SafetensorsFile,
+        yaml: Option<&str>,
+        clip_hint: Option<&ClipConfig>,
+        device: &Device,
+    ) -> Result<Int8Model, LoadError> {
+        let mut store = WeightStore::new(vec![file]);
+        store.record();
+        let model = Self::single_file(&mut store, yaml, clip_hint, Precision::Int8, device)?;
+        let files = vec![(String::new(), encode_saved(&store.saved()))];
+        Ok(Int8Model { model, files })
+    }
+
+    fn single_file(
+        store: &mut WeightStore,
+        yaml: Option<&str>,
+        clip_hint: Option<&ClipConfig>,
+        precision: Precision,
+        device: &Device,
+    ) -> Result<Self, LoadError> {
+        let precision = if store.is_quantized() {
+            Precision::Int8
+        } else {
+            precision
+        };
         let hints = YamlHints::parse(yaml.unwrap_or(""));
-        let (clip_cfg, open_clip) = infer_clip(&store, clip_hint)?;
-        let unet_cfg = infer_unet(&store, &hints)?;
-        let vae_cfg = infer_vae(&store, &hints)?;
+        let (clip_cfg, open_clip) = infer_clip(store, clip_hint)?;
+        let unet_cfg = infer_unet(store, &hints)?;
+        let vae_cfg = infer_vae(store, &hints)?;
         let clip_map: Box<dyn KeyMap> = if open_clip {
             Box::new(OpenClipLayout {
                 hidden_size: clip_cfg.hidden_size,
@@ -188,19 +332,22 @@ impl SdModel {
             Box::new(layout::clip_layout())
         };
         let clip = ClipTextModel::load(
-            &mut Loader::new(&mut store, clip_map.as_ref(), device),
+            &mut Loader::new(store, clip_map.as_ref(), device).with_precision(precision),
             &clip_cfg,
         )?;
         let unet_map = UnetLayout {
             layers_per_block: unet_cfg.layers_per_block,
             has_attention: unet_cfg.cross_attention.clone(),
         };
-        let unet = Unet::load(&mut Loader::new(&mut store, &unet_map, device), &unet_cfg)?;
+        let unet = Unet::load(
+            &mut Loader::new(store, &unet_map, device).with_precision(precision),
+            &unet_cfg,
+        )?;
         let vae_map = VaeLayout {
             levels: vae_cfg.block_out_channels.len(),
         };
         let vae = Vae::load(
-            &mut Loader::new(&mut store, &vae_map, device),
+            &mut Loader::new(store, &vae_map, device).with_precision(precision),
             &vae_cfg,
             true,
         )?;
@@ -222,6 +369,7 @@ impl SdModel {
             prediction,
             native_clip_skip,
             layout: Layout::SingleFile,
+            precision,
         };
         Ok(Self {
             clip,

@@ -4,11 +4,12 @@ use burn::module::Param;
 use burn::nn::conv::Conv2d;
 use burn::nn::{GroupNorm, LayerNorm, LayerNormConfig, Linear, PaddingConfig2d};
 use burn::tensor::activation::sigmoid;
-use burn::tensor::{Tensor, TensorData};
+use burn::tensor::{Device, Tensor, TensorData};
 
-use crate::weights::{LoadError, Loader};
+use crate::weights::{LoadError, Loader, Weight};
 
-/// A linear layer from `{name}.weight` (PyTorch `[out, in]`) and, if `bias`, `{name}.bias`.
+/// A linear layer from `{name}.weight` (PyTorch `[out, in]`) and, if `bias`, `{name}.bias`. An
+/// int8 weight stays quantized on the device (burn's `linear` multiplies it without dequantizing).
 pub fn linear(
     l: &mut Loader,
     name: &str,
@@ -16,11 +17,11 @@ pub fn linear(
     d_out: usize,
     bias: bool,
 ) -> Result<Linear, LoadError> {
-    let values = l.values(&format!("{name}.weight"), &[d_out, d_in])?;
-    let weight = Tensor::<2>::from_data(
-        TensorData::new(transpose(&values, d_out, d_in), [d_in, d_out]),
-        l.device(),
-    );
+    let weight = match l.weight(&format!("{name}.weight"), &[d_out, d_in])? {
+        Weight::Q8(q) if q.packs_in_words() => q.linear_weight(l.device()),
+        Weight::Q8(q) => float_linear_weight(&q.dequantize(), d_out, d_in, l.device()),
+        Weight::Float(values) => float_linear_weight(&values, d_out, d_in, l.device()),
+    };
     let bias = if bias {
         Some(Param::from_tensor(
             l.tensor(&format!("{name}.bias"), [d_out])?,
@@ -32,6 +33,14 @@ pub fn linear(
         weight: Param::from_tensor(weight),
         bias,
     })
+}
+
+/// A PyTorch `[out, in]` weight as burn's `[in, out]`.
+fn float_linear_weight(values: &[f32], d_out: usize, d_in: usize, device: &Device) -> Tensor<2> {
+    Tensor::<2>::from_data(
+        TensorData::new(transpose(values, d_out, d_in), [d_in, d_out]),
+        device,
+    )
 }
 
 fn transpose(values: &[f32], rows: usize, cols: usize) -> Vec<f32> {
@@ -73,10 +82,11 @@ impl ConvSpec {
     }
 }
 
-/// A convolution from `{name}.weight` (`[out, in, k, k]`) and `{name}.bias`.
+/// A convolution from `{name}.weight` (`[out, in, k, k]`) and `{name}.bias`. An int8 weight is
+/// dequantized here, once: burn's conv2d would otherwise dequantize it on every call.
 pub fn conv2d(l: &mut Loader, name: &str, spec: ConvSpec) -> Result<Conv2d, LoadError> {
     let k = spec.kernel;
-    let weight = l.tensor(&format!("{name}.weight"), [spec.c_out, spec.c_in, k, k])?;
+    let weight = l.dequantized(&format!("{name}.weight"), [spec.c_out, spec.c_in, k, k])?;
     let bias = l.tensor(&format!("{name}.bias"), [spec.c_out])?;
     let [top, left, bottom, right] = spec.padding;
     Ok(Conv2d {

@@ -7,12 +7,14 @@
 //! fails with a message naming the tensor instead of producing noise.
 
 pub mod layout;
+pub mod quant;
 pub mod safetensors;
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use burn::tensor::{Device, Tensor, TensorData};
 
+pub use self::quant::{Precision, Q8};
 pub use self::safetensors::{Dtype, SafetensorsFile};
 
 /// Why weights could not be loaded. Every variant names the file and, where there is one, the tensor.
@@ -219,6 +221,25 @@ pub struct WeightStore {
     index: BTreeMap<String, usize>,
     used: BTreeSet<String>,
     synthetic: Option<u64>,
+    recorded: Option<BTreeMap<String, Saved>>,
+}
+
+/// A tensor as a model loaded at [`Precision::Int8`] holds it, to be saved again.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Saved {
+    /// Values already rounded to f16, with their stored shape.
+    F16(Vec<f32>, Vec<usize>),
+    /// Block-quantized values.
+    Q8(Q8),
+}
+
+/// A weight matrix as a layer receives it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Weight {
+    /// f32 values in the stored layout.
+    Float(Vec<f32>),
+    /// int8 blocks in the stored layout.
+    Q8(Q8),
 }
 
 impl WeightStore {
@@ -235,7 +256,27 @@ impl WeightStore {
             index,
             used: BTreeSet::new(),
             synthetic: None,
+            recorded: None,
         }
+    }
+
+    /// Keeps every tensor read from now on, as the model holds it, for [`WeightStore::saved`].
+    pub fn record(&mut self) {
+        self.recorded = Some(BTreeMap::new());
+    }
+
+    /// The tensors recorded since [`WeightStore::record`], by stored key.
+    pub fn saved(&mut self) -> BTreeMap<String, Saved> {
+        self.recorded.take().unwrap_or_default()
+    }
+
+    /// Whether any stored tensor is int8 (a model saved at [`Precision::Int8`]).
+    pub fn is_quantized(&self) -> bool {
+        self.files.iter().any(|f| {
+            f.entries()
+                .values()
+                .any(|e| e.dtype == safetensors::Dtype::I8)
+        })
     }
 
     /// A store that answers every request with small deterministic pseudo-random values of the
@@ -282,7 +323,7 @@ impl WeightStore {
         self.files.first().map_or("weights", SafetensorsFile::name)
     }
 
-    fn read(&mut self, key: &str) -> Result<(Vec<f32>, Vec<usize>), LoadError> {
+    fn file_of(&mut self, key: &str) -> Result<&mut SafetensorsFile, LoadError> {
         let missing = LoadError::MissingKey {
             file: self.name().to_owned(),
             key: key.to_owned(),
@@ -290,17 +331,75 @@ impl WeightStore {
         let Some(&i) = self.index.get(key) else {
             return Err(missing);
         };
-        let Some(file) = self.files.get_mut(i) else {
-            return Err(missing);
-        };
+        self.files.get_mut(i).ok_or(missing)
+    }
+
+    fn stored_dtype(&self, key: &str) -> Option<Dtype> {
+        let file = self.files.get(*self.index.get(key)?)?;
+        Some(file.entries().get(key)?.dtype)
+    }
+
+    /// Reads `key` as f32 (dequantizing an int8 tensor), rounded to f16 if `round`.
+    fn read(&mut self, key: &str, round: bool) -> Result<(Vec<f32>, Vec<usize>), LoadError> {
+        if self.stored_dtype(key) == Some(Dtype::I8) {
+            let q = self.read_q8(key)?;
+            return Ok((q.dequantize(), q.shape));
+        }
+        let file = self.file_of(key)?;
         let shape = file
             .entries()
             .get(key)
             .map(|e| e.shape.clone())
             .unwrap_or_default();
-        let values = file.read_f32(key)?;
+        let mut values = file.read_f32(key)?;
+        if round {
+            quant::round_f16(&mut values);
+        }
         self.used.insert(key.to_owned());
+        if let (Some(recorded), true) = (&mut self.recorded, round) {
+            recorded.insert(key.to_owned(), Saved::F16(values.clone(), shape.clone()));
+        }
         Ok((values, shape))
+    }
+
+    /// Reads `key` as int8 blocks: as stored, or quantized now from a float tensor.
+    fn read_q8(&mut self, key: &str) -> Result<Q8, LoadError> {
+        let file = self.file_of(key)?;
+        let name = file.name().to_owned();
+        let (entry, bytes) = file.read_bytes(key)?;
+        let q = if entry.dtype == Dtype::I8 {
+            let scale_key = format!("{key}{}", quant::SCALE_SUFFIX);
+            let scale_shape = self.shape(&scale_key).map(<[usize]>::to_vec);
+            let scale_file = self.file_of(&scale_key)?;
+            let scales = scale_file.read_f32(&scale_key)?;
+            let values = bytes.iter().map(|&b| b as i8).collect();
+            let q = Q8::from_parts(
+                entry.shape,
+                values,
+                &scale_shape.unwrap_or_default(),
+                scales,
+            )
+            .map_err(|problem| LoadError::BadHeader {
+                file: name,
+                problem: format!("tensor `{key}`: {problem}"),
+            })?;
+            self.used.insert(scale_key);
+            q
+        } else {
+            let values = safetensors::decode_f32(&bytes, entry.dtype).ok_or_else(|| {
+                LoadError::UnsupportedDtype {
+                    file: name,
+                    key: key.to_owned(),
+                    dtype: format!("{:?}", entry.dtype),
+                }
+            })?;
+            Q8::quantize(&values, &entry.shape)
+        };
+        self.used.insert(key.to_owned());
+        if let Some(recorded) = &mut self.recorded {
+            recorded.insert(key.to_owned(), Saved::Q8(q.clone()));
+        }
+        Ok(q)
     }
 
     /// Fails on the first stored key under `prefix` that was not read, skipping keys for which
@@ -332,6 +431,8 @@ pub struct Loader<'a> {
     store: &'a mut WeightStore,
     map: &'a dyn KeyMap,
     device: Device,
+    quantize: bool,
+    round: bool,
 }
 
 impl<'a> Loader<'a> {
@@ -341,7 +442,17 @@ impl<'a> Loader<'a> {
             store,
             map,
             device: device.clone(),
+            quantize: false,
+            round: false,
         }
+    }
+
+    /// Holds this component at `precision`: at [`Precision::Int8`], weight matrices (linear,
+    /// convolution, the token embedding) are int8 and every other tensor is rounded to f16.
+    pub fn with_precision(mut self, precision: Precision) -> Self {
+        self.round = precision == Precision::Int8;
+        self.quantize = self.round;
+        self
     }
 
     /// The device tensors are created on.
@@ -378,28 +489,108 @@ impl<'a> Loader<'a> {
     /// Reads `name` as flat f32 values, checked against `shape`.
     pub fn values(&mut self, name: &str, shape: &[usize]) -> Result<Vec<f32>, LoadError> {
         if let Some(seed) = self.store.synthetic {
-            return Ok(WeightStore::synthetic_values(
-                seed,
-                name,
-                shape.iter().product(),
-            ));
+            let mut values = WeightStore::synthetic_values(seed, name, shape.iter().product());
+            if self.round {
+                quant::round_f16(&mut values);
+            }
+            return Ok(values);
         }
         let stored = self.map.map(name);
-        let (values, stored_shape) = self.store.read(&stored.key)?;
+        let (values, stored_shape) = self.store.read(&stored.key, self.round)?;
         let (values, found) = match stored.rows {
             None => (values, stored_shape),
             Some((start, end)) => slice_rows(values, &stored_shape, start, end),
         };
-        if !same_ignoring_trailing_ones(&found, shape) {
-            return Err(LoadError::ShapeMismatch {
-                file: self.store.name().to_owned(),
-                key: stored.key,
-                expected: shape.to_vec(),
-                found,
-            });
-        }
+        self.check_shape(&stored.key, found, shape)?;
         Ok(values)
     }
+
+    /// Reads the weight matrix (linear or convolution) `name` of `shape`: int8 blocks when this
+    /// component quantizes its matrices, f32 otherwise.
+    pub fn weight(&mut self, name: &str, shape: &[usize]) -> Result<Weight, LoadError> {
+        if !self.quantize {
+            return self.values(name, shape).map(Weight::Float);
+        }
+        if self.store.synthetic.is_some() {
+            let values = self.values(name, shape)?;
+            return Ok(Weight::Q8(Q8::quantize(&values, shape)));
+        }
+        let stored = self.map.map(name);
+        let q = self.store.read_q8(&stored.key)?;
+        let q = match stored.rows {
+            None => q,
+            Some((start, end)) => q.rows(start, end).ok_or_else(|| LoadError::ShapeMismatch {
+                file: self.store.name().to_owned(),
+                key: stored.key.clone(),
+                expected: shape.to_vec(),
+                found: q.shape.clone(),
+            })?,
+        };
+        self.check_shape(&stored.key, q.shape.clone(), shape)?;
+        Ok(Weight::Q8(q))
+    }
+
+    /// Reads `name` of `shape` through [`Loader::weight`] as an f32 tensor: an int8 weight is
+    /// dequantized (convolutions, embedding tables: int8 when stored, f32 on the device).
+    pub fn dequantized<const D: usize>(
+        &mut self,
+        name: &str,
+        shape: [usize; D],
+    ) -> Result<Tensor<D>, LoadError> {
+        let values = match self.weight(name, &shape)? {
+            Weight::Float(values) => values,
+            Weight::Q8(q) => q.dequantize(),
+        };
+        Ok(Tensor::<D>::from_data(
+            TensorData::new(values, shape),
+            &self.device,
+        ))
+    }
+
+    fn check_shape(&self, key: &str, found: Vec<usize>, shape: &[usize]) -> Result<(), LoadError> {
+        if same_ignoring_trailing_ones(&found, shape) {
+            return Ok(());
+        }
+        Err(LoadError::ShapeMismatch {
+            file: self.store.name().to_owned(),
+            key: key.to_owned(),
+            expected: shape.to_vec(),
+            found,
+        })
+    }
+}
+
+/// Writes the tensors a [`WeightStore`] recorded as one safetensors file: f16 values, and int8
+/// values with their scales under the key plus [`quant::SCALE_SUFFIX`].
+pub fn encode_saved(saved: &BTreeMap<String, Saved>) -> Vec<u8> {
+    let mut parts: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> = Vec::new();
+    for (key, tensor) in saved {
+        match tensor {
+            Saved::F16(values, shape) => {
+                let bytes = values
+                    .iter()
+                    .flat_map(|v| half::f16::from_f32(*v).to_le_bytes())
+                    .collect();
+                parts.push((key.clone(), Dtype::F16, shape.clone(), bytes));
+            }
+            Saved::Q8(q) => {
+                let values = q.values.iter().map(|&v| v as u8).collect();
+                parts.push((key.clone(), Dtype::I8, q.shape.clone(), values));
+                let scales = q.scales.iter().flat_map(|v| v.to_le_bytes()).collect();
+                parts.push((
+                    format!("{key}{}", quant::SCALE_SUFFIX),
+                    Dtype::F32,
+                    q.scale_shape(),
+                    scales,
+                ));
+            }
+        }
+    }
+    let refs: Vec<(&str, Dtype, &[usize], &[u8])> = parts
+        .iter()
+        .map(|(k, d, s, b)| (k.as_str(), *d, s.as_slice(), b.as_slice()))
+        .collect();
+    safetensors::encode(&refs)
 }
 
 fn slice_rows(

@@ -27,6 +27,8 @@ pub enum Dtype {
     I64,
     /// 32-bit signed integers.
     I32,
+    /// 8-bit signed integers (int8 quantized weights, with their scales beside them).
+    I8,
 }
 
 impl Dtype {
@@ -38,6 +40,7 @@ impl Dtype {
             "F64" => Self::F64,
             "I64" => Self::I64,
             "I32" => Self::I32,
+            "I8" => Self::I8,
             _ => return None,
         })
     }
@@ -48,6 +51,7 @@ impl Dtype {
             Self::F16 | Self::Bf16 => 2,
             Self::F32 | Self::I32 => 4,
             Self::F64 | Self::I64 => 8,
+            Self::I8 => 1,
         }
     }
 
@@ -131,8 +135,8 @@ impl SafetensorsFile {
         &self.entries
     }
 
-    /// Reads one tensor, converted to f32.
-    pub fn read_f32(&mut self, key: &str) -> Result<Vec<f32>, LoadError> {
+    /// Reads one tensor's stored bytes.
+    pub fn read_bytes(&mut self, key: &str) -> Result<(Entry, Vec<u8>), LoadError> {
         let entry = self.entries.get(key).ok_or_else(|| LoadError::MissingKey {
             file: self.name.clone(),
             key: key.to_owned(),
@@ -142,6 +146,12 @@ impl SafetensorsFile {
         self.source
             .read_exact_at(entry.offset, &mut bytes)
             .map_err(|e| io(&self.name, e))?;
+        Ok((entry, bytes))
+    }
+
+    /// Reads one tensor, converted to f32.
+    pub fn read_f32(&mut self, key: &str) -> Result<Vec<f32>, LoadError> {
+        let (entry, bytes) = self.read_bytes(key)?;
         decode_f32(&bytes, entry.dtype).ok_or_else(|| LoadError::UnsupportedDtype {
             file: self.name.clone(),
             key: key.to_owned(),
@@ -254,7 +264,7 @@ pub fn decode_f32(bytes: &[u8], dtype: Dtype) -> Option<Vec<f32>> {
                 f64::from_le_bytes(a) as f32
             })
             .collect(),
-        Dtype::I64 | Dtype::I32 => return None,
+        Dtype::I64 | Dtype::I32 | Dtype::I8 => return None,
     };
     Some(values)
 }
@@ -293,6 +303,7 @@ pub fn encode(tensors: &[(&str, Dtype, &[usize], &[u8])]) -> Vec<u8> {
             Dtype::F64 => "F64",
             Dtype::I64 => "I64",
             Dtype::I32 => "I32",
+            Dtype::I8 => "I8",
         };
         let end = offset + bytes.len() as u64;
         header.insert(
