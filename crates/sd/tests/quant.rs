@@ -20,7 +20,7 @@ use keyshift_sd::generate::{Generated, Request, generate};
 use keyshift_sd::hooks::NoHook;
 use keyshift_sd::model::{DirFolder, Folder, SdModel};
 use keyshift_sd::weights::{
-    ByteSource, Dtype, LoadError, MemorySource, Precision, SafetensorsFile, safetensors,
+    ByteSource, Dtype, LoadError, MemorySource, Precision, Q8, SafetensorsFile, safetensors,
 };
 
 fn fixture() -> PathBuf {
@@ -100,6 +100,44 @@ fn open_bytes(name: &str, bytes: Vec<u8>) -> Result<SafetensorsFile, LoadError> 
     SafetensorsFile::open(name, Box::new(MemorySource::new(bytes)))
 }
 
+/// A saved int8 file with every int8 tensor replaced by its f32 dequantization.
+fn dequantize_file(bytes: &[u8]) -> Vec<u8> {
+    let mut file = open_bytes("int8", bytes.to_vec()).unwrap();
+    let entries = file.entries().clone();
+    let mut parts = Vec::new();
+    for (key, entry) in &entries {
+        if key.ends_with(".q8scale") {
+            continue;
+        }
+        let (_, data) = file.read_bytes(key).unwrap();
+        if entry.dtype == Dtype::I8 {
+            let scale_key = format!("{key}.q8scale");
+            let scales = file.read_f32(&scale_key).unwrap();
+            let values = data.iter().map(|&b| b as i8).collect();
+            let q = Q8::from_parts(
+                entry.shape.clone(),
+                values,
+                &entries[&scale_key].shape,
+                scales,
+            )
+            .unwrap();
+            let data = q
+                .dequantize()
+                .iter()
+                .flat_map(|v| v.to_le_bytes())
+                .collect();
+            parts.push((key.clone(), Dtype::F32, entry.shape.clone(), data));
+        } else {
+            parts.push((key.clone(), entry.dtype, entry.shape.clone(), data));
+        }
+    }
+    let refs: Vec<(&str, Dtype, &[usize], &[u8])> = parts
+        .iter()
+        .map(|(k, d, s, b)| (k.as_str(), *d, s.as_slice(), b.as_slice()))
+        .collect();
+    safetensors::encode(&refs)
+}
+
 /// Bytes of every float tensor of a safetensors file stored as f16.
 fn fp16_bytes(path: &Path) -> usize {
     let file = open_bytes("f", std::fs::read(path).unwrap()).unwrap();
@@ -138,6 +176,30 @@ fn int8_is_close_to_f32_saves_at_about_half_of_fp16_and_loads_again_exactly() {
     let reloaded = render(&again, &device);
     assert_eq!(reloaded.latent, int8.latent);
     assert_eq!(reloaded.image, int8.image);
+
+    // The int8 model computes what an f32 model holding the dequantized weights computes: the
+    // quantized matmul reads the blocks as we wrote them.
+    let dequantized: BTreeMap<String, Vec<u8>> = files
+        .iter()
+        .map(|(path, bytes)| {
+            let bytes = if path.ends_with(".safetensors") {
+                dequantize_file(bytes)
+            } else {
+                bytes.clone()
+            };
+            (path.clone(), bytes)
+        })
+        .collect();
+    let float = SdModel::load_diffusers(&MemFolder(dequantized), &device).unwrap();
+    assert_eq!(float.info.precision, Precision::F32);
+    let float = render(&float, &device);
+    let scale = int8.latent.iter().fold(1.0f32, |m, v| m.max(v.abs()));
+    let worst = int8
+        .latent
+        .iter()
+        .zip(&float.latent)
+        .fold(0.0f32, |m, (x, y)| m.max((x - y).abs()));
+    assert!(worst <= 1e-5 * scale, "{worst} on a scale of {scale}");
 
     // Size against the same model in fp16.
     let mut int8_bytes = 0;
