@@ -2,6 +2,7 @@
 //! logic lives in [`state`] (plain types, tested natively) and the browser I/O in `browser`.
 
 pub mod state;
+pub mod studio;
 
 #[cfg(target_arch = "wasm32")]
 mod app;

@@ -219,10 +219,23 @@ impl WorkerView {
                 self.failure = None;
                 self.running = false;
             }
+            // Model and generation failures belong to the studio, not to the self-test.
+            Ok(FromWorker::Failed {
+                stage: Stage::Model | Stage::Generate,
+                ..
+            }) => {}
             Ok(FromWorker::Failed { stage, message }) => {
                 self.failure = Some((stage, message));
                 self.running = false;
             }
+            Ok(
+                FromWorker::LoadProgress { .. }
+                | FromWorker::ModelReady { .. }
+                | FromWorker::Progress { .. }
+                | FromWorker::Preview { .. }
+                | FromWorker::Image { .. }
+                | FromWorker::Cancelled { .. },
+            ) => {}
             Err(e) => self.failure = Some((Stage::Message, e.to_string())),
         }
     }
@@ -247,6 +260,8 @@ fn stage_name(stage: Stage) -> &'static str {
         Stage::Device => "acquiring the GPU",
         Stage::SelfTest => "self-test",
         Stage::Message => "message",
+        Stage::Model => "loading the model",
+        Stage::Generate => "generating",
     }
 }
 

@@ -3,9 +3,8 @@
 use std::ops::ControlFlow;
 use std::path::Path;
 
-use keyshift_core::parameters::{Parameters, parse_sampler, sampler_name};
+use keyshift_core::parameters::parse_sampler;
 use keyshift_core::pngtext;
-use keyshift_core::schedule::ScheduleConfig;
 use keyshift_core::tokens::ClipTokenizer;
 use keyshift_sd::generate::{InitImage, Request, RgbImage, generate};
 use keyshift_sd::hooks::NoHook;
@@ -63,7 +62,11 @@ pub fn run(args: &[String]) -> Result<(), String> {
     .map_err(|e| e.to_string())?
     .ok_or("cancelled")?;
     eprintln!();
-    let text = parameters(&request, model_path).to_text();
+    let stem = model_path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let text = request.parameters(&stem).to_text();
     let img = &generated.image;
     let png = pngtext::encode_rgb(img.width, img.height, &img.data, &[("parameters", &text)])
         .map_err(|e| e.to_string())?;
@@ -136,44 +139,6 @@ fn request(args: &Args, model: &SdModel) -> Result<Request, String> {
         height,
         clip_skip: args.parsed("clip-skip", 0usize)?,
         init,
-        schedule: ScheduleConfig::sd15(),
+        schedule: model.info.schedule.clone(),
     })
-}
-
-fn parameters(r: &Request, model: &Path) -> Parameters {
-    let (name, schedule) = sampler_name(r.sampler);
-    let mut fields = vec![
-        ("Steps".to_owned(), r.steps.to_string()),
-        ("Sampler".to_owned(), name.to_owned()),
-    ];
-    if let Some(s) = schedule {
-        fields.push(("Schedule type".into(), s.into()));
-    }
-    fields.push(("CFG scale".into(), format!("{}", r.cfg)));
-    fields.push(("Seed".into(), r.seed.to_string()));
-    fields.push(("Size".into(), format!("{}x{}", r.width, r.height)));
-    let stem = model
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    fields.push(("Model".into(), stem));
-    if let Some((seed, strength)) = r.subseed {
-        fields.push(("Variation seed".into(), seed.to_string()));
-        fields.push(("Variation seed strength".into(), format!("{strength}")));
-    }
-    if let Some(init) = &r.init {
-        fields.push(("Denoising strength".into(), format!("{}", init.strength)));
-    }
-    if r.clip_skip > 1 {
-        fields.push(("Clip skip".into(), r.clip_skip.to_string()));
-    }
-    fields.push((
-        "Version".into(),
-        format!("Keyshift {}", env!("CARGO_PKG_VERSION")),
-    ));
-    Parameters {
-        prompt: r.prompt.clone(),
-        negative: r.negative.clone(),
-        fields,
-    }
 }

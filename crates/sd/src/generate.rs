@@ -4,7 +4,8 @@
 use std::ops::ControlFlow;
 
 use burn::tensor::{Device, Tensor, TensorData};
-use keyshift_core::noise::{NoiseError, NoiseSpec};
+use keyshift_core::noise::{NoiseError, NoiseSpec, TorchRng};
+use keyshift_core::parameters::{Parameters, sampler_name};
 use keyshift_core::schedule::{NoiseSchedule, Sampler, ScheduleConfig, ScheduleError, StepPlan};
 use keyshift_core::tokens::{ClipTokenizer, ModelFamily};
 
@@ -92,6 +93,44 @@ pub struct Generated {
     pub latent: Vec<f32>,
 }
 
+impl Request {
+    /// A1111's `parameters` text for the image this request makes (`model`: the name shown as
+    /// "Model").
+    pub fn parameters(&self, model: &str) -> Parameters {
+        let (name, schedule) = sampler_name(self.sampler);
+        let mut fields = vec![
+            ("Steps".to_owned(), self.steps.to_string()),
+            ("Sampler".to_owned(), name.to_owned()),
+        ];
+        if let Some(s) = schedule {
+            fields.push(("Schedule type".into(), s.into()));
+        }
+        fields.push(("CFG scale".into(), format!("{}", self.cfg)));
+        fields.push(("Seed".into(), self.seed.to_string()));
+        fields.push(("Size".into(), format!("{}x{}", self.width, self.height)));
+        fields.push(("Model".into(), model.to_owned()));
+        if let Some((seed, strength)) = self.subseed {
+            fields.push(("Variation seed".into(), seed.to_string()));
+            fields.push(("Variation seed strength".into(), format!("{strength}")));
+        }
+        if let Some(init) = &self.init {
+            fields.push(("Denoising strength".into(), format!("{}", init.strength)));
+        }
+        if self.clip_skip > 1 {
+            fields.push(("Clip skip".into(), self.clip_skip.to_string()));
+        }
+        fields.push((
+            "Version".into(),
+            format!("Keyshift {}", env!("CARGO_PKG_VERSION")),
+        ));
+        Parameters {
+            prompt: self.prompt.clone(),
+            negative: self.negative.clone(),
+            fields,
+        }
+    }
+}
+
 /// The encoder's padding convention: OpenCLIP (GELU) pads with 0, OpenAI CLIP with end-of-text.
 pub fn family(model: &SdModel) -> ModelFamily {
     match model.info.clip.hidden_act {
@@ -106,8 +145,118 @@ pub fn size_multiple(model: &SdModel) -> (usize, usize) {
     (down, down << model.info.unet.levels().saturating_sub(1))
 }
 
+/// One image being made, a step at a time: the worker drives it between messages (progress,
+/// previews, cancel), [`generate`] drives it in one go.
+#[derive(Debug)]
+pub struct Generation<'m> {
+    model: &'m SdModel,
+    cond: PromptConditioning,
+    uncond: PromptConditioning,
+    empty: PromptConditioning,
+    run: Sampling,
+    rng: TorchRng,
+}
+
+impl<'m> Generation<'m> {
+    /// Checks the request, encodes the prompts and draws the initial noise.
+    pub fn new(
+        model: &'m SdModel,
+        tokenizer: &ClipTokenizer,
+        request: &Request,
+        device: &Device,
+    ) -> Result<Self, GenerateError> {
+        let (down, multiple) = size_multiple(model);
+        if request.width == 0
+            || request.height == 0
+            || !request.width.is_multiple_of(multiple)
+            || !request.height.is_multiple_of(multiple)
+        {
+            let (w, h) = (request.width, request.height);
+            return Err(GenerateError::Invalid(format!(
+                "size {w}x{h} must be a positive multiple of {multiple}"
+            )));
+        }
+        let shape = [
+            model.info.unet.in_channels,
+            request.height / down,
+            request.width / down,
+        ];
+        let encoder = TextEncoder {
+            clip: &model.clip,
+            tokenizer,
+            family: family(model),
+            clip_skip: if request.clip_skip == 0 {
+                model.info.native_clip_skip
+            } else {
+                request.clip_skip
+            },
+        };
+        let steps = u32::try_from(request.steps).unwrap_or(u32::MAX);
+        let cond = encoder.prompt(&request.prompt, steps)?;
+        let uncond = encoder.prompt(&request.negative, steps)?;
+        let empty = encoder.prompt("", 1)?;
+        let plan = plan(model, request)?;
+        let spec = noise_spec(request);
+        let noise = latent4(spec.latent_noise(shape)?, shape, device);
+        let rng = spec.sampler_rng(shape, 0)?;
+        let run = match &request.init {
+            None => Sampling::txt2img(plan, noise, request.cfg),
+            Some(init) => Sampling::img2img(
+                plan,
+                encode_init(model, &init.image, device)?,
+                noise,
+                request.cfg,
+            ),
+        };
+        Ok(Self {
+            model,
+            cond,
+            uncond,
+            empty,
+            run,
+            rng,
+        })
+    }
+
+    /// Steps in the plan.
+    pub fn total_steps(&self) -> usize {
+        self.run.total_steps()
+    }
+
+    /// Whether every step has run.
+    pub fn is_done(&self) -> bool {
+        self.run.is_done()
+    }
+
+    /// Runs the next step (`hook` is told which step first); `None` once done. The work is
+    /// queued on the device; read something back (a preview) to wait for it.
+    pub fn step(&mut self, hook: &mut dyn StepHook) -> Result<Option<StepOutput>, GenerateError> {
+        if self.run.is_done() {
+            return Ok(None);
+        }
+        let step = self.run.next_step();
+        let cond = conditioning_at(&self.cond, &self.uncond, &self.empty, step)?;
+        hook.set_step(step);
+        Ok(self.run.step(&self.model.unet, &cond, &mut self.rng, hook))
+    }
+
+    /// The current latent, `[1, 4, h, w]`.
+    pub fn latent(&self) -> &Tensor<4> {
+        self.run.latent()
+    }
+
+    /// Decodes the final latent with the VAE.
+    pub async fn finish(self) -> Result<Generated, GenerateError> {
+        let latent = self.run.latent().clone();
+        let image = decode_to_rgb(self.model, latent.clone()).await?;
+        let latent = read(latent).await?;
+        Ok(Generated { image, latent })
+    }
+}
+
 /// Makes one image, calling `on_step` after each step; `ControlFlow::Break` cancels and returns
-/// `Ok(None)`. `hook` (heatmap taps, frame blending) is told each step before it runs. Async only to read the result back from a GPU in the browser; natively, block on it.
+/// `Ok(None)`. `hook` (heatmap taps, frame blending) is told each step before it runs. Async only
+/// to read the result back from a GPU in the browser; natively, block on it.
 pub async fn generate(
     model: &SdModel,
     tokenizer: &ClipTokenizer,
@@ -116,63 +265,13 @@ pub async fn generate(
     hook: &mut dyn StepHook,
     on_step: &mut dyn FnMut(&StepOutput) -> ControlFlow<()>,
 ) -> Result<Option<Generated>, GenerateError> {
-    let (down, multiple) = size_multiple(model);
-    if request.width == 0
-        || request.height == 0
-        || !request.width.is_multiple_of(multiple)
-        || !request.height.is_multiple_of(multiple)
-    {
-        let (w, h) = (request.width, request.height);
-        return Err(GenerateError::Invalid(format!(
-            "size {w}x{h} must be a positive multiple of {multiple}"
-        )));
-    }
-    let shape = [
-        model.info.unet.in_channels,
-        request.height / down,
-        request.width / down,
-    ];
-    let encoder = TextEncoder {
-        clip: &model.clip,
-        tokenizer,
-        family: family(model),
-        clip_skip: if request.clip_skip == 0 {
-            model.info.native_clip_skip
-        } else {
-            request.clip_skip
-        },
-    };
-    let steps = u32::try_from(request.steps).unwrap_or(u32::MAX);
-    let cond = encoder.prompt(&request.prompt, steps)?;
-    let uncond = encoder.prompt(&request.negative, steps)?;
-    let empty = encoder.prompt("", 1)?;
-    let plan = plan(model, request)?;
-    let spec = noise_spec(request);
-    let noise = latent4(spec.latent_noise(shape)?, shape, device);
-    let mut rng = spec.sampler_rng(shape, 0)?;
-    let mut run = match &request.init {
-        None => Sampling::txt2img(plan, noise, request.cfg),
-        Some(init) => Sampling::img2img(
-            plan,
-            encode_init(model, &init.image, device)?,
-            noise,
-            request.cfg,
-        ),
-    };
-    while !run.is_done() {
-        let step_cond = conditioning_at(&cond, &uncond, &empty, run.next_step())?;
-        hook.set_step(run.next_step());
-        let Some(out) = run.step(&model.unet, &step_cond, &mut rng, hook) else {
-            break;
-        };
+    let mut generation = Generation::new(model, tokenizer, request, device)?;
+    while let Some(out) = generation.step(hook)? {
         if on_step(&out).is_break() {
             return Ok(None);
         }
     }
-    let latent = run.latent().clone();
-    let image = decode_to_rgb(model, latent.clone()).await?;
-    let latent = read(latent).await?;
-    Ok(Some(Generated { image, latent }))
+    generation.finish().await.map(Some)
 }
 
 fn noise_spec(request: &Request) -> NoiseSpec {
@@ -286,11 +385,57 @@ pub fn tensor_to_rgb(values: &[f32], width: usize, height: usize) -> RgbImage {
     }
 }
 
-async fn read<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>, GenerateError> {
+/// Reads a tensor back to the host (waiting for the device to finish it).
+pub async fn read<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>, GenerateError> {
     t.into_data_async()
         .await
         .map_err(|e| GenerateError::ReadBack(format!("{e:?}")))?
         .convert::<f32>()
         .try_into_vec::<f32>()
         .map_err(|e| GenerateError::ReadBack(format!("{e:?}")))
+}
+
+/// A1111's "Approx cheap" preview: each pixel of a `[4, h, w]` SD latent mapped linearly to RGB
+/// (A1111's fixed SD 1.x/2.x coefficients), then scaled up `scale` times. Instant, rough colours.
+pub fn approx_rgb(latent: &[f32], h: usize, w: usize, scale: usize) -> RgbImage {
+    const COEFFS: [[f32; 3]; 4] = [
+        [0.298, 0.207, 0.208],
+        [0.187, 0.286, 0.173],
+        [-0.158, 0.189, 0.264],
+        [-0.184, -0.271, -0.473],
+    ];
+    let scale = scale.max(1);
+    let (width, height) = (w * scale, h * scale);
+    let mut data = vec![0u8; width * height * 3];
+    for y in 0..height {
+        for x in 0..width {
+            let at = (y / scale) * w + x / scale;
+            for (c, out) in data[(y * width + x) * 3..][..3].iter_mut().enumerate() {
+                let v: f32 = (0..4)
+                    .map(|ch| latent.get(ch * h * w + at).copied().unwrap_or(0.0) * COEFFS[ch][c])
+                    .sum();
+                *out = ((v + 1.0) * 127.5).clamp(0.0, 255.0) as u8;
+            }
+        }
+    }
+    RgbImage {
+        width,
+        height,
+        data,
+    }
+}
+
+#[cfg(test)]
+mod approx_tests {
+    #[test]
+    fn approx_preview_maps_each_latent_pixel_to_a_block_of_colour() {
+        // Latent 1x2: pixel 0 all zero (grey), pixel 1 channel 0 = 1.
+        let latent = [0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0];
+        let img = super::approx_rgb(&latent, 1, 2, 2);
+        assert_eq!((img.width, img.height), (4, 2));
+        assert_eq!(&img.data[0..3], &[127, 127, 127]);
+        // (1 + 0.298) * 127.5 = 165.4; (1 + 0.207) * 127.5 = 153.9; (1 + 0.208) * 127.5 = 154.0
+        assert_eq!(&img.data[6..9], &[165, 153, 154]);
+        assert_eq!(&img.data[12..15], &[127, 127, 127]);
+    }
 }

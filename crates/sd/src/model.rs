@@ -3,6 +3,7 @@
 //! inferred from its key shapes (plus its `.yaml` where one is given).
 
 use burn::tensor::Device;
+use keyshift_core::schedule::ScheduleConfig;
 
 use crate::clip::ClipTextModel;
 use crate::config::{Activation, ClipConfig, UnetConfig, VaeConfig};
@@ -52,6 +53,9 @@ pub struct ModelInfo {
     pub layout: Layout,
     /// How the weights are held.
     pub precision: Precision,
+    /// The noise schedule it was trained with (`scheduler/scheduler_config.json`; SD 1.5's, or
+    /// SD 2.x-v's for a v-prediction single file).
+    pub schedule: ScheduleConfig,
 }
 
 /// A loaded model.
@@ -117,6 +121,14 @@ fn read_config(folder: &dyn Folder, path: &str) -> Result<String, LoadError> {
         file: path.to_owned(),
         problem: "not found".into(),
     })
+}
+
+/// SD 1.5's schedule, or SD 2.x-v's for v-prediction.
+fn default_schedule(prediction: Prediction) -> ScheduleConfig {
+    match prediction {
+        Prediction::Epsilon => ScheduleConfig::sd15(),
+        Prediction::V => ScheduleConfig::sd21_v(),
+    }
 }
 
 fn ignorable(key: &str) -> bool {
@@ -206,10 +218,18 @@ impl SdModel {
         )?;
         let vae_cfg =
             VaeConfig::from_json("vae/config.json", &read_config(folder, "vae/config.json")?)?;
-        let prediction = folder
-            .read_text("scheduler/scheduler_config.json")
+        let scheduler = folder.read_text("scheduler/scheduler_config.json");
+        let prediction = scheduler
+            .as_deref()
             .filter(|t| t.contains("\"v_prediction\""))
             .map_or(Prediction::Epsilon, |_| Prediction::V);
+        let schedule = match scheduler {
+            Some(text) => ScheduleConfig::from_json(&text).map_err(|e| LoadError::Config {
+                file: "scheduler/scheduler_config.json".into(),
+                problem: e.to_string(),
+            })?,
+            None => default_schedule(prediction),
+        };
         let root = Prefixed::default();
         let mut stores = Vec::new();
         for (dir, _) in SAVED_WEIGHTS {
@@ -260,6 +280,7 @@ impl SdModel {
             native_clip_skip: 1,
             layout: Layout::Diffusers,
             precision,
+            schedule,
         };
         let model = Self {
             clip,
@@ -370,6 +391,7 @@ impl SdModel {
             native_clip_skip,
             layout: Layout::SingleFile,
             precision,
+            schedule: default_schedule(prediction),
         };
         Ok(Self {
             clip,

@@ -4,12 +4,110 @@
 use keyshift_core::selftest::SelfTestReport;
 use serde::{Deserialize, Serialize};
 
+/// One file of a model, fetched from `url` and known to the engine by `path` (`unet/config.json`
+/// in a diffusers folder; the file name for a single file).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModelFile {
+    /// Relative path inside the model.
+    pub path: String,
+    /// Where to fetch it (absolute, or relative to the site).
+    pub url: String,
+}
+
+/// How a model's files are laid out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ModelLayout {
+    /// `text_encoder/`, `unet/`, `vae/`, `scheduler/` folders.
+    Diffusers,
+    /// One CompVis/A1111 `.safetensors` (its first file).
+    SingleFile,
+}
+
+/// Which burn backend the worker computes on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum ComputeBackend {
+    /// WebGPU.
+    #[default]
+    Webgpu,
+    /// burn's CPU backend inside the worker: slow, for machines without WebGPU.
+    Cpu,
+}
+
+/// A model to load.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModelSpec {
+    /// Stable identifier (the cache key).
+    pub id: String,
+    /// What the user sees.
+    pub label: String,
+    /// Layout of `files`.
+    pub layout: ModelLayout,
+    /// The files.
+    pub files: Vec<ModelFile>,
+    /// `int8` or `f32`.
+    pub precision: String,
+}
+
+/// One image to make.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GenerateJob {
+    /// Chosen by the UI; every message about the job carries it.
+    pub job: u64,
+    /// Prompt, A1111 syntax.
+    pub prompt: String,
+    /// Negative prompt.
+    pub negative: String,
+    /// Width in pixels.
+    pub width: u32,
+    /// Height in pixels.
+    pub height: u32,
+    /// Sampling steps.
+    pub steps: u32,
+    /// A1111 sampler name (`Euler a`, `DPM++ 2M Karras`…).
+    pub sampler: String,
+    /// Guidance scale.
+    pub cfg: f64,
+    /// The seed (already resolved: never "random").
+    pub seed: u64,
+    /// Send a preview image every this many steps (0: none).
+    pub preview_every: u32,
+}
+
 /// UI thread → worker.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ToWorker {
     /// Run the GPU self-test again.
     RunSelfTest,
+    /// Fetch (or read from the cache) and load a model, replacing the loaded one.
+    LoadModel {
+        /// The model.
+        model: ModelSpec,
+        /// Where to compute.
+        backend: ComputeBackend,
+    },
+    /// Make an image with the loaded model.
+    Generate {
+        /// The image.
+        job: GenerateJob,
+    },
+    /// Stop `job` before its next step.
+    Cancel {
+        /// The job.
+        job: u64,
+    },
+}
+
+/// What loading is doing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LoadPhase {
+    /// Fetching a file.
+    Download,
+    /// Reading weights onto the device.
+    Prepare,
 }
 
 /// Where in its life the worker failed.
@@ -22,6 +120,10 @@ pub enum Stage {
     Device,
     /// Running the self-test.
     SelfTest,
+    /// Fetching or loading a model.
+    Model,
+    /// Making an image.
+    Generate,
     /// Reading a message from the UI thread.
     Message,
 }
@@ -41,6 +143,72 @@ pub enum FromWorker {
     SelfTest {
         /// The computed checks.
         report: SelfTestReport,
+    },
+    /// Loading progress.
+    LoadProgress {
+        /// The file being fetched, or the component being prepared.
+        file: String,
+        /// What is happening.
+        phase: LoadPhase,
+        /// Which file (0-based) of `count`.
+        index: u32,
+        /// Files in all.
+        count: u32,
+        /// Bytes of this file done so far.
+        done_bytes: u64,
+        /// Bytes of this file, when known.
+        total_bytes: Option<u64>,
+    },
+    /// The model is loaded.
+    ModelReady {
+        /// Its [`ModelSpec::id`].
+        id: String,
+        /// What was loaded (architecture, precision, backend), one line.
+        summary: String,
+        /// Pixels per side must be a multiple of this.
+        size_multiple: u32,
+        /// Bytes fetched over the network for this load.
+        fetched_bytes: u64,
+        /// From the request to ready, in milliseconds.
+        load_ms: f64,
+    },
+    /// A step finished.
+    Progress {
+        /// The job.
+        job: u64,
+        /// Steps done.
+        step: u32,
+        /// Steps in all.
+        steps: u32,
+        /// Since the job started, in milliseconds.
+        elapsed_ms: f64,
+    },
+    /// An intermediate image (the model's current estimate of the result).
+    Preview {
+        /// The job.
+        job: u64,
+        /// Steps done.
+        step: u32,
+        /// A PNG, base64.
+        png: String,
+    },
+    /// The finished image.
+    Image {
+        /// The job.
+        job: u64,
+        /// A PNG carrying A1111's `parameters` text, base64.
+        png: String,
+        /// The seed used.
+        seed: u64,
+        /// From the request to the image, in milliseconds.
+        elapsed_ms: f64,
+        /// Mean time per sampling step, in milliseconds.
+        step_ms: f64,
+    },
+    /// The job stopped before finishing, as asked.
+    Cancelled {
+        /// The job.
+        job: u64,
     },
     /// Something failed; the worker stays alive and answers later messages where it can.
     Failed {
@@ -117,8 +285,78 @@ mod tests {
         for m in messages {
             assert_eq!(FromWorker::from_json(&m.to_json()).expect("reads"), m);
         }
-        let run = ToWorker::RunSelfTest;
-        assert_eq!(ToWorker::from_json(&run.to_json()).expect("reads"), run);
+        let more = vec![
+            FromWorker::LoadProgress {
+                file: "unet/diffusion_pytorch_model.safetensors".into(),
+                phase: LoadPhase::Download,
+                index: 0,
+                count: 3,
+                done_bytes: 10,
+                total_bytes: Some(100),
+            },
+            FromWorker::ModelReady {
+                id: "tiny".into(),
+                summary: "SD 1.x".into(),
+                size_multiple: 16,
+                fetched_bytes: 0,
+                load_ms: 1.5,
+            },
+            FromWorker::Progress {
+                job: 3,
+                step: 1,
+                steps: 4,
+                elapsed_ms: 2.0,
+            },
+            FromWorker::Preview {
+                job: 3,
+                step: 1,
+                png: "iVBO".into(),
+            },
+            FromWorker::Image {
+                job: 3,
+                png: "iVBO".into(),
+                seed: 42,
+                elapsed_ms: 9.0,
+                step_ms: 2.0,
+            },
+            FromWorker::Cancelled { job: 3 },
+        ];
+        for m in more {
+            assert_eq!(FromWorker::from_json(&m.to_json()).expect("reads"), m);
+        }
+        let model = ModelSpec {
+            id: "tiny".into(),
+            label: "tiny".into(),
+            layout: ModelLayout::Diffusers,
+            files: vec![ModelFile {
+                path: "unet/config.json".into(),
+                url: "/fixtures/tiny-sd1/diffusers/unet/config.json".into(),
+            }],
+            precision: "f32".into(),
+        };
+        let job = GenerateJob {
+            job: 3,
+            prompt: "a (cat:1.2)".into(),
+            negative: String::new(),
+            width: 64,
+            height: 64,
+            steps: 4,
+            sampler: "Euler".into(),
+            cfg: 7.0,
+            seed: 42,
+            preview_every: 1,
+        };
+        for m in [
+            ToWorker::RunSelfTest,
+            ToWorker::LoadModel {
+                model,
+                backend: ComputeBackend::Cpu,
+            },
+            ToWorker::Generate { job },
+            ToWorker::Cancel { job: 3 },
+        ] {
+            assert_eq!(ToWorker::from_json(&m.to_json()).expect("reads"), m);
+        }
     }
 
     #[test]

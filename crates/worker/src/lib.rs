@@ -4,9 +4,20 @@
 //!
 //! Life cycle: `Started` → acquire the device → `DeviceReady` (or `Failed{Device}`) → self-test →
 //! `SelfTest` (or `Failed{SelfTest}`); afterwards each `RunSelfTest` request runs it again.
+//! `LoadModel` fetches a model's files and loads it ([`engine`]); `Generate` queues a job that
+//! reports `Progress`, `Preview`s and an `Image`; `Cancel` stops a job between steps.
+
+pub mod job;
 
 #[cfg(target_arch = "wasm32")]
-mod entry {
+mod blob;
+#[cfg(target_arch = "wasm32")]
+mod engine;
+#[cfg(target_arch = "wasm32")]
+mod fetch;
+
+#[cfg(target_arch = "wasm32")]
+pub(crate) mod entry {
     use std::cell::RefCell;
 
     use keyshift_sd::clock::Stopwatch;
@@ -71,6 +82,11 @@ mod entry {
         console_error_panic_hook::set_once();
         scope::on_message(|message| match message {
             Ok(ToWorker::RunSelfTest) => spawn_local(self_test()),
+            Ok(ToWorker::LoadModel { model, backend }) => {
+                spawn_local(crate::engine::load(model, backend));
+            }
+            Ok(ToWorker::Generate { job }) => crate::engine::enqueue(job),
+            Ok(ToWorker::Cancel { job }) => crate::engine::cancel(job),
             Err(e) => scope::post(&FromWorker::Failed {
                 stage: Stage::Message,
                 message: e.to_string(),

@@ -1,0 +1,121 @@
+//! Downloads with progress that resume after an interruption: the body is read chunk by chunk
+//! (kept as JavaScript memory, outside wasm), and a dropped connection is picked up again with
+//! an HTTP `Range` request from the last byte received.
+
+use js_sys::{Array, Reflect, Uint8Array};
+use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen_futures::JsFuture;
+use web_sys::{
+    Blob, Headers, ReadableStreamDefaultReader, RequestInit, Response, WorkerGlobalScope,
+};
+
+/// How many times a dropped download is resumed before giving up.
+const RESUMES: u32 = 5;
+
+fn js_text(e: &JsValue) -> String {
+    e.as_string()
+        .or_else(|| {
+            Reflect::get(e, &JsValue::from_str("message"))
+                .ok()
+                .and_then(|m| m.as_string())
+        })
+        .unwrap_or_else(|| format!("{e:?}"))
+}
+
+async fn request(url: &str, from: u64) -> Result<Response, String> {
+    let scope: WorkerGlobalScope = js_sys::global().unchecked_into();
+    let init = RequestInit::new();
+    if from > 0 {
+        let headers = Headers::new().map_err(|e| js_text(&e))?;
+        headers
+            .set("Range", &format!("bytes={from}-"))
+            .map_err(|e| js_text(&e))?;
+        init.set_headers(&headers);
+    }
+    let response = JsFuture::from(scope.fetch_with_str_and_init(url, &init))
+        .await
+        .map_err(|e| format!("{url}: the download failed ({})", js_text(&e)))?;
+    let response: Response = response
+        .dyn_into()
+        .map_err(|_| format!("{url}: not an HTTP response"))?;
+    if !response.ok() {
+        return Err(format!(
+            "{url}: the server answered {} {}",
+            response.status(),
+            response.status_text()
+        ));
+    }
+    Ok(response)
+}
+
+fn content_length(response: &Response) -> Option<u64> {
+    response
+        .headers()
+        .get("content-length")
+        .ok()
+        .flatten()
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// Fetches `url` into a Blob, calling `progress(received, total)` as bytes arrive.
+pub async fn download(
+    url: &str,
+    mut progress: impl FnMut(u64, Option<u64>),
+) -> Result<Blob, String> {
+    let parts = Array::new();
+    let mut received = 0u64;
+    let mut total = None;
+    let mut resumes = 0;
+    loop {
+        let response = request(url, received).await?;
+        if received > 0 && response.status() != 206 {
+            // The server ignored the range: start again from the first byte.
+            parts.set_length(0);
+            received = 0;
+        }
+        if total.is_none() {
+            total = content_length(&response).map(|len| len + received);
+        }
+        let Some(body) = response.body() else {
+            break;
+        };
+        let reader: ReadableStreamDefaultReader = body.get_reader().unchecked_into();
+        let interrupted = loop {
+            let chunk = match JsFuture::from(reader.read()).await {
+                Ok(chunk) => chunk,
+                Err(e) => break Some(js_text(&e)),
+            };
+            let done = Reflect::get(&chunk, &JsValue::from_str("done"))
+                .ok()
+                .and_then(|d| d.as_bool())
+                .unwrap_or(true);
+            if done {
+                break None;
+            }
+            let Ok(value) = Reflect::get(&chunk, &JsValue::from_str("value")) else {
+                break None;
+            };
+            let bytes: Uint8Array = value.unchecked_into();
+            received += u64::from(bytes.length());
+            parts.push(&bytes);
+            progress(received, total);
+        };
+        let complete = total.is_none_or(|t| received >= t);
+        if interrupted.is_none() && complete {
+            break;
+        }
+        if resumes >= RESUMES {
+            let why = interrupted.unwrap_or_else(|| "the connection closed early".into());
+            return Err(format!(
+                "{url}: the download broke off at byte {received} ({why})"
+            ));
+        }
+        resumes += 1;
+    }
+    if let Some(total) = total
+        && received != total
+    {
+        return Err(format!("{url}: received {received} of {total} bytes"));
+    }
+    Blob::new_with_u8_array_sequence(&parts).map_err(|e| js_text(&e))
+}

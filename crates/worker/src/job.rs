@@ -1,0 +1,145 @@
+//! Turning worker messages into engine requests, and results into messages: plain functions,
+//! tested natively.
+
+use base64::Engine as _;
+use keyshift_core::parameters::parse_sampler;
+use keyshift_core::pngtext;
+use keyshift_sd::generate::{Request, RgbImage, size_multiple};
+use keyshift_sd::model::{ModelInfo, Prediction, SdModel};
+use keyshift_sd::weights::Precision;
+use keyshift_web::protocol::{ComputeBackend, GenerateJob};
+
+/// The engine request for `job` on `model`, or why it cannot run.
+pub fn request_for(job: &GenerateJob, model: &SdModel) -> Result<Request, String> {
+    let sampler = parse_sampler(&job.sampler, None)
+        .ok_or_else(|| format!("unknown sampler \"{}\"", job.sampler))?;
+    let (_, multiple) = size_multiple(model);
+    let fits = |side: u32| side > 0 && (side as usize).is_multiple_of(multiple);
+    if !fits(job.width) || !fits(job.height) {
+        return Err(format!(
+            "this model needs sides that are multiples of {multiple}; {}x{} is not",
+            job.width, job.height
+        ));
+    }
+    if job.steps == 0 {
+        return Err("steps must be at least 1".into());
+    }
+    Ok(Request {
+        prompt: job.prompt.clone(),
+        negative: job.negative.clone(),
+        steps: job.steps as usize,
+        sampler,
+        cfg: job.cfg,
+        seed: job.seed,
+        subseed: None,
+        width: job.width as usize,
+        height: job.height as usize,
+        clip_skip: 0,
+        init: None,
+        schedule: model.info.schedule.clone(),
+    })
+}
+
+/// One line describing a loaded model.
+pub fn summary(info: &ModelInfo, backend: ComputeBackend) -> String {
+    let family = if info.clip.hidden_size >= 1024 {
+        "SD 2.x"
+    } else {
+        "SD 1.x"
+    };
+    let prediction = match info.prediction {
+        Prediction::Epsilon => "ε-prediction",
+        Prediction::V => "v-prediction",
+    };
+    let precision = match info.precision {
+        Precision::F32 => "f32",
+        Precision::Int8 => "int8",
+    };
+    let backend = match backend {
+        ComputeBackend::Webgpu => "WebGPU",
+        ComputeBackend::Cpu => "CPU (slow)",
+    };
+    format!(
+        "{family}, {prediction}, UNet {} channels, {precision} on {backend}",
+        info.unet.block_out_channels.first().copied().unwrap_or(0)
+    )
+}
+
+/// A PNG (base64) of `image` carrying `parameters` as A1111's `parameters` text.
+pub fn png_base64(image: &RgbImage, parameters: Option<&str>) -> Result<String, String> {
+    let texts: Vec<(&str, &str)> = parameters.map(|p| ("parameters", p)).into_iter().collect();
+    let png = pngtext::encode_rgb(image.width, image.height, &image.data, &texts)
+        .map_err(|e| e.to_string())?;
+    Ok(base64::engine::general_purpose::STANDARD.encode(png))
+}
+
+#[cfg(all(test, not(target_arch = "wasm32")))]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests fail by panicking")]
+    use super::*;
+    use keyshift_sd::Device;
+    use keyshift_sd::model::DirFolder;
+
+    fn model() -> SdModel {
+        let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../../fixtures/tiny-sd1/diffusers");
+        SdModel::load_diffusers(&DirFolder(dir), &Device::flex()).unwrap()
+    }
+
+    fn job() -> GenerateJob {
+        GenerateJob {
+            job: 1,
+            prompt: "a cat".into(),
+            negative: String::new(),
+            width: 64,
+            height: 64,
+            steps: 4,
+            sampler: "Euler".into(),
+            cfg: 7.0,
+            seed: 42,
+            preview_every: 0,
+        }
+    }
+
+    #[test]
+    fn a_job_becomes_the_request_the_cli_would_make() {
+        let model = model();
+        let request = request_for(&job(), &model).unwrap();
+        assert_eq!((request.width, request.height, request.steps), (64, 64, 4));
+        assert_eq!(request.schedule, model.info.schedule);
+        let text = request.parameters("tiny").to_text();
+        assert!(text.contains("Steps: 4, Sampler: Euler, CFG scale: 7, Seed: 42, Size: 64x64"));
+        assert!(summary(&model.info, ComputeBackend::Webgpu).starts_with("SD 1.x, ε-prediction"));
+    }
+
+    #[test]
+    fn bad_jobs_say_what_is_wrong() {
+        let model = model();
+        let mut bad = job();
+        bad.sampler = "Heun++".into();
+        assert!(request_for(&bad, &model).unwrap_err().contains("Heun++"));
+        let mut bad = job();
+        bad.width = 66;
+        let err = request_for(&bad, &model).unwrap_err();
+        assert!(err.contains("66x64"), "{err}");
+        let mut bad = job();
+        bad.steps = 0;
+        assert!(request_for(&bad, &model).is_err());
+    }
+
+    #[test]
+    fn the_png_carries_the_parameters() {
+        let image = RgbImage {
+            width: 2,
+            height: 1,
+            data: vec![1, 2, 3, 4, 5, 6],
+        };
+        let b64 = png_base64(&image, Some("a cat\nSteps: 4")).unwrap();
+        let png = base64::engine::general_purpose::STANDARD
+            .decode(b64)
+            .unwrap();
+        let texts = pngtext::read_texts(&png).unwrap();
+        assert_eq!(texts, vec![("parameters".into(), "a cat\nSteps: 4".into())]);
+        assert_eq!(pngtext::decode_rgb(&png).unwrap().2, image.data);
+    }
+}

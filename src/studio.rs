@@ -1,0 +1,683 @@
+//! The generation workspace as plain types: which models can be loaded, the loaded model, the
+//! running job and its progress, previews and results. The UI reads it and sends what its methods
+//! return to the worker; all of it is tested natively.
+
+use std::collections::VecDeque;
+
+use keyshift_core::share::{Project, Seed};
+use keyshift_web::protocol::{
+    ComputeBackend, FromWorker, GenerateJob, LoadPhase, ModelFile, ModelLayout, ModelSpec, Stage,
+    ToWorker,
+};
+
+/// The id of the tiny test model the local server serves.
+pub const TINY_ID: &str = "tiny-sd1";
+
+/// A model the picker offers.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelChoice {
+    /// Stable id (cache key).
+    pub id: &'static str,
+    /// What the picker shows.
+    pub label: &'static str,
+    /// One sentence about it.
+    pub note: &'static str,
+    /// Precision loaded unless the user picks another.
+    pub precision: &'static str,
+    /// Steps, sampler and CFG it is meant to be run with.
+    pub recommended: (u32, &'static str, f64),
+    /// Base URL of its files.
+    pub base: String,
+    /// Its files, relative to `base`.
+    pub files: Vec<&'static str>,
+}
+
+impl ModelChoice {
+    /// The load request for this model.
+    pub fn spec(&self, precision: &str) -> ModelSpec {
+        ModelSpec {
+            id: format!("{}@{precision}", self.id),
+            label: self.label.to_owned(),
+            layout: ModelLayout::Diffusers,
+            files: self
+                .files
+                .iter()
+                .map(|path| ModelFile {
+                    path: (*path).to_owned(),
+                    url: format!("{}/{path}", self.base),
+                })
+                .collect(),
+            precision: precision.to_owned(),
+        }
+    }
+}
+
+const DIFFUSERS_FP16: [&str; 7] = [
+    "scheduler/scheduler_config.json",
+    "text_encoder/config.json",
+    "text_encoder/model.fp16.safetensors",
+    "unet/config.json",
+    "unet/diffusion_pytorch_model.fp16.safetensors",
+    "vae/config.json",
+    "vae/diffusion_pytorch_model.fp16.safetensors",
+];
+
+fn hugging_face(repo: &str) -> String {
+    format!("https://huggingface.co/{repo}/resolve/main")
+}
+
+/// The models the picker offers: SD-Turbo first (the default), then SD 1.5; and, when the site
+/// is served from this machine (`local`), the tiny test model from `origin`.
+pub fn model_choices(local: bool, origin: &str) -> Vec<ModelChoice> {
+    let mut choices = vec![
+        ModelChoice {
+            id: "sd-turbo",
+            label: "SD-Turbo (stabilityai/sd-turbo)",
+            note: "One step, no guidance: the fastest. About 2.6 GB to download in fp16.",
+            precision: "int8",
+            recommended: (1, "Euler", 0.0),
+            base: hugging_face("stabilityai/sd-turbo"),
+            files: DIFFUSERS_FP16.to_vec(),
+        },
+        ModelChoice {
+            id: "sd15",
+            label: "Stable Diffusion 1.5 (stable-diffusion-v1-5/stable-diffusion-v1-5)",
+            note: "The classic; 20–30 steps. About 2 GB to download in fp16.",
+            precision: "int8",
+            recommended: (20, "Euler a", 7.0),
+            base: hugging_face("stable-diffusion-v1-5/stable-diffusion-v1-5"),
+            files: DIFFUSERS_FP16.to_vec(),
+        },
+    ];
+    if local {
+        choices.push(ModelChoice {
+            id: TINY_ID,
+            label: "tiny test model (random weights)",
+            note: "Served by the local server for trying the flow offline; it draws noise.",
+            precision: "f32",
+            recommended: (4, "Euler", 7.0),
+            base: format!(
+                "{}/fixtures/tiny-sd1/diffusers",
+                origin.trim_end_matches('/')
+            ),
+            files: vec![
+                "scheduler/scheduler_config.json",
+                "text_encoder/config.json",
+                "text_encoder/model.safetensors",
+                "unet/config.json",
+                "unet/diffusion_pytorch_model.safetensors",
+                "vae/config.json",
+                "vae/diffusion_pytorch_model.safetensors",
+            ],
+        });
+    }
+    choices
+}
+
+/// Whether `host` is this machine (the tiny model is only offered there).
+pub fn is_local_host(host: &str) -> bool {
+    matches!(host, "localhost" | "127.0.0.1" | "[::1]" | "::1")
+}
+
+/// Where the model is.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub enum ModelStatus {
+    /// Nothing loaded.
+    #[default]
+    None,
+    /// Fetching or preparing.
+    Loading {
+        /// The model's label.
+        label: String,
+        /// The current file.
+        file: String,
+        /// Fetching or preparing.
+        phase: LoadPhase,
+        /// File index and count.
+        index: u32,
+        /// Files in all.
+        count: u32,
+        /// Bytes of the current file so far.
+        done: u64,
+        /// Bytes of the current file, when known.
+        total: Option<u64>,
+    },
+    /// Ready.
+    Ready {
+        /// The loaded spec's id.
+        id: String,
+        /// The model's label.
+        label: String,
+        /// One line about it.
+        summary: String,
+        /// Sides must be multiples of this.
+        size_multiple: u32,
+        /// Load time.
+        load_ms: f64,
+    },
+    /// Loading failed.
+    Failed {
+        /// The model's label.
+        label: String,
+        /// Why.
+        message: String,
+    },
+}
+
+/// The job being run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunningJob {
+    /// Its id.
+    pub id: u64,
+    /// Its seed.
+    pub seed: u64,
+    /// Steps done.
+    pub step: u32,
+    /// Steps in all.
+    pub steps: u32,
+    /// Milliseconds since it started, as of the last progress message.
+    pub elapsed_ms: f64,
+    /// Position in the batch (0-based) and the batch size.
+    pub batch: (u32, u32),
+}
+
+/// A finished image.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Output {
+    /// The job it came from.
+    pub job: u64,
+    /// PNG with A1111 parameters, base64.
+    pub png: String,
+    /// Its seed.
+    pub seed: u64,
+    /// Time to make it.
+    pub elapsed_ms: f64,
+    /// Mean time per step.
+    pub step_ms: f64,
+}
+
+/// The generation workspace.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Studio {
+    /// The model.
+    pub model: ModelStatus,
+    /// The job running now.
+    pub job: Option<RunningJob>,
+    /// The rest of the batch, sent one at a time.
+    pub pending: VecDeque<GenerateJob>,
+    /// The newest preview (PNG, base64) of the running job.
+    pub preview: Option<String>,
+    /// Finished images, newest first.
+    pub outputs: Vec<Output>,
+    /// The newest failure of a load or a job.
+    pub error: Option<String>,
+    /// The seed of the newest finished image ("reuse last").
+    pub last_seed: Option<u64>,
+    next_id: u64,
+    batch_size: u32,
+}
+
+impl Studio {
+    /// Starts loading `choice` at `precision` on `backend`.
+    pub fn load(
+        &mut self,
+        choice: &ModelChoice,
+        precision: &str,
+        backend: ComputeBackend,
+    ) -> ToWorker {
+        self.model = ModelStatus::Loading {
+            label: choice.label.to_owned(),
+            file: String::new(),
+            phase: LoadPhase::Download,
+            index: 0,
+            count: u32::try_from(choice.files.len()).unwrap_or(0),
+            done: 0,
+            total: None,
+        };
+        self.error = None;
+        ToWorker::LoadModel {
+            model: choice.spec(precision),
+            backend,
+        }
+    }
+
+    /// Whether a model is loaded.
+    pub fn is_ready(&self) -> bool {
+        matches!(self.model, ModelStatus::Ready { .. })
+    }
+
+    /// Whether a job is running.
+    pub fn is_busy(&self) -> bool {
+        self.job.is_some()
+    }
+
+    /// Starts `batch` images of `project` (seeds `s, s+1, …`; a random seed draws `s` from
+    /// `random`). Returns the first job's message; the others follow as each finishes.
+    pub fn generate(
+        &mut self,
+        project: &Project,
+        batch: u32,
+        random: u32,
+    ) -> Result<ToWorker, String> {
+        let ModelStatus::Ready { size_multiple, .. } = &self.model else {
+            return Err("Load a model first.".into());
+        };
+        if self.is_busy() {
+            return Err("An image is already being made.".into());
+        }
+        let s = &project.settings;
+        let multiple = (*size_multiple).max(1);
+        if !s.width_px.is_multiple_of(multiple) || !s.height_px.is_multiple_of(multiple) {
+            return Err(format!(
+                "This model needs width and height in multiples of {multiple}."
+            ));
+        }
+        let first = match s.seed {
+            Seed::Fixed(seed) => u64::from(seed),
+            Seed::Random => u64::from(random),
+        };
+        let batch = batch.clamp(1, 100);
+        self.pending.clear();
+        for i in 0..batch {
+            self.next_id += 1;
+            self.pending.push_back(GenerateJob {
+                job: self.next_id,
+                prompt: project.prompt.clone(),
+                negative: project.negative_prompt.clone(),
+                width: s.width_px,
+                height: s.height_px,
+                steps: s.steps,
+                sampler: s.sampler.name().to_owned(),
+                cfg: s.cfg_scale,
+                seed: first + u64::from(i),
+                preview_every: 1,
+            });
+        }
+        self.batch_size = batch;
+        self.error = None;
+        self.start_next()
+            .ok_or_else(|| "Nothing to make.".to_owned())
+    }
+
+    fn start_next(&mut self) -> Option<ToWorker> {
+        let job = self.pending.pop_front()?;
+        let position = self.batch_size - u32::try_from(self.pending.len()).unwrap_or(0) - 1;
+        self.job = Some(RunningJob {
+            id: job.job,
+            seed: job.seed,
+            step: 0,
+            steps: job.steps,
+            elapsed_ms: 0.0,
+            batch: (position, self.batch_size),
+        });
+        self.preview = None;
+        Some(ToWorker::Generate { job })
+    }
+
+    /// Stops the running job and drops the rest of the batch.
+    pub fn cancel(&mut self) -> Option<ToWorker> {
+        self.pending.clear();
+        self.job.as_ref().map(|j| ToWorker::Cancel { job: j.id })
+    }
+
+    /// Folds a worker message in; returns what to send next (the batch's next job).
+    pub fn apply(&mut self, message: &FromWorker) -> Option<ToWorker> {
+        match message {
+            FromWorker::LoadProgress {
+                file,
+                phase,
+                index,
+                count,
+                done_bytes,
+                total_bytes,
+            } => {
+                if let ModelStatus::Loading { label, .. } = &self.model {
+                    self.model = ModelStatus::Loading {
+                        label: label.clone(),
+                        file: file.clone(),
+                        phase: *phase,
+                        index: *index,
+                        count: *count,
+                        done: *done_bytes,
+                        total: *total_bytes,
+                    };
+                }
+                None
+            }
+            FromWorker::ModelReady {
+                id,
+                summary,
+                size_multiple,
+                load_ms,
+                ..
+            } => {
+                let label = match &self.model {
+                    ModelStatus::Loading { label, .. } => label.clone(),
+                    _ => id.clone(),
+                };
+                self.model = ModelStatus::Ready {
+                    id: id.clone(),
+                    label,
+                    summary: summary.clone(),
+                    size_multiple: *size_multiple,
+                    load_ms: *load_ms,
+                };
+                None
+            }
+            FromWorker::Progress {
+                job,
+                step,
+                steps,
+                elapsed_ms,
+            } => {
+                if let Some(running) = self.job.as_mut().filter(|j| j.id == *job) {
+                    running.step = *step;
+                    running.steps = *steps;
+                    running.elapsed_ms = *elapsed_ms;
+                }
+                None
+            }
+            FromWorker::Preview { job, png, .. } => {
+                if self.job.as_ref().is_some_and(|j| j.id == *job) {
+                    self.preview = Some(png.clone());
+                }
+                None
+            }
+            FromWorker::Image {
+                job,
+                png,
+                seed,
+                elapsed_ms,
+                step_ms,
+            } => {
+                self.outputs.insert(
+                    0,
+                    Output {
+                        job: *job,
+                        png: png.clone(),
+                        seed: *seed,
+                        elapsed_ms: *elapsed_ms,
+                        step_ms: *step_ms,
+                    },
+                );
+                self.last_seed = Some(*seed);
+                self.finish_job(*job)
+            }
+            FromWorker::Cancelled { job } => {
+                self.pending.clear();
+                self.finish_job(*job)
+            }
+            FromWorker::Failed { stage, message } => {
+                match stage {
+                    Stage::Model => {
+                        let label = match &self.model {
+                            ModelStatus::Loading { label, .. } => label.clone(),
+                            _ => String::new(),
+                        };
+                        self.model = ModelStatus::Failed {
+                            label,
+                            message: message.clone(),
+                        };
+                    }
+                    Stage::Generate => {
+                        self.error = Some(message.clone());
+                        self.pending.clear();
+                        self.job = None;
+                        self.preview = None;
+                    }
+                    Stage::Device if matches!(self.model, ModelStatus::Loading { .. }) => {
+                        self.model = ModelStatus::Failed {
+                            label: String::new(),
+                            message: format!("no GPU device: {message}"),
+                        };
+                    }
+                    _ => {}
+                }
+                None
+            }
+            FromWorker::Started | FromWorker::DeviceReady { .. } | FromWorker::SelfTest { .. } => {
+                None
+            }
+        }
+    }
+
+    fn finish_job(&mut self, job: u64) -> Option<ToWorker> {
+        if self.job.as_ref().is_none_or(|j| j.id != job) {
+            return None;
+        }
+        self.job = None;
+        self.preview = None;
+        self.start_next()
+    }
+
+    /// Fraction of the running job done, 0..=1.
+    pub fn fraction(&self) -> Option<f64> {
+        let job = self.job.as_ref()?;
+        Some(f64::from(job.step) / f64::from(job.steps.max(1)))
+    }
+
+    /// Estimated milliseconds left in the running job (from the mean step time so far).
+    pub fn eta_ms(&self) -> Option<f64> {
+        let job = self.job.as_ref()?;
+        if job.step == 0 {
+            return None;
+        }
+        let per_step = job.elapsed_ms / f64::from(job.step);
+        Some(per_step * f64::from(job.steps.saturating_sub(job.step)))
+    }
+
+    /// One line for the progress bar: `Image 1/2 · step 3/20 · 4 s left`.
+    pub fn progress_text(&self) -> String {
+        let Some(job) = &self.job else {
+            return String::new();
+        };
+        let mut text = format!("step {}/{}", job.step, job.steps);
+        if job.batch.1 > 1 {
+            text = format!("image {}/{} · {text}", job.batch.0 + 1, job.batch.1);
+        }
+        if let Some(eta) = self.eta_ms() {
+            text.push_str(&format!(" · {} left", seconds(eta)));
+        }
+        text
+    }
+
+    /// The tab title: progress first while a job runs, as A1111 does.
+    pub fn title(&self, base: &str) -> String {
+        match (&self.job, self.fraction()) {
+            (Some(_), Some(f)) => format!("[{:.0}%] {base}", f * 100.0),
+            _ => base.to_owned(),
+        }
+    }
+}
+
+fn seconds(ms: f64) -> String {
+    let s = (ms / 1000.0).ceil() as u64;
+    if s >= 60 {
+        format!("{}:{:02}", s / 60, s % 60)
+    } else {
+        format!("{s} s")
+    }
+}
+
+/// A byte count for people: `1.5 GB`, `12 MB`, `900 B`.
+pub fn bytes_text(bytes: u64) -> String {
+    const UNITS: [&str; 4] = ["B", "KB", "MB", "GB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1000.0 && unit < UNITS.len() - 1 {
+        value /= 1000.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else if value < 10.0 {
+        format!("{value:.1} {}", UNITS[unit])
+    } else {
+        format!("{value:.0} {}", UNITS[unit])
+    }
+}
+
+#[cfg(all(test, not(target_arch = "wasm32")))]
+mod tests {
+    #![allow(
+        clippy::expect_used,
+        clippy::panic,
+        clippy::unwrap_used,
+        reason = "tests fail by panicking"
+    )]
+    use super::*;
+    use keyshift_core::share::Sampler;
+
+    fn ready() -> Studio {
+        let mut studio = Studio::default();
+        let tiny = model_choices(true, "http://127.0.0.1:8080")
+            .into_iter()
+            .find(|c| c.id == TINY_ID)
+            .expect("offered locally");
+        let load = studio.load(&tiny, "f32", ComputeBackend::Webgpu);
+        let ToWorker::LoadModel { model, .. } = load else {
+            panic!("{load:?}");
+        };
+        assert_eq!(model.id, "tiny-sd1@f32");
+        assert_eq!(
+            model.files[2].url,
+            "http://127.0.0.1:8080/fixtures/tiny-sd1/diffusers/text_encoder/model.safetensors"
+        );
+        studio.apply(&FromWorker::ModelReady {
+            id: model.id,
+            summary: "SD 1.x".into(),
+            size_multiple: 16,
+            fetched_bytes: 1,
+            load_ms: 5.0,
+        });
+        studio
+    }
+
+    fn project(seed: Seed) -> Project {
+        let mut p = Project {
+            prompt: "a cat".into(),
+            ..Project::default()
+        };
+        p.settings.width_px = 64;
+        p.settings.height_px = 64;
+        p.settings.steps = 4;
+        p.settings.seed = seed;
+        p.settings.sampler = Sampler::Euler;
+        p
+    }
+
+    #[test]
+    fn the_tiny_model_is_offered_only_on_this_machine() {
+        assert!(
+            model_choices(false, "https://example.org")
+                .iter()
+                .all(|c| c.id != TINY_ID)
+        );
+        assert_eq!(model_choices(false, "x")[0].id, "sd-turbo");
+        assert!(is_local_host("127.0.0.1") && is_local_host("localhost"));
+        assert!(!is_local_host("example.org"));
+    }
+
+    #[test]
+    fn a_batch_runs_one_job_at_a_time_with_consecutive_seeds() {
+        let mut studio = ready();
+        let first = studio
+            .generate(&project(Seed::Fixed(42)), 2, 7)
+            .expect("starts");
+        let ToWorker::Generate { job } = first else {
+            panic!("{first:?}");
+        };
+        assert_eq!(
+            (job.seed, job.steps, job.sampler.as_str()),
+            (42, 4, "Euler")
+        );
+        assert!(studio.generate(&project(Seed::Fixed(1)), 1, 7).is_err());
+        studio.apply(&FromWorker::Progress {
+            job: job.job,
+            step: 2,
+            steps: 4,
+            elapsed_ms: 1000.0,
+        });
+        assert_eq!(studio.eta_ms(), Some(1000.0));
+        assert_eq!(studio.progress_text(), "image 1/2 · step 2/4 · 1 s left");
+        assert_eq!(studio.title("Keyshift"), "[50%] Keyshift");
+        let next = studio.apply(&FromWorker::Image {
+            job: job.job,
+            png: "png".into(),
+            seed: 42,
+            elapsed_ms: 2000.0,
+            step_ms: 500.0,
+        });
+        let Some(ToWorker::Generate { job: second }) = next else {
+            panic!("{next:?}");
+        };
+        assert_eq!(second.seed, 43);
+        assert_eq!(studio.last_seed, Some(42));
+        assert_eq!(studio.outputs.len(), 1);
+        assert_eq!(
+            studio.apply(&FromWorker::Image {
+                job: second.job,
+                png: "png2".into(),
+                seed: 43,
+                elapsed_ms: 1.0,
+                step_ms: 1.0,
+            }),
+            None
+        );
+        assert!(!studio.is_busy());
+        assert_eq!(studio.outputs[0].seed, 43);
+        assert_eq!(studio.title("Keyshift"), "Keyshift");
+    }
+
+    #[test]
+    fn a_random_seed_is_drawn_once_per_batch_and_cancel_drops_the_rest() {
+        let mut studio = ready();
+        let Ok(ToWorker::Generate { job }) = studio.generate(&project(Seed::Random), 3, 1234)
+        else {
+            panic!("starts");
+        };
+        assert_eq!(job.seed, 1234);
+        assert_eq!(studio.cancel(), Some(ToWorker::Cancel { job: job.job }));
+        assert_eq!(studio.apply(&FromWorker::Cancelled { job: job.job }), None);
+        assert!(!studio.is_busy() && studio.pending.is_empty());
+    }
+
+    #[test]
+    fn failures_land_where_they_belong_and_nothing_else_breaks() {
+        let mut studio = ready();
+        assert!(studio.generate(&project(Seed::Fixed(1)), 1, 0).is_ok());
+        studio.apply(&FromWorker::Failed {
+            stage: Stage::Generate,
+            message: "out of memory".into(),
+        });
+        assert_eq!(studio.error.as_deref(), Some("out of memory"));
+        assert!(studio.is_ready() && !studio.is_busy());
+        // A size the model cannot take is refused before anything is sent.
+        let mut odd = project(Seed::Fixed(1));
+        odd.settings.width_px = 72;
+        assert!(
+            studio
+                .generate(&odd, 1, 0)
+                .unwrap_err()
+                .contains("multiples of 16")
+        );
+        // A failed load says why.
+        let tiny = &model_choices(true, "")[2];
+        studio.load(tiny, "f32", ComputeBackend::Cpu);
+        studio.apply(&FromWorker::Failed {
+            stage: Stage::Model,
+            message: "unet: truncated".into(),
+        });
+        assert!(
+            matches!(&studio.model, ModelStatus::Failed { message, .. } if message == "unet: truncated")
+        );
+        assert!(studio.generate(&project(Seed::Fixed(1)), 1, 0).is_err());
+    }
+
+    #[test]
+    fn byte_counts_read_naturally() {
+        assert_eq!(bytes_text(900), "900 B");
+        assert_eq!(bytes_text(1_500_000_000), "1.5 GB");
+        assert_eq!(bytes_text(12_000_000), "12 MB");
+    }
+}
