@@ -10,6 +10,7 @@ use leptos_router::path;
 use crate::browser;
 use crate::pages::{ProjectPage, SystemPage};
 use crate::state::{self, LinkNotice, WorkerView};
+use crate::studio::Studio;
 
 /// Where the worker's loader script is, when the build did not say (development builds).
 const DEFAULT_WORKER_URL: &str = "/worker.js";
@@ -23,11 +24,18 @@ pub struct Shared {
     pub link_notice: RwSignal<Option<LinkNotice>>,
     /// What the compute worker reported.
     pub worker: RwSignal<WorkerView>,
+    /// The generation workspace.
+    pub studio: RwSignal<Studio>,
     /// The worker itself (not `Send`, so stored locally).
-    worker_handle: StoredValue<Option<WorkerHandle>, LocalStorage>,
+    worker_handle: Handle,
 }
 
 impl Shared {
+    /// Sends a message to the worker.
+    pub fn send(&self, message: &ToWorker) {
+        send(self.worker_handle, message);
+    }
+
     /// Asks the worker to run its self-test again.
     pub fn rerun_self_test(&self) {
         self.worker.update(|w| {
@@ -44,10 +52,33 @@ impl Shared {
     }
 }
 
-fn spawn_worker(view: RwSignal<WorkerView>) -> Option<WorkerHandle> {
+type Handle = StoredValue<Option<WorkerHandle>, LocalStorage>;
+
+fn send(handle: Handle, message: &ToWorker) {
+    handle.with_value(|h| match h {
+        Some(h) => {
+            if let Err(e) = h.send(message) {
+                tracing::warn!("could not reach the worker: {e:?}");
+            }
+        }
+        None => tracing::warn!("no worker to send to"),
+    });
+}
+
+fn spawn_worker(view: RwSignal<WorkerView>, studio: RwSignal<Studio>, handle: Handle) {
     let url = browser::meta("keyshift-worker").unwrap_or_else(|| DEFAULT_WORKER_URL.to_owned());
-    match WorkerHandle::spawn(&url, move |message| view.update(|v| v.apply(message))) {
-        Ok(handle) => Some(handle),
+    let on_message = move |message: Result<keyshift_web::protocol::FromWorker, _>| {
+        if let Ok(m) = &message {
+            let mut next = None;
+            studio.update(|s| next = s.apply(m));
+            if let Some(next) = next {
+                send(handle, &next);
+            }
+        }
+        view.update(|v| v.apply(message));
+    };
+    match WorkerHandle::spawn(&url, on_message) {
+        Ok(worker) => handle.set_value(Some(worker)),
         Err(e) => {
             view.update(|v| {
                 v.apply(Ok(keyshift_web::protocol::FromWorker::Failed {
@@ -55,7 +86,6 @@ fn spawn_worker(view: RwSignal<WorkerView>) -> Option<WorkerHandle> {
                     message: format!("{e:?}"),
                 }));
             });
-            None
         }
     }
 }
@@ -65,13 +95,18 @@ fn spawn_worker(view: RwSignal<WorkerView>) -> Option<WorkerHandle> {
 pub fn App() -> impl IntoView {
     let (project, notice) = state::open_link(&browser::fragment());
     let worker = RwSignal::new(WorkerView::spawned());
+    let studio = RwSignal::new(Studio::default());
+    let worker_handle = StoredValue::new_local(None);
+    spawn_worker(worker, studio, worker_handle);
     let shared = Shared {
         project: RwSignal::new(project),
         link_notice: RwSignal::new(notice),
         worker,
-        worker_handle: StoredValue::new_local(spawn_worker(worker)),
+        studio,
+        worker_handle,
     };
     provide_context(shared);
+    Effect::new(move || browser::set_title(&studio.with(|s| s.title("Keyshift"))));
     view! {
         <Router>
             <Header/>

@@ -84,3 +84,29 @@ pub fn apply_update() {
         let _ = f.call0(&JsValue::NULL);
     }
 }
+
+/// The page's host name (`127.0.0.1`, `example.org`).
+pub fn host() -> String {
+    window()
+        .and_then(|w| w.location().hostname().ok())
+        .unwrap_or_default()
+}
+
+/// The page's origin (`http://127.0.0.1:8080`).
+pub fn origin() -> String {
+    window()
+        .and_then(|w| w.location().origin().ok())
+        .unwrap_or_default()
+}
+
+/// Sets the tab title.
+pub fn set_title(title: &str) {
+    if let Some(document) = window().and_then(|w| w.document()) {
+        document.set_title(title);
+    }
+}
+
+/// A random 32-bit seed.
+pub fn random_seed() -> u32 {
+    (js_sys::Math::random() * 4_294_967_296.0) as u32
+}

@@ -17,9 +17,9 @@ pub const TINY_ID: &str = "tiny-sd1";
 #[derive(Debug, Clone, PartialEq)]
 pub struct ModelChoice {
     /// Stable id (cache key).
-    pub id: &'static str,
+    pub id: String,
     /// What the picker shows.
-    pub label: &'static str,
+    pub label: String,
     /// One sentence about it.
     pub note: &'static str,
     /// Precision loaded unless the user picks another.
@@ -37,18 +37,63 @@ impl ModelChoice {
     pub fn spec(&self, precision: &str) -> ModelSpec {
         ModelSpec {
             id: format!("{}@{precision}", self.id),
-            label: self.label.to_owned(),
+            label: self.label.clone(),
             layout: ModelLayout::Diffusers,
             files: self
                 .files
                 .iter()
-                .map(|path| ModelFile {
-                    path: (*path).to_owned(),
-                    url: format!("{}/{path}", self.base),
+                .map(|path| {
+                    let full = |p: &str| format!("{}/{p}", self.base);
+                    // Where a folder has no fp16 variant, the full-precision file is used.
+                    let fallback = path
+                        .contains(".fp16.")
+                        .then(|| path.replace(".fp16.", "."))
+                        .map(|p| (p.clone(), full(&p)));
+                    ModelFile {
+                        path: (*path).to_owned(),
+                        url: full(path),
+                        fallback,
+                    }
                 })
                 .collect(),
             precision: precision.to_owned(),
         }
+    }
+
+    /// A model the user names: a Hugging Face repository id (`owner/name`) or the URL of a
+    /// diffusers folder. `None` with a reason when it is neither.
+    pub fn custom(text: &str) -> Result<Self, String> {
+        let text = text.trim().trim_end_matches('/');
+        let base = if text.starts_with("https://") || text.starts_with("http://") {
+            text.to_owned()
+        } else {
+            let mut parts = text.split('/');
+            let valid = |p: &str| {
+                !p.is_empty()
+                    && p.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+            };
+            match (parts.next(), parts.next(), parts.next()) {
+                (Some(owner), Some(name), None) if valid(owner) && valid(name) => {
+                    hugging_face(text)
+                }
+                _ => {
+                    return Err(format!(
+                        "\"{text}\" is neither a Hugging Face repository id (owner/name) nor an \
+                         http(s) URL of a diffusers folder"
+                    ));
+                }
+            }
+        };
+        Ok(Self {
+            id: format!("custom:{base}"),
+            label: text.to_owned(),
+            note: "",
+            precision: "int8",
+            recommended: (20, "Euler a", 7.0),
+            base,
+            files: DIFFUSERS_FP16.to_vec(),
+        })
     }
 }
 
@@ -71,8 +116,8 @@ fn hugging_face(repo: &str) -> String {
 pub fn model_choices(local: bool, origin: &str) -> Vec<ModelChoice> {
     let mut choices = vec![
         ModelChoice {
-            id: "sd-turbo",
-            label: "SD-Turbo (stabilityai/sd-turbo)",
+            id: "sd-turbo".into(),
+            label: "SD-Turbo (stabilityai/sd-turbo)".into(),
             note: "One step, no guidance: the fastest. About 2.6 GB to download in fp16.",
             precision: "int8",
             recommended: (1, "Euler", 0.0),
@@ -80,8 +125,8 @@ pub fn model_choices(local: bool, origin: &str) -> Vec<ModelChoice> {
             files: DIFFUSERS_FP16.to_vec(),
         },
         ModelChoice {
-            id: "sd15",
-            label: "Stable Diffusion 1.5 (stable-diffusion-v1-5/stable-diffusion-v1-5)",
+            id: "sd15".into(),
+            label: "Stable Diffusion 1.5 (stable-diffusion-v1-5/stable-diffusion-v1-5)".into(),
             note: "The classic; 20–30 steps. About 2 GB to download in fp16.",
             precision: "int8",
             recommended: (20, "Euler a", 7.0),
@@ -91,8 +136,8 @@ pub fn model_choices(local: bool, origin: &str) -> Vec<ModelChoice> {
     ];
     if local {
         choices.push(ModelChoice {
-            id: TINY_ID,
-            label: "tiny test model (random weights)",
+            id: TINY_ID.into(),
+            label: "tiny test model (random weights)".into(),
             note: "Served by the local server for trying the flow offline; it draws noise.",
             precision: "f32",
             recommended: (4, "Euler", 7.0),
@@ -100,15 +145,7 @@ pub fn model_choices(local: bool, origin: &str) -> Vec<ModelChoice> {
                 "{}/fixtures/tiny-sd1/diffusers",
                 origin.trim_end_matches('/')
             ),
-            files: vec![
-                "scheduler/scheduler_config.json",
-                "text_encoder/config.json",
-                "text_encoder/model.safetensors",
-                "unet/config.json",
-                "unet/diffusion_pytorch_model.safetensors",
-                "vae/config.json",
-                "vae/diffusion_pytorch_model.safetensors",
-            ],
+            files: DIFFUSERS_FP16.to_vec(),
         });
     }
     choices
@@ -226,7 +263,7 @@ impl Studio {
         backend: ComputeBackend,
     ) -> ToWorker {
         self.model = ModelStatus::Loading {
-            label: choice.label.to_owned(),
+            label: choice.label.clone(),
             file: String::new(),
             phase: LoadPhase::Download,
             index: 0,
@@ -541,7 +578,15 @@ mod tests {
         assert_eq!(model.id, "tiny-sd1@f32");
         assert_eq!(
             model.files[2].url,
-            "http://127.0.0.1:8080/fixtures/tiny-sd1/diffusers/text_encoder/model.safetensors"
+            "http://127.0.0.1:8080/fixtures/tiny-sd1/diffusers/text_encoder/model.fp16.safetensors"
+        );
+        assert_eq!(
+            model.files[2].fallback,
+            Some((
+                "text_encoder/model.safetensors".into(),
+                "http://127.0.0.1:8080/fixtures/tiny-sd1/diffusers/text_encoder/model.safetensors"
+                    .into()
+            ))
         );
         studio.apply(&FromWorker::ModelReady {
             id: model.id,
@@ -672,6 +717,21 @@ mod tests {
             matches!(&studio.model, ModelStatus::Failed { message, .. } if message == "unet: truncated")
         );
         assert!(studio.generate(&project(Seed::Fixed(1)), 1, 0).is_err());
+    }
+
+    #[test]
+    fn custom_models_are_repository_ids_or_folder_urls() {
+        let repo = ModelChoice::custom(" SimianLuo/LCM_Dreamshaper_v7 ").unwrap();
+        assert_eq!(
+            repo.base,
+            "https://huggingface.co/SimianLuo/LCM_Dreamshaper_v7/resolve/main"
+        );
+        let url = ModelChoice::custom("http://127.0.0.1:1/m/").unwrap();
+        assert_eq!(url.base, "http://127.0.0.1:1/m");
+        assert_eq!(url.spec("f32").files.len(), 7);
+        for bad in ["", "just-a-name", "a/b/c", "a b/c", "ftp://x"] {
+            assert!(ModelChoice::custom(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! One module per page.
 mod project;
+mod studio;
 mod system;
 
 pub use project::ProjectPage;

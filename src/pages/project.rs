@@ -146,6 +146,7 @@ pub fn ProjectPage() -> impl IntoView {
                 </p>
             </Show>
         </section>
+        <super::studio::StudioCard/>
         <ShareCard/>
     }
 }

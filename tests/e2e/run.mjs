@@ -6,6 +6,7 @@
 // Prints one line per test and ends with "N passed, N failed"; exits 1 on any failure.
 import { chromium } from 'playwright-core';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import assert from 'node:assert/strict';
@@ -258,9 +259,171 @@ test('a new build announces itself and a reload switches to it', async () => {
   }
 });
 
+
+// ---- Generation in the browser (the tiny test model served by the local server) ----
+
+const TINY_LABEL = 'tiny test model (random weights)';
+const CLI = process.env.KEYSHIFT_CLI;
+const FIXTURE = process.env.KEYSHIFT_TINY_MODEL ?? '../../fixtures/tiny-sd1/diffusers';
+const SETTINGS = { prompt: 'a photo of a cat', negative: '', width: '64', height: '64', steps: '4', cfg: '7', seed: '42', sampler: 'Euler' };
+
+async function setProject(page, settings) {
+  await byId(page, 'prompt').fill(settings.prompt);
+  await byId(page, 'negative-prompt').fill(settings.negative);
+  for (const id of ['width', 'height', 'steps', 'cfg', 'seed']) {
+    await byId(page, id).fill(settings[id]);
+    await byId(page, id).press('Tab');
+  }
+  await byId(page, 'sampler').selectOption(settings.sampler);
+}
+
+async function loadModel(page, { backend = 'webgpu', custom = '' } = {}) {
+  await byId(page, 'model-picker').selectOption({ label: TINY_LABEL });
+  await byId(page, 'model-precision').selectOption('f32');
+  await byId(page, 'model-backend').selectOption(backend);
+  await byId(page, 'model-custom').fill(custom);
+  await byId(page, 'model-load').click();
+  await page.waitForFunction(() => {
+    const s = document.querySelector('[data-testid="model-status"]')?.textContent ?? '';
+    return s.startsWith('Ready') || s.startsWith('Could not load');
+  }, null, { timeout: GPU_TIMEOUT_MS });
+  return text(page, 'model-status');
+}
+
+async function generateImage(page) {
+  const before = await byId(page, 'result-image').getAttribute('src').catch(() => null);
+  await byId(page, 'generate').click();
+  await page.waitForFunction((old) => {
+    const img = document.querySelector('[data-testid="result-image"]');
+    const failed = document.querySelector('[data-testid="generate-error"]');
+    return failed || (img && img.getAttribute('src') !== old);
+  }, before, { timeout: GPU_TIMEOUT_MS });
+  const error = await byId(page, 'generate-error').count() ? await text(page, 'generate-error') : null;
+  assert.equal(error, null);
+  return byId(page, 'result-image').getAttribute('src');
+}
+
+/** RGBA pixels of an image (a data URL), decoded by the browser. */
+async function pixels(page, src) {
+  return page.evaluate(async (url) => {
+    const img = new Image();
+    img.src = url;
+    await img.decode();
+    const canvas = new OffscreenCanvas(img.width, img.height);
+    const ctx = canvas.getContext('2d');
+    ctx.drawImage(img, 0, 0);
+    return { width: img.width, height: img.height, data: Array.from(ctx.getImageData(0, 0, img.width, img.height).data) };
+  }, src);
+}
+
+/** The native CLI's image for the same settings, as a data URL. */
+function cliImage() {
+  assert.ok(CLI, 'KEYSHIFT_CLI (the native keyshift binary) is not set');
+  const dir = mkdtempSync(join(tmpdir(), 'keyshift-cli-'));
+  try {
+    const out = join(dir, 'cli.png');
+    const run = spawnSync(CLI, ['generate', '--model', FIXTURE, '--prompt', SETTINGS.prompt,
+      '--negative', SETTINGS.negative, '--size', `${SETTINGS.width}x${SETTINGS.height}`,
+      '--steps', SETTINGS.steps, '--cfg', SETTINGS.cfg, '--seed', SETTINGS.seed,
+      '--sampler', SETTINGS.sampler, '--out', out], { encoding: 'utf8' });
+    assert.equal(run.status, 0, run.stderr);
+    return `data:image/png;base64,${readFileSync(out).toString('base64')}`;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+function compare(a, b) {
+  assert.equal(a.width, b.width);
+  assert.equal(a.height, b.height);
+  let max = 0;
+  let sum = 0;
+  for (let i = 0; i < a.data.length; i += 1) {
+    const d = Math.abs(a.data[i] - b.data[i]);
+    max = Math.max(max, d);
+    sum += d;
+  }
+  return { max, mean: sum / a.data.length };
+}
+
+let cliPixels = null;
+async function expectCliImage(page, src) {
+  if (!cliPixels) cliPixels = await pixels(page, cliImage());
+  const diff = compare(await pixels(page, src), cliPixels);
+  // f32 on different hardware: truncation to 8 bits may flip a value by one.
+  assert.ok(diff.max <= 2 && diff.mean < 0.05, `pixels differ from the CLI's: ${JSON.stringify(diff)}`);
+  return diff;
+}
+
+test('the tiny model loads from the local server and draws, on WebGPU, the native CLI image', async () => {
+  await withBrowser(async ({ page, errors }) => {
+    await page.goto(BASE);
+    const status = await loadModel(page);
+    assert.match(status, /^Ready: tiny test model/);
+    facts.tinyLoad = status;
+    await setProject(page, SETTINGS);
+    const src = await generateImage(page);
+    facts.tinyWebgpuVsCli = await expectCliImage(page, src);
+    facts.tinyWebgpuResult = await text(page, 'result-info');
+    assert.match(facts.tinyWebgpuResult, /^Seed 42 /);
+    // The PNG carries A1111's parameters.
+    const png = Buffer.from(src.split(',')[1], 'base64');
+    assert.ok(png.includes(Buffer.from('Steps: 4, Sampler: Euler, CFG scale: 7, Seed: 42, Size: 64x64')));
+    assert.equal(await byId(page, 'download-png').getAttribute('download'), 'keyshift-42.png');
+    assert.deepEqual(errors, []);
+  });
+});
+
+test('cancel stops a run between steps and the page stays usable', async () => {
+  await withBrowser(async ({ page, errors }) => {
+    await page.goto(BASE);
+    assert.match(await loadModel(page), /^Ready/);
+    await setProject(page, { ...SETTINGS, steps: '150' });
+    await byId(page, 'generate').click();
+    await page.waitForFunction(() =>
+      /step [2-9]\d*\/150/.test(document.querySelector('[data-testid="progress-text"]')?.textContent ?? ''),
+    null, { timeout: GPU_TIMEOUT_MS });
+    assert.match(await page.title(), /^\[\d+%\] Keyshift$/);
+    await byId(page, 'cancel').click();
+    await page.waitForFunction(() => !document.querySelector('[data-testid="generate"]').disabled,
+      null, { timeout: 60_000 });
+    assert.equal(await byId(page, 'result-image').count(), 0);
+    assert.equal(await page.title(), 'Keyshift');
+    await setProject(page, { ...SETTINGS, steps: '2' });
+    await generateImage(page);
+    assert.deepEqual(errors, []);
+  });
+});
+
+test('a truncated weights file gives a clear error and the app keeps working', async () => {
+  await withBrowser(async ({ page, errors }) => {
+    await page.goto(BASE);
+    await byId(page, 'prompt').fill('kept prompt');
+    const status = await loadModel(page, { custom: `${BASE}/fixtures/tiny-sd1-truncated/diffusers` });
+    assert.match(status, /^Could not load .*is truncated: it needs \d+ bytes but has \d+/);
+    assert.equal(await byId(page, 'prompt').inputValue(), 'kept prompt');
+    assert.ok(await byId(page, 'generate').isDisabled());
+    assert.match(await loadModel(page), /^Ready/);
+    assert.deepEqual(errors, []);
+  });
+});
+
+test('the CPU fallback draws the same image', async () => {
+  await withBrowser(async ({ page, errors }) => {
+    await page.goto(BASE);
+    const status = await loadModel(page, { backend: 'cpu' });
+    assert.match(status, /^Ready: .*on CPU/);
+    await setProject(page, SETTINGS);
+    facts.tinyCpuVsCli = await expectCliImage(page, await generateImage(page));
+    facts.tinyCpuResult = await text(page, 'result-info');
+    assert.deepEqual(errors, []);
+  });
+});
+
 let passed = 0;
 let failed = 0;
-for (const { name, fn } of tests) {
+const only = process.env.KEYSHIFT_E2E_ONLY;
+for (const { name, fn } of tests.filter((t) => !only || t.name.includes(only))) {
   const start = Date.now();
   try {
     await fn();

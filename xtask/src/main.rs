@@ -50,6 +50,11 @@ impl Ctx {
         self.root.join("dist")
     }
 
+    /// What `serve` serves: the site and the tiny test model.
+    pub fn site(&self) -> serve::Site {
+        serve::Site::new(self.dist(), self.root.join("fixtures"))
+    }
+
     /// The e2e folder, which also holds the npm tools (playwright-core, binaryen).
     pub fn e2e(&self) -> PathBuf {
         self.root.join("tests").join("e2e")
@@ -109,7 +114,7 @@ fn dispatch(ctx: &Ctx, args: &[String]) -> Result<(), String> {
                 .map_err(|e| format!("--port: {e}"))?;
             tools::setup_build(ctx)?;
             build::build(ctx)?;
-            serve::serve_forever(&ctx.dist(), port)
+            serve::serve_forever(&ctx.site(), port)
         }
         Some("test") => test(ctx),
         _ => Err("usage: cargo xtask setup | build | serve [--port N] | test".to_owned()),
@@ -132,12 +137,20 @@ fn test(ctx: &Ctx) -> Result<(), String> {
         .args(build::WASM_ARGS))?;
     println!("xtask: layer 3/3: end-to-end tests against the served build");
     build::build(ctx)?;
-    let server = serve::spawn(&ctx.dist(), 0)?;
+    let server = serve::spawn(&ctx.site(), 0)?;
     let base = format!("http://127.0.0.1:{}", server.port);
     run(Command::new("node")
         .current_dir(ctx.e2e())
         .env("KEYSHIFT_BASE_URL", &base)
         .env("KEYSHIFT_DIST", ctx.dist())
         .env("KEYSHIFT_CHROMIUM", tools::CHROMIUM)
+        .env(
+            "KEYSHIFT_CLI",
+            ctx.target_dir.join("debug").join("keyshift"),
+        )
+        .env(
+            "KEYSHIFT_TINY_MODEL",
+            ctx.root.join("fixtures").join("tiny-sd1").join("diffusers"),
+        )
         .arg("run.mjs"))
 }

@@ -1,10 +1,72 @@
 //! A small static file server for `dist/` on 127.0.0.1: correct MIME types (wasm streaming needs
 //! `application/wasm`), the Content-Security-Policy as a header (workers take theirs from it), SPA
-//! fallback to `index.html` for page routes, and long caching for content-hashed files.
+//! fallback to `index.html` for page routes, and long caching for content-hashed files. It also
+//! serves the tiny test model under `/fixtures/tiny-sd1/` (the app offers it on this machine),
+//! answers `Range` requests (downloads resume), and counts requests per path at `/__requests`
+//! (the end-to-end tests check that a cached model is not fetched again).
 
+use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Component, Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+/// Where a damaged copy of the tiny model is served: its weights files cut in half.
+const TRUNCATED: &str = "/fixtures/tiny-sd1-truncated/";
+
+/// What is served: the built site, and the repository's fixtures folder.
+#[derive(Debug, Clone)]
+pub struct Site {
+    /// The built site.
+    pub dist: PathBuf,
+    /// The repository's `fixtures/` folder; only `tiny-sd1/` inside it is served.
+    pub fixtures: PathBuf,
+    requests: Arc<Mutex<BTreeMap<String, u64>>>,
+}
+
+impl Site {
+    /// Serves `dist`, and `fixtures/tiny-sd1` under `/fixtures/tiny-sd1/`.
+    pub fn new(dist: PathBuf, fixtures: PathBuf) -> Self {
+        Self {
+            dist,
+            fixtures,
+            requests: Arc::default(),
+        }
+    }
+
+    fn count(&self, path: &str) {
+        if let Ok(mut requests) = self.requests.lock() {
+            *requests.entry(path.to_owned()).or_default() += 1;
+        }
+    }
+
+    fn counts_json(&self) -> String {
+        let requests = self.requests.lock().map(|r| r.clone()).unwrap_or_default();
+        serde_json::to_string(&requests).unwrap_or_default()
+    }
+
+    /// The file for a URL path.
+    pub fn resolve(&self, url_path: &str) -> Option<PathBuf> {
+        let tiny = self.fixtures.join("tiny-sd1");
+        if let Some(rest) = url_path.strip_prefix("/fixtures/tiny-sd1/") {
+            return resolve_file(&tiny, rest);
+        }
+        if let Some(rest) = url_path.strip_prefix(TRUNCATED) {
+            return resolve_file(&tiny, rest);
+        }
+        resolve(&self.dist, url_path)
+    }
+
+    /// The body for a URL path: the file, or for the damaged copy of the tiny model the first
+    /// half of each weights file (the end-to-end tests load it to see the error).
+    fn body(&self, url_path: &str, file: &Path) -> std::io::Result<Vec<u8>> {
+        let mut body = std::fs::read(file)?;
+        if url_path.starts_with(TRUNCATED) && url_path.ends_with(".safetensors") {
+            body.truncate(body.len() / 2);
+        }
+        Ok(body)
+    }
+}
 
 /// The policy the app runs under; index.html carries the same one in a meta tag.
 pub const CSP: &str = "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; \
@@ -19,46 +81,63 @@ pub struct Running {
 }
 
 /// Starts serving `dist` on 127.0.0.1:`port` (0 = any free port) in a background thread.
-pub fn spawn(dist: &Path, port: u16) -> Result<Running, String> {
+pub fn spawn(site: &Site, port: u16) -> Result<Running, String> {
     let listener = TcpListener::bind(("127.0.0.1", port)).map_err(|e| format!("binding: {e}"))?;
     let port = listener
         .local_addr()
         .map_err(|e| format!("local address: {e}"))?
         .port();
-    let dist = dist.to_path_buf();
-    std::thread::spawn(move || accept_loop(&listener, &dist));
+    let site = site.clone();
+    std::thread::spawn(move || accept_loop(&listener, &site));
     Ok(Running { port })
 }
 
-/// Serves `dist` on 127.0.0.1:`port` until the process is stopped.
-pub fn serve_forever(dist: &Path, port: u16) -> Result<(), String> {
+/// Serves `site` on 127.0.0.1:`port` until the process is stopped.
+pub fn serve_forever(site: &Site, port: u16) -> Result<(), String> {
     let listener = TcpListener::bind(("127.0.0.1", port))
         .map_err(|e| format!("binding 127.0.0.1:{port}: {e}"))?;
     println!(
         "xtask: serving {} at http://127.0.0.1:{port}/ (Ctrl+C stops)",
-        dist.display()
+        site.dist.display()
     );
-    accept_loop(&listener, dist);
+    accept_loop(&listener, site);
     Ok(())
 }
 
-fn accept_loop(listener: &TcpListener, dist: &Path) {
+fn accept_loop(listener: &TcpListener, site: &Site) {
     for stream in listener.incoming().flatten() {
-        let dist = dist.to_path_buf();
+        let site = site.clone();
         std::thread::spawn(move || {
             // A client that hangs up mid-response is not our problem.
-            let _ = handle(stream, &dist);
+            let _ = handle(stream, &site);
         });
     }
 }
 
-fn handle(mut stream: TcpStream, dist: &Path) -> std::io::Result<()> {
+/// `bytes=START-` or `bytes=START-END` → the byte range within `len`.
+pub fn parse_range(value: &str, len: usize) -> Option<(usize, usize)> {
+    let spec = value.trim().strip_prefix("bytes=")?;
+    let (start, end) = spec.split_once('-')?;
+    let start: usize = start.trim().parse().ok()?;
+    let end = match end.trim() {
+        "" => len.checked_sub(1)?,
+        e => e.parse::<usize>().ok()?.min(len.checked_sub(1)?),
+    };
+    (start <= end && end < len).then_some((start, end + 1))
+}
+
+fn handle(mut stream: TcpStream, site: &Site) -> std::io::Result<()> {
     let mut reader = BufReader::new(stream.try_clone()?);
     let mut request_line = String::new();
     reader.read_line(&mut request_line)?;
-    // Drain the headers.
+    let mut range = None;
     let mut line = String::new();
     while reader.read_line(&mut line)? > 2 {
+        if let Some((name, value)) = line.split_once(':')
+            && name.trim().eq_ignore_ascii_case("range")
+        {
+            range = Some(value.trim().to_owned());
+        }
         line.clear();
     }
     let mut parts = request_line.split_whitespace();
@@ -74,18 +153,38 @@ fn handle(mut stream: TcpStream, dist: &Path) -> std::io::Result<()> {
         );
     }
     let path = target.split(['?', '#']).next().unwrap_or("/");
-    match resolve(dist, path) {
+    if path == "/__requests" {
+        let body = site.counts_json();
+        return respond(
+            &mut stream,
+            "200 OK",
+            "application/json",
+            body.as_bytes(),
+            method == "HEAD",
+        );
+    }
+    site.count(path);
+    match site.resolve(path) {
         Some(file) => {
-            let body = std::fs::read(&file)?;
+            let body = site.body(path, &file)?;
             let cache = cache_control(&file);
-            write_response(
-                &mut stream,
-                "200 OK",
-                mime(&file),
-                cache,
-                &body,
-                method == "HEAD",
-            )
+            let head = method == "HEAD";
+            match range.and_then(|r| parse_range(&r, body.len())) {
+                Some((start, end)) => {
+                    let content_range = format!("bytes {start}-{}/{}", end - 1, body.len());
+                    let extra = format!("Content-Range: {content_range}\r\n");
+                    write_response_with(
+                        &mut stream,
+                        "206 Partial Content",
+                        mime(&file),
+                        cache,
+                        &extra,
+                        &body[start..end],
+                        head,
+                    )
+                }
+                None => write_response(&mut stream, "200 OK", mime(&file), cache, &body, head),
+            }
         }
         None => respond(
             &mut stream,
@@ -95,6 +194,18 @@ fn handle(mut stream: TcpStream, dist: &Path) -> std::io::Result<()> {
             method == "HEAD",
         ),
     }
+}
+
+/// A file under `root` (no escapes out of it).
+fn resolve_file(root: &Path, relative: &str) -> Option<PathBuf> {
+    let relative = Path::new(relative.trim_start_matches('/'));
+    if relative
+        .components()
+        .any(|c| !matches!(c, Component::Normal(_)))
+    {
+        return None;
+    }
+    Some(root.join(relative)).filter(|p| p.is_file())
 }
 
 /// The file for a URL path: the file itself, or index.html for page routes (no extension).
@@ -107,9 +218,8 @@ pub fn resolve(dist: &Path, url_path: &str) -> Option<PathBuf> {
     {
         return None;
     }
-    let candidate = dist.join(relative);
-    if candidate.is_file() {
-        return Some(candidate);
+    if let Some(file) = resolve_file(dist, decoded) {
+        return Some(file);
     }
     let is_page_route = relative.extension().is_none();
     is_page_route
@@ -170,9 +280,22 @@ fn write_response(
     body: &[u8],
     head: bool,
 ) -> std::io::Result<()> {
+    write_response_with(stream, status, mime, cache, "", body, head)
+}
+
+fn write_response_with(
+    stream: &mut TcpStream,
+    status: &str,
+    mime: &str,
+    cache: &str,
+    extra_headers: &str,
+    body: &[u8],
+    head: bool,
+) -> std::io::Result<()> {
     let header = format!(
         "HTTP/1.1 {status}\r\nContent-Type: {mime}\r\nContent-Length: {}\r\n\
          Cache-Control: {cache}\r\nContent-Security-Policy: {CSP}\r\n\
+         Accept-Ranges: bytes\r\n{extra_headers}\
          X-Content-Type-Options: nosniff\r\nConnection: close\r\n\r\n",
         body.len()
     );
@@ -199,6 +322,33 @@ mod tests {
         assert_eq!(resolve(&dir, "/missing.js"), None);
         assert_eq!(resolve(&dir, "/../etc/passwd"), None);
         std::fs::remove_dir_all(&dir).expect("cleanup");
+    }
+
+    #[test]
+    fn the_tiny_fixture_is_served_beside_the_site() {
+        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+        let site = Site::new(root.join("dist-none"), root.join("fixtures"));
+        let unet = site.resolve("/fixtures/tiny-sd1/diffusers/unet/config.json");
+        assert_eq!(
+            unet,
+            Some(root.join("fixtures/tiny-sd1/diffusers/unet/config.json"))
+        );
+        assert_eq!(site.resolve("/fixtures/tiny-sd1/../../Cargo.toml"), None);
+        let damaged =
+            "/fixtures/tiny-sd1-truncated/diffusers/vae/diffusion_pytorch_model.safetensors";
+        let file = site.resolve(damaged).expect("served");
+        let whole = std::fs::read(&file).expect("read").len();
+        assert_eq!(site.body(damaged, &file).expect("body").len(), whole / 2);
+        assert_eq!(site.resolve("/fixtures/taesd-tiny/config.json"), None);
+    }
+
+    #[test]
+    fn ranges_resume_from_a_byte() {
+        assert_eq!(parse_range("bytes=10-", 100), Some((10, 100)));
+        assert_eq!(parse_range("bytes=10-19", 100), Some((10, 20)));
+        assert_eq!(parse_range("bytes=10-500", 100), Some((10, 100)));
+        assert_eq!(parse_range("bytes=100-", 100), None);
+        assert_eq!(parse_range("items=1-2", 100), None);
     }
 
     #[test]

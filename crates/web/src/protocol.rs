@@ -12,6 +12,10 @@ pub struct ModelFile {
     pub path: String,
     /// Where to fetch it (absolute, or relative to the site).
     pub url: String,
+    /// Another `(path, url)` to try when `url` is not found (the f32 file where the fp16
+    /// variant is missing).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fallback: Option<(String, String)>,
 }
 
 /// How a model's files are laid out.
@@ -331,6 +335,7 @@ mod tests {
             files: vec![ModelFile {
                 path: "unet/config.json".into(),
                 url: "/fixtures/tiny-sd1/diffusers/unet/config.json".into(),
+                fallback: Some(("unet/a".into(), "/a".into())),
             }],
             precision: "f32".into(),
         };

@@ -20,7 +20,7 @@ use keyshift_web::worker::scope;
 use wasm_bindgen_futures::spawn_local;
 
 use crate::blob::{BlobFolder, BlobSource};
-use crate::fetch::download;
+use crate::fetch::{FetchError, download};
 use crate::job::{png_base64, request_for, summary};
 
 /// A model ready to generate with.
@@ -67,23 +67,39 @@ async fn try_load(spec: ModelSpec, backend: ComputeBackend) -> Result<(), String
     let mut fetched = 0u64;
     for (index, file) in spec.files.iter().enumerate() {
         let index = u32::try_from(index).unwrap_or(u32::MAX);
-        let mut last = Stopwatch::start();
-        let blob = download(&file.url, |done, total| {
-            if last.elapsed_ms() > 100.0 || total == Some(done) {
-                last = Stopwatch::start();
-                scope::post(&FromWorker::LoadProgress {
-                    file: file.path.clone(),
-                    phase: LoadPhase::Download,
-                    index,
-                    count,
-                    done_bytes: done,
-                    total_bytes: total,
-                });
+        let fetch = |path: String, url: String| {
+            let mut last = Stopwatch::start();
+            async move {
+                let blob = download(&url, |done, total| {
+                    if last.elapsed_ms() > 100.0 || total == Some(done) {
+                        last = Stopwatch::start();
+                        scope::post(&FromWorker::LoadProgress {
+                            file: path.clone(),
+                            phase: LoadPhase::Download,
+                            index,
+                            count,
+                            done_bytes: done,
+                            total_bytes: total,
+                        });
+                    }
+                })
+                .await;
+                (path, blob)
             }
-        })
-        .await?;
+        };
+        let (path, blob) = match (
+            fetch(file.path.clone(), file.url.clone()).await,
+            &file.fallback,
+        ) {
+            ((_, Err(FetchError::NotFound(_))), Some((path, url))) => {
+                fetch(path.clone(), url.clone()).await
+            }
+            (done, _) => done,
+        };
+        let blob = blob.map_err(|e| e.to_string())?;
+        let file_path = path;
         fetched += blob.size() as u64;
-        folder.insert(&file.path, blob);
+        folder.insert(&file_path, blob);
     }
     scope::post(&FromWorker::LoadProgress {
         file: spec.label.clone(),
@@ -102,7 +118,7 @@ async fn try_load(spec: ModelSpec, backend: ComputeBackend) -> Result<(), String
             SdModel::load_diffusers_at(&folder, precision, &device).map_err(|e| e.to_string())?
         }
         ModelLayout::SingleFile => {
-            let first = &spec.files[0];
+            let first = spec.files.first().ok_or("the model lists no files")?;
             let blob = folder
                 .get(&first.path)
                 .cloned()

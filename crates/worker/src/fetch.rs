@@ -22,28 +22,56 @@ fn js_text(e: &JsValue) -> String {
         .unwrap_or_else(|| format!("{e:?}"))
 }
 
-async fn request(url: &str, from: u64) -> Result<Response, String> {
+/// Why a download failed.
+#[derive(Debug)]
+pub enum FetchError {
+    /// The server has no such file (404).
+    NotFound(String),
+    /// Anything else, said in words.
+    Failed(String),
+}
+
+impl std::fmt::Display for FetchError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::NotFound(m) | Self::Failed(m) => f.write_str(m),
+        }
+    }
+}
+
+impl From<String> for FetchError {
+    fn from(message: String) -> Self {
+        Self::Failed(message)
+    }
+}
+
+async fn request(url: &str, from: u64) -> Result<Response, FetchError> {
     let scope: WorkerGlobalScope = js_sys::global().unchecked_into();
     let init = RequestInit::new();
     if from > 0 {
-        let headers = Headers::new().map_err(|e| js_text(&e))?;
+        let headers = Headers::new().map_err(|e| FetchError::Failed(js_text(&e)))?;
         headers
             .set("Range", &format!("bytes={from}-"))
-            .map_err(|e| js_text(&e))?;
+            .map_err(|e| FetchError::Failed(js_text(&e)))?;
         init.set_headers(&headers);
     }
     let response = JsFuture::from(scope.fetch_with_str_and_init(url, &init))
         .await
-        .map_err(|e| format!("{url}: the download failed ({})", js_text(&e)))?;
+        .map_err(|e| FetchError::Failed(format!("{url}: the download failed ({})", js_text(&e))))?;
     let response: Response = response
         .dyn_into()
-        .map_err(|_| format!("{url}: not an HTTP response"))?;
+        .map_err(|_| FetchError::Failed(format!("{url}: not an HTTP response")))?;
     if !response.ok() {
-        return Err(format!(
+        let message = format!(
             "{url}: the server answered {} {}",
             response.status(),
             response.status_text()
-        ));
+        );
+        return Err(if response.status() == 404 {
+            FetchError::NotFound(message)
+        } else {
+            FetchError::Failed(message)
+        });
     }
     Ok(response)
 }
@@ -61,7 +89,7 @@ fn content_length(response: &Response) -> Option<u64> {
 pub async fn download(
     url: &str,
     mut progress: impl FnMut(u64, Option<u64>),
-) -> Result<Blob, String> {
+) -> Result<Blob, FetchError> {
     let parts = Array::new();
     let mut received = 0u64;
     let mut total = None;
@@ -106,16 +134,18 @@ pub async fn download(
         }
         if resumes >= RESUMES {
             let why = interrupted.unwrap_or_else(|| "the connection closed early".into());
-            return Err(format!(
+            return Err(FetchError::Failed(format!(
                 "{url}: the download broke off at byte {received} ({why})"
-            ));
+            )));
         }
         resumes += 1;
     }
     if let Some(total) = total
         && received != total
     {
-        return Err(format!("{url}: received {received} of {total} bytes"));
+        return Err(FetchError::Failed(format!(
+            "{url}: received {received} of {total} bytes"
+        )));
     }
-    Blob::new_with_u8_array_sequence(&parts).map_err(|e| js_text(&e))
+    Blob::new_with_u8_array_sequence(&parts).map_err(|e| FetchError::Failed(js_text(&e)))
 }

@@ -1,0 +1,264 @@
+//! The generation card: pick and load a model, make images, watch progress, keep the results.
+
+use keyshift_web::protocol::{ComputeBackend, LoadPhase};
+use leptos::ev::KeyboardEvent;
+use leptos::prelude::*;
+
+use crate::app::Shared;
+use crate::browser;
+use crate::state::{self, ProjectCommand};
+use crate::studio::{ModelChoice, ModelStatus, bytes_text, is_local_host, model_choices};
+
+fn choices() -> Vec<ModelChoice> {
+    model_choices(is_local_host(&browser::host()), &browser::origin())
+}
+
+fn data_url(png: &str) -> String {
+    format!("data:image/png;base64,{png}")
+}
+
+/// The model picker and the generate controls, progress and results.
+#[component]
+pub fn StudioCard() -> impl IntoView {
+    let shared = expect_context::<Shared>();
+    let studio = shared.studio;
+    let project = shared.project;
+    let choices = StoredValue::new(choices());
+    let picked = RwSignal::new(0usize);
+    let precision =
+        RwSignal::new(choices.with_value(|c| c.first().map_or("int8", |c| c.precision).to_owned()));
+    let backend = RwSignal::new(ComputeBackend::Webgpu);
+    let batch = RwSignal::new(1u32);
+    let custom = RwSignal::new(String::new());
+    let error = RwSignal::new(None::<String>);
+
+    let pick = move |index: usize| {
+        picked.set(index);
+        if let Some(p) = choices.with_value(|c| c.get(index).map(|c| c.precision)) {
+            precision.set(p.to_owned());
+        }
+    };
+    let load = move |_| {
+        let named = custom.get_untracked();
+        let choice = if named.trim().is_empty() {
+            choices.with_value(|c| c.get(picked.get_untracked()).cloned())
+        } else {
+            match ModelChoice::custom(&named) {
+                Ok(choice) => Some(choice),
+                Err(e) => {
+                    studio.update(|s| {
+                        s.model = ModelStatus::Failed {
+                            label: named.trim().to_owned(),
+                            message: e,
+                        };
+                    });
+                    None
+                }
+            }
+        };
+        let Some(choice) = choice else {
+            return;
+        };
+        let mut message = None;
+        studio.update(|s| {
+            message = Some(s.load(&choice, &precision.get_untracked(), backend.get_untracked()));
+        });
+        if let Some(m) = message {
+            shared.send(&m);
+        }
+    };
+    let generate = move || {
+        let mut result = Err(String::new());
+        let p = project.get_untracked();
+        studio.update(|s| result = s.generate(&p, batch.get_untracked(), browser::random_seed()));
+        match result {
+            Ok(message) => {
+                error.set(None);
+                shared.send(&message);
+            }
+            Err(e) => error.set(Some(e)),
+        }
+    };
+    let cancel = move |_| {
+        let mut message = None;
+        studio.update(|s| message = s.cancel());
+        if let Some(m) = message {
+            shared.send(&m);
+        }
+    };
+    let reuse_seed = move |_| {
+        if let Some(seed) = studio.with_untracked(|s| s.last_seed) {
+            let mut next = project.get_untracked();
+            if ProjectCommand::SetSeed(seed.to_string())
+                .apply(&mut next)
+                .is_ok()
+            {
+                browser::replace_fragment(&state::link_fragment(&next));
+                project.set(next);
+            }
+        }
+    };
+    // Ctrl+Enter (or Cmd+Enter) generates, as in A1111.
+    let on_key = move |ev: KeyboardEvent| {
+        if ev.key() == "Enter" && (ev.ctrl_key() || ev.meta_key()) {
+            ev.prevent_default();
+            if studio.with_untracked(|s| s.is_ready() && !s.is_busy()) {
+                generate();
+            }
+        }
+    };
+    let status = move || {
+        studio.with(|s| match &s.model {
+            ModelStatus::None => "No model loaded.".to_owned(),
+            ModelStatus::Loading {
+                label,
+                file,
+                phase: LoadPhase::Download,
+                index,
+                count,
+                done,
+                total,
+            } => {
+                let of = total
+                    .map(|t| format!(" of {}", bytes_text(t)))
+                    .unwrap_or_default();
+                if file.is_empty() {
+                    format!("Loading {label}…")
+                } else {
+                    format!(
+                        "Downloading {file} ({}/{count}): {}{of}",
+                        index + 1,
+                        bytes_text(*done)
+                    )
+                }
+            }
+            ModelStatus::Loading { label, .. } => format!("Preparing {label} on the device…"),
+            ModelStatus::Ready {
+                label,
+                summary,
+                load_ms,
+                ..
+            } => format!(
+                "Ready: {label} — {summary} (loaded in {:.1} s)",
+                load_ms / 1000.0
+            ),
+            ModelStatus::Failed { label, message } => {
+                format!("Could not load {label}: {message}")
+            }
+        })
+    };
+    let loading = move || studio.with(|s| matches!(s.model, ModelStatus::Loading { .. }));
+    let note = move || choices.with_value(|c| c.get(picked.get()).map(|c| c.note).unwrap_or(""));
+
+    view! {
+        <section class="card" on:keydown=on_key>
+            <h2>"Generate"</h2>
+            <div class="grid">
+                <label class="field">
+                    <span>"Model"</span>
+                    <select data-testid="model-picker"
+                        on:change=move |ev| pick(event_target_value(&ev).parse().unwrap_or(0))>
+                        {choices.with_value(|c| c
+                            .iter()
+                            .enumerate()
+                            .map(|(i, choice)| view! {
+                                <option value=i.to_string() selected=move || picked.get() == i>
+                                    {choice.label.clone()}
+                                </option>
+                            })
+                            .collect_view())}
+                    </select>
+                </label>
+                <label class="field">
+                    <span>"Precision"</span>
+                    <select data-testid="model-precision"
+                        on:change=move |ev| precision.set(event_target_value(&ev))>
+                        <option value="int8" selected=move || precision.get() == "int8">
+                            "int8 (half the memory)"
+                        </option>
+                        <option value="f32" selected=move || precision.get() == "f32">"f32"</option>
+                    </select>
+                </label>
+                <label class="field">
+                    <span>"Compute on"</span>
+                    <select data-testid="model-backend"
+                        on:change=move |ev| backend.set(if event_target_value(&ev) == "cpu" {
+                            ComputeBackend::Cpu
+                        } else {
+                            ComputeBackend::Webgpu
+                        })>
+                        <option value="webgpu">"GPU (WebGPU)"</option>
+                        <option value="cpu">"CPU (slow fallback)"</option>
+                    </select>
+                </label>
+            </div>
+            <label class="field">
+                <span>"Or another model: a Hugging Face repository id or the URL of a diffusers folder"</span>
+                <input type="text" data-testid="model-custom" spellcheck="false"
+                    placeholder="SimianLuo/LCM_Dreamshaper_v7"
+                    prop:value=move || custom.get()
+                    on:input=move |ev| custom.set(event_target_value(&ev))/>
+            </label>
+            <p class="hint">{note}</p>
+            <div class="row">
+                <button data-testid="model-load" on:click=load disabled=loading>"Load model"</button>
+                <span class="grow" data-testid="model-status" role="status">{status}</span>
+            </div>
+            <div class="row">
+                <label class="field">
+                    <span>"Batch count"</span>
+                    <input type="number" min="1" max="100" step="1" data-testid="batch-count"
+                        prop:value=move || batch.get().to_string()
+                        on:change=move |ev| {
+                            batch.set(event_target_value(&ev).trim().parse().unwrap_or(1).clamp(1, 100))
+                        }/>
+                </label>
+                <button class="primary" data-testid="generate"
+                    title="Ctrl+Enter"
+                    disabled=move || studio.with(|s| !s.is_ready() || s.is_busy())
+                    on:click=move |_| generate()>"Generate"</button>
+                <button data-testid="cancel" disabled=move || studio.with(|s| !s.is_busy())
+                    on:click=cancel>"Cancel"</button>
+                <button class="ghost" data-testid="reuse-seed"
+                    disabled=move || studio.with(|s| s.last_seed.is_none())
+                    on:click=reuse_seed>"Reuse last seed"</button>
+            </div>
+            <Show when=move || studio.with(|s| s.is_busy())>
+                <div class="row">
+                    <progress data-testid="progress" max="1"
+                        prop:value=move || studio.with(|s| s.fraction().unwrap_or(0.0))></progress>
+                    <span data-testid="progress-text">{move || studio.with(|s| s.progress_text())}</span>
+                </div>
+            </Show>
+            {move || {
+                let message = error.get().or_else(|| studio.with(|s| s.error.clone()))?;
+                Some(view! { <p class="error" role="alert" data-testid="generate-error">{message}</p> })
+            }}
+            {move || studio.with(|s| s.preview.clone()).map(|png| view! {
+                <img class="preview" data-testid="preview-image" alt="Preview of the image being made"
+                    src=data_url(&png)/>
+            })}
+            {move || studio.with(|s| s.outputs.first().cloned()).map(|out| {
+                let url = data_url(&out.png);
+                view! {
+                    <figure class="result">
+                        <img data-testid="result-image" alt="The generated image" src=url.clone()/>
+                        <figcaption>
+                            <span data-testid="result-info">
+                                {format!(
+                                    "Seed {} · {:.1} s · {:.0} ms per step",
+                                    out.seed,
+                                    out.elapsed_ms / 1000.0,
+                                    out.step_ms
+                                )}
+                            </span>
+                            " "
+                            <a data-testid="download-png" href=url
+                                download=format!("keyshift-{}.png", out.seed)>"Download PNG"</a>
+                        </figcaption>
+                    </figure>
+                }
+            })}
+        </section>
+    }
+}
