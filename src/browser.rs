@@ -110,3 +110,17 @@ pub fn set_title(title: &str) {
 pub fn random_seed() -> u32 {
     (js_sys::Math::random() * 4_294_967_296.0) as u32
 }
+
+/// Asks the browser to keep the site's storage (cached models) under storage pressure; resolves
+/// to whether it agreed.
+pub async fn persist_storage() -> bool {
+    let Some(w) = window() else { return false };
+    let Ok(promise) = w.navigator().storage().persist() else {
+        return false;
+    };
+    wasm_bindgen_futures::JsFuture::from(promise)
+        .await
+        .ok()
+        .and_then(|v| v.as_bool())
+        .unwrap_or(false)
+}

@@ -185,6 +185,71 @@ fn parse_seed(text: &str) -> Result<Seed, EditError> {
     Ok(Seed::Fixed(value as u32))
 }
 
+/// What restoring settings from an image's `parameters` text did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Restored {
+    /// The settings taken, by name (`Steps`, `Seed`…).
+    pub applied: Vec<&'static str>,
+    /// Settings present but not usable here, with why.
+    pub skipped: Vec<String>,
+}
+
+/// Reads an A1111 (or Keyshift) PNG and restores its prompt and settings into `project`. Values
+/// that do not fit (an unknown sampler, a size out of range) are skipped and listed; a PNG with
+/// no `parameters` text is an error and leaves the project as it was.
+pub fn restore_from_png(png: &[u8], project: &mut Project) -> Result<Restored, String> {
+    let texts = keyshift_core::pngtext::read_texts(png)
+        .map_err(|e| format!("this file is not a PNG Keyshift can read ({e})"))?;
+    let text = texts
+        .iter()
+        .find(|(k, _)| k == "parameters")
+        .map(|(_, v)| v.as_str())
+        .ok_or("this PNG carries no generation parameters (A1111's \"parameters\" text)")?;
+    Ok(restore_parameters(text, project))
+}
+
+/// Restores what an A1111 `parameters` text says into `project`.
+pub fn restore_parameters(text: &str, project: &mut Project) -> Restored {
+    let p = keyshift_core::parameters::Parameters::parse(text);
+    let mut next = project.clone();
+    let mut applied = vec!["Prompt", "Negative prompt"];
+    let mut skipped = Vec::new();
+    next.prompt = p.prompt.clone();
+    next.negative_prompt = p.negative.clone();
+    let mut take = |name: &'static str, command: Option<ProjectCommand>| {
+        let Some(command) = command else { return };
+        let mut trial = next.clone();
+        match command.apply(&mut trial) {
+            Ok(()) => {
+                next = trial;
+                applied.push(name);
+            }
+            Err(e) => skipped.push(format!("{name}: {e}")),
+        }
+    };
+    let field = |k: &str| p.get(k).map(str::to_owned);
+    take("Steps", field("Steps").map(ProjectCommand::SetSteps));
+    take("CFG scale", field("CFG scale").map(ProjectCommand::SetCfg));
+    take("Seed", field("Seed").map(ProjectCommand::SetSeed));
+    if let Some((w, h)) = p.get("Size").and_then(|s| s.split_once('x')) {
+        take("Width", Some(ProjectCommand::SetWidth(w.to_owned())));
+        take("Height", Some(ProjectCommand::SetHeight(h.to_owned())));
+    }
+    if let Some(name) = p.get("Sampler") {
+        let karras = p
+            .get("Schedule type")
+            .is_some_and(|s| s.eq_ignore_ascii_case("karras"));
+        let full = if karras && !name.to_lowercase().ends_with("karras") {
+            format!("{name} Karras")
+        } else {
+            name.to_owned()
+        };
+        take("Sampler", Some(ProjectCommand::SetSampler(full)));
+    }
+    *project = next;
+    Restored { applied, skipped }
+}
+
 /// What the compute worker has told the UI so far.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct WorkerView {
@@ -234,7 +299,8 @@ impl WorkerView {
                 | FromWorker::Progress { .. }
                 | FromWorker::Preview { .. }
                 | FromWorker::Image { .. }
-                | FromWorker::Cancelled { .. },
+                | FromWorker::Cancelled { .. }
+                | FromWorker::Cache { .. },
             ) => {}
             Err(e) => self.failure = Some((Stage::Message, e.to_string())),
         }
@@ -332,6 +398,51 @@ mod tests {
         assert_eq!(project.settings.width_px, 768);
         assert_eq!(project.settings.sampler, Sampler::DpmPp2mKarras);
         assert_eq!(project.settings.seed, Seed::Random);
+    }
+
+    #[test]
+    fn an_a1111_png_restores_prompt_and_settings() {
+        let text = "a (cat:1.2) on a mat\nNegative prompt: blurry, ugly\nSteps: 28, \
+                    Sampler: DPM++ 2M, Schedule type: Karras, CFG scale: 6.5, Seed: 1234, \
+                    Size: 640x512, Model: v1-5";
+        let png = keyshift_core::pngtext::encode_rgb(1, 1, &[0, 0, 0], &[("parameters", text)])
+            .expect("encodes");
+        let mut project = Project::default();
+        let restored = restore_from_png(&png, &mut project).expect("restores");
+        assert_eq!(project.prompt, "a (cat:1.2) on a mat");
+        assert_eq!(project.negative_prompt, "blurry, ugly");
+        let s = &project.settings;
+        assert_eq!((s.steps, s.width_px, s.height_px), (28, 640, 512));
+        assert_eq!((s.cfg_scale, s.seed), (6.5, Seed::Fixed(1234)));
+        assert_eq!(s.sampler, Sampler::DpmPp2mKarras);
+        assert!(restored.skipped.is_empty(), "{:?}", restored.skipped);
+    }
+
+    #[test]
+    fn what_does_not_fit_is_skipped_and_named() {
+        let mut project = Project::default();
+        let restored = restore_parameters(
+            "a dog\nSteps: 20, Sampler: DPM++ SDE, CFG scale: 7, Seed: 5, Size: 4096x512",
+            &mut project,
+        );
+        assert_eq!(project.prompt, "a dog");
+        assert_eq!(project.settings.seed, Seed::Fixed(5));
+        assert_eq!(
+            project.settings.width_px,
+            Project::default().settings.width_px
+        );
+        assert_eq!(project.settings.height_px, 512);
+        assert_eq!(restored.skipped.len(), 2, "{:?}", restored.skipped);
+        assert!(restored.skipped[1].contains("DPM++ SDE"));
+        let before = project.clone();
+        let plain = keyshift_core::pngtext::encode_rgb(1, 1, &[0, 0, 0], &[]).expect("encodes");
+        assert!(
+            restore_from_png(&plain, &mut project)
+                .unwrap_err()
+                .contains("no generation parameters")
+        );
+        assert!(restore_from_png(b"not a png", &mut project).is_err());
+        assert_eq!(project, before);
     }
 
     #[test]

@@ -5,9 +5,10 @@
 use std::collections::VecDeque;
 
 use keyshift_core::share::{Project, Seed};
+pub use keyshift_web::cache::bytes_text;
 use keyshift_web::protocol::{
-    ComputeBackend, FromWorker, GenerateJob, LoadPhase, ModelFile, ModelLayout, ModelSpec, Stage,
-    ToWorker,
+    CachedModelInfo, ComputeBackend, FromWorker, GenerateJob, LoadPhase, ModelFile, ModelLayout,
+    ModelSpec, Stage, ToWorker,
 };
 
 /// The id of the tiny test model the local server serves.
@@ -107,8 +108,13 @@ const DIFFUSERS_FP16: [&str; 7] = [
     "vae/diffusion_pytorch_model.fp16.safetensors",
 ];
 
+/// Files of a Hugging Face repository at `revision` (a commit pins the exact bytes).
+fn hugging_face_at(repo: &str, revision: &str) -> String {
+    format!("https://huggingface.co/{repo}/resolve/{revision}")
+}
+
 fn hugging_face(repo: &str) -> String {
-    format!("https://huggingface.co/{repo}/resolve/main")
+    hugging_face_at(repo, "main")
 }
 
 /// The models the picker offers: SD-Turbo first (the default), then SD 1.5; and, when the site
@@ -118,19 +124,26 @@ pub fn model_choices(local: bool, origin: &str) -> Vec<ModelChoice> {
         ModelChoice {
             id: "sd-turbo".into(),
             label: "SD-Turbo (stabilityai/sd-turbo)".into(),
-            note: "One step, no guidance: the fastest. About 2.6 GB to download in fp16.",
+            note: "One step, no guidance: the fastest. 2.6 GB to download (fp16). \
+                   Stability AI Community License.",
             precision: "int8",
             recommended: (1, "Euler", 0.0),
-            base: hugging_face("stabilityai/sd-turbo"),
+            base: hugging_face_at(
+                "stabilityai/sd-turbo",
+                "b261bac6fd2cf515557d5d0707481eafa0485ec2",
+            ),
             files: DIFFUSERS_FP16.to_vec(),
         },
         ModelChoice {
             id: "sd15".into(),
             label: "Stable Diffusion 1.5 (stable-diffusion-v1-5/stable-diffusion-v1-5)".into(),
-            note: "The classic; 20–30 steps. About 2 GB to download in fp16.",
+            note: "The classic; 20–30 steps. 2.1 GB to download (fp16). CreativeML OpenRAIL-M.",
             precision: "int8",
             recommended: (20, "Euler a", 7.0),
-            base: hugging_face("stable-diffusion-v1-5/stable-diffusion-v1-5"),
+            base: hugging_face_at(
+                "stable-diffusion-v1-5/stable-diffusion-v1-5",
+                "451f4fe16113bff5a5d2269ed5ad43b0592e9a14",
+            ),
             files: DIFFUSERS_FP16.to_vec(),
         },
     ];
@@ -178,6 +191,8 @@ pub enum ModelStatus {
         done: u64,
         /// Bytes of the current file, when known.
         total: Option<u64>,
+        /// Milliseconds since the current file started.
+        elapsed_ms: f64,
     },
     /// Ready.
     Ready {
@@ -191,6 +206,8 @@ pub enum ModelStatus {
         size_multiple: u32,
         /// Load time.
         load_ms: f64,
+        /// Whether it came from the offline cache.
+        from_cache: bool,
     },
     /// Loading failed.
     Failed {
@@ -233,6 +250,17 @@ pub struct Output {
     pub step_ms: f64,
 }
 
+/// The offline model cache, as the worker reported it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CacheView {
+    /// Cached models.
+    pub models: Vec<CachedModelInfo>,
+    /// Bytes used by the site.
+    pub usage: u64,
+    /// Bytes it may use.
+    pub quota: u64,
+}
+
 /// The generation workspace.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Studio {
@@ -250,6 +278,8 @@ pub struct Studio {
     pub error: Option<String>,
     /// The seed of the newest finished image ("reuse last").
     pub last_seed: Option<u64>,
+    /// The offline cache, as last reported.
+    pub cache: Option<CacheView>,
     next_id: u64,
     batch_size: u32,
 }
@@ -270,11 +300,71 @@ impl Studio {
             count: u32::try_from(choice.files.len()).unwrap_or(0),
             done: 0,
             total: None,
+            elapsed_ms: 0.0,
         };
         self.error = None;
         ToWorker::LoadModel {
             model: choice.spec(precision),
             backend,
+        }
+    }
+
+    /// One line about the model: what is loading (with speed and time left), ready, or failed.
+    pub fn model_text(&self) -> String {
+        match &self.model {
+            ModelStatus::None => "No model loaded.".to_owned(),
+            ModelStatus::Loading {
+                label,
+                file,
+                phase: LoadPhase::Download,
+                index,
+                count,
+                done,
+                total,
+                elapsed_ms,
+            } => {
+                if file.is_empty() {
+                    return format!("Loading {label}…");
+                }
+                let mut text = format!(
+                    "Downloading {file} ({}/{count}): {}",
+                    index + 1,
+                    bytes_text(*done)
+                );
+                if let Some(total) = total {
+                    text.push_str(&format!(" of {}", bytes_text(*total)));
+                }
+                if *elapsed_ms > 0.0 && *done > 0 {
+                    let per_ms = *done as f64 / elapsed_ms;
+                    text.push_str(&format!(" · {}/s", bytes_text((per_ms * 1000.0) as u64)));
+                    if let Some(total) = total {
+                        let left = total.saturating_sub(*done) as f64 / per_ms;
+                        text.push_str(&format!(" · {} left", seconds(left)));
+                    }
+                }
+                text
+            }
+            ModelStatus::Loading { label, .. } => format!("Preparing {label} on the device…"),
+            ModelStatus::Ready {
+                label,
+                summary,
+                load_ms,
+                from_cache,
+                ..
+            } => {
+                let source = if *from_cache {
+                    ", from the offline cache"
+                } else {
+                    ""
+                };
+                format!(
+                    "Ready: {label} — {summary} (loaded in {:.1} s{source})",
+                    load_ms / 1000.0
+                )
+            }
+            ModelStatus::Failed { label, message } => {
+                format!("Could not load {label}: {message}")
+            }
         }
     }
 
@@ -367,6 +457,7 @@ impl Studio {
                 count,
                 done_bytes,
                 total_bytes,
+                elapsed_ms,
             } => {
                 if let ModelStatus::Loading { label, .. } = &self.model {
                     self.model = ModelStatus::Loading {
@@ -377,8 +468,21 @@ impl Studio {
                         count: *count,
                         done: *done_bytes,
                         total: *total_bytes,
+                        elapsed_ms: *elapsed_ms,
                     };
                 }
+                None
+            }
+            FromWorker::Cache {
+                models,
+                usage_bytes,
+                quota_bytes,
+            } => {
+                self.cache = Some(CacheView {
+                    models: models.clone(),
+                    usage: *usage_bytes,
+                    quota: *quota_bytes,
+                });
                 None
             }
             FromWorker::ModelReady {
@@ -386,6 +490,7 @@ impl Studio {
                 summary,
                 size_multiple,
                 load_ms,
+                from_cache,
                 ..
             } => {
                 let label = match &self.model {
@@ -398,8 +503,10 @@ impl Studio {
                     summary: summary.clone(),
                     size_multiple: *size_multiple,
                     load_ms: *load_ms,
+                    from_cache: *from_cache,
                 };
-                None
+                // The cache list changed (or its first report is due).
+                Some(ToWorker::ListCache)
             }
             FromWorker::Progress {
                 job,
@@ -536,24 +643,6 @@ fn seconds(ms: f64) -> String {
     }
 }
 
-/// A byte count for people: `1.5 GB`, `12 MB`, `900 B`.
-pub fn bytes_text(bytes: u64) -> String {
-    const UNITS: [&str; 4] = ["B", "KB", "MB", "GB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1000.0 && unit < UNITS.len() - 1 {
-        value /= 1000.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{bytes} B")
-    } else if value < 10.0 {
-        format!("{value:.1} {}", UNITS[unit])
-    } else {
-        format!("{value:.0} {}", UNITS[unit])
-    }
-}
-
 #[cfg(all(test, not(target_arch = "wasm32")))]
 mod tests {
     #![allow(
@@ -593,9 +682,56 @@ mod tests {
             summary: "SD 1.x".into(),
             size_multiple: 16,
             fetched_bytes: 1,
+            from_cache: false,
             load_ms: 5.0,
         });
         studio
+    }
+
+    #[test]
+    fn the_model_line_tells_progress_speed_and_time_left() {
+        let mut studio = Studio::default();
+        let tiny = model_choices(true, "")
+            .into_iter()
+            .find(|c| c.id == TINY_ID)
+            .unwrap();
+        studio.load(&tiny, "f32", ComputeBackend::Webgpu);
+        assert_eq!(
+            studio.model_text(),
+            "Loading tiny test model (random weights)…"
+        );
+        studio.apply(&FromWorker::LoadProgress {
+            file: "unet/w.safetensors".into(),
+            phase: LoadPhase::Download,
+            index: 2,
+            count: 7,
+            done_bytes: 2_000_000,
+            total_bytes: Some(10_000_000),
+            elapsed_ms: 1000.0,
+        });
+        assert_eq!(
+            studio.model_text(),
+            "Downloading unet/w.safetensors (3/7): 2.0 MB of 10 MB · 2.0 MB/s · 4 s left"
+        );
+        let next = studio.apply(&FromWorker::ModelReady {
+            id: "tiny-sd1@f32".into(),
+            summary: "SD 1.x".into(),
+            size_multiple: 4,
+            fetched_bytes: 0,
+            from_cache: true,
+            load_ms: 1500.0,
+        });
+        assert_eq!(next, Some(ToWorker::ListCache));
+        assert_eq!(
+            studio.model_text(),
+            "Ready: tiny test model (random weights) — SD 1.x (loaded in 1.5 s, from the offline cache)"
+        );
+        studio.apply(&FromWorker::Cache {
+            models: vec![],
+            usage_bytes: 5,
+            quota_bytes: 10,
+        });
+        assert_eq!(studio.cache.as_ref().map(|c| c.quota), Some(10));
     }
 
     fn project(seed: Seed) -> Project {
@@ -707,7 +843,8 @@ mod tests {
                 .contains("multiples of 16")
         );
         // A failed load says why.
-        let tiny = &model_choices(true, "")[2];
+        let choices = model_choices(true, "");
+        let tiny = choices.iter().find(|c| c.id == TINY_ID).unwrap();
         studio.load(tiny, "f32", ComputeBackend::Cpu);
         studio.apply(&FromWorker::Failed {
             stage: Stage::Model,
@@ -732,12 +869,5 @@ mod tests {
         for bad in ["", "just-a-name", "a/b/c", "a b/c", "ftp://x"] {
             assert!(ModelChoice::custom(bad).is_err(), "{bad}");
         }
-    }
-
-    #[test]
-    fn byte_counts_read_naturally() {
-        assert_eq!(bytes_text(900), "900 B");
-        assert_eq!(bytes_text(1_500_000_000), "1.5 GB");
-        assert_eq!(bytes_text(12_000_000), "12 MB");
     }
 }

@@ -91,6 +91,51 @@ pub fn ProjectPage() -> impl IntoView {
         move |ev: Event| apply(make(event_target_value(&ev)))
     };
     let settings = move || project.get().settings;
+    // Dropping a PNG from Keyshift or A1111 anywhere on the page restores its settings.
+    let notice = shared.link_notice;
+    let over = window_event_listener(leptos::ev::dragover, |ev| ev.prevent_default());
+    let drop = window_event_listener(leptos::ev::drop, move |ev| {
+        ev.prevent_default();
+        let Some(file) = ev
+            .data_transfer()
+            .and_then(|d| d.files())
+            .and_then(|f| f.get(0))
+        else {
+            return;
+        };
+        spawn_local(async move {
+            let name = file.name();
+            let bytes = match wasm_bindgen_futures::JsFuture::from(file.array_buffer()).await {
+                Ok(buffer) => js_sys::Uint8Array::new(&buffer).to_vec(),
+                Err(_) => Vec::new(),
+            };
+            let mut next = project.get_untracked();
+            match state::restore_from_png(&bytes, &mut next) {
+                Ok(restored) => {
+                    browser::replace_fragment(&state::link_fragment(&next));
+                    project.set(next);
+                    notice.set(Some(state::LinkNotice {
+                        is_error: false,
+                        title: format!("Settings restored from {name}."),
+                        details: restored
+                            .skipped
+                            .iter()
+                            .map(|s| format!("Not restored: {s}"))
+                            .collect(),
+                    }));
+                }
+                Err(e) => notice.set(Some(state::LinkNotice {
+                    is_error: true,
+                    title: format!("{name}: nothing was restored."),
+                    details: vec![e],
+                })),
+            }
+        });
+    });
+    on_cleanup(move || {
+        over.remove();
+        drop.remove();
+    });
     view! {
         <LinkNoticeBanner/>
         <section class="card">
@@ -147,6 +192,7 @@ pub fn ProjectPage() -> impl IntoView {
             </Show>
         </section>
         <super::studio::StudioCard/>
+        <super::studio::CacheCard/>
         <ShareCard/>
     }
 }

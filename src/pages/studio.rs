@@ -1,13 +1,13 @@
 //! The generation card: pick and load a model, make images, watch progress, keep the results.
 
-use keyshift_web::protocol::{ComputeBackend, LoadPhase};
+use keyshift_web::protocol::{ComputeBackend, ToWorker};
 use leptos::ev::KeyboardEvent;
 use leptos::prelude::*;
 
 use crate::app::Shared;
 use crate::browser;
 use crate::state::{self, ProjectCommand};
-use crate::studio::{ModelChoice, ModelStatus, bytes_text, is_local_host, model_choices};
+use crate::studio::{ModelChoice, ModelStatus, Studio, bytes_text, is_local_host, model_choices};
 
 fn choices() -> Vec<ModelChoice> {
     model_choices(is_local_host(&browser::host()), &browser::origin())
@@ -64,6 +64,10 @@ pub fn StudioCard() -> impl IntoView {
             message = Some(s.load(&choice, &precision.get_untracked(), backend.get_untracked()));
         });
         if let Some(m) = message {
+            // Ask the browser to keep the cache; without it, it may evict models under pressure.
+            leptos::task::spawn_local(async {
+                browser::persist_storage().await;
+            });
             shared.send(&m);
         }
     };
@@ -107,46 +111,7 @@ pub fn StudioCard() -> impl IntoView {
             }
         }
     };
-    let status = move || {
-        studio.with(|s| match &s.model {
-            ModelStatus::None => "No model loaded.".to_owned(),
-            ModelStatus::Loading {
-                label,
-                file,
-                phase: LoadPhase::Download,
-                index,
-                count,
-                done,
-                total,
-            } => {
-                let of = total
-                    .map(|t| format!(" of {}", bytes_text(t)))
-                    .unwrap_or_default();
-                if file.is_empty() {
-                    format!("Loading {label}…")
-                } else {
-                    format!(
-                        "Downloading {file} ({}/{count}): {}{of}",
-                        index + 1,
-                        bytes_text(*done)
-                    )
-                }
-            }
-            ModelStatus::Loading { label, .. } => format!("Preparing {label} on the device…"),
-            ModelStatus::Ready {
-                label,
-                summary,
-                load_ms,
-                ..
-            } => format!(
-                "Ready: {label} — {summary} (loaded in {:.1} s)",
-                load_ms / 1000.0
-            ),
-            ModelStatus::Failed { label, message } => {
-                format!("Could not load {label}: {message}")
-            }
-        })
-    };
+    let status = move || studio.with(Studio::model_text);
     let loading = move || studio.with(|s| matches!(s.model, ModelStatus::Loading { .. }));
     let note = move || choices.with_value(|c| c.get(picked.get()).map(|c| c.note).unwrap_or(""));
 
@@ -259,6 +224,50 @@ pub fn StudioCard() -> impl IntoView {
                     </figure>
                 }
             })}
+        </section>
+    }
+}
+
+/// The offline model cache: what is stored, how much room is left, and deleting.
+#[component]
+pub fn CacheCard() -> impl IntoView {
+    let shared = expect_context::<Shared>();
+    let studio = shared.studio;
+    let refresh = move |_| shared.send(&ToWorker::ListCache);
+    view! {
+        <section class="card">
+            <h2>"Offline models"</h2>
+            <p class="hint">
+                "Loaded models are kept in this browser's storage, so the next load needs no network."
+            </p>
+            <div class="row">
+                <span class="grow" data-testid="storage-estimate">
+                    {move || studio.with(|s| s.cache.as_ref().map(|c| format!(
+                        "{} used of {} available to this site",
+                        bytes_text(c.usage),
+                        bytes_text(c.quota)
+                    )).unwrap_or_else(|| "Storage not checked yet.".into()))}
+                </span>
+                <button class="ghost" data-testid="cache-refresh" on:click=refresh>"Refresh"</button>
+            </div>
+            <ul class="cache-list" data-testid="cache-list">
+                {move || studio.with(|s| s.cache.as_ref().map(|c| c.models.clone()).unwrap_or_default())
+                    .into_iter()
+                    .map(|m| {
+                        let id = m.id.clone();
+                        let state = if m.complete { "" } else { " (incomplete download)" };
+                        view! {
+                            <li data-testid="cached-model">
+                                <span class="grow">{format!("{} — {}{state}", m.label, bytes_text(m.bytes))}</span>
+                                <button class="ghost" data-testid="cache-delete"
+                                    on:click=move |_| shared.send(&ToWorker::DeleteCached { id: id.clone() })>
+                                    "Delete"
+                                </button>
+                            </li>
+                        }
+                    })
+                    .collect_view()}
+            </ul>
         </section>
     }
 }

@@ -408,6 +408,55 @@ test('a truncated weights file gives a clear error and the app keeps working', a
   });
 });
 
+test('dropping an A1111-style PNG restores its prompt and settings', async () => {
+  await withBrowser(async ({ page, errors }) => {
+    await page.goto(BASE);
+    const png = cliImage().split(',')[1];
+    await page.evaluate((b64) => {
+      const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+      const transfer = new DataTransfer();
+      transfer.items.add(new File([bytes], 'from-a1111.png', { type: 'image/png' }));
+      window.dispatchEvent(new DragEvent('drop', { dataTransfer: transfer, bubbles: true, cancelable: true }));
+    }, png);
+    await byId(page, 'link-warnings').waitFor();
+    assert.match(await text(page, 'link-warnings'), /Settings restored from from-a1111\.png/);
+    assert.equal(await byId(page, 'prompt').inputValue(), SETTINGS.prompt);
+    for (const id of ['width', 'height', 'steps', 'seed']) {
+      assert.equal(await byId(page, id).inputValue(), SETTINGS[id], id);
+    }
+    assert.equal(await byId(page, 'sampler').inputValue(), 'Euler');
+    assert.match(await byId(page, 'share-link').inputValue(), /#v1\./);
+    assert.deepEqual(errors, []);
+  });
+});
+
+test('a reload loads the model from the offline cache without fetching it again', async () => {
+  const fixtureRequests = async () => {
+    const counts = await (await fetch(`${BASE}/__requests`)).json();
+    return Object.fromEntries(Object.entries(counts).filter(([path]) => path.startsWith('/fixtures/tiny-sd1/')));
+  };
+  await withBrowser(async ({ page, errors }) => {
+    await page.goto(BASE);
+    assert.match(await loadModel(page), /^Ready: tiny test model .*\(loaded in [\d.]+ s\)$/);
+    const before = await fixtureRequests();
+    assert.ok(Object.keys(before).length >= 7, JSON.stringify(before));
+    await byId(page, 'cached-model').first().waitFor();
+    assert.match(await byId(page, 'cached-model').first().textContent(), /tiny test model/);
+    const start = Date.now();
+    await page.reload();
+    const status = await loadModel(page);
+    facts.pageLoadToReadyFromCacheMs = Date.now() - start;
+    assert.match(status, /from the offline cache\)$/);
+    facts.tinyLoadFromCache = status;
+    assert.deepEqual(await fixtureRequests(), before, 'the cached model was fetched again');
+    assert.match(await text(page, 'storage-estimate'), /used of .* available/);
+    // Deleting it empties the list.
+    await byId(page, 'cache-delete').first().click();
+    await page.waitForFunction(() => document.querySelectorAll('[data-testid="cached-model"]').length === 0);
+    assert.deepEqual(errors, []);
+  });
+});
+
 test('the CPU fallback draws the same image', async () => {
   await withBrowser(async ({ page, errors }) => {
     await page.goto(BASE);

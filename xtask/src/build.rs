@@ -108,7 +108,16 @@ fn bindgen(wasm: &Path, out: &Path, name: &str) -> Result<(), String> {
 
 /// wasm-opt (binaryen 132 from npm; Debian's binaryen 108 breaks these modules). Results are
 /// cached by input hash in the target directory, so unchanged modules cost nothing.
+///
+/// `KEYSHIFT_SKIP_WASM_OPT=1` skips it, for quick local iterations only (bigger, slower modules).
 fn optimise(ctx: &Ctx, wasm: &Path, level: &str) -> Result<(), String> {
+    if std::env::var_os("KEYSHIFT_SKIP_WASM_OPT").is_some_and(|v| v == "1") {
+        println!(
+            "xtask: KEYSHIFT_SKIP_WASM_OPT=1: {} left unoptimised",
+            wasm.display()
+        );
+        return Ok(());
+    }
     let input = std::fs::read(wasm).map_err(|e| format!("reading {}: {e}", wasm.display()))?;
     let mut hasher = Sha256::new();
     hasher.update(&input);

@@ -2,8 +2,10 @@
 //!
 //! - [`protocol`]: messages between the UI thread and the compute worker (plain serde, tested
 //!   natively).
+//! - [`cache`]: the offline model cache's manifest, OPFS names and CRC-32.
 //! - [`gpu`]: WebGPU adapter report and advice; `gpu::probe` reads `navigator.gpu` (wasm32).
 //! - `worker` (wasm32): spawning the module worker and both ends of its message channel.
+pub mod cache;
 pub mod gpu;
 pub mod protocol;
 #[cfg(target_arch = "wasm32")]

@@ -102,6 +102,26 @@ pub enum ToWorker {
         /// The job.
         job: u64,
     },
+    /// Report the cached models and the storage estimate.
+    ListCache,
+    /// Delete a cached model, then report the cache.
+    DeleteCached {
+        /// The model's id.
+        id: String,
+    },
+}
+
+/// A model in the offline cache.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CachedModelInfo {
+    /// Its id.
+    pub id: String,
+    /// What the user sees.
+    pub label: String,
+    /// Bytes stored.
+    pub bytes: u64,
+    /// False for a download that did not finish.
+    pub complete: bool,
 }
 
 /// What loading is doing.
@@ -162,6 +182,8 @@ pub enum FromWorker {
         done_bytes: u64,
         /// Bytes of this file, when known.
         total_bytes: Option<u64>,
+        /// Milliseconds since this file started.
+        elapsed_ms: f64,
     },
     /// The model is loaded.
     ModelReady {
@@ -171,8 +193,10 @@ pub enum FromWorker {
         summary: String,
         /// Pixels per side must be a multiple of this.
         size_multiple: u32,
-        /// Bytes fetched over the network for this load.
+        /// Bytes fetched over the network for this load (0 when it came from the cache).
         fetched_bytes: u64,
+        /// Whether it was read from the offline cache.
+        from_cache: bool,
         /// From the request to ready, in milliseconds.
         load_ms: f64,
     },
@@ -213,6 +237,15 @@ pub enum FromWorker {
     Cancelled {
         /// The job.
         job: u64,
+    },
+    /// The offline cache.
+    Cache {
+        /// The cached models.
+        models: Vec<CachedModelInfo>,
+        /// Bytes the site uses in the browser's storage.
+        usage_bytes: u64,
+        /// Bytes it may use.
+        quota_bytes: u64,
     },
     /// Something failed; the worker stays alive and answers later messages where it can.
     Failed {
@@ -297,12 +330,14 @@ mod tests {
                 count: 3,
                 done_bytes: 10,
                 total_bytes: Some(100),
+                elapsed_ms: 5.0,
             },
             FromWorker::ModelReady {
                 id: "tiny".into(),
                 summary: "SD 1.x".into(),
                 size_multiple: 16,
                 fetched_bytes: 0,
+                from_cache: true,
                 load_ms: 1.5,
             },
             FromWorker::Progress {
@@ -324,6 +359,16 @@ mod tests {
                 step_ms: 2.0,
             },
             FromWorker::Cancelled { job: 3 },
+            FromWorker::Cache {
+                models: vec![CachedModelInfo {
+                    id: "tiny-sd1@f32".into(),
+                    label: "tiny".into(),
+                    bytes: 100,
+                    complete: true,
+                }],
+                usage_bytes: 100,
+                quota_bytes: 1000,
+            },
         ];
         for m in more {
             assert_eq!(FromWorker::from_json(&m.to_json()).expect("reads"), m);
@@ -359,6 +404,8 @@ mod tests {
             },
             ToWorker::Generate { job },
             ToWorker::Cancel { job: 3 },
+            ToWorker::ListCache,
+            ToWorker::DeleteCached { id: "x".into() },
         ] {
             assert_eq!(ToWorker::from_json(&m.to_json()).expect("reads"), m);
         }

@@ -14,14 +14,18 @@ use keyshift_sd::model::SdModel;
 use keyshift_sd::weights::{Precision, SafetensorsFile};
 use keyshift_sd::{Device, generate::size_multiple};
 use keyshift_web::protocol::{
-    ComputeBackend, FromWorker, GenerateJob, LoadPhase, ModelLayout, ModelSpec, Stage,
+    CachedModelInfo, ComputeBackend, FromWorker, GenerateJob, LoadPhase, ModelLayout, ModelSpec,
+    Stage,
 };
 use keyshift_web::worker::scope;
 use wasm_bindgen_futures::spawn_local;
 
 use crate::blob::{BlobFolder, BlobSource};
-use crate::fetch::{FetchError, download};
+use crate::cache::{self, ModelDir};
+use crate::fetch::{FetchError, MemorySink, download};
 use crate::job::{png_base64, request_for, summary};
+use keyshift_web::cache::{CachedFile, Manifest, bytes_text};
+use web_sys::Blob;
 
 /// A model ready to generate with.
 struct Loaded {
@@ -62,45 +66,8 @@ async fn try_load(spec: ModelSpec, backend: ComputeBackend) -> Result<(), String
     if spec.files.is_empty() {
         return Err(format!("{}: the model lists no files", spec.label));
     }
+    let (folder, fetched, from_cache) = fetch_model(&spec).await?;
     let count = u32::try_from(spec.files.len()).unwrap_or(u32::MAX);
-    let mut folder = BlobFolder::default();
-    let mut fetched = 0u64;
-    for (index, file) in spec.files.iter().enumerate() {
-        let index = u32::try_from(index).unwrap_or(u32::MAX);
-        let fetch = |path: String, url: String| {
-            let mut last = Stopwatch::start();
-            async move {
-                let blob = download(&url, |done, total| {
-                    if last.elapsed_ms() > 100.0 || total == Some(done) {
-                        last = Stopwatch::start();
-                        scope::post(&FromWorker::LoadProgress {
-                            file: path.clone(),
-                            phase: LoadPhase::Download,
-                            index,
-                            count,
-                            done_bytes: done,
-                            total_bytes: total,
-                        });
-                    }
-                })
-                .await;
-                (path, blob)
-            }
-        };
-        let (path, blob) = match (
-            fetch(file.path.clone(), file.url.clone()).await,
-            &file.fallback,
-        ) {
-            ((_, Err(FetchError::NotFound(_))), Some((path, url))) => {
-                fetch(path.clone(), url.clone()).await
-            }
-            (done, _) => done,
-        };
-        let blob = blob.map_err(|e| e.to_string())?;
-        let file_path = path;
-        fetched += blob.size() as u64;
-        folder.insert(&file_path, blob);
-    }
     scope::post(&FromWorker::LoadProgress {
         file: spec.label.clone(),
         phase: LoadPhase::Prepare,
@@ -108,6 +75,7 @@ async fn try_load(spec: ModelSpec, backend: ComputeBackend) -> Result<(), String
         count,
         done_bytes: 0,
         total_bytes: None,
+        elapsed_ms: 0.0,
     });
     let device = match backend {
         ComputeBackend::Webgpu => crate::entry::device().await?,
@@ -136,6 +104,7 @@ async fn try_load(spec: ModelSpec, backend: ComputeBackend) -> Result<(), String
         summary: summary(&model.info, backend),
         size_multiple: u32::try_from(multiple).unwrap_or(8),
         fetched_bytes: fetched,
+        from_cache,
         load_ms: clock.elapsed_ms(),
     };
     LOADED.with(|l| {
@@ -148,6 +117,164 @@ async fn try_load(spec: ModelSpec, backend: ComputeBackend) -> Result<(), String
     });
     scope::post(&ready);
     Ok(())
+}
+
+/// The model's files: from the offline cache when it holds them intact, otherwise downloaded
+/// (into the cache where the browser allows). Returns them, the bytes fetched, and whether they
+/// came from the cache.
+async fn fetch_model(spec: &ModelSpec) -> Result<(BlobFolder, u64, bool), String> {
+    let dir = match ModelDir::open(&spec.id, true).await {
+        Ok(dir) => dir,
+        Err(e) => {
+            tracing_warn(&format!(
+                "offline cache unavailable, downloading to memory: {e}"
+            ));
+            None
+        }
+    };
+    if let Some(dir) = &dir
+        && let Some(manifest) = dir.manifest().await
+    {
+        match cached_folder(dir, &manifest).await {
+            Ok(folder) => return Ok((folder, 0, true)),
+            Err(e) => {
+                // A damaged cache entry is replaced by a fresh download.
+                tracing_warn(&format!("{}: {e}; downloading again", spec.label));
+                cache::delete(&spec.id).await?;
+            }
+        }
+    }
+    let dir = match dir {
+        Some(_) => ModelDir::open(&spec.id, true).await?,
+        None => None,
+    };
+    let count = u32::try_from(spec.files.len()).unwrap_or(u32::MAX);
+    let mut folder = BlobFolder::default();
+    let mut fetched = 0u64;
+    let mut entries = Vec::new();
+    for (index, file) in spec.files.iter().enumerate() {
+        let index = u32::try_from(index).unwrap_or(u32::MAX);
+        let mut attempt = fetch_file(dir.as_ref(), &file.path, &file.url, index, count).await;
+        if let (Err(FetchError::NotFound(_)), Some((path, url))) = (&attempt, &file.fallback) {
+            attempt = fetch_file(dir.as_ref(), path, url, index, count).await;
+        }
+        let (path, blob, entry) = match attempt {
+            Ok(done) => done,
+            Err(e) => {
+                if dir.is_some() {
+                    cache::delete(&spec.id).await.ok();
+                }
+                let message = e.to_string();
+                if cache::is_quota_error(&message) {
+                    let (usage, quota) = cache::estimate().await.unwrap_or((0, 0));
+                    return Err(format!(
+                        "the browser's storage for this site is full ({} used of {}): delete \
+                         cached models or free disk space, then load again",
+                        bytes_text(usage),
+                        bytes_text(quota)
+                    ));
+                }
+                return Err(message);
+            }
+        };
+        fetched += blob.size() as u64;
+        folder.insert(&path, blob);
+        entries.extend(entry);
+    }
+    if let Some(dir) = &dir {
+        let manifest = Manifest {
+            id: spec.id.clone(),
+            label: spec.label.clone(),
+            files: entries,
+        };
+        dir.finish(&manifest).await?;
+    }
+    Ok((folder, fetched, false))
+}
+
+/// Every file of a cached model, each checked (size, CRC-32) before use.
+async fn cached_folder(dir: &ModelDir, manifest: &Manifest) -> Result<BlobFolder, String> {
+    let mut folder = BlobFolder::default();
+    for entry in &manifest.files {
+        folder.insert(&entry.path, dir.checked_file(entry).await?);
+    }
+    Ok(folder)
+}
+
+/// Downloads one file, into the cache when there is one; reports progress.
+async fn fetch_file(
+    dir: Option<&ModelDir>,
+    path: &str,
+    url: &str,
+    index: u32,
+    count: u32,
+) -> Result<(String, Blob, Option<CachedFile>), FetchError> {
+    let started = Stopwatch::start();
+    let mut last = Stopwatch::start();
+    let progress = |done: u64, total: Option<u64>| {
+        if last.elapsed_ms() > 100.0 || total == Some(done) {
+            last = Stopwatch::start();
+            scope::post(&FromWorker::LoadProgress {
+                file: path.to_owned(),
+                phase: LoadPhase::Download,
+                index,
+                count,
+                done_bytes: done,
+                total_bytes: total,
+                elapsed_ms: started.elapsed_ms(),
+            });
+        }
+    };
+    match dir {
+        Some(dir) => {
+            let mut writer = dir.create(path).await?;
+            download(url, &mut writer, progress).await?;
+            let (entry, blob) = writer.close().await?;
+            Ok((path.to_owned(), blob, Some(entry)))
+        }
+        None => {
+            let mut sink = MemorySink::default();
+            download(url, &mut sink, progress).await?;
+            Ok((path.to_owned(), sink.into_blob()?, None))
+        }
+    }
+}
+
+fn tracing_warn(message: &str) {
+    web_sys::console::warn_1(&message.into());
+}
+
+/// Posts the cached models and the storage estimate.
+pub async fn report_cache() {
+    let models = match cache::list().await {
+        Ok(models) => models,
+        Err(e) => {
+            fail(Stage::Model, format!("cannot read the offline cache: {e}"));
+            return;
+        }
+    };
+    let (usage, quota) = cache::estimate().await.unwrap_or((0, 0));
+    scope::post(&FromWorker::Cache {
+        models: models
+            .into_iter()
+            .map(|m| CachedModelInfo {
+                id: m.id,
+                label: m.label,
+                bytes: m.bytes,
+                complete: m.complete,
+            })
+            .collect(),
+        usage_bytes: usage,
+        quota_bytes: quota,
+    });
+}
+
+/// Deletes a cached model, then reports the cache.
+pub async fn delete_cached(id: String) {
+    if let Err(e) = cache::delete(&id).await {
+        fail(Stage::Model, format!("could not delete {id}: {e}"));
+    }
+    report_cache().await;
 }
 
 /// Queues `job`; it runs when the jobs before it are done.

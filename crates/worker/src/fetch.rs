@@ -1,6 +1,6 @@
 //! Downloads with progress that resume after an interruption: the body is read chunk by chunk
-//! (kept as JavaScript memory, outside wasm), and a dropped connection is picked up again with
-//! an HTTP `Range` request from the last byte received.
+//! into a [`Sink`] (a file in the offline cache, or JavaScript memory outside wasm), and a dropped
+//! connection is picked up again with an HTTP `Range` request from the last byte received.
 
 use js_sys::{Array, Reflect, Uint8Array};
 use wasm_bindgen::{JsCast, JsValue};
@@ -85,12 +85,56 @@ fn content_length(response: &Response) -> Option<u64> {
         .and_then(|v| v.trim().parse().ok())
 }
 
-/// Fetches `url` into a Blob, calling `progress(received, total)` as bytes arrive.
+/// Where downloaded bytes go.
+pub trait Sink {
+    /// Appends a chunk.
+    fn write(&mut self, chunk: &Uint8Array) -> Result<(), String>;
+    /// Forgets everything written (the server ignored a range request).
+    fn restart(&mut self) -> Result<(), String>;
+}
+
+/// Chunks kept as JavaScript memory, then one Blob.
+#[derive(Default)]
+pub struct MemorySink {
+    parts: Array,
+}
+
+impl MemorySink {
+    /// The bytes written, as a Blob.
+    pub fn into_blob(self) -> Result<Blob, String> {
+        Blob::new_with_u8_array_sequence(&self.parts).map_err(|e| js_text(&e))
+    }
+}
+
+impl Sink for MemorySink {
+    fn write(&mut self, chunk: &Uint8Array) -> Result<(), String> {
+        self.parts.push(chunk);
+        Ok(())
+    }
+
+    fn restart(&mut self) -> Result<(), String> {
+        self.parts.set_length(0);
+        Ok(())
+    }
+}
+
+impl Sink for crate::cache::CacheWriter {
+    fn write(&mut self, chunk: &Uint8Array) -> Result<(), String> {
+        crate::cache::CacheWriter::write(self, &chunk.to_vec())
+    }
+
+    fn restart(&mut self) -> Result<(), String> {
+        crate::cache::CacheWriter::restart(self)
+    }
+}
+
+/// Fetches `url` into `sink`, calling `progress(received, total)` as bytes arrive; returns the
+/// byte count.
 pub async fn download(
     url: &str,
+    sink: &mut dyn Sink,
     mut progress: impl FnMut(u64, Option<u64>),
-) -> Result<Blob, FetchError> {
-    let parts = Array::new();
+) -> Result<u64, FetchError> {
     let mut received = 0u64;
     let mut total = None;
     let mut resumes = 0;
@@ -98,7 +142,7 @@ pub async fn download(
         let response = request(url, received).await?;
         if received > 0 && response.status() != 206 {
             // The server ignored the range: start again from the first byte.
-            parts.set_length(0);
+            sink.restart()?;
             received = 0;
         }
         if total.is_none() {
@@ -125,7 +169,9 @@ pub async fn download(
             };
             let bytes: Uint8Array = value.unchecked_into();
             received += u64::from(bytes.length());
-            parts.push(&bytes);
+            if let Err(e) = sink.write(&bytes) {
+                return Err(FetchError::Failed(format!("{url}: {e}")));
+            }
             progress(received, total);
         };
         let complete = total.is_none_or(|t| received >= t);
@@ -147,5 +193,5 @@ pub async fn download(
             "{url}: received {received} of {total} bytes"
         )));
     }
-    Blob::new_with_u8_array_sequence(&parts).map_err(|e| FetchError::Failed(js_text(&e)))
+    Ok(received)
 }

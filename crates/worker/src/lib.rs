@@ -12,6 +12,8 @@ pub mod job;
 #[cfg(target_arch = "wasm32")]
 mod blob;
 #[cfg(target_arch = "wasm32")]
+mod cache;
+#[cfg(target_arch = "wasm32")]
 mod engine;
 #[cfg(target_arch = "wasm32")]
 mod fetch;
@@ -29,6 +31,17 @@ pub(crate) mod entry {
 
     thread_local! {
         static DEVICE: RefCell<Option<Device>> = const { RefCell::new(None) };
+        static ACQUIRING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    }
+
+    /// Resolves after `ms` milliseconds (lets other tasks run).
+    pub async fn sleep(ms: i32) {
+        let promise = js_sys::Promise::new(&mut |resolve, _| {
+            let scope: web_sys::WorkerGlobalScope =
+                wasm_bindgen::JsCast::unchecked_into(js_sys::global());
+            let _ = scope.set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, ms);
+        });
+        let _ = wasm_bindgen_futures::JsFuture::from(promise).await;
     }
 
     /// The WebGPU device, acquired on first use and reused afterwards.
@@ -37,15 +50,20 @@ pub(crate) mod entry {
     }
 
     /// The device, and the time it took to acquire it when this call did so.
+    /// One acquisition at a time: a second caller (a model load during the start-up self-test)
+    /// waits for the first one's device instead of initialising the GPU twice.
     async fn acquire() -> Result<(Device, Option<f64>), String> {
+        while ACQUIRING.with(std::cell::Cell::get) {
+            sleep(20).await;
+        }
         if let Some(device) = DEVICE.with(|d| d.borrow().clone()) {
             return Ok((device, None));
         }
+        ACQUIRING.with(|a| a.set(true));
         let start = Stopwatch::start();
-        let device = Device::wgpu_options()
-            .init_async()
-            .await
-            .map_err(|e| e.to_string())?;
+        let device = Device::wgpu_options().init_async().await;
+        ACQUIRING.with(|a| a.set(false));
+        let device = device.map_err(|e| e.to_string())?;
         DEVICE.with(|d| *d.borrow_mut() = Some(device.clone()));
         Ok((device, Some(start.elapsed_ms())))
     }
@@ -87,6 +105,8 @@ pub(crate) mod entry {
             }
             Ok(ToWorker::Generate { job }) => crate::engine::enqueue(job),
             Ok(ToWorker::Cancel { job }) => crate::engine::cancel(job),
+            Ok(ToWorker::ListCache) => spawn_local(crate::engine::report_cache()),
+            Ok(ToWorker::DeleteCached { id }) => spawn_local(crate::engine::delete_cached(id)),
             Err(e) => scope::post(&FromWorker::Failed {
                 stage: Stage::Message,
                 message: e.to_string(),

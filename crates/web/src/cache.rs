@@ -1,0 +1,226 @@
+//! The offline model cache's bookkeeping (plain types, tested natively): which files a cached
+//! model has, their sizes and checksums, and how file paths become names in the browser's
+//! origin-private file system (OPFS), which has no `/` in names.
+
+use serde::{Deserialize, Serialize};
+
+/// The manifest's file name inside a model's folder.
+pub const MANIFEST: &str = "manifest.json";
+
+/// One cached file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CachedFile {
+    /// Path inside the model (`unet/diffusion_pytorch_model.fp16.safetensors`).
+    pub path: String,
+    /// Size in bytes.
+    pub bytes: u64,
+    /// CRC-32 (IEEE) of the contents, checked before every use.
+    pub crc32: u32,
+}
+
+/// What a model's cache folder holds; written last, so a folder without one is incomplete.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Manifest {
+    /// The model's id (`tiny-sd1@f32`).
+    pub id: String,
+    /// What the user sees.
+    pub label: String,
+    /// The files.
+    pub files: Vec<CachedFile>,
+}
+
+impl Manifest {
+    /// Total bytes.
+    pub fn bytes(&self) -> u64 {
+        self.files.iter().map(|f| f.bytes).sum()
+    }
+
+    /// The file cached for `path`, or for its fallback.
+    pub fn file(&self, path: &str) -> Option<&CachedFile> {
+        self.files.iter().find(|f| f.path == path)
+    }
+
+    /// The JSON text stored.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).unwrap_or_default()
+    }
+
+    /// Reads a stored manifest; `None` if it is damaged.
+    pub fn from_json(text: &str) -> Option<Self> {
+        serde_json::from_str(text).ok()
+    }
+}
+
+/// A name usable in OPFS for `text` (a model id or a file path): `/`, `\`, `:`, `%` and control
+/// characters are percent-encoded, so distinct texts give distinct names.
+pub fn opfs_name(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(
+            c,
+            '/' | '\\' | ':' | '%' | '*' | '?' | '"' | '<' | '>' | '|'
+        ) || c.is_control()
+        {
+            let mut buf = [0u8; 4];
+            for b in c.encode_utf8(&mut buf).bytes() {
+                out.push_str(&format!("%{b:02X}"));
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// The inverse of [`opfs_name`].
+pub fn from_opfs_name(name: &str) -> String {
+    let bytes = name.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (bytes[i], hex) {
+            (b'%', Some(b)) => {
+                out.push(b);
+                i += 3;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The same CRC-32 as zlib's, computed a chunk at a time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Crc32(u32);
+
+impl Default for Crc32 {
+    fn default() -> Self {
+        Self(0xFFFF_FFFF)
+    }
+}
+
+const fn crc_table() -> [u32; 256] {
+    let mut table = [0u32; 256];
+    let mut n = 0;
+    while n < 256 {
+        let mut c = n as u32;
+        let mut k = 0;
+        while k < 8 {
+            c = if c & 1 != 0 {
+                0xEDB8_8320 ^ (c >> 1)
+            } else {
+                c >> 1
+            };
+            k += 1;
+        }
+        table[n] = c;
+        n += 1;
+    }
+    table
+}
+
+static CRC_TABLE: [u32; 256] = crc_table();
+
+impl Crc32 {
+    /// Adds `bytes`.
+    pub fn update(&mut self, bytes: &[u8]) {
+        let mut c = self.0;
+        for &b in bytes {
+            c = CRC_TABLE[((c ^ u32::from(b)) & 0xFF) as usize] ^ (c >> 8);
+        }
+        self.0 = c;
+    }
+
+    /// The checksum of everything added.
+    pub fn finish(self) -> u32 {
+        self.0 ^ 0xFFFF_FFFF
+    }
+}
+
+/// A byte count for people: `1.5 GB`, `12 MB`, `900 B`.
+pub fn bytes_text(bytes: u64) -> String {
+    const UNITS: [&str; 4] = ["B", "KB", "MB", "GB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1000.0 && unit < UNITS.len() - 1 {
+        value /= 1000.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else if value < 10.0 {
+        format!("{value:.1} {}", UNITS[unit])
+    } else {
+        format!("{value:.0} {}", UNITS[unit])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn byte_counts_read_naturally() {
+        assert_eq!(bytes_text(900), "900 B");
+        assert_eq!(bytes_text(1_500_000_000), "1.5 GB");
+        assert_eq!(bytes_text(12_000_000), "12 MB");
+    }
+
+    #[test]
+    fn names_round_trip_and_never_contain_a_slash() {
+        for text in [
+            "tiny-sd1@f32",
+            "unet/diffusion_pytorch_model.fp16.safetensors",
+            "custom:https://example.org/a%2Fb/m",
+            "ünïcode/π",
+        ] {
+            let name = opfs_name(text);
+            assert!(!name.contains('/') && !name.contains(':'), "{name}");
+            assert_eq!(from_opfs_name(&name), text);
+        }
+        assert_ne!(opfs_name("a/b"), opfs_name("a%2Fb"));
+    }
+
+    #[test]
+    fn crc32_matches_zlib() {
+        let mut crc = Crc32::default();
+        crc.update(b"123456789");
+        assert_eq!(crc.finish(), 0xCBF4_3926);
+        let mut split = Crc32::default();
+        split.update(b"1234");
+        split.update(b"56789");
+        assert_eq!(split.finish(), 0xCBF4_3926);
+        assert_eq!(Crc32::default().finish(), 0);
+    }
+
+    #[test]
+    fn manifests_round_trip_and_damaged_ones_are_refused() {
+        let m = Manifest {
+            id: "tiny-sd1@f32".into(),
+            label: "tiny".into(),
+            files: vec![
+                CachedFile {
+                    path: "unet/config.json".into(),
+                    bytes: 10,
+                    crc32: 7,
+                },
+                CachedFile {
+                    path: "unet/w.safetensors".into(),
+                    bytes: 90,
+                    crc32: 8,
+                },
+            ],
+        };
+        assert_eq!(Manifest::from_json(&m.to_json()), Some(m.clone()));
+        assert_eq!(m.bytes(), 100);
+        assert_eq!(m.file("unet/config.json").map(|f| f.crc32), Some(7));
+        assert_eq!(Manifest::from_json("{\"id\": 3"), None);
+    }
+}

@@ -1,0 +1,316 @@
+//! The offline model cache in the origin-private file system (OPFS): one folder per model under
+//! `keyshift-models/`, its files written as they download (through a synchronous access handle,
+//! so they never sit whole in memory) and a manifest written last. A model is used from the cache
+//! only when its manifest is there and every file still has its size and CRC-32.
+
+use js_sys::{Reflect, Uint8Array};
+use keyshift_web::cache::{CachedFile, Crc32, MANIFEST, Manifest, from_opfs_name, opfs_name};
+use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen_futures::JsFuture;
+use web_sys::{
+    Blob, FileReaderSync, FileSystemDirectoryHandle, FileSystemFileHandle,
+    FileSystemGetDirectoryOptions, FileSystemGetFileOptions, FileSystemReadWriteOptions,
+    FileSystemRemoveOptions, FileSystemSyncAccessHandle, StorageEstimate, WorkerGlobalScope,
+};
+
+const ROOT: &str = "keyshift-models";
+
+/// Bytes read at a time when checking a file.
+const CHECK_CHUNK: f64 = 16.0 * 1024.0 * 1024.0;
+
+fn js_text(e: &JsValue) -> String {
+    let name = Reflect::get(e, &JsValue::from_str("name"))
+        .ok()
+        .and_then(|n| n.as_string())
+        .unwrap_or_default();
+    let message = Reflect::get(e, &JsValue::from_str("message"))
+        .ok()
+        .and_then(|m| m.as_string())
+        .or_else(|| e.as_string())
+        .unwrap_or_else(|| format!("{e:?}"));
+    if name.is_empty() {
+        message
+    } else {
+        format!("{name}: {message}")
+    }
+}
+
+/// Whether a browser error is the storage quota running out.
+pub fn is_quota_error(message: &str) -> bool {
+    message.contains("QuotaExceededError")
+}
+
+async fn root(create: bool) -> Result<Option<FileSystemDirectoryHandle>, String> {
+    let scope: WorkerGlobalScope = js_sys::global().unchecked_into();
+    let storage = scope.navigator().storage();
+    let top: FileSystemDirectoryHandle = JsFuture::from(storage.get_directory())
+        .await
+        .map_err(|e| {
+            format!(
+                "the browser's file storage is not available ({})",
+                js_text(&e)
+            )
+        })?
+        .unchecked_into();
+    child_dir(&top, ROOT, create).await
+}
+
+async fn child_dir(
+    parent: &FileSystemDirectoryHandle,
+    name: &str,
+    create: bool,
+) -> Result<Option<FileSystemDirectoryHandle>, String> {
+    let options = FileSystemGetDirectoryOptions::new();
+    options.set_create(create);
+    match JsFuture::from(parent.get_directory_handle_with_options(name, &options)).await {
+        Ok(dir) => Ok(Some(dir.unchecked_into())),
+        Err(e) if js_text(&e).starts_with("NotFoundError") => Ok(None),
+        Err(e) => Err(js_text(&e)),
+    }
+}
+
+async fn file_handle(
+    dir: &FileSystemDirectoryHandle,
+    name: &str,
+    create: bool,
+) -> Result<Option<FileSystemFileHandle>, String> {
+    let options = FileSystemGetFileOptions::new();
+    options.set_create(create);
+    match JsFuture::from(dir.get_file_handle_with_options(name, &options)).await {
+        Ok(file) => Ok(Some(file.unchecked_into())),
+        Err(e) if js_text(&e).starts_with("NotFoundError") => Ok(None),
+        Err(e) => Err(js_text(&e)),
+    }
+}
+
+async fn read_file(handle: &FileSystemFileHandle) -> Result<Blob, String> {
+    JsFuture::from(handle.get_file())
+        .await
+        .map(JsCast::unchecked_into)
+        .map_err(|e| js_text(&e))
+}
+
+/// A model's folder in the cache.
+pub struct ModelDir {
+    dir: FileSystemDirectoryHandle,
+}
+
+impl ModelDir {
+    /// The folder of model `id`, created if `create`.
+    pub async fn open(id: &str, create: bool) -> Result<Option<Self>, String> {
+        let Some(root) = root(create).await? else {
+            return Ok(None);
+        };
+        Ok(child_dir(&root, &opfs_name(id), create)
+            .await?
+            .map(|dir| Self { dir }))
+    }
+
+    /// The manifest, if the model was cached completely.
+    pub async fn manifest(&self) -> Option<Manifest> {
+        let handle = file_handle(&self.dir, MANIFEST, false).await.ok()??;
+        let blob = read_file(&handle).await.ok()?;
+        let text = FileReaderSync::new().ok()?.read_as_text(&blob).ok()?;
+        Manifest::from_json(&text)
+    }
+
+    /// The cached file for `path`, checked against its manifest entry (size and CRC-32).
+    pub async fn checked_file(&self, entry: &CachedFile) -> Result<Blob, String> {
+        let handle = file_handle(&self.dir, &opfs_name(&entry.path), false)
+            .await?
+            .ok_or_else(|| format!("{} is missing from the cache", entry.path))?;
+        let blob = read_file(&handle).await?;
+        let size = blob.size() as u64;
+        if size != entry.bytes {
+            return Err(format!(
+                "{} in the cache has {size} bytes instead of {}",
+                entry.path, entry.bytes
+            ));
+        }
+        let reader = FileReaderSync::new().map_err(|e| js_text(&e))?;
+        let mut crc = Crc32::default();
+        let mut at = 0.0;
+        while at < blob.size() {
+            let end = (at + CHECK_CHUNK).min(blob.size());
+            let slice = blob
+                .slice_with_f64_and_f64(at, end)
+                .map_err(|e| js_text(&e))?;
+            let bytes = reader
+                .read_as_array_buffer(&slice)
+                .map_err(|e| js_text(&e))?;
+            crc.update(&Uint8Array::new(&bytes).to_vec());
+            at = end;
+        }
+        if crc.finish() != entry.crc32 {
+            return Err(format!(
+                "{} in the cache is damaged (its checksum changed)",
+                entry.path
+            ));
+        }
+        Ok(blob)
+    }
+
+    /// A new (empty) file for `path`.
+    pub async fn create(&self, path: &str) -> Result<CacheWriter, String> {
+        let handle = file_handle(&self.dir, &opfs_name(path), true)
+            .await?
+            .ok_or_else(|| format!("{path}: cannot create it in the cache"))?;
+        let access: FileSystemSyncAccessHandle = JsFuture::from(handle.create_sync_access_handle())
+            .await
+            .map_err(|e| js_text(&e))?
+            .unchecked_into();
+        access.truncate_with_f64(0.0).map_err(|e| js_text(&e))?;
+        Ok(CacheWriter {
+            path: path.to_owned(),
+            handle,
+            access,
+            written: 0,
+            crc: Crc32::default(),
+        })
+    }
+
+    /// Writes the manifest: the model is complete.
+    pub async fn finish(&self, manifest: &Manifest) -> Result<(), String> {
+        let mut writer = self.create(MANIFEST).await?;
+        writer.write(manifest.to_json().as_bytes())?;
+        writer.close().await.map(|_| ())
+    }
+}
+
+/// A file being written into the cache.
+pub struct CacheWriter {
+    path: String,
+    handle: FileSystemFileHandle,
+    access: FileSystemSyncAccessHandle,
+    written: u64,
+    crc: Crc32,
+}
+
+impl CacheWriter {
+    /// Appends `bytes`.
+    pub fn write(&mut self, bytes: &[u8]) -> Result<(), String> {
+        let options = FileSystemReadWriteOptions::new();
+        options.set_at(self.written as f64);
+        let n = self
+            .access
+            .write_with_u8_array_and_options(bytes, &options)
+            .map_err(|e| js_text(&e))?;
+        if n as usize != bytes.len() {
+            return Err(format!("{}: the disk took only part of a write", self.path));
+        }
+        self.written += bytes.len() as u64;
+        self.crc.update(bytes);
+        Ok(())
+    }
+
+    /// Forgets what was written (a download starting over).
+    pub fn restart(&mut self) -> Result<(), String> {
+        self.access
+            .truncate_with_f64(0.0)
+            .map_err(|e| js_text(&e))?;
+        self.written = 0;
+        self.crc = Crc32::default();
+        Ok(())
+    }
+
+    /// Closes the file; returns its manifest entry and its contents as a (disk-backed) Blob.
+    pub async fn close(self) -> Result<(CachedFile, Blob), String> {
+        self.access.flush().map_err(|e| js_text(&e))?;
+        self.access.close();
+        let blob = read_file(&self.handle).await?;
+        Ok((
+            CachedFile {
+                path: self.path,
+                bytes: self.written,
+                crc32: self.crc.finish(),
+            },
+            blob,
+        ))
+    }
+}
+
+/// A cached model, for the list the user manages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CachedModel {
+    /// Its id.
+    pub id: String,
+    /// Its label.
+    pub label: String,
+    /// Bytes on disk.
+    pub bytes: u64,
+    /// Whether its manifest is there (an interrupted download has none).
+    pub complete: bool,
+}
+
+/// Every model folder in the cache.
+pub async fn list() -> Result<Vec<CachedModel>, String> {
+    let Some(root) = root(false).await? else {
+        return Ok(Vec::new());
+    };
+    let iterator = root.keys();
+    let mut models = Vec::new();
+    loop {
+        let next = JsFuture::from(iterator.next().map_err(|e| js_text(&e))?)
+            .await
+            .map_err(|e| js_text(&e))?;
+        let done = Reflect::get(&next, &JsValue::from_str("done"))
+            .ok()
+            .and_then(|d| d.as_bool())
+            .unwrap_or(true);
+        if done {
+            break;
+        }
+        let Some(name) = Reflect::get(&next, &JsValue::from_str("value"))
+            .ok()
+            .and_then(|v| v.as_string())
+        else {
+            continue;
+        };
+        let id = from_opfs_name(&name);
+        let Some(dir) = ModelDir::open(&id, false).await? else {
+            continue;
+        };
+        let manifest = dir.manifest().await;
+        models.push(CachedModel {
+            label: manifest
+                .as_ref()
+                .map_or_else(|| id.clone(), |m| m.label.clone()),
+            bytes: manifest.as_ref().map_or(0, Manifest::bytes),
+            complete: manifest.is_some(),
+            id,
+        });
+    }
+    Ok(models)
+}
+
+/// Deletes model `id` from the cache.
+pub async fn delete(id: &str) -> Result<(), String> {
+    let Some(root) = root(false).await? else {
+        return Ok(());
+    };
+    let options = FileSystemRemoveOptions::new();
+    options.set_recursive(true);
+    match JsFuture::from(root.remove_entry_with_options(&opfs_name(id), &options)).await {
+        Ok(_) => Ok(()),
+        Err(e) if js_text(&e).starts_with("NotFoundError") => Ok(()),
+        Err(e) => Err(js_text(&e)),
+    }
+}
+
+/// The storage used and available to the site, in bytes.
+pub async fn estimate() -> Result<(u64, u64), String> {
+    let scope: WorkerGlobalScope = js_sys::global().unchecked_into();
+    let estimate: StorageEstimate = JsFuture::from(
+        scope
+            .navigator()
+            .storage()
+            .estimate()
+            .map_err(|e| js_text(&e))?,
+    )
+    .await
+    .map_err(|e| js_text(&e))?
+    .unchecked_into();
+    let usage = estimate.get_usage().unwrap_or(0.0);
+    let quota = estimate.get_quota().unwrap_or(0.0);
+    Ok((usage as u64, quota as u64))
+}
