@@ -449,7 +449,9 @@ test('a reload loads the model from the offline cache without fetching it again'
     assert.match(status, /from the offline cache\)$/);
     facts.tinyLoadFromCache = status;
     assert.deepEqual(await fixtureRequests(), before, 'the cached model was fetched again');
-    assert.match(await text(page, 'storage-estimate'), /used of .* available/);
+    await page.waitForFunction(() =>
+      /used of .* available/.test(document.querySelector('[data-testid="storage-estimate"]')?.textContent ?? ''));
+    await byId(page, 'cached-model').first().waitFor();
     // Deleting it empties the list.
     await byId(page, 'cache-delete').first().click();
     await page.waitForFunction(() => document.querySelectorAll('[data-testid="cached-model"]').length === 0);
