@@ -21,3 +21,14 @@ fn parseq_lang_public_cases_pass() {
     assert_eq!(report.passed, 352);
     assert!(report.deviations.is_empty());
 }
+
+#[test]
+fn parseq_render_public_cases_pass() {
+    let report = run(
+        Suite::ParseqRender,
+        include_str!("data/parseq_render_cases.public.json"),
+    );
+    eprintln!("{}", report.render());
+    assert!(report.is_success(), "{}", report.render());
+    assert_eq!(report.passed, 37);
+}

@@ -2,11 +2,12 @@
 //! `parseq_render_cases*.json`) to this module, used by [`crate::conformance`].
 
 use std::collections::HashMap;
-use std::rc::Rc;
 
 use serde_json::{Map, Value as Json, json};
 
+use super::document::Document;
 use super::eval::{Context, EvalError, Formula, Keyed, KeyframeInfo, Lookup, TimeSeries};
+use super::render::{RenderError, Sequencer};
 use super::value::Value;
 use crate::conformance::{Mismatch, json_close};
 
@@ -236,8 +237,125 @@ fn judge_lang(case: &Json, outcome: LangOutcome) -> Option<Mismatch> {
     (!json_close(&expected, &got)).then(|| ("expected".to_owned(), expected, got))
 }
 
-/// Placeholder until the renderer lands.
-pub fn render_case(_case: &Json) -> Result<Option<Mismatch>, String> {
-    let _ = Rc::<str>::from("");
-    Ok(None)
+/// Top-level validation messages of Parseq's renderer: the only render errors compared exactly.
+const RENDER_CONTRACT_MESSAGES: [&str; 4] = [
+    "No keyframes found.",
+    "There must be at least 2 keyframes to render.",
+    "No output_fps found.",
+    "No bpm found.",
+];
+
+/// One `parseq_render_cases` case.
+pub fn render_case(case: &Json) -> Result<Option<Mismatch>, String> {
+    let input = case.get("input").cloned().ok_or("a case has no `input`")?;
+    let outcome = Document::from_json(input)
+        .map_err(RenderError::from)
+        .and_then(|doc| {
+            let mut s = Sequencer::new(doc)?;
+            s.render_all()?;
+            Ok(s)
+        });
+    if case.get("expect_error").and_then(Json::as_bool) == Some(true) {
+        let message = case
+            .get("error")
+            .and_then(|e| {
+                e.as_str()
+                    .or_else(|| e.get("message").and_then(Json::as_str))
+            })
+            .unwrap_or("");
+        let got = match &outcome {
+            Ok(_) => json!({"error": null}),
+            Err(e) => json!({"error": e.to_string()}),
+        };
+        let ok = match &outcome {
+            Ok(_) => false,
+            Err(e) => !RENDER_CONTRACT_MESSAGES.contains(&message) || e.to_string() == message,
+        };
+        return Ok((!ok).then(|| ("error".to_owned(), json!({"error": message}), got)));
+    }
+    let expected = case.get("expected").ok_or("a case has no `expected`")?;
+    let s = match outcome {
+        Ok(s) => s,
+        Err(e) => {
+            return Ok(Some((
+                "document".to_owned(),
+                expected.get("document").cloned().unwrap_or(Json::Null),
+                json!({"error": e.to_string()}),
+            )));
+        }
+    };
+    let mut out = s.output_json("Sun, 01 Jan 2023 14:00:00 GMT");
+    let frames = out
+        .as_object_mut()
+        .and_then(|o| {
+            o.remove("timeSeries");
+            o.remove("rendered_frames")
+        })
+        .unwrap_or(Json::Null);
+    let null = Json::Null;
+    let exp_doc = expected.get("document").unwrap_or(&null);
+    if !json_close(exp_doc, &out) {
+        return Ok(Some((
+            "document".to_owned(),
+            diff_keys(exp_doc, &out).0,
+            diff_keys(exp_doc, &out).1,
+        )));
+    }
+    let kept = expected
+        .get("rendered_frames")
+        .and_then(Json::as_array)
+        .map_or(0, Vec::len);
+    let got_frames: Vec<Json> = frames
+        .as_array()
+        .map(|a| a.iter().take(kept).cloned().collect())
+        .unwrap_or_default();
+    if let Some(exp) = expected.get("rendered_frames").and_then(Json::as_array) {
+        for (i, (e, g)) in exp.iter().zip(&got_frames).enumerate() {
+            if !json_close(e, g) {
+                let (e, g) = diff_keys(e, g);
+                return Ok(Some((format!("rendered_frames[{i}]"), e, g)));
+            }
+        }
+        if exp.len() != got_frames.len() {
+            return Ok(Some((
+                "rendered_frames".to_owned(),
+                json!(exp.len()),
+                json!(got_frames.len()),
+            )));
+        }
+    }
+    let total = frames.as_array().map_or(0, Vec::len);
+    Ok(compare_total(expected.get("rendered_frames_total"), total))
+}
+
+fn compare_total(expected: Option<&Json>, total: usize) -> Option<Mismatch> {
+    let e = expected.cloned().unwrap_or(Json::Null);
+    (!json_close(&e, &json!(total))).then(|| ("rendered_frames_total".to_owned(), e, json!(total)))
+}
+
+/// The differing keys of two objects (whole values otherwise), for short failure lines.
+fn diff_keys(expected: &Json, got: &Json) -> (Json, Json) {
+    let (Some(e), Some(g)) = (expected.as_object(), got.as_object()) else {
+        return (expected.clone(), got.clone());
+    };
+    let mut de = Map::new();
+    let mut dg = Map::new();
+    for k in e.keys().chain(g.keys()) {
+        let (a, b) = (e.get(k), g.get(k));
+        let same = match (a, b) {
+            (Some(a), Some(b)) => json_close(a, b),
+            _ => false,
+        };
+        if !same {
+            de.insert(
+                k.clone(),
+                a.cloned().unwrap_or(Json::String("<absent>".into())),
+            );
+            dg.insert(
+                k.clone(),
+                b.cloned().unwrap_or(Json::String("<absent>".into())),
+            );
+        }
+    }
+    (Json::Object(de), Json::Object(dg))
 }

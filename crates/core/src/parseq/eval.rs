@@ -295,6 +295,16 @@ impl Formula {
                 let r = self.node(b, ctx)?;
                 binary(op, &l, &r, pos)
             }
+            Expr::BadOp(text, a, b) => {
+                let (text, a, b, pos) = (text.clone(), *a, *b, node.pos);
+                self.node(a, ctx)?;
+                self.node(b, ctx)?;
+                let quoted = serde_json::to_string(&*text).unwrap_or_default();
+                Err(runtime(format!(
+                    "Unknown binary operator '{quoted}' at {}.",
+                    pos_text(pos)
+                )))
+            }
             Expr::If(c, a, b) => {
                 let (c, a, b) = (*c, *a, *b);
                 if self.node(c, ctx)?.is_positive() {

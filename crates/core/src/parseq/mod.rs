@@ -4,6 +4,7 @@
 pub mod bezier;
 pub mod cases;
 pub mod document;
+mod earley;
 pub mod eval;
 pub mod functions;
 pub mod interp;
@@ -11,6 +12,7 @@ pub mod jsnum;
 pub mod noise;
 pub mod parser;
 pub mod random;
+pub mod render;
 pub mod value;
 
 pub use eval::{Context, EvalError, Formula, Keyed, KeyframeInfo, Lookup, NoLookup, TimeSeries};

@@ -50,13 +50,16 @@ pub enum ParseError {
     /// The formula nests deeper than [`MAX_DEPTH`].
     #[error("formula nested too deeply (more than {MAX_DEPTH} levels)")]
     TooDeep,
+    /// The formula is too ambiguous to parse within the parser's budget.
+    #[error("formula too ambiguous to parse (more than {0} parser states)")]
+    TooAmbiguous(usize),
 }
 
 #[derive(Clone, Debug, PartialEq)]
-enum Tok {
+pub(super) enum Tok {
     Ws,
     Op(&'static str),
-    Comment,
+    Comment(String),
     Str(String),
     Num(String),
     Ident(String),
@@ -64,11 +67,11 @@ enum Tok {
 }
 
 #[derive(Clone, Debug)]
-struct Token {
-    tok: Tok,
-    line: u32,
-    col: u32,
-    offset: usize,
+pub(super) struct Token {
+    pub(super) tok: Tok,
+    pub(super) line: u32,
+    pub(super) col: u32,
+    pub(super) offset: usize,
 }
 
 const OPS: [&str; 19] = [
@@ -77,7 +80,7 @@ const OPS: [&str; 19] = [
 ];
 const KEYWORDS: [&str; 6] = ["else", "if", "and", "or", "true", "false"];
 
-fn lex(input: &str) -> Result<Vec<Token>, ParseError> {
+pub(super) fn lex(input: &str) -> Result<Vec<Token>, ParseError> {
     let b = input.as_bytes();
     let mut out = Vec::new();
     let (mut i, mut line, mut col) = (0usize, 1u32, 1u32);
@@ -96,7 +99,7 @@ fn lex(input: &str) -> Result<Vec<Token>, ParseError> {
             while i < b.len() && b[i] != b'\n' {
                 i += 1;
             }
-            Tok::Comment
+            Tok::Comment(input[start + 1..i].to_owned())
         } else if c == b'"' {
             Tok::Str(lex_string(input, &mut i).ok_or_else(|| lex_error(input, start, line, col))?)
         } else if c.is_ascii_digit() {
@@ -281,7 +284,7 @@ pub enum Var {
 }
 
 impl Var {
-    fn from_name(name: &str) -> Self {
+    pub(super) fn from_name(name: &str) -> Self {
         use std::f64::consts as c;
         match name {
             "L" => Self::Linear,
@@ -348,6 +351,9 @@ pub enum Expr {
     If(NodeId, NodeId, Option<NodeId>),
     /// A function call.
     Call(Box<Call>),
+    /// A binary operation whose operator token is not an operator (nearley lets a string or
+    /// comment token containing an operator character stand in one); fails when evaluated.
+    BadOp(Rc<str>, NodeId, NodeId),
 }
 
 /// A node with Parseq's notion of its position.
@@ -374,6 +380,13 @@ pub fn parse(input: &str) -> Result<Ast, ParseError> {
         return Err(ParseError::TooLong { bytes: input.len() });
     }
     let tokens = lex(input)?;
+    if super::earley::needs_earley(&tokens) {
+        let ast = super::earley::parse_tokens(&tokens)?;
+        if depth(&ast) > MAX_DEPTH {
+            return Err(ParseError::TooDeep);
+        }
+        return Ok(ast);
+    }
     let mut p = Parser {
         tokens,
         pos: 0,
@@ -403,7 +416,7 @@ fn depth(ast: &Ast) -> usize {
         let child = |c: &NodeId| d.get(*c as usize).copied().unwrap_or(0);
         let deepest = match &n.expr {
             Expr::Neg(a) => child(a),
-            Expr::Bin(_, a, b) => child(a).max(child(b)),
+            Expr::Bin(_, a, b) | Expr::BadOp(_, a, b) => child(a).max(child(b)),
             Expr::If(a, b, c) => child(a).max(child(b)).max(c.as_ref().map_or(0, child)),
             Expr::Call(call) => call
                 .args
@@ -416,11 +429,16 @@ fn depth(ast: &Ast) -> usize {
     d.get(ast.root as usize).copied().unwrap_or(0)
 }
 
+/// The error for a token the grammar does not accept.
+pub(super) fn unexpected_token(t: &Token) -> ParseError {
+    unexpected(t)
+}
+
 fn unexpected(t: &Token) -> ParseError {
     let found = match &t.tok {
         Tok::Ws => "whitespace".to_owned(),
         Tok::Op(o) => format!("{o:?}"),
-        Tok::Comment => "comment".to_owned(),
+        Tok::Comment(_) => "comment".to_owned(),
         Tok::Str(s) => format!("string {s:?}"),
         Tok::Num(n) => format!("number {n}"),
         Tok::Ident(i) => format!("identifier {i}"),
@@ -617,17 +635,7 @@ impl Parser {
     }
 
     fn number(&mut self, text: &str) -> NodeId {
-        let (digits, unit) = match text.as_bytes().last() {
-            Some(b'f') => (&text[..text.len() - 1], Some(Unit::Frames)),
-            Some(b's') => (&text[..text.len() - 1], Some(Unit::Seconds)),
-            Some(b'b') => (&text[..text.len() - 1], Some(Unit::Beats)),
-            _ => (text, None),
-        };
-        let v: f64 = digits.parse().unwrap_or(f64::NAN);
-        match unit {
-            Some(u) => self.push(Expr::Unit(v, u), None),
-            None => self.push(Expr::Num(v), None),
-        }
+        self.push(number_expr(text), None)
     }
 
     /// `if __ cond __ then` | `if __ cond _ then _ else __ alt`; the last expression is the
@@ -741,7 +749,22 @@ impl Parser {
     }
 }
 
-enum ArgList {
+/// A number token's expression: a literal, or a literal with a unit.
+pub(super) fn number_expr(text: &str) -> Expr {
+    let (digits, unit) = match text.as_bytes().last() {
+        Some(b'f') => (&text[..text.len() - 1], Some(Unit::Frames)),
+        Some(b's') => (&text[..text.len() - 1], Some(Unit::Seconds)),
+        Some(b'b') => (&text[..text.len() - 1], Some(Unit::Beats)),
+        _ => (text, None),
+    };
+    let v: f64 = digits.parse().unwrap_or(f64::NAN);
+    match unit {
+        Some(u) => Expr::Unit(v, u),
+        None => Expr::Num(v),
+    }
+}
+
+pub(super) enum ArgList {
     Named(Vec<(String, NodeId)>),
     Positional(Vec<NodeId>),
 }
@@ -756,7 +779,11 @@ fn label(name: &str, def: &FuncDef) -> String {
 
 /// Parseq's argument validation (run when the call is evaluated) and the mapping of argument
 /// definitions to nodes.
-fn bind_args(name: &str, def: &FuncDef, args: &ArgList) -> Result<Vec<Option<NodeId>>, String> {
+pub(super) fn bind_args(
+    name: &str,
+    def: &FuncDef,
+    args: &ArgList,
+) -> Result<Vec<Option<NodeId>>, String> {
     let required: Vec<&ArgDef> = def.args.iter().filter(|a| a.required).collect();
     let missing = match args {
         ArgList::Named(list) => required
