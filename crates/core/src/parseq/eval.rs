@@ -13,7 +13,7 @@ use super::functions::{ArgDefault, ArgType, FuncDef, Kind};
 use super::interp::{Spline, linear, polynomial};
 use super::jsnum::{js_max, js_min, js_pow, js_round, to_fixed};
 use super::noise::Noise;
-use super::parser::{Ast, BinOp, Expr, NodeId, ParseError, Pos, Unit, Var, parse};
+use super::parser::{Ast, BinOp, Call, Expr, NodeId, ParseError, Pos, Unit, Var, parse};
 use super::random::SeedRandom;
 use super::value::{Value, add, arith, compare, loose_eq};
 
@@ -38,15 +38,19 @@ fn runtime(msg: impl Into<String>) -> EvalError {
 pub struct Keyed {
     frames: Vec<f64>,
     values: Vec<f64>,
+    /// Frames ascend (then searches can bisect).
+    sorted: bool,
     spline: OnceCell<Spline>,
 }
 
 impl Keyed {
     /// Frames and values (values may be fewer than frames, as in prompts).
     pub fn new(frames: Vec<f64>, values: Vec<f64>) -> Self {
+        let sorted = frames.windows(2).all(|w| w[0] <= w[1]);
         Self {
             frames,
             values,
+            sorted,
             spline: OnceCell::new(),
         }
     }
@@ -66,8 +70,27 @@ impl Keyed {
             .get_or_init(|| Spline::new(&self.frames, &self.values))
     }
 
+    /// `findLastIndex(v => v <= frame)`.
+    fn last_at_or_before(&self, frame: f64) -> Option<usize> {
+        if self.sorted && !frame.is_nan() {
+            self.frames.partition_point(|&v| v <= frame).checked_sub(1)
+        } else {
+            self.frames.iter().rposition(|&v| v <= frame)
+        }
+    }
+
+    /// `findIndex(v => v > frame)`.
+    fn first_after(&self, frame: f64) -> Option<usize> {
+        if self.sorted && !frame.is_nan() {
+            let i = self.frames.partition_point(|&v| v <= frame);
+            (i < self.frames.len()).then_some(i)
+        } else {
+            self.frames.iter().position(|&v| v > frame)
+        }
+    }
+
     fn active_value(&self, frame: f64) -> Result<f64, EvalError> {
-        let idx = self.frames.iter().rposition(|&v| v <= frame);
+        let idx = self.last_at_or_before(frame);
         let v = match idx {
             Some(i) => self.values.get(i),
             None => self.values.first(),
@@ -77,7 +100,7 @@ impl Keyed {
     }
 
     fn next_frame(&self, frame: f64) -> Result<f64, EvalError> {
-        let idx = self.frames.iter().position(|&v| v > frame);
+        let idx = self.first_after(frame);
         let v = match idx {
             Some(i) => self.frames.get(i),
             None => self.frames.last(),
@@ -87,7 +110,7 @@ impl Keyed {
     }
 
     fn next_value(&self, frame: f64) -> Result<f64, EvalError> {
-        match self.frames.iter().position(|&v| v > frame) {
+        match self.first_after(frame) {
             Some(i) => self.values.get(i).copied().ok_or_else(|| {
                 runtime("No next keyframe. Unexpected failure, please report a bug.")
             }),
@@ -222,14 +245,23 @@ struct Vibe {
 pub struct Formula {
     source: String,
     ast: Ast,
+    st: EvalState,
+}
+
+/// What evaluation remembers between frames.
+#[derive(Clone, Debug)]
+struct EvalState {
     state: Vec<NodeState>,
     /// `recompute_if`'s stored value, kept on the node Parseq happens to store it on.
     stored: Vec<Option<f64>>,
-    /// Cached easings per call node (control points and the easing).
-    easings: HashMap<NodeId, BezierEasing>,
+    /// Cached easings per call node.
+    easings: Vec<Option<BezierEasing>>,
     regexes: HashMap<String, Result<Rc<fancy_regex::Regex>, String>>,
     last: NodeId,
 }
+
+/// Most arguments any library function takes.
+const MAX_ARGS: usize = 12;
 
 impl Formula {
     /// Parses `source`.
@@ -239,11 +271,13 @@ impl Formula {
         Ok(Self {
             source: source.to_owned(),
             ast,
-            state: vec![NodeState::Empty; n],
-            stored: vec![None; n],
-            easings: HashMap::new(),
-            regexes: HashMap::new(),
-            last: 0,
+            st: EvalState {
+                state: vec![NodeState::Empty; n],
+                stored: vec![None; n],
+                easings: vec![None; n],
+                regexes: HashMap::new(),
+                last: 0,
+            },
         })
     }
 
@@ -252,21 +286,28 @@ impl Formula {
         &self.source
     }
 
+    /// The parsed tree.
+    pub fn ast(&self) -> &Ast {
+        &self.ast
+    }
+
     /// Forgets all node state, as a freshly parsed formula.
     pub fn reset(&mut self) {
-        self.state.iter_mut().for_each(|s| *s = NodeState::Empty);
-        self.stored.iter_mut().for_each(|s| *s = None);
+        self.st.state.iter_mut().for_each(|s| *s = NodeState::Empty);
+        self.st.stored.iter_mut().for_each(|s| *s = None);
     }
 
     /// Evaluates at `ctx.frame`.
     pub fn eval(&mut self, ctx: &Context<'_>) -> Result<Value, EvalError> {
         let root = self.ast.root;
-        self.node(root, ctx)
+        self.st.node(&self.ast, root, ctx)
     }
+}
 
-    fn node(&mut self, id: NodeId, ctx: &Context<'_>) -> Result<Value, EvalError> {
+impl EvalState {
+    fn node(&mut self, ast: &Ast, id: NodeId, ctx: &Context<'_>) -> Result<Value, EvalError> {
         self.last = id;
-        let Some(node) = self.ast.nodes.get(id as usize) else {
+        let Some(node) = ast.nodes.get(id as usize) else {
             return Err(runtime("internal: dangling node"));
         };
         match &node.expr {
@@ -278,67 +319,61 @@ impl Formula {
                 Unit::Seconds => n * ctx.fps,
                 Unit::Beats => n * (ctx.fps * 60.0) / ctx.bpm,
             })),
-            Expr::Var(v) => {
-                let (v, pos) = (v.clone(), node.pos);
-                variable(&v, pos, ctx)
-            }
-            Expr::Neg(a) => {
-                let a = *a;
-                Ok(match self.node(a, ctx)? {
-                    Value::Str(s) => Value::Str(Rc::from(format!("-{s}"))),
-                    v => Value::Num(-v.to_number()),
-                })
-            }
+            Expr::Var(v) => variable(v, node.pos, ctx),
+            Expr::Neg(a) => Ok(match self.node(ast, *a, ctx)? {
+                Value::Str(s) => Value::Str(Rc::from(format!("-{s}"))),
+                v => Value::Num(-v.to_number()),
+            }),
             Expr::Bin(op, a, b) => {
-                let (op, a, b, pos) = (*op, *a, *b, node.pos);
-                let l = self.node(a, ctx)?;
-                let r = self.node(b, ctx)?;
-                binary(op, &l, &r, pos)
+                let l = self.node(ast, *a, ctx)?;
+                let r = self.node(ast, *b, ctx)?;
+                binary(*op, &l, &r, node.pos)
             }
             Expr::BadOp(text, a, b) => {
-                let (text, a, b, pos) = (text.clone(), *a, *b, node.pos);
-                self.node(a, ctx)?;
-                self.node(b, ctx)?;
-                let quoted = serde_json::to_string(&*text).unwrap_or_default();
+                self.node(ast, *a, ctx)?;
+                self.node(ast, *b, ctx)?;
+                let quoted = serde_json::to_string(&**text).unwrap_or_default();
                 Err(runtime(format!(
                     "Unknown binary operator '{quoted}' at {}.",
-                    pos_text(pos)
+                    pos_text(node.pos)
                 )))
             }
             Expr::If(c, a, b) => {
-                let (c, a, b) = (*c, *a, *b);
-                if self.node(c, ctx)?.is_positive() {
-                    self.node(a, ctx)
+                if self.node(ast, *c, ctx)?.is_positive() {
+                    self.node(ast, *a, ctx)
                 } else if let Some(b) = b {
-                    self.node(b, ctx)
+                    self.node(ast, *b, ctx)
                 } else {
                     Ok(Value::Num(0.0))
                 }
             }
-            Expr::Call(_) => self.call(id, ctx),
+            Expr::Call(call) => self.call(ast, id, call, ctx),
         }
     }
 
-    fn call(&mut self, id: NodeId, ctx: &Context<'_>) -> Result<Value, EvalError> {
-        let Some(Expr::Call(call)) = self.ast.nodes.get(id as usize).map(|n| &n.expr) else {
-            return Err(runtime("internal: not a call"));
-        };
+    fn call(
+        &mut self,
+        ast: &Ast,
+        id: NodeId,
+        call: &Call,
+        ctx: &Context<'_>,
+    ) -> Result<Value, EvalError> {
         let def: &'static FuncDef = call.def;
-        let name = call.name.clone();
-        let offset = call.offset;
         let bound = match &call.args {
-            Ok(b) => b.clone(),
+            Ok(b) => b,
             Err(msg) => return Err(EvalError::Argument(msg.clone())),
         };
-        let mut args: Vec<Value> = Vec::with_capacity(def.args.len());
-        for (arg_def, node) in def.args.iter().zip(bound) {
-            let v = match node {
+        let mut args: [Value; MAX_ARGS] = std::array::from_fn(|_| Value::Undefined);
+        let count = def.args.len().min(MAX_ARGS);
+        for (i, (arg_def, node)) in def.args.iter().zip(bound).enumerate().take(count) {
+            args[i] = match node {
                 Some(n) => {
-                    let v = self.node(n, ctx)?;
+                    let v = self.node(ast, *n, ctx)?;
                     if v.type_name() != arg_def.ty.name() {
                         return Err(EvalError::Argument(format!(
-                            "Invalid argument type for argument '{}' for function '{name} ({})'. Expected type '{}', got '{}'",
+                            "Invalid argument type for argument '{}' for function '{} ({})'. Expected type '{}', got '{}'",
                             arg_def.names.join("/"),
+                            call.name,
                             def.description,
                             arg_def.ty.name(),
                             v.type_name()
@@ -346,11 +381,10 @@ impl Formula {
                     }
                     v
                 }
-                None => default_value(arg_def.default, arg_def.ty, ctx, offset)?,
+                None => default_value(arg_def.default, arg_def.ty, ctx, call.offset)?,
             };
-            args.push(v);
         }
-        self.apply(id, def.kind, &name, &args, ctx)
+        self.apply(id, def.kind, &call.name, &args[..count], ctx)
     }
 
     fn apply(
@@ -605,20 +639,15 @@ impl Formula {
         if position > 1.0 {
             return Ok(to);
         }
-        let cached = self
-            .easings
-            .get(&id)
-            .filter(|e| e.points() == (x1, y1, x2, y2))
-            .cloned();
-        let easing = match cached {
-            Some(e) => e,
-            None => {
-                let e = BezierEasing::new(x1, y1, x2, y2).map_err(|e| runtime(e.to_string()))?;
-                self.easings.insert(id, e.clone());
-                e
-            }
+        let Some(slot) = self.easings.get_mut(id as usize) else {
+            return Err(runtime("internal: easing slot"));
         };
-        Ok(from + easing.at(position) * (to - from))
+        let fresh = slot.as_ref().is_none_or(|e| e.points() != (x1, y1, x2, y2));
+        if fresh {
+            *slot = Some(BezierEasing::new(x1, y1, x2, y2).map_err(|e| runtime(e.to_string()))?);
+        }
+        let eased = slot.as_ref().map_or(f64::NAN, |e| e.at(position));
+        Ok(from + eased * (to - from))
     }
 
     fn regex(&mut self, pattern: &str) -> Result<Rc<fancy_regex::Regex>, EvalError> {

@@ -92,6 +92,18 @@ pub fn to_fixed(x: f64, digits: usize) -> String {
     if !x.is_finite() || x.abs() >= 1e21 {
         return to_js_string(x);
     }
+    // Rust's fixed formatting is exact but breaks exact ties to even; JS rounds them up. Only a
+    // value whose scaled fraction is near one half can be a tie: those take the exact path.
+    let scaled = x.abs() * 10f64.powi(digits as i32);
+    if digits <= 20 && scaled < 1e15 && (scaled.fract() - 0.5).abs() > 1e-6 {
+        let s = format!("{:.*}", digits, x);
+        // JS writes -0.00 for small negatives, as Rust does; only -0 itself differs.
+        return if x == 0.0 {
+            s.trim_start_matches('-').to_owned()
+        } else {
+            s
+        };
+    }
     let sign = if x < 0.0 { "-" } else { "" };
     let ax = x.abs();
     let (ds, exp) = if ax == 0.0 {

@@ -1,6 +1,7 @@
 //! Parseq (rewbs/sd-parseq v0.1.112) compatible keyframe sequencer: the interpolation language,
 //! documents, rendering, Deforum schedules and frame plans.
 
+pub mod bench;
 pub mod bezier;
 pub mod cases;
 pub mod document;

@@ -713,16 +713,20 @@ impl Sequencer {
         Ok(touched)
     }
 
+    /// Whether a prompt's expressions may read one of `fields` (prompts see every managed
+    /// field's value as a variable).
     fn prompts_mention(&self, fields: &[String]) -> bool {
         let p = &self.prompts;
-        let texts = p
+        let mut texts = p
             .list
             .iter()
             .chain(std::iter::once(&p.common))
             .flat_map(|q| [&q.positive, &q.negative, &q.overlap.custom]);
-        texts
-            .into_iter()
-            .any(|t| t.contains("${") || fields.iter().any(|f| t.contains(f.as_str())))
+        texts.any(|t| t.contains("${") && fields.iter().any(|f| t.contains(f.as_str())))
+            || p.list.iter().any(|q| {
+                q.overlap.kind == "custom"
+                    && fields.iter().any(|f| q.overlap.custom.contains(f.as_str()))
+            })
     }
 }
 
