@@ -4,6 +4,7 @@
 pub mod bench;
 pub mod bezier;
 pub mod cases;
+pub mod deforum;
 pub mod document;
 mod earley;
 pub mod eval;

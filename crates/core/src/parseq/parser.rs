@@ -409,6 +409,20 @@ pub fn parse(input: &str) -> Result<Ast, ParseError> {
     Ok(ast)
 }
 
+/// Parses with nearley's algorithm whatever the formula (slower; [`parse`] uses it only where
+/// the grammar is ambiguous). For checking that both paths agree.
+pub fn parse_nearley(input: &str) -> Result<Ast, ParseError> {
+    if input.len() > MAX_FORMULA_BYTES {
+        return Err(ParseError::TooLong { bytes: input.len() });
+    }
+    let tokens = lex(input)?;
+    let ast = super::earley::parse_tokens(&tokens)?;
+    if depth(&ast) > MAX_DEPTH {
+        return Err(ParseError::TooDeep);
+    }
+    Ok(ast)
+}
+
 /// Depth of the tree (children precede parents, so one forward pass suffices).
 fn depth(ast: &Ast) -> usize {
     let mut d = vec![1usize; ast.nodes.len()];

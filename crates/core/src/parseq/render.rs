@@ -139,7 +139,7 @@ impl Rendered {
     /// Output frame `i` (after reverse post-processing) as Parseq writes it.
     pub fn frame_json(&self, i: usize) -> Json {
         let (src, negate) = if self.reverse {
-            (self.frame_count - 1 - i, true)
+            (self.frame_count.saturating_sub(1 + i), true)
         } else {
             (i, false)
         };
@@ -150,24 +150,25 @@ impl Rendered {
         };
         let mut m = Map::new();
         m.insert("frame".to_owned(), json!(frame));
+        let at = |v: &[f64]| v.get(src).copied().unwrap_or(f64::NAN);
         for f in &self.fields {
-            m.insert(f.name.clone(), number_json(f.values[src]));
+            m.insert(f.name.clone(), number_json(at(&f.values)));
         }
         if let Some(p) = &self.prompts {
-            m.insert("deforum_prompt".to_owned(), json!(p[src]));
+            m.insert("deforum_prompt".to_owned(), json!(p.get(src)));
         }
         if let Some(s) = self.seed_field.and_then(|k| self.fields.get(k)) {
-            let seed = s.values[src];
+            let seed = at(&s.values);
             m.insert("subseed".to_owned(), number_json(seed.ceil()));
             m.insert("subseed_strength".to_owned(), number_json(seed % 1.0));
         }
         for f in &self.fields {
-            let mut d = f.delta[src];
+            let mut d = at(&f.delta);
             if negate {
                 d = if f.name == "zoom" { 1.0 / d } else { -d };
             }
             m.insert(format!("{}_delta", f.name), number_json(d));
-            m.insert(format!("{}_pc", f.name), number_json(f.pc[src]));
+            m.insert(format!("{}_pc", f.name), number_json(at(&f.pc)));
         }
         Json::Object(m)
     }
