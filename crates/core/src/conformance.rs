@@ -28,11 +28,21 @@ pub enum Suite {
     ShiftAttention,
     /// `clip_tokens.json`: CLIP token ids.
     ClipTokens,
+    /// `parseq_lang_cases*.json`: Parseq's interpolation language.
+    ParseqLang,
+    /// `parseq_render_cases*.json`: Parseq's renderer.
+    ParseqRender,
 }
 
 impl Suite {
     /// Every suite.
-    pub const ALL: [Self; 3] = [Self::A1111, Self::ShiftAttention, Self::ClipTokens];
+    pub const ALL: [Self; 5] = [
+        Self::A1111,
+        Self::ShiftAttention,
+        Self::ClipTokens,
+        Self::ParseqLang,
+        Self::ParseqRender,
+    ];
 
     /// The name used on the command line.
     pub fn name(self) -> &'static str {
@@ -40,6 +50,8 @@ impl Suite {
             Self::A1111 => "a1111",
             Self::ShiftAttention => "shift-attention",
             Self::ClipTokens => "clip-tokens",
+            Self::ParseqLang => "parseq-lang",
+            Self::ParseqRender => "parseq-render",
         }
     }
 }
@@ -65,7 +77,9 @@ impl fmt::Display for Suite {
 #[derive(Debug, Error)]
 pub enum ConformanceError {
     /// Not one of [`Suite::ALL`].
-    #[error("unknown suite {0:?} (expected a1111, shift-attention or clip-tokens)")]
+    #[error(
+        "unknown suite {0:?} (expected a1111, shift-attention, clip-tokens, parseq-lang or parseq-render)"
+    )]
     UnknownSuite(String),
     /// The file is not JSON.
     #[error("the case file is not valid JSON: {0}")]
@@ -256,6 +270,43 @@ pub const QUIRK_DECISIONS: &[QuirkDecision] = &[
         Decision::Reproduce,
     ),
     quirk("sa-gap-given-up", &["min_pct=0"], Decision::Reproduce),
+    quirk(
+        "parseq-right-associative",
+        &["right-associative", "right-recursive"],
+        Decision::Reproduce,
+    ),
+    quirk("parseq-unary-minus", &["Unary minus"], Decision::Reproduce),
+    quirk(
+        "parseq-divide-by-zero",
+        &["Divide by zero"],
+        Decision::Reproduce,
+    ),
+    quirk(
+        "parseq-logic-positive",
+        &["test `> 0`"],
+        Decision::Reproduce,
+    ),
+    quirk(
+        "parseq-if-whitespace",
+        &["followed by whitespace"],
+        Decision::Reproduce,
+    ),
+    quirk("parseq-alias-s", &["Alias \"s\""], Decision::Reproduce),
+    quirk(
+        "parseq-reverse-deltas",
+        &["reverseRender only"],
+        Decision::Reproduce,
+    ),
+    quirk(
+        "parseq-lone-prompt-weight",
+        &["single active prompt"],
+        Decision::Reproduce,
+    ),
+    quirk(
+        "parseq-zoom-delta",
+        &["zoom_delta = 1 +"],
+        Decision::Reproduce,
+    ),
 ];
 
 /// The decisions that apply to a case's `quirk` text.
@@ -316,6 +367,12 @@ fn run_suite_with(suite: Suite, json: &str, mode: Mode) -> Result<Report, Confor
                 clip_case(&tokenizer, case)
             })?;
         }
+        Suite::ParseqLang => run_cases(&file, "cases", mode, &mut report, |case, _| {
+            crate::parseq::cases::lang_case(case).map_err(ConformanceError::Format)
+        })?,
+        Suite::ParseqRender => run_cases(&file, "cases", mode, &mut report, |case, _| {
+            crate::parseq::cases::render_case(case).map_err(ConformanceError::Format)
+        })?,
     }
     Ok(report)
 }
@@ -333,7 +390,7 @@ fn clip_tokenizer() -> Result<ClipTokenizer, ConformanceError> {
 }
 
 /// A mismatch: (field, expected, got).
-type Mismatch = (String, Value, Value);
+pub(crate) type Mismatch = (String, Value, Value);
 
 fn run_cases(
     file: &Value,

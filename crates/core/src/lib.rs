@@ -16,6 +16,7 @@
 pub mod conformance;
 pub mod noise;
 pub mod parameters;
+pub mod parseq;
 pub mod plan;
 pub mod pngtext;
 pub mod prompt;

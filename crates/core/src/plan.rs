@@ -25,6 +25,11 @@ pub enum PlanSource {
     PromptTravel,
     /// The keyframe sequencer.
     Keyframes,
+    /// A rendered Parseq document.
+    Parseq {
+        /// Output frames per second of the document.
+        fps: f64,
+    },
 }
 
 /// A prompt as written and as read.
@@ -183,6 +188,82 @@ impl PlannedFrame {
             cfg_scale: f.cfg_scale,
             denoise_strength: None,
             motion: Motion::default(),
+        })
+    }
+}
+
+/// Deforum's motion parameters that a Parseq frame carries into [`Motion`].
+pub const PARSEQ_MOTION_FIELDS: &[&str] = &[
+    "angle",
+    "zoom",
+    "translation_x",
+    "translation_y",
+    "translation_z",
+    "rotation_3d_x",
+    "rotation_3d_y",
+    "rotation_3d_z",
+    "transform_center_x",
+    "transform_center_y",
+    "perspective_flip_theta",
+    "perspective_flip_phi",
+    "perspective_flip_gamma",
+    "perspective_flip_fv",
+    "fov",
+    "near",
+    "far",
+];
+
+impl FramePlan {
+    /// The plan of a rendered Parseq document, as Deforum reads its manifest: `deforum_prompt`
+    /// split at `--neg`, the seed floored (−1, random, when unmanaged or not a number) with
+    /// `subseed`/`subseed_strength` from its fraction, CFG from `scale` (7 when unmanaged),
+    /// img2img strength from `strength`, and the motion fields as absolute values.
+    pub fn from_parseq(
+        rendered: &crate::parseq::render::Rendered,
+        fps: f64,
+        sampling: ScheduleOptions,
+        fidelity: Fidelity,
+    ) -> Result<Self, PlanError> {
+        let value =
+            |name: &str, i: usize| rendered.field(name).and_then(|f| f.values.get(i).copied());
+        let mut frames = Vec::with_capacity(rendered.frame_count);
+        for i in 0..rendered.frame_count {
+            let full = rendered
+                .prompts
+                .as_ref()
+                .and_then(|p| p.get(i))
+                .map_or("", String::as_str);
+            let (pos, neg) = full.split_once("--neg").unwrap_or((full, ""));
+            let read = |text: &str, field| {
+                PlannedPrompt::new(text.trim(), sampling, fidelity).map_err(|source| {
+                    PlanError::Prompt {
+                        frame: i,
+                        field,
+                        source,
+                    }
+                })
+            };
+            let seed = value("seed", i).filter(|s| s.is_finite());
+            let motion = PARSEQ_MOTION_FIELDS
+                .iter()
+                .filter_map(|m| value(m, i).map(|v| ((*m).to_owned(), v)))
+                .collect();
+            frames.push(PlannedFrame {
+                generation_index: i,
+                positive: read(pos, PromptField::Positive)?,
+                negative: read(neg, PromptField::Negative)?,
+                seed: seed.map_or(-1, |s| s.floor() as i64),
+                subseed: seed.map_or(-1, |s| s.ceil() as i64),
+                subseed_strength: seed.map_or(0.0, |s| s % 1.0),
+                cfg_scale: value("scale", i).unwrap_or(7.0),
+                denoise_strength: value("strength", i),
+                motion: Motion(motion),
+            });
+        }
+        Ok(Self {
+            source: PlanSource::Parseq { fps },
+            sampling,
+            frames,
         })
     }
 }

@@ -1,0 +1,934 @@
+//! Rendering a document to per-frame values, exactly as Parseq's `parseqRender` does: bookend
+//! keyframes, sticky formulas with persistent node state, `${}` prompts with overlaps and
+//! common prompts, seeds to subseeds, meta, deltas and percentages, reverse output.
+//!
+//! [`Sequencer`] keeps parsed formulas and rendered columns so that an edit re-renders only what
+//! it affects.
+
+use std::collections::HashMap;
+
+use serde_json::{Map, Value as Json, json};
+use thiserror::Error;
+
+use super::document::{
+    CommonPromptPos, Document, DocumentError, Prompt, Prompts, field_default, is_valid_number,
+    json_to_number, json_truthy, number_json,
+};
+use super::eval::{Context, EvalError, Formula, Keyed, KeyframeInfo, Lookup, TimeSeries};
+use super::jsnum::{js_max, js_min, js_trim, to_fixed, to_precision};
+use super::parser::ParseError;
+use super::value::Value;
+
+/// Most frames a document may render.
+pub const MAX_FRAMES: usize = 100_000;
+
+/// Why a document could not be rendered (messages as Parseq's where it has one).
+#[derive(Debug, Error)]
+pub enum RenderError {
+    /// The document itself is malformed.
+    #[error(transparent)]
+    Document(#[from] DocumentError),
+    /// No keyframes.
+    #[error("No keyframes found.")]
+    NoKeyframes,
+    /// Fewer than two keyframes.
+    #[error("There must be at least 2 keyframes to render.")]
+    TooFewKeyframes,
+    /// `output_fps` missing or 0.
+    #[error("No output_fps found.")]
+    NoFps,
+    /// `bpm` missing or 0.
+    #[error("No bpm found.")]
+    NoBpm,
+    /// A keyframe's frame is not an integer.
+    #[error("Invalid array length: keyframe frame {0} is not an integer")]
+    BadFrame(String),
+    /// More than [`MAX_FRAMES`] frames.
+    #[error("too many frames: {frames} (at most {MAX_FRAMES})")]
+    TooManyFrames {
+        /// Frames the document spans.
+        frames: i128,
+    },
+    /// A formula does not parse.
+    #[error(
+        "Error parsing interpolation for {field} at frame {frame} ({source_text}): Error: {error}"
+    )]
+    Parse {
+        /// Field.
+        field: String,
+        /// Frame.
+        frame: i64,
+        /// The formula.
+        source_text: String,
+        /// The parse error.
+        error: ParseError,
+    },
+    /// A formula fails at a frame.
+    #[error("Error calculating {field} at frame {frame} ({source_text}): Error: {error}")]
+    Eval {
+        /// Field.
+        field: String,
+        /// Frame.
+        frame: i64,
+        /// The keyframe's formula text at this frame (`undefined` on other frames).
+        source_text: String,
+        /// The evaluation error.
+        error: EvalError,
+    },
+    /// A prompt expression fails.
+    #[error("Error parsing prompt on frame {frame}: Error: {message}")]
+    Prompt {
+        /// Frame.
+        frame: i64,
+        /// What failed.
+        message: String,
+    },
+    /// Parseq's delta pass reads the frame before the first one, which only exists when the
+    /// first keyframe is at frame 0.
+    #[error("Cannot read properties of undefined (reading '{0}')")]
+    FirstFrameNotZero(String),
+}
+
+/// A rendered field: values per frame, deltas, percentages of the maximum, and meta.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RenderedField {
+    /// Field name.
+    pub name: String,
+    /// Values per frame.
+    pub values: Vec<f64>,
+    /// `<field>_delta` per frame.
+    pub delta: Vec<f64>,
+    /// `<field>_pc` per frame.
+    pub pc: Vec<f64>,
+    /// Maximum of |value|.
+    pub max: f64,
+    /// Minimum value.
+    pub min: f64,
+}
+
+impl RenderedField {
+    /// Parseq's `isFlat`.
+    pub fn is_flat(&self) -> bool {
+        self.min == self.max
+    }
+}
+
+/// The rendered frames of a document, in columns.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Rendered {
+    /// The first frame.
+    pub first_frame: i64,
+    /// Number of frames.
+    pub frame_count: usize,
+    /// Managed fields in order.
+    pub fields: Vec<RenderedField>,
+    /// `deforum_prompt` per frame, when prompts are enabled.
+    pub prompts: Option<Vec<String>>,
+    /// Whether `seed` is managed (then frames carry `subseed` and `subseed_strength`).
+    pub seed_field: Option<usize>,
+    /// Whether the output is reversed.
+    pub reverse: bool,
+}
+
+impl Rendered {
+    /// A field's column by name (the last one if a name repeats, as Parseq's objects do).
+    pub fn field(&self, name: &str) -> Option<&RenderedField> {
+        self.fields.iter().rev().find(|f| f.name == name)
+    }
+
+    /// Output frame `i` (after reverse post-processing) as Parseq writes it.
+    pub fn frame_json(&self, i: usize) -> Json {
+        let (src, negate) = if self.reverse {
+            (self.frame_count.saturating_sub(1 + i), true)
+        } else {
+            (i, false)
+        };
+        let frame = if self.reverse {
+            i as i64
+        } else {
+            self.first_frame + i as i64
+        };
+        let mut m = Map::new();
+        m.insert("frame".to_owned(), json!(frame));
+        let at = |v: &[f64]| v.get(src).copied().unwrap_or(f64::NAN);
+        for f in &self.fields {
+            m.insert(f.name.clone(), number_json(at(&f.values)));
+        }
+        if let Some(p) = &self.prompts {
+            m.insert("deforum_prompt".to_owned(), json!(p.get(src)));
+        }
+        if let Some(s) = self.seed_field.and_then(|k| self.fields.get(k)) {
+            let seed = at(&s.values);
+            m.insert("subseed".to_owned(), number_json(seed.ceil()));
+            m.insert("subseed_strength".to_owned(), number_json(seed % 1.0));
+        }
+        for f in &self.fields {
+            let mut d = at(&f.delta);
+            if negate {
+                d = if f.name == "zoom" { 1.0 / d } else { -d };
+            }
+            m.insert(format!("{}_delta", f.name), number_json(d));
+            m.insert(format!("{}_pc", f.name), number_json(at(&f.pc)));
+        }
+        Json::Object(m)
+    }
+
+    /// `rendered_frames_meta` (Parseq starts it as an array, so no fields give `[]`).
+    pub fn meta_json(&self) -> Json {
+        if self.fields.is_empty() {
+            return json!([]);
+        }
+        let mut m = Map::new();
+        for f in &self.fields {
+            m.insert(
+                f.name.clone(),
+                json!({"max": number_json(f.max), "min": number_json(f.min), "isFlat": f.is_flat()}),
+            );
+        }
+        Json::Object(m)
+    }
+
+    /// Every output frame.
+    pub fn frames_json(&self) -> Vec<Json> {
+        (0..self.frame_count).map(|i| self.frame_json(i)).collect()
+    }
+}
+
+/// A keyframe as the renderer reads it.
+#[derive(Clone, Debug)]
+struct Row {
+    frame: i64,
+    json: Map<String, Json>,
+}
+
+/// A field's formulas: where each starts and the parsed formula (or its parse error).
+struct FieldPlan {
+    name: String,
+    keyed: Keyed,
+    /// (frame index, formula text, parsed formula) for keyframes with a non-empty `_i`.
+    formulas: Vec<(usize, String, Result<Formula, ParseError>)>,
+    default: f64,
+    /// Reads other fields (`dangerous`), so it must re-render when an earlier field changes.
+    reads_fields: bool,
+}
+
+/// Options that formulas see.
+#[derive(Clone, Debug)]
+struct Timing {
+    fps: f64,
+    bpm: f64,
+    cadence: f64,
+}
+
+/// A document ready to render and re-render.
+pub struct Sequencer {
+    doc: Document,
+    rows: Vec<Row>,
+    infos: Vec<KeyframeInfo>,
+    timing: Timing,
+    series: Vec<TimeSeries>,
+    prompts: Prompts,
+    fields: Vec<FieldPlan>,
+    rendered: Rendered,
+    prompt_formulas: HashMap<String, Result<Formula, ParseError>>,
+    computed: Vec<Value>,
+}
+
+/// Renders a document once.
+pub fn render(doc: &Document) -> Result<(Document, Rendered), RenderError> {
+    let mut s = Sequencer::new(doc.clone())?;
+    s.render_all()?;
+    Ok((s.doc, s.rendered))
+}
+
+impl Sequencer {
+    /// Validates and prepares a document (sorting its keyframes as Parseq does).
+    pub fn new(mut doc: Document) -> Result<Self, RenderError> {
+        let keyframes = doc.keyframes();
+        if keyframes.len() < 2 {
+            return Err(RenderError::TooFewKeyframes);
+        }
+        let fps = doc.option("output_fps").cloned().unwrap_or(Json::Null);
+        if !json_truthy(&fps) {
+            return Err(RenderError::NoFps);
+        }
+        let bpm = doc.option("bpm").cloned().unwrap_or(Json::Null);
+        if !json_truthy(&bpm) {
+            return Err(RenderError::NoBpm);
+        }
+        let cadence = match doc.option("cadence") {
+            None | Some(Json::Null) => 1.0,
+            Some(c) => json_to_number(c),
+        };
+        let timing = Timing {
+            fps: json_to_number(&fps),
+            bpm: json_to_number(&bpm),
+            cadence,
+        };
+        let mut rows = rows_of(keyframes)?;
+        rows.sort_by_key(|r| r.frame);
+        let sorted: Vec<Json> = rows.iter().map(|r| Json::Object(r.json.clone())).collect();
+        doc.json_mut()
+            .insert("keyframes".to_owned(), Json::Array(sorted));
+        let (first, last) = match (rows.first(), rows.last()) {
+            (Some(f), Some(l)) => (f.frame, l.frame),
+            _ => return Err(RenderError::TooFewKeyframes),
+        };
+        let span = i128::from(last) - i128::from(first) + 1;
+        if span > MAX_FRAMES as i128 {
+            return Err(RenderError::TooManyFrames { frames: span });
+        }
+        let infos = rows
+            .iter()
+            .map(|r| KeyframeInfo {
+                frame: r.frame as f64,
+                info: r.json.get("info").and_then(Json::as_str).map(str::to_owned),
+            })
+            .collect();
+        let series = super::cases::time_series(doc.json().get("timeSeries"));
+        let prompts = doc.prompts()?;
+        let managed = doc.managed_fields();
+        let mut s = Self {
+            rendered: Rendered {
+                first_frame: first,
+                frame_count: span as usize,
+                reverse: doc.reverse_render(),
+                ..Rendered::default()
+            },
+            doc,
+            rows,
+            infos,
+            timing,
+            series,
+            prompts,
+            fields: Vec::new(),
+            prompt_formulas: HashMap::new(),
+            computed: Vec::new(),
+        };
+        s.fields = managed.iter().map(|f| s.plan_field(f)).collect();
+        s.rendered.fields = managed
+            .iter()
+            .map(|name| RenderedField {
+                name: name.clone(),
+                ..RenderedField::default()
+            })
+            .collect();
+        s.rendered.seed_field = managed.iter().rposition(|f| f == "seed");
+        Ok(s)
+    }
+
+    /// The document (keyframes sorted).
+    pub fn document(&self) -> &Document {
+        &self.doc
+    }
+
+    /// The last render.
+    pub fn rendered(&self) -> &Rendered {
+        &self.rendered
+    }
+
+    /// Renders everything.
+    pub fn render_all(&mut self) -> Result<(), RenderError> {
+        for k in 0..self.fields.len() {
+            self.render_field(k)?;
+        }
+        self.render_prompts()?;
+        self.finish_fields(0..self.fields.len())
+    }
+
+    /// Parseq's output JSON: the document, `rendered_frames` and `rendered_frames_meta`.
+    pub fn output_json(&self, generated_at: &str) -> Json {
+        let mut out = self.doc.json().clone();
+        out.insert(
+            "meta".to_owned(),
+            json!({"generated_by": "sd_parseq", "version": "0.1.112", "generated_at": generated_at,
+                   "doc_id": "unknown", "version_id": "unknown"}),
+        );
+        out.insert(
+            "rendered_frames".to_owned(),
+            Json::Array(self.rendered.frames_json()),
+        );
+        out.insert("rendered_frames_meta".to_owned(), self.rendered.meta_json());
+        Json::Object(out)
+    }
+
+    fn plan_field(&self, field: &str) -> FieldPlan {
+        let first = self.rendered.first_frame;
+        let formula_key = format!("{field}_i");
+        let mut frames = Vec::new();
+        let mut values = Vec::new();
+        let (Some(first_row), Some(last_row)) = (self.rows.first(), self.rows.last()) else {
+            return FieldPlan {
+                name: field.to_owned(),
+                keyed: Keyed::default(),
+                formulas: Vec::new(),
+                default: field_default(field),
+                reads_fields: false,
+            };
+        };
+        let valid = |r: &Row| is_valid_number(r.json.get(field));
+        let value = |r: &Row| json_to_number(r.json.get(field).unwrap_or(&Json::Null));
+        if !valid(first_row) {
+            let v = self
+                .rows
+                .iter()
+                .find(|r| valid(r))
+                .map_or(field_default(field), value);
+            frames.push(first_row.frame as f64);
+            values.push(v);
+        }
+        for r in self.rows.iter().filter(|r| valid(r)) {
+            frames.push(r.frame as f64);
+            values.push(value(r));
+        }
+        if !valid(last_row) {
+            let v = self
+                .rows
+                .iter()
+                .rev()
+                .find(|r| valid(r))
+                .map_or(field_default(field), value);
+            frames.push(last_row.frame as f64);
+            values.push(v);
+        }
+        let mut formulas = Vec::new();
+        let mut seen_frames = Vec::new();
+        for r in &self.rows {
+            // `keyframes.find(kf => kf.frame === frame)`: only the first row of a frame counts.
+            if seen_frames.contains(&r.frame) {
+                continue;
+            }
+            seen_frames.push(r.frame);
+            let Some(text) = r.json.get(&formula_key).filter(|v| json_truthy(v)) else {
+                continue;
+            };
+            let text = match text {
+                Json::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            let idx = (r.frame - first) as usize;
+            formulas.push((idx, text.clone(), Formula::parse(&text)));
+        }
+        let reads_fields = formulas.iter().any(|(_, t, _)| t.contains("dangerous"));
+        FieldPlan {
+            name: field.to_owned(),
+            keyed: Keyed::new(frames, values),
+            formulas,
+            default: field_default(field),
+            reads_fields,
+        }
+    }
+
+    fn render_field(&mut self, k: usize) -> Result<(), RenderError> {
+        let n = self.rendered.frame_count;
+        let first = self.rendered.first_frame;
+        let (before, rest) = self.rendered.fields.split_at_mut(k);
+        let Some(out) = rest.first_mut() else {
+            return Ok(());
+        };
+        let Some(plan) = self.fields.get_mut(k) else {
+            return Ok(());
+        };
+        out.values.clear();
+        out.values.reserve(n);
+        let computed = &mut self.computed;
+        computed.clear();
+        let mut default_l = Formula::parse("L").map_err(|error| RenderError::Parse {
+            field: plan.name.clone(),
+            frame: first,
+            source_text: "L".to_owned(),
+            error,
+        })?;
+        let mut active_formula: Option<usize> = None;
+        let mut next_formula = 0usize;
+        let mut next_defined = 0usize;
+        let mut active_keyframe = 0.0;
+        for i in 0..n {
+            let frame = first + i as i64;
+            let f = frame as f64;
+            while let Some((idx, text, parsed)) = plan.formulas.get_mut(next_formula) {
+                if *idx != i {
+                    break;
+                }
+                match parsed {
+                    Ok(formula) => formula.reset(),
+                    Err(error) => {
+                        return Err(RenderError::Parse {
+                            field: plan.name.clone(),
+                            frame,
+                            source_text: text.clone(),
+                            error: error.clone(),
+                        });
+                    }
+                }
+                active_formula = Some(next_formula);
+                next_formula += 1;
+            }
+            let frames = plan.keyed.frames();
+            while next_defined < frames.len() && frames[next_defined] < f {
+                next_defined += 1;
+            }
+            if frames.get(next_defined) == Some(&f) {
+                active_keyframe = f;
+            }
+            let prev = if frame > 0 {
+                computed
+                    .get((frame - 1) as usize)
+                    .cloned()
+                    .unwrap_or(Value::Undefined)
+            } else {
+                Value::Num(0.0)
+            };
+            let lookup = FieldLookup {
+                prev,
+                earlier: before,
+                own: &out.values,
+                first,
+            };
+            let ctx = Context {
+                frame: f,
+                active_keyframe,
+                field_name: &plan.name,
+                keyed: &plan.keyed,
+                keyframes: &self.infos,
+                fps: self.timing.fps,
+                bpm: self.timing.bpm,
+                cadence: self.timing.cadence,
+                computed,
+                lookup: &lookup,
+                time_series: &self.series,
+                prompt_type: None,
+                field_default: plan.default,
+            };
+            let formula = match active_formula.and_then(|a| plan.formulas.get_mut(a)) {
+                Some((_, _, Ok(formula))) => formula,
+                _ => &mut default_l,
+            };
+            let v = formula.eval(&ctx).map_err(|error| RenderError::Eval {
+                field: plan.name.clone(),
+                frame,
+                source_text: keyframe_text(&plan.formulas, i),
+                error,
+            })?;
+            out.values.push(v.to_number());
+            computed.push(v);
+        }
+        Ok(())
+    }
+
+    fn render_prompts(&mut self) -> Result<(), RenderError> {
+        if !self.prompts.enabled {
+            self.rendered.prompts = None;
+            return Ok(());
+        }
+        let n = self.rendered.frame_count;
+        let first = self.rendered.first_frame;
+        let last = self.rows.last().map_or(first, |r| r.frame);
+        let all_frames: Vec<f64> = self.rows.iter().map(|r| r.frame as f64).collect();
+        let keyed = Keyed::new(all_frames, Vec::new());
+        let mut out = Vec::with_capacity(n);
+        for i in 0..n {
+            let frame = first + i as i64;
+            let text = self
+                .prompt_at(i, frame, last, &keyed)
+                .map_err(|message| RenderError::Prompt { frame, message })?;
+            out.push(text);
+        }
+        self.rendered.prompts = Some(out);
+        Ok(())
+    }
+
+    fn prompt_at(
+        &mut self,
+        i: usize,
+        frame: i64,
+        last: i64,
+        keyed: &Keyed,
+    ) -> Result<String, String> {
+        let f = frame as f64;
+        let lookup = PromptLookup {
+            fields: &self.rendered.fields,
+            index: i,
+        };
+        let ctx = |prompt_type| Context {
+            frame: f,
+            active_keyframe: f,
+            field_name: "prompt",
+            keyed,
+            keyframes: &self.infos,
+            fps: self.timing.fps,
+            bpm: self.timing.bpm,
+            cadence: self.timing.cadence,
+            computed: &[],
+            lookup: &lookup,
+            time_series: &self.series,
+            prompt_type,
+            field_default: 0.0,
+        };
+        let mut parts = Vec::new();
+        let active: Vec<&Prompt> = self
+            .prompts
+            .list
+            .iter()
+            .filter(|p| p.all_frames || (f >= p.from && f <= p.to))
+            .collect();
+        for p in active {
+            let positive = apply_common(&self.prompts, &p.positive, true);
+            let negative = apply_common(&self.prompts, &p.negative, false);
+            let weight = calculate_weight(p, f, last as f64);
+            let mut pos = expand(&mut self.prompt_formulas, &positive, &ctx(Some(true)))?;
+            let mut neg = expand(&mut self.prompt_formulas, &negative, &ctx(Some(false)))?;
+            move_substrings(&mut pos, &mut neg);
+            move_substrings(&mut neg, &mut pos);
+            let weight = expand(&mut self.prompt_formulas, &weight, &ctx(None))?;
+            parts.push((pos, neg, weight));
+        }
+        let many = parts.len() > 1;
+        let join = |pick: &dyn Fn(&(String, String, String)) -> String| {
+            parts
+                .iter()
+                .map(|p| {
+                    let mut s = pick(p);
+                    if many {
+                        s.push_str(": ");
+                        s.push_str(&p.2);
+                    }
+                    s
+                })
+                .collect::<Vec<_>>()
+                .join(" AND ")
+        };
+        let positive = join(&|p| p.0.clone());
+        let negative = join(&|p| p.1.clone());
+        Ok(if negative.is_empty() {
+            positive
+        } else {
+            format!("{positive} --neg {negative}")
+        })
+    }
+
+    /// Seeds, meta, deltas and percentages for the given fields.
+    fn finish_fields(&mut self, fields: std::ops::Range<usize>) -> Result<(), RenderError> {
+        let first = self.rendered.first_frame;
+        for f in &mut self.rendered.fields[fields] {
+            if first != 0 {
+                return Err(RenderError::FirstFrameNotZero(f.name.clone()));
+            }
+            f.max = f
+                .values
+                .iter()
+                .fold(f64::NEG_INFINITY, |m, v| js_max(m, v.abs()));
+            f.min = f.values.iter().fold(f64::INFINITY, |m, v| js_min(m, *v));
+            let (max, zoom) = (f.max, f.name == "zoom");
+            f.delta.clear();
+            f.pc.clear();
+            let mut prev = None;
+            for &v in &f.values {
+                f.delta.push(match prev {
+                    None => v,
+                    Some(p) if zoom => 1.0 + (v - p),
+                    Some(p) => v - p,
+                });
+                f.pc.push(if max != 0.0 { v / max * 100.0 } else { v });
+                prev = Some(v);
+            }
+        }
+        Ok(())
+    }
+
+    /// Sets (or, with `None`, clears) `field`'s value on the keyframe at `frame` and re-renders
+    /// only what that can change: the field, fields that read other fields (`dangerous`) after
+    /// it, and prompts when they refer to the field. Returns the fields re-rendered.
+    pub fn set_value(
+        &mut self,
+        frame: i64,
+        field: &str,
+        value: Option<f64>,
+    ) -> Result<Vec<String>, RenderError> {
+        let Some(row) = self.rows.iter_mut().find(|r| r.frame == frame) else {
+            return Ok(Vec::new());
+        };
+        match value {
+            Some(v) => {
+                row.json.insert(field.to_owned(), number_json(v));
+            }
+            None => {
+                row.json.remove(field);
+            }
+        }
+        self.sync_keyframes();
+        self.refresh_field(field)
+    }
+
+    /// Sets (or clears) `field`'s formula on the keyframe at `frame` and re-renders what it
+    /// affects (as [`Sequencer::set_value`]).
+    pub fn set_formula(
+        &mut self,
+        frame: i64,
+        field: &str,
+        formula: Option<&str>,
+    ) -> Result<Vec<String>, RenderError> {
+        let Some(row) = self.rows.iter_mut().find(|r| r.frame == frame) else {
+            return Ok(Vec::new());
+        };
+        let key = format!("{field}_i");
+        match formula {
+            Some(t) => {
+                row.json.insert(key, json!(t));
+            }
+            None => {
+                row.json.remove(&key);
+            }
+        }
+        self.sync_keyframes();
+        self.refresh_field(field)
+    }
+
+    fn sync_keyframes(&mut self) {
+        let sorted: Vec<Json> = self
+            .rows
+            .iter()
+            .map(|r| Json::Object(r.json.clone()))
+            .collect();
+        self.doc
+            .json_mut()
+            .insert("keyframes".to_owned(), Json::Array(sorted));
+    }
+
+    fn refresh_field(&mut self, field: &str) -> Result<Vec<String>, RenderError> {
+        let Some(start) = self.fields.iter().position(|p| p.name == field) else {
+            return Ok(Vec::new());
+        };
+        let mut touched = Vec::new();
+        for k in start..self.fields.len() {
+            if k == start || self.fields[k].reads_fields || self.fields[k].name == field {
+                self.fields[k] = self.plan_field(&self.fields[k].name.clone());
+                self.render_field(k)?;
+                self.finish_fields(k..k + 1)?;
+                touched.push(self.fields[k].name.clone());
+            }
+        }
+        if self.prompts_mention(&touched) {
+            self.render_prompts()?;
+        }
+        Ok(touched)
+    }
+
+    /// Whether a prompt's expressions may read one of `fields` (prompts see every managed
+    /// field's value as a variable).
+    fn prompts_mention(&self, fields: &[String]) -> bool {
+        let p = &self.prompts;
+        let mut texts = p
+            .list
+            .iter()
+            .chain(std::iter::once(&p.common))
+            .flat_map(|q| [&q.positive, &q.negative, &q.overlap.custom]);
+        texts.any(|t| t.contains("${") && fields.iter().any(|f| t.contains(f.as_str())))
+            || p.list.iter().any(|q| {
+                q.overlap.kind == "custom"
+                    && fields.iter().any(|f| q.overlap.custom.contains(f.as_str()))
+            })
+    }
+}
+
+fn keyframe_text(formulas: &[(usize, String, Result<Formula, ParseError>)], i: usize) -> String {
+    formulas
+        .iter()
+        .find(|(idx, _, _)| *idx == i)
+        .map_or_else(|| "undefined".to_owned(), |(_, t, _)| t.clone())
+}
+
+fn rows_of(keyframes: &[Json]) -> Result<Vec<Row>, RenderError> {
+    keyframes
+        .iter()
+        .map(|kf| {
+            let json = kf.as_object().cloned().unwrap_or_default();
+            let f = json.get("frame").map_or(f64::NAN, json_to_number);
+            if f.fract() != 0.0 || !f.is_finite() || f.abs() > 1e15 {
+                return Err(RenderError::BadFrame(
+                    json.get("frame")
+                        .map_or("undefined".to_owned(), Json::to_string),
+                ));
+            }
+            Ok(Row {
+                frame: f as i64,
+                json,
+            })
+        })
+        .collect()
+}
+
+struct FieldLookup<'a> {
+    prev: Value,
+    earlier: &'a [RenderedField],
+    own: &'a [f64],
+    first: i64,
+}
+
+impl Lookup for FieldLookup<'_> {
+    fn variable(&self, name: &str) -> Option<Value> {
+        (name == "prev_computed_value").then(|| self.prev.clone())
+    }
+
+    fn rendered(&self, frame: f64, field: &str) -> Option<f64> {
+        let idx = frame - self.first as f64;
+        if idx.fract() != 0.0 || idx < 0.0 {
+            return None;
+        }
+        let idx = idx as usize;
+        let exists = !self.earlier.is_empty() || idx < self.own.len();
+        if field == "frame" {
+            return exists.then_some(frame);
+        }
+        if let Some(f) = self.earlier.iter().rev().find(|f| f.name == field) {
+            return f.values.get(idx).copied();
+        }
+        None
+    }
+}
+
+struct PromptLookup<'a> {
+    fields: &'a [RenderedField],
+    index: usize,
+}
+
+impl Lookup for PromptLookup<'_> {
+    fn variable(&self, name: &str) -> Option<Value> {
+        self.fields
+            .iter()
+            .rev()
+            .find(|f| f.name == name)
+            .and_then(|f| f.values.get(self.index))
+            .map(|v| Value::Num(*v))
+    }
+}
+
+fn apply_common(prompts: &Prompts, text: &str, positive: bool) -> String {
+    let common = if positive {
+        &prompts.common.positive
+    } else {
+        &prompts.common.negative
+    };
+    match prompts.common_pos {
+        CommonPromptPos::Append => js_trim(&format!("{text} {common}")).to_owned(),
+        CommonPromptPos::Prepend => js_trim(&format!("{common} {text}")).to_owned(),
+        CommonPromptPos::Template => {
+            if js_trim(common).is_empty() {
+                text.to_owned()
+            } else {
+                replace_all_js(common, "[prompt]", text)
+            }
+        }
+        CommonPromptPos::Other => "undefined".to_owned(),
+    }
+}
+
+/// `s.replace(/needle/g, replacement)` with JS replacement patterns (`$$`, `$&`, `` $` ``, `$'`).
+fn replace_all_js(s: &str, needle: &str, replacement: &str) -> String {
+    let mut out = String::new();
+    let mut rest = 0;
+    while let Some(pos) = s[rest..].find(needle) {
+        let at = rest + pos;
+        out.push_str(&s[rest..at]);
+        let mut chars = replacement.char_indices().peekable();
+        while let Some((_, c)) = chars.next() {
+            if c != '$' {
+                out.push(c);
+                continue;
+            }
+            match chars.peek().map(|(_, c)| *c) {
+                Some('$') => out.push('$'),
+                Some('&') => out.push_str(needle),
+                Some('`') => out.push_str(&s[..at]),
+                Some('\'') => out.push_str(&s[at + needle.len()..]),
+                _ => {
+                    out.push('$');
+                    continue;
+                }
+            }
+            chars.next();
+        }
+        rest = at + needle.len();
+    }
+    out.push_str(&s[rest..]);
+    out
+}
+
+fn calculate_weight(p: &Prompt, f: f64, last: f64) -> String {
+    match p.overlap.kind.as_str() {
+        "linear" => {
+            let start = if p.all_frames { 0.0 } else { p.from };
+            let end = if p.all_frames { last } else { p.to };
+            let (fade_in, fade_out) = (p.overlap.in_frames, p.overlap.out_frames);
+            let truthy = |x: f64| x != 0.0 && !x.is_nan();
+            if truthy(fade_in) && f < start + fade_in {
+                to_precision((f - start) / fade_in, 4)
+            } else if truthy(fade_out) && f > end - fade_out {
+                to_precision(1.0 - (f - (end - fade_out)) / fade_out, 4)
+            } else {
+                "1".to_owned()
+            }
+        }
+        "custom" => format!("${{{}}}", p.overlap.custom),
+        _ => "1".to_owned(),
+    }
+}
+
+/// Evaluates every `${…}` (non-greedy, across lines) with a fresh formula, then turns newlines
+/// into spaces.
+fn expand(
+    cache: &mut HashMap<String, Result<Formula, ParseError>>,
+    text: &str,
+    ctx: &Context<'_>,
+) -> Result<String, String> {
+    if !text.contains("${") {
+        return Ok(text.replace('\n', " "));
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut rest = 0;
+    while let Some(open) = text[rest..].find("${") {
+        let start = rest + open;
+        let Some(close) = text[start + 2..].find('}') else {
+            break;
+        };
+        let end = start + 2 + close;
+        out.push_str(&text[rest..start]);
+        let expr = &text[start + 2..end];
+        let formula = cache
+            .entry(expr.to_owned())
+            .or_insert_with(|| Formula::parse(expr));
+        let formula = formula.as_mut().map_err(|e| e.to_string())?;
+        formula.reset();
+        match formula.eval(ctx).map_err(|e| e.to_string())? {
+            Value::Num(n) => out.push_str(&to_fixed(n, 5)),
+            other => other.write_js(&mut out),
+        }
+        rest = end + 1;
+    }
+    out.push_str(&text[rest..]);
+    Ok(out.replace('\n', " "))
+}
+
+/// Moves `__PARSEQ_MOVE__x__PARSEQ_END_MOVE__` markers from `from` to the start of `to`.
+fn move_substrings(from: &mut String, to: &mut String) {
+    const OPEN: &str = "__PARSEQ_MOVE__";
+    const CLOSE: &str = "__PARSEQ_END_MOVE__";
+    let mut found = Vec::new();
+    let mut rest = 0;
+    while let Some(o) = from[rest..].find(OPEN) {
+        let start = rest + o;
+        let body = start + OPEN.len();
+        let Some(c) = from[body..].find(CLOSE) else {
+            break;
+        };
+        let end = body + c + CLOSE.len();
+        found.push((from[start..end].to_owned(), from[body..body + c].to_owned()));
+        rest = end;
+    }
+    for (whole, inner) in found {
+        if let Some(at) = from.find(&whole) {
+            from.replace_range(at..at + whole.len(), "");
+        }
+        *to = format!(" {inner} {to}");
+    }
+}

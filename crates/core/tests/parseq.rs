@@ -1,0 +1,166 @@
+//! The Parseq sequencer beyond the conformance cases: document round trips, incremental
+//! re-rendering, Deforum schedule strings, frame plans and typed errors.
+
+use keyshift_core::parseq::bench::{BENCH_FIELDS, bench_document, render_bench};
+use keyshift_core::parseq::deforum::{
+    PromptPart, ScheduleVariant, field_schedule, prompt_schedule,
+};
+use keyshift_core::parseq::document::Document;
+use keyshift_core::parseq::render::{RenderError, Sequencer, render};
+use keyshift_core::plan::{FramePlan, PlanSource};
+use keyshift_core::prompt::{Fidelity, ScheduleOptions};
+use serde_json::{Value, json};
+
+fn doc(v: Value) -> Document {
+    match Document::from_json(v) {
+        Ok(d) => d,
+        Err(e) => panic!("{e}"),
+    }
+}
+
+fn rendered(d: &Document) -> Sequencer {
+    let mut s = match Sequencer::new(d.clone()) {
+        Ok(s) => s,
+        Err(e) => panic!("{e}"),
+    };
+    if let Err(e) = s.render_all() {
+        panic!("{e}");
+    }
+    s
+}
+
+#[test]
+fn documents_round_trip_through_export() {
+    let cases: Value =
+        serde_json::from_str(include_str!("data/parseq_render_cases.public.json")).unwrap();
+    let mut n = 0;
+    for case in cases["cases"].as_array().unwrap() {
+        let Ok(d) = Document::from_json(case["input"].clone()) else {
+            continue;
+        };
+        let again = Document::from_json(d.to_json()).unwrap();
+        assert_eq!(again, d, "{}", case["id"]);
+        n += 1;
+    }
+    assert!(n >= 36);
+}
+
+#[test]
+fn legacy_prompts_become_v2_with_defaults() {
+    let d = doc(json!({
+        "prompts": {"positive": "cat", "negative": "dog"},
+        "keyframes": [{"frame": 0}, {"frame": 8}]
+    }));
+    let p = &d.to_json()["prompts"];
+    assert_eq!(p["format"], "v2");
+    assert_eq!(p["commonPromptPos"], "append");
+    assert_eq!(p["promptList"][0]["positive"], "cat");
+    assert_eq!(p["promptList"][0]["to"], 8);
+    assert_eq!(d.to_json()["options"]["output_fps"], 20);
+    assert_eq!(d.managed_fields().len(), 63);
+    assert_eq!(
+        d.to_json()["displayedFields"].as_array().map(Vec::len),
+        Some(5)
+    );
+}
+
+#[test]
+fn one_keyframe_is_refused_with_parseqs_message() {
+    let d = doc(json!({"managedFields": ["zoom"], "keyframes": [{"frame": 0, "zoom": 1}]}));
+    let err = Sequencer::new(d).err().map(|e| e.to_string());
+    assert_eq!(
+        err.as_deref(),
+        Some("There must be at least 2 keyframes to render.")
+    );
+}
+
+#[test]
+fn a_bad_formula_names_field_and_frame() {
+    let d = doc(json!({"managedFields": ["zoom"],
+        "keyframes": [{"frame": 0, "zoom": 1}, {"frame": 3, "zoom_i": "1 +"}, {"frame": 6}]}));
+    match render(&d) {
+        Err(RenderError::Parse { field, frame, .. }) => {
+            assert_eq!((field.as_str(), frame), ("zoom", 3));
+        }
+        other => panic!("{:?}", other.map(|_| ())),
+    }
+}
+
+#[test]
+fn editing_one_keyframe_equals_a_full_render() {
+    let base = bench_document().unwrap();
+    let mut seq = rendered(&base);
+    let touched = seq.set_value(4200, "zoom", Some(3.5)).unwrap();
+    assert_eq!(touched, vec!["zoom".to_owned()]);
+    let touched = seq
+        .set_formula(4200, "prompt_weight_1", Some("sin(p=13) + S"))
+        .unwrap();
+    assert_eq!(touched, vec!["prompt_weight_1".to_owned()]);
+    let fresh = rendered(seq.document());
+    assert_eq!(seq.rendered(), fresh.rendered());
+    assert_ne!(rendered(&base).rendered(), fresh.rendered());
+    assert_eq!(seq.rendered().fields.len(), BENCH_FIELDS.len());
+}
+
+#[test]
+fn bench_render_is_deterministic() {
+    let d = bench_document().unwrap();
+    let a = render_bench(&d).unwrap();
+    assert_eq!(a.frames, 10_000);
+    assert_eq!(a.fields, 20);
+    assert_eq!(Some(a), render_bench(&d).ok());
+}
+
+fn small() -> Sequencer {
+    rendered(&doc(json!({
+        "managedFields": ["angle", "seed", "scale", "strength", "zoom"],
+        "prompts": {"positive": "a (cat:${angle})", "negative": "blur"},
+        "keyframes": [
+            {"frame": 0, "angle": 1, "seed": 10.5, "scale": 7, "strength": 0.5, "zoom": 1},
+            {"frame": 4, "angle": 0, "seed": 10.5, "scale": 9, "strength": 0.7, "zoom": 1.2}
+        ]
+    })))
+}
+
+#[test]
+fn deforum_schedules_are_written_as_parseq_writes_them() {
+    let s = small();
+    let r = s.rendered();
+    assert_eq!(
+        field_schedule(r, "angle", ScheduleVariant::Absolute).as_deref(),
+        Some("0: (1), 1: (0.75), 2: (0.5), 3: (0.25), 4: (0)")
+    );
+    assert_eq!(
+        field_schedule(r, "angle", ScheduleVariant::Delta).as_deref(),
+        Some("0: (1), 1: (-0.25), 2: (-0.25), 3: (-0.25), 4: (-0.25)")
+    );
+    let prompts = prompt_schedule(r, PromptPart::Full).unwrap_or_default();
+    assert!(
+        prompts.starts_with("\"0\": \"a (cat:1.00000) --neg blur\",\n\"1\": \"a (cat:0.75000)")
+    );
+    let neg = prompt_schedule(r, PromptPart::Negative).unwrap_or_default();
+    assert!(neg.starts_with("\"0\": \" blur\""));
+    assert_eq!(field_schedule(r, "nope", ScheduleVariant::Delta), None);
+}
+
+#[test]
+fn frame_plans_carry_prompts_seeds_cfg_denoise_and_motion() {
+    let s = small();
+    let plan = FramePlan::from_parseq(
+        s.rendered(),
+        20.0,
+        ScheduleOptions::steps(20),
+        Fidelity::Keyshift,
+    )
+    .unwrap();
+    assert_eq!(plan.source, PlanSource::Parseq { fps: 20.0 });
+    assert_eq!(plan.frames.len(), 5);
+    let f = &plan.frames[2];
+    assert_eq!(f.positive.text, "a (cat:0.50000)");
+    assert_eq!(f.negative.text, "blur");
+    assert_eq!((f.seed, f.subseed, f.subseed_strength), (10, 11, 0.5));
+    assert_eq!(f.cfg_scale, 8.0);
+    assert_eq!(f.denoise_strength, Some(0.6));
+    assert_eq!(f.motion.0.get("zoom"), Some(&1.1));
+    assert_eq!(f.motion.0.get("angle"), Some(&0.5));
+}
