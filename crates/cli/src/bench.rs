@@ -32,10 +32,13 @@ fn tiny() -> UnetConfig {
 #[allow(clippy::print_stdout, reason = "a command line prints its results")]
 pub fn run(args: &[String]) -> Result<(), String> {
     let Some((what, rest)) = args.split_first() else {
-        return Err("bench needs a target: unet".into());
+        return Err("bench needs a target: unet or sequencer".into());
     };
+    if what == "sequencer" {
+        return sequencer(rest);
+    }
     if what != "unet" {
-        return Err(format!("unknown bench target \"{what}\" (unet)"));
+        return Err(format!("unknown bench target \"{what}\" (unet, sequencer)"));
     }
     let args = Args::parse(rest, &[])?;
     if let Some(e) = args.unknown(&["backend", "sizes", "steps", "quant"]) {
@@ -121,4 +124,29 @@ fn peak_rss_mb() -> f64 {
         .find_map(|l| l.strip_prefix("VmHWM:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
         .map_or(0.0, |kb| kb / 1024.0)
+}
+
+/// `keyshift bench sequencer [--runs N]`: renders the 10,000-frame, 20-field Parseq benchmark
+/// document and prints the median time. The target (≤ 50 ms) is for an optimised build:
+/// `cargo run --release -p keyshift-core --example parseq_bench` measures the same render.
+#[allow(clippy::print_stdout, reason = "a command line prints its results")]
+fn sequencer(rest: &[String]) -> Result<(), String> {
+    use keyshift_core::parseq::bench::{bench_document, render_bench};
+    let args = Args::parse(rest, &[])?;
+    if let Some(e) = args.unknown(&["runs"]) {
+        return Err(e);
+    }
+    let runs: usize = args.parsed("runs", 9)?;
+    let doc = bench_document().map_err(|e| e.to_string())?;
+    render_bench(&doc).map_err(|e| e.to_string())?;
+    let mut times = Vec::new();
+    for _ in 0..runs.max(1) {
+        let clock = Stopwatch::start();
+        render_bench(&doc).map_err(|e| e.to_string())?;
+        times.push(clock.elapsed_ms());
+    }
+    times.sort_by(f64::total_cmp);
+    let median = times.get(times.len() / 2).copied().unwrap_or(0.0);
+    println!("sequencer_render_ms: {median:.2}");
+    Ok(())
 }

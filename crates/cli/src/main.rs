@@ -38,6 +38,7 @@ commands:
   quantize --model PATH --out PATH   save the model as int8 (folder or single file) and
                                      report its size against f16
   bench unet [--backend cpu|wgpu] [--sizes tiny,256,512] [--steps N] [--quant int8|f32]
+  bench sequencer [--runs N]         render the 10k-frame, 20-field Parseq benchmark document
                                      time per UNet step (batch 2) and peak memory
   selftest   run the engine self-test (matmul, conv2d) on the CPU backend";
 
