@@ -164,3 +164,17 @@ fn frame_plans_carry_prompts_seeds_cfg_denoise_and_motion() {
     assert_eq!(f.motion.0.get("zoom"), Some(&1.1));
     assert_eq!(f.motion.0.get("angle"), Some(&0.5));
 }
+
+#[test]
+fn option_strings_stay_strings_in_variables_but_not_in_arithmetic() {
+    let s = rendered(&doc(json!({
+        "managedFields": ["angle", "zoom"],
+        "options": {"output_fps": "30", "bpm": 120},
+        "prompts": {"format": "v2", "enabled": false, "promptList": []},
+        "keyframes": [{"frame": 0, "angle_i": "fps + 1", "zoom_i": "1s + 0"}, {"frame": 2}]
+    })));
+    let r = s.rendered();
+    // JS: "30" + 1 = "301", then Number("301").
+    assert_eq!(r.field("angle").map(|f| f.values[0]), Some(301.0));
+    assert_eq!(r.field("zoom").map(|f| f.values[0]), Some(30.0));
+}

@@ -233,6 +233,7 @@ fn check_formula(s: String) -> Result<(), TestCaseError> {
             time_series: &series,
             prompt_type,
             field_default: 1.0,
+            raw_options: None,
         };
         if formula.eval(&ctx).is_err() {
             break;

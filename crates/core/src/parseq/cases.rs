@@ -152,6 +152,7 @@ pub fn lang_case(case: &Json) -> Result<Option<Mismatch>, String> {
         time_series: &series,
         prompt_type: ctx.get("promptType").and_then(Json::as_bool),
         field_default: super::document::field_default(field),
+        raw_options: None,
     });
     Ok(judge_lang(case, outcome))
 }

@@ -216,6 +216,10 @@ pub struct Context<'a> {
     pub prompt_type: Option<bool>,
     /// The field's default value (`computed_at`'s default).
     pub field_default: f64,
+    /// The options `output_fps`, `bpm` and `cadence` as the document gives them, which the
+    /// `fps`, `bpm` and `cadence` variables return unconverted (`"30"` stays a string); `None`
+    /// means the numbers above.
+    pub raw_options: Option<&'a [Value; 3]>,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -741,9 +745,14 @@ fn variable(v: &Var, pos: Pos, ctx: &Context<'_>) -> Result<Value, EvalError> {
         Var::Beat => beat(f),
         Var::WholeBeat => beat(f).floor(),
         Var::Second => f / ctx.fps,
-        Var::Fps => ctx.fps,
-        Var::Bpm => ctx.bpm,
-        Var::Cadence => ctx.cadence,
+        Var::Fps | Var::Bpm | Var::Cadence => {
+            let (i, n) = match v {
+                Var::Fps => (0, ctx.fps),
+                Var::Bpm => (1, ctx.bpm),
+                _ => (2, ctx.cadence),
+            };
+            return Ok(ctx.raw_options.map_or(Value::Num(n), |r| r[i].clone()));
+        }
         Var::SinceKeyframe => f - ctx.active_keyframe,
         Var::ActiveKeyframe => ctx.active_keyframe,
         Var::NextKeyframe => keyed.next_frame(f)?,

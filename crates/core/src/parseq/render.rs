@@ -232,6 +232,7 @@ pub struct Sequencer {
     rendered: Rendered,
     prompt_formulas: HashMap<String, Result<Formula, ParseError>>,
     computed: Vec<Value>,
+    raw_options: [Value; 3],
 }
 
 /// Renders a document once.
@@ -260,6 +261,17 @@ impl Sequencer {
             None | Some(Json::Null) => 1.0,
             Some(c) => json_to_number(c),
         };
+        let raw = |v: &Json| match v {
+            Json::String(s) => Value::str(s),
+            other => Value::Num(json_to_number(other)),
+        };
+        let raw_options = [
+            raw(&fps),
+            raw(&bpm),
+            doc.option("cadence")
+                .filter(|c| !c.is_null())
+                .map_or(Value::Num(1.0), raw),
+        ];
         let timing = Timing {
             fps: json_to_number(&fps),
             bpm: json_to_number(&bpm),
@@ -304,6 +316,7 @@ impl Sequencer {
             fields: Vec::new(),
             prompt_formulas: HashMap::new(),
             computed: Vec::new(),
+            raw_options,
         };
         s.fields = managed.iter().map(|f| s.plan_field(f)).collect();
         s.rendered.fields = managed
@@ -499,6 +512,7 @@ impl Sequencer {
                 time_series: &self.series,
                 prompt_type: None,
                 field_default: plan.default,
+                raw_options: Some(&self.raw_options),
             };
             let formula = match active_formula.and_then(|a| plan.formulas.get_mut(a)) {
                 Some((_, _, Ok(formula))) => formula,
@@ -564,6 +578,7 @@ impl Sequencer {
             time_series: &self.series,
             prompt_type,
             field_default: 0.0,
+            raw_options: Some(&self.raw_options),
         };
         let mut parts = Vec::new();
         let active: Vec<&Prompt> = self
