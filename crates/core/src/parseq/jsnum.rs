@@ -397,13 +397,17 @@ mod tests {
     #[test]
     fn fast_to_fixed_agrees_with_the_exact_expansion() {
         let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
-        for i in 0..20_000 {
+        for i in 0..4_000 {
             seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
             let bits = seed >> 11;
-            let scale = 10f64.powi((i % 12) as i32 - 6);
+            let scale = 10f64.powi((i % 12) - 6);
             let x = (bits as f64 / (1u64 << 53) as f64 - 0.5) * scale;
             for digits in [0, 2, 4, 5] {
-                assert_eq!(to_fixed(x, digits), to_fixed_exact(x, digits), "{x} {digits}");
+                assert_eq!(
+                    to_fixed(x, digits),
+                    to_fixed_exact(x, digits),
+                    "{x} {digits}"
+                );
             }
         }
     }

@@ -249,34 +249,7 @@ impl Sequencer {
         if keyframes.len() < 2 {
             return Err(RenderError::TooFewKeyframes);
         }
-        let fps = doc.option("output_fps").cloned().unwrap_or(Json::Null);
-        if !json_truthy(&fps) {
-            return Err(RenderError::NoFps);
-        }
-        let bpm = doc.option("bpm").cloned().unwrap_or(Json::Null);
-        if !json_truthy(&bpm) {
-            return Err(RenderError::NoBpm);
-        }
-        let cadence = match doc.option("cadence") {
-            None | Some(Json::Null) => 1.0,
-            Some(c) => json_to_number(c),
-        };
-        let raw = |v: &Json| match v {
-            Json::String(s) => Value::str(s),
-            other => Value::Num(json_to_number(other)),
-        };
-        let raw_options = [
-            raw(&fps),
-            raw(&bpm),
-            doc.option("cadence")
-                .filter(|c| !c.is_null())
-                .map_or(Value::Num(1.0), raw),
-        ];
-        let timing = Timing {
-            fps: json_to_number(&fps),
-            bpm: json_to_number(&bpm),
-            cadence,
-        };
+        let (timing, raw_options) = timing_of(&doc)?;
         let mut rows = rows_of(keyframes)?;
         rows.sort_by_key(|r| r.frame);
         let sorted: Vec<Json> = rows.iter().map(|r| Json::Object(r.json.clone())).collect();
@@ -452,46 +425,11 @@ impl Sequencer {
             source_text: "L".to_owned(),
             error,
         })?;
-        let mut active_formula: Option<usize> = None;
-        let mut next_formula = 0usize;
-        let mut next_defined = 0usize;
-        let mut active_keyframe = 0.0;
+        let mut cursor = Cursor::new();
         for i in 0..n {
             let frame = first + i as i64;
-            let f = frame as f64;
-            while let Some((idx, text, parsed)) = plan.formulas.get_mut(next_formula) {
-                if *idx != i {
-                    break;
-                }
-                match parsed {
-                    Ok(formula) => formula.reset(),
-                    Err(error) => {
-                        return Err(RenderError::Parse {
-                            field: plan.name.clone(),
-                            frame,
-                            source_text: text.clone(),
-                            error: error.clone(),
-                        });
-                    }
-                }
-                active_formula = Some(next_formula);
-                next_formula += 1;
-            }
-            let frames = plan.keyed.frames();
-            while next_defined < frames.len() && frames[next_defined] < f {
-                next_defined += 1;
-            }
-            if frames.get(next_defined) == Some(&f) {
-                active_keyframe = f;
-            }
-            let prev = if frame > 0 {
-                computed
-                    .get((frame - 1) as usize)
-                    .cloned()
-                    .unwrap_or(Value::Undefined)
-            } else {
-                Value::Num(0.0)
-            };
+            cursor.advance(plan, i, frame)?;
+            let prev = previous(computed, frame);
             let lookup = FieldLookup {
                 prev,
                 earlier: before,
@@ -499,8 +437,8 @@ impl Sequencer {
                 first,
             };
             let ctx = Context {
-                frame: f,
-                active_keyframe,
+                frame: frame as f64,
+                active_keyframe: cursor.active_keyframe,
                 field_name: &plan.name,
                 keyed: &plan.keyed,
                 keyframes: &self.infos,
@@ -514,7 +452,7 @@ impl Sequencer {
                 field_default: plan.default,
                 raw_options: Some(&self.raw_options),
             };
-            let formula = match active_formula.and_then(|a| plan.formulas.get_mut(a)) {
+            let formula = match cursor.active.and_then(|a| plan.formulas.get_mut(a)) {
                 Some((_, _, Ok(formula))) => formula,
                 _ => &mut default_l,
             };
@@ -743,6 +681,99 @@ impl Sequencer {
                 q.overlap.kind == "custom"
                     && fields.iter().any(|f| q.overlap.custom.contains(f.as_str()))
             })
+    }
+}
+
+/// The options formulas see, as numbers and as given; Parseq's validation of fps and bpm.
+fn timing_of(doc: &Document) -> Result<(Timing, [Value; 3]), RenderError> {
+    let fps = doc.option("output_fps").cloned().unwrap_or(Json::Null);
+    if !json_truthy(&fps) {
+        return Err(RenderError::NoFps);
+    }
+    let bpm = doc.option("bpm").cloned().unwrap_or(Json::Null);
+    if !json_truthy(&bpm) {
+        return Err(RenderError::NoBpm);
+    }
+    // `options.cadence ?? 1`
+    let cadence = doc
+        .option("cadence")
+        .filter(|c| !c.is_null())
+        .cloned()
+        .unwrap_or(json!(1));
+    let raw = |v: &Json| match v {
+        Json::String(s) => Value::str(s),
+        other => Value::Num(json_to_number(other)),
+    };
+    let timing = Timing {
+        fps: json_to_number(&fps),
+        bpm: json_to_number(&bpm),
+        cadence: json_to_number(&cadence),
+    };
+    Ok((timing, [raw(&fps), raw(&bpm), raw(&cadence)]))
+}
+
+/// Where a field's render is: the active formula and the active keyframe.
+struct Cursor {
+    active: Option<usize>,
+    next_formula: usize,
+    next_defined: usize,
+    active_keyframe: f64,
+}
+
+impl Cursor {
+    fn new() -> Self {
+        Self {
+            active: None,
+            next_formula: 0,
+            next_defined: 0,
+            // Parseq starts `activeKeyframe` at 0 whatever the first keyframe.
+            active_keyframe: 0.0,
+        }
+    }
+
+    /// Moves to frame index `i`: a keyframe formula here becomes active with fresh state (a
+    /// parse error surfaces now), and a keyframe with a value here becomes the active keyframe.
+    fn advance(&mut self, plan: &mut FieldPlan, i: usize, frame: i64) -> Result<(), RenderError> {
+        while let Some((idx, text, parsed)) = plan.formulas.get_mut(self.next_formula) {
+            if *idx != i {
+                break;
+            }
+            match parsed {
+                Ok(formula) => formula.reset(),
+                Err(error) => {
+                    return Err(RenderError::Parse {
+                        field: plan.name.clone(),
+                        frame,
+                        source_text: text.clone(),
+                        error: error.clone(),
+                    });
+                }
+            }
+            self.active = Some(self.next_formula);
+            self.next_formula += 1;
+        }
+        let f = frame as f64;
+        let frames = plan.keyed.frames();
+        while self.next_defined < frames.len() && frames[self.next_defined] < f {
+            self.next_defined += 1;
+        }
+        if frames.get(self.next_defined) == Some(&f) {
+            self.active_keyframe = f;
+        }
+        Ok(())
+    }
+}
+
+/// `prev_computed_value`: Parseq indexes the values computed so far by `frame - 1`.
+fn previous(computed: &[Value], frame: i64) -> Value {
+    if frame > 0 {
+        usize::try_from(frame - 1)
+            .ok()
+            .and_then(|i| computed.get(i))
+            .cloned()
+            .unwrap_or(Value::Undefined)
+    } else {
+        Value::Num(0.0)
     }
 }
 
