@@ -96,6 +96,15 @@ fn editing_one_keyframe_equals_a_full_render() {
         .set_formula(4200, "prompt_weight_1", Some("sin(p=13) + S"))
         .unwrap();
     assert_eq!(touched, vec!["prompt_weight_1".to_owned()]);
+    assert!(matches!(
+        seq.set_value(4201, "zoom", Some(1.0)),
+        Err(RenderError::NoKeyframeAt(4201))
+    ));
+    // A field the document does not manage changes the document but re-renders nothing.
+    assert_eq!(
+        seq.set_value(4200, "cn_1_weight", Some(0.5)).ok(),
+        Some(Vec::new())
+    );
     let fresh = rendered(seq.document());
     assert_eq!(seq.rendered(), fresh.rendered());
     assert_ne!(rendered(&base).rendered(), fresh.rendered());
@@ -177,4 +186,54 @@ fn option_strings_stay_strings_in_variables_but_not_in_arithmetic() {
     // JS: "30" + 1 = "301", then Number("301").
     assert_eq!(r.field("angle").map(|f| f.values[0]), Some(301.0));
     assert_eq!(r.field("zoom").map(|f| f.values[0]), Some(30.0));
+}
+
+#[test]
+fn malformed_documents_are_typed_errors() {
+    use keyshift_core::parseq::document::DocumentError;
+    assert!(matches!(
+        Document::from_json_str("[1, 2]"),
+        Err(DocumentError::NotAnObject)
+    ));
+    assert!(matches!(
+        Document::from_json_str("{"),
+        Err(DocumentError::Json(_))
+    ));
+    assert!(matches!(
+        Document::from_json(json!({"keyframes": {"frame": 0}})),
+        Err(DocumentError::Shape {
+            part: "keyframes",
+            ..
+        })
+    ));
+    let no_fps = doc(json!({"options": {"output_fps": 0},
+        "keyframes": [{"frame": 0}, {"frame": 2}]}));
+    assert_eq!(
+        Sequencer::new(no_fps)
+            .err()
+            .map(|e| e.to_string())
+            .as_deref(),
+        Some("No output_fps found.")
+    );
+    let no_bpm = doc(json!({"options": {"bpm": null},
+        "keyframes": [{"frame": 0}, {"frame": 2}]}));
+    assert_eq!(
+        Sequencer::new(no_bpm)
+            .err()
+            .map(|e| e.to_string())
+            .as_deref(),
+        Some("No bpm found.")
+    );
+    let late = doc(
+        json!({"managedFields": ["zoom"], "prompts": {"format": "v2", "enabled": false},
+        "keyframes": [{"frame": 3, "zoom": 1}, {"frame": 5}]}),
+    );
+    assert!(matches!(render(&late), Err(RenderError::FirstFrameNotZero(f)) if f == "zoom"));
+    let huge = doc(
+        json!({"managedFields": ["zoom"], "keyframes": [{"frame": 0}, {"frame": 1_000_000_000}]}),
+    );
+    assert!(matches!(
+        Sequencer::new(huge),
+        Err(RenderError::TooManyFrames { .. })
+    ));
 }

@@ -83,6 +83,9 @@ pub enum RenderError {
         /// What failed.
         message: String,
     },
+    /// An edit names a frame that has no keyframe.
+    #[error("there is no keyframe at frame {0}")]
+    NoKeyframeAt(i64),
     /// Parseq's delta pass reads the frame before the first one, which only exists when the
     /// first keyframe is at frame 0.
     #[error("Cannot read properties of undefined (reading '{0}')")]
@@ -599,7 +602,7 @@ impl Sequencer {
         value: Option<f64>,
     ) -> Result<Vec<String>, RenderError> {
         let Some(row) = self.rows.iter_mut().find(|r| r.frame == frame) else {
-            return Ok(Vec::new());
+            return Err(RenderError::NoKeyframeAt(frame));
         };
         match value {
             Some(v) => {
@@ -622,7 +625,7 @@ impl Sequencer {
         formula: Option<&str>,
     ) -> Result<Vec<String>, RenderError> {
         let Some(row) = self.rows.iter_mut().find(|r| r.frame == frame) else {
-            return Ok(Vec::new());
+            return Err(RenderError::NoKeyframeAt(frame));
         };
         let key = format!("{field}_i");
         match formula {
@@ -940,9 +943,12 @@ fn expand(
         let end = start + 2 + close;
         out.push_str(&text[rest..start]);
         let expr = &text[start + 2..end];
-        let formula = cache
-            .entry(expr.to_owned())
-            .or_insert_with(|| Formula::parse(expr));
+        if !cache.contains_key(expr) {
+            cache.insert(expr.to_owned(), Formula::parse(expr));
+        }
+        let Some(formula) = cache.get_mut(expr) else {
+            return Err("internal: prompt formula cache".to_owned());
+        };
         let formula = formula.as_mut().map_err(|e| e.to_string())?;
         formula.reset();
         match formula.eval(ctx).map_err(|e| e.to_string())? {
