@@ -237,3 +237,27 @@ fn malformed_documents_are_typed_errors() {
         Err(RenderError::TooManyFrames { .. })
     ));
 }
+
+#[test]
+fn a_missing_prompt_text_reads_as_undefined_as_in_parseq() {
+    let d = doc(json!({
+        "managedFields": ["zoom"],
+        "prompts": {"positive": "cat"},
+        "keyframes": [{"frame": 0, "zoom": 1}, {"frame": 1}]
+    }));
+    assert!(
+        d.to_json()["prompts"]["promptList"][0]
+            .get("negative")
+            .is_none()
+    );
+    let s = rendered(&d);
+    assert_eq!(
+        s.rendered().prompts.as_deref(),
+        Some(
+            &[
+                "cat --neg undefined".to_owned(),
+                "cat --neg undefined".to_owned()
+            ][..]
+        )
+    );
+}

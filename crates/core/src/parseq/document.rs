@@ -126,12 +126,16 @@ pub struct Overlap {
     #[serde(rename = "outFrames", default, deserialize_with = "lenient_num")]
     pub out_frames: f64,
     /// Weight expression (`custom`).
-    #[serde(default, deserialize_with = "lenient_string")]
+    #[serde(default = "undefined_text", deserialize_with = "lenient_string")]
     pub custom: String,
 }
 
 fn none_text() -> String {
     "none".to_owned()
+}
+
+fn undefined_text() -> String {
+    "undefined".to_owned()
 }
 
 /// One prompt of the prompt list (or the common prompt).
@@ -140,11 +144,11 @@ pub struct Prompt {
     /// Display name.
     #[serde(default, deserialize_with = "lenient_string")]
     pub name: String,
-    /// Positive text.
-    #[serde(default, deserialize_with = "lenient_string")]
+    /// Positive text (a missing text reads as `undefined`, as JS templates write it).
+    #[serde(default = "undefined_text", deserialize_with = "lenient_string")]
     pub positive: String,
     /// Negative text.
-    #[serde(default, deserialize_with = "lenient_string")]
+    #[serde(default = "undefined_text", deserialize_with = "lenient_string")]
     pub negative: String,
     /// Active on every frame.
     #[serde(rename = "allFrames", default, deserialize_with = "lenient_bool")]
@@ -191,10 +195,12 @@ fn lenient_num<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> 
     Ok(json_to_number(&Json::deserialize(d)?))
 }
 
+/// JS string conversion of a JSON value (`null` → `"null"`, numbers as JS writes them).
 fn lenient_string<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
     Ok(match Json::deserialize(d)? {
         Json::String(s) => s,
-        Json::Null => String::new(),
+        Json::Number(n) => super::jsnum::to_js_string(n.as_f64().unwrap_or(f64::NAN)),
+        Json::Array(_) | Json::Object(_) => "[object Object]".to_owned(),
         other => other.to_string(),
     })
 }
@@ -497,9 +503,15 @@ fn convert_prompts(prompts: Json, last_frame: f64) -> Result<Json, DocumentError
         }
         Json::Null => {}
         legacy => {
-            let text = |k: &str| legacy.get(k).cloned().unwrap_or(Json::Null);
-            out["promptList"][0]["positive"] = text("positive");
-            out["promptList"][0]["negative"] = text("negative");
+            if let Some(first) = out["promptList"][0].as_object_mut() {
+                for key in ["positive", "negative"] {
+                    // An absent text stays absent (JS assigns `undefined`, which JSON drops).
+                    match legacy.get(key) {
+                        Some(v) => first.insert(key.to_owned(), v.clone()),
+                        None => first.remove(key),
+                    };
+                }
+            }
         }
     }
     Ok(out)
