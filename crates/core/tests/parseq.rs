@@ -261,3 +261,37 @@ fn a_missing_prompt_text_reads_as_undefined_as_in_parseq() {
         )
     );
 }
+
+#[test]
+fn retiming_keeps_seconds_or_beats_when_locked() {
+    let mut d = doc(json!({
+        "keyframeLock": "seconds",
+        "options": {"output_fps": 10, "bpm": 120},
+        "prompts": [{"name": "a", "positive": "x", "negative": "", "allFrames": false,
+                     "from": 0, "to": 5, "overlap": {"type": "linear", "inFrames": 3, "outFrames": 0, "custom": ""}}],
+        "keyframes": [{"frame": 0}, {"frame": 7}, {"frame": 10}]
+    }));
+    d.retime(24.0, 120.0);
+    let frames: Vec<i64> = d
+        .keyframes()
+        .iter()
+        .filter_map(|k| k["frame"].as_i64())
+        .collect();
+    assert_eq!(frames, vec![0, 17, 24]);
+    let p = &d.to_json()["prompts"]["promptList"][0];
+    assert_eq!(
+        (p["to"].as_i64(), p["overlap"]["inFrames"].as_i64()),
+        (Some(12), Some(7))
+    );
+    assert_eq!(d.option("output_fps"), Some(&json!(24)));
+
+    let mut beats = doc(
+        json!({"keyframeLock": "beats", "options": {"output_fps": 20, "bpm": 120},
+        "keyframes": [{"frame": 0}, {"frame": 10}]}),
+    );
+    beats.retime(20.0, 60.0);
+    assert_eq!(beats.keyframes()[1]["frame"], json!(20));
+    let mut frames_lock = doc(json!({"keyframes": [{"frame": 0}, {"frame": 10}]}));
+    frames_lock.retime(60.0, 100.0);
+    assert_eq!(frames_lock.keyframes()[1]["frame"], json!(10));
+}

@@ -516,3 +516,77 @@ fn convert_prompts(prompts: Json, last_frame: f64) -> Result<Json, DocumentError
     }
     Ok(out)
 }
+
+/// Parseq's `remapFrameCount`: a frame's position in the lock's unit (seconds to 3 decimals,
+/// beats to 2, as the UI rounds them) mapped to frames at the new rates (unrounded).
+pub fn remap_frame(frame: f64, lock: &str, old: (f64, f64), new: (f64, f64)) -> f64 {
+    let ((old_fps, old_bpm), (new_fps, new_bpm)) = (old, new);
+    let frames_per_beat = |fps: f64, bpm: f64| (fps * 60.0) / bpm;
+    match lock {
+        "seconds" => string_to_number(&super::jsnum::to_fixed(frame / old_fps, 3)) * new_fps,
+        "beats" => {
+            let beats = frame / frames_per_beat(old_fps, old_bpm);
+            string_to_number(&super::jsnum::to_fixed(beats, 2)) * frames_per_beat(new_fps, new_bpm)
+        }
+        _ => string_to_number(&super::jsnum::to_fixed(frame, 0)),
+    }
+}
+
+impl Document {
+    /// Changes `output_fps` and `bpm`, and, unless `keyframeLock` is `frames`, moves keyframes and
+    /// prompt ranges and fades so that they keep their position in seconds or beats (rounded to
+    /// whole frames), as Parseq's UI does.
+    pub fn retime(&mut self, new_fps: f64, new_bpm: f64) {
+        let old = (
+            self.option("output_fps").map_or(f64::NAN, json_to_number),
+            self.option("bpm").map_or(f64::NAN, json_to_number),
+        );
+        let lock = self
+            .json
+            .get("keyframeLock")
+            .and_then(Json::as_str)
+            .unwrap_or("frames")
+            .to_owned();
+        if lock != "frames" {
+            let remap = |v: &Json| {
+                number_json(super::jsnum::js_round(remap_frame(
+                    json_to_number(v),
+                    &lock,
+                    old,
+                    (new_fps, new_bpm),
+                )))
+            };
+            if let Some(kfs) = self.json.get_mut("keyframes").and_then(Json::as_array_mut) {
+                for kf in kfs.iter_mut().filter_map(Json::as_object_mut) {
+                    let f = kf.get("frame").map_or(json!(null), remap);
+                    kf.insert("frame".to_owned(), f);
+                }
+            }
+            let list = self
+                .json
+                .get_mut("prompts")
+                .and_then(|p| p.get_mut("promptList"))
+                .and_then(Json::as_array_mut);
+            for p in list.into_iter().flatten() {
+                for path in [
+                    &["from"][..],
+                    &["to"],
+                    &["overlap", "inFrames"],
+                    &["overlap", "outFrames"],
+                ] {
+                    let mut slot = Some(&mut *p);
+                    for key in path {
+                        slot = slot.and_then(|s| s.get_mut(*key));
+                    }
+                    if let Some(v) = slot {
+                        *v = remap(v);
+                    }
+                }
+            }
+        }
+        if let Some(options) = self.json.get_mut("options").and_then(Json::as_object_mut) {
+            options.insert("output_fps".to_owned(), number_json(new_fps));
+            options.insert("bpm".to_owned(), number_json(new_bpm));
+        }
+    }
+}
