@@ -90,12 +90,26 @@ fn a_bad_formula_names_field_and_frame() {
 fn editing_one_keyframe_equals_a_full_render() {
     let base = bench_document().unwrap();
     let mut seq = rendered(&base);
+    // `scale` uses only local formulas: the edit re-renders from the formula in force at the
+    // previous keyframe to the next keyframe formula.
+    let touched = seq.set_value(4200, "scale", Some(3.5)).unwrap();
+    assert_eq!(touched, vec![("scale".to_owned(), 4000..5000)]);
+    // `zoom` uses `C`, which reads every keyframe: the whole field.
     let touched = seq.set_value(4200, "zoom", Some(3.5)).unwrap();
-    assert_eq!(touched, vec!["zoom".to_owned()]);
+    assert_eq!(touched, vec![("zoom".to_owned(), 0..10_000)]);
+    for (frame, field, value) in [
+        (0, "scale", Some(9.0)),
+        (9999, "scale", Some(-2.0)),
+        (5100, "scale", None),
+        (5100, "angle", None),
+        (300, "fov", Some(70.0)),
+    ] {
+        seq.set_value(frame, field, value).unwrap();
+    }
     let touched = seq
         .set_formula(4200, "prompt_weight_1", Some("sin(p=13) + S"))
         .unwrap();
-    assert_eq!(touched, vec!["prompt_weight_1".to_owned()]);
+    assert_eq!(touched, vec![("prompt_weight_1".to_owned(), 0..10_000)]);
     assert!(matches!(
         seq.set_value(4201, "zoom", Some(1.0)),
         Err(RenderError::NoKeyframeAt(4201))
@@ -109,6 +123,25 @@ fn editing_one_keyframe_equals_a_full_render() {
     assert_eq!(seq.rendered(), fresh.rendered());
     assert_ne!(rendered(&base).rendered(), fresh.rendered());
     assert_eq!(seq.rendered().fields.len(), BENCH_FIELDS.len());
+}
+
+#[test]
+fn edits_re_render_prompts_that_mention_the_field() {
+    let d = doc(json!({
+        "managedFields": ["angle", "zoom"],
+        "prompts": {"positive": "a (cat:${angle})", "negative": "blur"},
+        "keyframes": [{"frame": 0, "angle": 1, "zoom": 1}, {"frame": 4, "angle": 0},
+                      {"frame": 8, "angle": 2, "zoom": 2}]
+    }));
+    let mut seq = rendered(&d);
+    let touched = seq.set_value(4, "angle", Some(5.0)).unwrap();
+    assert_eq!(touched, vec![("angle".to_owned(), 0..9)]);
+    let fresh = rendered(seq.document());
+    assert_eq!(seq.rendered(), fresh.rendered());
+    assert_eq!(
+        fresh.rendered().prompts.as_ref().map(|p| p[4].clone()),
+        Some("a (cat:5.00000) --neg blur".to_owned())
+    );
 }
 
 #[test]

@@ -125,6 +125,18 @@ impl Keyed {
     }
 }
 
+/// What a formula reads beyond the keyframes around the current frame (which decides how much
+/// an edit must re-render).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Dependencies {
+    /// Every keyframe value (`C`, `P`).
+    pub all_keyframes: bool,
+    /// Values computed for earlier frames (`prev_computed_value`, `computed_at`, `dangerous`).
+    pub own_history: bool,
+    /// Other fields (`dangerous`).
+    pub other_fields: bool,
+}
+
 /// A keyframe as the `info_match*` functions and `last_frame` see it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct KeyframeInfo {
@@ -293,6 +305,24 @@ impl Formula {
     /// The parsed tree.
     pub fn ast(&self) -> &Ast {
         &self.ast
+    }
+
+    /// What the formula reads beyond the keyframes around the current frame.
+    pub fn dependencies(&self) -> Dependencies {
+        let mut d = Dependencies::default();
+        for node in &self.ast.nodes {
+            match &node.expr {
+                Expr::Var(Var::Cubic | Var::Poly) => d.all_keyframes = true,
+                Expr::Var(Var::Named(n)) if &**n == "prev_computed_value" => d.own_history = true,
+                Expr::Call(c) if c.def.kind == Kind::ComputedAt => d.own_history = true,
+                Expr::Call(c) if c.def.kind == Kind::Dangerous => {
+                    d.other_fields = true;
+                    d.own_history = true;
+                }
+                _ => {}
+            }
+        }
+        d
     }
 
     /// Forgets all node state, as a freshly parsed formula.

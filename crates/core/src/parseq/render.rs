@@ -6,6 +6,7 @@
 //! it affects.
 
 use std::collections::HashMap;
+use std::ops::Range;
 
 use serde_json::{Map, Value as Json, json};
 use thiserror::Error;
@@ -410,6 +411,18 @@ impl Sequencer {
 
     fn render_field(&mut self, k: usize) -> Result<(), RenderError> {
         let n = self.rendered.frame_count;
+        if let Some(out) = self.rendered.fields.get_mut(k) {
+            out.values.clear();
+            out.values.resize(n, f64::NAN);
+        }
+        self.computed.clear();
+        self.render_range(k, 0..n)
+    }
+
+    /// Renders frame indices `range` of field `k`. The range must start where the formula state
+    /// is known: at the first frame, at a keyframe formula, or under the stateless default `L`;
+    /// `self.computed` holds the field's values before the range.
+    fn render_range(&mut self, k: usize, range: Range<usize>) -> Result<(), RenderError> {
         let first = self.rendered.first_frame;
         let (before, rest) = self.rendered.fields.split_at_mut(k);
         let Some(out) = rest.first_mut() else {
@@ -418,25 +431,22 @@ impl Sequencer {
         let Some(plan) = self.fields.get_mut(k) else {
             return Ok(());
         };
-        out.values.clear();
-        out.values.reserve(n);
         let computed = &mut self.computed;
-        computed.clear();
+        computed.truncate(range.start);
         let mut default_l = Formula::parse("L").map_err(|error| RenderError::Parse {
             field: plan.name.clone(),
             frame: first,
             source_text: "L".to_owned(),
             error,
         })?;
-        let mut cursor = Cursor::new();
-        for i in 0..n {
+        let mut cursor = Cursor::at(plan, range.start, first);
+        for i in range {
             let frame = first + i as i64;
             cursor.advance(plan, i, frame)?;
-            let prev = previous(computed, frame);
             let lookup = FieldLookup {
-                prev,
+                prev: previous(computed, frame),
                 earlier: before,
-                own: &out.values,
+                own: (&plan.name, &out.values[..i.min(out.values.len())]),
                 first,
             };
             let ctx = Context {
@@ -465,10 +475,49 @@ impl Sequencer {
                 source_text: keyframe_text(&plan.formulas, i),
                 error,
             })?;
-            out.values.push(v.to_number());
+            if let Some(slot) = out.values.get_mut(i) {
+                *slot = v.to_number();
+            }
             computed.push(v);
         }
         Ok(())
+    }
+
+    /// Frame indices an edit of `field`'s value at `frame` can change, given the keyframe frames
+    /// before and after the edit; `None` when the whole field must re-render (formulas that read
+    /// every keyframe or earlier results, parse errors, edits at the ends).
+    fn dirty_range(&self, k: usize, old: &[f64], frame: i64) -> Option<Range<usize>> {
+        let plan = self.fields.get(k)?;
+        for (_, _, parsed) in &plan.formulas {
+            let d = parsed.as_ref().ok()?.dependencies();
+            if d.all_keyframes || d.own_history || d.other_fields {
+                return None;
+            }
+        }
+        let f = frame as f64;
+        let both = || old.iter().chain(plan.keyed.frames()).copied();
+        let before = both()
+            .filter(|&x| x < f)
+            .fold(None, |m: Option<f64>, x| Some(m.map_or(x, |m| m.max(x))))?;
+        let after = both()
+            .filter(|&x| x > f)
+            .fold(None, |m: Option<f64>, x| Some(m.map_or(x, |m| m.min(x))))?;
+        let first = self.rendered.first_frame as f64;
+        let (lo, hi) = ((before - first) as usize, (after - first) as usize);
+        let start = plan
+            .formulas
+            .iter()
+            .rev()
+            .map(|(idx, _, _)| *idx)
+            .find(|&idx| idx <= lo)
+            .unwrap_or(lo);
+        let stop = plan
+            .formulas
+            .iter()
+            .map(|(idx, _, _)| *idx)
+            .find(|&idx| idx > hi)
+            .unwrap_or(self.rendered.frame_count);
+        Some(start..stop)
     }
 
     fn render_prompts(&mut self) -> Result<(), RenderError> {
@@ -476,20 +525,26 @@ impl Sequencer {
             self.rendered.prompts = None;
             return Ok(());
         }
-        let n = self.rendered.frame_count;
+        self.rendered.prompts = Some(vec![String::new(); self.rendered.frame_count]);
+        self.render_prompts_range(0..self.rendered.frame_count)
+    }
+
+    /// Re-renders the prompts of frame indices `range` (each frame's prompt depends only on that
+    /// frame).
+    fn render_prompts_range(&mut self, range: Range<usize>) -> Result<(), RenderError> {
         let first = self.rendered.first_frame;
         let last = self.rows.last().map_or(first, |r| r.frame);
         let all_frames: Vec<f64> = self.rows.iter().map(|r| r.frame as f64).collect();
         let keyed = Keyed::new(all_frames, Vec::new());
-        let mut out = Vec::with_capacity(n);
-        for i in 0..n {
+        for i in range {
             let frame = first + i as i64;
             let text = self
                 .prompt_at(i, frame, last, &keyed)
                 .map_err(|message| RenderError::Prompt { frame, message })?;
-            out.push(text);
+            if let Some(slot) = self.rendered.prompts.as_mut().and_then(|p| p.get_mut(i)) {
+                *slot = text;
+            }
         }
-        self.rendered.prompts = Some(out);
         Ok(())
     }
 
@@ -593,14 +648,22 @@ impl Sequencer {
     }
 
     /// Sets (or, with `None`, clears) `field`'s value on the keyframe at `frame` and re-renders
-    /// only what that can change: the field, fields that read other fields (`dangerous`) after
-    /// it, and prompts when they refer to the field. Returns the fields re-rendered.
+    /// only what that can change: the field between the neighbouring keyframes (from the formula
+    /// in force there to the next keyframe formula; the whole field when its formulas read every
+    /// keyframe or earlier results), fields after it that read other fields (`dangerous`), and
+    /// the same frames of prompts that refer to a re-rendered field. Returns each re-rendered
+    /// field with the frames re-rendered.
     pub fn set_value(
         &mut self,
         frame: i64,
         field: &str,
         value: Option<f64>,
-    ) -> Result<Vec<String>, RenderError> {
+    ) -> Result<Vec<(String, Range<i64>)>, RenderError> {
+        let old = self
+            .fields
+            .iter()
+            .find(|p| p.name == field)
+            .map(|p| p.keyed.frames().to_vec());
         let Some(row) = self.rows.iter_mut().find(|r| r.frame == frame) else {
             return Err(RenderError::NoKeyframeAt(frame));
         };
@@ -612,8 +675,8 @@ impl Sequencer {
                 row.json.remove(field);
             }
         }
-        self.sync_keyframes();
-        self.refresh_field(field)
+        self.sync_keyframe(frame);
+        self.refresh_field(field, frame, old)
     }
 
     /// Sets (or clears) `field`'s formula on the keyframe at `frame` and re-renders what it
@@ -623,7 +686,7 @@ impl Sequencer {
         frame: i64,
         field: &str,
         formula: Option<&str>,
-    ) -> Result<Vec<String>, RenderError> {
+    ) -> Result<Vec<(String, Range<i64>)>, RenderError> {
         let Some(row) = self.rows.iter_mut().find(|r| r.frame == frame) else {
             return Err(RenderError::NoKeyframeAt(frame));
         };
@@ -636,36 +699,78 @@ impl Sequencer {
                 row.json.remove(&key);
             }
         }
-        self.sync_keyframes();
-        self.refresh_field(field)
+        self.sync_keyframe(frame);
+        self.refresh_field(field, frame, None)
     }
 
-    fn sync_keyframes(&mut self) {
-        let sorted: Vec<Json> = self
-            .rows
-            .iter()
-            .map(|r| Json::Object(r.json.clone()))
-            .collect();
-        self.doc
+    /// Copies the edited keyframe row back into the document.
+    fn sync_keyframe(&mut self, frame: i64) {
+        let Some(i) = self.rows.iter().position(|r| r.frame == frame) else {
+            return;
+        };
+        let row = Json::Object(self.rows[i].json.clone());
+        if let Some(slot) = self
+            .doc
             .json_mut()
-            .insert("keyframes".to_owned(), Json::Array(sorted));
+            .get_mut("keyframes")
+            .and_then(Json::as_array_mut)
+            .and_then(|k| k.get_mut(i))
+        {
+            *slot = row;
+        }
     }
 
-    fn refresh_field(&mut self, field: &str) -> Result<Vec<String>, RenderError> {
+    /// Re-renders `field` after an edit at `frame` (`old` are its keyframe frames before the
+    /// edit, `None` for a formula edit), later fields that read other fields, and prompts that
+    /// mention a re-rendered field.
+    fn refresh_field(
+        &mut self,
+        field: &str,
+        frame: i64,
+        old: Option<Vec<f64>>,
+    ) -> Result<Vec<(String, Range<i64>)>, RenderError> {
         let Some(start) = self.fields.iter().position(|p| p.name == field) else {
             return Ok(Vec::new());
         };
+        let first = self.rendered.first_frame;
+        let all = 0..self.rendered.frame_count;
         let mut touched = Vec::new();
+        let mut prompt_range: Option<Range<usize>> = None;
         for k in start..self.fields.len() {
-            if k == start || self.fields[k].reads_fields || self.fields[k].name == field {
-                self.fields[k] = self.plan_field(&self.fields[k].name.clone());
-                self.render_field(k)?;
-                self.finish_fields(k..k + 1)?;
-                touched.push(self.fields[k].name.clone());
+            if !(k == start || self.fields[k].reads_fields || self.fields[k].name == field) {
+                continue;
             }
+            self.fields[k] = self.plan_field(&self.fields[k].name.clone());
+            let range = match (&old, k == start) {
+                (Some(old), true) => self.dirty_range(k, old, frame),
+                _ => None,
+            };
+            let range = match range {
+                Some(r) => {
+                    self.computed = self.rendered.fields[k].values[..r.start]
+                        .iter()
+                        .map(|v| Value::Num(*v))
+                        .collect();
+                    self.render_range(k, r.clone())?;
+                    r
+                }
+                None => {
+                    self.render_field(k)?;
+                    all.clone()
+                }
+            };
+            self.finish_fields(k..k + 1)?;
+            let name = self.fields[k].name.clone();
+            if self.prompts_mention(std::slice::from_ref(&name)) {
+                prompt_range = Some(match prompt_range {
+                    Some(p) => p.start.min(range.start)..p.end.max(range.end),
+                    None => range.clone(),
+                });
+            }
+            touched.push((name, first + range.start as i64..first + range.end as i64));
         }
-        if self.prompts_mention(&touched) {
-            self.render_prompts()?;
+        if let (Some(r), true) = (prompt_range, self.prompts.enabled) {
+            self.render_prompts_range(r)?;
         }
         Ok(touched)
     }
@@ -724,13 +829,21 @@ struct Cursor {
 }
 
 impl Cursor {
-    fn new() -> Self {
+    /// The cursor just before frame index `start`.
+    fn at(plan: &FieldPlan, start: usize, first: i64) -> Self {
+        let f = (first + start as i64) as f64;
+        let frames = plan.keyed.frames();
+        let next_defined = frames.partition_point(|&x| x < f);
+        let next_formula = plan.formulas.partition_point(|(idx, _, _)| *idx < start);
         Self {
-            active: None,
-            next_formula: 0,
-            next_defined: 0,
+            active: next_formula.checked_sub(1),
+            next_formula,
+            next_defined,
             // Parseq starts `activeKeyframe` at 0 whatever the first keyframe.
-            active_keyframe: 0.0,
+            active_keyframe: next_defined
+                .checked_sub(1)
+                .and_then(|i| frames.get(i).copied())
+                .unwrap_or(0.0),
         }
     }
 
@@ -810,7 +923,8 @@ fn rows_of(keyframes: &[Json]) -> Result<Vec<Row>, RenderError> {
 struct FieldLookup<'a> {
     prev: Value,
     earlier: &'a [RenderedField],
-    own: &'a [f64],
+    /// The field being rendered and its values for the frames before the current one.
+    own: (&'a str, &'a [f64]),
     first: i64,
 }
 
@@ -825,14 +939,19 @@ impl Lookup for FieldLookup<'_> {
             return None;
         }
         let idx = idx as usize;
-        let exists = !self.earlier.is_empty() || idx < self.own.len();
+        let (own_name, own) = self.own;
+        let exists = !self.earlier.is_empty() || idx < own.len();
         if field == "frame" {
             return exists.then_some(frame);
         }
-        if let Some(f) = self.earlier.iter().rev().find(|f| f.name == field) {
-            return f.values.get(idx).copied();
+        if field == own_name && idx < own.len() {
+            return own.get(idx).copied();
         }
-        None
+        self.earlier
+            .iter()
+            .rev()
+            .find(|f| f.name == field)
+            .and_then(|f| f.values.get(idx).copied())
     }
 }
 
