@@ -328,3 +328,25 @@ fn retiming_keeps_seconds_or_beats_when_locked() {
     frames_lock.retime(60.0, 100.0);
     assert_eq!(frames_lock.keyframes()[1]["frame"], json!(10));
 }
+
+#[test]
+fn reverse_render_plans_frames_backwards() {
+    let d = doc(json!({
+        "managedFields": ["angle"],
+        "reverseRender": true,
+        "prompts": {"positive": "x", "negative": ""},
+        "keyframes": [{"frame": 0, "angle": 0}, {"frame": 2, "angle": 2}]
+    }));
+    let s = rendered(&d);
+    let plan = FramePlan::from_parseq(
+        s.rendered(),
+        20.0,
+        ScheduleOptions::steps(20),
+        Fidelity::Keyshift,
+    )
+    .unwrap();
+    let angles: Vec<f64> = plan.frames.iter().map(|f| f.motion.0["angle"]).collect();
+    assert_eq!(angles, vec![2.0, 1.0, 0.0]);
+    assert_eq!(plan.frames[0].generation_index, 0);
+    assert_eq!(s.rendered().frame_json(0)["angle_delta"], json!(-1));
+}

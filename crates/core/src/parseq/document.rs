@@ -79,6 +79,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value as Json, json};
 use thiserror::Error;
 
+use super::eval::{KeyframeInfo, TimeSeries};
 use super::jsnum::string_to_number;
 
 /// Parseq's default template ("Cat / Duck"), which fills documents that lack prompts or
@@ -589,4 +590,55 @@ impl Document {
             options.insert("bpm".to_owned(), number_json(new_bpm));
         }
     }
+}
+
+/// Keyframe frames and info labels from `[{frame, info?}]`.
+pub fn keyframe_infos(v: Option<&Json>) -> Vec<KeyframeInfo> {
+    v.and_then(Json::as_array)
+        .map(|a| {
+            a.iter()
+                .map(|k| KeyframeInfo {
+                    frame: k.get("frame").and_then(Json::as_f64).unwrap_or(f64::NAN),
+                    info: k.get("info").and_then(Json::as_str).map(str::to_owned),
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Time series from `[{alias, ts:{data:[{x,y}], timestampType}}]`.
+pub fn time_series(v: Option<&Json>) -> Vec<TimeSeries> {
+    v.and_then(Json::as_array)
+        .map(|a| {
+            a.iter()
+                .map(|t| {
+                    let ts = t.get("ts");
+                    TimeSeries {
+                        alias: t
+                            .get("alias")
+                            .and_then(Json::as_str)
+                            .unwrap_or_default()
+                            .to_owned(),
+                        points: ts
+                            .and_then(|ts| ts.get("data"))
+                            .and_then(Json::as_array)
+                            .map(|d| {
+                                d.iter()
+                                    .map(|p| {
+                                        let g =
+                                            |k| p.get(k).and_then(Json::as_f64).unwrap_or(f64::NAN);
+                                        (g("x"), g("y"))
+                                    })
+                                    .collect()
+                            })
+                            .unwrap_or_default(),
+                        millis: ts
+                            .and_then(|ts| ts.get("timestampType"))
+                            .and_then(Json::as_i64)
+                            == Some(1),
+                    }
+                })
+                .collect()
+        })
+        .unwrap_or_default()
 }

@@ -274,7 +274,7 @@ impl Sequencer {
                 info: r.json.get("info").and_then(Json::as_str).map(str::to_owned),
             })
             .collect();
-        let series = super::cases::time_series(doc.json().get("timeSeries"));
+        let series = super::document::time_series(doc.json().get("timeSeries"));
         let prompts = doc.prompts()?;
         let managed = doc.managed_fields();
         let mut s = Self {
