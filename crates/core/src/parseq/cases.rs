@@ -245,11 +245,8 @@ pub fn render_case(case: &Json) -> Result<Option<Mismatch>, String> {
     let null = Json::Null;
     let exp_doc = expected.get("document").unwrap_or(&null);
     if !json_close(exp_doc, &out) {
-        return Ok(Some((
-            "document".to_owned(),
-            diff_keys(exp_doc, &out).0,
-            diff_keys(exp_doc, &out).1,
-        )));
+        let (e, g) = diff_keys(exp_doc, &out);
+        return Ok(Some(("document".to_owned(), e, g)));
     }
     let kept = expected
         .get("rendered_frames")

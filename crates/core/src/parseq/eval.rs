@@ -9,7 +9,7 @@ use std::rc::Rc;
 use thiserror::Error;
 
 use super::bezier::BezierEasing;
-use super::functions::{ArgDefault, ArgType, FuncDef, Kind};
+use super::functions::{ArgDefault, FuncDef, Kind};
 use super::interp::{Spline, linear, polynomial};
 use super::jsnum::{js_max, js_min, js_pow, js_round, to_fixed};
 use super::noise::Noise;
@@ -415,7 +415,7 @@ impl EvalState {
                     }
                     v
                 }
-                None => default_value(arg_def.default, arg_def.ty, ctx, call.offset)?,
+                None => default_value(arg_def.default, ctx, call.offset)?,
             };
         }
         self.apply(id, def.kind, &call.name, &args[..count], ctx)
@@ -842,13 +842,7 @@ fn binary(op: BinOp, l: &Value, r: &Value, pos: Pos) -> Result<Value, EvalError>
     }
 }
 
-fn default_value(
-    d: ArgDefault,
-    ty: ArgType,
-    ctx: &Context<'_>,
-    offset: usize,
-) -> Result<Value, EvalError> {
-    let _ = ty;
+fn default_value(d: ArgDefault, ctx: &Context<'_>, offset: usize) -> Result<Value, EvalError> {
     Ok(Value::Num(match d {
         ArgDefault::Num(n) => n,
         ArgDefault::Str(s) => return Ok(Value::str(s)),

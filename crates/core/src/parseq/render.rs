@@ -128,7 +128,8 @@ pub struct Rendered {
     pub fields: Vec<RenderedField>,
     /// `deforum_prompt` per frame, when prompts are enabled.
     pub prompts: Option<Vec<String>>,
-    /// Whether `seed` is managed (then frames carry `subseed` and `subseed_strength`).
+    /// The index of `seed` among the fields when it is managed (then frames carry `subseed` and
+    /// `subseed_strength`).
     pub seed_field: Option<usize>,
     /// Whether the output is reversed.
     pub reverse: bool,
