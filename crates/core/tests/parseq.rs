@@ -350,3 +350,18 @@ fn reverse_render_plans_frames_backwards() {
     assert_eq!(plan.frames[0].generation_index, 0);
     assert_eq!(s.rendered().frame_json(0)["angle_delta"], json!(-1));
 }
+
+#[test]
+fn fractional_keyframes_are_points_but_the_ends_must_be_whole() {
+    let s = rendered(&doc(json!({
+        "managedFields": ["zoom"],
+        "prompts": {"format": "v2", "enabled": false},
+        "keyframes": [{"frame": 0, "zoom": 0}, {"frame": 2.5, "zoom": 5, "zoom_i": "S"},
+                      {"frame": 5, "zoom": 0}]
+    })));
+    let zoom = s.rendered().field("zoom").map(|f| f.values.clone());
+    // The formula on frame 2.5 never starts (no whole frame equals it); `L` runs throughout.
+    assert_eq!(zoom, Some(vec![0.0, 2.0, 4.0, 4.0, 2.0, 0.0]));
+    let d = doc(json!({"keyframes": [{"frame": 0}, {"frame": 4.5}]}));
+    assert!(matches!(Sequencer::new(d), Err(RenderError::BadFrame(_))));
+}

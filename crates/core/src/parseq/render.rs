@@ -41,8 +41,8 @@ pub enum RenderError {
     /// `bpm` missing or 0.
     #[error("No bpm found.")]
     NoBpm,
-    /// A keyframe's frame is not an integer.
-    #[error("Invalid array length: keyframe frame {0} is not an integer")]
+    /// The first or last keyframe's frame is not a whole number (or a frame is not a number).
+    #[error("Invalid array length: keyframe frame {0} is not a whole number")]
     BadFrame(String),
     /// More than [`MAX_FRAMES`] frames.
     #[error("too many frames: {frames} (at most {MAX_FRAMES})")]
@@ -202,7 +202,8 @@ impl Rendered {
 /// A keyframe as the renderer reads it.
 #[derive(Clone, Debug)]
 struct Row {
-    frame: i64,
+    /// Parseq allows fractional frames: they count as keyframe values but never start a formula.
+    frame: f64,
     json: Map<String, Json>,
 }
 
@@ -256,7 +257,11 @@ impl Sequencer {
         }
         let (timing, raw_options) = timing_of(&doc)?;
         let mut rows = rows_of(keyframes)?;
-        rows.sort_by_key(|r| r.frame);
+        rows.sort_by(|a, b| {
+            a.frame
+                .partial_cmp(&b.frame)
+                .unwrap_or(std::cmp::Ordering::Equal)
+        });
         let sorted: Vec<Json> = rows.iter().map(|r| Json::Object(r.json.clone())).collect();
         doc.json_mut()
             .insert("keyframes".to_owned(), Json::Array(sorted));
@@ -264,6 +269,13 @@ impl Sequencer {
             (Some(f), Some(l)) => (f.frame, l.frame),
             _ => return Err(RenderError::TooFewKeyframes),
         };
+        // Parseq builds `Array(last - first + 1)`: the ends must be whole frames.
+        for end in [first, last] {
+            if end.fract() != 0.0 {
+                return Err(RenderError::BadFrame(super::jsnum::to_js_string(end)));
+            }
+        }
+        let (first, last) = (first as i64, last as i64);
         let span = i128::from(last) - i128::from(first) + 1;
         if span > MAX_FRAMES as i128 {
             return Err(RenderError::TooManyFrames { frames: span });
@@ -271,7 +283,7 @@ impl Sequencer {
         let infos = rows
             .iter()
             .map(|r| KeyframeInfo {
-                frame: r.frame as f64,
+                frame: r.frame,
                 info: r.json.get("info").and_then(Json::as_str).map(str::to_owned),
             })
             .collect();
@@ -365,11 +377,11 @@ impl Sequencer {
                 .iter()
                 .find(|r| valid(r))
                 .map_or(field_default(field), value);
-            frames.push(first_row.frame as f64);
+            frames.push(first_row.frame);
             values.push(v);
         }
         for r in self.rows.iter().filter(|r| valid(r)) {
-            frames.push(r.frame as f64);
+            frames.push(r.frame);
             values.push(value(r));
         }
         if !valid(last_row) {
@@ -379,7 +391,7 @@ impl Sequencer {
                 .rev()
                 .find(|r| valid(r))
                 .map_or(field_default(field), value);
-            frames.push(last_row.frame as f64);
+            frames.push(last_row.frame);
             values.push(v);
         }
         let mut formulas = Vec::new();
@@ -397,7 +409,10 @@ impl Sequencer {
                 Json::String(s) => s.clone(),
                 other => other.to_string(),
             };
-            let idx = (r.frame - first) as usize;
+            if r.frame.fract() != 0.0 {
+                continue;
+            }
+            let idx = (r.frame as i64 - first) as usize;
             formulas.push((idx, text.clone(), Formula::parse(&text)));
         }
         let reads_fields = formulas.iter().any(|(_, t, _)| t.contains("dangerous"));
@@ -534,8 +549,8 @@ impl Sequencer {
     /// frame).
     fn render_prompts_range(&mut self, range: Range<usize>) -> Result<(), RenderError> {
         let first = self.rendered.first_frame;
-        let last = self.rows.last().map_or(first, |r| r.frame);
-        let all_frames: Vec<f64> = self.rows.iter().map(|r| r.frame as f64).collect();
+        let last = self.rows.last().map_or(first, |r| r.frame as i64);
+        let all_frames: Vec<f64> = self.rows.iter().map(|r| r.frame).collect();
         let keyed = Keyed::new(all_frames, Vec::new());
         for i in range {
             let frame = first + i as i64;
@@ -665,7 +680,7 @@ impl Sequencer {
             .iter()
             .find(|p| p.name == field)
             .map(|p| p.keyed.frames().to_vec());
-        let Some(row) = self.rows.iter_mut().find(|r| r.frame == frame) else {
+        let Some(row) = self.rows.iter_mut().find(|r| r.frame == frame as f64) else {
             return Err(RenderError::NoKeyframeAt(frame));
         };
         match value {
@@ -688,7 +703,7 @@ impl Sequencer {
         field: &str,
         formula: Option<&str>,
     ) -> Result<Vec<(String, Range<i64>)>, RenderError> {
-        let Some(row) = self.rows.iter_mut().find(|r| r.frame == frame) else {
+        let Some(row) = self.rows.iter_mut().find(|r| r.frame == frame as f64) else {
             return Err(RenderError::NoKeyframeAt(frame));
         };
         let key = format!("{field}_i");
@@ -706,7 +721,7 @@ impl Sequencer {
 
     /// Copies the edited keyframe row back into the document.
     fn sync_keyframe(&mut self, frame: i64) {
-        let Some(i) = self.rows.iter().position(|r| r.frame == frame) else {
+        let Some(i) = self.rows.iter().position(|r| r.frame == frame as f64) else {
             return;
         };
         let row = Json::Object(self.rows[i].json.clone());
@@ -907,16 +922,13 @@ fn rows_of(keyframes: &[Json]) -> Result<Vec<Row>, RenderError> {
         .map(|kf| {
             let json = kf.as_object().cloned().unwrap_or_default();
             let f = json.get("frame").map_or(f64::NAN, json_to_number);
-            if f.fract() != 0.0 || !f.is_finite() || f.abs() > 1e15 {
+            if !f.is_finite() || f.abs() > 1e15 {
                 return Err(RenderError::BadFrame(
                     json.get("frame")
                         .map_or("undefined".to_owned(), Json::to_string),
                 ));
             }
-            Ok(Row {
-                frame: f as i64,
-                json,
-            })
+            Ok(Row { frame: f, json })
         })
         .collect()
 }
