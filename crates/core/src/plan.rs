@@ -214,8 +214,8 @@ pub const PARSEQ_MOTION_FIELDS: &[&str] = &[
 ];
 
 impl FramePlan {
-    /// The plan of a rendered Parseq document, as Deforum reads its manifest: `deforum_prompt`
-    /// split at `--neg`, the seed floored (−1, random, when unmanaged or not a number) with
+    /// The plan of a rendered Parseq document, as Deforum reads its manifest (in reverse when the
+    /// document renders in reverse): `deforum_prompt` split at `--neg`, the seed floored (−1, random, when unmanaged or not a number) with
     /// `subseed`/`subseed_strength` from its fraction, CFG from `scale` (7 when unmanaged),
     /// img2img strength from `strength`, and the motion fields as absolute values.
     pub fn from_parseq(
@@ -227,7 +227,13 @@ impl FramePlan {
         let value =
             |name: &str, i: usize| rendered.field(name).and_then(|f| f.values.get(i).copied());
         let mut frames = Vec::with_capacity(rendered.frame_count);
-        for i in 0..rendered.frame_count {
+        // Reverse render plays the frames backwards (Parseq reverses its output for Deforum).
+        let order: Box<dyn Iterator<Item = usize>> = if rendered.reverse {
+            Box::new((0..rendered.frame_count).rev())
+        } else {
+            Box::new(0..rendered.frame_count)
+        };
+        for (index, i) in order.enumerate() {
             let full = rendered
                 .prompts
                 .as_ref()
@@ -237,7 +243,7 @@ impl FramePlan {
             let read = |text: &str, field| {
                 PlannedPrompt::new(text.trim(), sampling, fidelity).map_err(|source| {
                     PlanError::Prompt {
-                        frame: i,
+                        frame: index,
                         field,
                         source,
                     }
@@ -249,7 +255,7 @@ impl FramePlan {
                 .filter_map(|m| value(m, i).map(|v| ((*m).to_owned(), v)))
                 .collect();
             frames.push(PlannedFrame {
-                generation_index: i,
+                generation_index: index,
                 positive: read(pos, PromptField::Positive)?,
                 negative: read(neg, PromptField::Negative)?,
                 seed: seed.map_or(-1, |s| s.floor() as i64),

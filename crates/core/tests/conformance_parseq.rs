@@ -32,3 +32,25 @@ fn parseq_render_public_cases_pass() {
     assert!(report.is_success(), "{}", report.render());
     assert_eq!(report.passed, 37);
 }
+
+#[test]
+fn a_wrong_expectation_is_reported_as_a_failure() {
+    let lang = include_str!("data/parseq_lang_cases.public.json").replacen(
+        "\"expected\": [\n    11.6,\n    10.8,",
+        "\"expected\": [\n    11.6,\n    10.9,",
+        1,
+    );
+    let report = run(Suite::ParseqLang, &lang);
+    assert_eq!(report.failures.len(), 1, "{}", report.render());
+    assert_eq!(report.failures[0].id, "jest-001");
+    assert!(report.render().ends_with("351 passed, 1 failed"));
+
+    let render = include_str!("data/parseq_render_cases.public.json").replacen(
+        "\"rendered_frames_total\": 11,",
+        "\"rendered_frames_total\": 12,",
+        1,
+    );
+    let report = run(Suite::ParseqRender, &render);
+    assert_eq!(report.failures.len(), 1, "{}", report.render());
+    assert_eq!(report.failures[0].field, "rendered_frames_total");
+}

@@ -84,7 +84,9 @@ fn keyframe(frame: i64, k: usize) -> Json {
         let value = ((i * 7 + k * 13) % 17) as f64 / 4.0;
         kf.insert((*field).to_owned(), json!(value));
         if k.is_multiple_of(10) {
-            let formula = FORMULAS[(i + k / 10) % FORMULAS.len()];
+            // Each field cycles through three neighbouring formulas, so some fields use `C`
+            // (which reads every keyframe) and others only local ones.
+            let formula = FORMULAS[(i * 3 + (k / 10) % 3) % FORMULAS.len()];
             kf.insert(format!("{field}_i"), json!(formula));
         }
     }

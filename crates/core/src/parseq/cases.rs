@@ -5,8 +5,8 @@ use std::collections::HashMap;
 
 use serde_json::{Map, Value as Json, json};
 
-use super::document::Document;
-use super::eval::{Context, EvalError, Formula, Keyed, KeyframeInfo, Lookup, TimeSeries};
+use super::document::{Document, keyframe_infos, time_series};
+use super::eval::{Context, EvalError, Formula, Keyed, Lookup};
 use super::render::{RenderError, Sequencer};
 use super::value::Value;
 use crate::conformance::{Mismatch, json_close};
@@ -34,57 +34,6 @@ fn json_value(v: &Json) -> Value {
         Json::Bool(b) => Value::Num(f64::from(u8::from(*b))),
         other => Value::str(&other.to_string()),
     }
-}
-
-/// Keyframe frames and info labels from `[{frame, info?}]`.
-pub(crate) fn keyframe_infos(v: Option<&Json>) -> Vec<KeyframeInfo> {
-    v.and_then(Json::as_array)
-        .map(|a| {
-            a.iter()
-                .map(|k| KeyframeInfo {
-                    frame: k.get("frame").and_then(Json::as_f64).unwrap_or(f64::NAN),
-                    info: k.get("info").and_then(Json::as_str).map(str::to_owned),
-                })
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-/// Time series from `[{alias, ts:{data:[{x,y}], timestampType}}]`.
-pub(crate) fn time_series(v: Option<&Json>) -> Vec<TimeSeries> {
-    v.and_then(Json::as_array)
-        .map(|a| {
-            a.iter()
-                .map(|t| {
-                    let ts = t.get("ts");
-                    TimeSeries {
-                        alias: t
-                            .get("alias")
-                            .and_then(Json::as_str)
-                            .unwrap_or_default()
-                            .to_owned(),
-                        points: ts
-                            .and_then(|ts| ts.get("data"))
-                            .and_then(Json::as_array)
-                            .map(|d| {
-                                d.iter()
-                                    .map(|p| {
-                                        let g =
-                                            |k| p.get(k).and_then(Json::as_f64).unwrap_or(f64::NAN);
-                                        (g("x"), g("y"))
-                                    })
-                                    .collect()
-                            })
-                            .unwrap_or_default(),
-                        millis: ts
-                            .and_then(|ts| ts.get("timestampType"))
-                            .and_then(Json::as_i64)
-                            == Some(1),
-                    }
-                })
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 struct MapLookup(HashMap<String, Value>);
@@ -152,6 +101,7 @@ pub fn lang_case(case: &Json) -> Result<Option<Mismatch>, String> {
         time_series: &series,
         prompt_type: ctx.get("promptType").and_then(Json::as_bool),
         field_default: super::document::field_default(field),
+        raw_options: None,
     });
     Ok(judge_lang(case, outcome))
 }
@@ -295,11 +245,8 @@ pub fn render_case(case: &Json) -> Result<Option<Mismatch>, String> {
     let null = Json::Null;
     let exp_doc = expected.get("document").unwrap_or(&null);
     if !json_close(exp_doc, &out) {
-        return Ok(Some((
-            "document".to_owned(),
-            diff_keys(exp_doc, &out).0,
-            diff_keys(exp_doc, &out).1,
-        )));
+        let (e, g) = diff_keys(exp_doc, &out);
+        return Ok(Some(("document".to_owned(), e, g)));
     }
     let kept = expected
         .get("rendered_frames")

@@ -79,6 +79,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value as Json, json};
 use thiserror::Error;
 
+use super::eval::{KeyframeInfo, TimeSeries};
 use super::jsnum::string_to_number;
 
 /// Parseq's default template ("Cat / Duck"), which fills documents that lack prompts or
@@ -126,12 +127,16 @@ pub struct Overlap {
     #[serde(rename = "outFrames", default, deserialize_with = "lenient_num")]
     pub out_frames: f64,
     /// Weight expression (`custom`).
-    #[serde(default, deserialize_with = "lenient_string")]
+    #[serde(default = "undefined_text", deserialize_with = "lenient_string")]
     pub custom: String,
 }
 
 fn none_text() -> String {
     "none".to_owned()
+}
+
+fn undefined_text() -> String {
+    "undefined".to_owned()
 }
 
 /// One prompt of the prompt list (or the common prompt).
@@ -140,11 +145,11 @@ pub struct Prompt {
     /// Display name.
     #[serde(default, deserialize_with = "lenient_string")]
     pub name: String,
-    /// Positive text.
-    #[serde(default, deserialize_with = "lenient_string")]
+    /// Positive text (a missing text reads as `undefined`, as JS templates write it).
+    #[serde(default = "undefined_text", deserialize_with = "lenient_string")]
     pub positive: String,
     /// Negative text.
-    #[serde(default, deserialize_with = "lenient_string")]
+    #[serde(default = "undefined_text", deserialize_with = "lenient_string")]
     pub negative: String,
     /// Active on every frame.
     #[serde(rename = "allFrames", default, deserialize_with = "lenient_bool")]
@@ -191,10 +196,12 @@ fn lenient_num<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> 
     Ok(json_to_number(&Json::deserialize(d)?))
 }
 
+/// JS string conversion of a JSON value (`null` → `"null"`, numbers as JS writes them).
 fn lenient_string<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
     Ok(match Json::deserialize(d)? {
         Json::String(s) => s,
-        Json::Null => String::new(),
+        Json::Number(n) => super::jsnum::to_js_string(n.as_f64().unwrap_or(f64::NAN)),
+        Json::Array(_) | Json::Object(_) => "[object Object]".to_owned(),
         other => other.to_string(),
     })
 }
@@ -497,10 +504,141 @@ fn convert_prompts(prompts: Json, last_frame: f64) -> Result<Json, DocumentError
         }
         Json::Null => {}
         legacy => {
-            let text = |k: &str| legacy.get(k).cloned().unwrap_or(Json::Null);
-            out["promptList"][0]["positive"] = text("positive");
-            out["promptList"][0]["negative"] = text("negative");
+            if let Some(first) = out["promptList"][0].as_object_mut() {
+                for key in ["positive", "negative"] {
+                    // An absent text stays absent (JS assigns `undefined`, which JSON drops).
+                    match legacy.get(key) {
+                        Some(v) => first.insert(key.to_owned(), v.clone()),
+                        None => first.remove(key),
+                    };
+                }
+            }
         }
     }
     Ok(out)
+}
+
+/// Parseq's `remapFrameCount`: a frame's position in the lock's unit (seconds to 3 decimals,
+/// beats to 2, as the UI rounds them) mapped to frames at the new rates (unrounded).
+pub fn remap_frame(frame: f64, lock: &str, old: (f64, f64), new: (f64, f64)) -> f64 {
+    let ((old_fps, old_bpm), (new_fps, new_bpm)) = (old, new);
+    let frames_per_beat = |fps: f64, bpm: f64| (fps * 60.0) / bpm;
+    match lock {
+        "seconds" => string_to_number(&super::jsnum::to_fixed(frame / old_fps, 3)) * new_fps,
+        "beats" => {
+            let beats = frame / frames_per_beat(old_fps, old_bpm);
+            string_to_number(&super::jsnum::to_fixed(beats, 2)) * frames_per_beat(new_fps, new_bpm)
+        }
+        _ => string_to_number(&super::jsnum::to_fixed(frame, 0)),
+    }
+}
+
+impl Document {
+    /// Changes `output_fps` and `bpm`, and, unless `keyframeLock` is `frames`, moves keyframes and
+    /// prompt ranges and fades so that they keep their position in seconds or beats (rounded to
+    /// whole frames), as Parseq's UI does.
+    pub fn retime(&mut self, new_fps: f64, new_bpm: f64) {
+        let old = (
+            self.option("output_fps").map_or(f64::NAN, json_to_number),
+            self.option("bpm").map_or(f64::NAN, json_to_number),
+        );
+        let lock = self
+            .json
+            .get("keyframeLock")
+            .and_then(Json::as_str)
+            .unwrap_or("frames")
+            .to_owned();
+        if lock != "frames" {
+            let remap = |v: &Json| {
+                number_json(super::jsnum::js_round(remap_frame(
+                    json_to_number(v),
+                    &lock,
+                    old,
+                    (new_fps, new_bpm),
+                )))
+            };
+            if let Some(kfs) = self.json.get_mut("keyframes").and_then(Json::as_array_mut) {
+                for kf in kfs.iter_mut().filter_map(Json::as_object_mut) {
+                    let f = kf.get("frame").map_or(json!(null), remap);
+                    kf.insert("frame".to_owned(), f);
+                }
+            }
+            let list = self
+                .json
+                .get_mut("prompts")
+                .and_then(|p| p.get_mut("promptList"))
+                .and_then(Json::as_array_mut);
+            for p in list.into_iter().flatten() {
+                for path in [
+                    &["from"][..],
+                    &["to"],
+                    &["overlap", "inFrames"],
+                    &["overlap", "outFrames"],
+                ] {
+                    let mut slot = Some(&mut *p);
+                    for key in path {
+                        slot = slot.and_then(|s| s.get_mut(*key));
+                    }
+                    if let Some(v) = slot {
+                        *v = remap(v);
+                    }
+                }
+            }
+        }
+        if let Some(options) = self.json.get_mut("options").and_then(Json::as_object_mut) {
+            options.insert("output_fps".to_owned(), number_json(new_fps));
+            options.insert("bpm".to_owned(), number_json(new_bpm));
+        }
+    }
+}
+
+/// Keyframe frames and info labels from `[{frame, info?}]`.
+pub fn keyframe_infos(v: Option<&Json>) -> Vec<KeyframeInfo> {
+    v.and_then(Json::as_array)
+        .map(|a| {
+            a.iter()
+                .map(|k| KeyframeInfo {
+                    frame: k.get("frame").and_then(Json::as_f64).unwrap_or(f64::NAN),
+                    info: k.get("info").and_then(Json::as_str).map(str::to_owned),
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Time series from `[{alias, ts:{data:[{x,y}], timestampType}}]`.
+pub fn time_series(v: Option<&Json>) -> Vec<TimeSeries> {
+    v.and_then(Json::as_array)
+        .map(|a| {
+            a.iter()
+                .map(|t| {
+                    let ts = t.get("ts");
+                    TimeSeries {
+                        alias: t
+                            .get("alias")
+                            .and_then(Json::as_str)
+                            .unwrap_or_default()
+                            .to_owned(),
+                        points: ts
+                            .and_then(|ts| ts.get("data"))
+                            .and_then(Json::as_array)
+                            .map(|d| {
+                                d.iter()
+                                    .map(|p| {
+                                        let g =
+                                            |k| p.get(k).and_then(Json::as_f64).unwrap_or(f64::NAN);
+                                        (g("x"), g("y"))
+                                    })
+                                    .collect()
+                            })
+                            .unwrap_or_default(),
+                        millis: ts
+                            .and_then(|ts| ts.get("timestampType"))
+                            .and_then(Json::as_i64)
+                            == Some(1),
+                    }
+                })
+                .collect()
+        })
+        .unwrap_or_default()
 }

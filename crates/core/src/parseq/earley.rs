@@ -15,7 +15,7 @@ use super::parser::{
 };
 
 /// Most parser states before a formula is refused as too ambiguous.
-const MAX_STATES: usize = 400_000;
+const MAX_STATES: usize = 2_000_000;
 /// Deepest derivation rebuilt.
 const MAX_BUILD_DEPTH: usize = 2_000;
 

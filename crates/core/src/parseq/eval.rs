@@ -9,7 +9,7 @@ use std::rc::Rc;
 use thiserror::Error;
 
 use super::bezier::BezierEasing;
-use super::functions::{ArgDefault, ArgType, FuncDef, Kind};
+use super::functions::{ArgDefault, FuncDef, Kind};
 use super::interp::{Spline, linear, polynomial};
 use super::jsnum::{js_max, js_min, js_pow, js_round, to_fixed};
 use super::noise::Noise;
@@ -125,6 +125,18 @@ impl Keyed {
     }
 }
 
+/// What a formula reads beyond the keyframes around the current frame (which decides how much
+/// an edit must re-render).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Dependencies {
+    /// Every keyframe value (`C`, `P`).
+    pub all_keyframes: bool,
+    /// Values computed for earlier frames (`prev_computed_value`, `computed_at`, `dangerous`).
+    pub own_history: bool,
+    /// Other fields (`dangerous`).
+    pub other_fields: bool,
+}
+
 /// A keyframe as the `info_match*` functions and `last_frame` see it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct KeyframeInfo {
@@ -216,6 +228,10 @@ pub struct Context<'a> {
     pub prompt_type: Option<bool>,
     /// The field's default value (`computed_at`'s default).
     pub field_default: f64,
+    /// The options `output_fps`, `bpm` and `cadence` as the document gives them, which the
+    /// `fps`, `bpm` and `cadence` variables return unconverted (`"30"` stays a string); `None`
+    /// means the numbers above.
+    pub raw_options: Option<&'a [Value; 3]>,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -289,6 +305,24 @@ impl Formula {
     /// The parsed tree.
     pub fn ast(&self) -> &Ast {
         &self.ast
+    }
+
+    /// What the formula reads beyond the keyframes around the current frame.
+    pub fn dependencies(&self) -> Dependencies {
+        let mut d = Dependencies::default();
+        for node in &self.ast.nodes {
+            match &node.expr {
+                Expr::Var(Var::Cubic | Var::Poly) => d.all_keyframes = true,
+                Expr::Var(Var::Named(n)) if &**n == "prev_computed_value" => d.own_history = true,
+                Expr::Call(c) if c.def.kind == Kind::ComputedAt => d.own_history = true,
+                Expr::Call(c) if c.def.kind == Kind::Dangerous => {
+                    d.other_fields = true;
+                    d.own_history = true;
+                }
+                _ => {}
+            }
+        }
+        d
     }
 
     /// Forgets all node state, as a freshly parsed formula.
@@ -381,7 +415,7 @@ impl EvalState {
                     }
                     v
                 }
-                None => default_value(arg_def.default, arg_def.ty, ctx, call.offset)?,
+                None => default_value(arg_def.default, ctx, call.offset)?,
             };
         }
         self.apply(id, def.kind, &call.name, &args[..count], ctx)
@@ -741,9 +775,14 @@ fn variable(v: &Var, pos: Pos, ctx: &Context<'_>) -> Result<Value, EvalError> {
         Var::Beat => beat(f),
         Var::WholeBeat => beat(f).floor(),
         Var::Second => f / ctx.fps,
-        Var::Fps => ctx.fps,
-        Var::Bpm => ctx.bpm,
-        Var::Cadence => ctx.cadence,
+        Var::Fps | Var::Bpm | Var::Cadence => {
+            let (i, n) = match v {
+                Var::Fps => (0, ctx.fps),
+                Var::Bpm => (1, ctx.bpm),
+                _ => (2, ctx.cadence),
+            };
+            return Ok(ctx.raw_options.map_or(Value::Num(n), |r| r[i].clone()));
+        }
         Var::SinceKeyframe => f - ctx.active_keyframe,
         Var::ActiveKeyframe => ctx.active_keyframe,
         Var::NextKeyframe => keyed.next_frame(f)?,
@@ -803,13 +842,7 @@ fn binary(op: BinOp, l: &Value, r: &Value, pos: Pos) -> Result<Value, EvalError>
     }
 }
 
-fn default_value(
-    d: ArgDefault,
-    ty: ArgType,
-    ctx: &Context<'_>,
-    offset: usize,
-) -> Result<Value, EvalError> {
-    let _ = ty;
+fn default_value(d: ArgDefault, ctx: &Context<'_>, offset: usize) -> Result<Value, EvalError> {
     Ok(Value::Num(match d {
         ArgDefault::Num(n) => n,
         ArgDefault::Str(s) => return Ok(Value::str(s)),

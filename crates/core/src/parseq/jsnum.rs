@@ -104,6 +104,11 @@ pub fn to_fixed(x: f64, digits: usize) -> String {
             s
         };
     }
+    to_fixed_exact(x, digits)
+}
+
+/// `toFixed` from the exact decimal expansion.
+fn to_fixed_exact(x: f64, digits: usize) -> String {
     let sign = if x < 0.0 { "-" } else { "" };
     let ax = x.abs();
     let (ds, exp) = if ax == 0.0 {
@@ -387,6 +392,24 @@ mod tests {
         assert_eq!(to_fixed(123.456, 1), "123.5");
         assert_eq!(to_fixed(0.09, 1), "0.1");
         assert_eq!(to_fixed(1e21, 2), "1e+21");
+    }
+
+    #[test]
+    fn fast_to_fixed_agrees_with_the_exact_expansion() {
+        let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+        for i in 0..4_000 {
+            seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+            let bits = seed >> 11;
+            let scale = 10f64.powi((i % 12) - 6);
+            let x = (bits as f64 / (1u64 << 53) as f64 - 0.5) * scale;
+            for digits in [0, 2, 4, 5] {
+                assert_eq!(
+                    to_fixed(x, digits),
+                    to_fixed_exact(x, digits),
+                    "{x} {digits}"
+                );
+            }
+        }
     }
 
     #[test]

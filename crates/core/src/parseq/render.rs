@@ -6,6 +6,7 @@
 //! it affects.
 
 use std::collections::HashMap;
+use std::ops::Range;
 
 use serde_json::{Map, Value as Json, json};
 use thiserror::Error;
@@ -40,8 +41,8 @@ pub enum RenderError {
     /// `bpm` missing or 0.
     #[error("No bpm found.")]
     NoBpm,
-    /// A keyframe's frame is not an integer.
-    #[error("Invalid array length: keyframe frame {0} is not an integer")]
+    /// The first or last keyframe's frame is not a whole number (or a frame is not a number).
+    #[error("Invalid array length: keyframe frame {0} is not a whole number")]
     BadFrame(String),
     /// More than [`MAX_FRAMES`] frames.
     #[error("too many frames: {frames} (at most {MAX_FRAMES})")]
@@ -83,6 +84,9 @@ pub enum RenderError {
         /// What failed.
         message: String,
     },
+    /// An edit names a frame that has no keyframe.
+    #[error("there is no keyframe at frame {0}")]
+    NoKeyframeAt(i64),
     /// Parseq's delta pass reads the frame before the first one, which only exists when the
     /// first keyframe is at frame 0.
     #[error("Cannot read properties of undefined (reading '{0}')")]
@@ -124,7 +128,8 @@ pub struct Rendered {
     pub fields: Vec<RenderedField>,
     /// `deforum_prompt` per frame, when prompts are enabled.
     pub prompts: Option<Vec<String>>,
-    /// Whether `seed` is managed (then frames carry `subseed` and `subseed_strength`).
+    /// The index of `seed` among the fields when it is managed (then frames carry `subseed` and
+    /// `subseed_strength`).
     pub seed_field: Option<usize>,
     /// Whether the output is reversed.
     pub reverse: bool,
@@ -197,7 +202,8 @@ impl Rendered {
 /// A keyframe as the renderer reads it.
 #[derive(Clone, Debug)]
 struct Row {
-    frame: i64,
+    /// Parseq allows fractional frames: they count as keyframe values but never start a formula.
+    frame: f64,
     json: Map<String, Json>,
 }
 
@@ -232,6 +238,7 @@ pub struct Sequencer {
     rendered: Rendered,
     prompt_formulas: HashMap<String, Result<Formula, ParseError>>,
     computed: Vec<Value>,
+    raw_options: [Value; 3],
 }
 
 /// Renders a document once.
@@ -248,25 +255,13 @@ impl Sequencer {
         if keyframes.len() < 2 {
             return Err(RenderError::TooFewKeyframes);
         }
-        let fps = doc.option("output_fps").cloned().unwrap_or(Json::Null);
-        if !json_truthy(&fps) {
-            return Err(RenderError::NoFps);
-        }
-        let bpm = doc.option("bpm").cloned().unwrap_or(Json::Null);
-        if !json_truthy(&bpm) {
-            return Err(RenderError::NoBpm);
-        }
-        let cadence = match doc.option("cadence") {
-            None | Some(Json::Null) => 1.0,
-            Some(c) => json_to_number(c),
-        };
-        let timing = Timing {
-            fps: json_to_number(&fps),
-            bpm: json_to_number(&bpm),
-            cadence,
-        };
+        let (timing, raw_options) = timing_of(&doc)?;
         let mut rows = rows_of(keyframes)?;
-        rows.sort_by_key(|r| r.frame);
+        rows.sort_by(|a, b| {
+            a.frame
+                .partial_cmp(&b.frame)
+                .unwrap_or(std::cmp::Ordering::Equal)
+        });
         let sorted: Vec<Json> = rows.iter().map(|r| Json::Object(r.json.clone())).collect();
         doc.json_mut()
             .insert("keyframes".to_owned(), Json::Array(sorted));
@@ -274,6 +269,13 @@ impl Sequencer {
             (Some(f), Some(l)) => (f.frame, l.frame),
             _ => return Err(RenderError::TooFewKeyframes),
         };
+        // Parseq builds `Array(last - first + 1)`: the ends must be whole frames.
+        for end in [first, last] {
+            if end.fract() != 0.0 {
+                return Err(RenderError::BadFrame(super::jsnum::to_js_string(end)));
+            }
+        }
+        let (first, last) = (first as i64, last as i64);
         let span = i128::from(last) - i128::from(first) + 1;
         if span > MAX_FRAMES as i128 {
             return Err(RenderError::TooManyFrames { frames: span });
@@ -281,11 +283,11 @@ impl Sequencer {
         let infos = rows
             .iter()
             .map(|r| KeyframeInfo {
-                frame: r.frame as f64,
+                frame: r.frame,
                 info: r.json.get("info").and_then(Json::as_str).map(str::to_owned),
             })
             .collect();
-        let series = super::cases::time_series(doc.json().get("timeSeries"));
+        let series = super::document::time_series(doc.json().get("timeSeries"));
         let prompts = doc.prompts()?;
         let managed = doc.managed_fields();
         let mut s = Self {
@@ -304,6 +306,7 @@ impl Sequencer {
             fields: Vec::new(),
             prompt_formulas: HashMap::new(),
             computed: Vec::new(),
+            raw_options,
         };
         s.fields = managed.iter().map(|f| s.plan_field(f)).collect();
         s.rendered.fields = managed
@@ -374,11 +377,11 @@ impl Sequencer {
                 .iter()
                 .find(|r| valid(r))
                 .map_or(field_default(field), value);
-            frames.push(first_row.frame as f64);
+            frames.push(first_row.frame);
             values.push(v);
         }
         for r in self.rows.iter().filter(|r| valid(r)) {
-            frames.push(r.frame as f64);
+            frames.push(r.frame);
             values.push(value(r));
         }
         if !valid(last_row) {
@@ -388,7 +391,7 @@ impl Sequencer {
                 .rev()
                 .find(|r| valid(r))
                 .map_or(field_default(field), value);
-            frames.push(last_row.frame as f64);
+            frames.push(last_row.frame);
             values.push(v);
         }
         let mut formulas = Vec::new();
@@ -406,7 +409,10 @@ impl Sequencer {
                 Json::String(s) => s.clone(),
                 other => other.to_string(),
             };
-            let idx = (r.frame - first) as usize;
+            if r.frame.fract() != 0.0 {
+                continue;
+            }
+            let idx = (r.frame as i64 - first) as usize;
             formulas.push((idx, text.clone(), Formula::parse(&text)));
         }
         let reads_fields = formulas.iter().any(|(_, t, _)| t.contains("dangerous"));
@@ -421,6 +427,18 @@ impl Sequencer {
 
     fn render_field(&mut self, k: usize) -> Result<(), RenderError> {
         let n = self.rendered.frame_count;
+        if let Some(out) = self.rendered.fields.get_mut(k) {
+            out.values.clear();
+            out.values.resize(n, f64::NAN);
+        }
+        self.computed.clear();
+        self.render_range(k, 0..n)
+    }
+
+    /// Renders frame indices `range` of field `k`. The range must start where the formula state
+    /// is known: at the first frame, at a keyframe formula, or under the stateless default `L`;
+    /// `self.computed` holds the field's values before the range.
+    fn render_range(&mut self, k: usize, range: Range<usize>) -> Result<(), RenderError> {
         let first = self.rendered.first_frame;
         let (before, rest) = self.rendered.fields.split_at_mut(k);
         let Some(out) = rest.first_mut() else {
@@ -429,65 +447,27 @@ impl Sequencer {
         let Some(plan) = self.fields.get_mut(k) else {
             return Ok(());
         };
-        out.values.clear();
-        out.values.reserve(n);
         let computed = &mut self.computed;
-        computed.clear();
+        computed.truncate(range.start);
         let mut default_l = Formula::parse("L").map_err(|error| RenderError::Parse {
             field: plan.name.clone(),
             frame: first,
             source_text: "L".to_owned(),
             error,
         })?;
-        let mut active_formula: Option<usize> = None;
-        let mut next_formula = 0usize;
-        let mut next_defined = 0usize;
-        let mut active_keyframe = 0.0;
-        for i in 0..n {
+        let mut cursor = Cursor::at(plan, range.start, first);
+        for i in range {
             let frame = first + i as i64;
-            let f = frame as f64;
-            while let Some((idx, text, parsed)) = plan.formulas.get_mut(next_formula) {
-                if *idx != i {
-                    break;
-                }
-                match parsed {
-                    Ok(formula) => formula.reset(),
-                    Err(error) => {
-                        return Err(RenderError::Parse {
-                            field: plan.name.clone(),
-                            frame,
-                            source_text: text.clone(),
-                            error: error.clone(),
-                        });
-                    }
-                }
-                active_formula = Some(next_formula);
-                next_formula += 1;
-            }
-            let frames = plan.keyed.frames();
-            while next_defined < frames.len() && frames[next_defined] < f {
-                next_defined += 1;
-            }
-            if frames.get(next_defined) == Some(&f) {
-                active_keyframe = f;
-            }
-            let prev = if frame > 0 {
-                computed
-                    .get((frame - 1) as usize)
-                    .cloned()
-                    .unwrap_or(Value::Undefined)
-            } else {
-                Value::Num(0.0)
-            };
+            cursor.advance(plan, i, frame)?;
             let lookup = FieldLookup {
-                prev,
+                prev: previous(computed, frame),
                 earlier: before,
-                own: &out.values,
+                own: (&plan.name, &out.values[..i.min(out.values.len())]),
                 first,
             };
             let ctx = Context {
-                frame: f,
-                active_keyframe,
+                frame: frame as f64,
+                active_keyframe: cursor.active_keyframe,
                 field_name: &plan.name,
                 keyed: &plan.keyed,
                 keyframes: &self.infos,
@@ -499,8 +479,9 @@ impl Sequencer {
                 time_series: &self.series,
                 prompt_type: None,
                 field_default: plan.default,
+                raw_options: Some(&self.raw_options),
             };
-            let formula = match active_formula.and_then(|a| plan.formulas.get_mut(a)) {
+            let formula = match cursor.active.and_then(|a| plan.formulas.get_mut(a)) {
                 Some((_, _, Ok(formula))) => formula,
                 _ => &mut default_l,
             };
@@ -510,10 +491,49 @@ impl Sequencer {
                 source_text: keyframe_text(&plan.formulas, i),
                 error,
             })?;
-            out.values.push(v.to_number());
+            if let Some(slot) = out.values.get_mut(i) {
+                *slot = v.to_number();
+            }
             computed.push(v);
         }
         Ok(())
+    }
+
+    /// Frame indices an edit of `field`'s value at `frame` can change, given the keyframe frames
+    /// before and after the edit; `None` when the whole field must re-render (formulas that read
+    /// every keyframe or earlier results, parse errors, edits at the ends).
+    fn dirty_range(&self, k: usize, old: &[f64], frame: i64) -> Option<Range<usize>> {
+        let plan = self.fields.get(k)?;
+        for (_, _, parsed) in &plan.formulas {
+            let d = parsed.as_ref().ok()?.dependencies();
+            if d.all_keyframes || d.own_history || d.other_fields {
+                return None;
+            }
+        }
+        let f = frame as f64;
+        let both = || old.iter().chain(plan.keyed.frames()).copied();
+        let before = both()
+            .filter(|&x| x < f)
+            .fold(None, |m: Option<f64>, x| Some(m.map_or(x, |m| m.max(x))))?;
+        let after = both()
+            .filter(|&x| x > f)
+            .fold(None, |m: Option<f64>, x| Some(m.map_or(x, |m| m.min(x))))?;
+        let first = self.rendered.first_frame as f64;
+        let (lo, hi) = ((before - first) as usize, (after - first) as usize);
+        let start = plan
+            .formulas
+            .iter()
+            .rev()
+            .map(|(idx, _, _)| *idx)
+            .find(|&idx| idx <= lo)
+            .unwrap_or(lo);
+        let stop = plan
+            .formulas
+            .iter()
+            .map(|(idx, _, _)| *idx)
+            .find(|&idx| idx > hi)
+            .unwrap_or(self.rendered.frame_count);
+        Some(start..stop)
     }
 
     fn render_prompts(&mut self) -> Result<(), RenderError> {
@@ -521,20 +541,26 @@ impl Sequencer {
             self.rendered.prompts = None;
             return Ok(());
         }
-        let n = self.rendered.frame_count;
+        self.rendered.prompts = Some(vec![String::new(); self.rendered.frame_count]);
+        self.render_prompts_range(0..self.rendered.frame_count)
+    }
+
+    /// Re-renders the prompts of frame indices `range` (each frame's prompt depends only on that
+    /// frame).
+    fn render_prompts_range(&mut self, range: Range<usize>) -> Result<(), RenderError> {
         let first = self.rendered.first_frame;
-        let last = self.rows.last().map_or(first, |r| r.frame);
-        let all_frames: Vec<f64> = self.rows.iter().map(|r| r.frame as f64).collect();
+        let last = self.rows.last().map_or(first, |r| r.frame as i64);
+        let all_frames: Vec<f64> = self.rows.iter().map(|r| r.frame).collect();
         let keyed = Keyed::new(all_frames, Vec::new());
-        let mut out = Vec::with_capacity(n);
-        for i in 0..n {
+        for i in range {
             let frame = first + i as i64;
             let text = self
                 .prompt_at(i, frame, last, &keyed)
                 .map_err(|message| RenderError::Prompt { frame, message })?;
-            out.push(text);
+            if let Some(slot) = self.rendered.prompts.as_mut().and_then(|p| p.get_mut(i)) {
+                *slot = text;
+            }
         }
-        self.rendered.prompts = Some(out);
         Ok(())
     }
 
@@ -564,6 +590,7 @@ impl Sequencer {
             time_series: &self.series,
             prompt_type,
             field_default: 0.0,
+            raw_options: Some(&self.raw_options),
         };
         let mut parts = Vec::new();
         let active: Vec<&Prompt> = self
@@ -637,16 +664,24 @@ impl Sequencer {
     }
 
     /// Sets (or, with `None`, clears) `field`'s value on the keyframe at `frame` and re-renders
-    /// only what that can change: the field, fields that read other fields (`dangerous`) after
-    /// it, and prompts when they refer to the field. Returns the fields re-rendered.
+    /// only what that can change: the field between the neighbouring keyframes (from the formula
+    /// in force there to the next keyframe formula; the whole field when its formulas read every
+    /// keyframe or earlier results), fields after it that read other fields (`dangerous`), and
+    /// the same frames of prompts that refer to a re-rendered field. Returns each re-rendered
+    /// field with the frames re-rendered.
     pub fn set_value(
         &mut self,
         frame: i64,
         field: &str,
         value: Option<f64>,
-    ) -> Result<Vec<String>, RenderError> {
-        let Some(row) = self.rows.iter_mut().find(|r| r.frame == frame) else {
-            return Ok(Vec::new());
+    ) -> Result<Vec<(String, Range<i64>)>, RenderError> {
+        let old = self
+            .fields
+            .iter()
+            .find(|p| p.name == field)
+            .map(|p| p.keyed.frames().to_vec());
+        let Some(row) = self.rows.iter_mut().find(|r| r.frame == frame as f64) else {
+            return Err(RenderError::NoKeyframeAt(frame));
         };
         match value {
             Some(v) => {
@@ -656,8 +691,8 @@ impl Sequencer {
                 row.json.remove(field);
             }
         }
-        self.sync_keyframes();
-        self.refresh_field(field)
+        self.sync_keyframe(frame);
+        self.refresh_field(field, frame, old)
     }
 
     /// Sets (or clears) `field`'s formula on the keyframe at `frame` and re-renders what it
@@ -667,9 +702,9 @@ impl Sequencer {
         frame: i64,
         field: &str,
         formula: Option<&str>,
-    ) -> Result<Vec<String>, RenderError> {
-        let Some(row) = self.rows.iter_mut().find(|r| r.frame == frame) else {
-            return Ok(Vec::new());
+    ) -> Result<Vec<(String, Range<i64>)>, RenderError> {
+        let Some(row) = self.rows.iter_mut().find(|r| r.frame == frame as f64) else {
+            return Err(RenderError::NoKeyframeAt(frame));
         };
         let key = format!("{field}_i");
         match formula {
@@ -680,36 +715,78 @@ impl Sequencer {
                 row.json.remove(&key);
             }
         }
-        self.sync_keyframes();
-        self.refresh_field(field)
+        self.sync_keyframe(frame);
+        self.refresh_field(field, frame, None)
     }
 
-    fn sync_keyframes(&mut self) {
-        let sorted: Vec<Json> = self
-            .rows
-            .iter()
-            .map(|r| Json::Object(r.json.clone()))
-            .collect();
-        self.doc
+    /// Copies the edited keyframe row back into the document.
+    fn sync_keyframe(&mut self, frame: i64) {
+        let Some(i) = self.rows.iter().position(|r| r.frame == frame as f64) else {
+            return;
+        };
+        let row = Json::Object(self.rows[i].json.clone());
+        if let Some(slot) = self
+            .doc
             .json_mut()
-            .insert("keyframes".to_owned(), Json::Array(sorted));
+            .get_mut("keyframes")
+            .and_then(Json::as_array_mut)
+            .and_then(|k| k.get_mut(i))
+        {
+            *slot = row;
+        }
     }
 
-    fn refresh_field(&mut self, field: &str) -> Result<Vec<String>, RenderError> {
+    /// Re-renders `field` after an edit at `frame` (`old` are its keyframe frames before the
+    /// edit, `None` for a formula edit), later fields that read other fields, and prompts that
+    /// mention a re-rendered field.
+    fn refresh_field(
+        &mut self,
+        field: &str,
+        frame: i64,
+        old: Option<Vec<f64>>,
+    ) -> Result<Vec<(String, Range<i64>)>, RenderError> {
         let Some(start) = self.fields.iter().position(|p| p.name == field) else {
             return Ok(Vec::new());
         };
+        let first = self.rendered.first_frame;
+        let all = 0..self.rendered.frame_count;
         let mut touched = Vec::new();
+        let mut prompt_range: Option<Range<usize>> = None;
         for k in start..self.fields.len() {
-            if k == start || self.fields[k].reads_fields || self.fields[k].name == field {
-                self.fields[k] = self.plan_field(&self.fields[k].name.clone());
-                self.render_field(k)?;
-                self.finish_fields(k..k + 1)?;
-                touched.push(self.fields[k].name.clone());
+            if !(k == start || self.fields[k].reads_fields || self.fields[k].name == field) {
+                continue;
             }
+            self.fields[k] = self.plan_field(&self.fields[k].name.clone());
+            let range = match (&old, k == start) {
+                (Some(old), true) => self.dirty_range(k, old, frame),
+                _ => None,
+            };
+            let range = match range {
+                Some(r) => {
+                    self.computed = self.rendered.fields[k].values[..r.start]
+                        .iter()
+                        .map(|v| Value::Num(*v))
+                        .collect();
+                    self.render_range(k, r.clone())?;
+                    r
+                }
+                None => {
+                    self.render_field(k)?;
+                    all.clone()
+                }
+            };
+            self.finish_fields(k..k + 1)?;
+            let name = self.fields[k].name.clone();
+            if self.prompts_mention(std::slice::from_ref(&name)) {
+                prompt_range = Some(match prompt_range {
+                    Some(p) => p.start.min(range.start)..p.end.max(range.end),
+                    None => range.clone(),
+                });
+            }
+            touched.push((name, first + range.start as i64..first + range.end as i64));
         }
-        if self.prompts_mention(&touched) {
-            self.render_prompts()?;
+        if let (Some(r), true) = (prompt_range, self.prompts.enabled) {
+            self.render_prompts_range(r)?;
         }
         Ok(touched)
     }
@@ -731,6 +808,107 @@ impl Sequencer {
     }
 }
 
+/// The options formulas see, as numbers and as given; Parseq's validation of fps and bpm.
+fn timing_of(doc: &Document) -> Result<(Timing, [Value; 3]), RenderError> {
+    let fps = doc.option("output_fps").cloned().unwrap_or(Json::Null);
+    if !json_truthy(&fps) {
+        return Err(RenderError::NoFps);
+    }
+    let bpm = doc.option("bpm").cloned().unwrap_or(Json::Null);
+    if !json_truthy(&bpm) {
+        return Err(RenderError::NoBpm);
+    }
+    // `options.cadence ?? 1`
+    let cadence = doc
+        .option("cadence")
+        .filter(|c| !c.is_null())
+        .cloned()
+        .unwrap_or(json!(1));
+    let raw = |v: &Json| match v {
+        Json::String(s) => Value::str(s),
+        other => Value::Num(json_to_number(other)),
+    };
+    let timing = Timing {
+        fps: json_to_number(&fps),
+        bpm: json_to_number(&bpm),
+        cadence: json_to_number(&cadence),
+    };
+    Ok((timing, [raw(&fps), raw(&bpm), raw(&cadence)]))
+}
+
+/// Where a field's render is: the active formula and the active keyframe.
+struct Cursor {
+    active: Option<usize>,
+    next_formula: usize,
+    next_defined: usize,
+    active_keyframe: f64,
+}
+
+impl Cursor {
+    /// The cursor just before frame index `start`.
+    fn at(plan: &FieldPlan, start: usize, first: i64) -> Self {
+        let f = (first + start as i64) as f64;
+        let frames = plan.keyed.frames();
+        let next_defined = frames.partition_point(|&x| x < f);
+        let next_formula = plan.formulas.partition_point(|(idx, _, _)| *idx < start);
+        Self {
+            active: next_formula.checked_sub(1),
+            next_formula,
+            next_defined,
+            // Parseq starts `activeKeyframe` at 0 whatever the first keyframe.
+            active_keyframe: next_defined
+                .checked_sub(1)
+                .and_then(|i| frames.get(i).copied())
+                .unwrap_or(0.0),
+        }
+    }
+
+    /// Moves to frame index `i`: a keyframe formula here becomes active with fresh state (a
+    /// parse error surfaces now), and a keyframe with a value here becomes the active keyframe.
+    fn advance(&mut self, plan: &mut FieldPlan, i: usize, frame: i64) -> Result<(), RenderError> {
+        while let Some((idx, text, parsed)) = plan.formulas.get_mut(self.next_formula) {
+            if *idx != i {
+                break;
+            }
+            match parsed {
+                Ok(formula) => formula.reset(),
+                Err(error) => {
+                    return Err(RenderError::Parse {
+                        field: plan.name.clone(),
+                        frame,
+                        source_text: text.clone(),
+                        error: error.clone(),
+                    });
+                }
+            }
+            self.active = Some(self.next_formula);
+            self.next_formula += 1;
+        }
+        let f = frame as f64;
+        let frames = plan.keyed.frames();
+        while self.next_defined < frames.len() && frames[self.next_defined] < f {
+            self.next_defined += 1;
+        }
+        if frames.get(self.next_defined) == Some(&f) {
+            self.active_keyframe = f;
+        }
+        Ok(())
+    }
+}
+
+/// `prev_computed_value`: Parseq indexes the values computed so far by `frame - 1`.
+fn previous(computed: &[Value], frame: i64) -> Value {
+    if frame > 0 {
+        usize::try_from(frame - 1)
+            .ok()
+            .and_then(|i| computed.get(i))
+            .cloned()
+            .unwrap_or(Value::Undefined)
+    } else {
+        Value::Num(0.0)
+    }
+}
+
 fn keyframe_text(formulas: &[(usize, String, Result<Formula, ParseError>)], i: usize) -> String {
     formulas
         .iter()
@@ -744,16 +922,13 @@ fn rows_of(keyframes: &[Json]) -> Result<Vec<Row>, RenderError> {
         .map(|kf| {
             let json = kf.as_object().cloned().unwrap_or_default();
             let f = json.get("frame").map_or(f64::NAN, json_to_number);
-            if f.fract() != 0.0 || !f.is_finite() || f.abs() > 1e15 {
+            if !f.is_finite() || f.abs() > 1e15 {
                 return Err(RenderError::BadFrame(
                     json.get("frame")
                         .map_or("undefined".to_owned(), Json::to_string),
                 ));
             }
-            Ok(Row {
-                frame: f as i64,
-                json,
-            })
+            Ok(Row { frame: f, json })
         })
         .collect()
 }
@@ -761,7 +936,8 @@ fn rows_of(keyframes: &[Json]) -> Result<Vec<Row>, RenderError> {
 struct FieldLookup<'a> {
     prev: Value,
     earlier: &'a [RenderedField],
-    own: &'a [f64],
+    /// The field being rendered and its values for the frames before the current one.
+    own: (&'a str, &'a [f64]),
     first: i64,
 }
 
@@ -776,14 +952,19 @@ impl Lookup for FieldLookup<'_> {
             return None;
         }
         let idx = idx as usize;
-        let exists = !self.earlier.is_empty() || idx < self.own.len();
+        let (own_name, own) = self.own;
+        let exists = !self.earlier.is_empty() || idx < own.len();
         if field == "frame" {
             return exists.then_some(frame);
         }
-        if let Some(f) = self.earlier.iter().rev().find(|f| f.name == field) {
-            return f.values.get(idx).copied();
+        if field == own_name && idx < own.len() {
+            return own.get(idx).copied();
         }
-        None
+        self.earlier
+            .iter()
+            .rev()
+            .find(|f| f.name == field)
+            .and_then(|f| f.values.get(idx).copied())
     }
 }
 
@@ -894,9 +1075,12 @@ fn expand(
         let end = start + 2 + close;
         out.push_str(&text[rest..start]);
         let expr = &text[start + 2..end];
-        let formula = cache
-            .entry(expr.to_owned())
-            .or_insert_with(|| Formula::parse(expr));
+        if !cache.contains_key(expr) {
+            cache.insert(expr.to_owned(), Formula::parse(expr));
+        }
+        let Some(formula) = cache.get_mut(expr) else {
+            return Err("internal: prompt formula cache".to_owned());
+        };
         let formula = formula.as_mut().map_err(|e| e.to_string())?;
         formula.reset();
         match formula.eval(ctx).map_err(|e| e.to_string())? {
