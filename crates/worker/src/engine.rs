@@ -132,21 +132,24 @@ async fn fetch_model(spec: &ModelSpec) -> Result<(BlobFolder, u64, bool), String
             None
         }
     };
+    let mut damaged = false;
     if let Some(dir) = &dir
         && let Some(manifest) = dir.manifest().await
     {
         match cached_folder(dir, &manifest).await {
             Ok(folder) => return Ok((folder, 0, true)),
             Err(e) => {
-                // A damaged cache entry is replaced by a fresh download.
                 tracing_warn(&format!("{}: {e}; downloading again", spec.label));
-                cache::delete(&spec.id).await?;
+                damaged = true;
             }
         }
     }
-    let dir = match dir {
-        Some(_) => ModelDir::open(&spec.id, true).await?,
-        None => None,
+    // A damaged cache entry is replaced by a fresh download into a fresh folder.
+    let dir = if damaged {
+        cache::delete(&spec.id).await?;
+        ModelDir::open(&spec.id, true).await?
+    } else {
+        dir
     };
     let count = u32::try_from(spec.files.len()).unwrap_or(u32::MAX);
     let mut folder = BlobFolder::default();
