@@ -31,6 +31,48 @@ pub struct ModelChoice {
     pub base: String,
     /// Its files, relative to `base`.
     pub files: Vec<&'static str>,
+    /// The TAESD folder its step previews are decoded with.
+    pub previewer: Previewer,
+}
+
+/// A TAESD folder to load with a model for step previews.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Previewer {
+    /// Stable id (cache key; one copy serves every model).
+    pub id: &'static str,
+    /// What the cache list shows.
+    pub label: &'static str,
+    /// Base URL of its files.
+    pub base: String,
+}
+
+impl Previewer {
+    /// TAESD for SD 1.x/2.x latents (`madebyollin/taesd`, MIT, 9.8 MB).
+    pub fn taesd() -> Self {
+        Self {
+            id: "taesd",
+            label: "TAESD previews (madebyollin/taesd)",
+            base: hugging_face("madebyollin/taesd"),
+        }
+    }
+
+    /// The load request: `config.json` and the diffusers weights, in f32.
+    pub fn spec(&self) -> ModelSpec {
+        ModelSpec {
+            id: self.id.to_owned(),
+            label: self.label.to_owned(),
+            layout: ModelLayout::Diffusers,
+            files: ["config.json", "diffusion_pytorch_model.safetensors"]
+                .iter()
+                .map(|path| ModelFile {
+                    path: (*path).to_owned(),
+                    url: format!("{}/{path}", self.base),
+                    fallback: None,
+                })
+                .collect(),
+            precision: "f32".to_owned(),
+        }
+    }
 }
 
 impl ModelChoice {
@@ -94,6 +136,7 @@ impl ModelChoice {
             recommended: (20, "Euler a", 7.0),
             base,
             files: DIFFUSERS_FP16.to_vec(),
+            previewer: Previewer::taesd(),
         })
     }
 }
@@ -133,6 +176,7 @@ pub fn model_choices(local: bool, origin: &str) -> Vec<ModelChoice> {
                 "b261bac6fd2cf515557d5d0707481eafa0485ec2",
             ),
             files: DIFFUSERS_FP16.to_vec(),
+            previewer: Previewer::taesd(),
         },
         ModelChoice {
             id: "sd15".into(),
@@ -145,6 +189,7 @@ pub fn model_choices(local: bool, origin: &str) -> Vec<ModelChoice> {
                 "451f4fe16113bff5a5d2269ed5ad43b0592e9a14",
             ),
             files: DIFFUSERS_FP16.to_vec(),
+            previewer: Previewer::taesd(),
         },
     ];
     if local {
@@ -159,6 +204,11 @@ pub fn model_choices(local: bool, origin: &str) -> Vec<ModelChoice> {
                 origin.trim_end_matches('/')
             ),
             files: DIFFUSERS_FP16.to_vec(),
+            previewer: Previewer {
+                id: "taesd-tiny",
+                label: "tiny TAESD (random weights)",
+                base: format!("{}/fixtures/taesd-tiny", origin.trim_end_matches('/')),
+            },
         });
     }
     choices
@@ -306,6 +356,7 @@ impl Studio {
         ToWorker::LoadModel {
             model: choice.spec(precision),
             backend,
+            previewer: Some(choice.previewer.spec()),
         }
     }
 
@@ -491,8 +542,14 @@ impl Studio {
                 size_multiple,
                 load_ms,
                 from_cache,
+                previews,
                 ..
             } => {
+                let summary = if previews.is_empty() {
+                    summary.clone()
+                } else {
+                    format!("{summary}; {previews}")
+                };
                 let label = match &self.model {
                     ModelStatus::Loading { label, .. } => label.clone(),
                     _ => id.clone(),
@@ -500,7 +557,7 @@ impl Studio {
                 self.model = ModelStatus::Ready {
                     id: id.clone(),
                     label,
-                    summary: summary.clone(),
+                    summary,
                     size_multiple: *size_multiple,
                     load_ms: *load_ms,
                     from_cache: *from_cache,
@@ -661,10 +718,19 @@ mod tests {
             .find(|c| c.id == TINY_ID)
             .expect("offered locally");
         let load = studio.load(&tiny, "f32", ComputeBackend::Webgpu);
-        let ToWorker::LoadModel { model, .. } = load else {
+        let ToWorker::LoadModel {
+            model, previewer, ..
+        } = load
+        else {
             panic!("{load:?}");
         };
         assert_eq!(model.id, "tiny-sd1@f32");
+        let previewer = previewer.expect("TAESD comes with every model");
+        assert_eq!(previewer.id, "taesd-tiny");
+        assert_eq!(
+            previewer.files[1].url,
+            "http://127.0.0.1:8080/fixtures/taesd-tiny/diffusion_pytorch_model.safetensors"
+        );
         assert_eq!(
             model.files[2].url,
             "http://127.0.0.1:8080/fixtures/tiny-sd1/diffusers/text_encoder/model.fp16.safetensors"
@@ -684,6 +750,7 @@ mod tests {
             fetched_bytes: 1,
             from_cache: false,
             load_ms: 5.0,
+            previews: String::new(),
         });
         studio
     }
@@ -720,11 +787,13 @@ mod tests {
             fetched_bytes: 0,
             from_cache: true,
             load_ms: 1500.0,
+            previews: "TAESD previews".into(),
         });
         assert_eq!(next, Some(ToWorker::ListCache));
         assert_eq!(
             studio.model_text(),
-            "Ready: tiny test model (random weights) — SD 1.x (loaded in 1.5 s, from the offline cache)"
+            "Ready: tiny test model (random weights) — SD 1.x; TAESD previews (loaded in 1.5 s, \
+             from the offline cache)"
         );
         studio.apply(&FromWorker::Cache {
             models: vec![],

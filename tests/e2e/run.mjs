@@ -333,6 +333,25 @@ function cliImage() {
   }
 }
 
+/** How many `cell`×`cell` squares of an RGBA image hold more than one colour. */
+function cellsWithDetail({ width, height, data }, cell) {
+  let varied = 0;
+  for (let cy = 0; cy < height; cy += cell) {
+    for (let cx = 0; cx < width; cx += cell) {
+      const first = ((cy * width) + cx) * 4;
+      let differs = false;
+      for (let y = cy; y < cy + cell && !differs; y += 1) {
+        for (let x = cx; x < cx + cell; x += 1) {
+          const at = ((y * width) + x) * 4;
+          if ([0, 1, 2].some((c) => data[at + c] !== data[first + c])) { differs = true; break; }
+        }
+      }
+      if (differs) varied += 1;
+    }
+  }
+  return varied;
+}
+
 function compare(a, b) {
   assert.equal(a.width, b.width);
   assert.equal(a.height, b.height);
@@ -359,7 +378,7 @@ test('the tiny model loads from the local server and draws, on WebGPU, the nativ
   await withBrowser(async ({ page, errors }) => {
     await page.goto(BASE);
     const status = await loadModel(page);
-    assert.match(status, /^Ready: tiny test model/);
+    assert.match(status, /^Ready: tiny test model .*; TAESD previews \(/);
     facts.tinyLoad = status;
     await setProject(page, SETTINGS);
     const src = await generateImage(page);
@@ -384,6 +403,13 @@ test('cancel stops a run between steps and the page stays usable', async () => {
       /step [2-9]\d*\/150/.test(document.querySelector('[data-testid="progress-text"]')?.textContent ?? ''),
     null, { timeout: GPU_TIMEOUT_MS });
     assert.match(await page.title(), /^\[\d+%\] Keyshift$/);
+    // Step previews are TAESD decodes at image size: detail inside each latent pixel's cell (2×2
+    // pixels for the tiny model), which the approximate preview (one colour per cell) cannot have.
+    const preview = await pixels(page, await byId(page, 'preview-image').getAttribute('src'));
+    assert.equal(preview.width, 64);
+    assert.equal(preview.height, 64);
+    facts.previewCellsWithDetail = cellsWithDetail(preview, 2);
+    assert.ok(facts.previewCellsWithDetail > 512, `preview looks blocky: ${facts.previewCellsWithDetail}/1024 cells vary`);
     await byId(page, 'cancel').click();
     await page.waitForFunction(() => !document.querySelector('[data-testid="generate"]').disabled,
       null, { timeout: 60_000 });
@@ -433,13 +459,14 @@ test('dropping an A1111-style PNG restores its prompt and settings', async () =>
 test('a reload loads the model from the offline cache without fetching it again', async () => {
   const fixtureRequests = async () => {
     const counts = await (await fetch(`${BASE}/__requests`)).json();
-    return Object.fromEntries(Object.entries(counts).filter(([path]) => path.startsWith('/fixtures/tiny-sd1/')));
+    return Object.fromEntries(Object.entries(counts).filter(([path]) =>
+      path.startsWith('/fixtures/tiny-sd1/') || path.startsWith('/fixtures/taesd-tiny/')));
   };
   await withBrowser(async ({ page, errors }) => {
     await page.goto(BASE);
-    assert.match(await loadModel(page), /^Ready: tiny test model .*\(loaded in [\d.]+ s\)$/);
+    assert.match(await loadModel(page), /^Ready: tiny test model .*; TAESD previews \(loaded in [\d.]+ s\)$/);
     const before = await fixtureRequests();
-    assert.ok(Object.keys(before).length >= 7, JSON.stringify(before));
+    assert.ok(Object.keys(before).length >= 9, JSON.stringify(before));
     await byId(page, 'cached-model').first().waitFor();
     assert.match(await byId(page, 'cached-model').first().textContent(), /tiny test model/);
     const start = Date.now();
@@ -452,9 +479,15 @@ test('a reload loads the model from the offline cache without fetching it again'
     await page.waitForFunction(() =>
       /used of .* available/.test(document.querySelector('[data-testid="storage-estimate"]')?.textContent ?? ''));
     await byId(page, 'cached-model').first().waitFor();
-    // Deleting it empties the list.
-    await byId(page, 'cache-delete').first().click();
-    await page.waitForFunction(() => document.querySelectorAll('[data-testid="cached-model"]').length === 0);
+    // The model and its previewer are cached apart; deleting both empties the list.
+    const cached = (await byId(page, 'cached-model').allTextContents()).join(' | ');
+    assert.match(cached, /tiny test model/);
+    assert.match(cached, /tiny TAESD/);
+    for (const left of [1, 0]) {
+      await byId(page, 'cache-delete').first().click();
+      await page.waitForFunction((n) =>
+        document.querySelectorAll('[data-testid="cached-model"]').length === n, left);
+    }
     assert.deepEqual(errors, []);
   });
 });

@@ -1,7 +1,8 @@
 //! A small static file server for `dist/` on 127.0.0.1: correct MIME types (wasm streaming needs
 //! `application/wasm`), the Content-Security-Policy as a header (workers take theirs from it), SPA
 //! fallback to `index.html` for page routes, and long caching for content-hashed files. It also
-//! serves the tiny test model under `/fixtures/tiny-sd1/` (the app offers it on this machine),
+//! serves the tiny test model under `/fixtures/tiny-sd1/` and its previewer under
+//! `/fixtures/taesd-tiny/` (the app offers them on this machine),
 //! answers `Range` requests (downloads resume), and counts requests per path at `/__requests`
 //! (the end-to-end tests check that a cached model is not fetched again).
 
@@ -19,13 +20,15 @@ const TRUNCATED: &str = "/fixtures/tiny-sd1-truncated/";
 pub struct Site {
     /// The built site.
     pub dist: PathBuf,
-    /// The repository's `fixtures/` folder; only `tiny-sd1/` inside it is served.
+    /// The repository's `fixtures/` folder; only `tiny-sd1/` and `taesd-tiny/` inside it are
+    /// served.
     pub fixtures: PathBuf,
     requests: Arc<Mutex<BTreeMap<String, u64>>>,
 }
 
 impl Site {
-    /// Serves `dist`, and `fixtures/tiny-sd1` under `/fixtures/tiny-sd1/`.
+    /// Serves `dist`, `fixtures/tiny-sd1` under `/fixtures/tiny-sd1/` and `fixtures/taesd-tiny`
+    /// under `/fixtures/taesd-tiny/`.
     pub fn new(dist: PathBuf, fixtures: PathBuf) -> Self {
         Self {
             dist,
@@ -53,6 +56,9 @@ impl Site {
         }
         if let Some(rest) = url_path.strip_prefix(TRUNCATED) {
             return resolve_file(&tiny, rest);
+        }
+        if let Some(rest) = url_path.strip_prefix("/fixtures/taesd-tiny/") {
+            return resolve_file(&self.fixtures.join("taesd-tiny"), rest);
         }
         resolve(&self.dist, url_path)
     }
@@ -339,7 +345,11 @@ mod tests {
         let file = site.resolve(damaged).expect("served");
         let whole = std::fs::read(&file).expect("read").len();
         assert_eq!(site.body(damaged, &file).expect("body").len(), whole / 2);
-        assert_eq!(site.resolve("/fixtures/taesd-tiny/config.json"), None);
+        assert_eq!(
+            site.resolve("/fixtures/taesd-tiny/config.json"),
+            Some(root.join("fixtures/taesd-tiny/config.json"))
+        );
+        assert_eq!(site.resolve("/fixtures/tiny-sd2-v/README.md"), None);
     }
 
     #[test]

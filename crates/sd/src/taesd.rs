@@ -16,9 +16,12 @@ use burn::tensor::Tensor;
 use burn::tensor::activation::{relu, tanh};
 use serde::Deserialize;
 
+use crate::Device;
+use crate::generate::{GenerateError, RgbImage, read, tensor_to_rgb};
+use crate::model::Folder;
 use crate::nn::{ConvSpec, conv2d};
 use crate::unet::upsample_nearest;
-use crate::weights::{KeyMap, LoadError, Loader, Stored};
+use crate::weights::{KeyMap, LoadError, Loader, Prefixed, SafetensorsFile, Stored, WeightStore};
 
 /// Prefix of the encoder's names (`encoder.layers.{i}.…`).
 pub const ENCODER_PREFIX: &str = "encoder.";
@@ -434,6 +437,93 @@ impl Taesd {
     pub fn encode(&self, x: Tensor<4>) -> Option<Tensor<4>> {
         let encoder = self.encoder.as_ref()?;
         Some(encoder.forward((x + 1.0) / 2.0))
+    }
+}
+
+/// The file names TAESD's weights are found under in a folder, diffusers layout first.
+const DIFFUSERS_FILES: [&str; 2] = [
+    "diffusion_pytorch_model.safetensors",
+    "diffusion_pytorch_model.fp16.safetensors",
+];
+const ORIGINAL_DECODER: &str = "taesd_decoder.safetensors";
+const ORIGINAL_ENCODER: &str = "taesd_encoder.safetensors";
+
+impl Taesd {
+    /// Loads TAESD from a folder as published (`madebyollin/taesd`): the diffusers file with its
+    /// `config.json` when present, else the original `taesd_decoder.safetensors` (and, if
+    /// `with_encoder`, `taesd_encoder.safetensors`) with the SD 1.x/2.x configuration. Every
+    /// tensor of a file read must be used.
+    pub fn load_folder(
+        folder: &dyn Folder,
+        with_encoder: bool,
+        device: &Device,
+    ) -> Result<Self, LoadError> {
+        let config = match folder.read_text("config.json") {
+            Some(text) => TaesdConfig::from_json("config.json", &text)?,
+            None => TaesdConfig::sd(),
+        };
+        let open = |path: &str| -> Result<Option<WeightStore>, LoadError> {
+            match folder.open(path) {
+                Some(source) => Ok(Some(WeightStore::new(vec![SafetensorsFile::open(
+                    path, source,
+                )?]))),
+                None => Ok(None),
+            }
+        };
+        for path in DIFFUSERS_FILES {
+            if let Some(mut store) = open(path)? {
+                let taesd = Self::load(
+                    &mut Loader::new(&mut store, &Prefixed::default(), device),
+                    &config,
+                    with_encoder,
+                )?;
+                // A decode-only load leaves the encoder's tensors unread.
+                store.check_all_used("", |key| !with_encoder && key.starts_with(ENCODER_PREFIX))?;
+                return Ok(taesd);
+            }
+        }
+        let Some(mut decoder) = open(ORIGINAL_DECODER)? else {
+            return Err(LoadError::Io {
+                file: DIFFUSERS_FILES[0].into(),
+                message: format!("not found (nor {ORIGINAL_DECODER})"),
+            });
+        };
+        let mut encoder = if with_encoder {
+            Some(open(ORIGINAL_ENCODER)?.ok_or_else(|| LoadError::Io {
+                file: ORIGINAL_ENCODER.into(),
+                message: "not found".into(),
+            })?)
+        } else {
+            None
+        };
+        let taesd = {
+            let mut encoder_loader = encoder
+                .as_mut()
+                .map(|store| Loader::new(store, &OriginalLayout, device));
+            Self::load_split(
+                &mut Loader::new(&mut decoder, &OriginalLayout, device),
+                encoder_loader.as_mut(),
+                &config,
+            )?
+        };
+        decoder.check_all_used("", |_| false)?;
+        if let Some(store) = &encoder {
+            store.check_all_used("", |_| false)?;
+        }
+        Ok(taesd)
+    }
+
+    /// A preview of UNet latents (the sampler's denoised estimate) as 8-bit RGB, for the first
+    /// image of the batch.
+    ///
+    /// # Shapes
+    /// - `z`: `[b, latent, h, w]`; the image is `w·s × h·s`
+    pub async fn preview(&self, z: Tensor<4>) -> Result<RgbImage, GenerateError> {
+        let [_, c, h, w] = z.dims();
+        let image = self.decode(z.slice([0..1, 0..c, 0..h, 0..w]));
+        let [_, _, height, width] = image.dims();
+        let values = read(image).await?;
+        Ok(tensor_to_rgb(&values, width, height))
     }
 }
 

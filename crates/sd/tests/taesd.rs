@@ -276,3 +276,74 @@ fn the_encoder_file_is_not_a_decoder() {
         "{err}"
     );
 }
+
+/// A folder that hides some of its files.
+struct Without<'a>(DirFolder, &'a [&'a str]);
+
+impl Folder for Without<'_> {
+    fn read_text(&self, path: &str) -> Option<String> {
+        (!self.1.contains(&path)).then(|| self.0.read_text(path))?
+    }
+
+    fn open(&self, path: &str) -> Option<Box<dyn keyshift_sd::weights::ByteSource>> {
+        (!self.1.contains(&path)).then(|| self.0.open(path))?
+    }
+}
+
+#[test]
+fn a_published_folder_loads_in_either_layout_decode_only() {
+    let mut refs = Refs::load();
+    let z = refs.tensor("taesd.decode_in");
+    let want = refs.values("taesd.decode_out");
+    let diffusers = Taesd::load_folder(&DirFolder(taesd_dir()), false, &refs.device).unwrap();
+    assert!(diffusers.encoder.is_none());
+    check(
+        "folder/diffusers",
+        &values(diffusers.decode(z.clone())),
+        &want,
+    );
+    // Without the diffusers file the original decoder is read, its encoder only on request.
+    let original = Without(
+        DirFolder(taesd_dir()),
+        &["diffusion_pytorch_model.safetensors"],
+    );
+    let taesd = Taesd::load_folder(&original, true, &refs.device).unwrap();
+    assert!(taesd.encoder.is_some());
+    check("folder/original", &values(taesd.decode(z.clone())), &want);
+    // A preview is the first image of the batch as 8-bit RGB at image size.
+    let image = pollster::block_on(taesd.preview(z.clone())).unwrap();
+    let [_, _, h, w] = z.dims();
+    assert_eq!((image.width, image.height), (w * 8, h * 8));
+    let first = &want[..3 * image.width * image.height];
+    let plane = image.width * image.height;
+    for (i, px) in image.data.chunks(3).enumerate() {
+        for (c, &v) in px.iter().enumerate() {
+            let expected = ((first[c * plane + i] + 1.0) / 2.0).clamp(0.0, 1.0) * 255.0;
+            assert!((f32::from(v) - expected).abs() <= 1.0, "pixel {i}/{c}");
+        }
+    }
+    let empty = Without(
+        DirFolder(taesd_dir()),
+        &[
+            "diffusion_pytorch_model.safetensors",
+            "taesd_decoder.safetensors",
+        ],
+    );
+    let err = Taesd::load_folder(&empty, false, &refs.device).unwrap_err();
+    assert!(
+        err.to_string().contains("taesd_decoder.safetensors"),
+        "{err}"
+    );
+    let no_encoder = Without(
+        DirFolder(taesd_dir()),
+        &[
+            "diffusion_pytorch_model.safetensors",
+            "taesd_encoder.safetensors",
+        ],
+    );
+    let err = Taesd::load_folder(&no_encoder, true, &refs.device).unwrap_err();
+    assert!(
+        err.to_string().contains("taesd_encoder.safetensors"),
+        "{err}"
+    );
+}

@@ -91,6 +91,10 @@ pub enum ToWorker {
         model: ModelSpec,
         /// Where to compute.
         backend: ComputeBackend,
+        /// A TAESD folder for step previews, loaded with the model (previews are approximate
+        /// without it, or when it fails to load).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        previewer: Option<ModelSpec>,
     },
     /// Make an image with the loaded model.
     Generate {
@@ -199,6 +203,9 @@ pub enum FromWorker {
         from_cache: bool,
         /// From the request to ready, in milliseconds.
         load_ms: f64,
+        /// How step previews are made: `TAESD previews`, or why they are approximate.
+        #[serde(default)]
+        previews: String,
     },
     /// A step finished.
     Progress {
@@ -339,6 +346,7 @@ mod tests {
                 fetched_bytes: 0,
                 from_cache: true,
                 load_ms: 1.5,
+                previews: "TAESD previews".into(),
             },
             FromWorker::Progress {
                 job: 3,
@@ -399,8 +407,14 @@ mod tests {
         for m in [
             ToWorker::RunSelfTest,
             ToWorker::LoadModel {
-                model,
+                model: model.clone(),
                 backend: ComputeBackend::Cpu,
+                previewer: None,
+            },
+            ToWorker::LoadModel {
+                model: model.clone(),
+                backend: ComputeBackend::Webgpu,
+                previewer: Some(model),
             },
             ToWorker::Generate { job },
             ToWorker::Cancel { job: 3 },

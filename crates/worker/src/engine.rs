@@ -11,6 +11,7 @@ use keyshift_sd::clock::Stopwatch;
 use keyshift_sd::generate::{Generation, approx_rgb, read};
 use keyshift_sd::hooks::NoHook;
 use keyshift_sd::model::SdModel;
+use keyshift_sd::taesd::Taesd;
 use keyshift_sd::weights::{Precision, SafetensorsFile};
 use keyshift_sd::{Device, generate::size_multiple};
 use keyshift_web::protocol::{
@@ -23,7 +24,7 @@ use wasm_bindgen_futures::spawn_local;
 use crate::blob::{BlobFolder, BlobSource};
 use crate::cache::{self, ModelDir};
 use crate::fetch::{FetchError, MemorySink, download};
-use crate::job::{png_base64, request_for, summary};
+use crate::job::{fit, png_base64, request_for, summary};
 use keyshift_web::cache::{CachedFile, Manifest, bytes_text};
 use web_sys::Blob;
 
@@ -33,6 +34,8 @@ struct Loaded {
     device: Device,
     tokenizer: ClipTokenizer,
     label: String,
+    /// TAESD for step previews, when it loaded.
+    previewer: Option<Taesd>,
 }
 
 thread_local! {
@@ -52,13 +55,17 @@ fn fail(stage: Stage, message: impl Into<String>) {
 /// Fetches and loads `spec` on `backend`, replacing the loaded model; reports progress, then
 /// `ModelReady` or `Failed { Model }` (the previous model is gone either way: its memory is
 /// needed).
-pub async fn load(spec: ModelSpec, backend: ComputeBackend) {
-    if let Err(message) = try_load(spec, backend).await {
+pub async fn load(spec: ModelSpec, backend: ComputeBackend, previewer: Option<ModelSpec>) {
+    if let Err(message) = try_load(spec, backend, previewer).await {
         fail(Stage::Model, message);
     }
 }
 
-async fn try_load(spec: ModelSpec, backend: ComputeBackend) -> Result<(), String> {
+async fn try_load(
+    spec: ModelSpec,
+    backend: ComputeBackend,
+    previewer: Option<ModelSpec>,
+) -> Result<(), String> {
     let clock = Stopwatch::start();
     LOADED.with(|l| l.borrow_mut().take());
     let precision = Precision::parse(&spec.precision)
@@ -66,7 +73,7 @@ async fn try_load(spec: ModelSpec, backend: ComputeBackend) -> Result<(), String
     if spec.files.is_empty() {
         return Err(format!("{}: the model lists no files", spec.label));
     }
-    let (folder, fetched, from_cache) = fetch_model(&spec).await?;
+    let (folder, mut fetched, from_cache) = fetch_model(&spec).await?;
     let count = u32::try_from(spec.files.len()).unwrap_or(u32::MAX);
     scope::post(&FromWorker::LoadProgress {
         file: spec.label.clone(),
@@ -98,6 +105,26 @@ async fn try_load(spec: ModelSpec, backend: ComputeBackend) -> Result<(), String
         }
     };
     let tokenizer = ClipTokenizer::embedded().map_err(|e| e.to_string())?;
+    // TAESD is small and optional: when it cannot be had, previews are approximate.
+    let previewer = match &previewer {
+        Some(p) => match fetch_model(p).await {
+            Ok((folder, bytes, _)) => {
+                fetched += bytes;
+                Taesd::load_folder(&folder, false, &device)
+                    .map_err(|e| format!("{} did not load: {e}", p.label))
+            }
+            Err(e) => Err(format!("{} did not load: {e}", p.label)),
+        },
+        None => Err(String::new()),
+    };
+    let previews = match &previewer {
+        Ok(_) => "TAESD previews".to_owned(),
+        Err(why) if why.is_empty() => "approximate previews".to_owned(),
+        Err(why) => {
+            tracing_warn(why);
+            format!("approximate previews ({why})")
+        }
+    };
     let (_, multiple) = size_multiple(&model);
     let ready = FromWorker::ModelReady {
         id: spec.id.clone(),
@@ -106,6 +133,7 @@ async fn try_load(spec: ModelSpec, backend: ComputeBackend) -> Result<(), String
         fetched_bytes: fetched,
         from_cache,
         load_ms: clock.elapsed_ms(),
+        previews,
     };
     LOADED.with(|l| {
         *l.borrow_mut() = Some(Rc::new(Loaded {
@@ -113,6 +141,7 @@ async fn try_load(spec: ModelSpec, backend: ComputeBackend) -> Result<(), String
             device,
             tokenizer,
             label: spec.label,
+            previewer: previewer.ok(),
         }));
     });
     scope::post(&ready);
@@ -328,21 +357,35 @@ async fn run(job: GenerateJob) -> Result<(), String> {
         let [_, c, h, w] = out.denoised.dims();
         let preview = job.preview_every > 0 && step % job.preview_every == 0 && step < steps;
         // Reading back waits for the device and lets the Cancel message in.
-        let readback = if preview {
-            out.denoised
-        } else {
-            out.denoised.slice([0..1, 0..1, 0..1, 0..1])
+        let image = match (&loaded.previewer, preview) {
+            (Some(taesd), true) => Some(fit(
+                taesd
+                    .preview(out.denoised)
+                    .await
+                    .map_err(|e| e.to_string())?,
+                request.width,
+                request.height,
+            )),
+            (None, true) if c >= 4 => {
+                let values = read(out.denoised.slice([0..1, 0..c, 0..h, 0..w]))
+                    .await
+                    .map_err(|e| e.to_string())?;
+                Some(approx_rgb(&values, h, w, request.width / w.max(1)))
+            }
+            _ => {
+                read(out.denoised.slice([0..1, 0..1, 0..1, 0..1]))
+                    .await
+                    .map_err(|e| e.to_string())?;
+                None
+            }
         };
-        let values = read(readback).await.map_err(|e| e.to_string())?;
         scope::post(&FromWorker::Progress {
             job: job.job,
             step,
             steps,
             elapsed_ms: clock.elapsed_ms(),
         });
-        if preview && c >= 4 {
-            let down = request.width / w.max(1);
-            let image = approx_rgb(&values, h, w, down);
+        if let Some(image) = image {
             scope::post(&FromWorker::Preview {
                 job: job.job,
                 step,

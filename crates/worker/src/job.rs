@@ -65,6 +65,47 @@ pub fn summary(info: &ModelInfo, backend: ComputeBackend) -> String {
     )
 }
 
+/// `image` at `width × height`: each output pixel the mean of the source pixels it covers (a
+/// TAESD preview is 8× its latent, which is not the image size for every VAE).
+pub fn fit(image: RgbImage, width: usize, height: usize) -> RgbImage {
+    if (image.width, image.height) == (width, height) || width == 0 || height == 0 {
+        return image;
+    }
+    let mut data = Vec::with_capacity(width * height * 3);
+    for y in 0..height {
+        let (y0, y1) = span(y, height, image.height);
+        for x in 0..width {
+            let (x0, x1) = span(x, width, image.width);
+            let mut sum = [0u32; 3];
+            for sy in y0..y1 {
+                for sx in x0..x1 {
+                    let at = (sy * image.width + sx) * 3;
+                    for (c, s) in sum.iter_mut().enumerate() {
+                        *s += u32::from(image.data.get(at + c).copied().unwrap_or(0));
+                    }
+                }
+            }
+            let n = u32::try_from((y1 - y0) * (x1 - x0)).unwrap_or(1).max(1);
+            data.extend(sum.map(|s| u8::try_from((s + n / 2) / n).unwrap_or(u8::MAX)));
+        }
+    }
+    RgbImage {
+        width,
+        height,
+        data,
+    }
+}
+
+/// The source rows (or columns) `[start, end)` that output `i` of `out` covers in `src`; at least
+/// one.
+fn span(i: usize, out: usize, src: usize) -> (usize, usize) {
+    let start = (i * src / out).min(src.saturating_sub(1));
+    let end = ((i + 1) * src)
+        .div_ceil(out)
+        .clamp(start + 1, src.max(start + 1));
+    (start, end)
+}
+
 /// A PNG (base64) of `image` carrying `parameters` as A1111's `parameters` text.
 pub fn png_base64(image: &RgbImage, parameters: Option<&str>) -> Result<String, String> {
     let texts: Vec<(&str, &str)> = parameters.map(|p| ("parameters", p)).into_iter().collect();
@@ -141,5 +182,38 @@ mod tests {
         let texts = pngtext::read_texts(&png).unwrap();
         assert_eq!(texts, vec![("parameters".into(), "a cat\nSteps: 4".into())]);
         assert_eq!(pngtext::decode_rgb(&png).unwrap().2, image.data);
+    }
+
+    #[test]
+    fn previews_fit_the_image_size_by_averaging() {
+        // 4×2 → 2×1: each output pixel averages a 2×2 square.
+        let image = RgbImage {
+            width: 4,
+            height: 2,
+            data: [
+                [0, 0, 0],
+                [10, 20, 30],
+                [100, 100, 100],
+                [200, 200, 200],
+                [2, 2, 2],
+                [12, 22, 32],
+                [100, 100, 100],
+                [201, 201, 201],
+            ]
+            .concat(),
+        };
+        let small = fit(image.clone(), 2, 1);
+        assert_eq!((small.width, small.height), (2, 1));
+        assert_eq!(small.data, vec![6, 11, 16, 150, 150, 150]);
+        assert_eq!(fit(image.clone(), 4, 2), image);
+        // Upscaling repeats pixels.
+        let big = fit(small, 4, 1);
+        assert_eq!(
+            big.data,
+            [[6, 11, 16], [6, 11, 16], [150, 150, 150], [150, 150, 150]].concat()
+        );
+        // Odd ratios cover every source pixel and never read outside.
+        let odd = fit(image, 3, 2);
+        assert_eq!(odd.data.len(), 18);
     }
 }

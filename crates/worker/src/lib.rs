@@ -100,8 +100,12 @@ pub(crate) mod entry {
         console_error_panic_hook::set_once();
         scope::on_message(|message| match message {
             Ok(ToWorker::RunSelfTest) => spawn_local(self_test()),
-            Ok(ToWorker::LoadModel { model, backend }) => {
-                spawn_local(crate::engine::load(model, backend));
+            Ok(ToWorker::LoadModel {
+                model,
+                backend,
+                previewer,
+            }) => {
+                spawn_local(crate::engine::load(model, backend, previewer));
             }
             Ok(ToWorker::Generate { job }) => crate::engine::enqueue(job),
             Ok(ToWorker::Cancel { job }) => crate::engine::cancel(job),
