@@ -300,6 +300,7 @@ impl WorkerView {
                 | FromWorker::Preview { .. }
                 | FromWorker::Image { .. }
                 | FromWorker::Cancelled { .. }
+                | FromWorker::Tokens { .. }
                 | FromWorker::Cache { .. },
             ) => {}
             Err(e) => self.failure = Some((Stage::Message, e.to_string())),

@@ -8,7 +8,7 @@ use keyshift_core::share::{Project, Seed};
 pub use keyshift_web::cache::bytes_text;
 use keyshift_web::protocol::{
     CachedModelInfo, ComputeBackend, FromWorker, GenerateJob, LoadPhase, ModelFile, ModelLayout,
-    ModelSpec, Stage, ToWorker,
+    ModelSpec, Stage, ToWorker, TokenCount,
 };
 
 /// The id of the tiny test model the local server serves.
@@ -330,6 +330,8 @@ pub struct Studio {
     pub last_seed: Option<u64>,
     /// The offline cache, as last reported.
     pub cache: Option<CacheView>,
+    /// The token counts of the prompt and the negative prompt, as last reported.
+    pub tokens: Option<(TokenCount, TokenCount)>,
     next_id: u64,
     batch_size: u32,
 }
@@ -636,10 +638,23 @@ impl Studio {
                 }
                 None
             }
+            FromWorker::Tokens { prompt, negative } => {
+                self.tokens = Some((prompt.clone(), negative.clone()));
+                None
+            }
             FromWorker::Started | FromWorker::DeviceReady { .. } | FromWorker::SelfTest { .. } => {
                 None
             }
         }
+    }
+
+    /// A1111's counter for the prompt (`negative` false) or the negative prompt: `12/75`;
+    /// empty until the worker has counted.
+    pub fn token_text(&self, negative: bool) -> String {
+        self.tokens
+            .as_ref()
+            .map(|(p, n)| if negative { n.text() } else { p.text() })
+            .unwrap_or_default()
     }
 
     fn finish_job(&mut self, job: u64) -> Option<ToWorker> {
@@ -753,6 +768,27 @@ mod tests {
             previews: String::new(),
         });
         studio
+    }
+
+    #[test]
+    fn token_counts_show_as_a1111_shows_them() {
+        let mut studio = Studio::default();
+        assert_eq!(studio.token_text(false), "");
+        let next = studio.apply(&FromWorker::Tokens {
+            prompt: TokenCount {
+                tokens: 80,
+                limit: 150,
+                chunks: vec![75, 5],
+            },
+            negative: TokenCount {
+                tokens: 3,
+                limit: 75,
+                chunks: vec![3],
+            },
+        });
+        assert_eq!(next, None);
+        assert_eq!(studio.token_text(false), "80/150 (75 + 5)");
+        assert_eq!(studio.token_text(true), "3/75");
     }
 
     #[test]

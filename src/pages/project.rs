@@ -1,6 +1,7 @@
 //! The project page: the project's prompt and settings, and its share link.
 
 use keyshift_core::share::{GenerationSettings, Sampler};
+use keyshift_web::protocol::ToWorker;
 use leptos::ev::Event;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
@@ -91,6 +92,24 @@ pub fn ProjectPage() -> impl IntoView {
         move |ev: Event| apply(make(event_target_value(&ev)))
     };
     let settings = move || project.get().settings;
+    // The token counters follow the prompt boxes; the worker counts (it holds the vocabulary).
+    let counted = Memo::new(move |_| {
+        project.with(|p| {
+            (
+                p.prompt.clone(),
+                p.negative_prompt.clone(),
+                p.settings.steps,
+            )
+        })
+    });
+    Effect::new(move |_| {
+        let (prompt, negative, steps) = counted.get();
+        shared.send(&ToWorker::CountTokens {
+            prompt,
+            negative,
+            steps,
+        });
+    });
     // Dropping a PNG from Keyshift or A1111 anywhere on the page restores its settings.
     let notice = shared.link_notice;
     let over = window_event_listener(leptos::ev::dragover, |ev| ev.prevent_default());
@@ -147,14 +166,24 @@ pub fn ProjectPage() -> impl IntoView {
                     on:input=on(ProjectCommand::SetName)/>
             </label>
             <label class="field">
-                <span>"Prompt"</span>
+                <span class="label-row">"Prompt"
+                    <span class="tokens" data-testid="prompt-tokens"
+                        title="Tokens of the longest AND part or prompt-editing step, out of 75 per chunk (as A1111 counts them)">
+                        {move || shared.studio.with(|s| s.token_text(false))}
+                    </span>
+                </span>
                 <textarea rows="4" data-testid="prompt" spellcheck="false"
                     placeholder="a (cat:1.2) sitting on a [chair|sofa], by an old master"
                     prop:value=move || project.get().prompt
                     on:input=on(ProjectCommand::SetPrompt)></textarea>
             </label>
             <label class="field">
-                <span>"Negative prompt"</span>
+                <span class="label-row">"Negative prompt"
+                    <span class="tokens" data-testid="negative-tokens"
+                        title="Tokens, out of 75 per chunk (as A1111 counts them)">
+                        {move || shared.studio.with(|s| s.token_text(true))}
+                    </span>
+                </span>
                 <textarea rows="2" data-testid="negative-prompt" spellcheck="false"
                     prop:value=move || project.get().negative_prompt
                     on:input=on(ProjectCommand::SetNegativePrompt)></textarea>

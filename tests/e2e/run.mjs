@@ -434,6 +434,22 @@ test('a truncated weights file gives a clear error and the app keeps working', a
   });
 });
 
+test('the prompt boxes count tokens per 75-token chunk as A1111 does, live', async () => {
+  await withBrowser(async ({ page, errors }) => {
+    await page.goto(BASE);
+    const counter = (id, want) => page.waitForFunction(([testid, text]) =>
+      document.querySelector(`[data-testid="${testid}"]`)?.textContent?.trim() === text,
+    [id, want], { timeout: 60_000 });
+    await byId(page, 'prompt').fill('a photo of a (cat:1.2)');
+    await counter('prompt-tokens', '5/75');
+    await byId(page, 'prompt').fill(Array(80).fill('cat').join(' '));
+    await counter('prompt-tokens', '80/150 (75 + 5)');
+    await byId(page, 'negative-prompt').fill('blurry BREAK ugly');
+    await counter('negative-tokens', '76/150 (1 + 1)');
+    assert.deepEqual(errors, []);
+  });
+});
+
 test('dropping an A1111-style PNG restores its prompt and settings', async () => {
   await withBrowser(async ({ page, errors }) => {
     await page.goto(BASE);

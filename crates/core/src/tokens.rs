@@ -10,7 +10,9 @@
 
 use thiserror::Error;
 
-use crate::prompt::Chunk;
+use crate::prompt::{
+    Chunk, Fidelity, ScheduleOptions, parse_attention, prompt_schedule, split_and,
+};
 
 /// Tokens per chunk, without BOS and EOS.
 pub const CHUNK_TOKENS: usize = 75;
@@ -82,6 +84,47 @@ pub struct TokenizedPrompt {
     pub chunks: Vec<TokenChunk>,
     /// A1111's token count (75 per full chunk, plus the tokens of the last one).
     pub token_count: usize,
+}
+
+impl TokenizedPrompt {
+    /// The tokens of text in each chunk (BREAK and comma backtracking leave a chunk short).
+    pub fn chunk_lengths(&self) -> Vec<usize> {
+        self.chunks
+            .iter()
+            .map(|c| {
+                c.ids
+                    .iter()
+                    .skip(1)
+                    .position(|&id| id == EOS)
+                    .unwrap_or(CHUNK_TOKENS)
+            })
+            .collect()
+    }
+}
+
+/// What A1111's token counter shows beside a prompt box (`update_token_counter`): the most
+/// tokens of any `AND` part (positive prompts only) at any step of its schedule, out of 75 per
+/// chunk.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct TokenCount {
+    /// A1111's count: 75 for each full chunk, plus the tokens of the last.
+    pub tokens: usize,
+    /// 75 per chunk.
+    pub limit: usize,
+    /// The tokens of text in each chunk of the longest variant.
+    pub chunks: Vec<usize>,
+}
+
+impl TokenCount {
+    /// `12/75`, and for more than one chunk the chunks: `80/150 (70 + 10)`.
+    pub fn text(&self) -> String {
+        let head = format!("{}/{}", self.tokens, self.limit);
+        if self.chunks.len() < 2 {
+            return head;
+        }
+        let parts: Vec<String> = self.chunks.iter().map(ToString::to_string).collect();
+        format!("{head} ({})", parts.join(" + "))
+    }
 }
 
 /// OpenAI's CLIP BPE tokenizer.
@@ -170,6 +213,53 @@ impl ClipTokenizer {
             }
         }
         Ok(builder.finish(family))
+    }
+}
+
+impl ClipTokenizer {
+    /// A1111's token counter for a prompt box of a `steps`-step pass. `positive` prompts are
+    /// split at `AND`, negative ones are not (as in A1111). Text whose schedule or emphasis does
+    /// not parse is counted as written.
+    pub fn count_tokens(
+        &self,
+        prompt: &str,
+        steps: u32,
+        positive: bool,
+    ) -> Result<TokenCount, TokenError> {
+        let parts: Vec<String> = if positive {
+            split_and(prompt).into_iter().map(|p| p.text).collect()
+        } else {
+            vec![prompt.to_owned()]
+        };
+        let mut texts = Vec::new();
+        for part in parts {
+            match prompt_schedule(&part, ScheduleOptions::steps(steps)) {
+                Ok(entries) => texts.extend(entries.into_iter().map(|e| e.text)),
+                Err(_) => texts.push(part),
+            }
+        }
+        let mut best: Option<TokenizedPrompt> = None;
+        for text in texts {
+            let chunks = parse_attention(&text, Fidelity::Keyshift).unwrap_or_else(|_| {
+                vec![Chunk::Text {
+                    text: text.clone(),
+                    weight: 1.0,
+                }]
+            });
+            let tokenized = self.prompt_chunks(&chunks, ModelFamily::Sd1)?;
+            if best
+                .as_ref()
+                .is_none_or(|b| tokenized.token_count > b.token_count)
+            {
+                best = Some(tokenized);
+            }
+        }
+        let (tokens, chunks) = best.map_or((0, vec![0]), |b| (b.token_count, b.chunk_lengths()));
+        Ok(TokenCount {
+            tokens,
+            limit: tokens.max(1).div_ceil(CHUNK_TOKENS) * CHUNK_TOKENS,
+            chunks,
+        })
     }
 }
 
@@ -554,6 +644,43 @@ mod tests {
         assert_eq!(clean_text("doesnÃ¢â‚¬â„¢t"), "doesn't");
         assert_eq!(clean_text("café naïve"), "café naïve");
         assert_eq!(clean_text("&#233;&#x263a;&#128;"), "é☺€");
+    }
+
+    #[cfg(feature = "embedded-clip-vocab")]
+    #[test]
+    fn the_token_counter_counts_as_a1111() {
+        let t = ClipTokenizer::embedded().expect("embedded vocabulary");
+        let count = |prompt: &str, positive: bool| {
+            t.count_tokens(prompt, 20, positive).expect("counts").text()
+        };
+        assert_eq!(count("", true), "0/75");
+        assert_eq!(count("a photo of a cat", true), "5/75");
+        assert_eq!(
+            count("(cat:1.3), [dog]", true),
+            "3/75",
+            "emphasis is not text"
+        );
+        // The longest step of a schedule, the longest AND part.
+        assert_eq!(count("[cat:a very long dog description:10]", true), "5/75");
+        assert_eq!(count("cat AND dog dog dog", true), "3/75");
+        assert_eq!(
+            count("cat AND dog dog dog", false),
+            "5/75",
+            "negatives keep AND"
+        );
+        // Chunks: 75 counted for each full one; BREAK and comma backtracking leave them short.
+        let cats = vec!["cat"; 80].join(" ");
+        assert_eq!(count(&cats, true), "80/150 (75 + 5)");
+        assert_eq!(count("a BREAK b", true), "76/150 (1 + 1)");
+        let backtracked = format!(
+            "{}, {}",
+            vec!["cat"; 70].join(" "),
+            vec!["dog"; 10].join(" ")
+        );
+        assert_eq!(count(&backtracked, true), "85/150 (71 + 10)");
+        // Text that does not parse is counted as written.
+        let odd = t.count_tokens("[unclosed (cat:", 20, true).expect("counts");
+        assert!(odd.tokens >= 2 && odd.limit == 75, "{odd:?}");
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! `postMessage`, so both sides agree on one serde schema that is tested natively.
 
 use keyshift_core::selftest::SelfTestReport;
+pub use keyshift_core::tokens::TokenCount;
 use serde::{Deserialize, Serialize};
 
 /// One file of a model, fetched from `url` and known to the engine by `path` (`unet/config.json`
@@ -105,6 +106,15 @@ pub enum ToWorker {
     Cancel {
         /// The job.
         job: u64,
+    },
+    /// Count the tokens of the prompt boxes as A1111's counter does.
+    CountTokens {
+        /// The prompt.
+        prompt: String,
+        /// The negative prompt.
+        negative: String,
+        /// Sampling steps (prompt editing depends on them).
+        steps: u32,
     },
     /// Report the cached models and the storage estimate.
     ListCache,
@@ -245,6 +255,13 @@ pub enum FromWorker {
         /// The job.
         job: u64,
     },
+    /// The token counts of the prompt boxes.
+    Tokens {
+        /// The prompt's.
+        prompt: TokenCount,
+        /// The negative prompt's.
+        negative: TokenCount,
+    },
     /// The offline cache.
     Cache {
         /// The cached models.
@@ -367,6 +384,18 @@ mod tests {
                 step_ms: 2.0,
             },
             FromWorker::Cancelled { job: 3 },
+            FromWorker::Tokens {
+                prompt: TokenCount {
+                    tokens: 80,
+                    limit: 150,
+                    chunks: vec![75, 5],
+                },
+                negative: TokenCount {
+                    tokens: 0,
+                    limit: 75,
+                    chunks: vec![0],
+                },
+            },
             FromWorker::Cache {
                 models: vec![CachedModelInfo {
                     id: "tiny-sd1@f32".into(),
@@ -418,6 +447,11 @@ mod tests {
             },
             ToWorker::Generate { job },
             ToWorker::Cancel { job: 3 },
+            ToWorker::CountTokens {
+                prompt: "a cat".into(),
+                negative: String::new(),
+                steps: 20,
+            },
             ToWorker::ListCache,
             ToWorker::DeleteCached { id: "x".into() },
         ] {

@@ -32,7 +32,7 @@ use web_sys::Blob;
 struct Loaded {
     model: SdModel,
     device: Device,
-    tokenizer: ClipTokenizer,
+    tokenizer: Rc<ClipTokenizer>,
     label: String,
     /// TAESD for step previews, when it loaded.
     previewer: Option<Taesd>,
@@ -43,6 +43,32 @@ thread_local! {
     static CANCELLED: RefCell<BTreeSet<u64>> = const { RefCell::new(BTreeSet::new()) };
     static QUEUE: RefCell<VecDeque<GenerateJob>> = const { RefCell::new(VecDeque::new()) };
     static BUSY: Cell<bool> = const { Cell::new(false) };
+    static TOKENIZER: RefCell<Option<Rc<ClipTokenizer>>> = const { RefCell::new(None) };
+}
+
+/// The CLIP tokenizer (built once: inflating the vocabulary takes a moment).
+fn tokenizer() -> Result<Rc<ClipTokenizer>, String> {
+    if let Some(t) = TOKENIZER.with(|t| t.borrow().clone()) {
+        return Ok(t);
+    }
+    let t = Rc::new(ClipTokenizer::embedded().map_err(|e| e.to_string())?);
+    TOKENIZER.with(|slot| *slot.borrow_mut() = Some(Rc::clone(&t)));
+    Ok(t)
+}
+
+/// Posts the token counts of the prompt boxes.
+pub fn count_tokens(prompt: &str, negative: &str, steps: u32) {
+    let counts = tokenizer().and_then(|t| {
+        let count = |text: &str, positive: bool| {
+            t.count_tokens(text, steps, positive)
+                .map_err(|e| e.to_string())
+        };
+        Ok((count(prompt, true)?, count(negative, false)?))
+    });
+    match counts {
+        Ok((prompt, negative)) => scope::post(&FromWorker::Tokens { prompt, negative }),
+        Err(e) => tracing_warn(&format!("cannot count tokens: {e}")),
+    }
 }
 
 fn fail(stage: Stage, message: impl Into<String>) {
@@ -104,7 +130,7 @@ async fn try_load(
                 .map_err(|e| e.to_string())?
         }
     };
-    let tokenizer = ClipTokenizer::embedded().map_err(|e| e.to_string())?;
+    let tokenizer = tokenizer()?;
     // TAESD is small and optional: when it cannot be had, previews are approximate.
     let previewer = match &previewer {
         Some(p) => match fetch_model(p).await {

@@ -109,6 +109,11 @@ pub(crate) mod entry {
             }
             Ok(ToWorker::Generate { job }) => crate::engine::enqueue(job),
             Ok(ToWorker::Cancel { job }) => crate::engine::cancel(job),
+            Ok(ToWorker::CountTokens {
+                prompt,
+                negative,
+                steps,
+            }) => crate::engine::count_tokens(&prompt, &negative, steps),
             Ok(ToWorker::ListCache) => spawn_local(crate::engine::report_cache()),
             Ok(ToWorker::DeleteCached { id }) => spawn_local(crate::engine::delete_cached(id)),
             Err(e) => scope::post(&FromWorker::Failed {
