@@ -669,14 +669,10 @@ mod tests {
             "negatives keep AND"
         );
         // Chunks: 75 counted for each full one; BREAK and comma backtracking leave them short.
-        let cats = vec!["cat"; 80].join(" ");
+        let cats = ["cat"; 80].join(" ");
         assert_eq!(count(&cats, true), "80/150 (75 + 5)");
         assert_eq!(count("a BREAK b", true), "76/150 (1 + 1)");
-        let backtracked = format!(
-            "{}, {}",
-            vec!["cat"; 70].join(" "),
-            vec!["dog"; 10].join(" ")
-        );
+        let backtracked = format!("{}, {}", ["cat"; 70].join(" "), ["dog"; 10].join(" "));
         assert_eq!(count(&backtracked, true), "85/150 (71 + 10)");
         // Text that does not parse is counted as written.
         let odd = t.count_tokens("[unclosed (cat:", 20, true).expect("counts");
