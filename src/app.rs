@@ -36,6 +36,18 @@ impl Shared {
         send(self.worker_handle, message);
     }
 
+    /// Sends a message with local files attached (passed by reference, not copied).
+    pub fn send_with(&self, message: &ToWorker, files: &[web_sys::Blob]) {
+        self.worker_handle.with_value(|h| match h {
+            Some(h) => {
+                if let Err(e) = h.send_with(message, files) {
+                    tracing::warn!("could not reach the worker: {e:?}");
+                }
+            }
+            None => tracing::warn!("no worker to send to"),
+        });
+    }
+
     /// Asks the worker to run its self-test again.
     pub fn rerun_self_test(&self) {
         self.worker.update(|w| {

@@ -7,8 +7,8 @@ use std::collections::VecDeque;
 use keyshift_core::share::{Project, Seed};
 pub use keyshift_web::cache::bytes_text;
 use keyshift_web::protocol::{
-    CachedModelInfo, ComputeBackend, FromWorker, GenerateJob, LoadPhase, ModelFile, ModelLayout,
-    ModelSpec, Stage, ToWorker, TokenCount,
+    ATTACHED, CachedModelInfo, ComputeBackend, FromWorker, GenerateJob, LoadPhase, ModelFile,
+    ModelLayout, ModelSpec, Stage, ToWorker, TokenCount,
 };
 
 /// The id of the tiny test model the local server serves.
@@ -214,6 +214,23 @@ pub fn model_choices(local: bool, origin: &str) -> Vec<ModelChoice> {
     choices
 }
 
+/// Whether a dropped or picked file is one for [`Studio::load_local`] (which refuses pickled
+/// checkpoints with a reason).
+pub fn is_model_file(name: &str) -> bool {
+    let lower = name.to_ascii_lowercase();
+    [".safetensors", ".yaml", ".json"]
+        .iter()
+        .any(|ext| lower.ends_with(ext))
+        || is_pickled(name)
+}
+
+fn is_pickled(name: &str) -> bool {
+    let lower = name.to_ascii_lowercase();
+    [".ckpt", ".pt", ".pth", ".bin"]
+        .iter()
+        .any(|ext| lower.ends_with(ext))
+}
+
 /// Whether `host` is this machine (the tiny model is only offered there).
 pub fn is_local_host(host: &str) -> bool {
     matches!(host, "localhost" | "127.0.0.1" | "[::1]" | "::1")
@@ -360,6 +377,80 @@ impl Studio {
             backend,
             previewer: Some(choice.previewer.spec()),
         }
+    }
+
+    /// Starts loading local files (picked or dropped): one A1111 `.safetensors` checkpoint,
+    /// optionally its inference `.yaml` and a text encoder `config.json`. Returns the message and
+    /// the order in which the files (by index in `names`) must be attached to it; or why the
+    /// files cannot be loaded, leaving the loaded model as it is.
+    pub fn load_local(
+        &mut self,
+        names: &[String],
+        precision: &str,
+        backend: ComputeBackend,
+    ) -> Result<(ToWorker, Vec<usize>), String> {
+        let pick = |ext: &str| -> Result<Option<usize>, String> {
+            let found: Vec<usize> = (0..names.len())
+                .filter(|&i| names[i].to_ascii_lowercase().ends_with(ext))
+                .collect();
+            match found.as_slice() {
+                [] => Ok(None),
+                [one] => Ok(Some(*one)),
+                _ => Err(format!("Pick one {ext} file at a time.")),
+            }
+        };
+        if let Some(pickled) = names.iter().find(|n| is_pickled(n)) {
+            return Err(format!(
+                "{pickled}: only .safetensors checkpoints can be loaded (pickled files can run \
+                 code); convert it to .safetensors first."
+            ));
+        }
+        if let Some(other) = names.iter().find(|n| !is_model_file(n)) {
+            return Err(format!(
+                "{other}: not a model file (a .safetensors checkpoint, its .yaml, or a text \
+                 encoder config.json)."
+            ));
+        }
+        let weights = pick(".safetensors")?.ok_or_else(|| {
+            "Pick an A1111 .safetensors checkpoint (its .yaml may come with it).".to_owned()
+        })?;
+        let order: Vec<usize> = [Some(weights), pick(".yaml")?, pick(".json")?]
+            .into_iter()
+            .flatten()
+            .collect();
+        let label = names[weights].clone();
+        let files = order
+            .iter()
+            .enumerate()
+            .map(|(slot, &i)| ModelFile {
+                path: names[i].clone(),
+                url: format!("{ATTACHED}{slot}"),
+                fallback: None,
+            })
+            .collect();
+        self.model = ModelStatus::Loading {
+            label: label.clone(),
+            file: String::new(),
+            phase: LoadPhase::Prepare,
+            index: 0,
+            count: 1,
+            done: 0,
+            total: None,
+            elapsed_ms: 0.0,
+        };
+        self.error = None;
+        let message = ToWorker::LoadModel {
+            model: ModelSpec {
+                id: format!("local:{label}@{precision}"),
+                label,
+                layout: ModelLayout::SingleFile,
+                files,
+                precision: precision.to_owned(),
+            },
+            backend,
+            previewer: Some(Previewer::taesd().spec()),
+        };
+        Ok((message, order))
     }
 
     /// One line about the model: what is loading (with speed and time left), ready, or failed.
@@ -768,6 +859,62 @@ mod tests {
             previews: String::new(),
         });
         studio
+    }
+
+    #[test]
+    fn local_files_load_as_a_single_file_with_their_yaml_and_config() {
+        let names = |n: &[&str]| n.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        let mut studio = ready();
+        let (message, order) = studio
+            .load_local(
+                &names(&["v1.yaml", "config.json", "model.safetensors"]),
+                "int8",
+                ComputeBackend::Webgpu,
+            )
+            .unwrap();
+        assert_eq!(order, vec![2, 0, 1]);
+        let ToWorker::LoadModel { model, .. } = message else {
+            panic!("{message:?}");
+        };
+        assert_eq!(model.layout, ModelLayout::SingleFile);
+        assert_eq!(model.id, "local:model.safetensors@int8");
+        let files: Vec<(&str, Option<usize>)> = model
+            .files
+            .iter()
+            .map(|f| (f.path.as_str(), f.attached()))
+            .collect();
+        assert_eq!(
+            files,
+            vec![
+                ("model.safetensors", Some(0)),
+                ("v1.yaml", Some(1)),
+                ("config.json", Some(2))
+            ]
+        );
+        assert_eq!(
+            studio.model_text(),
+            "Preparing model.safetensors on the device…"
+        );
+        // Refusals name the file and leave the loaded model alone.
+        let mut studio = ready();
+        let before = studio.model.clone();
+        for (picked, says) in [
+            (&["m.ckpt"][..], "m.ckpt: only .safetensors checkpoints"),
+            (&["cat.png"][..], "cat.png: not a model file"),
+            (&["v1.yaml"][..], "Pick an A1111 .safetensors checkpoint"),
+            (
+                &["a.safetensors", "b.safetensors"][..],
+                "Pick one .safetensors file at a time.",
+            ),
+        ] {
+            let err = studio
+                .load_local(&names(picked), "f32", ComputeBackend::Cpu)
+                .unwrap_err();
+            assert!(err.starts_with(says), "{err}");
+            assert_eq!(studio.model, before);
+        }
+        assert!(is_model_file("X.SafeTensors"));
+        assert!(!is_model_file("x.png"));
     }
 
     #[test]

@@ -122,6 +122,10 @@ pub fn ProjectPage() -> impl IntoView {
         else {
             return;
         };
+        // Model files are the generate card's.
+        if crate::studio::is_model_file(&file.name()) {
+            return;
+        }
         spawn_local(async move {
             let name = file.name();
             let bytes = match wasm_bindgen_futures::JsFuture::from(file.array_buffer()).await {

@@ -7,7 +7,9 @@ use leptos::prelude::*;
 use crate::app::Shared;
 use crate::browser;
 use crate::state::{self, ProjectCommand};
-use crate::studio::{ModelChoice, ModelStatus, Studio, bytes_text, is_local_host, model_choices};
+use crate::studio::{
+    ModelChoice, ModelStatus, Studio, bytes_text, is_local_host, is_model_file, model_choices,
+};
 
 fn choices() -> Vec<ModelChoice> {
     model_choices(is_local_host(&browser::host()), &browser::origin())
@@ -71,6 +73,50 @@ pub fn StudioCard() -> impl IntoView {
             shared.send(&m);
         }
     };
+    // Local files, picked or dropped: an A1111 checkpoint with its .yaml (and config.json).
+    let load_files = move |files: Vec<web_sys::File>| {
+        if files.is_empty() {
+            return;
+        }
+        let names: Vec<String> = files.iter().map(web_sys::File::name).collect();
+        let mut result = Err(String::new());
+        studio.update(|s| {
+            result = s.load_local(&names, &precision.get_untracked(), backend.get_untracked());
+        });
+        match result {
+            Ok((message, order)) => {
+                let blobs: Vec<web_sys::Blob> = order
+                    .iter()
+                    .filter_map(|&i| files.get(i))
+                    .map(|f| web_sys::Blob::from(f.clone()))
+                    .collect();
+                shared.send_with(&message, &blobs);
+            }
+            Err(e) => studio.update(|s| s.error = Some(e)),
+        }
+    };
+    let files_of = |list: Option<web_sys::FileList>| -> Vec<web_sys::File> {
+        let Some(list) = list else { return Vec::new() };
+        (0..list.length()).filter_map(|i| list.get(i)).collect()
+    };
+    let on_pick = move |ev: leptos::ev::Event| {
+        let input = event_target::<web_sys::HtmlInputElement>(&ev);
+        load_files(files_of(input.files()));
+        // Picking the same file again must fire `change` again.
+        input.set_value("");
+    };
+    let over = window_event_listener(leptos::ev::dragover, |ev| ev.prevent_default());
+    let drop = window_event_listener(leptos::ev::drop, move |ev| {
+        let files = files_of(ev.data_transfer().and_then(|d| d.files()));
+        if files.iter().any(|f| is_model_file(&f.name())) {
+            ev.prevent_default();
+            load_files(files);
+        }
+    });
+    on_cleanup(move || {
+        over.remove();
+        drop.remove();
+    });
     let generate = move || {
         let mut result = Err(String::new());
         let p = project.get_untracked();
@@ -163,6 +209,11 @@ pub fn StudioCard() -> impl IntoView {
                     placeholder="SimianLuo/LCM_Dreamshaper_v7"
                     prop:value=move || custom.get()
                     on:input=move |ev| custom.set(event_target_value(&ev))/>
+            </label>
+            <label class="field">
+                <span>"Or a file from this computer: an A1111 .safetensors checkpoint, with its .yaml if it has one (or drop them on the page)"</span>
+                <input type="file" data-testid="model-file" multiple
+                    accept=".safetensors,.yaml,.json" on:change=on_pick/>
             </label>
             <p class="hint">{note}</p>
             <div class="row">

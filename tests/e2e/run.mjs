@@ -450,6 +450,55 @@ test('the prompt boxes count tokens per 75-token chunk as A1111 does, live', asy
   });
 });
 
+test('a local A1111 checkpoint, picked or dropped, loads without the network and draws the same image', async () => {
+  const tiny = join(FIXTURE, '..');
+  const waitStatus = (page) => page.waitForFunction(() => {
+    const s = document.querySelector('[data-testid="model-status"]')?.textContent ?? '';
+    return s.startsWith('Ready') || s.startsWith('Could not load');
+  }, null, { timeout: GPU_TIMEOUT_MS });
+  await withBrowser(async ({ page, errors }) => {
+    await page.goto(BASE);
+    await byId(page, 'model-precision').selectOption('f32');
+    await byId(page, 'model-backend').selectOption('cpu');
+    await byId(page, 'model-file').setInputFiles([
+      join(tiny, 'tiny_sd1_inference.yaml'),
+      join(tiny, 'tiny_sd1_fp16.safetensors'),
+      join(FIXTURE, 'text_encoder', 'config.json'),
+    ]);
+    await waitStatus(page);
+    const status = await text(page, 'model-status');
+    assert.match(status, /^Ready: tiny_sd1_fp16\.safetensors — SD 1\.x/);
+    facts.localFileLoad = status;
+    await setProject(page, SETTINGS);
+    facts.localFileVsCli = await expectCliImage(page, await generateImage(page));
+    // A pickled checkpoint dropped on the page is refused by name; the model stays loaded.
+    await page.evaluate(() => {
+      const transfer = new DataTransfer();
+      transfer.items.add(new File([new Uint8Array(8)], 'old.ckpt'));
+      window.dispatchEvent(new DragEvent('drop', { dataTransfer: transfer, bubbles: true, cancelable: true }));
+    });
+    await byId(page, 'generate-error').waitFor();
+    assert.match(await text(page, 'generate-error'), /^old\.ckpt: only \.safetensors checkpoints/);
+    assert.match(await text(page, 'model-status'), /^Ready: tiny_sd1_fp16/);
+    // Dropping the files loads them the same way.
+    await page.evaluate(async () => {
+      const transfer = new DataTransfer();
+      for (const [path, name] of [
+        ['/fixtures/tiny-sd1/tiny_sd1_fp16.safetensors', 'dropped.safetensors'],
+        ['/fixtures/tiny-sd1/tiny_sd1_inference.yaml', 'dropped.yaml'],
+        ['/fixtures/tiny-sd1/diffusers/text_encoder/config.json', 'config.json'],
+      ]) {
+        transfer.items.add(new File([await (await fetch(path)).blob()], name));
+      }
+      window.dispatchEvent(new DragEvent('drop', { dataTransfer: transfer, bubbles: true, cancelable: true }));
+    });
+    await page.waitForFunction(() =>
+      (document.querySelector('[data-testid="model-status"]')?.textContent ?? '').startsWith('Ready: dropped'),
+    null, { timeout: GPU_TIMEOUT_MS });
+    assert.deepEqual(errors, []);
+  });
+});
+
 test('dropping an A1111-style PNG restores its prompt and settings', async () => {
   await withBrowser(async ({ page, errors }) => {
     await page.goto(BASE);

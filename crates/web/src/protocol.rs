@@ -11,12 +11,23 @@ use serde::{Deserialize, Serialize};
 pub struct ModelFile {
     /// Relative path inside the model.
     pub path: String,
-    /// Where to fetch it (absolute, or relative to the site).
+    /// Where to fetch it (absolute, or relative to the site), or `attached:N` for the N-th
+    /// Blob sent with the message (a local file; see [`ATTACHED`]).
     pub url: String,
     /// Another `(path, url)` to try when `url` is not found (the f32 file where the fp16
     /// variant is missing).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fallback: Option<(String, String)>,
+}
+
+/// The URL scheme of a file sent with the message itself (`attached:0`).
+pub const ATTACHED: &str = "attached:";
+
+impl ModelFile {
+    /// The index of the attached Blob this file is, if it is one.
+    pub fn attached(&self) -> Option<usize> {
+        self.url.strip_prefix(ATTACHED)?.parse().ok()
+    }
 }
 
 /// How a model's files are laid out.

@@ -4,10 +4,10 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use js_sys::Reflect;
+use js_sys::{Array, Reflect};
 use wasm_bindgen::closure::Closure;
 use wasm_bindgen::{JsCast, JsValue};
-use web_sys::{ErrorEvent, MessageEvent, Worker, WorkerOptions, WorkerType};
+use web_sys::{Blob, ErrorEvent, MessageEvent, Worker, WorkerOptions, WorkerType};
 
 use crate::protocol::{FromWorker, ProtocolError, Stage, ToWorker};
 
@@ -58,6 +58,17 @@ impl WorkerHandle {
         self.worker
             .post_message(&JsValue::from_str(&message.to_json()))
     }
+
+    /// Sends a message with Blobs (local files) attached; the worker receives them in order.
+    /// A `File` is passed by reference: its bytes are not copied.
+    pub fn send_with(&self, message: &ToWorker, blobs: &[Blob]) -> Result<(), JsValue> {
+        let parts = Array::new();
+        parts.push(&JsValue::from_str(&message.to_json()));
+        for blob in blobs {
+            parts.push(blob);
+        }
+        self.worker.post_message(&parts)
+    }
 }
 
 impl Drop for WorkerHandle {
@@ -107,12 +118,26 @@ pub mod scope {
         }
     }
 
-    /// Calls `handler` for every message from the UI thread, for the worker's whole life.
-    pub fn on_message(mut handler: impl FnMut(Result<ToWorker, ProtocolError>) + 'static) {
+    /// Calls `handler` for every message from the UI thread, with the Blobs sent with it
+    /// ([`WorkerHandle::send_with`]), for the worker's whole life.
+    pub fn on_message(
+        mut handler: impl FnMut(Result<ToWorker, ProtocolError>, Vec<Blob>) + 'static,
+    ) {
         let Some(scope) = global() else { return };
         let closure = Closure::<dyn FnMut(MessageEvent)>::new(move |event: MessageEvent| {
-            let text = event.data().as_string().unwrap_or_default();
-            handler(ToWorker::from_json(&text));
+            let data = event.data();
+            let (text, blobs) = match data.dyn_into::<Array>() {
+                Ok(parts) => (
+                    parts.get(0).as_string().unwrap_or_default(),
+                    parts
+                        .iter()
+                        .skip(1)
+                        .filter_map(|b| b.dyn_into::<Blob>().ok())
+                        .collect(),
+                ),
+                Err(data) => (data.as_string().unwrap_or_default(), Vec::new()),
+            };
+            handler(ToWorker::from_json(&text), blobs);
         });
         scope.set_onmessage(Some(closure.as_ref().unchecked_ref()));
         // The handler lives as long as the worker.

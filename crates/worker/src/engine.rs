@@ -8,9 +8,10 @@ use std::rc::Rc;
 
 use keyshift_core::tokens::ClipTokenizer;
 use keyshift_sd::clock::Stopwatch;
+use keyshift_sd::config::ClipConfig;
 use keyshift_sd::generate::{Generation, approx_rgb, read};
 use keyshift_sd::hooks::NoHook;
-use keyshift_sd::model::SdModel;
+use keyshift_sd::model::{Folder, SdModel};
 use keyshift_sd::taesd::Taesd;
 use keyshift_sd::weights::{Precision, SafetensorsFile};
 use keyshift_sd::{Device, generate::size_multiple};
@@ -81,8 +82,13 @@ fn fail(stage: Stage, message: impl Into<String>) {
 /// Fetches and loads `spec` on `backend`, replacing the loaded model; reports progress, then
 /// `ModelReady` or `Failed { Model }` (the previous model is gone either way: its memory is
 /// needed).
-pub async fn load(spec: ModelSpec, backend: ComputeBackend, previewer: Option<ModelSpec>) {
-    if let Err(message) = try_load(spec, backend, previewer).await {
+pub async fn load(
+    spec: ModelSpec,
+    backend: ComputeBackend,
+    previewer: Option<ModelSpec>,
+    attached: Vec<Blob>,
+) {
+    if let Err(message) = try_load(spec, backend, previewer, attached).await {
         fail(Stage::Model, message);
     }
 }
@@ -91,6 +97,7 @@ async fn try_load(
     spec: ModelSpec,
     backend: ComputeBackend,
     previewer: Option<ModelSpec>,
+    attached: Vec<Blob>,
 ) -> Result<(), String> {
     let clock = Stopwatch::start();
     LOADED.with(|l| l.borrow_mut().take());
@@ -99,7 +106,11 @@ async fn try_load(
     if spec.files.is_empty() {
         return Err(format!("{}: the model lists no files", spec.label));
     }
-    let (folder, mut fetched, from_cache) = fetch_model(&spec).await?;
+    let (folder, mut fetched, from_cache) = if spec.files.iter().any(|f| f.attached().is_some()) {
+        (attached_folder(&spec, attached)?, 0, false)
+    } else {
+        fetch_model(&spec).await?
+    };
     let count = u32::try_from(spec.files.len()).unwrap_or(u32::MAX);
     scope::post(&FromWorker::LoadProgress {
         file: spec.label.clone(),
@@ -126,8 +137,34 @@ async fn try_load(
                 .ok_or_else(|| format!("{}: missing", first.path))?;
             let file = SafetensorsFile::open(&first.path, Box::new(BlobSource::new(blob)?))
                 .map_err(|e| e.to_string())?;
-            SdModel::load_single_file_at(file, None, None, precision, &device)
-                .map_err(|e| e.to_string())?
+            // Beside the checkpoint: its inference `.yaml`, and a text encoder `config.json`
+            // for encoders whose heads the weights cannot tell.
+            let beside = |suffix: &str| {
+                spec.files
+                    .iter()
+                    .skip(1)
+                    .find(|f| f.path.to_ascii_lowercase().ends_with(suffix))
+                    .map(|f| {
+                        folder
+                            .read_text(&f.path)
+                            .map(|text| (f.path.clone(), text))
+                            .ok_or_else(|| format!("{}: cannot be read", f.path))
+                    })
+                    .transpose()
+            };
+            let yaml = beside(".yaml")?;
+            let clip = beside(".json")?
+                .map(|(path, text)| ClipConfig::from_json(&path, &text))
+                .transpose()
+                .map_err(|e| e.to_string())?;
+            SdModel::load_single_file_at(
+                file,
+                yaml.as_ref().map(|(_, text)| text.as_str()),
+                clip.as_ref(),
+                precision,
+                &device,
+            )
+            .map_err(|e| e.to_string())?
         }
     };
     let tokenizer = tokenizer()?;
@@ -137,9 +174,9 @@ async fn try_load(
             Ok((folder, bytes, _)) => {
                 fetched += bytes;
                 Taesd::load_folder(&folder, false, &device)
-                    .map_err(|e| format!("{} did not load: {e}", p.label))
+                    .map_err(|e| format!("TAESD did not load: {e}"))
             }
-            Err(e) => Err(format!("{} did not load: {e}", p.label)),
+            Err(e) => Err(format!("TAESD did not load: {e}")),
         },
         None => Err(String::new()),
     };
@@ -248,6 +285,19 @@ async fn fetch_model(spec: &ModelSpec) -> Result<(BlobFolder, u64, bool), String
         dir.finish(&manifest).await?;
     }
     Ok((folder, fetched, false))
+}
+
+/// The files of a model sent with the message (local files): read where they are, never cached.
+fn attached_folder(spec: &ModelSpec, attached: Vec<Blob>) -> Result<BlobFolder, String> {
+    let mut folder = BlobFolder::default();
+    for file in &spec.files {
+        let blob = file
+            .attached()
+            .and_then(|i| attached.get(i))
+            .ok_or_else(|| format!("{}: the file did not reach the worker", file.path))?;
+        folder.insert(&file.path, blob.clone());
+    }
+    Ok(folder)
 }
 
 /// Every file of a cached model, each checked (size, CRC-32) before use.

@@ -98,14 +98,14 @@ pub(crate) mod entry {
     #[wasm_bindgen]
     pub fn worker_main() {
         console_error_panic_hook::set_once();
-        scope::on_message(|message| match message {
+        scope::on_message(|message, attached| match message {
             Ok(ToWorker::RunSelfTest) => spawn_local(self_test()),
             Ok(ToWorker::LoadModel {
                 model,
                 backend,
                 previewer,
             }) => {
-                spawn_local(crate::engine::load(model, backend, previewer));
+                spawn_local(crate::engine::load(model, backend, previewer, attached));
             }
             Ok(ToWorker::Generate { job }) => crate::engine::enqueue(job),
             Ok(ToWorker::Cancel { job }) => crate::engine::cancel(job),
