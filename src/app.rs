@@ -1,7 +1,7 @@
 //! The app shell: header, routes, the update banner, and the state shared by the pages.
 
 use keyshift_core::share::Project;
-use keyshift_web::protocol::ToWorker;
+use keyshift_web::protocol::{FromWorker, Stage, ToWorker};
 use keyshift_web::worker::WorkerHandle;
 use leptos::prelude::*;
 use leptos_router::components::{A, Route, Router, Routes};
@@ -79,7 +79,13 @@ fn send(handle: Handle, message: &ToWorker) {
 
 fn spawn_worker(view: RwSignal<WorkerView>, studio: RwSignal<Studio>, handle: Handle) {
     let url = browser::meta("keyshift-worker").unwrap_or_else(|| DEFAULT_WORKER_URL.to_owned());
-    let on_message = move |message: Result<keyshift_web::protocol::FromWorker, _>| {
+    let on_message = move |message: Result<FromWorker, _>| {
+        if let Ok(m) = &message
+            && view.with_untracked(|v| v.is_crash(m))
+        {
+            crashed(view, studio, handle, m);
+            return;
+        }
         if let Ok(m) = &message {
             let mut next = None;
             studio.update(|s| next = s.apply(m));
@@ -93,13 +99,39 @@ fn spawn_worker(view: RwSignal<WorkerView>, studio: RwSignal<Studio>, handle: Ha
         Ok(worker) => handle.set_value(Some(worker)),
         Err(e) => {
             view.update(|v| {
-                v.apply(Ok(keyshift_web::protocol::FromWorker::Failed {
-                    stage: keyshift_web::protocol::Stage::Load,
+                v.apply(Ok(FromWorker::Failed {
+                    stage: Stage::Load,
                     message: format!("{e:?}"),
                 }));
             });
         }
     }
+}
+
+/// The worker stopped working: fail what depended on it and start a fresh one (once, however
+/// many messages the old one sends about it).
+fn crashed(view: RwSignal<WorkerView>, studio: RwSignal<Studio>, handle: Handle, m: &FromWorker) {
+    if view.with_untracked(|v| v.crashed) {
+        return;
+    }
+    view.update(|v| v.crashed = true);
+    let message = match m {
+        FromWorker::Failed { message, .. } => message.clone(),
+        _ => String::new(),
+    };
+    tracing::warn!("the compute worker stopped: {message}");
+    studio.update(|s| {
+        s.apply(&FromWorker::Failed {
+            stage: Stage::Crashed,
+            message,
+        });
+    });
+    // Not from inside the old worker's own callback: its closures are dropped with it.
+    leptos::task::spawn_local(async move {
+        handle.set_value(None);
+        view.set(WorkerView::spawned());
+        spawn_worker(view, studio, handle);
+    });
 }
 
 /// The root component.

@@ -263,6 +263,8 @@ pub struct WorkerView {
     pub failure: Option<(Stage, String)>,
     /// A self-test is under way.
     pub running: bool,
+    /// The worker stopped and a fresh one is being started.
+    pub crashed: bool,
 }
 
 impl WorkerView {
@@ -271,6 +273,22 @@ impl WorkerView {
         Self {
             running: true,
             ..Self::default()
+        }
+    }
+
+    /// Whether `message` says the worker stopped working: a panic it reported, or an uncaught
+    /// error after its module had started (before that, the script failed to load, and a fresh
+    /// worker would fail the same way).
+    pub fn is_crash(&self, message: &FromWorker) -> bool {
+        match message {
+            FromWorker::Failed {
+                stage: Stage::Crashed,
+                ..
+            } => true,
+            FromWorker::Failed {
+                stage: Stage::Load, ..
+            } => self.started,
+            _ => false,
         }
     }
 
@@ -329,12 +347,37 @@ fn stage_name(stage: Stage) -> &'static str {
         Stage::Message => "message",
         Stage::Model => "loading the model",
         Stage::Generate => "generating",
+        Stage::Crashed => "the worker stopped",
     }
 }
 
 // Native only: in the wasm32 test build these would need the browser test runner's harness.
 #[cfg(all(test, not(target_arch = "wasm32")))]
 mod tests {
+    #[test]
+    fn a_crash_is_a_panic_or_an_error_after_the_module_started() {
+        let panic = FromWorker::Failed {
+            stage: Stage::Crashed,
+            message: "panicked".into(),
+        };
+        let error = FromWorker::Failed {
+            stage: Stage::Load,
+            message: "RuntimeError: unreachable".into(),
+        };
+        let mut view = WorkerView::spawned();
+        assert!(view.is_crash(&panic));
+        assert!(
+            !view.is_crash(&error),
+            "a script that never loaded is not restarted"
+        );
+        view.apply(Ok(FromWorker::Started));
+        assert!(view.is_crash(&error));
+        assert!(!view.is_crash(&FromWorker::Failed {
+            stage: Stage::Generate,
+            message: "x".into()
+        }));
+    }
+
     use super::*;
     use keyshift_core::selftest::Check;
 

@@ -275,6 +275,9 @@ pub enum ModelStatus {
         load_ms: f64,
         /// Whether it came from the offline cache.
         from_cache: bool,
+        /// Growth of the worker's memory while loading, the largest tensor, and the worker's
+        /// memory after loading, in bytes.
+        memory: (u64, u64, u64),
     },
     /// Loading failed.
     Failed {
@@ -512,6 +515,23 @@ impl Studio {
         }
     }
 
+    /// How loading used memory: `Loading took 10 MB of worker memory (largest tensor 6.0 MB;
+    /// 50 MB in all).`; empty unless a model is ready.
+    pub fn memory_text(&self) -> String {
+        match &self.model {
+            ModelStatus::Ready {
+                memory: (growth, largest, total),
+                ..
+            } => format!(
+                "Loading took {} of worker memory (largest tensor {}; {} in all).",
+                bytes_text(*growth),
+                bytes_text(*largest),
+                bytes_text(*total)
+            ),
+            _ => String::new(),
+        }
+    }
+
     /// Whether a model is loaded.
     pub fn is_ready(&self) -> bool {
         matches!(self.model, ModelStatus::Ready { .. })
@@ -636,6 +656,9 @@ impl Studio {
                 load_ms,
                 from_cache,
                 previews,
+                memory_growth_bytes,
+                largest_tensor_bytes,
+                memory_bytes,
                 ..
             } => {
                 let summary = if previews.is_empty() {
@@ -654,6 +677,7 @@ impl Studio {
                     size_multiple: *size_multiple,
                     load_ms: *load_ms,
                     from_cache: *from_cache,
+                    memory: (*memory_growth_bytes, *largest_tensor_bytes, *memory_bytes),
                 };
                 // The cache list changed (or its first report is due).
                 Some(ToWorker::ListCache)
@@ -715,6 +739,28 @@ impl Studio {
                     }
                     Stage::Generate => {
                         self.error = Some(message.clone());
+                        self.pending.clear();
+                        self.job = None;
+                        self.preview = None;
+                    }
+                    Stage::Crashed => {
+                        let label = match &self.model {
+                            ModelStatus::Loading { label, .. }
+                            | ModelStatus::Ready { label, .. } => label.clone(),
+                            ModelStatus::Failed { label, .. } => label.clone(),
+                            ModelStatus::None => String::new(),
+                        };
+                        let text = format!(
+                            "the compute worker stopped ({message}); a fresh one was started: \
+                             load the model again"
+                        );
+                        if self.job.is_some() {
+                            self.error = Some(format!("Generation stopped: {text}."));
+                        }
+                        self.model = ModelStatus::Failed {
+                            label,
+                            message: text,
+                        };
                         self.pending.clear();
                         self.job = None;
                         self.preview = None;
@@ -857,6 +903,9 @@ mod tests {
             from_cache: false,
             load_ms: 5.0,
             previews: String::new(),
+            memory_growth_bytes: 0,
+            largest_tensor_bytes: 0,
+            memory_bytes: 0,
         });
         studio
     }
@@ -918,6 +967,39 @@ mod tests {
     }
 
     #[test]
+    fn a_crashed_worker_fails_the_model_and_the_job_and_keeps_the_rest() {
+        let mut studio = ready();
+        let project = project(Seed::Fixed(7));
+        studio.generate(&project, 3, 0).unwrap();
+        studio.outputs.push(Output {
+            job: 0,
+            png: "kept".into(),
+            seed: 1,
+            elapsed_ms: 1.0,
+            step_ms: 1.0,
+        });
+        let next = studio.apply(&FromWorker::Failed {
+            stage: Stage::Crashed,
+            message: "panicked at alloc: out of memory".into(),
+        });
+        assert_eq!(next, None);
+        assert!(!studio.is_busy() && !studio.is_ready());
+        assert!(studio.pending.is_empty());
+        assert_eq!(
+            studio.model_text(),
+            "Could not load tiny test model (random weights): the compute worker stopped \
+             (panicked at alloc: out of memory); a fresh one was started: load the model again"
+        );
+        assert!(
+            studio
+                .error
+                .as_deref()
+                .is_some_and(|e| e.starts_with("Generation stopped"))
+        );
+        assert_eq!(studio.outputs.len(), 1, "finished images stay");
+    }
+
+    #[test]
     fn token_counts_show_as_a1111_shows_them() {
         let mut studio = Studio::default();
         assert_eq!(studio.token_text(false), "");
@@ -971,12 +1053,19 @@ mod tests {
             from_cache: true,
             load_ms: 1500.0,
             previews: "TAESD previews".into(),
+            memory_growth_bytes: 10_000_000,
+            largest_tensor_bytes: 6_000_000,
+            memory_bytes: 50_000_000,
         });
         assert_eq!(next, Some(ToWorker::ListCache));
         assert_eq!(
             studio.model_text(),
             "Ready: tiny test model (random weights) — SD 1.x; TAESD previews (loaded in 1.5 s, \
              from the offline cache)"
+        );
+        assert_eq!(
+            studio.memory_text(),
+            "Loading took 10 MB of worker memory (largest tensor 6.0 MB; 50 MB in all)."
         );
         studio.apply(&FromWorker::Cache {
             models: vec![],

@@ -218,7 +218,8 @@ pub fn StudioCard() -> impl IntoView {
             <p class="hint">{note}</p>
             <div class="row">
                 <button data-testid="model-load" on:click=load disabled=loading>"Load model"</button>
-                <span class="grow" data-testid="model-status" role="status">{status}</span>
+                <span class="grow" data-testid="model-status" role="status"
+                    title=move || studio.with(Studio::memory_text)>{status}</span>
             </div>
             <div class="row">
                 <label class="field">

@@ -380,6 +380,13 @@ test('the tiny model loads from the local server and draws, on WebGPU, the nativ
     const status = await loadModel(page);
     assert.match(status, /^Ready: tiny test model .*; TAESD previews \(/);
     facts.tinyLoad = status;
+    // Weights stream to the device one tensor at a time: the worker's memory grows by about the
+    // largest tensor, never the model.
+    facts.tinyLoadMemory = await byId(page, 'model-status').getAttribute('title');
+    const [, growth, growthUnit, largest, largestUnit] =
+      facts.tinyLoadMemory.match(/^Loading took ([\d.]+) (B|KB|MB|GB) of worker memory \(largest tensor ([\d.]+) (B|KB|MB|GB); [\d.]+ (?:B|KB|MB|GB) in all\)\.$/);
+    const bytes = (v, unit) => Number(v) * { B: 1, KB: 1e3, MB: 1e6, GB: 1e9 }[unit];
+    assert.ok(bytes(growth, growthUnit) <= bytes(largest, largestUnit) + 64 * 2 ** 20, facts.tinyLoadMemory);
     await setProject(page, SETTINGS);
     const src = await generateImage(page);
     facts.tinyWebgpuVsCli = await expectCliImage(page, src);
@@ -496,6 +503,30 @@ test('a local A1111 checkpoint, picked or dropped, loads without the network and
       (document.querySelector('[data-testid="model-status"]')?.textContent ?? '').startsWith('Ready: dropped'),
     null, { timeout: GPU_TIMEOUT_MS });
     assert.deepEqual(errors, []);
+  });
+});
+
+test('a compute worker that stops is replaced, and the page stays usable', async () => {
+  await withBrowser(async ({ page, errors }) => {
+    await page.goto(BASE);
+    await byId(page, 'prompt').fill('kept prompt');
+    assert.match(await loadModel(page, { backend: 'cpu' }), /^Ready/);
+    const workers = page.workers();
+    assert.equal(workers.length, 1);
+    // An uncaught error inside the worker, as a lost device or exhausted memory would raise.
+    await workers[0].evaluate(() => { setTimeout(() => { throw new Error('simulated device loss'); }, 0); });
+    await page.waitForFunction(() =>
+      (document.querySelector('[data-testid="model-status"]')?.textContent ?? '').includes('the compute worker stopped'),
+    null, { timeout: 60_000 });
+    facts.crashStatus = await text(page, 'model-status');
+    assert.match(facts.crashStatus, /simulated device loss.*a fresh one was started: load the model again$/);
+    assert.equal(await byId(page, 'prompt').inputValue(), 'kept prompt');
+    // The fresh worker loads and draws.
+    assert.match(await loadModel(page, { backend: 'cpu' }), /^Ready/);
+    await setProject(page, { ...SETTINGS, steps: '2' });
+    await generateImage(page);
+    assert.equal(page.workers().length, 1, 'the stopped worker is gone');
+    assert.deepEqual(errors.filter((e) => !e.includes('simulated device loss')), []);
   });
 });
 

@@ -12,6 +12,7 @@
 //! - [`golden`] (native): the `sd-golden` conformance runner against diffusers reference tensors.
 //! - [`taps`]: attention hooks: cross-attention heatmaps per token (VXA and over a generation),
 //!   attention interpolation between frames.
+//! - [`limits`]: the largest GPU buffers a model and an image size need, against a device's limit.
 //! - [`selftest`]: a matmul and a conv2d checked against f64 references, proving a device computes
 //!   correctly (the System page's WebGPU check).
 pub mod attention;
@@ -24,6 +25,7 @@ pub mod generate;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod golden;
 pub mod hooks;
+pub mod limits;
 pub mod model;
 pub mod nn;
 pub mod pipeline;

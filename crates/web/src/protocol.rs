@@ -175,6 +175,9 @@ pub enum Stage {
     Generate,
     /// Reading a message from the UI thread.
     Message,
+    /// The worker stopped working (a panic, a lost GPU device, memory exhausted); the UI starts
+    /// a fresh one.
+    Crashed,
 }
 
 /// Worker → UI thread.
@@ -227,6 +230,16 @@ pub enum FromWorker {
         /// How step previews are made: `TAESD previews`, or why they are approximate.
         #[serde(default)]
         previews: String,
+        /// How much the worker's wasm memory grew while loading (weights stream to the device
+        /// one tensor at a time, so this stays near the largest tensor).
+        #[serde(default)]
+        memory_growth_bytes: u64,
+        /// The largest weight tensor of the model, in f32 bytes.
+        #[serde(default)]
+        largest_tensor_bytes: u64,
+        /// The worker's wasm memory after loading (its peak: wasm memory never shrinks).
+        #[serde(default)]
+        memory_bytes: u64,
     },
     /// A step finished.
     Progress {
@@ -375,6 +388,9 @@ mod tests {
                 from_cache: true,
                 load_ms: 1.5,
                 previews: "TAESD previews".into(),
+                memory_growth_bytes: 5,
+                largest_tensor_bytes: 4,
+                memory_bytes: 9,
             },
             FromWorker::Progress {
                 job: 3,

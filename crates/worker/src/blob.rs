@@ -61,6 +61,11 @@ impl BlobFolder {
         self.files.insert(path.to_owned(), blob);
     }
 
+    /// The files, by path.
+    pub fn files(&self) -> impl Iterator<Item = (&String, &Blob)> {
+        self.files.iter()
+    }
+
     /// The file at `path`.
     pub fn get(&self, path: &str) -> Option<&Blob> {
         self.files.get(path)

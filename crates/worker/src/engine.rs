@@ -15,17 +15,19 @@ use keyshift_sd::model::{Folder, SdModel};
 use keyshift_sd::taesd::Taesd;
 use keyshift_sd::weights::{Precision, SafetensorsFile};
 use keyshift_sd::{Device, generate::size_multiple};
+use keyshift_web::gpu::GpuStatus;
 use keyshift_web::protocol::{
     CachedModelInfo, ComputeBackend, FromWorker, GenerateJob, LoadPhase, ModelLayout, ModelSpec,
     Stage,
 };
 use keyshift_web::worker::scope;
+use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::spawn_local;
 
 use crate::blob::{BlobFolder, BlobSource};
 use crate::cache::{self, ModelDir};
 use crate::fetch::{FetchError, MemorySink, download};
-use crate::job::{fit, png_base64, request_for, summary};
+use crate::job::{check_fits, check_weights_fit, fit, png_base64, request_for, summary};
 use keyshift_web::cache::{CachedFile, Manifest, bytes_text};
 use web_sys::Blob;
 
@@ -37,6 +39,8 @@ struct Loaded {
     label: String,
     /// TAESD for step previews, when it loaded.
     previewer: Option<Taesd>,
+    /// Bytes per buffer the WebGPU device allows (`None` on the CPU).
+    limit: Option<u64>,
 }
 
 thread_local! {
@@ -101,6 +105,7 @@ async fn try_load(
 ) -> Result<(), String> {
     let clock = Stopwatch::start();
     LOADED.with(|l| l.borrow_mut().take());
+    let memory_before = wasm_memory_bytes();
     let precision = Precision::parse(&spec.precision)
         .ok_or_else(|| format!("unknown precision \"{}\" (int8 or f32)", spec.precision))?;
     if spec.files.is_empty() {
@@ -121,10 +126,14 @@ async fn try_load(
         total_bytes: None,
         elapsed_ms: 0.0,
     });
-    let device = match backend {
-        ComputeBackend::Webgpu => crate::entry::device().await?,
-        ComputeBackend::Cpu => Device::flex(),
+    let (device, limit) = match backend {
+        ComputeBackend::Webgpu => (crate::entry::device().await?, buffer_limit().await),
+        ComputeBackend::Cpu => (Device::flex(), None),
     };
+    let largest_tensor_bytes = largest_tensor_bytes(&folder);
+    if let Some(limit) = limit {
+        check_weights_fit(largest_tensor_bytes, limit)?;
+    }
     let model = match spec.layout {
         ModelLayout::Diffusers => {
             SdModel::load_diffusers_at(&folder, precision, &device).map_err(|e| e.to_string())?
@@ -188,6 +197,8 @@ async fn try_load(
             format!("approximate previews ({why})")
         }
     };
+    let memory_bytes = wasm_memory_bytes();
+    let memory_growth_bytes = memory_bytes.saturating_sub(memory_before);
     let (_, multiple) = size_multiple(&model);
     let ready = FromWorker::ModelReady {
         id: spec.id.clone(),
@@ -197,6 +208,9 @@ async fn try_load(
         from_cache,
         load_ms: clock.elapsed_ms(),
         previews,
+        memory_growth_bytes,
+        largest_tensor_bytes,
+        memory_bytes,
     };
     LOADED.with(|l| {
         *l.borrow_mut() = Some(Rc::new(Loaded {
@@ -205,6 +219,7 @@ async fn try_load(
             tokenizer,
             label: spec.label,
             previewer: previewer.ok(),
+            limit,
         }));
     });
     scope::post(&ready);
@@ -285,6 +300,50 @@ async fn fetch_model(spec: &ModelSpec) -> Result<(BlobFolder, u64, bool), String
         dir.finish(&manifest).await?;
     }
     Ok((folder, fetched, false))
+}
+
+/// The most bytes one buffer may hold on this browser's WebGPU adapter (burn requests the
+/// adapter's full limits), or `None` when the browser does not say.
+async fn buffer_limit() -> Option<u64> {
+    let GpuStatus::Adapter(adapter) = keyshift_web::gpu::probe().await else {
+        return None;
+    };
+    adapter
+        .limits
+        .iter()
+        .filter(|(name, _)| name == "maxStorageBufferBindingSize" || name == "maxBufferSize")
+        .filter_map(|(_, value)| *value)
+        .map(|v| v as u64)
+        .min()
+}
+
+/// The size of the worker's wasm memory (it only grows, so after a load it is the peak).
+fn wasm_memory_bytes() -> u64 {
+    wasm_bindgen::memory()
+        .dyn_into::<js_sys::WebAssembly::Memory>()
+        .map(|m| {
+            m.buffer()
+                .dyn_into::<js_sys::ArrayBuffer>()
+                .map_or(0, |b| u64::from(b.byte_length()))
+        })
+        .unwrap_or(0)
+}
+
+/// The largest weight tensor of the model's `.safetensors` files, in f32 bytes (headers only).
+fn largest_tensor_bytes(folder: &BlobFolder) -> u64 {
+    folder
+        .files()
+        .filter(|(path, _)| path.ends_with(".safetensors"))
+        .filter_map(|(path, blob)| {
+            let source = BlobSource::new(blob.clone()).ok()?;
+            let file = SafetensorsFile::open(path, Box::new(source)).ok()?;
+            file.entries()
+                .values()
+                .map(|e| e.shape.iter().product::<usize>() as u64 * 4)
+                .max()
+        })
+        .max()
+        .unwrap_or(0)
 }
 
 /// The files of a model sent with the message (local files): read where they are, never cached.
@@ -423,6 +482,9 @@ async fn run(job: GenerateJob) -> Result<(), String> {
     };
     let clock = Stopwatch::start();
     let request = request_for(&job, &loaded.model)?;
+    if let Some(limit) = loaded.limit {
+        check_fits(&job, &loaded.model.info, limit)?;
+    }
     let mut generation =
         Generation::new(&loaded.model, &loaded.tokenizer, &request, &loaded.device)
             .map_err(|e| e.to_string())?;

@@ -4,9 +4,13 @@
 use base64::Engine as _;
 use keyshift_core::parameters::parse_sampler;
 use keyshift_core::pngtext;
+use keyshift_core::prompt::split_and;
+use keyshift_core::schedule::needs_uncond;
 use keyshift_sd::generate::{Request, RgbImage, size_multiple};
+use keyshift_sd::limits;
 use keyshift_sd::model::{ModelInfo, Prediction, SdModel};
 use keyshift_sd::weights::Precision;
+use keyshift_web::cache::bytes_text;
 use keyshift_web::protocol::{ComputeBackend, GenerateJob};
 
 /// The engine request for `job` on `model`, or why it cannot run.
@@ -38,6 +42,42 @@ pub fn request_for(job: &GenerateJob, model: &SdModel) -> Result<Request, String
         init: None,
         schedule: model.info.schedule.clone(),
     })
+}
+
+/// Whether `job` fits a WebGPU device that allows `limit` bytes per buffer; otherwise what is too
+/// large and what the user can do.
+pub fn check_fits(job: &GenerateJob, info: &ModelInfo, limit: u64) -> Result<(), String> {
+    let rows = usize::from(needs_uncond(job.cfg)) + split_and(&job.prompt).len().max(1);
+    let (w, h) = (job.width as usize, job.height as usize);
+    let Err(too_large) = limits::check(&limits::generation_buffers(info, w, h, rows), limit) else {
+        return Ok(());
+    };
+    let smaller = match limits::largest_square(info, rows, limit, 64) {
+        Some(side) => format!("at most {side}×{side} fits"),
+        None => "no size fits".to_owned(),
+    };
+    Err(format!(
+        "{w}×{h} is too large for this GPU: {} needs {} in one buffer, and it allows {} \
+         (maxStorageBufferBindingSize). {smaller} with these settings; or load the model on the \
+         CPU (slow).",
+        too_large.what,
+        bytes_text(too_large.bytes),
+        bytes_text(too_large.limit)
+    ))
+}
+
+/// Whether a model whose largest weight takes `largest` bytes can be held by a WebGPU device that
+/// allows `limit` bytes per buffer.
+pub fn check_weights_fit(largest: u64, limit: u64) -> Result<(), String> {
+    if largest <= limit {
+        return Ok(());
+    }
+    Err(format!(
+        "this GPU allows {} per buffer (maxStorageBufferBindingSize), and the model's largest \
+         weight needs {}: load it on the CPU (slow), or use a browser or GPU that allows more",
+        bytes_text(limit),
+        bytes_text(largest)
+    ))
 }
 
 /// One line describing a loaded model.
@@ -215,5 +255,31 @@ mod tests {
         // Odd ratios cover every source pixel and never read outside.
         let odd = fit(image, 3, 2);
         assert_eq!(odd.data.len(), 18);
+    }
+
+    #[test]
+    fn a_job_too_large_for_the_gpu_says_what_and_what_fits() {
+        let model = model();
+        let ok = job();
+        assert_eq!(check_fits(&ok, &model.info, 1 << 30), Ok(()));
+        // The tiny model at 512×512: 2 rows × its heads × 256² latents… over 1 MB.
+        let big = GenerateJob {
+            width: 512,
+            height: 512,
+            ..job()
+        };
+        let err = check_fits(&big, &model.info, 1 << 20).unwrap_err();
+        assert!(
+            err.starts_with("512×512 is too large for this GPU: "),
+            "{err}"
+        );
+        assert!(err.contains("allows 1.0 MB"), "{err}");
+        assert!(err.contains("fits with these settings"), "{err}");
+        assert_eq!(check_weights_fit(10, 10), Ok(()));
+        let err = check_weights_fit(151_781_376, 134_217_728).unwrap_err();
+        assert!(
+            err.contains("allows 134 MB") && err.contains("needs 152 MB"),
+            "{err}"
+        );
     }
 }

@@ -97,7 +97,15 @@ pub(crate) mod entry {
     /// The worker's entry point, called by its loader script once the module is instantiated.
     #[wasm_bindgen]
     pub fn worker_main() {
-        console_error_panic_hook::set_once();
+        // A panic (a lost device, exhausted memory, a bug) leaves the module unusable: log it,
+        // and tell the UI, which starts a fresh worker.
+        std::panic::set_hook(Box::new(|info| {
+            console_error_panic_hook::hook(info);
+            scope::post(&FromWorker::Failed {
+                stage: Stage::Crashed,
+                message: info.to_string(),
+            });
+        }));
         scope::on_message(|message, attached| match message {
             Ok(ToWorker::RunSelfTest) => spawn_local(self_test()),
             Ok(ToWorker::LoadModel {
