@@ -258,6 +258,8 @@ pub enum ModelStatus {
         done: u64,
         /// Bytes of the current file, when known.
         total: Option<u64>,
+        /// Bytes of the current file an interrupted download had stored before.
+        resumed: u64,
         /// Milliseconds since the current file started.
         elapsed_ms: f64,
     },
@@ -372,6 +374,7 @@ impl Studio {
             count: u32::try_from(choice.files.len()).unwrap_or(0),
             done: 0,
             total: None,
+            resumed: 0,
             elapsed_ms: 0.0,
         };
         self.error = None;
@@ -439,6 +442,7 @@ impl Studio {
             count: 1,
             done: 0,
             total: None,
+            resumed: 0,
             elapsed_ms: 0.0,
         };
         self.error = None;
@@ -468,6 +472,7 @@ impl Studio {
                 count,
                 done,
                 total,
+                resumed,
                 elapsed_ms,
             } => {
                 if file.is_empty() {
@@ -481,13 +486,17 @@ impl Studio {
                 if let Some(total) = total {
                     text.push_str(&format!(" of {}", bytes_text(*total)));
                 }
-                if *elapsed_ms > 0.0 && *done > 0 {
-                    let per_ms = *done as f64 / elapsed_ms;
+                let fetched = done.saturating_sub(*resumed);
+                if *elapsed_ms > 0.0 && fetched > 0 {
+                    let per_ms = fetched as f64 / elapsed_ms;
                     text.push_str(&format!(" · {}/s", bytes_text((per_ms * 1000.0) as u64)));
                     if let Some(total) = total {
                         let left = total.saturating_sub(*done) as f64 / per_ms;
                         text.push_str(&format!(" · {} left", seconds(left)));
                     }
+                }
+                if *resumed > 0 {
+                    text.push_str(&format!(" · resumed at {}", bytes_text(*resumed)));
                 }
                 text
             }
@@ -621,6 +630,7 @@ impl Studio {
                 count,
                 done_bytes,
                 total_bytes,
+                resumed_bytes,
                 elapsed_ms,
             } => {
                 if let ModelStatus::Loading { label, .. } = &self.model {
@@ -632,6 +642,7 @@ impl Studio {
                         count: *count,
                         done: *done_bytes,
                         total: *total_bytes,
+                        resumed: *resumed_bytes,
                         elapsed_ms: *elapsed_ms,
                     };
                 }
@@ -1039,11 +1050,28 @@ mod tests {
             count: 7,
             done_bytes: 2_000_000,
             total_bytes: Some(10_000_000),
+            resumed_bytes: 0,
             elapsed_ms: 1000.0,
         });
         assert_eq!(
             studio.model_text(),
             "Downloading unet/w.safetensors (3/7): 2.0 MB of 10 MB · 2.0 MB/s · 4 s left"
+        );
+        // A resumed download counts only this session's bytes for speed and time left.
+        studio.apply(&FromWorker::LoadProgress {
+            file: "unet/w.safetensors".into(),
+            phase: LoadPhase::Download,
+            index: 2,
+            count: 7,
+            done_bytes: 6_000_000,
+            total_bytes: Some(10_000_000),
+            resumed_bytes: 5_000_000,
+            elapsed_ms: 1000.0,
+        });
+        assert_eq!(
+            studio.model_text(),
+            "Downloading unet/w.safetensors (3/7): 6.0 MB of 10 MB · 1.0 MB/s · 4 s left · \
+             resumed at 5.0 MB"
         );
         let next = studio.apply(&FromWorker::ModelReady {
             id: "tiny-sd1@f32".into(),

@@ -588,6 +588,49 @@ test('a reload loads the model from the offline cache without fetching it again'
   });
 });
 
+test('a download interrupted by a reload resumes where it stopped', async () => {
+  const slow = '/fixtures/tiny-sd1-slow/diffusers';
+  const status = (page) => text(page, 'model-status');
+  const startLoad = async (page) => {
+    await byId(page, 'model-precision').selectOption('f32');
+    await byId(page, 'model-backend').selectOption('cpu');
+    await byId(page, 'model-custom').fill(`${BASE}${slow}`);
+    await byId(page, 'model-load').click();
+  };
+  const requests = async () => (await fetch(`${BASE}/__requests`)).json();
+  const before = await requests();
+  await withBrowser(async ({ page, errors }) => {
+    await page.goto(BASE);
+    await startLoad(page);
+    // The text encoder is done and the UNet is on its way: reload the page.
+    await page.waitForFunction(() => /^Downloading unet\/diffusion_pytorch_model(\.fp16)?\.safetensors \(5\/7\): [\d.]+ (KB|MB)/
+      .test(document.querySelector('[data-testid="model-status"]')?.textContent ?? ''), null, { timeout: 120_000 });
+    facts.interruptedAt = await status(page);
+    await page.reload();
+    await startLoad(page);
+    await page.waitForFunction(() => /resumed at/.test(document.querySelector('[data-testid="model-status"]')?.textContent ?? '')
+      || /^Ready/.test(document.querySelector('[data-testid="model-status"]')?.textContent ?? ''), null, { timeout: 120_000 });
+    facts.resumedStatus = await status(page);
+    assert.match(facts.resumedStatus, /^Downloading unet\/.* · resumed at [\d.]+ (KB|MB)$/);
+    await page.waitForFunction(() => /^(Ready|Could not load)/.test(document.querySelector('[data-testid="model-status"]')?.textContent ?? ''),
+      null, { timeout: 120_000 });
+    assert.match(await status(page), /^Ready/);
+    const after = await requests();
+    const counts = Object.fromEntries(Object.entries(after).map(([k, n]) => [k, n - (before[k] ?? 0)])
+      .filter(([, n]) => n > 0));
+    const ranges = Object.keys(counts).filter((k) => k.startsWith(`range ${slow}/unet/`));
+    facts.resumeRequests = ranges;
+    assert.equal(ranges.length, 1, JSON.stringify(counts));
+    assert.ok(Number(ranges[0].match(/bytes=(\d+)-$/)[1]) > 0, ranges[0]);
+    // (The fixture has no fp16 files: each load asks for fp16, then takes the f32 file.)
+    assert.equal(counts[`${slow}/text_encoder/model.safetensors`], 1, 'the finished file was fetched again');
+    // The resumed file is whole: the model draws the CLI's image.
+    await setProject(page, SETTINGS);
+    facts.resumedVsCli = await expectCliImage(page, await generateImage(page));
+    assert.deepEqual(errors, []);
+  });
+});
+
 test('the CPU fallback draws the same image', async () => {
   await withBrowser(async ({ page, errors }) => {
     await page.goto(BASE);

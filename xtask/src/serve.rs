@@ -14,6 +14,12 @@ use std::sync::{Arc, Mutex};
 
 /// Where a damaged copy of the tiny model is served: its weights files cut in half.
 const TRUNCATED: &str = "/fixtures/tiny-sd1-truncated/";
+/// Where a slow copy of the tiny model is served: weights trickle out at about 400 KB/s, so a
+/// download can be interrupted (the end-to-end tests reload the page mid-download).
+const SLOW: &str = "/fixtures/tiny-sd1-slow/";
+/// Bytes written between pauses for [`SLOW`], and the pause.
+const SLOW_CHUNK: usize = 16 * 1024;
+const SLOW_PAUSE: std::time::Duration = std::time::Duration::from_millis(40);
 
 /// What is served: the built site, and the repository's fixtures folder.
 #[derive(Debug, Clone)]
@@ -54,7 +60,10 @@ impl Site {
         if let Some(rest) = url_path.strip_prefix("/fixtures/tiny-sd1/") {
             return resolve_file(&tiny, rest);
         }
-        if let Some(rest) = url_path.strip_prefix(TRUNCATED) {
+        if let Some(rest) = url_path
+            .strip_prefix(TRUNCATED)
+            .or_else(|| url_path.strip_prefix(SLOW))
+        {
             return resolve_file(&tiny, rest);
         }
         if let Some(rest) = url_path.strip_prefix("/fixtures/taesd-tiny/") {
@@ -170,26 +179,37 @@ fn handle(mut stream: TcpStream, site: &Site) -> std::io::Result<()> {
         );
     }
     site.count(path);
+    if let Some(range) = &range {
+        // Resumed downloads show up as `range <path> bytes=N-`.
+        site.count(&format!("range {path} {range}"));
+    }
     match site.resolve(path) {
         Some(file) => {
             let body = site.body(path, &file)?;
             let cache = cache_control(&file);
             let head = method == "HEAD";
+            let slow = path.starts_with(SLOW) && path.ends_with(".safetensors");
             match range.and_then(|r| parse_range(&r, body.len())) {
                 Some((start, end)) => {
                     let content_range = format!("bytes {start}-{}/{}", end - 1, body.len());
                     let extra = format!("Content-Range: {content_range}\r\n");
-                    write_response_with(
-                        &mut stream,
-                        "206 Partial Content",
-                        mime(&file),
+                    let reply = Reply {
+                        status: "206 Partial Content",
+                        mime: mime(&file),
                         cache,
-                        &extra,
-                        &body[start..end],
-                        head,
-                    )
+                        extra_headers: &extra,
+                        slow,
+                    };
+                    reply.write(&mut stream, &body[start..end], head)
                 }
-                None => write_response(&mut stream, "200 OK", mime(&file), cache, &body, head),
+                None => Reply {
+                    status: "200 OK",
+                    mime: mime(&file),
+                    cache,
+                    extra_headers: "",
+                    slow,
+                }
+                .write(&mut stream, &body, head),
             }
         }
         None => respond(
@@ -286,30 +306,53 @@ fn write_response(
     body: &[u8],
     head: bool,
 ) -> std::io::Result<()> {
-    write_response_with(stream, status, mime, cache, "", body, head)
+    Reply {
+        status,
+        mime,
+        cache,
+        extra_headers: "",
+        slow: false,
+    }
+    .write(stream, body, head)
 }
 
-fn write_response_with(
-    stream: &mut TcpStream,
-    status: &str,
-    mime: &str,
-    cache: &str,
-    extra_headers: &str,
-    body: &[u8],
-    head: bool,
-) -> std::io::Result<()> {
-    let header = format!(
-        "HTTP/1.1 {status}\r\nContent-Type: {mime}\r\nContent-Length: {}\r\n\
-         Cache-Control: {cache}\r\nContent-Security-Policy: {CSP}\r\n\
-         Accept-Ranges: bytes\r\n{extra_headers}\
-         X-Content-Type-Options: nosniff\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    stream.write_all(header.as_bytes())?;
-    if !head {
-        stream.write_all(body)?;
+/// A response's status and headers, and whether its body trickles out ([`SLOW`]).
+struct Reply<'a> {
+    status: &'a str,
+    mime: &'a str,
+    cache: &'a str,
+    extra_headers: &'a str,
+    slow: bool,
+}
+
+impl Reply<'_> {
+    fn write(&self, stream: &mut TcpStream, body: &[u8], head: bool) -> std::io::Result<()> {
+        let header = format!(
+            "HTTP/1.1 {}\r\nContent-Type: {}\r\nContent-Length: {}\r\n\
+             Cache-Control: {}\r\nContent-Security-Policy: {CSP}\r\n\
+             Accept-Ranges: bytes\r\n{}\
+             X-Content-Type-Options: nosniff\r\nConnection: close\r\n\r\n",
+            self.status,
+            self.mime,
+            body.len(),
+            self.cache,
+            self.extra_headers
+        );
+        stream.write_all(header.as_bytes())?;
+        if head {
+            return stream.flush();
+        }
+        if self.slow {
+            for chunk in body.chunks(SLOW_CHUNK) {
+                stream.write_all(chunk)?;
+                stream.flush()?;
+                std::thread::sleep(SLOW_PAUSE);
+            }
+        } else {
+            stream.write_all(body)?;
+        }
+        stream.flush()
     }
-    stream.flush()
 }
 
 #[cfg(test)]

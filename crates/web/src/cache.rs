@@ -6,6 +6,9 @@ use serde::{Deserialize, Serialize};
 
 /// The manifest's file name inside a model's folder.
 pub const MANIFEST: &str = "manifest.json";
+/// The files of an unfinished download that are complete (a [`Manifest`] of them), so that a
+/// later load resumes instead of starting over.
+pub const PARTIAL: &str = "partial.json";
 
 /// One cached file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

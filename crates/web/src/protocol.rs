@@ -210,6 +210,9 @@ pub enum FromWorker {
         done_bytes: u64,
         /// Bytes of this file, when known.
         total_bytes: Option<u64>,
+        /// Bytes of this file that an earlier, interrupted download had already stored.
+        #[serde(default)]
+        resumed_bytes: u64,
         /// Milliseconds since this file started.
         elapsed_ms: f64,
     },
@@ -378,6 +381,7 @@ mod tests {
                 count: 3,
                 done_bytes: 10,
                 total_bytes: Some(100),
+                resumed_bytes: 4,
                 elapsed_ms: 5.0,
             },
             FromWorker::ModelReady {

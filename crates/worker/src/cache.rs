@@ -4,7 +4,9 @@
 //! only when its manifest is there and every file still has its size and CRC-32.
 
 use js_sys::{Reflect, Uint8Array};
-use keyshift_web::cache::{CachedFile, Crc32, MANIFEST, Manifest, from_opfs_name, opfs_name};
+use keyshift_web::cache::{
+    CachedFile, Crc32, MANIFEST, Manifest, PARTIAL, from_opfs_name, opfs_name,
+};
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{
@@ -152,6 +154,37 @@ impl ModelDir {
 
     /// A new (empty) file for `path`.
     pub async fn create(&self, path: &str) -> Result<CacheWriter, String> {
+        let mut writer = self.open_writer(path).await?;
+        writer.restart()?;
+        Ok(writer)
+    }
+
+    /// The file for `path`, to be continued where an interrupted download left it: its bytes
+    /// so far are kept (and checksummed again, so the finished file's CRC covers them).
+    pub async fn resume(&self, path: &str) -> Result<CacheWriter, String> {
+        let mut writer = self.open_writer(path).await?;
+        let size = writer.access.get_size().map_err(|e| js_text(&e))?;
+        let mut buf = vec![0u8; CHECK_CHUNK as usize];
+        let mut at = 0.0;
+        while at < size {
+            let n = (size - at).min(CHECK_CHUNK) as usize;
+            let options = FileSystemReadWriteOptions::new();
+            options.set_at(at);
+            let read = writer
+                .access
+                .read_with_u8_array_and_options(&mut buf[..n], &options)
+                .map_err(|e| js_text(&e))? as usize;
+            if read == 0 {
+                break;
+            }
+            writer.crc.update(&buf[..read]);
+            at += read as f64;
+        }
+        writer.written = at as u64;
+        Ok(writer)
+    }
+
+    async fn open_writer(&self, path: &str) -> Result<CacheWriter, String> {
         let handle = file_handle(&self.dir, &opfs_name(path), true)
             .await?
             .ok_or_else(|| format!("{path}: cannot create it in the cache"))?;
@@ -159,7 +192,6 @@ impl ModelDir {
             .await
             .map_err(|e| js_text(&e))?
             .unchecked_into();
-        access.truncate_with_f64(0.0).map_err(|e| js_text(&e))?;
         Ok(CacheWriter {
             path: path.to_owned(),
             handle,
@@ -169,11 +201,31 @@ impl ModelDir {
         })
     }
 
+    /// The files an unfinished download completed, if one was interrupted.
+    pub async fn partial(&self) -> Option<Manifest> {
+        let handle = file_handle(&self.dir, PARTIAL, false).await.ok()??;
+        let blob = read_file(&handle).await.ok()?;
+        let text = FileReaderSync::new().ok()?.read_as_text(&blob).ok()?;
+        Manifest::from_json(&text)
+    }
+
+    /// Records the files completed so far.
+    pub async fn write_partial(&self, done: &Manifest) -> Result<(), String> {
+        let mut writer = self.create(PARTIAL).await?;
+        writer.write(done.to_json().as_bytes())?;
+        writer.close().await.map(|_| ())
+    }
+
     /// Writes the manifest: the model is complete.
     pub async fn finish(&self, manifest: &Manifest) -> Result<(), String> {
         let mut writer = self.create(MANIFEST).await?;
         writer.write(manifest.to_json().as_bytes())?;
-        writer.close().await.map(|_| ())
+        writer.close().await?;
+        match JsFuture::from(self.dir.remove_entry(PARTIAL)).await {
+            Ok(_) => Ok(()),
+            Err(e) if js_text(&e).starts_with("NotFoundError") => Ok(()),
+            Err(e) => Err(js_text(&e)),
+        }
     }
 }
 
@@ -201,6 +253,11 @@ impl CacheWriter {
         self.written += bytes.len() as u64;
         self.crc.update(bytes);
         Ok(())
+    }
+
+    /// Bytes in the file so far.
+    pub fn written(&self) -> u64 {
+        self.written
     }
 
     /// Forgets what was written (a download starting over).

@@ -25,7 +25,7 @@ use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::spawn_local;
 
 use crate::blob::{BlobFolder, BlobSource};
-use crate::cache::{self, ModelDir};
+use crate::cache::{self, CacheWriter, ModelDir};
 use crate::fetch::{FetchError, MemorySink, download};
 use crate::job::{check_fits, check_weights_fit, fit, png_base64, request_for, summary};
 use keyshift_web::cache::{CachedFile, Manifest, bytes_text};
@@ -124,6 +124,7 @@ async fn try_load(
         count,
         done_bytes: 0,
         total_bytes: None,
+        resumed_bytes: 0,
         elapsed_ms: 0.0,
     });
     let (device, limit) = match backend {
@@ -258,12 +259,28 @@ async fn fetch_model(spec: &ModelSpec) -> Result<(BlobFolder, u64, bool), String
     } else {
         dir
     };
+    // An interrupted download (a reload, a closed tab, a failure) left its finished files and
+    // part of the next one: keep what still checks out and continue from there.
+    let done_before = match &dir {
+        Some(dir) if !damaged => dir.partial().await.map(|m| m.files).unwrap_or_default(),
+        _ => Vec::new(),
+    };
     let count = u32::try_from(spec.files.len()).unwrap_or(u32::MAX);
     let mut folder = BlobFolder::default();
     let mut fetched = 0u64;
-    let mut entries = Vec::new();
+    let mut entries: Vec<CachedFile> = Vec::new();
     for (index, file) in spec.files.iter().enumerate() {
         let index = u32::try_from(index).unwrap_or(u32::MAX);
+        if let Some(dir) = &dir
+            && let Some(entry) = done_before.iter().find(|e| {
+                e.path == file.path || file.fallback.as_ref().is_some_and(|(p, _)| *p == e.path)
+            })
+            && let Ok(blob) = dir.checked_file(entry).await
+        {
+            folder.insert(&entry.path, blob);
+            entries.push(entry.clone());
+            continue;
+        }
         let mut attempt = fetch_file(dir.as_ref(), &file.path, &file.url, index, count).await;
         if let (Err(FetchError::NotFound(_)), Some((path, url))) = (&attempt, &file.fallback) {
             attempt = fetch_file(dir.as_ref(), path, url, index, count).await;
@@ -271,11 +288,12 @@ async fn fetch_model(spec: &ModelSpec) -> Result<(BlobFolder, u64, bool), String
         let (path, blob, entry) = match attempt {
             Ok(done) => done,
             Err(e) => {
-                if dir.is_some() {
-                    cache::delete(&spec.id).await.ok();
-                }
                 let message = e.to_string();
                 if cache::is_quota_error(&message) {
+                    // Free the space the unfinished download took.
+                    if dir.is_some() {
+                        cache::delete(&spec.id).await.ok();
+                    }
                     let (usage, quota) = cache::estimate().await.unwrap_or((0, 0));
                     return Err(format!(
                         "the browser's storage for this site is full ({} used of {}): delete \
@@ -290,6 +308,14 @@ async fn fetch_model(spec: &ModelSpec) -> Result<(BlobFolder, u64, bool), String
         fetched += blob.size() as u64;
         folder.insert(&path, blob);
         entries.extend(entry);
+        if let Some(dir) = &dir {
+            let done = Manifest {
+                id: spec.id.clone(),
+                label: spec.label.clone(),
+                files: entries.clone(),
+            };
+            dir.write_partial(&done).await?;
+        }
     }
     if let Some(dir) = &dir {
         let manifest = Manifest {
@@ -378,6 +404,11 @@ async fn fetch_file(
 ) -> Result<(String, Blob, Option<CachedFile>), FetchError> {
     let started = Stopwatch::start();
     let mut last = Stopwatch::start();
+    let mut writer = match dir {
+        Some(dir) => Some(dir.resume(path).await?),
+        None => None,
+    };
+    let resumed = writer.as_ref().map_or(0, CacheWriter::written);
     let progress = |done: u64, total: Option<u64>| {
         if last.elapsed_ms() > 100.0 || total == Some(done) {
             last = Stopwatch::start();
@@ -388,20 +419,24 @@ async fn fetch_file(
                 count,
                 done_bytes: done,
                 total_bytes: total,
+                resumed_bytes: resumed,
                 elapsed_ms: started.elapsed_ms(),
             });
         }
     };
-    match dir {
-        Some(dir) => {
-            let mut writer = dir.create(path).await?;
-            download(url, &mut writer, progress).await?;
-            let (entry, blob) = writer.close().await?;
+    match writer.as_mut() {
+        Some(w) => {
+            download(url, w, resumed, progress).await?;
+            let (entry, blob) = writer
+                .take()
+                .ok_or_else(|| format!("{path}: the cache file went away"))?
+                .close()
+                .await?;
             Ok((path.to_owned(), blob, Some(entry)))
         }
         None => {
             let mut sink = MemorySink::default();
-            download(url, &mut sink, progress).await?;
+            download(url, &mut sink, 0, progress).await?;
             Ok((path.to_owned(), sink.into_blob()?, None))
         }
     }

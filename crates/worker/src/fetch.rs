@@ -128,18 +128,27 @@ impl Sink for crate::cache::CacheWriter {
     }
 }
 
-/// Fetches `url` into `sink`, calling `progress(received, total)` as bytes arrive; returns the
-/// byte count.
+/// Fetches `url` into `sink`, which already holds its first `from` bytes (a download resumed
+/// after a reload), calling `progress(received, total)` as bytes arrive; returns the byte count.
 pub async fn download(
     url: &str,
     sink: &mut dyn Sink,
+    from: u64,
     mut progress: impl FnMut(u64, Option<u64>),
 ) -> Result<u64, FetchError> {
-    let mut received = 0u64;
+    let mut received = from;
     let mut total = None;
     let mut resumes = 0;
     loop {
-        let response = request(url, received).await?;
+        let response = match request(url, received).await {
+            // Nothing left after `received` (or the file changed): start again from byte 0.
+            Err(FetchError::Failed(m)) if received > 0 && m.contains(" 416 ") => {
+                sink.restart()?;
+                received = 0;
+                request(url, 0).await?
+            }
+            other => other?,
+        };
         if received > 0 && response.status() != 206 {
             // The server ignored the range: start again from the first byte.
             sink.restart()?;
