@@ -160,7 +160,7 @@ fn hugging_face(repo: &str) -> String {
     hugging_face_at(repo, "main")
 }
 
-/// The models the picker offers: SD-Turbo first (the default), then SD 1.5; and, when the site
+/// The models the picker offers: SD-Turbo first (the default), SD 1.5, an LCM model; and, when the site
 /// is served from this machine (`local`), the tiny test model from `origin`.
 pub fn model_choices(local: bool, origin: &str) -> Vec<ModelChoice> {
     let mut choices = vec![
@@ -188,6 +188,18 @@ pub fn model_choices(local: bool, origin: &str) -> Vec<ModelChoice> {
                 "stable-diffusion-v1-5/stable-diffusion-v1-5",
                 "451f4fe16113bff5a5d2269ed5ad43b0592e9a14",
             ),
+            files: DIFFUSERS_FP16.to_vec(),
+            previewer: Previewer::taesd(),
+        },
+        ModelChoice {
+            id: "lcm-dreamshaper-v7".into(),
+            label: "LCM Dreamshaper v7 (SimianLuo/LCM_Dreamshaper_v7)".into(),
+            note: "Latent consistency: 4 steps with the LCM sampler; the guidance scale is an \
+                   input of the model (no negative pass). 4.3 GB to download (f32 files only). \
+                   MIT licence.",
+            precision: "int8",
+            recommended: (4, "LCM", 8.0),
+            base: hugging_face("SimianLuo/LCM_Dreamshaper_v7"),
             files: DIFFUSERS_FP16.to_vec(),
             previewer: Previewer::taesd(),
         },
@@ -1124,6 +1136,25 @@ mod tests {
                 .all(|c| c.id != TINY_ID)
         );
         assert_eq!(model_choices(false, "x")[0].id, "sd-turbo");
+        let ids: Vec<String> = model_choices(false, "x")
+            .into_iter()
+            .map(|c| c.id)
+            .collect();
+        assert_eq!(ids, ["sd-turbo", "sd15", "lcm-dreamshaper-v7"]);
+        let lcm = &model_choices(false, "x")[2];
+        assert_eq!(lcm.recommended, (4, "LCM", 8.0));
+        assert!(keyshift_core::parameters::parse_sampler(lcm.recommended.1, None).is_some());
+        // Its folder has f32 files only: each fp16 name falls back to the f32 one.
+        let spec = lcm.spec("int8");
+        assert_eq!(
+            spec.files[4].fallback,
+            Some((
+                "unet/diffusion_pytorch_model.safetensors".into(),
+                "https://huggingface.co/SimianLuo/LCM_Dreamshaper_v7/resolve/main/unet/\
+                 diffusion_pytorch_model.safetensors"
+                    .into()
+            ))
+        );
         assert!(is_local_host("127.0.0.1") && is_local_host("localhost"));
         assert!(!is_local_host("example.org"));
     }

@@ -113,6 +113,9 @@ pub struct UnetConfig {
     pub flip_sin_to_cos: bool,
     /// Sinusoidal timestep embedding: frequency shift.
     pub freq_shift: f64,
+    /// Width of the guidance-scale embedding an LCM-distilled UNet takes
+    /// (`time_cond_proj_dim`, 256 for `SimianLuo/LCM_Dreamshaper_v7`); `None` for ordinary models.
+    pub time_cond_proj_dim: Option<usize>,
 }
 
 impl UnetConfig {
@@ -132,6 +135,7 @@ impl UnetConfig {
             norm_eps: 1e-5,
             flip_sin_to_cos: true,
             freq_shift: 0.0,
+            time_cond_proj_dim: None,
         }
     }
 
@@ -188,6 +192,8 @@ struct RawUnet {
     freq_shift: f64,
     #[serde(default = "one")]
     transformer_layers_per_block: OneOrMany,
+    #[serde(default)]
+    time_cond_proj_dim: Option<usize>,
 }
 
 fn default_groups() -> usize {
@@ -266,6 +272,7 @@ impl RawUnet {
             norm_eps: self.norm_eps,
             flip_sin_to_cos: self.flip_sin_to_cos,
             freq_shift: self.freq_shift,
+            time_cond_proj_dim: self.time_cond_proj_dim,
         })
     }
 }

@@ -6,6 +6,7 @@ use burn::tensor::{Device, Tensor, TensorData};
 use keyshift_core::noise::TorchRng;
 use keyshift_core::schedule::{StepCoefficients, StepPlan, needs_uncond};
 
+use crate::embeddings::guidance_embedding;
 use crate::hooks::AttentionHook;
 use crate::unet::Unet;
 
@@ -206,15 +207,30 @@ fn guided(
 ) -> Tensor<4> {
     let input = x.clone() * c.c_in;
     let [b, ch, h, w] = input.dims();
-    let with_uncond = needs_uncond(guidance) || cond.parts.is_empty();
+    // An LCM-distilled UNet takes the guidance scale as an input instead of an unconditional
+    // pass (diffusers `LatentConsistencyModelPipeline`: w = scale − 1, no CFG).
+    let embedded = unet
+        .guidance_dim()
+        .map(|dim| (dim, guidance_embedding(guidance - 1.0, dim, 1, &x.device())));
+    let with_uncond = embedded.is_none() && (needs_uncond(guidance) || cond.parts.is_empty());
     let mut contexts: Vec<Tensor<3>> = Vec::new();
     if with_uncond {
         contexts.push(cond.uncond.clone());
     }
     contexts.extend(cond.parts.iter().map(|(t, _)| t.clone()));
+    if contexts.is_empty() {
+        contexts.push(cond.uncond.clone());
+    }
     let n = contexts.len();
     let batch = Tensor::cat(vec![input; n], 0);
-    let out = unet.forward(batch, c.timestep, &Tensor::cat(contexts, 0), hook);
+    let rows = n * b;
+    let out = unet.forward_guided(
+        batch,
+        c.timestep,
+        &Tensor::cat(contexts, 0),
+        embedded.map(|(_, e)| e.repeat_dim(0, rows)),
+        hook,
+    );
     let slice = |i: usize| out.clone().slice([i * b..(i + 1) * b, 0..ch, 0..h, 0..w]);
     if with_uncond {
         let uncond = slice(0);
@@ -224,9 +240,12 @@ fn guided(
         }
         return result;
     }
+    let Some((_, first)) = cond.parts.first() else {
+        return slice(0);
+    };
     let total: f64 = cond.parts.iter().map(|(_, w)| w).sum();
     let norm = if total == 0.0 { 1.0 } else { total };
-    let mut result = slice(0) * (cond.parts[0].1 / norm);
+    let mut result = slice(0) * (first / norm);
     for (i, (_, weight)) in cond.parts.iter().enumerate().skip(1) {
         result = result + slice(i) * (weight / norm);
     }

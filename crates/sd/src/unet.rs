@@ -47,6 +47,7 @@ pub struct Unet {
     time_proj_dim: usize,
     flip_sin_to_cos: bool,
     freq_shift: f64,
+    guidance_dim: Option<usize>,
 }
 
 struct Specs<'a> {
@@ -103,6 +104,7 @@ impl Unet {
                 "time_embedding",
                 first,
                 c.time_embed_dim(),
+                c.time_cond_proj_dim,
             )?,
             conv_in: conv2d(l, "conv_in", ConvSpec::same(c.in_channels, first, 3))?,
             down,
@@ -113,7 +115,13 @@ impl Unet {
             time_proj_dim: first,
             flip_sin_to_cos: c.flip_sin_to_cos,
             freq_shift: c.freq_shift,
+            guidance_dim: c.time_cond_proj_dim,
         })
+    }
+
+    /// The width of the guidance embedding an LCM-distilled UNet takes, `None` for ordinary ones.
+    pub fn guidance_dim(&self) -> Option<usize> {
+        self.guidance_dim
     }
 
     /// The timestep embedding after the MLP.
@@ -121,7 +129,8 @@ impl Unet {
     /// # Shapes
     /// - returns `[timesteps.len(), 4·c0]`
     pub fn time_embedding(&self, timesteps: &[f64]) -> Tensor<2> {
-        self.time_embedding.forward(self.time_projection(timesteps))
+        self.time_embedding
+            .forward(self.time_projection(timesteps), None)
     }
 
     /// The sinusoidal timestep projection.
@@ -151,9 +160,30 @@ impl Unet {
         context: &Tensor<3>,
         hook: &mut dyn AttentionHook,
     ) -> Tensor<4> {
+        self.forward_guided(x, timestep, context, None, hook)
+    }
+
+    /// [`Unet::forward`] with an LCM guidance embedding ([`crate::embeddings::guidance_embedding`])
+    /// for a UNet that takes one (ignored by others).
+    ///
+    /// # Shapes
+    /// - `x`: `[b, in, h, w]`; `context`: `[b, tokens, dim]`; `guidance`: `[b, guidance_dim]`
+    /// - returns `[b, out, h, w]`
+    pub fn forward_guided(
+        &self,
+        x: Tensor<4>,
+        timestep: f64,
+        context: &Tensor<3>,
+        guidance: Option<Tensor<2>>,
+        hook: &mut dyn AttentionHook,
+    ) -> Tensor<4> {
         let [b, _, _, _] = x.dims();
-        let temb = self.time_embedding(&[timestep]);
-        let temb = temb.repeat_dim(0, b);
+        let temb = match guidance {
+            None => self.time_embedding(&[timestep]).repeat_dim(0, b),
+            Some(g) => self
+                .time_embedding
+                .forward(self.time_projection(&[timestep]).repeat_dim(0, b), Some(g)),
+        };
         let mut h = self.conv_in.forward(x);
         let mut skips = vec![h.clone()];
         for (i, level) in self.down.iter().enumerate() {
