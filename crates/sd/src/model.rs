@@ -15,7 +15,7 @@ use crate::weights::layout::{
 };
 use crate::weights::{
     ByteSource, KeyMap, LoadError, Loader, Precision, Prefixed, SafetensorsFile, WeightStore,
-    encode_saved,
+    encode_saved, stream::StreamingWriter,
 };
 
 /// What the model predicts.
@@ -99,7 +99,12 @@ impl Folder for DirFolder {
 }
 
 const WEIGHT_NAMES: [&str; 2] = ["diffusion_pytorch_model", "model"];
-const VARIANTS: [&str; 3] = ["safetensors", "fp16.safetensors", "bf16.safetensors"];
+const VARIANTS: [&str; 4] = [
+    "int8.safetensors",
+    "safetensors",
+    "fp16.safetensors",
+    "bf16.safetensors",
+];
 
 fn open_component(folder: &dyn Folder, dir: &str) -> Result<SafetensorsFile, LoadError> {
     for name in WEIGHT_NAMES {
@@ -153,6 +158,13 @@ const CONFIG_FILES: [&str; 10] = [
 ];
 
 /// Where a diffusers component's weights are written when saved.
+/// Where [`SdModel::load_diffusers_preparing`]'s files go in the folder, per component.
+pub const PREPARED_WEIGHTS: [&str; 3] = [
+    "text_encoder/model.int8.safetensors",
+    "unet/diffusion_pytorch_model.int8.safetensors",
+    "vae/diffusion_pytorch_model.int8.safetensors",
+];
+
 const SAVED_WEIGHTS: [(&str, &str); 3] = [
     ("text_encoder", "text_encoder/model.safetensors"),
     ("unet", "unet/diffusion_pytorch_model.safetensors"),
@@ -185,7 +197,7 @@ impl SdModel {
         precision: Precision,
         device: &Device,
     ) -> Result<Self, LoadError> {
-        Self::diffusers(folder, precision, false, device).map(|(model, _)| model)
+        Self::diffusers(folder, precision, false, Vec::new(), device).map(|(model, _, _)| model)
     }
 
     /// Loads a diffusers folder at [`Precision::Int8`] and returns the files that hold it.
@@ -193,7 +205,8 @@ impl SdModel {
         folder: &dyn Folder,
         device: &Device,
     ) -> Result<Int8Model, LoadError> {
-        let (model, mut files) = Self::diffusers(folder, Precision::Int8, true, device)?;
+        let (model, mut files, _) =
+            Self::diffusers(folder, Precision::Int8, true, Vec::new(), device)?;
         for path in CONFIG_FILES {
             if let Some(text) = folder.read_text(path) {
                 files.push((path.to_owned(), text.into_bytes()));
@@ -202,12 +215,40 @@ impl SdModel {
         Ok(Int8Model { model, files })
     }
 
+    /// Loads a diffusers folder at [`Precision::Int8`], writing the int8 model to `writers` as
+    /// it loads, one tensor at a time: one writer per component, in the order of
+    /// [`PREPARED_WEIGHTS`] (make each with [`StreamingWriter::reserve_for`] its source file, see
+    /// [`SdModel::component_file`]). Returns the writers to finish; the files they complete
+    /// load as this model ([`SdModel::load_diffusers_at`] reads the `int8` variant first).
+    pub fn load_diffusers_preparing(
+        folder: &dyn Folder,
+        writers: Vec<StreamingWriter>,
+        device: &Device,
+    ) -> Result<(Self, Vec<StreamingWriter>), LoadError> {
+        if writers.len() != SAVED_WEIGHTS.len() {
+            return Err(LoadError::Unrecognised(format!(
+                "{} writers for {} components",
+                writers.len(),
+                SAVED_WEIGHTS.len()
+            )));
+        }
+        Self::diffusers(folder, Precision::Int8, false, writers, device)
+            .map(|(model, _, writers)| (model, writers))
+    }
+
+    /// The weights file of component `dir` (`text_encoder`, `unet`, `vae`) in a diffusers
+    /// folder, as the loader would pick it.
+    pub fn component_file(folder: &dyn Folder, dir: &str) -> Result<SafetensorsFile, LoadError> {
+        open_component(folder, dir)
+    }
+
     fn diffusers(
         folder: &dyn Folder,
         precision: Precision,
         record: bool,
+        writers: Vec<StreamingWriter>,
         device: &Device,
-    ) -> Result<(Self, Vec<NamedFile>), LoadError> {
+    ) -> Result<(Self, Vec<NamedFile>, Vec<StreamingWriter>), LoadError> {
         let clip_cfg = ClipConfig::from_json(
             "text_encoder/config.json",
             &read_config(folder, "text_encoder/config.json")?,
@@ -239,7 +280,17 @@ impl SdModel {
             }
             stores.push(store);
         }
-        let precision = if stores.iter().any(WeightStore::is_quantized) {
+        let streaming = !writers.is_empty();
+        for (store, writer) in stores.iter_mut().zip(writers) {
+            store.stream_to(writer);
+        }
+        let already_int8 = stores.iter().any(WeightStore::is_quantized);
+        if streaming && already_int8 {
+            return Err(LoadError::Unrecognised(
+                "the folder is int8 already; there is nothing to prepare".into(),
+            ));
+        }
+        let precision = if already_int8 {
             Precision::Int8
         } else {
             precision
@@ -288,7 +339,11 @@ impl SdModel {
             vae,
             info,
         };
-        Ok((model, files))
+        let writers = stores
+            .iter_mut()
+            .filter_map(WeightStore::take_stream)
+            .collect();
+        Ok((model, files, writers))
     }
 
     /// Loads a CompVis/A1111 single-file checkpoint in f32. `yaml` is its inference config if

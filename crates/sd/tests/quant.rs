@@ -320,3 +320,86 @@ fn int8_on_wgpu_gives_the_cpu_numbers() {
     let db = psnr(&want.image.data, &got.image.data).unwrap();
     assert!(db > 50.0, "{db} dB");
 }
+
+/// The browser's path: the int8 model written tensor by tensor while it loads. The files hold
+/// the tensors `keyshift quantize` saves, and load again to the same model.
+#[test]
+fn preparing_while_loading_writes_what_quantize_saves() {
+    use keyshift_sd::model::PREPARED_WEIGHTS;
+    use keyshift_sd::weights::stream::{MemoryWriteAt, StreamingWriter};
+    let device = Device::flex();
+    let folder = DirFolder(fixture().join("diffusers"));
+    let outputs: Vec<MemoryWriteAt> = (0..3).map(|_| MemoryWriteAt::default()).collect();
+    let writers = ["text_encoder", "unet", "vae"]
+        .iter()
+        .zip(&outputs)
+        .map(|(dir, out)| {
+            let source = SdModel::component_file(&folder, dir).unwrap();
+            StreamingWriter::new(
+                dir,
+                Box::new(out.clone()),
+                StreamingWriter::reserve_for(&source),
+            )
+        })
+        .collect();
+    let (prepared, writers) = SdModel::load_diffusers_preparing(&folder, writers, &device).unwrap();
+    assert_eq!(prepared.info.precision, Precision::Int8);
+    assert_eq!(writers.len(), 3);
+    for (writer, out) in writers.into_iter().zip(&outputs) {
+        let len = writer.finish().unwrap();
+        assert_eq!(len as usize, out.bytes().len());
+    }
+    // Tensor for tensor what the saving path writes (in another order).
+    let saved: BTreeMap<String, Vec<u8>> = SdModel::quantize_diffusers(&folder, &device)
+        .unwrap()
+        .files
+        .into_iter()
+        .collect();
+    let mut files: BTreeMap<String, Vec<u8>> = saved
+        .iter()
+        .filter(|(path, _)| path.ends_with(".json"))
+        .map(|(p, b)| (p.clone(), b.clone()))
+        .collect();
+    for ((path, out), saved_path) in PREPARED_WEIGHTS.iter().zip(&outputs).zip([
+        "text_encoder/model.safetensors",
+        "unet/diffusion_pytorch_model.safetensors",
+        "vae/diffusion_pytorch_model.safetensors",
+    ]) {
+        let mut ours = open_bytes(path, out.bytes()).unwrap();
+        let mut theirs = open_bytes(saved_path, saved[saved_path].clone()).unwrap();
+        let keys: Vec<String> = theirs.entries().keys().cloned().collect();
+        assert_eq!(
+            ours.entries().keys().cloned().collect::<Vec<_>>(),
+            keys,
+            "{path}"
+        );
+        for key in keys {
+            let (a_entry, a) = ours.read_bytes(&key).unwrap();
+            let (b_entry, b) = theirs.read_bytes(&key).unwrap();
+            assert_eq!(
+                (a_entry.dtype, &a_entry.shape),
+                (b_entry.dtype, &b_entry.shape),
+                "{key}"
+            );
+            assert!(a == b, "{path}: {key} differs");
+        }
+        files.insert((*path).to_owned(), out.bytes());
+    }
+    // The prepared folder loads (int8 variant first) and draws what the int8 model draws.
+    let again = SdModel::load_diffusers(&MemFolder(files), &device).unwrap();
+    assert_eq!(again.info.precision, Precision::Int8);
+    assert_eq!(
+        render(&again, &device).latent,
+        render(&prepared, &device).latent
+    );
+    // A reserve too small for the header is an error, not a broken file.
+    let source = SdModel::component_file(&folder, "vae").unwrap();
+    let out = MemoryWriteAt::default();
+    let mut small = StreamingWriter::new("vae", Box::new(out), 16);
+    small
+        .put("a.weight", Dtype::F16, &[2], &[0, 0, 0, 0])
+        .unwrap();
+    let err = small.finish().unwrap_err();
+    assert!(err.to_string().contains("reserved"), "{err}");
+    assert!(StreamingWriter::reserve_for(&source) > 1000);
+}

@@ -9,6 +9,7 @@
 pub mod layout;
 pub mod quant;
 pub mod safetensors;
+pub mod stream;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -222,6 +223,7 @@ pub struct WeightStore {
     used: BTreeSet<String>,
     synthetic: Option<u64>,
     recorded: Option<BTreeMap<String, Saved>>,
+    stream: Option<stream::StreamingWriter>,
 }
 
 /// A tensor as a model loaded at [`Precision::Int8`] holds it, to be saved again.
@@ -257,6 +259,7 @@ impl WeightStore {
             used: BTreeSet::new(),
             synthetic: None,
             recorded: None,
+            stream: None,
         }
     }
 
@@ -268,6 +271,17 @@ impl WeightStore {
     /// The tensors recorded since [`WeightStore::record`], by stored key.
     pub fn saved(&mut self) -> BTreeMap<String, Saved> {
         self.recorded.take().unwrap_or_default()
+    }
+
+    /// Writes every tensor read at [`Precision::Int8`] to `writer` as it is read (as
+    /// [`WeightStore::record`] keeps them, without holding them).
+    pub fn stream_to(&mut self, writer: stream::StreamingWriter) {
+        self.stream = Some(writer);
+    }
+
+    /// The writer given to [`WeightStore::stream_to`], to finish.
+    pub fn take_stream(&mut self) -> Option<stream::StreamingWriter> {
+        self.stream.take()
     }
 
     /// Whether any stored tensor is int8 (a model saved at [`Precision::Int8`]).
@@ -359,6 +373,13 @@ impl WeightStore {
         if let (Some(recorded), true) = (&mut self.recorded, round) {
             recorded.insert(key.to_owned(), Saved::F16(values.clone(), shape.clone()));
         }
+        if let (Some(stream), true) = (&mut self.stream, round) {
+            let bytes: Vec<u8> = values
+                .iter()
+                .flat_map(|v| half::f16::from_f32(*v).to_le_bytes())
+                .collect();
+            stream.put(key, Dtype::F16, &shape, &bytes)?;
+        }
         Ok((values, shape))
     }
 
@@ -398,6 +419,17 @@ impl WeightStore {
         self.used.insert(key.to_owned());
         if let Some(recorded) = &mut self.recorded {
             recorded.insert(key.to_owned(), Saved::Q8(q.clone()));
+        }
+        if let Some(stream) = &mut self.stream {
+            let values: Vec<u8> = q.values.iter().map(|&v| v as u8).collect();
+            stream.put(key, Dtype::I8, &q.shape, &values)?;
+            let scales: Vec<u8> = q.scales.iter().flat_map(|v| v.to_le_bytes()).collect();
+            stream.put(
+                &format!("{key}{}", quant::SCALE_SUFFIX),
+                Dtype::F32,
+                &q.scale_shape(),
+                &scales,
+            )?;
         }
         Ok(q)
     }
