@@ -277,9 +277,9 @@ async function setProject(page, settings) {
   await byId(page, 'sampler').selectOption(settings.sampler);
 }
 
-async function loadModel(page, { backend = 'webgpu', custom = '' } = {}) {
+async function loadModel(page, { backend = 'webgpu', custom = '', precision = 'f32' } = {}) {
   await byId(page, 'model-picker').selectOption({ label: TINY_LABEL });
-  await byId(page, 'model-precision').selectOption('f32');
+  await byId(page, 'model-precision').selectOption(precision);
   await byId(page, 'model-backend').selectOption(backend);
   await byId(page, 'model-custom').fill(custom);
   await byId(page, 'model-load').click();
@@ -627,6 +627,36 @@ test('a download interrupted by a reload resumes where it stopped', async () => 
     // The resumed file is whole: the model draws the CLI's image.
     await setProject(page, SETTINGS);
     facts.resumedVsCli = await expectCliImage(page, await generateImage(page));
+    assert.deepEqual(errors, []);
+  });
+});
+
+test('int8: the model prepared on the first load is what the cache keeps, and it draws the same image after a reload', async () => {
+  const fixtureRequests = async () => {
+    const counts = await (await fetch(`${BASE}/__requests`)).json();
+    return Object.fromEntries(Object.entries(counts).filter(([path]) => path.startsWith('/fixtures/tiny-sd1/')));
+  };
+  await withBrowser(async ({ page, errors }) => {
+    await page.goto(BASE);
+    assert.match(await loadModel(page, { backend: 'cpu', precision: 'int8' }), /^Ready: .*int8 on CPU/);
+    await setProject(page, SETTINGS);
+    const first = await pixels(page, await generateImage(page));
+    // The cache holds the int8 files (about 0.58 of fp16), not the downloaded f32 ones.
+    await page.waitForFunction(() => /tiny test model/.test(
+      [...document.querySelectorAll('[data-testid="cached-model"]')].map((e) => e.textContent).join(' ')));
+    const entry = (await byId(page, 'cached-model').allTextContents()).find((t) => t.includes('tiny test model'));
+    facts.int8CacheEntry = entry;
+    const [, size, unit] = entry.match(/— ([\d.]+) (KB|MB)/);
+    const mb = Number(size) / (unit === 'KB' ? 1000 : 1);
+    assert.ok(mb > 3 && mb < 5, entry);
+    const before = await fixtureRequests();
+    await page.reload();
+    const status = await loadModel(page, { backend: 'cpu', precision: 'int8' });
+    assert.match(status, /int8 on CPU.*from the offline cache\)$/);
+    assert.deepEqual(await fixtureRequests(), before, 'the cached model was fetched again');
+    await setProject(page, SETTINGS);
+    const again = await pixels(page, await generateImage(page));
+    assert.deepEqual(compare(first, again), { max: 0, mean: 0 });
     assert.deepEqual(errors, []);
   });
 });

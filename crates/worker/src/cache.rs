@@ -4,6 +4,7 @@
 //! only when its manifest is there and every file still has its size and CRC-32.
 
 use js_sys::{Reflect, Uint8Array};
+use keyshift_sd::weights::stream::WriteAt;
 use keyshift_web::cache::{
     CachedFile, Crc32, MANIFEST, Manifest, PARTIAL, from_opfs_name, opfs_name,
 };
@@ -92,6 +93,53 @@ async fn read_file(handle: &FileSystemFileHandle) -> Result<Blob, String> {
         .map_err(|e| js_text(&e))
 }
 
+/// The CRC-32 of a Blob, read in chunks.
+fn crc_of(blob: &Blob) -> Result<u32, String> {
+    let reader = FileReaderSync::new().map_err(|e| js_text(&e))?;
+    let mut crc = Crc32::default();
+    let mut at = 0.0;
+    while at < blob.size() {
+        let end = (at + CHECK_CHUNK).min(blob.size());
+        let slice = blob
+            .slice_with_f64_and_f64(at, end)
+            .map_err(|e| js_text(&e))?;
+        let bytes = reader
+            .read_as_array_buffer(&slice)
+            .map_err(|e| js_text(&e))?;
+        crc.update(&Uint8Array::new(&bytes).to_vec());
+        at = end;
+    }
+    Ok(crc.finish())
+}
+
+/// A cache file written at any offset (a model prepared while it loads); closed when dropped.
+pub struct RandomWriter {
+    access: FileSystemSyncAccessHandle,
+}
+
+impl WriteAt for RandomWriter {
+    fn write_at(&mut self, offset: u64, bytes: &[u8]) -> Result<(), String> {
+        let options = FileSystemReadWriteOptions::new();
+        options.set_at(offset as f64);
+        let n = self
+            .access
+            .write_with_u8_array_and_options(bytes, &options)
+            .map_err(|e| js_text(&e))?;
+        if n as usize != bytes.len() {
+            return Err("the disk took only part of a write".into());
+        }
+        Ok(())
+    }
+}
+
+impl Drop for RandomWriter {
+    fn drop(&mut self) {
+        // Nothing is left to tell if this fails: the file is checked before it is listed.
+        let _ = self.access.flush();
+        self.access.close();
+    }
+}
+
 /// A model's folder in the cache.
 pub struct ModelDir {
     dir: FileSystemDirectoryHandle,
@@ -129,21 +177,7 @@ impl ModelDir {
                 entry.path, entry.bytes
             ));
         }
-        let reader = FileReaderSync::new().map_err(|e| js_text(&e))?;
-        let mut crc = Crc32::default();
-        let mut at = 0.0;
-        while at < blob.size() {
-            let end = (at + CHECK_CHUNK).min(blob.size());
-            let slice = blob
-                .slice_with_f64_and_f64(at, end)
-                .map_err(|e| js_text(&e))?;
-            let bytes = reader
-                .read_as_array_buffer(&slice)
-                .map_err(|e| js_text(&e))?;
-            crc.update(&Uint8Array::new(&bytes).to_vec());
-            at = end;
-        }
-        if crc.finish() != entry.crc32 {
+        if crc_of(&blob)? != entry.crc32 {
             return Err(format!(
                 "{} in the cache is damaged (its checksum changed)",
                 entry.path
@@ -199,6 +233,41 @@ impl ModelDir {
             written: 0,
             crc: Crc32::default(),
         })
+    }
+
+    /// A new (empty) file for `path`, written at any offset.
+    pub async fn create_random(&self, path: &str) -> Result<RandomWriter, String> {
+        let writer = self.open_writer(path).await?;
+        writer
+            .access
+            .truncate_with_f64(0.0)
+            .map_err(|e| js_text(&e))?;
+        // Hand the open handle over without closing it.
+        let CacheWriter { access, .. } = writer;
+        Ok(RandomWriter { access })
+    }
+
+    /// The manifest entry of a finished file (its size and CRC-32, read back).
+    pub async fn entry_for(&self, path: &str) -> Result<(CachedFile, Blob), String> {
+        let handle = file_handle(&self.dir, &opfs_name(path), false)
+            .await?
+            .ok_or_else(|| format!("{path} is missing from the cache"))?;
+        let blob = read_file(&handle).await?;
+        let entry = CachedFile {
+            path: path.to_owned(),
+            bytes: blob.size() as u64,
+            crc32: crc_of(&blob)?,
+        };
+        Ok((entry, blob))
+    }
+
+    /// Deletes the file for `path` (absent is fine).
+    pub async fn remove(&self, path: &str) -> Result<(), String> {
+        match JsFuture::from(self.dir.remove_entry(&opfs_name(path))).await {
+            Ok(_) => Ok(()),
+            Err(e) if js_text(&e).starts_with("NotFoundError") => Ok(()),
+            Err(e) => Err(js_text(&e)),
+        }
     }
 
     /// The files an unfinished download completed, if one was interrupted.

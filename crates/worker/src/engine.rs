@@ -11,8 +11,9 @@ use keyshift_sd::clock::Stopwatch;
 use keyshift_sd::config::ClipConfig;
 use keyshift_sd::generate::{Generation, approx_rgb, read};
 use keyshift_sd::hooks::NoHook;
-use keyshift_sd::model::{Folder, SdModel};
+use keyshift_sd::model::{Folder, PREPARED_WEIGHTS, SdModel};
 use keyshift_sd::taesd::Taesd;
+use keyshift_sd::weights::stream::StreamingWriter;
 use keyshift_sd::weights::{Precision, SafetensorsFile};
 use keyshift_sd::{Device, generate::size_multiple};
 use keyshift_web::gpu::GpuStatus;
@@ -136,9 +137,7 @@ async fn try_load(
         check_weights_fit(largest_tensor_bytes, limit)?;
     }
     let model = match spec.layout {
-        ModelLayout::Diffusers => {
-            SdModel::load_diffusers_at(&folder, precision, &device).map_err(|e| e.to_string())?
-        }
+        ModelLayout::Diffusers => load_diffusers(&spec, &folder, precision, &device).await?,
         ModelLayout::SingleFile => {
             let first = spec.files.first().ok_or("the model lists no files")?;
             let blob = folder
@@ -370,6 +369,89 @@ fn largest_tensor_bytes(folder: &BlobFolder) -> u64 {
         })
         .max()
         .unwrap_or(0)
+}
+
+/// Loads a diffusers folder. At int8, a model downloaded in float is prepared while it loads and
+/// the prepared files replace the downloaded weights in the cache: the next load reads int8
+/// directly (about 0.58 of the fp16 bytes, nothing to quantize). If preparing fails, the model
+/// still loads and the cache keeps the download.
+async fn load_diffusers(
+    spec: &ModelSpec,
+    folder: &BlobFolder,
+    precision: Precision,
+    device: &Device,
+) -> Result<SdModel, String> {
+    let is_prepared = folder
+        .files()
+        .any(|(p, _)| p.ends_with(".int8.safetensors"));
+    let dir = match (precision, is_prepared) {
+        (Precision::Int8, false) => ModelDir::open(&spec.id, false).await.ok().flatten(),
+        _ => None,
+    };
+    let manifest = match &dir {
+        Some(dir) => dir.manifest().await,
+        None => None,
+    };
+    let (Some(dir), Some(manifest)) = (dir, manifest) else {
+        return SdModel::load_diffusers_at(folder, precision, device).map_err(|e| e.to_string());
+    };
+    let mut writers = Vec::new();
+    for (component, path) in ["text_encoder", "unet", "vae"].iter().zip(PREPARED_WEIGHTS) {
+        let source = SdModel::component_file(folder, component).map_err(|e| e.to_string())?;
+        let target = dir.create_random(path).await?;
+        writers.push(StreamingWriter::new(
+            path,
+            Box::new(target),
+            StreamingWriter::reserve_for(&source),
+        ));
+    }
+    let (model, writers) =
+        SdModel::load_diffusers_preparing(folder, writers, device).map_err(|e| e.to_string())?;
+    if let Err(e) = keep_prepared(&dir, &manifest, writers).await {
+        tracing_warn(&format!(
+            "{}: the int8 model was not cached: {e}",
+            spec.label
+        ));
+        for path in PREPARED_WEIGHTS {
+            dir.remove(path).await.ok();
+        }
+    }
+    Ok(model)
+}
+
+/// Finishes the prepared files and makes them the cached model: a manifest of the configs and
+/// the int8 weights, then the downloaded weights deleted.
+async fn keep_prepared(
+    dir: &ModelDir,
+    downloaded: &Manifest,
+    writers: Vec<StreamingWriter>,
+) -> Result<(), String> {
+    for writer in writers {
+        writer.finish().map_err(|e| e.to_string())?;
+    }
+    let mut files: Vec<CachedFile> = downloaded
+        .files
+        .iter()
+        .filter(|f| !f.path.ends_with(".safetensors"))
+        .cloned()
+        .collect();
+    for path in PREPARED_WEIGHTS {
+        files.push(dir.entry_for(path).await?.0);
+    }
+    let prepared = Manifest {
+        id: downloaded.id.clone(),
+        label: downloaded.label.clone(),
+        files,
+    };
+    dir.finish(&prepared).await?;
+    for file in downloaded
+        .files
+        .iter()
+        .filter(|f| f.path.ends_with(".safetensors"))
+    {
+        dir.remove(&file.path).await?;
+    }
+    Ok(())
 }
 
 /// The files of a model sent with the message (local files): read where they are, never cached.
