@@ -536,15 +536,16 @@ impl Studio {
         }
     }
 
-    /// How loading used memory: `Loading took 10 MB of worker memory (largest tensor 6.0 MB;
-    /// 50 MB in all).`; empty unless a model is ready.
+    /// How loading used memory: `Loading needed at most 10 MB of worker memory at once (largest
+    /// tensor 6.0 MB; wasm memory 50 MB).`; empty unless a model is ready.
     pub fn memory_text(&self) -> String {
         match &self.model {
             ModelStatus::Ready {
                 memory: (growth, largest, total),
                 ..
             } => format!(
-                "Loading took {} of worker memory (largest tensor {}; {} in all).",
+                "Loading needed at most {} of worker memory at once (largest tensor {}; wasm \
+                 memory {}).",
                 bytes_text(*growth),
                 bytes_text(*largest),
                 bytes_text(*total)
@@ -1105,7 +1106,8 @@ mod tests {
         );
         assert_eq!(
             studio.memory_text(),
-            "Loading took 10 MB of worker memory (largest tensor 6.0 MB; 50 MB in all)."
+            "Loading needed at most 10 MB of worker memory at once (largest tensor 6.0 MB; wasm \
+             memory 50 MB)."
         );
         studio.apply(&FromWorker::Cache {
             models: vec![],

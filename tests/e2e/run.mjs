@@ -384,7 +384,7 @@ test('the tiny model loads from the local server and draws, on WebGPU, the nativ
     // largest tensor, never the model.
     facts.tinyLoadMemory = await byId(page, 'model-status').getAttribute('title');
     const [, growth, growthUnit, largest, largestUnit] =
-      facts.tinyLoadMemory.match(/^Loading took ([\d.]+) (B|KB|MB|GB) of worker memory \(largest tensor ([\d.]+) (B|KB|MB|GB); [\d.]+ (?:B|KB|MB|GB) in all\)\.$/);
+      facts.tinyLoadMemory.match(/^Loading needed at most ([\d.]+) (B|KB|MB|GB) of worker memory at once \(largest tensor ([\d.]+) (B|KB|MB|GB); wasm memory [\d.]+ (?:B|KB|MB|GB)\)\.$/);
     const bytes = (v, unit) => Number(v) * { B: 1, KB: 1e3, MB: 1e6, GB: 1e9 }[unit];
     assert.ok(bytes(growth, growthUnit) <= bytes(largest, largestUnit) + 64 * 2 ** 20, facts.tinyLoadMemory);
     await setProject(page, SETTINGS);

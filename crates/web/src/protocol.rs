@@ -233,8 +233,9 @@ pub enum FromWorker {
         /// How step previews are made: `TAESD previews`, or why they are approximate.
         #[serde(default)]
         previews: String,
-        /// How much the worker's wasm memory grew while loading (weights stream to the device
-        /// one tensor at a time, so this stays near the largest tensor).
+        /// The most heap the load used at once, above what the worker held before (weights
+        /// stream to the device one tensor at a time, so on WebGPU this stays near the largest
+        /// tensor; on the CPU backend the weights themselves stay in the heap).
         #[serde(default)]
         memory_growth_bytes: u64,
         /// The largest weight tensor of the model, in f32 bytes.

@@ -106,7 +106,7 @@ async fn try_load(
 ) -> Result<(), String> {
     let clock = Stopwatch::start();
     LOADED.with(|l| l.borrow_mut().take());
-    let memory_before = wasm_memory_bytes();
+    let heap_before = crate::heap::reset_peak();
     let precision = Precision::parse(&spec.precision)
         .ok_or_else(|| format!("unknown precision \"{}\" (int8 or f32)", spec.precision))?;
     if spec.files.is_empty() {
@@ -198,7 +198,8 @@ async fn try_load(
         }
     };
     let memory_bytes = wasm_memory_bytes();
-    let memory_growth_bytes = memory_bytes.saturating_sub(memory_before);
+    let memory_growth_bytes =
+        u64::try_from(crate::heap::peak_bytes().saturating_sub(heap_before)).unwrap_or(u64::MAX);
     let (_, multiple) = size_multiple(&model);
     let ready = FromWorker::ModelReady {
         id: spec.id.clone(),

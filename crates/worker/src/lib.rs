@@ -10,7 +10,15 @@
 pub mod job;
 
 #[cfg(target_arch = "wasm32")]
-mod blob;
+pub mod heap;
+
+/// Every allocation of the worker is counted (live and peak bytes), for the load report.
+#[cfg(target_arch = "wasm32")]
+#[global_allocator]
+static ALLOCATOR: heap::Counting = heap::Counting;
+
+#[cfg(target_arch = "wasm32")]
+pub mod blob;
 #[cfg(target_arch = "wasm32")]
 mod cache;
 #[cfg(target_arch = "wasm32")]

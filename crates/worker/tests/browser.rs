@@ -54,3 +54,50 @@ fn messages_survive_the_trip_as_the_worker_sends_them() {
     );
     assert!(ToWorker::from_json("{\"type\":\"generate\"}").is_err());
 }
+
+/// The largest tensor of SD 1.x (the 49408 × 768 token embedding, 152 MB in f32) read from an
+/// fp16 file as the engine reads weights: the heap needs at most its f32 size plus 64 MB, at f32
+/// and at int8, and the tensor itself ends up on the GPU.
+#[wasm_bindgen_test]
+async fn the_largest_sd1_tensor_loads_within_its_size_plus_64_mb_of_heap() {
+    use keyshift_sd::weights::{Loader, Precision, Prefixed, SafetensorsFile, WeightStore};
+    use keyshift_worker::{blob::BlobSource, heap};
+    let (rows, cols) = (49_408usize, 768usize);
+    let data_len = rows * cols * 2;
+    let mut header = format!(
+        r#"{{"weight":{{"dtype":"F16","shape":[{rows},{cols}],"data_offsets":[0,{data_len}]}}}}"#
+    );
+    while header.len() % 8 != 0 {
+        header.push(' ');
+    }
+    let mut head = (header.len() as u64).to_le_bytes().to_vec();
+    head.extend_from_slice(header.as_bytes());
+    let parts = js_sys::Array::new();
+    parts.push(&js_sys::Uint8Array::from(head.as_slice()));
+    // The data lives in JavaScript memory, as a downloaded file does.
+    parts.push(&js_sys::Uint8Array::new_with_length(
+        u32::try_from(data_len).expect("fits"),
+    ));
+    let blob = web_sys::Blob::new_with_u8_array_sequence(&parts).expect("blob");
+    let device = keyshift_worker::device().await.expect("WebGPU device");
+    let f32_bytes = rows * cols * 4;
+    for precision in [Precision::F32, Precision::Int8] {
+        let source = BlobSource::new(blob.clone()).expect("source");
+        let file = SafetensorsFile::open("big.safetensors", Box::new(source)).expect("opens");
+        let mut store = WeightStore::new(vec![file]);
+        let base = heap::reset_peak();
+        let tensor = Loader::new(&mut store, &Prefixed::default(), &device)
+            .with_precision(precision)
+            .dequantized::<2>("weight", [rows, cols])
+            .expect("loads");
+        let peak = heap::peak_bytes() - base;
+        web_sys::console::log_1(
+            &format!("{precision:?}: peak heap {peak} bytes for a {f32_bytes}-byte tensor").into(),
+        );
+        assert!(
+            peak <= f32_bytes + (64 << 20),
+            "{precision:?}: the load needed {peak} bytes at once for a {f32_bytes}-byte tensor"
+        );
+        assert_eq!(tensor.dims(), [rows, cols]);
+    }
+}

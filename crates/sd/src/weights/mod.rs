@@ -387,8 +387,16 @@ impl WeightStore {
     fn read_q8(&mut self, key: &str) -> Result<Q8, LoadError> {
         let file = self.file_of(key)?;
         let name = file.name().to_owned();
-        let (entry, bytes) = file.read_bytes(key)?;
-        let q = if entry.dtype == Dtype::I8 {
+        let stored = file
+            .entries()
+            .get(key)
+            .cloned()
+            .ok_or_else(|| LoadError::MissingKey {
+                file: name.clone(),
+                key: key.to_owned(),
+            })?;
+        let q = if stored.dtype == Dtype::I8 {
+            let (entry, bytes) = file.read_bytes(key)?;
             let scale_key = format!("{key}{}", quant::SCALE_SUFFIX);
             let scale_shape = self.shape(&scale_key).map(<[usize]>::to_vec);
             let scale_file = self.file_of(&scale_key)?;
@@ -407,14 +415,9 @@ impl WeightStore {
             self.used.insert(scale_key);
             q
         } else {
-            let values = safetensors::decode_f32(&bytes, entry.dtype).ok_or_else(|| {
-                LoadError::UnsupportedDtype {
-                    file: name,
-                    key: key.to_owned(),
-                    dtype: format!("{:?}", entry.dtype),
-                }
-            })?;
-            Q8::quantize(&values, &entry.shape)
+            // Read in chunks: the stored bytes and the f32 values are never whole at once.
+            let values = file.read_f32(key)?;
+            Q8::quantize(&values, &stored.shape)
         };
         self.used.insert(key.to_owned());
         if let Some(recorded) = &mut self.recorded {

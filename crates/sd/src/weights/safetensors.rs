@@ -149,16 +149,47 @@ impl SafetensorsFile {
         Ok((entry, bytes))
     }
 
-    /// Reads one tensor, converted to f32.
+    /// Reads one tensor, converted to f32. The stored bytes are read a chunk at a time, so
+    /// converting needs the f32 values plus one chunk of memory, not the stored tensor as well.
     pub fn read_f32(&mut self, key: &str) -> Result<Vec<f32>, LoadError> {
-        let (entry, bytes) = self.read_bytes(key)?;
-        decode_f32(&bytes, entry.dtype).ok_or_else(|| LoadError::UnsupportedDtype {
+        let entry = self
+            .entries
+            .get(key)
+            .ok_or_else(|| LoadError::MissingKey {
+                file: self.name.clone(),
+                key: key.to_owned(),
+            })?
+            .clone();
+        let unsupported = || LoadError::UnsupportedDtype {
             file: self.name.clone(),
             key: key.to_owned(),
             dtype: format!("{:?}", entry.dtype),
-        })
+        };
+        let size = match entry.dtype {
+            Dtype::F16 | Dtype::Bf16 => 2,
+            Dtype::F32 => 4,
+            Dtype::F64 => 8,
+            Dtype::I64 | Dtype::I32 | Dtype::I8 => return Err(unsupported()),
+        };
+        let mut values = Vec::with_capacity(usize::try_from(entry.len / size).unwrap_or(0));
+        let step = READ_CHUNK - READ_CHUNK % size;
+        let mut chunk = vec![0u8; usize::try_from(step.min(entry.len)).unwrap_or(0)];
+        let mut at = 0;
+        while at < entry.len {
+            let n = step.min(entry.len - at);
+            let buf = &mut chunk[..usize::try_from(n).unwrap_or(0)];
+            self.source
+                .read_exact_at(entry.offset + at, buf)
+                .map_err(|e| io(&self.name, e))?;
+            values.extend(decode_f32(buf, entry.dtype).ok_or_else(unsupported)?);
+            at += n;
+        }
+        Ok(values)
     }
 }
+
+/// Bytes read at a time by [`SafetensorsFile::read_f32`].
+const READ_CHUNK: u64 = 8 << 20;
 
 fn parse_header(
     name: &str,
@@ -343,6 +374,21 @@ mod tests {
             ("a", Dtype::F32, &[3], &a),
             ("b.w", Dtype::F16, &[1, 2], &b),
         ])
+    }
+
+    #[test]
+    fn a_tensor_larger_than_a_read_chunk_is_read_in_pieces_exactly() {
+        // 5 M f16 values (10 MB): two 8 MiB chunks, the second partial.
+        let n = 5_000_000usize;
+        let bytes: Vec<u8> = (0..n)
+            .flat_map(|i| half::f16::from_f32((i % 2048) as f32 - 1024.0).to_le_bytes())
+            .collect();
+        let file = encode(&[("w", Dtype::F16, &[n], &bytes)]);
+        let mut f = SafetensorsFile::open("big", Box::new(MemorySource::new(file))).unwrap();
+        let values = f.read_f32("w").unwrap();
+        assert_eq!(values.len(), n);
+        assert_eq!(values, decode_f32(&bytes, Dtype::F16).unwrap());
+        assert!(f.read_f32("missing").is_err());
     }
 
     #[test]
