@@ -88,3 +88,70 @@ fn the_guidance_embedding_and_the_guided_unet_match_diffusers() {
         .any(|(a, b)| (a - b).abs() > 1e-3);
     assert!(differs);
 }
+
+/// A whole LCM run as diffusers' `LatentConsistencyModelPipeline` makes it: 4 steps at guidance
+/// 7.5 embedded in the UNet, no unconditional pass (the unconditional context here is zeros: were
+/// it used, the result would differ), the scheduler's fresh noise replayed.
+#[test]
+fn an_lcm_run_matches_the_diffusers_pipeline() {
+    use keyshift_core::schedule::{NoiseSchedule, Sampler, ScheduleConfig, StepPlan};
+    use keyshift_sd::golden::PIPELINE_TOLERANCE;
+    use keyshift_sd::pipeline::{Conditioning, FixedNoise, Sampling};
+
+    let device = Device::flex();
+    let mut golden = open(dir().join("golden.safetensors"));
+    #[allow(clippy::disallowed_methods, reason = "a test reads its fixture")]
+    let config = std::fs::read_to_string(dir().join("unet/config.json")).unwrap();
+    let config = UnetConfig::from_json("unet/config.json", &config).unwrap();
+    let mut store = WeightStore::new(vec![open(
+        dir().join("unet/diffusion_pytorch_model.safetensors"),
+    )]);
+    let unet = Unet::load(
+        &mut Loader::new(&mut store, &Prefixed::default(), &device),
+        &config,
+    )
+    .unwrap();
+
+    let schedule = NoiseSchedule::new(ScheduleConfig::sd15()).unwrap();
+    let plan = StepPlan::txt2img(&schedule, Sampler::Lcm, 4).unwrap();
+    assert_eq!(plan.timesteps(), vec![999.0, 759.0, 499.0, 259.0]);
+    let init: Tensor<4> = tensor(&mut golden, "pipe.init", &device);
+    let context: Tensor<3> = tensor(&mut golden, "pipe.context", &device);
+    let cond = Conditioning::single(context.clone(), context.zeros_like());
+    let noise: Vec<Vec<f32>> = golden
+        .read_f32("pipe.step_noise")
+        .unwrap()
+        .chunks(4 * 8 * 8)
+        .map(<[f32]>::to_vec)
+        .collect();
+    let mut noise = FixedNoise::new(noise);
+    let mut sampling = Sampling::txt2img(plan, init, 7.5);
+    let mut steps = Vec::new();
+    while sampling
+        .step(&unet, &cond, &mut noise, &mut NoHook)
+        .is_some()
+    {
+        steps.extend(
+            sampling
+                .latent()
+                .clone()
+                .into_data()
+                .try_to_vec::<f32>()
+                .unwrap(),
+        );
+    }
+    let want = golden.read_f32("pipe.step_latents").unwrap();
+    check("pipe.step_latents", steps, &want, PIPELINE_TOLERANCE);
+    let want = golden.read_f32("pipe.latents").unwrap();
+    check(
+        "pipe.latents",
+        sampling
+            .latent()
+            .clone()
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap(),
+        &want,
+        PIPELINE_TOLERANCE,
+    );
+}
