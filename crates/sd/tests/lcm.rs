@@ -32,6 +32,24 @@ fn tensor<const D: usize>(file: &mut SafetensorsFile, name: &str, device: &Devic
     Tensor::from_data(TensorData::new(file.read_f32(name).unwrap(), shape), device)
 }
 
+/// The tiny LCM UNet, every stored tensor used.
+fn load_unet(device: &Device) -> Unet {
+    #[allow(clippy::disallowed_methods, reason = "a test reads its fixture")]
+    let config = std::fs::read_to_string(dir().join("unet/config.json")).unwrap();
+    let config = UnetConfig::from_json("unet/config.json", &config).unwrap();
+    assert_eq!(config.time_cond_proj_dim, Some(16));
+    let mut store = WeightStore::new(vec![open(
+        dir().join("unet/diffusion_pytorch_model.safetensors"),
+    )]);
+    let unet = Unet::load(
+        &mut Loader::new(&mut store, &Prefixed::default(), device),
+        &config,
+    )
+    .unwrap();
+    store.check_all_used("", |_| false).unwrap();
+    unet
+}
+
 fn check(name: &str, got: Vec<f32>, want: &[f32], tolerance: f32) {
     let c = compare(name, &got, want, tolerance);
     println!("{}: {}", c.name, c.detail);
@@ -42,19 +60,7 @@ fn check(name: &str, got: Vec<f32>, want: &[f32], tolerance: f32) {
 fn the_guidance_embedding_and_the_guided_unet_match_diffusers() {
     let device = Device::flex();
     let mut golden = open(dir().join("golden.safetensors"));
-    #[allow(clippy::disallowed_methods, reason = "a test reads its fixture")]
-    let config = std::fs::read_to_string(dir().join("unet/config.json")).unwrap();
-    let config = UnetConfig::from_json("unet/config.json", &config).unwrap();
-    assert_eq!(config.time_cond_proj_dim, Some(16));
-    let mut store = WeightStore::new(vec![open(
-        dir().join("unet/diffusion_pytorch_model.safetensors"),
-    )]);
-    let unet = Unet::load(
-        &mut Loader::new(&mut store, &Prefixed::default(), &device),
-        &config,
-    )
-    .unwrap();
-    store.check_all_used("", |_| false).unwrap();
+    let unet = load_unet(&device);
     assert_eq!(unet.guidance_dim(), Some(16));
 
     // Guidance scale 7.5 → w = 6.5.
@@ -100,17 +106,7 @@ fn an_lcm_run_matches_the_diffusers_pipeline() {
 
     let device = Device::flex();
     let mut golden = open(dir().join("golden.safetensors"));
-    #[allow(clippy::disallowed_methods, reason = "a test reads its fixture")]
-    let config = std::fs::read_to_string(dir().join("unet/config.json")).unwrap();
-    let config = UnetConfig::from_json("unet/config.json", &config).unwrap();
-    let mut store = WeightStore::new(vec![open(
-        dir().join("unet/diffusion_pytorch_model.safetensors"),
-    )]);
-    let unet = Unet::load(
-        &mut Loader::new(&mut store, &Prefixed::default(), &device),
-        &config,
-    )
-    .unwrap();
+    let unet = load_unet(&device);
 
     let schedule = NoiseSchedule::new(ScheduleConfig::sd15()).unwrap();
     let plan = StepPlan::txt2img(&schedule, Sampler::Lcm, 4).unwrap();

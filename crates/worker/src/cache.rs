@@ -290,11 +290,7 @@ impl ModelDir {
         let mut writer = self.create(MANIFEST).await?;
         writer.write(manifest.to_json().as_bytes())?;
         writer.close().await?;
-        match JsFuture::from(self.dir.remove_entry(PARTIAL)).await {
-            Ok(_) => Ok(()),
-            Err(e) if js_text(&e).starts_with("NotFoundError") => Ok(()),
-            Err(e) => Err(js_text(&e)),
-        }
+        self.remove(PARTIAL).await
     }
 }
 

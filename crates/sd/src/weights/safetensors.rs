@@ -45,6 +45,19 @@ impl Dtype {
         })
     }
 
+    /// The name the safetensors header gives it (`F16`, `I8`…).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::F16 => "F16",
+            Self::Bf16 => "BF16",
+            Self::F32 => "F32",
+            Self::F64 => "F64",
+            Self::I64 => "I64",
+            Self::I32 => "I32",
+            Self::I8 => "I8",
+        }
+    }
+
     /// Bytes per element.
     pub fn size(self) -> usize {
         match self {
@@ -165,12 +178,10 @@ impl SafetensorsFile {
             key: key.to_owned(),
             dtype: format!("{:?}", entry.dtype),
         };
-        let size = match entry.dtype {
-            Dtype::F16 | Dtype::Bf16 => 2,
-            Dtype::F32 => 4,
-            Dtype::F64 => 8,
-            Dtype::I64 | Dtype::I32 | Dtype::I8 => return Err(unsupported()),
-        };
+        if !entry.dtype.is_float() {
+            return Err(unsupported());
+        }
+        let size = entry.dtype.size() as u64;
         let mut values = Vec::with_capacity(usize::try_from(entry.len / size).unwrap_or(0));
         let step = READ_CHUNK - READ_CHUNK % size;
         let mut chunk = vec![0u8; usize::try_from(step.min(entry.len)).unwrap_or(0)];
@@ -327,15 +338,7 @@ pub fn encode(tensors: &[(&str, Dtype, &[usize], &[u8])]) -> Vec<u8> {
     let mut header = serde_json::Map::new();
     let mut offset = 0u64;
     for (name, dtype, shape, bytes) in tensors {
-        let dtype_name = match dtype {
-            Dtype::F16 => "F16",
-            Dtype::Bf16 => "BF16",
-            Dtype::F32 => "F32",
-            Dtype::F64 => "F64",
-            Dtype::I64 => "I64",
-            Dtype::I32 => "I32",
-            Dtype::I8 => "I8",
-        };
+        let dtype_name = dtype.name();
         let end = offset + bytes.len() as u64;
         header.insert(
             (*name).to_owned(),

@@ -107,18 +107,9 @@ impl StreamingWriter {
         self.target
             .write_at(self.reserve + start, bytes)
             .map_err(|message| self.io(message))?;
-        let dtype = match dtype {
-            Dtype::F16 => "F16",
-            Dtype::Bf16 => "BF16",
-            Dtype::F32 => "F32",
-            Dtype::F64 => "F64",
-            Dtype::I64 => "I64",
-            Dtype::I32 => "I32",
-            Dtype::I8 => "I8",
-        };
         self.header.insert(
             key.to_owned(),
-            serde_json::json!({"dtype": dtype, "shape": shape, "data_offsets": [start, end]}),
+            serde_json::json!({"dtype": dtype.name(), "shape": shape, "data_offsets": [start, end]}),
         );
         self.data_len = end;
         Ok(())
