@@ -5,6 +5,8 @@
 //!   `AND`), read exactly as A1111 reads it.
 //! - [`shift`]: shift-attention's `a~b~c` ranges, `THEN` segments, frame order and SSIM gap filling.
 //! - [`plan`]: the frame plan every sequence source produces.
+//! - [`export`]: lead padding, animated GIF, stored zip, CRC-32.
+//! - [`image`]: the RGB image buffer, SSIM (torchmetrics-exact) and Lanczos resizing.
 //! - [`noise`]: seeded latent noise exactly as PyTorch's CPU generator makes it, with A1111's
 //!   variation seeds.
 //! - [`tokens`]: CLIP BPE tokens, 75-token chunks and per-token weights for the text encoder.
@@ -14,6 +16,8 @@
 //! - [`schedule`]: noise schedules and sampler step coefficients (DDIM, Euler, Euler a, DPM++ 2M,
 //!   LCM; diffusers and k-diffusion/A1111) as scalar math for the engine.
 pub mod conformance;
+pub mod export;
+pub mod image;
 pub mod noise;
 pub mod parameters;
 pub mod parseq;

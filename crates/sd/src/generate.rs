@@ -15,16 +15,7 @@ use crate::model::{Prediction, SdModel};
 use crate::pipeline::{Conditioning, Sampling, StepOutput};
 use crate::taps::StepHook;
 
-/// An 8-bit RGB image, rows top to bottom.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RgbImage {
-    /// Width in pixels.
-    pub width: usize,
-    /// Height in pixels.
-    pub height: usize,
-    /// `width·height·3` bytes.
-    pub data: Vec<u8>,
-}
+pub use keyshift_core::image::RgbImage;
 
 /// The starting image of img2img.
 #[derive(Debug, Clone)]

@@ -17,7 +17,7 @@ use thiserror::Error;
 use crate::prompt::{Fidelity, py};
 pub use range::RangedText;
 pub use segments::{SegmentSpec, SegmentText, split_segments};
-pub use ssim::{GapFiller, GapSettings, GapStats, GapStep};
+pub use ssim::{GapFiller, GapSettings, GapStats, GapStep, SsimPoint};
 
 /// Which of the two prompts a position refers to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

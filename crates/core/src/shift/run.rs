@@ -8,7 +8,9 @@
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use super::{GapFiller, GapSettings, GapStats, GapStep, Segment, ShiftError, ShiftFrame};
+use super::{
+    GapFiller, GapSettings, GapStats, GapStep, Segment, ShiftError, ShiftFrame, SsimPoint,
+};
 use super::{ShiftPlanner, ShiftRequest, base_distances};
 use crate::prompt::{Fidelity, python_repr};
 
@@ -88,70 +90,191 @@ pub struct RunFailure {
 /// A segment's frames with their distances.
 type SegmentFrames = Vec<(f64, RunFrame)>;
 
-/// The state of a run in progress.
-struct Runner<'s, S> {
+/// What a [`ShiftSequence`] wants next.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ShiftStep {
+    /// Render this frame, then call [`ShiftSequence::next`] again (the similarity function must
+    /// know the frame by then: gap filling compares it with its neighbours).
+    Render(RunFrame),
+    /// Every frame is rendered: call [`ShiftSequence::finish`].
+    Done,
+}
+
+/// Where a sequence is.
+#[derive(Debug)]
+enum Phase {
+    /// Between segments.
+    Start,
+    /// Rendering a segment's regular frames.
+    Base {
+        segment: Box<Segment>,
+        distances: std::vec::IntoIter<f64>,
+        frames: SegmentFrames,
+        log_start: usize,
+        last: Option<f64>,
+    },
+    /// Filling a segment's gaps; `pending` is the frame handed out for rendering.
+    Gaps {
+        segment: Box<Segment>,
+        filler: GapFiller<RunFrame>,
+        log_start: usize,
+        last: Option<f64>,
+        pending: Option<RunFrame>,
+    },
+    /// Every segment is done.
+    Finished,
+}
+
+/// A shift-attention run as a state machine: it hands out one frame at a time and asks for the
+/// similarity of rendered frames when gap filling needs it, so a renderer can drive it a frame
+/// at a time (and the browser can yield between frames). [`run`] drives it in one go.
+#[derive(Debug)]
+pub struct ShiftSequence {
     settings: RunSettings,
     fidelity: Fidelity,
-    similarity: &'s mut S,
+    cfg_scale: f64,
+    planner: ShiftPlanner,
+    phase: Phase,
     frames: Vec<RunFrame>,
     calls: Vec<RunFrame>,
     log: Vec<RunFrame>,
     gap_stats: Option<GapStats>,
+    points: Vec<SsimPoint>,
+    segment_first: usize,
 }
 
-/// Runs `request` the way shift-attention's script does.
-pub fn run<S: FnMut(&ShiftFrame, &ShiftFrame) -> f64>(
-    request: &ShiftRequest,
-    settings: RunSettings,
-    fidelity: Fidelity,
-    similarity: &mut S,
-) -> Result<ShiftRun, RunFailure> {
-    let mut runner = Runner {
-        settings,
-        fidelity,
-        similarity,
-        frames: Vec::new(),
-        calls: Vec::new(),
-        log: Vec::new(),
-        gap_stats: None,
-    };
-    match runner.segments(request) {
-        Ok(()) => runner.finish(request),
-        Err(error) => Err(RunFailure {
-            error: RunError::Shift(error),
-            generated: runner.calls,
-        }),
+impl ShiftSequence {
+    /// Plans `request`; `THEN` option errors are reported here.
+    pub fn new(
+        request: &ShiftRequest,
+        settings: RunSettings,
+        fidelity: Fidelity,
+    ) -> Result<Self, ShiftError> {
+        Ok(Self {
+            settings,
+            fidelity,
+            cfg_scale: request.cfg_scale,
+            planner: ShiftPlanner::new(request, fidelity)?,
+            phase: Phase::Start,
+            frames: Vec::new(),
+            calls: Vec::new(),
+            log: Vec::new(),
+            gap_stats: None,
+            points: Vec::new(),
+            segment_first: 0,
+        })
     }
-}
 
-impl<S: FnMut(&ShiftFrame, &ShiftFrame) -> f64> Runner<'_, S> {
-    fn segments(&mut self, request: &ShiftRequest) -> Result<(), ShiftError> {
-        let mut planner = ShiftPlanner::new(request, self.fidelity)?;
-        while let Some(segment) = planner.next_segment()? {
-            let last = self.segment(&segment, planner.steps())?;
-            planner.finish_segment(&segment, last);
+    /// The next frame to render, or [`ShiftStep::Done`]. `similarity` compares two rendered
+    /// frames (known by their `generation_index`).
+    pub fn next(
+        &mut self,
+        similarity: &mut dyn FnMut(&RunFrame, &RunFrame) -> f64,
+    ) -> Result<ShiftStep, ShiftError> {
+        loop {
+            match std::mem::replace(&mut self.phase, Phase::Finished) {
+                Phase::Start => self.start_segment()?,
+                Phase::Base {
+                    segment,
+                    mut distances,
+                    mut frames,
+                    log_start,
+                    last,
+                } => match distances.next() {
+                    Some(distance) => {
+                        let frame = self.render(segment.frame(distance))?;
+                        self.log.push(frame.clone());
+                        frames.push((distance, frame.clone()));
+                        self.phase = Phase::Base {
+                            segment,
+                            distances,
+                            frames,
+                            log_start,
+                            last: Some(distance),
+                        };
+                        return Ok(ShiftStep::Render(frame));
+                    }
+                    None => self.end_base(segment, frames, log_start, last),
+                },
+                Phase::Gaps {
+                    segment,
+                    mut filler,
+                    log_start,
+                    mut last,
+                    pending,
+                } => {
+                    if let Some(frame) = pending
+                        && let Some(at) =
+                            filler.add_rendered(frame.clone(), &mut |a, b| similarity(a, b))
+                    {
+                        self.log_insert(at, log_start, frame);
+                    }
+                    let mut sim = |a: &RunFrame, b: &RunFrame| similarity(a, b);
+                    match filler.next(&mut sim) {
+                        GapStep::Render { distance } => {
+                            let frame = self.render(segment.gap_frame(distance))?;
+                            last = Some(distance);
+                            self.phase = Phase::Gaps {
+                                segment,
+                                filler,
+                                log_start,
+                                last,
+                                pending: Some(frame.clone()),
+                            };
+                            return Ok(ShiftStep::Render(frame));
+                        }
+                        GapStep::Done => {
+                            self.gap_stats = Some(filler.stats());
+                            self.points.extend(filler.points());
+                            let frames = filler.into_frames();
+                            self.end_segment(&segment, frames, last);
+                        }
+                    }
+                }
+                Phase::Finished => return Ok(ShiftStep::Done),
+            }
+        }
+    }
+
+    fn start_segment(&mut self) -> Result<(), ShiftError> {
+        if let Some(segment) = self.planner.next_segment()? {
+            self.segment_first = self.calls.len();
+            let distances = base_distances(self.planner.steps());
+            self.phase = Phase::Base {
+                segment: Box::new(segment),
+                distances: distances.into_iter(),
+                frames: Vec::new(),
+                log_start: self.log.len(),
+                last: None,
+            };
         }
         Ok(())
     }
 
-    /// Renders one segment; returns the distance of its last render.
-    fn segment(&mut self, segment: &Segment, steps: i64) -> Result<Option<f64>, ShiftError> {
-        let log_start = self.log.len();
-        let mut frames = Vec::new();
-        let mut last = None;
-        for distance in base_distances(steps) {
-            let frame = self.render(segment.frame(distance))?;
-            self.log.push(frame.clone());
-            frames.push((distance, frame));
-            last = Some(distance);
-        }
+    fn end_base(
+        &mut self,
+        segment: Box<Segment>,
+        frames: SegmentFrames,
+        log_start: usize,
+        last: Option<f64>,
+    ) {
         if self.settings.gap.threshold > 0.0 {
-            let (filled, gap_last) = self.fill_gaps(segment, frames, log_start)?;
-            frames = filled;
-            last = gap_last.or(last);
+            self.phase = Phase::Gaps {
+                segment,
+                filler: GapFiller::new(self.settings.gap, frames),
+                log_start,
+                last,
+                pending: None,
+            };
+        } else {
+            self.end_segment(&segment, frames, last);
         }
+    }
+
+    fn end_segment(&mut self, segment: &Segment, frames: SegmentFrames, last: Option<f64>) {
         self.frames.extend(frames.into_iter().map(|(_, f)| f));
-        Ok(last)
+        self.planner.finish_segment(segment, last);
+        self.phase = Phase::Start;
     }
 
     fn render(&mut self, frame: Result<ShiftFrame, ShiftError>) -> Result<RunFrame, ShiftError> {
@@ -161,33 +284,6 @@ impl<S: FnMut(&ShiftFrame, &ShiftFrame) -> f64> Runner<'_, S> {
         };
         self.calls.push(frame.clone());
         Ok(frame)
-    }
-
-    /// Gap filling of one segment; returns its frames and the distance of its last render.
-    fn fill_gaps(
-        &mut self,
-        segment: &Segment,
-        frames: Vec<(f64, RunFrame)>,
-        log_start: usize,
-    ) -> Result<(SegmentFrames, Option<f64>), ShiftError> {
-        let mut filler = GapFiller::new(self.settings.gap, frames);
-        let mut last = None;
-        loop {
-            let similarity = &mut *self.similarity;
-            let mut sim = |a: &RunFrame, b: &RunFrame| similarity(&a.frame, &b.frame);
-            let GapStep::Render { distance } = filler.next(&mut sim) else {
-                break;
-            };
-            let frame = self.render(segment.gap_frame(distance))?;
-            last = Some(distance);
-            let similarity = &mut *self.similarity;
-            let mut sim = |a: &RunFrame, b: &RunFrame| similarity(&a.frame, &b.frame);
-            if let Some(at) = filler.add_rendered(frame.clone(), &mut sim) {
-                self.log_insert(at, log_start, frame);
-            }
-        }
-        self.gap_stats = Some(filler.stats());
-        Ok((filler.into_frames(), last))
     }
 
     /// shift-attention inserts a gap frame's log entry at its index within the segment, counted
@@ -200,7 +296,24 @@ impl<S: FnMut(&ShiftFrame, &ShiftFrame) -> f64> Runner<'_, S> {
         self.log.insert(at.min(self.log.len()), frame);
     }
 
-    fn finish(mut self, request: &ShiftRequest) -> Result<ShiftRun, RunFailure> {
+    /// Every render handed out so far, in order.
+    pub fn generated(&self) -> &[RunFrame] {
+        &self.calls
+    }
+
+    /// The generation index of the current segment's first frame: similarity is only asked of
+    /// frames from there on.
+    pub fn segment_first(&self) -> usize {
+        self.segment_first
+    }
+
+    /// The similarities gap filling measured, for the scatter plot.
+    pub fn ssim_points(&self) -> &[SsimPoint] {
+        &self.points
+    }
+
+    /// Ends the run: mirroring and the final frame order.
+    pub fn finish(mut self) -> Result<ShiftRun, RunFailure> {
         if self.settings.mirror {
             self.mirror();
             if self.fidelity == Fidelity::Original && self.settings.video_fps != 0.0 {
@@ -216,7 +329,7 @@ impl<S: FnMut(&ShiftFrame, &ShiftFrame) -> f64> Runner<'_, S> {
         let last_cfg_scale = self
             .calls
             .last()
-            .map_or(request.cfg_scale, |f| f.frame.cfg_scale);
+            .map_or(self.cfg_scale, |f| f.frame.cfg_scale);
         Ok(ShiftRun {
             frames: self.frames,
             generation_calls: self.calls,
@@ -243,6 +356,32 @@ impl<S: FnMut(&ShiftFrame, &ShiftFrame) -> f64> Runner<'_, S> {
             return Some(RunError::NoOutputFolder);
         }
         None
+    }
+}
+
+/// Runs `request` the way shift-attention's script does, with an injected similarity.
+pub fn run<S: FnMut(&ShiftFrame, &ShiftFrame) -> f64>(
+    request: &ShiftRequest,
+    settings: RunSettings,
+    fidelity: Fidelity,
+    similarity: &mut S,
+) -> Result<ShiftRun, RunFailure> {
+    let mut sequence = ShiftSequence::new(request, settings, fidelity).map_err(|e| RunFailure {
+        error: RunError::Shift(e),
+        generated: Vec::new(),
+    })?;
+    let mut sim = |a: &RunFrame, b: &RunFrame| similarity(&a.frame, &b.frame);
+    loop {
+        match sequence.next(&mut sim) {
+            Ok(ShiftStep::Render(_)) => {}
+            Ok(ShiftStep::Done) => return sequence.finish(),
+            Err(error) => {
+                return Err(RunFailure {
+                    error: RunError::Shift(error),
+                    generated: sequence.calls,
+                });
+            }
+        }
     }
 }
 
@@ -415,6 +554,60 @@ mod tests {
         assert_eq!(count(Fidelity::Keyshift, 30.0), Ok(6));
         assert_eq!(count(Fidelity::Original, 0.0), Ok(6));
         assert_eq!(count(Fidelity::Original, 30.0), Ok(12));
+    }
+
+    #[test]
+    fn the_sequence_asks_only_for_frames_of_the_current_segment_already_handed_out() {
+        let request = request("(a:1~0) THEN(seed=5) (b:0~1)");
+        let settings = RunSettings {
+            gap: GapSettings {
+                threshold: 0.9,
+                min_step: 0.1,
+                min_threshold_pct: 75.0,
+            },
+            mirror: false,
+            video_fps: 0.0,
+        };
+        let Ok(mut sequence) = ShiftSequence::new(&request, settings, Fidelity::Keyshift) else {
+            panic!("plans");
+        };
+        let mut handed_out: Vec<f64> = Vec::new();
+        let mut firsts = Vec::new();
+        loop {
+            let first = sequence.segment_first();
+            let known = handed_out.clone();
+            let mut sim = |a: &RunFrame, b: &RunFrame| {
+                for f in [a, b] {
+                    assert!(f.generation_index < known.len(), "not rendered yet");
+                    assert!(f.generation_index >= first, "from an earlier segment");
+                }
+                1.0 - (a.frame.subseed_strength - b.frame.subseed_strength).abs()
+            };
+            match sequence.next(&mut sim) {
+                Ok(ShiftStep::Render(frame)) => {
+                    assert_eq!(frame.generation_index, handed_out.len());
+                    handed_out.push(frame.frame.subseed_strength);
+                    firsts.push(sequence.segment_first());
+                }
+                Ok(ShiftStep::Done) => break,
+                Err(e) => panic!("{e}"),
+            }
+        }
+        let Ok(stepped) = sequence.finish() else {
+            panic!("finishes");
+        };
+        let mut sim =
+            |a: &ShiftFrame, b: &ShiftFrame| 1.0 - (a.subseed_strength - b.subseed_strength).abs();
+        let whole = run(&request, settings, Fidelity::Keyshift, &mut sim);
+        assert_eq!(whole.as_ref().map(|r| &r.frames), Ok(&stepped.frames));
+        // Neighbours 0.125 apart are 0.875 similar (< 0.9): split down to sixteenths.
+        assert_eq!(stepped.frames.len(), 2 * 17);
+        assert_eq!(firsts.first(), Some(&0));
+        assert_eq!(
+            firsts.last(),
+            Some(&17),
+            "the second segment starts after the first's 17"
+        );
     }
 
     #[test]

@@ -8,6 +8,8 @@
 //! was, or still far below the threshold (`threshold · min_pct / 100`); otherwise the gap is given
 //! up. The pass ends when a scan inserts nothing.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 /// The gap-filling options (shift-attention's "SSIM threshold", "SSIM minimum step" and
@@ -53,6 +55,17 @@ impl Default for GapStats {
     }
 }
 
+/// One similarity measured by gap filling, for the SSIM scatter plot.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SsimPoint {
+    /// Width of the gap in distance.
+    pub gap: f64,
+    /// The similarity of its two frames.
+    pub ssim: f64,
+    /// Whether the gap got a new frame (orange in shift-attention's plot) or was accepted (blue).
+    pub subdivided: bool,
+}
+
 /// What the planner wants next.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum GapStep {
@@ -82,6 +95,8 @@ pub struct GapFiller<T> {
     pending: Option<Pending>,
     finished: bool,
     stats: GapStats,
+    subdivided: Vec<SsimPoint>,
+    accepted: BTreeMap<(u64, u64), SsimPoint>,
 }
 
 impl<T> GapFiller<T> {
@@ -94,6 +109,8 @@ impl<T> GapFiller<T> {
             pending: None,
             finished: false,
             stats: GapStats::default(),
+            subdivided: Vec::new(),
+            accepted: BTreeMap::new(),
         }
     }
 
@@ -112,8 +129,17 @@ impl<T> GapFiller<T> {
         while let (Some(left), Some(right)) = (self.frames.get(i), self.frames.get(i + 1)) {
             let d = similarity(&left.1, &right.1);
             let gap = right.0 - left.0;
+            let point = SsimPoint {
+                gap,
+                ssim: d,
+                subdivided: false,
+            };
             if d < self.settings.threshold && gap > self.settings.min_step {
                 let distance = (left.0 + right.0) / 2.0;
+                self.subdivided.push(SsimPoint {
+                    subdivided: true,
+                    ..point
+                });
                 self.pending = Some(Pending {
                     left: i,
                     similarity: d,
@@ -125,6 +151,8 @@ impl<T> GapFiller<T> {
                 self.stats.skip_count += 1;
                 self.stats.worst_skipped = self.stats.worst_skipped.min(d);
             }
+            self.accepted
+                .insert((left.0.to_bits(), right.0.to_bits()), point);
             self.done = i;
             i += 1;
         }
@@ -161,6 +189,14 @@ impl<T> GapFiller<T> {
     /// The counters so far.
     pub fn stats(&self) -> GapStats {
         self.stats
+    }
+
+    /// The similarities measured: each gap that got a new frame (as often as it did), then each
+    /// accepted gap once (shift-attention's `ssim_stats`).
+    pub fn points(&self) -> Vec<SsimPoint> {
+        let mut points = self.subdivided.clone();
+        points.extend(self.accepted.values().copied());
+        points
     }
 
     /// The final frames, in order.
