@@ -32,13 +32,18 @@ fn tiny() -> UnetConfig {
 #[allow(clippy::print_stdout, reason = "a command line prints its results")]
 pub fn run(args: &[String]) -> Result<(), String> {
     let Some((what, rest)) = args.split_first() else {
-        return Err("bench needs a target: unet or sequencer".into());
+        return Err("bench needs a target: unet, sequencer or render".into());
     };
     if what == "sequencer" {
         return sequencer(rest);
     }
+    if what == "render" {
+        return crate::bench_render::run(rest);
+    }
     if what != "unet" {
-        return Err(format!("unknown bench target \"{what}\" (unet, sequencer)"));
+        return Err(format!(
+            "unknown bench target \"{what}\" (unet, sequencer, render)"
+        ));
     }
     let args = Args::parse(rest, &[])?;
     if let Some(e) = args.unknown(&["backend", "sizes", "steps", "quant"]) {
@@ -47,7 +52,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let backend = args.get("backend").unwrap_or("cpu");
     let device = Backend::parse(backend)?.device()?;
     let steps: usize = args.parsed("steps", 3)?;
-    let precision = crate::generate::precision(&args)?;
+    let precision = crate::engine::precision(&args)?;
     let sizes = args.get("sizes").unwrap_or("tiny,256,512");
     for size in sizes.split(',') {
         let case = match size.trim() {

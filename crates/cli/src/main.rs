@@ -8,6 +8,8 @@
 //!   diffusers reference tensors in the `fixtures/tiny-sd1` format.
 //! - `keyshift generate --model PATH --prompt TEXT … --out out.png`: one image, with A1111's
 //!   `parameters` text in the PNG.
+//! - `keyshift render shift …`: a shift-attention animation on the render layer.
+//! - `keyshift ssim A.png B.png`: prints the SSIM of two images.
 //! - `keyshift quantize --model PATH --out PATH`: saves the model as int8 and reports its size
 //!   against f16.
 //! - `keyshift selftest`: runs the engine's matmul and conv2d self-test on the CPU backend and
@@ -17,9 +19,12 @@
 mod args;
 mod backend;
 mod bench;
+mod bench_render;
+mod engine;
 mod generate;
 mod load;
 mod quantize;
+mod render;
 
 use std::process::ExitCode;
 
@@ -35,9 +40,19 @@ commands:
            [--seed N] [--subseed N --subseed-strength X] [--size WxH] [--init IMAGE.png --strength X]
            [--clip-skip N] [--quant int8|f32] [--backend cpu|wgpu] --out OUT.png
                                      make one image (PNG with A1111 parameters)
+  render shift --model PATH --prompt TEXT [--negative TEXT] --shift-steps N [--seed S] [--cfg C]
+           [--steps K] [--sampler NAME] [--size WxH] [--ssim-threshold T] [--ssim-min-step X]
+           [--ssim-min-pct P] [--lead N] [--mirror] [--fps F] [--remove-zero] [--upscale RATIO]
+           [--stop-after N] [--resume] --out DIR | FILE.gif | FILE.zip
+                                     a shift-attention animation: PNGs in video order with
+                                     frames.json and shift-attention-info.txt, a GIF, or a zip;
+                                     --resume continues an interrupted or stopped render
+  ssim A.png B.png                   the SSIM of two images (torchmetrics' definition)
   quantize --model PATH --out PATH   save the model as int8 (folder or single file) and
                                      report its size against f16
   bench unet [--backend cpu|wgpu] [--sizes tiny,256,512] [--steps N] [--quant int8|f32]
+  bench render --model PATH [--frames N] [--steps K] [--size WxH]
+                                     the render layer's time per frame against a bare loop
   bench sequencer [--runs N]         render the 10k-frame, 20-field Parseq benchmark document
                                      time per UNet step (batch 2) and peak memory
   selftest   run the engine self-test (matmul, conv2d) on the CPU backend";
@@ -57,6 +72,23 @@ fn main() -> ExitCode {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("keyshift generate: {e}");
+                ExitCode::from(2)
+            }
+        },
+        Some("render") => match render::run(&args[1..]) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("keyshift render: {e}");
+                ExitCode::from(2)
+            }
+        },
+        Some("ssim") => match render::ssim_command(&args[1..]) {
+            Ok(value) => {
+                println!("{value}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("keyshift ssim: {e}");
                 ExitCode::from(2)
             }
         },

@@ -7,9 +7,10 @@ use std::collections::{BTreeSet, VecDeque};
 use std::rc::Rc;
 
 use keyshift_core::tokens::ClipTokenizer;
+use keyshift_render::{Event, RenderSession, StepEvent};
 use keyshift_sd::clock::Stopwatch;
 use keyshift_sd::config::ClipConfig;
-use keyshift_sd::generate::{Generation, approx_rgb, read};
+use keyshift_sd::generate::{approx_rgb, read};
 use keyshift_sd::hooks::NoHook;
 use keyshift_sd::model::{Folder, PREPARED_WEIGHTS, SdModel};
 use keyshift_sd::taesd::Taesd;
@@ -28,7 +29,9 @@ use wasm_bindgen_futures::spawn_local;
 use crate::blob::{BlobFolder, BlobSource};
 use crate::cache::{self, CacheWriter, ModelDir};
 use crate::fetch::{FetchError, MemorySink, download};
-use crate::job::{check_fits, check_weights_fit, fit, png_base64, request_for, summary};
+use crate::job::{
+    check_fits, check_weights_fit, fit, png_base64, request_for, single_frame, summary,
+};
 use keyshift_web::cache::{CachedFile, Manifest, bytes_text};
 use web_sys::Blob;
 
@@ -603,65 +606,92 @@ async fn run(job: GenerateJob) -> Result<(), String> {
     if let Some(limit) = loaded.limit {
         check_fits(&job, &loaded.model.info, limit)?;
     }
-    let mut generation =
-        Generation::new(&loaded.model, &loaded.tokenizer, &request, &loaded.device)
-            .map_err(|e| e.to_string())?;
-    let steps = u32::try_from(generation.total_steps()).unwrap_or(u32::MAX);
-    let sampling = Stopwatch::start();
-    while let Some(out) = generation.step(&mut NoHook).map_err(|e| e.to_string())? {
-        let step = u32::try_from(out.step + 1).unwrap_or(u32::MAX);
-        let [_, c, h, w] = out.denoised.dims();
-        let preview = job.preview_every > 0 && step % job.preview_every == 0 && step < steps;
-        // Reading back waits for the device and lets the Cancel message in.
-        let image = match (&loaded.previewer, preview) {
-            (Some(taesd), true) => Some(fit(
-                taesd
-                    .preview(out.denoised)
-                    .await
-                    .map_err(|e| e.to_string())?,
-                request.width,
-                request.height,
-            )),
-            (None, true) if c >= 4 => {
-                let values = read(out.denoised.slice([0..1, 0..c, 0..h, 0..w]))
-                    .await
-                    .map_err(|e| e.to_string())?;
-                Some(approx_rgb(&values, h, w, request.width / w.max(1)))
+    let (settings, source) = single_frame(&job, &request, &loaded.label);
+    let mut session = RenderSession::new(
+        &loaded.model,
+        &loaded.tokenizer,
+        &loaded.device,
+        settings,
+        source,
+    );
+    let mut sampling_ms = 0.0;
+    let mut steps = 1;
+    loop {
+        match session
+            .advance(&mut NoHook)
+            .await
+            .map_err(|e| e.to_string())?
+        {
+            Event::Step(step) => {
+                steps = u32::try_from(step.steps).unwrap_or(u32::MAX);
+                if step_event(&job, &loaded, &request, *step, &clock).await? {
+                    return Ok(());
+                }
+                sampling_ms = clock.elapsed_ms();
             }
-            _ => {
-                read(out.denoised.slice([0..1, 0..1, 0..1, 0..1]))
-                    .await
-                    .map_err(|e| e.to_string())?;
-                None
-            }
-        };
-        scope::post(&FromWorker::Progress {
-            job: job.job,
-            step,
-            steps,
-            elapsed_ms: clock.elapsed_ms(),
-        });
-        if let Some(image) = image {
-            scope::post(&FromWorker::Preview {
+            Event::Frame(frame) => scope::post(&FromWorker::Image {
                 job: job.job,
-                step,
-                png: png_base64(&image, None)?,
-            });
-        }
-        if take_cancelled(job.job) {
-            scope::post(&FromWorker::Cancelled { job: job.job });
-            return Ok(());
+                png: png_base64(&frame.image, Some(&frame.parameters))?,
+                seed: job.seed,
+                elapsed_ms: clock.elapsed_ms(),
+                step_ms: sampling_ms / f64::from(steps.max(1)),
+            }),
+            Event::Done(_) => return Ok(()),
         }
     }
-    let step_ms = sampling.elapsed_ms() / f64::from(steps.max(1));
-    let generated = generation.finish().await.map_err(|e| e.to_string())?;
-    let parameters = request.parameters(&loaded.label).to_text();
-    scope::post(&FromWorker::Image {
+}
+
+/// Reports a step (progress, a preview when due) and reads something back, which waits for the
+/// device and lets a Cancel message in; `true` when the job was cancelled.
+async fn step_event(
+    job: &GenerateJob,
+    loaded: &Loaded,
+    request: &keyshift_sd::generate::Request,
+    step: StepEvent,
+    clock: &Stopwatch,
+) -> Result<bool, String> {
+    let (index, steps) = (
+        u32::try_from(step.step).unwrap_or(u32::MAX),
+        u32::try_from(step.steps).unwrap_or(u32::MAX),
+    );
+    let denoised = step.output.denoised;
+    let [_, c, h, w] = denoised.dims();
+    let preview = job.preview_every > 0 && index % job.preview_every == 0 && index < steps;
+    let image = match (&loaded.previewer, preview) {
+        (Some(taesd), true) => Some(fit(
+            taesd.preview(denoised).await.map_err(|e| e.to_string())?,
+            request.width,
+            request.height,
+        )),
+        (None, true) if c >= 4 => {
+            let values = read(denoised.slice([0..1, 0..c, 0..h, 0..w]))
+                .await
+                .map_err(|e| e.to_string())?;
+            Some(approx_rgb(&values, h, w, request.width / w.max(1)))
+        }
+        _ => {
+            read(denoised.slice([0..1, 0..1, 0..1, 0..1]))
+                .await
+                .map_err(|e| e.to_string())?;
+            None
+        }
+    };
+    scope::post(&FromWorker::Progress {
         job: job.job,
-        png: png_base64(&generated.image, Some(&parameters))?,
-        seed: job.seed,
+        step: index,
+        steps,
         elapsed_ms: clock.elapsed_ms(),
-        step_ms,
     });
-    Ok(())
+    if let Some(image) = image {
+        scope::post(&FromWorker::Preview {
+            job: job.job,
+            step: index,
+            png: png_base64(&image, None)?,
+        });
+    }
+    if take_cancelled(job.job) {
+        scope::post(&FromWorker::Cancelled { job: job.job });
+        return Ok(true);
+    }
+    Ok(false)
 }

@@ -6,6 +6,7 @@ use keyshift_core::parameters::parse_sampler;
 use keyshift_core::pngtext;
 use keyshift_core::prompt::split_and;
 use keyshift_core::schedule::needs_uncond;
+use keyshift_render::{FrameSpec, RenderSettings, SingleFrame};
 use keyshift_sd::generate::{Request, RgbImage, size_multiple};
 use keyshift_sd::limits;
 use keyshift_sd::model::{ModelInfo, Prediction, SdModel};
@@ -42,6 +43,36 @@ pub fn request_for(job: &GenerateJob, model: &SdModel) -> Result<Request, String
         init: None,
         schedule: model.info.schedule.clone(),
     })
+}
+
+/// The one-frame render plan of `job` (checked by [`request_for`] into `request`): the settings
+/// and the frame the render layer makes it from.
+pub fn single_frame(
+    job: &GenerateJob,
+    request: &Request,
+    label: &str,
+) -> (RenderSettings, SingleFrame) {
+    let settings = RenderSettings {
+        steps: request.steps,
+        sampler: request.sampler,
+        width: request.width,
+        height: request.height,
+        clip_skip: request.clip_skip,
+        upscale: 1.0,
+        model_label: label.to_owned(),
+    };
+    let spec = FrameSpec {
+        index: 0,
+        prompt: job.prompt.clone(),
+        negative: job.negative.clone(),
+        seed: job.seed,
+        subseed: job.seed,
+        subseed_strength: 0.0,
+        cfg: job.cfg,
+        init: None,
+        extra: std::collections::BTreeMap::new(),
+    };
+    (settings, SingleFrame::new(spec))
 }
 
 /// Whether `job` fits a WebGPU device that allows `limit` bytes per buffer; otherwise what is too
@@ -191,6 +222,25 @@ mod tests {
         let text = request.parameters("tiny").to_text();
         assert!(text.contains("Steps: 4, Sampler: Euler, CFG scale: 7, Seed: 42, Size: 64x64"));
         assert!(summary(&model.info, ComputeBackend::Webgpu).starts_with("SD 1.x, ε-prediction"));
+    }
+
+    #[test]
+    fn the_one_frame_plan_asks_the_engine_for_the_job_request() {
+        use keyshift_render::{FrameSource, RenderSession, frame_parameters};
+        let model = model();
+        let request = request_for(&job(), &model).unwrap();
+        let (settings, mut source) = single_frame(&job(), &request, "tiny");
+        let spec = source.next_frame().unwrap().unwrap();
+        assert!(source.next_frame().unwrap().is_none(), "one frame");
+        let tokenizer = keyshift_core::tokens::ClipTokenizer::embedded().unwrap();
+        let device = keyshift_sd::Device::flex();
+        let session = RenderSession::new(&model, &tokenizer, &device, settings, source);
+        let planned = session.request(&spec);
+        assert_eq!(
+            frame_parameters(&planned, &spec, "tiny").to_text(),
+            request.parameters("tiny").to_text()
+        );
+        assert_eq!(planned.subseed, None, "no variation seed at strength 0");
     }
 
     #[test]

@@ -1,0 +1,392 @@
+//! `keyshift render <mode>`: an animation on the render layer, written as a folder of PNGs in
+//! video order with `frames.json` and the mode's files, as an animated GIF, or as a zip.
+//! Frames are kept in a folder beside the output the moment they are finished; an interrupted
+//! render continues with `--resume` (`--stop-after N` stops on purpose after N new frames).
+//! `keyshift ssim A.png B.png`: the SSIM of two images, as torchmetrics computes it.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use keyshift_core::export::{StoredZip, encode_gif, with_lead};
+use keyshift_core::image::{RgbImage, ssim};
+use keyshift_core::pngtext;
+use keyshift_core::shift::{GapSettings, ShiftRequest};
+use keyshift_render::{
+    Finished, FinishedFrame, FrameRecord, ShiftOptions, ShiftSource, StoredFrame,
+};
+
+use crate::args::Args;
+use crate::engine::{ENGINE_OPTIONS, Engine, write};
+
+/// The manifest every mode writes beside its frames.
+pub const MANIFEST: &str = "frames.json";
+
+/// The PNG text chunk holding a frame's record (its `frames.json` entry).
+const RECORD_CHUNK: &str = "keyshift-frame";
+
+const SHIFT_OPTIONS: &[&str] = &[
+    "prompt",
+    "negative",
+    "shift-steps",
+    "seed",
+    "cfg",
+    "ssim-threshold",
+    "ssim-min-step",
+    "ssim-min-pct",
+    "lead",
+    "mirror",
+    "fps",
+    "remove-zero",
+    "upscale",
+    "out",
+    "resume",
+    "stop-after",
+];
+
+/// Where a render goes, from `--out`.
+#[derive(Debug, Clone, PartialEq)]
+enum Output {
+    Folder(PathBuf),
+    Gif(PathBuf),
+    Zip(PathBuf),
+}
+
+impl Output {
+    fn parse(text: &str) -> Self {
+        let path = PathBuf::from(text);
+        let ext = path
+            .extension()
+            .map(|e| e.to_string_lossy().to_ascii_lowercase());
+        match ext.as_deref() {
+            Some("gif") => Self::Gif(path),
+            Some("zip") => Self::Zip(path),
+            _ => Self::Folder(path),
+        }
+    }
+}
+
+/// `keyshift render <mode> …`.
+pub fn run(args: &[String]) -> Result<(), String> {
+    match args.first().map(String::as_str) {
+        Some("shift") => shift(&args[1..]),
+        Some(other) => Err(format!("unknown mode \"{other}\" (modes: shift)")),
+        None => Err("which mode? (modes: shift)".into()),
+    }
+}
+
+fn shift(args: &[String]) -> Result<(), String> {
+    let args = Args::parse(args, &["mirror", "remove-zero", "resume"])?;
+    let known: Vec<&str> = SHIFT_OPTIONS
+        .iter()
+        .chain(ENGINE_OPTIONS)
+        .copied()
+        .collect();
+    if let Some(unknown) = args.unknown(&known) {
+        return Err(unknown);
+    }
+    let output = Output::parse(args.required("out")?);
+    let options = shift_options(&args)?;
+    let upscale = args.parsed("upscale", 1.0f64)?;
+    if upscale.is_nan() || upscale <= 0.0 || upscale > 8.0 {
+        return Err(format!(
+            "--upscale: {upscale} is outside 0 to 8 (1 keeps the size)"
+        ));
+    }
+    let stop_after = match args.get("stop-after") {
+        Some(_) => Some(args.parsed("stop-after", 1usize)?.max(1)),
+        None => None,
+    };
+    let engine = Engine::load(&args)?;
+    let settings = engine.settings(&args, upscale)?;
+    let source = ShiftSource::new(options, &settings).map_err(|e| format!("--prompt: {e}"))?;
+    let partial = Partial::new(&output, args.get("resume").is_some())?;
+    let mut frames = Frames::default();
+    let stored = partial.stored()?;
+    if !stored.is_empty() {
+        eprintln!("resuming: {} frames were rendered before", stored.len());
+    }
+    let finished = engine.render(settings, source, stored, stop_after, &mut |frame| {
+        let png = frame_png(&frame)?;
+        if !frame.resumed {
+            partial.keep(frame.record.generation_index, &png)?;
+        }
+        frames.add(frame.record, png);
+        Ok(())
+    })?;
+    let Some(finished) = finished else {
+        eprintln!(
+            "stopped after {} frames; run the same command with --resume to continue",
+            frames.done.len()
+        );
+        return Ok(());
+    };
+    frames.write(&output, &finished)?;
+    partial.remove()
+}
+
+/// The PNG of a finished frame: A1111's `parameters`, and its record (to resume with).
+fn frame_png(frame: &FinishedFrame) -> Result<Vec<u8>, String> {
+    let record = serde_json::to_string(&frame.record).map_err(|e| e.to_string())?;
+    let img = &frame.image;
+    pngtext::encode_rgb(
+        img.width,
+        img.height,
+        &img.data,
+        &[("parameters", &frame.parameters), (RECORD_CHUNK, &record)],
+    )
+    .map_err(|e| e.to_string())
+}
+
+/// The folder where frames go the moment they are finished (by generation index), so that an
+/// interrupted render resumes with `--resume`; removed when the output is written.
+struct Partial {
+    dir: PathBuf,
+}
+
+#[allow(
+    clippy::disallowed_methods,
+    reason = "the native CLI keeps its frames in progress beside its output"
+)]
+impl Partial {
+    fn new(output: &Output, resume: bool) -> Result<Self, String> {
+        let dir = match output {
+            Output::Folder(dir) => dir.join(".in-progress"),
+            Output::Gif(path) | Output::Zip(path) => path.with_extension("in-progress"),
+        };
+        if !resume && dir.exists() {
+            std::fs::remove_dir_all(&dir)
+                .map_err(|e| format!("cannot clear {}: {e}", dir.display()))?;
+        }
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        Ok(Self { dir })
+    }
+
+    fn keep(&self, index: usize, png: &[u8]) -> Result<(), String> {
+        write(&self.dir.join(format!("{index:05}.png")), png)
+    }
+
+    /// The frames kept by an earlier run.
+    fn stored(&self) -> Result<BTreeMap<usize, StoredFrame>, String> {
+        let entries =
+            std::fs::read_dir(&self.dir).map_err(|e| format!("{}: {e}", self.dir.display()))?;
+        let mut stored = BTreeMap::new();
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let Some(index) = path
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .and_then(|s| s.parse::<usize>().ok())
+            else {
+                continue;
+            };
+            let bytes = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+            stored.insert(
+                index,
+                stored_frame(&bytes).map_err(|e| format!("{}: {e}", path.display()))?,
+            );
+        }
+        Ok(stored)
+    }
+
+    fn remove(&self) -> Result<(), String> {
+        std::fs::remove_dir_all(&self.dir)
+            .map_err(|e| format!("cannot remove {}: {e}", self.dir.display()))
+    }
+}
+
+fn stored_frame(png: &[u8]) -> Result<StoredFrame, String> {
+    let texts = pngtext::read_texts(png).map_err(|e| e.to_string())?;
+    let text = |key: &str| {
+        texts
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.clone())
+            .ok_or_else(|| format!("no {key} text"))
+    };
+    let record = serde_json::from_str(&text(RECORD_CHUNK)?).map_err(|e| e.to_string())?;
+    Ok(StoredFrame {
+        record,
+        image: decode(png)?,
+        parameters: text("parameters")?,
+    })
+}
+
+fn shift_options(args: &Args) -> Result<ShiftOptions, String> {
+    let steps: i64 = args
+        .get("shift-steps")
+        .ok_or("--shift-steps is required")?
+        .parse()
+        .map_err(|_| "--shift-steps: expected a whole number".to_owned())?;
+    if steps < 1 {
+        return Err(format!("--shift-steps must be at least 1, got {steps}"));
+    }
+    let seed = match args.parsed("seed", -1i64)? {
+        -1 => i64::from(random_seed()),
+        s if s < 0 => return Err(format!("--seed: {s} (use -1 for a random seed)")),
+        s => s,
+    };
+    let gap = GapSettings {
+        threshold: args.parsed("ssim-threshold", 0.0)?,
+        min_step: args.parsed("ssim-min-step", 0.0001)?,
+        min_threshold_pct: args.parsed("ssim-min-pct", 75.0)?,
+    };
+    if !(0.0..=1.0).contains(&gap.threshold) {
+        return Err(format!(
+            "--ssim-threshold: {} is outside 0 to 1",
+            gap.threshold
+        ));
+    }
+    if gap.min_step.is_nan() || gap.min_step <= 0.0 {
+        return Err(format!("--ssim-min-step: {} must be above 0", gap.min_step));
+    }
+    if !(0.0..=100.0).contains(&gap.min_threshold_pct) {
+        return Err(format!(
+            "--ssim-min-pct: {} is outside 0 to 100",
+            gap.min_threshold_pct
+        ));
+    }
+    let fps = args.parsed("fps", 30.0f64)?;
+    if !fps.is_finite() {
+        return Err("--fps: must be a number".into());
+    }
+    Ok(ShiftOptions {
+        request: ShiftRequest {
+            prompt: args.required("prompt")?.to_owned(),
+            negative_prompt: args.get("negative").unwrap_or("").to_owned(),
+            steps,
+            seed,
+            cfg_scale: args.parsed("cfg", 7.0)?,
+            remove_zero_strength: args.get("remove-zero").is_some(),
+        },
+        gap,
+        mirror: args.get("mirror").is_some(),
+        fps,
+        lead: args.parsed("lead", 0usize)?,
+    })
+}
+
+/// A seed as A1111 draws one for -1.
+#[allow(
+    clippy::disallowed_methods,
+    clippy::cast_possible_truncation,
+    reason = "the native CLI reads the clock; any 32 bits of it make a seed"
+)]
+fn random_seed() -> u32 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos() ^ (d.as_secs() as u32));
+    nanos % 4_294_967_294
+}
+
+/// The finished frames by generation index: their records and PNG bytes.
+#[derive(Default)]
+struct Frames {
+    done: BTreeMap<usize, (FrameRecord, Vec<u8>)>,
+}
+
+impl Frames {
+    fn add(&mut self, record: FrameRecord, png: Vec<u8>) {
+        self.done.insert(record.generation_index, (record, png));
+    }
+
+    /// The frames in video order, each record naming its file.
+    fn in_order(&self, order: &[usize]) -> Result<Vec<(FrameRecord, &[u8])>, String> {
+        order
+            .iter()
+            .enumerate()
+            .map(|(i, index)| {
+                let (record, png) = self
+                    .done
+                    .get(index)
+                    .ok_or_else(|| format!("frame {index} of the video was not rendered"))?;
+                let mut record = record.clone();
+                record.file = format!("{i:05}.png");
+                Ok((record, png.as_slice()))
+            })
+            .collect()
+    }
+
+    fn write(&self, output: &Output, finished: &Finished) -> Result<(), String> {
+        let frames = self.in_order(&finished.order)?;
+        let records: Vec<&FrameRecord> = frames.iter().map(|(r, _)| r).collect();
+        let manifest = serde_json::to_string_pretty(&records).map_err(|e| e.to_string())?;
+        match output {
+            Output::Folder(dir) => write_folder(dir, &frames, &manifest, finished),
+            Output::Zip(path) => {
+                let mut zip = StoredZip::new();
+                for (record, png) in &frames {
+                    zip.add(&record.file, png).map_err(|e| e.to_string())?;
+                }
+                zip.add(MANIFEST, manifest.as_bytes())
+                    .map_err(|e| e.to_string())?;
+                for (name, text) in &finished.files {
+                    zip.add(name, text.as_bytes()).map_err(|e| e.to_string())?;
+                }
+                write(path, &zip.finish())
+            }
+            Output::Gif(path) => {
+                let images = frames
+                    .iter()
+                    .map(|(_, png)| decode(png))
+                    .collect::<Result<Vec<_>, _>>()?;
+                let video = with_lead(&images, finished.lead);
+                let gif =
+                    encode_gif(&video, finished.fps.unwrap_or(30.0)).map_err(|e| e.to_string())?;
+                write(path, &gif)
+            }
+        }
+    }
+}
+
+#[allow(
+    clippy::disallowed_methods,
+    reason = "the native CLI writes the folder it is asked to"
+)]
+fn write_folder(
+    dir: &Path,
+    frames: &[(FrameRecord, &[u8])],
+    manifest: &str,
+    finished: &Finished,
+) -> Result<(), String> {
+    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    for (record, png) in frames {
+        write(&dir.join(&record.file), png)?;
+    }
+    write(&dir.join(MANIFEST), manifest.as_bytes())?;
+    for (name, text) in &finished.files {
+        write(&dir.join(name), text.as_bytes())?;
+    }
+    Ok(())
+}
+
+fn decode(png: &[u8]) -> Result<RgbImage, String> {
+    let (width, height, data) = pngtext::decode_rgb(png).map_err(|e| e.to_string())?;
+    Ok(RgbImage {
+        width,
+        height,
+        data,
+    })
+}
+
+/// `keyshift ssim A.png B.png`: prints the SSIM.
+#[allow(
+    clippy::disallowed_methods,
+    reason = "the native CLI reads the images it is given"
+)]
+pub fn ssim_command(args: &[String]) -> Result<f64, String> {
+    let [a, b] = args else {
+        return Err("usage: keyshift ssim A.png B.png".into());
+    };
+    let read = |path: &String| {
+        let bytes = std::fs::read(path).map_err(|e| format!("cannot read {path}: {e}"))?;
+        decode(&bytes).map_err(|e| format!("{path}: {e}"))
+    };
+    let (x, y) = (read(a)?, read(b)?);
+    ssim(&x, &y).ok_or_else(|| {
+        format!(
+            "the images differ in size: {}x{} and {}x{}",
+            x.width, x.height, y.width, y.height
+        )
+    })
+}

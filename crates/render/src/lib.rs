@@ -1,0 +1,55 @@
+//! The render layer: one loop from a plan to frames, for the browser worker and the CLI alike.
+//!
+//! A [`FrameSource`] says which frame comes next ([`FrameSpec`]: prompts, seeds, variation, CFG,
+//! optional init image) and may look at each finished frame before deciding (SSIM gap filling is
+//! such a feedback source). A [`RenderSession`] turns specs into images with the engine, one
+//! sampling step per [`RenderSession::advance`], and reports [`Event`]s: each step, each finished
+//! frame (with A1111's `parameters` and its manifest record), and the end with the frames' video
+//! order. The worker awaits between steps (yielding to its event loop, where Cancel arrives); the
+//! CLI simply loops. A single image is a one-frame plan ([`SingleFrame`]).
+//!
+//! Sources: [`SingleFrame`], [`ShiftSource`] (shift-attention, with SSIM gap filling on the
+//! rendered frames). Later modes plug in as further sources.
+
+mod eta;
+mod manifest;
+mod session;
+mod shift;
+mod single;
+mod source;
+mod svg;
+
+pub use eta::Eta;
+pub use manifest::{FrameRecord, frame_parameters};
+pub use session::{Event, FinishedFrame, Progress, RenderSession, StepEvent, StoredFrame};
+pub use shift::{INFO_FILE, SCATTER_FILE, ShiftOptions, ShiftSource};
+pub use single::SingleFrame;
+pub use source::{Finished, FrameSource, FrameSpec, RenderSettings};
+pub use svg::ssim_scatter_svg;
+
+/// Why rendering stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum RenderError {
+    /// The plan is invalid (a prompt, a `THEN` option, a setting).
+    #[error("{0}")]
+    Plan(String),
+    /// The engine could not make a frame.
+    #[error("frame {frame}: {source}")]
+    Generate {
+        /// Generation index of the frame.
+        frame: usize,
+        /// What went wrong.
+        source: keyshift_sd::generate::GenerateError,
+    },
+    /// A finished frame could not be encoded.
+    #[error("frame {frame}: {message}")]
+    Encode {
+        /// Generation index of the frame.
+        frame: usize,
+        /// What went wrong.
+        message: String,
+    },
+    /// `advance` was called after `Done`.
+    #[error("the render is finished")]
+    Finished,
+}

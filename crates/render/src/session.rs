@@ -1,0 +1,327 @@
+//! The render loop: a source's frames through the engine, one sampling step per call.
+
+use std::collections::BTreeMap;
+
+use keyshift_core::image::{RgbImage, lanczos_resize, upscaled_size};
+use keyshift_core::tokens::ClipTokenizer;
+use keyshift_sd::Device;
+use keyshift_sd::clock::Stopwatch;
+use keyshift_sd::generate::{Generation, Request};
+use keyshift_sd::model::SdModel;
+use keyshift_sd::pipeline::StepOutput;
+use keyshift_sd::taps::StepHook;
+
+use crate::RenderError;
+use crate::eta::Eta;
+use crate::manifest::{FrameRecord, frame_parameters};
+use crate::source::{Finished, FrameSource, FrameSpec, RenderSettings};
+
+/// One sampling step of one frame.
+#[derive(Debug, Clone)]
+pub struct StepEvent {
+    /// Generation index of the frame.
+    pub frame: usize,
+    /// Steps done in this frame (1-based).
+    pub step: usize,
+    /// Steps of this frame.
+    pub steps: usize,
+    /// The step's output (its denoised estimate, for previews). Work may still be queued on the
+    /// device: reading the preview back waits for it.
+    pub output: StepOutput,
+}
+
+/// A finished frame.
+#[derive(Debug, Clone)]
+pub struct FinishedFrame {
+    /// Its settings (its `file` is empty: the writer names it).
+    pub record: FrameRecord,
+    /// The image (upscaled when the render upscales).
+    pub image: RgbImage,
+    /// A1111's `parameters` text for its PNG.
+    pub parameters: String,
+    /// Whether it was handed back from the stored frames of a resumed render.
+    pub resumed: bool,
+}
+
+/// What one [`RenderSession::advance`] did.
+#[derive(Debug, Clone)]
+pub enum Event {
+    /// A sampling step ran (boxed: a step's tensor handles are large and steps are frequent
+    /// only next to the work of a UNet pass).
+    Step(Box<StepEvent>),
+    /// A frame is finished.
+    Frame(FinishedFrame),
+    /// Every frame is finished.
+    Done(Finished),
+}
+
+/// Where a render stands.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Progress {
+    /// Frames finished.
+    pub frames_done: usize,
+    /// Frames expected in all, as known so far.
+    pub frames_expected: usize,
+    /// Sampling steps done in all.
+    pub steps_done: usize,
+    /// Sampling steps expected in all, as known so far.
+    pub steps_expected: usize,
+    /// Seconds left for the whole render (`None` before the first step).
+    pub eta_seconds: Option<f64>,
+}
+
+struct Current<'m> {
+    spec: FrameSpec,
+    request: Request,
+    generation: Generation<'m>,
+    steps_run: usize,
+}
+
+/// A render in progress on a loaded model.
+pub struct RenderSession<'m, S> {
+    model: &'m SdModel,
+    tokenizer: &'m ClipTokenizer,
+    device: Device,
+    settings: RenderSettings,
+    source: S,
+    current: Option<Current<'m>>,
+    frames_done: usize,
+    steps_done: usize,
+    clock: Option<Stopwatch>,
+    finished: bool,
+    stored: BTreeMap<usize, StoredFrame>,
+}
+
+/// A frame finished before (kept by the caller, e.g. in OPFS or a folder), to resume with.
+#[derive(Debug, Clone)]
+pub struct StoredFrame {
+    /// Its record as it was written.
+    pub record: FrameRecord,
+    /// Its image as it was stored (upscaled when the render upscales).
+    pub image: RgbImage,
+    /// Its `parameters` text.
+    pub parameters: String,
+}
+
+impl<'m, S: FrameSource> RenderSession<'m, S> {
+    /// A render of `source`'s frames with `settings`.
+    pub fn new(
+        model: &'m SdModel,
+        tokenizer: &'m ClipTokenizer,
+        device: &Device,
+        settings: RenderSettings,
+        source: S,
+    ) -> Self {
+        Self {
+            model,
+            tokenizer,
+            device: device.clone(),
+            settings,
+            source,
+            current: None,
+            frames_done: 0,
+            steps_done: 0,
+            clock: None,
+            finished: false,
+            stored: BTreeMap::new(),
+        }
+    }
+
+    /// Resumes a render: frames in `stored` (by generation index) are not rendered again; when
+    /// the source asks for one, its stored image is handed back (as a [`FinishedFrame`] with
+    /// `resumed` set) and feedback sources see it as if it had just been made. A stored frame
+    /// whose settings differ from the plan's is an error: the plan changed since it was made.
+    pub fn resume_with(&mut self, stored: BTreeMap<usize, StoredFrame>) {
+        self.stored = stored;
+    }
+
+    fn replay(
+        &mut self,
+        spec: &FrameSpec,
+        stored: StoredFrame,
+    ) -> Result<FinishedFrame, RenderError> {
+        let request = self.request(spec);
+        let mut expected =
+            FrameRecord::new(spec, &request, stored.image.width, stored.image.height);
+        expected.file.clone_from(&stored.record.file);
+        if expected != stored.record {
+            return Err(RenderError::Plan(format!(
+                "the stored frame {} was made with other settings than this render's; start \
+                 the render afresh",
+                spec.index
+            )));
+        }
+        self.source.frame_done(&stored.record, &stored.image)?;
+        self.frames_done += 1;
+        Ok(FinishedFrame {
+            record: stored.record,
+            image: stored.image,
+            parameters: stored.parameters,
+            resumed: true,
+        })
+    }
+
+    /// The source (e.g. to read a feedback source's state).
+    pub fn source(&self) -> &S {
+        &self.source
+    }
+
+    /// The shared settings.
+    pub fn settings(&self) -> &RenderSettings {
+        &self.settings
+    }
+
+    /// Runs the next sampling step, finishes a frame, or ends the render. Async only to read
+    /// results back from a GPU; natively, block on it.
+    pub async fn advance(&mut self, hook: &mut dyn StepHook) -> Result<Event, RenderError> {
+        if self.finished {
+            return Err(RenderError::Finished);
+        }
+        if self.current.is_none() {
+            match self.source.next_frame()? {
+                Some(spec) => match self.stored.remove(&spec.index) {
+                    Some(stored) => return self.replay(&spec, stored).map(Event::Frame),
+                    None => self.start_frame(spec)?,
+                },
+                None => {
+                    self.finished = true;
+                    return self.source.finish().map(Event::Done);
+                }
+            }
+        }
+        let Some(current) = self.current.as_mut() else {
+            return Err(RenderError::Finished);
+        };
+        let frame = current.spec.index;
+        let stepped = current
+            .generation
+            .step(hook)
+            .map_err(|source| RenderError::Generate { frame, source })?;
+        match stepped {
+            Some(output) => {
+                current.steps_run += 1;
+                self.steps_done += 1;
+                Ok(Event::Step(Box::new(StepEvent {
+                    frame,
+                    step: output.step + 1,
+                    steps: output.total,
+                    output,
+                })))
+            }
+            None => self.finish_frame().await.map(Event::Frame),
+        }
+    }
+
+    /// Runs every remaining step and frame, calling `on_event` with each event; returns the end.
+    pub async fn run(
+        &mut self,
+        hook: &mut dyn StepHook,
+        on_event: &mut dyn FnMut(&Self, &Event),
+    ) -> Result<Finished, RenderError> {
+        loop {
+            let event = self.advance(hook).await?;
+            on_event(self, &event);
+            if let Event::Done(finished) = event {
+                return Ok(finished);
+            }
+        }
+    }
+
+    /// The engine request of a frame.
+    pub fn request(&self, spec: &FrameSpec) -> Request {
+        let s = &self.settings;
+        #[allow(
+            clippy::cast_possible_truncation,
+            reason = "A1111 passes strengths as f32 to torch"
+        )]
+        let subseed =
+            (spec.subseed_strength > 0.0).then_some((spec.subseed, spec.subseed_strength as f32));
+        Request {
+            prompt: spec.prompt.clone(),
+            negative: spec.negative.clone(),
+            steps: s.steps,
+            sampler: s.sampler,
+            cfg: spec.cfg,
+            seed: spec.seed,
+            subseed,
+            width: s.width,
+            height: s.height,
+            clip_skip: s.clip_skip,
+            init: spec.init.clone(),
+            schedule: self.model.info.schedule.clone(),
+        }
+    }
+
+    fn start_frame(&mut self, spec: FrameSpec) -> Result<(), RenderError> {
+        let request = self.request(&spec);
+        let generation = Generation::new(self.model, self.tokenizer, &request, &self.device)
+            .map_err(|source| RenderError::Generate {
+                frame: spec.index,
+                source,
+            })?;
+        self.clock.get_or_insert_with(Stopwatch::start);
+        self.current = Some(Current {
+            spec,
+            request,
+            generation,
+            steps_run: 0,
+        });
+        Ok(())
+    }
+
+    async fn finish_frame(&mut self) -> Result<FinishedFrame, RenderError> {
+        let Some(current) = self.current.take() else {
+            return Err(RenderError::Finished);
+        };
+        let frame = current.spec.index;
+        let generated = current
+            .generation
+            .finish()
+            .await
+            .map_err(|source| RenderError::Generate { frame, source })?;
+        let image = self.upscale(generated.image);
+        let record = FrameRecord::new(&current.spec, &current.request, image.width, image.height);
+        let parameters =
+            frame_parameters(&current.request, &current.spec, &self.settings.model_label).to_text();
+        self.source.frame_done(&record, &image)?;
+        self.frames_done += 1;
+        Ok(FinishedFrame {
+            record,
+            image,
+            parameters,
+            resumed: false,
+        })
+    }
+
+    fn upscale(&self, image: RgbImage) -> RgbImage {
+        let ratio = self.settings.upscale;
+        if ratio == 1.0 || ratio <= 0.0 {
+            return image;
+        }
+        let (w, h) = upscaled_size(image.width, image.height, ratio);
+        lanczos_resize(&image, w, h)
+    }
+
+    /// Where the render stands, with the time left for all of it.
+    pub fn progress(&self) -> Progress {
+        let frames_expected = self.source.expected_frames().max(self.frames_done);
+        let (current_left, started) = self.current.as_ref().map_or((0, 0), |c| {
+            let total = c.generation.total_steps();
+            (total - c.steps_run.min(total), 1)
+        });
+        let later =
+            frames_expected.saturating_sub(self.frames_done + started) * self.settings.steps;
+        let steps_left = current_left + later;
+        let eta = Eta {
+            steps_done: self.steps_done,
+            seconds: self.clock.as_ref().map_or(0.0, |c| c.elapsed_ms() / 1000.0),
+        };
+        Progress {
+            frames_done: self.frames_done,
+            frames_expected,
+            steps_done: self.steps_done,
+            steps_expected: self.steps_done + steps_left,
+            eta_seconds: eta.remaining(steps_left),
+        }
+    }
+}

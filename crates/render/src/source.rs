@@ -1,0 +1,85 @@
+//! What a render plan is made of: settings shared by every frame, one [`FrameSpec`] per frame,
+//! and the [`FrameSource`] that hands them out.
+
+use std::collections::BTreeMap;
+
+use keyshift_core::image::RgbImage;
+use keyshift_core::schedule::Sampler;
+use keyshift_sd::generate::InitImage;
+
+use crate::RenderError;
+use crate::manifest::FrameRecord;
+
+/// Settings every frame of a render shares.
+#[derive(Debug, Clone)]
+pub struct RenderSettings {
+    /// Sampling steps.
+    pub steps: usize,
+    /// Sampler.
+    pub sampler: Sampler,
+    /// Image width in pixels.
+    pub width: usize,
+    /// Image height in pixels.
+    pub height: usize,
+    /// A1111 CLIP skip; 0 uses the model's own.
+    pub clip_skip: usize,
+    /// Upscale ratio applied to each finished frame (Lanczos); 1 keeps the size.
+    pub upscale: f64,
+    /// The model's name as the `parameters` text shows it.
+    pub model_label: String,
+}
+
+/// One frame to render: everything that differs between frames.
+#[derive(Debug, Clone)]
+pub struct FrameSpec {
+    /// Position in the order of generation (0-based).
+    pub index: usize,
+    /// Prompt (A1111 syntax).
+    pub prompt: String,
+    /// Negative prompt.
+    pub negative: String,
+    /// Seed (A1111: only the low 32 bits count).
+    pub seed: u64,
+    /// Variation seed.
+    pub subseed: u64,
+    /// Variation strength (0: only `seed`).
+    pub subseed_strength: f64,
+    /// CFG scale.
+    pub cfg: f64,
+    /// img2img input, at the render's size.
+    pub init: Option<InitImage>,
+    /// Mode-specific fields for the manifest (e.g. shift-attention's `distance` and `segment`).
+    pub extra: BTreeMap<String, serde_json::Value>,
+}
+
+/// The end of a render: the frames in video order and what the mode writes beside them.
+#[derive(Debug, Clone, Default)]
+pub struct Finished {
+    /// Generation indices in video order (a frame may appear more than once, e.g. mirrored).
+    pub order: Vec<usize>,
+    /// Mode-specific files: name and text (shift-attention's info file and SSIM scatter plot).
+    pub files: Vec<(String, String)>,
+    /// The video's frame rate (`None`: the mode asks for no video; exports then use 30).
+    pub fps: Option<f64>,
+    /// Copies of the first and last frame at the start and end of the video.
+    pub lead: usize,
+}
+
+/// Hands out the frames of a render, in order of generation.
+pub trait FrameSource {
+    /// The next frame to render, or `None` when every frame is rendered.
+    fn next_frame(&mut self) -> Result<Option<FrameSpec>, RenderError>;
+
+    /// A frame is finished (after upscaling): feedback sources look at it before deciding what
+    /// comes next.
+    fn frame_done(&mut self, record: &FrameRecord, image: &RgbImage) -> Result<(), RenderError> {
+        let _ = (record, image);
+        Ok(())
+    }
+
+    /// Frames expected in all, as known so far (at least those handed out); for progress and ETA.
+    fn expected_frames(&self) -> usize;
+
+    /// Called once after `next_frame` returned `None`.
+    fn finish(&mut self) -> Result<Finished, RenderError>;
+}

@@ -1,0 +1,203 @@
+//! The render layer on the tiny fixture model (CPU backend): its events, progress and ETA; a
+//! one-frame plan gives exactly the image of a bare `generate` loop; shift-attention frames come
+//! out in the original's order with upscaling applied before gap filling sees them.
+#![allow(clippy::unwrap_used, reason = "tests fail by panicking")]
+
+use std::collections::BTreeMap;
+use std::ops::ControlFlow;
+use std::path::PathBuf;
+
+use keyshift_core::image::RgbImage;
+use keyshift_core::schedule::{KMethod, Sampler};
+use keyshift_core::shift::{GapSettings, ShiftRequest};
+use keyshift_core::tokens::ClipTokenizer;
+use keyshift_render::{
+    Event, FrameSource, FrameSpec, RenderSession, RenderSettings, ShiftOptions, ShiftSource,
+    SingleFrame,
+};
+use keyshift_sd::Device;
+use keyshift_sd::generate::generate;
+use keyshift_sd::hooks::NoHook;
+use keyshift_sd::model::{DirFolder, SdModel};
+
+fn model(device: &Device) -> SdModel {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/tiny-sd1/diffusers");
+    SdModel::load_diffusers(&DirFolder(dir), device).unwrap()
+}
+
+fn settings(upscale: f64) -> RenderSettings {
+    RenderSettings {
+        steps: 2,
+        sampler: Sampler::KDiffusion {
+            method: KMethod::Euler,
+            karras: false,
+        },
+        width: 64,
+        height: 64,
+        clip_skip: 0,
+        upscale,
+        model_label: "tiny".into(),
+    }
+}
+
+fn spec(seed: u64, strength: f64) -> FrameSpec {
+    FrameSpec {
+        index: 0,
+        prompt: "a photo of a (cat:1.2)".into(),
+        negative: "blurry".into(),
+        seed,
+        subseed: 99,
+        subseed_strength: strength,
+        cfg: 6.5,
+        init: None,
+        extra: BTreeMap::new(),
+    }
+}
+
+#[test]
+fn a_one_frame_plan_is_the_bare_generation_loop() {
+    let device = Device::flex();
+    let model = model(&device);
+    let tokenizer = ClipTokenizer::embedded().unwrap();
+    let source = SingleFrame::new(spec(5, 0.3));
+    let mut session = RenderSession::new(&model, &tokenizer, &device, settings(1.0), source);
+    let request = session.request(&spec(5, 0.3));
+    assert_eq!(request.subseed, Some((99, 0.3)));
+    let mut kinds = Vec::new();
+    let mut image = None;
+    let finished = pollster::block_on(session.run(&mut NoHook, &mut |s, event| {
+        let p = s.progress();
+        match event {
+            Event::Step(step) => {
+                kinds.push(format!("step {}/{}", step.step, step.steps));
+                assert!(p.eta_seconds.is_some(), "an ETA from the first step on");
+                assert_eq!(p.steps_expected, 2);
+            }
+            Event::Frame(frame) => {
+                kinds.push("frame".into());
+                assert!(
+                    frame
+                        .parameters
+                        .contains("Variation seed: 99, Variation seed strength: 0.3")
+                );
+                assert!(frame.parameters.contains("CFG scale: 6.5, Seed: 5"));
+                image = Some(frame.image.clone());
+                assert_eq!(p.frames_done, 1);
+                assert_eq!(p.eta_seconds, Some(0.0));
+            }
+            Event::Done(_) => kinds.push("done".into()),
+        }
+    }))
+    .unwrap();
+    assert_eq!(kinds, ["step 1/2", "step 2/2", "frame", "done"]);
+    assert_eq!(finished.order, [0]);
+    let bare = pollster::block_on(generate(
+        &model,
+        &tokenizer,
+        &request,
+        &device,
+        &mut NoHook,
+        &mut |_| ControlFlow::Continue(()),
+    ))
+    .unwrap()
+    .unwrap();
+    assert_eq!(image, Some(bare.image), "pixel for pixel");
+    assert!(matches!(
+        pollster::block_on(session.advance(&mut NoHook)),
+        Err(keyshift_render::RenderError::Finished)
+    ));
+}
+
+#[test]
+fn shift_frames_are_upscaled_before_gap_filling_compares_them() {
+    let device = Device::flex();
+    let model = model(&device);
+    let tokenizer = ClipTokenizer::embedded().unwrap();
+    let options = ShiftOptions {
+        request: ShiftRequest {
+            prompt: "a (cat:1~0)".into(),
+            negative_prompt: String::new(),
+            steps: 1,
+            seed: 3,
+            cfg_scale: 7.0,
+            remove_zero_strength: false,
+        },
+        gap: GapSettings {
+            threshold: 1.0,
+            min_step: 0.3,
+            min_threshold_pct: 75.0,
+        },
+        mirror: true,
+        fps: -2.0,
+        lead: 1,
+    };
+    let settings = settings(1.5);
+    let source = ShiftSource::new(options, &settings).unwrap();
+    assert_eq!(source.regular_frames(), 2);
+    let mut session = RenderSession::new(&model, &tokenizer, &device, settings, source);
+    let mut sizes: Vec<(usize, usize)> = Vec::new();
+    let finished = pollster::block_on(session.run(&mut NoHook, &mut |_, event| {
+        if let Event::Frame(frame) = event {
+            let RgbImage { width, height, .. } = frame.image;
+            sizes.push((width, height));
+            assert_eq!((frame.record.width, frame.record.height), (96, 96));
+        }
+    }))
+    .unwrap();
+    // Threshold 1 asks for a midpoint in every gap wider than the minimum step.
+    let similarities = session.source().similarities().clone();
+    assert!(!similarities.is_empty(), "gap filling compared frames");
+    assert!(similarities.values().all(|s| *s > -1.0 && *s <= 1.0));
+    assert!(sizes.iter().all(|&s| s == (96, 96)), "{sizes:?}");
+    let n = finished.order.len();
+    assert_eq!(n % 2, 0, "mirrored");
+    assert_eq!(
+        finished.order[..n / 2].iter().rev().collect::<Vec<_>>(),
+        finished.order[n / 2..].iter().collect::<Vec<_>>()
+    );
+    assert_eq!(finished.lead, 1);
+    #[allow(clippy::cast_precision_loss, reason = "small")]
+    let fps = n as f64 / 2.0;
+    assert_eq!(
+        finished.fps,
+        Some(fps),
+        "negative FPS is the video length in seconds"
+    );
+    let names: Vec<&str> = finished.files.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["shift-attention-info.txt", "ssim_scatter.svg"]);
+    assert!(finished.files[0].1.contains("Upscale ratio: 1.5\n"));
+}
+
+#[test]
+fn prompt_errors_name_the_prompt_before_anything_renders() {
+    let options = ShiftOptions {
+        request: ShiftRequest {
+            prompt: "a (cat:1~0~)".into(),
+            negative_prompt: String::new(),
+            steps: 2,
+            seed: 3,
+            cfg_scale: 7.0,
+            remove_zero_strength: false,
+        },
+        gap: GapSettings::default(),
+        mirror: false,
+        fps: 0.0,
+        lead: 0,
+    };
+    let err = ShiftSource::new(options, &settings(1.0))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("Positive") && err.contains("not a number"),
+        "{err}"
+    );
+}
+
+#[test]
+fn single_frame_source_hands_out_one_frame() {
+    let mut source = SingleFrame::new(spec(1, 0.0));
+    assert_eq!(source.expected_frames(), 1);
+    assert!(source.next_frame().unwrap().is_some());
+    assert!(source.next_frame().unwrap().is_none());
+    assert_eq!(source.finish().unwrap().order, [0]);
+}
