@@ -397,7 +397,7 @@ mod tests {
             .apply(&mut project)
             .expect("applies");
         let fragment = link_fragment(&project);
-        assert!(fragment.starts_with("#v1."));
+        assert!(fragment.starts_with("#v2."));
         assert_eq!(open_link(&fragment), (project, None));
     }
 

@@ -49,6 +49,14 @@ impl Args {
         }
     }
 
+    /// Adds `defaults` for the keys not given (a switch is given by the value `"true"`).
+    pub fn with_defaults(mut self, defaults: Vec<(&str, String)>) -> Self {
+        for (key, value) in defaults {
+            self.values.entry(key.to_owned()).or_insert(value);
+        }
+        self
+    }
+
     /// Keys not in `known`, for a clear error.
     pub fn unknown(&self, known: &[&str]) -> Option<String> {
         self.values

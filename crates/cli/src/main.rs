@@ -43,10 +43,11 @@ commands:
   render shift --model PATH --prompt TEXT [--negative TEXT] --shift-steps N [--seed S] [--cfg C]
            [--steps K] [--sampler NAME] [--size WxH] [--ssim-threshold T] [--ssim-min-step X]
            [--ssim-min-pct P] [--lead N] [--mirror] [--fps F] [--remove-zero] [--upscale RATIO]
-           [--stop-after N] [--resume] --out DIR | FILE.gif | FILE.zip
+           [--project LINK|FILE] [--stop-after N] [--resume] --out DIR | FILE.gif | FILE.zip
                                      a shift-attention animation: PNGs in video order with
                                      frames.json and shift-attention-info.txt, a GIF, or a zip;
-                                     --resume continues an interrupted or stopped render
+                                     --resume continues an interrupted or stopped render;
+                                     --project takes every setting from a share link
   ssim A.png B.png                   the SSIM of two images (torchmetrics' definition)
   quantize --model PATH --out PATH   save the model as int8 (folder or single file) and
                                      report its size against f16

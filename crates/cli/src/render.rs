@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use keyshift_core::export::{StoredZip, encode_gif, with_lead};
 use keyshift_core::image::{RgbImage, ssim};
 use keyshift_core::pngtext;
+use keyshift_core::share;
 use keyshift_core::shift::{GapSettings, ShiftRequest};
 use keyshift_render::{
     Finished, FinishedFrame, FrameRecord, ShiftOptions, ShiftSource, StoredFrame,
@@ -41,6 +42,7 @@ const SHIFT_OPTIONS: &[&str] = &[
     "out",
     "resume",
     "stop-after",
+    "project",
 ];
 
 /// Where a render goes, from `--out`.
@@ -76,6 +78,13 @@ pub fn run(args: &[String]) -> Result<(), String> {
 
 fn shift(args: &[String]) -> Result<(), String> {
     let args = Args::parse(args, &["mirror", "remove-zero", "resume"])?;
+    let args = match args.get("project") {
+        Some(link) => {
+            let defaults = project_defaults(link)?;
+            args.with_defaults(defaults)
+        }
+        None => args,
+    };
     let known: Vec<&str> = SHIFT_OPTIONS
         .iter()
         .chain(ENGINE_OPTIONS)
@@ -210,6 +219,52 @@ fn stored_frame(png: &[u8]) -> Result<StoredFrame, String> {
         image: decode(png)?,
         parameters: text("parameters")?,
     })
+}
+
+/// The options a share link (`#v2.…`, a whole URL, or a file holding one) sets; flags given on
+/// the command line win.
+fn project_defaults(link: &str) -> Result<Vec<(&'static str, String)>, String> {
+    let text = read_link(link)?;
+    let decoded = share::decode(&text).map_err(|e| format!("--project: {e}"))?;
+    for warning in &decoded.warnings {
+        eprintln!("--project: {warning}");
+    }
+    let p = decoded.project;
+    let (g, a) = (&p.settings, &p.animation.shift);
+    let mut pairs = vec![
+        ("prompt", p.prompt.clone()),
+        ("negative", p.negative_prompt.clone()),
+        ("steps", g.steps.to_string()),
+        ("sampler", g.sampler.name().to_owned()),
+        ("cfg", g.cfg_scale.to_string()),
+        ("seed", g.seed.to_a1111().to_string()),
+        ("size", format!("{}x{}", g.width_px, g.height_px)),
+        ("shift-steps", a.shift_steps.to_string()),
+        ("fps", a.fps.to_string()),
+        ("lead", a.lead.to_string()),
+        ("upscale", a.upscale.to_string()),
+        ("ssim-threshold", a.ssim_threshold.to_string()),
+        ("ssim-min-step", a.ssim_min_step.to_string()),
+        ("ssim-min-pct", a.ssim_min_pct.to_string()),
+    ];
+    for (flag, on) in [("mirror", a.mirror), ("remove-zero", a.remove_zero)] {
+        if on {
+            pairs.push((flag, "true".to_owned()));
+        }
+    }
+    Ok(pairs)
+}
+
+/// A link given as is, or the path of a file holding one.
+#[allow(
+    clippy::disallowed_methods,
+    reason = "the native CLI reads the file it is given"
+)]
+fn read_link(link: &str) -> Result<String, String> {
+    if !Path::new(link).is_file() {
+        return Ok(link.to_owned());
+    }
+    std::fs::read_to_string(link).map_err(|e| format!("--project: cannot read {link}: {e}"))
 }
 
 fn shift_options(args: &Args) -> Result<ShiftOptions, String> {

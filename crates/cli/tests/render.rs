@@ -463,3 +463,54 @@ fn a_stopped_render_resumes_with_identical_frames() {
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains("other settings"), "{err}");
 }
+
+#[test]
+fn a_share_link_carries_the_whole_animation() {
+    use keyshift_core::share::{Animation, AnimationMode, Project, Seed, ShiftSettings};
+    let mut project = Project {
+        prompt: "a (cat:1~0)".into(),
+        negative_prompt: "blurry".into(),
+        animation: Animation {
+            mode: AnimationMode::ShiftAttention,
+            shift: ShiftSettings {
+                shift_steps: 2,
+                mirror: true,
+                ..ShiftSettings::default()
+            },
+        },
+        ..Project::default()
+    };
+    project.settings.seed = Seed::Fixed(77);
+    project.settings.cfg_scale = 5.5;
+    let link = format!(
+        "https://example.org/#{}",
+        keyshift_core::share::encode(&project).unwrap()
+    );
+    let dir = temp("project");
+    let model = tiny();
+    let out = keyshift(&[
+        "render",
+        "shift",
+        "--project",
+        &link,
+        "--model",
+        model.to_str().unwrap(),
+        "--size",
+        "64x64",
+        "--steps",
+        "2",
+        "--out",
+        dir.join("out").to_str().unwrap(),
+    ]);
+    ok(&out);
+    let pngs = frames(&dir.join("out"));
+    assert_eq!(pngs.len(), 6, "3 frames, mirrored");
+    let p = params(&pngs[1]);
+    assert_eq!(p.prompt, "a (cat:0.5)");
+    assert_eq!(p.negative, "blurry");
+    assert_eq!(
+        (p.get("Seed"), p.get("CFG scale"), p.get("Steps")),
+        (Some("77"), Some("5.5"), Some("2"))
+    );
+    assert_eq!(p.get("Sampler"), Some("Euler a"), "the project's sampler");
+}

@@ -4,7 +4,8 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use keyshift_core::share::{
-    self, GenerationSettings, MAX_INFLATED_BYTES, Project, Sampler, Seed, ShareError, Warning,
+    self, Animation, AnimationMode, GenerationSettings, MAX_INFLATED_BYTES, Project, Sampler, Seed,
+    ShareError, ShiftSettings, Warning,
 };
 use proptest::prelude::*;
 
@@ -24,6 +25,30 @@ fn golden_project() -> Project {
             seed: Seed::Fixed(1_234_567_890),
             sampler: Sampler::DpmPp2mKarras,
         },
+        animation: Animation::default(),
+    }
+}
+
+/// A link written by schema v2: a shift-attention animation with every option set.
+const GOLDEN_V2: &str = "v2.TZDBboMwEER_xdpTojgISCAp1_ZWReq9qpADG7CCbWQvjdKIfnsXmlS9rcYz-2Z9A6sMQgHPigQ5UbsGJPTemZ5YVWJRKSqS73gplK2FEu_sKOIo-5DieBWNx0b4gc7uEs6akxYbRfoTy78Vx27w_irFonMXj6FIonTJxoBE2jYBihtcdE0tFLt8L6FF3bScy5KUTYQ9OzaxhOrUlKFSHXfNo2zKYw1Fkm62Wb7bP7EjKNN36Bn58nZYrUR6EK_KexVglKCsNlzM2YlnXD2dHFp9orUiQju_yF9lcsxDecdPTU7TsN5GzOlQMXkjwWjvHfPIDyjBo3F89xd695CG_t44mRsHbUpq-Q9a1_GGONo_VKPtDJvEOE7-qX3FfXJWx3H8AQ";
+
+fn golden_v2_project() -> Project {
+    Project {
+        animation: Animation {
+            mode: AnimationMode::ShiftAttention,
+            shift: ShiftSettings {
+                shift_steps: 12,
+                fps: -4.0,
+                lead: 3,
+                mirror: true,
+                remove_zero: true,
+                upscale: 1.5,
+                ssim_threshold: 0.85,
+                ssim_min_step: 0.001,
+                ssim_min_pct: 60.0,
+            },
+        },
+        ..golden_project()
     }
 }
 
@@ -41,10 +66,67 @@ fn golden_v1_link_opens_to_its_project() {
 }
 
 #[test]
+fn golden_v2_link_opens_to_its_animation() {
+    let decoded = share::decode(GOLDEN_V2).expect("golden link opens");
+    assert_eq!(decoded.version, 2);
+    assert_eq!(decoded.warnings, vec![]);
+    assert_eq!(decoded.project, golden_v2_project());
+}
+
+#[test]
 fn encoding_the_golden_project_gives_the_golden_link() {
     assert_eq!(
-        share::encode(&golden_project()).expect("encodes"),
-        GOLDEN_V1
+        share::encode(&golden_v2_project()).expect("encodes"),
+        GOLDEN_V2
+    );
+}
+
+#[test]
+fn a_v1_link_migrates_to_a_single_image_project() {
+    let decoded = share::decode(GOLDEN_V1).expect("opens");
+    assert_eq!(decoded.project.animation, Animation::default());
+    assert_eq!(decoded.project.animation.mode, AnimationMode::Single);
+    let again = share::encode(&decoded.project).expect("encodes");
+    assert!(again.starts_with("v2."));
+    assert_eq!(
+        share::decode(&again).expect("opens").project,
+        golden_project()
+    );
+}
+
+#[test]
+fn animation_values_out_of_range_are_adjusted_with_warnings() {
+    let json = r#"{"animation":{"mode":"deforum","shift":{"shift_steps":0,"fps":1000,
+        "lead":-2,"upscale":0,"ssim_threshold":2,"ssim_min_pct":150,"rife":2},"travel":{}}}"#;
+    let decoded = share::decode(&pack("v2", json)).expect("opens");
+    let a = &decoded.project.animation;
+    assert_eq!(a.mode, AnimationMode::Single);
+    assert_eq!(
+        (a.shift.shift_steps, a.shift.fps, a.shift.lead),
+        (1, 240.0, 0)
+    );
+    assert_eq!(
+        (
+            a.shift.upscale,
+            a.shift.ssim_threshold,
+            a.shift.ssim_min_pct
+        ),
+        (0.1, 1.0, 100.0)
+    );
+    let text: Vec<String> = decoded.warnings.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        text,
+        vec![
+            "ignored unknown field \"animation.travel\"",
+            "ignored unknown field \"animation.shift.rife\"",
+            "unknown animation mode \"deforum\", using single",
+            "animation.shift.fps was 1000, changed to 240",
+            "animation.shift.upscale was 0, changed to 0.1",
+            "animation.shift.ssim_threshold was 2, changed to 1",
+            "animation.shift.ssim_min_pct was 150, changed to 100",
+            "animation.shift.shift_steps was 0, changed to 1",
+            "animation.shift.lead was -2, changed to 0",
+        ]
     );
 }
 
@@ -73,10 +155,10 @@ fn typed_errors_for_bad_links() {
         Err(ShareError::UnknownVersion("v0".to_owned()))
     );
     assert_eq!(
-        share::decode("v2.abc"),
+        share::decode("v3.abc"),
         Err(ShareError::NewerVersion {
-            found: 2,
-            supported: 1
+            found: 3,
+            supported: 2
         })
     );
     assert_eq!(
@@ -179,26 +261,62 @@ fn any_settings() -> impl Strategy<Value = GenerationSettings> {
         )
 }
 
+fn any_animation() -> impl Strategy<Value = Animation> {
+    (
+        prop::sample::select(AnimationMode::ALL.to_vec()),
+        (
+            1u32..=1000,
+            -3600i32..=240,
+            0u32..=1000,
+            any::<bool>(),
+            any::<bool>(),
+        ),
+        (1u32..=80, 0u32..=100, 1u32..=1000, 0u32..=100),
+    )
+        .prop_map(
+            |(mode, (shift_steps, fps, lead, mirror, remove_zero), (up, thr, step, pct))| {
+                Animation {
+                    mode,
+                    shift: ShiftSettings {
+                        shift_steps,
+                        fps: f64::from(fps) / 2.0,
+                        lead,
+                        mirror,
+                        remove_zero,
+                        upscale: f64::from(up) / 10.0,
+                        ssim_threshold: f64::from(thr) / 100.0,
+                        ssim_min_step: f64::from(step) / 1000.0,
+                        ssim_min_pct: f64::from(pct),
+                    },
+                }
+            },
+        )
+}
+
 fn any_project() -> impl Strategy<Value = Project> {
     (
         any::<String>(),
         any::<String>(),
         any::<String>(),
         any_settings(),
+        any_animation(),
     )
-        .prop_map(|(name, prompt, negative_prompt, settings)| Project {
-            name,
-            prompt,
-            negative_prompt,
-            settings,
-        })
+        .prop_map(
+            |(name, prompt, negative_prompt, settings, animation)| Project {
+                name,
+                prompt,
+                negative_prompt,
+                settings,
+                animation,
+            },
+        )
 }
 
 proptest! {
     #[test]
     fn round_trip(project in any_project()) {
         let link = share::encode(&project).expect("encodes");
-        prop_assert!(link.starts_with("v1."));
+        prop_assert!(link.starts_with("v2."));
         prop_assert!(link.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)));
         let decoded = share::decode(&link).expect("decodes");
         prop_assert_eq!(decoded.warnings, vec![]);

@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::animation::Animation;
+
 /// Smallest and largest image side, in pixels. Sides are multiples of [`SIZE_STEP`].
 pub const MIN_SIZE_PX: u32 = 64;
 /// Largest image side, in pixels.
@@ -132,6 +134,8 @@ pub struct Project {
     pub negative_prompt: String,
     /// Generation settings.
     pub settings: GenerationSettings,
+    /// The animation mode and its options.
+    pub animation: Animation,
 }
 
 impl Default for Project {
@@ -141,6 +145,7 @@ impl Default for Project {
             prompt: String::new(),
             negative_prompt: String::new(),
             settings: GenerationSettings::default(),
+            animation: Animation::default(),
         }
     }
 }

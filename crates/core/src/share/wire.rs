@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::Warning;
+use super::animation::{Animation, AnimationMode, ShiftSettings};
 use super::project::{
     GenerationSettings, MAX_CFG, MAX_SIZE_PX, MAX_STEPS, MAX_TEXT_CHARS, MIN_SIZE_PX, Project,
     SIZE_STEP, Sampler, Seed,
@@ -87,18 +88,240 @@ impl From<&Project> for ProjectV1 {
 }
 
 impl ProjectV1 {
+    /// Normalises the wire value into a runtime [`Project`] (through [`ProjectV2`]).
+    pub fn normalise(self, warnings: &mut Vec<Warning>) -> Project {
+        ProjectV2::from(self).normalise(warnings)
+    }
+}
+
+/// Schema version 2: version 1 and the animation (mode and every mode's options).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProjectV2 {
+    /// Project name.
+    #[serde(default)]
+    pub name: String,
+    /// Positive prompt.
+    #[serde(default)]
+    pub prompt: String,
+    /// Negative prompt.
+    #[serde(default)]
+    pub negative_prompt: String,
+    /// Generation settings (as in version 1).
+    #[serde(default)]
+    pub settings: SettingsV1,
+    /// The animation.
+    #[serde(default)]
+    pub animation: AnimationV2,
+    /// Fields this version does not know; reported as warnings.
+    #[serde(flatten, skip_serializing)]
+    pub unknown: BTreeMap<String, Value>,
+}
+
+/// The animation of schema version 2.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AnimationV2 {
+    /// The mode's name (`single`, `shift-attention`).
+    pub mode: String,
+    /// shift-attention's options.
+    pub shift: ShiftV2,
+    /// Fields this version does not know; reported as warnings.
+    #[serde(flatten, skip_serializing)]
+    pub unknown: BTreeMap<String, Value>,
+}
+
+/// shift-attention's options in schema version 2.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ShiftV2 {
+    /// Intervals per segment.
+    pub shift_steps: i64,
+    /// Frame rate (negative: seconds).
+    pub fps: f64,
+    /// Lead in/out.
+    pub lead: i64,
+    /// Mirror.
+    pub mirror: bool,
+    /// Remove zero-strength tags.
+    pub remove_zero: bool,
+    /// Upscale ratio.
+    pub upscale: f64,
+    /// SSIM threshold.
+    pub ssim_threshold: f64,
+    /// SSIM minimum step.
+    pub ssim_min_step: f64,
+    /// SSIM min threshold, percent.
+    pub ssim_min_pct: f64,
+    /// Fields this version does not know; reported as warnings.
+    #[serde(flatten, skip_serializing)]
+    pub unknown: BTreeMap<String, Value>,
+}
+
+impl Default for AnimationV2 {
+    fn default() -> Self {
+        Self::from(&Animation::default())
+    }
+}
+
+impl Default for ShiftV2 {
+    fn default() -> Self {
+        Self::from(&ShiftSettings::default())
+    }
+}
+
+impl From<&Animation> for AnimationV2 {
+    fn from(a: &Animation) -> Self {
+        Self {
+            mode: a.mode.name().to_owned(),
+            shift: ShiftV2::from(&a.shift),
+            unknown: BTreeMap::new(),
+        }
+    }
+}
+
+impl From<&ShiftSettings> for ShiftV2 {
+    fn from(s: &ShiftSettings) -> Self {
+        Self {
+            shift_steps: i64::from(s.shift_steps),
+            fps: s.fps,
+            lead: i64::from(s.lead),
+            mirror: s.mirror,
+            remove_zero: s.remove_zero,
+            upscale: s.upscale,
+            ssim_threshold: s.ssim_threshold,
+            ssim_min_step: s.ssim_min_step,
+            ssim_min_pct: s.ssim_min_pct,
+            unknown: BTreeMap::new(),
+        }
+    }
+}
+
+impl From<ProjectV1> for ProjectV2 {
+    /// A version 1 project: a single image.
+    fn from(p: ProjectV1) -> Self {
+        Self {
+            name: p.name,
+            prompt: p.prompt,
+            negative_prompt: p.negative_prompt,
+            settings: p.settings,
+            animation: AnimationV2::default(),
+            unknown: p.unknown,
+        }
+    }
+}
+
+impl From<&Project> for ProjectV2 {
+    fn from(p: &Project) -> Self {
+        Self {
+            name: p.name.clone(),
+            prompt: p.prompt.clone(),
+            negative_prompt: p.negative_prompt.clone(),
+            settings: SettingsV1::from(&p.settings),
+            animation: AnimationV2::from(&p.animation),
+            unknown: BTreeMap::new(),
+        }
+    }
+}
+
+impl ProjectV2 {
     /// Normalises the wire value into a runtime [`Project`], clamping what is out of range and
     /// collecting a warning for every change and every unknown field.
     pub fn normalise(self, warnings: &mut Vec<Warning>) -> Project {
         unknown_fields("", &self.unknown, warnings);
         unknown_fields("settings.", &self.settings.unknown, warnings);
+        unknown_fields("animation.", &self.animation.unknown, warnings);
+        unknown_fields("animation.shift.", &self.animation.shift.unknown, warnings);
         Project {
             name: limit_text("name", self.name, warnings),
             prompt: limit_text("prompt", self.prompt, warnings),
             negative_prompt: limit_text("negative_prompt", self.negative_prompt, warnings),
             settings: normalise_settings(&self.settings, warnings),
+            animation: normalise_animation(&self.animation, warnings),
         }
     }
+}
+
+fn normalise_animation(a: &AnimationV2, warnings: &mut Vec<Warning>) -> Animation {
+    let mode = AnimationMode::from_name(&a.mode).unwrap_or_else(|| {
+        warnings.push(Warning::UnknownMode {
+            name: a.mode.clone(),
+            used: AnimationMode::default().name(),
+        });
+        AnimationMode::default()
+    });
+    let s = &a.shift;
+    let d = ShiftSettings::default();
+    let mut real = |field, value: f64, lo: f64, hi: f64, default: f64| {
+        clamp_real(field, value, lo, hi, default, warnings)
+    };
+    let fps = real("animation.shift.fps", s.fps, -3600.0, 240.0, d.fps);
+    let upscale = real("animation.shift.upscale", s.upscale, 0.1, 8.0, d.upscale);
+    let ssim_threshold = real(
+        "animation.shift.ssim_threshold",
+        s.ssim_threshold,
+        0.0,
+        1.0,
+        0.0,
+    );
+    let ssim_min_step = real(
+        "animation.shift.ssim_min_step",
+        s.ssim_min_step,
+        1e-9,
+        1.0,
+        d.ssim_min_step,
+    );
+    let ssim_min_pct = real(
+        "animation.shift.ssim_min_pct",
+        s.ssim_min_pct,
+        0.0,
+        100.0,
+        d.ssim_min_pct,
+    );
+    Animation {
+        mode,
+        shift: ShiftSettings {
+            shift_steps: clamp_int(
+                "animation.shift.shift_steps",
+                s.shift_steps,
+                1,
+                1000,
+                warnings,
+            ),
+            fps,
+            lead: clamp_int("animation.shift.lead", s.lead, 0, 1000, warnings),
+            mirror: s.mirror,
+            remove_zero: s.remove_zero,
+            upscale,
+            ssim_threshold,
+            ssim_min_step,
+            ssim_min_pct,
+        },
+    }
+}
+
+/// A real number clamped into `lo..=hi` (a non-finite one becomes `default`), with a warning
+/// when it changed.
+fn clamp_real(
+    field: &'static str,
+    value: f64,
+    lo: f64,
+    hi: f64,
+    default: f64,
+    warnings: &mut Vec<Warning>,
+) -> f64 {
+    let fixed = if value.is_finite() {
+        value.clamp(lo, hi)
+    } else {
+        default
+    };
+    if fixed.to_bits() != value.to_bits() {
+        warnings.push(Warning::Adjusted {
+            field,
+            from: value.to_string(),
+            to: fixed.to_string(),
+        });
+    }
+    fixed
 }
 
 fn unknown_fields(prefix: &str, unknown: &BTreeMap<String, Value>, warnings: &mut Vec<Warning>) {
