@@ -8,7 +8,7 @@ use keyshift_core::share::{Project, Seed};
 pub use keyshift_web::cache::bytes_text;
 use keyshift_web::protocol::{
     ATTACHED, CachedModelInfo, ComputeBackend, FromWorker, GenerateJob, LoadPhase, ModelFile,
-    ModelLayout, ModelSpec, Stage, ToWorker, TokenCount,
+    ModelLayout, ModelPrecision, ModelSpec, Stage, ToWorker, TokenCount,
 };
 
 /// The id of the tiny test model the local server serves.
@@ -24,7 +24,7 @@ pub struct ModelChoice {
     /// One sentence about it.
     pub note: &'static str,
     /// Precision loaded unless the user picks another.
-    pub precision: &'static str,
+    pub precision: ModelPrecision,
     /// Steps, sampler and CFG it is meant to be run with.
     pub recommended: (u32, &'static str, f64),
     /// Base URL of its files.
@@ -70,16 +70,16 @@ impl Previewer {
                     fallback: None,
                 })
                 .collect(),
-            precision: "f32".to_owned(),
+            precision: ModelPrecision::F32,
         }
     }
 }
 
 impl ModelChoice {
     /// The load request for this model.
-    pub fn spec(&self, precision: &str) -> ModelSpec {
+    pub fn spec(&self, precision: ModelPrecision) -> ModelSpec {
         ModelSpec {
-            id: format!("{}@{precision}", self.id),
+            id: format!("{}@{}", self.id, precision.name()),
             label: self.label.clone(),
             layout: ModelLayout::Diffusers,
             files: self
@@ -99,7 +99,7 @@ impl ModelChoice {
                     }
                 })
                 .collect(),
-            precision: precision.to_owned(),
+            precision,
         }
     }
 
@@ -132,7 +132,7 @@ impl ModelChoice {
             id: format!("custom:{base}"),
             label: text.to_owned(),
             note: "",
-            precision: "int8",
+            precision: ModelPrecision::Int8,
             recommended: (20, "Euler a", 7.0),
             base,
             files: DIFFUSERS_FP16.to_vec(),
@@ -169,7 +169,7 @@ pub fn model_choices(local: bool, origin: &str) -> Vec<ModelChoice> {
             label: "SD-Turbo (stabilityai/sd-turbo)".into(),
             note: "One step, no guidance: the fastest. 2.6 GB to download (fp16). \
                    Stability AI Community License.",
-            precision: "int8",
+            precision: ModelPrecision::Int8,
             recommended: (1, "Euler", 0.0),
             base: hugging_face_at(
                 "stabilityai/sd-turbo",
@@ -182,7 +182,7 @@ pub fn model_choices(local: bool, origin: &str) -> Vec<ModelChoice> {
             id: "sd15".into(),
             label: "Stable Diffusion 1.5 (stable-diffusion-v1-5/stable-diffusion-v1-5)".into(),
             note: "The classic; 20–30 steps. 2.1 GB to download (fp16). CreativeML OpenRAIL-M.",
-            precision: "int8",
+            precision: ModelPrecision::Int8,
             recommended: (20, "Euler a", 7.0),
             base: hugging_face_at(
                 "stable-diffusion-v1-5/stable-diffusion-v1-5",
@@ -197,7 +197,7 @@ pub fn model_choices(local: bool, origin: &str) -> Vec<ModelChoice> {
             note: "Latent consistency: 4 steps with the LCM sampler; the guidance scale is an \
                    input of the model (no negative pass). 4.3 GB to download (f32 files only). \
                    MIT licence.",
-            precision: "int8",
+            precision: ModelPrecision::Int8,
             recommended: (4, "LCM", 8.0),
             base: hugging_face("SimianLuo/LCM_Dreamshaper_v7"),
             files: DIFFUSERS_FP16.to_vec(),
@@ -209,7 +209,7 @@ pub fn model_choices(local: bool, origin: &str) -> Vec<ModelChoice> {
             id: TINY_ID.into(),
             label: "tiny test model (random weights)".into(),
             note: "Served by the local server for trying the flow offline; it draws noise.",
-            precision: "f32",
+            precision: ModelPrecision::F32,
             recommended: (4, "Euler", 7.0),
             base: format!(
                 "{}/fixtures/tiny-sd1/diffusers",
@@ -375,7 +375,7 @@ impl Studio {
     pub fn load(
         &mut self,
         choice: &ModelChoice,
-        precision: &str,
+        precision: ModelPrecision,
         backend: ComputeBackend,
     ) -> ToWorker {
         self.model = ModelStatus::Loading {
@@ -404,7 +404,7 @@ impl Studio {
     pub fn load_local(
         &mut self,
         names: &[String],
-        precision: &str,
+        precision: ModelPrecision,
         backend: ComputeBackend,
     ) -> Result<(ToWorker, Vec<usize>), String> {
         let pick = |ext: &str| -> Result<Option<usize>, String> {
@@ -460,11 +460,11 @@ impl Studio {
         self.error = None;
         let message = ToWorker::LoadModel {
             model: ModelSpec {
-                id: format!("local:{label}@{precision}"),
+                id: format!("local:{label}@{}", precision.name()),
                 label,
                 layout: ModelLayout::SingleFile,
                 files,
-                precision: precision.to_owned(),
+                precision,
             },
             backend,
             previewer: Some(Previewer::taesd().spec()),
@@ -600,7 +600,7 @@ impl Studio {
                 width: s.width_px,
                 height: s.height_px,
                 steps: s.steps,
-                sampler: s.sampler.name().to_owned(),
+                sampler: s.sampler,
                 cfg: s.cfg_scale,
                 seed: first + u64::from(i),
                 preview_every: 1,
@@ -893,7 +893,7 @@ mod tests {
             .into_iter()
             .find(|c| c.id == TINY_ID)
             .expect("offered locally");
-        let load = studio.load(&tiny, "f32", ComputeBackend::Webgpu);
+        let load = studio.load(&tiny, ModelPrecision::F32, ComputeBackend::Webgpu);
         let ToWorker::LoadModel {
             model, previewer, ..
         } = load
@@ -941,7 +941,7 @@ mod tests {
         let (message, order) = studio
             .load_local(
                 &names(&["v1.yaml", "config.json", "model.safetensors"]),
-                "int8",
+                ModelPrecision::Int8,
                 ComputeBackend::Webgpu,
             )
             .unwrap();
@@ -981,7 +981,7 @@ mod tests {
             ),
         ] {
             let err = studio
-                .load_local(&names(picked), "f32", ComputeBackend::Cpu)
+                .load_local(&names(picked), ModelPrecision::F32, ComputeBackend::Cpu)
                 .unwrap_err();
             assert!(err.starts_with(says), "{err}");
             assert_eq!(studio.model, before);
@@ -1051,7 +1051,7 @@ mod tests {
             .into_iter()
             .find(|c| c.id == TINY_ID)
             .unwrap();
-        studio.load(&tiny, "f32", ComputeBackend::Webgpu);
+        studio.load(&tiny, ModelPrecision::F32, ComputeBackend::Webgpu);
         assert_eq!(
             studio.model_text(),
             "Loading tiny test model (random weights)…"
@@ -1147,7 +1147,7 @@ mod tests {
         assert_eq!(lcm.recommended, (4, "LCM", 8.0));
         assert!(keyshift_core::parameters::parse_sampler(lcm.recommended.1, None).is_some());
         // Its folder has f32 files only: each fp16 name falls back to the f32 one.
-        let spec = lcm.spec("int8");
+        let spec = lcm.spec(ModelPrecision::Int8);
         assert_eq!(
             spec.files[4].fallback,
             Some((
@@ -1170,10 +1170,7 @@ mod tests {
         let ToWorker::Generate { job } = first else {
             panic!("{first:?}");
         };
-        assert_eq!(
-            (job.seed, job.steps, job.sampler.as_str()),
-            (42, 4, "Euler")
-        );
+        assert_eq!((job.seed, job.steps, job.sampler.name()), (42, 4, "Euler"));
         assert!(studio.generate(&project(Seed::Fixed(1)), 1, 7).is_err());
         studio.apply(&FromWorker::Progress {
             job: job.job,
@@ -1247,7 +1244,7 @@ mod tests {
         // A failed load says why.
         let choices = model_choices(true, "");
         let tiny = choices.iter().find(|c| c.id == TINY_ID).unwrap();
-        studio.load(tiny, "f32", ComputeBackend::Cpu);
+        studio.load(tiny, ModelPrecision::F32, ComputeBackend::Cpu);
         studio.apply(&FromWorker::Failed {
             stage: Stage::Model,
             message: "unet: truncated".into(),
@@ -1267,7 +1264,7 @@ mod tests {
         );
         let url = ModelChoice::custom("http://127.0.0.1:1/m/").unwrap();
         assert_eq!(url.base, "http://127.0.0.1:1/m");
-        assert_eq!(url.spec("f32").files.len(), 7);
+        assert_eq!(url.spec(ModelPrecision::F32).files.len(), 7);
         for bad in ["", "just-a-name", "a/b/c", "a b/c", "ftp://x"] {
             assert!(ModelChoice::custom(bad).is_err(), "{bad}");
         }

@@ -1,6 +1,6 @@
 //! The generation card: pick and load a model, make images, watch progress, keep the results.
 
-use keyshift_web::protocol::{ComputeBackend, ToWorker};
+use keyshift_web::protocol::{ComputeBackend, ModelPrecision, ToWorker};
 use leptos::ev::KeyboardEvent;
 use leptos::prelude::*;
 
@@ -27,8 +27,9 @@ pub fn StudioCard() -> impl IntoView {
     let project = shared.project;
     let choices = StoredValue::new(choices());
     let picked = RwSignal::new(0usize);
-    let precision =
-        RwSignal::new(choices.with_value(|c| c.first().map_or("int8", |c| c.precision).to_owned()));
+    let precision = RwSignal::new(
+        choices.with_value(|c| c.first().map_or(ModelPrecision::Int8, |c| c.precision)),
+    );
     let backend = RwSignal::new(ComputeBackend::Webgpu);
     let batch = RwSignal::new(1u32);
     let custom = RwSignal::new(String::new());
@@ -37,7 +38,7 @@ pub fn StudioCard() -> impl IntoView {
     let pick = move |index: usize| {
         picked.set(index);
         if let Some(p) = choices.with_value(|c| c.get(index).map(|c| c.precision)) {
-            precision.set(p.to_owned());
+            precision.set(p);
         }
     };
     let load = move |_| {
@@ -63,7 +64,7 @@ pub fn StudioCard() -> impl IntoView {
         };
         let mut message = None;
         studio.update(|s| {
-            message = Some(s.load(&choice, &precision.get_untracked(), backend.get_untracked()));
+            message = Some(s.load(&choice, precision.get_untracked(), backend.get_untracked()));
         });
         if let Some(m) = message {
             // Ask the browser to keep the cache; without it, it may evict models under pressure.
@@ -81,7 +82,7 @@ pub fn StudioCard() -> impl IntoView {
         let names: Vec<String> = files.iter().map(web_sys::File::name).collect();
         let mut result = Err(String::new());
         studio.update(|s| {
-            result = s.load_local(&names, &precision.get_untracked(), backend.get_untracked());
+            result = s.load_local(&names, precision.get_untracked(), backend.get_untracked());
         });
         match result {
             Ok((message, order)) => {
@@ -183,11 +184,16 @@ pub fn StudioCard() -> impl IntoView {
                 <label class="field">
                     <span>"Precision"</span>
                     <select data-testid="model-precision"
-                        on:change=move |ev| precision.set(event_target_value(&ev))>
-                        <option value="int8" selected=move || precision.get() == "int8">
+                        on:change=move |ev| {
+                            precision.set(
+                                ModelPrecision::from_name(&event_target_value(&ev))
+                                    .unwrap_or_default(),
+                            );
+                        }>
+                        <option value="int8" selected=move || precision.get() == ModelPrecision::Int8>
                             "int8 (half the memory)"
                         </option>
-                        <option value="f32" selected=move || precision.get() == "f32">"f32"</option>
+                        <option value="f32" selected=move || precision.get() == ModelPrecision::F32>"f32"</option>
                     </select>
                 </label>
                 <label class="field">

@@ -2,6 +2,7 @@
 //! `postMessage`, so both sides agree on one serde schema that is tested natively.
 
 use keyshift_core::selftest::SelfTestReport;
+pub use keyshift_core::share::Sampler;
 pub use keyshift_core::tokens::TokenCount;
 use serde::{Deserialize, Serialize};
 
@@ -62,8 +63,37 @@ pub struct ModelSpec {
     pub layout: ModelLayout,
     /// The files.
     pub files: Vec<ModelFile>,
+    /// The precision the model is loaded at.
+    pub precision: ModelPrecision,
+}
+
+/// The precision a model is loaded at (`"int8"` or `"f32"` on the wire).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ModelPrecision {
+    /// Weights as 8-bit integers with per-block scales (smaller downloads and cache).
+    #[default]
+    Int8,
+    /// 32-bit floats.
+    F32,
+}
+
+impl ModelPrecision {
+    /// Both, as a picker lists them.
+    pub const ALL: [Self; 2] = [Self::Int8, Self::F32];
+
     /// `int8` or `f32`.
-    pub precision: String,
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Int8 => "int8",
+            Self::F32 => "f32",
+        }
+    }
+
+    /// The precision called `name`.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|p| p.name() == name)
+    }
 }
 
 /// One image to make.
@@ -81,8 +111,8 @@ pub struct GenerateJob {
     pub height: u32,
     /// Sampling steps.
     pub steps: u32,
-    /// A1111 sampler name (`Euler a`, `DPM++ 2M Karras`…).
-    pub sampler: String,
+    /// The sampler (A1111's name on the wire: `Euler a`, `DPM++ 2M Karras`…).
+    pub sampler: Sampler,
     /// Guidance scale.
     pub cfg: f64,
     /// The seed (already resolved: never "random").
@@ -451,7 +481,7 @@ mod tests {
                 url: "/fixtures/tiny-sd1/diffusers/unet/config.json".into(),
                 fallback: Some(("unet/a".into(), "/a".into())),
             }],
-            precision: "f32".into(),
+            precision: ModelPrecision::F32,
         };
         let job = GenerateJob {
             job: 3,
@@ -460,7 +490,7 @@ mod tests {
             width: 64,
             height: 64,
             steps: 4,
-            sampler: "Euler".into(),
+            sampler: Sampler::Euler,
             cfg: 7.0,
             seed: 42,
             preview_every: 1,
@@ -505,6 +535,29 @@ mod tests {
             .to_json(),
             r#"{"type":"failed","stage":"self_test","message":"x"}"#
         );
+    }
+
+    #[test]
+    fn samplers_and_precisions_are_enums_with_a1111_names_on_the_wire() {
+        let json = r#"{"type":"generate","job":{"job":1,"prompt":"a","negative":"","width":64,
+            "height":64,"steps":4,"sampler":"DPM++ 2M Karras","cfg":7.0,"seed":1,
+            "preview_every":0}}"#;
+        let Ok(ToWorker::Generate { job }) = ToWorker::from_json(json) else {
+            panic!("reads");
+        };
+        assert_eq!(job.sampler, Sampler::DpmPp2mKarras);
+        let unknown = json.replace("DPM++ 2M Karras", "Heun++");
+        let err = ToWorker::from_json(&unknown)
+            .map(|_| ())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("Heun++"), "{err}");
+        assert_eq!(
+            serde_json::to_string(&ModelPrecision::Int8).unwrap_or_default(),
+            "\"int8\""
+        );
+        assert_eq!(ModelPrecision::from_name("f32"), Some(ModelPrecision::F32));
+        assert_eq!(ModelPrecision::from_name("fp8"), None);
     }
 
     #[test]

@@ -30,7 +30,8 @@ use crate::blob::{BlobFolder, BlobSource};
 use crate::cache::{self, CacheWriter, ModelDir};
 use crate::fetch::{FetchError, MemorySink, download};
 use crate::job::{
-    check_fits, check_weights_fit, fit, png_base64, request_for, single_frame, summary,
+    check_fits, check_weights_fit, engine_precision, fit, png_base64, request_for, single_frame,
+    summary,
 };
 use keyshift_web::cache::{CachedFile, Manifest, bytes_text};
 use web_sys::Blob;
@@ -110,8 +111,7 @@ async fn try_load(
     let clock = Stopwatch::start();
     LOADED.with(|l| l.borrow_mut().take());
     let heap_before = crate::heap::reset_peak();
-    let precision = Precision::parse(&spec.precision)
-        .ok_or_else(|| format!("unknown precision \"{}\" (int8 or f32)", spec.precision))?;
+    let precision = engine_precision(spec.precision);
     if spec.files.is_empty() {
         return Err(format!("{}: the model lists no files", spec.label));
     }

@@ -12,12 +12,12 @@ use keyshift_sd::limits;
 use keyshift_sd::model::{ModelInfo, Prediction, SdModel};
 use keyshift_sd::weights::Precision;
 use keyshift_web::cache::bytes_text;
-use keyshift_web::protocol::{ComputeBackend, GenerateJob};
+use keyshift_web::protocol::{ComputeBackend, GenerateJob, ModelPrecision};
 
 /// The engine request for `job` on `model`, or why it cannot run.
 pub fn request_for(job: &GenerateJob, model: &SdModel) -> Result<Request, String> {
-    let sampler = parse_sampler(&job.sampler, None)
-        .ok_or_else(|| format!("unknown sampler \"{}\"", job.sampler))?;
+    let name = job.sampler.name();
+    let sampler = parse_sampler(name, None).ok_or_else(|| format!("unknown sampler \"{name}\""))?;
     let (_, multiple) = size_multiple(model);
     let fits = |side: u32| side > 0 && (side as usize).is_multiple_of(multiple);
     if !fits(job.width) || !fits(job.height) {
@@ -109,6 +109,14 @@ pub fn check_weights_fit(largest: u64, limit: u64) -> Result<(), String> {
         bytes_text(limit),
         bytes_text(largest)
     ))
+}
+
+/// The engine's precision for the protocol's.
+pub fn engine_precision(precision: ModelPrecision) -> Precision {
+    match precision {
+        ModelPrecision::Int8 => Precision::Int8,
+        ModelPrecision::F32 => Precision::F32,
+    }
 }
 
 /// One line describing a loaded model.
@@ -206,7 +214,7 @@ mod tests {
             width: 64,
             height: 64,
             steps: 4,
-            sampler: "Euler".into(),
+            sampler: keyshift_web::protocol::Sampler::Euler,
             cfg: 7.0,
             seed: 42,
             preview_every: 0,
@@ -246,9 +254,11 @@ mod tests {
     #[test]
     fn bad_jobs_say_what_is_wrong() {
         let model = model();
-        let mut bad = job();
-        bad.sampler = "Heun++".into();
-        assert!(request_for(&bad, &model).unwrap_err().contains("Heun++"));
+        for sampler in keyshift_web::protocol::Sampler::ALL {
+            let mut good = job();
+            good.sampler = sampler;
+            assert!(request_for(&good, &model).is_ok(), "{}", sampler.name());
+        }
         let mut bad = job();
         bad.width = 66;
         let err = request_for(&bad, &model).unwrap_err();
