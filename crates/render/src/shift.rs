@@ -37,8 +37,8 @@ pub struct ShiftOptions {
 }
 
 impl ShiftOptions {
-    /// The video's frame rate for `frames` frames (before lead padding): `fps`, or
-    /// `frames / |fps|` when negative; `None` for no video.
+    /// The video's frame rate for `frames` frames (lead padding included, as the original counts
+    /// them): `fps`, or `frames / |fps|` when negative; `None` for no video.
     pub fn video_fps(&self, frames: usize) -> Option<f64> {
         #[allow(clippy::cast_precision_loss, reason = "frame counts are small")]
         match self.fps {
@@ -206,7 +206,8 @@ impl FrameSource for ShiftSource {
             files.push((SCATTER_FILE.to_owned(), svg));
         }
         Ok(Finished {
-            fps: self.options.video_fps(order.len()),
+            // Negative FPS is the length in seconds of the video, lead frames included.
+            fps: self.options.video_fps(order.len() + 2 * self.options.lead),
             lead: self.options.lead,
             order,
             files,

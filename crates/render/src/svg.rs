@@ -56,7 +56,7 @@ pub fn ssim_scatter_svg(points: &[SsimPoint], threshold: f64, min_step: f64) -> 
         W - MARGIN
     );
     for p in points {
-        let colour = if p.subdivided { "#ff7f0e" } else { "#1f77b4" };
+        let colour = if p.subdivided { "#ffa600" } else { "#003f5c" };
         let _ = writeln!(
             svg,
             "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"3\" fill=\"{colour}\"><title>gap {} ssim {}</title></circle>",
@@ -133,8 +133,8 @@ mod tests {
         ];
         let svg = ssim_scatter_svg(&points, 0.9, 0.0001);
         assert_eq!(svg.matches("<circle").count(), 2);
-        assert_eq!(svg.matches("#ff7f0e").count(), 1);
-        assert_eq!(svg.matches("#1f77b4").count(), 1);
+        assert_eq!(svg.matches("#ffa600").count(), 1);
+        assert_eq!(svg.matches("#003f5c").count(), 1);
         assert!(svg.contains(">1e-4<"), "the axis reaches the minimum step");
         assert!(svg.starts_with("<svg") && svg.ends_with("</svg>\n"));
     }

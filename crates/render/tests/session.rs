@@ -157,11 +157,11 @@ fn shift_frames_are_upscaled_before_gap_filling_compares_them() {
     );
     assert_eq!(finished.lead, 1);
     #[allow(clippy::cast_precision_loss, reason = "small")]
-    let fps = n as f64 / 2.0;
+    let fps = (n + 2) as f64 / 2.0;
     assert_eq!(
         finished.fps,
         Some(fps),
-        "negative FPS is the video length in seconds"
+        "negative FPS is the video length in seconds, lead frames included"
     );
     let names: Vec<&str> = finished.files.iter().map(|(n, _)| n.as_str()).collect();
     assert_eq!(names, ["shift-attention-info.txt", "ssim_scatter.svg"]);
