@@ -166,11 +166,6 @@ impl<'m, S: FrameSource> RenderSession<'m, S> {
         &self.source
     }
 
-    /// The shared settings.
-    pub fn settings(&self) -> &RenderSettings {
-        &self.settings
-    }
-
     /// Runs the next sampling step, finishes a frame, or ends the render. Async only to read
     /// results back from a GPU; natively, block on it.
     pub async fn advance(&mut self, hook: &mut dyn StepHook) -> Result<Event, RenderError> {

@@ -102,11 +102,6 @@ impl ShiftSource {
         &self.similarities
     }
 
-    /// The options.
-    pub fn options(&self) -> &ShiftOptions {
-        &self.options
-    }
-
     fn spec(frame: &RunFrame) -> FrameSpec {
         let f = &frame.frame;
         let mut extra = BTreeMap::new();

@@ -19,15 +19,6 @@ pub struct RgbImage {
 }
 
 impl RgbImage {
-    /// Wraps `data`; `None` unless it holds exactly `width·height·3` bytes.
-    pub fn new(width: usize, height: usize, data: Vec<u8>) -> Option<Self> {
-        (width.checked_mul(height)?.checked_mul(3)? == data.len()).then_some(Self {
-            width,
-            height,
-            data,
-        })
-    }
-
     /// The sample of channel `c` at (`x`, `y`), 0 outside the buffer.
     pub fn at(&self, x: usize, y: usize, c: usize) -> u8 {
         self.data
