@@ -7,6 +7,7 @@ use leptos::prelude::*;
 use leptos_router::components::{A, Route, Router, Routes};
 use leptos_router::path;
 
+use crate::animate::Animate;
 use crate::browser;
 use crate::pages::{ProjectPage, SystemPage};
 use crate::state::{self, LinkNotice, WorkerView};
@@ -26,6 +27,8 @@ pub struct Shared {
     pub worker: RwSignal<WorkerView>,
     /// The generation workspace.
     pub studio: RwSignal<Studio>,
+    /// The Animate workspace.
+    pub animate: RwSignal<Animate>,
     /// The worker itself (not `Send`, so stored locally).
     worker_handle: Handle,
 }
@@ -66,6 +69,35 @@ impl Shared {
 
 type Handle = StoredValue<Option<WorkerHandle>, LocalStorage>;
 
+/// The workspaces that follow the worker's messages.
+#[derive(Clone, Copy)]
+struct Views {
+    worker: RwSignal<WorkerView>,
+    studio: RwSignal<Studio>,
+    animate: RwSignal<Animate>,
+}
+
+impl Views {
+    /// Folds a message into every workspace and sends what they ask for next.
+    fn deliver(self, handle: Handle, message: &FromWorker) {
+        let mut next = None;
+        self.studio.update(|s| next = s.apply(message));
+        if let Some(next) = next {
+            send(handle, &next);
+        }
+        let mut next = None;
+        let mut stale = Vec::new();
+        self.animate.update(|a| {
+            next = a.apply(message, &mut browser::object_url);
+            stale = a.take_stale_urls();
+        });
+        stale.iter().for_each(|url| browser::revoke_url(url));
+        if let Some(next) = next {
+            send(handle, &next);
+        }
+    }
+}
+
 fn send(handle: Handle, message: &ToWorker) {
     handle.with_value(|h| match h {
         Some(h) => {
@@ -77,26 +109,27 @@ fn send(handle: Handle, message: &ToWorker) {
     });
 }
 
-fn spawn_worker(view: RwSignal<WorkerView>, studio: RwSignal<Studio>, handle: Handle) {
+fn spawn_worker(views: Views, handle: Handle) {
     let url = browser::meta("keyshift-worker").unwrap_or_else(|| DEFAULT_WORKER_URL.to_owned());
+    let view = views.worker;
     let on_message = move |message: Result<FromWorker, _>| {
         if let Ok(m) = &message
             && view.with_untracked(|v| v.is_crash(m))
         {
-            crashed(view, studio, handle, m);
+            crashed(views, handle, m);
             return;
         }
         if let Ok(m) = &message {
-            let mut next = None;
-            studio.update(|s| next = s.apply(m));
-            if let Some(next) = next {
-                send(handle, &next);
-            }
+            views.deliver(handle, m);
         }
         view.update(|v| v.apply(message));
     };
     match WorkerHandle::spawn(&url, on_message) {
-        Ok(worker) => handle.set_value(Some(worker)),
+        Ok(worker) => {
+            handle.set_value(Some(worker));
+            // The frame store: an interrupted render shows again, ready to resume.
+            send(handle, &ToWorker::ListRenders);
+        }
         Err(e) => {
             view.update(|v| {
                 v.apply(Ok(FromWorker::Failed {
@@ -110,7 +143,8 @@ fn spawn_worker(view: RwSignal<WorkerView>, studio: RwSignal<Studio>, handle: Ha
 
 /// The worker stopped working: fail what depended on it and start a fresh one (once, however
 /// many messages the old one sends about it).
-fn crashed(view: RwSignal<WorkerView>, studio: RwSignal<Studio>, handle: Handle, m: &FromWorker) {
+fn crashed(views: Views, handle: Handle, m: &FromWorker) {
+    let view = views.worker;
     if view.with_untracked(|v| v.crashed) {
         return;
     }
@@ -120,37 +154,47 @@ fn crashed(view: RwSignal<WorkerView>, studio: RwSignal<Studio>, handle: Handle,
         _ => String::new(),
     };
     tracing::warn!("the compute worker stopped: {message}");
-    studio.update(|s| {
-        s.apply(&FromWorker::Failed {
+    views.deliver(
+        handle,
+        &FromWorker::Failed {
             stage: Stage::Crashed,
             message,
-        });
-    });
+        },
+    );
     // Not from inside the old worker's own callback: its closures are dropped with it.
     leptos::task::spawn_local(async move {
         handle.set_value(None);
         view.set(WorkerView::spawned());
-        spawn_worker(view, studio, handle);
+        spawn_worker(views, handle);
     });
 }
 
 /// The root component.
 #[component]
 pub fn App() -> impl IntoView {
-    let (project, notice) = state::open_link(&browser::fragment());
-    let worker = RwSignal::new(WorkerView::spawned());
-    let studio = RwSignal::new(Studio::default());
+    let (project, notice) =
+        state::start_project(&browser::fragment(), browser::autosaved().as_deref());
+    let views = Views {
+        worker: RwSignal::new(WorkerView::spawned()),
+        studio: RwSignal::new(Studio::default()),
+        animate: RwSignal::new(Animate::default()),
+    };
     let worker_handle = StoredValue::new_local(None);
-    spawn_worker(worker, studio, worker_handle);
+    spawn_worker(views, worker_handle);
     let shared = Shared {
         project: RwSignal::new(project),
         link_notice: RwSignal::new(notice),
-        worker,
-        studio,
+        worker: views.worker,
+        studio: views.studio,
+        animate: views.animate,
         worker_handle,
     };
     provide_context(shared);
+    let studio = views.studio;
     Effect::new(move || browser::set_title(&studio.with(|s| s.title("Keyshift"))));
+    // Autosave: the project as its share link, on every change.
+    let project = shared.project;
+    Effect::new(move || browser::autosave(&state::link_fragment(&project.get())));
     view! {
         <Router>
             <Header/>

@@ -124,3 +124,73 @@ pub async fn persist_storage() -> bool {
         .and_then(|v| v.as_bool())
         .unwrap_or(false)
 }
+
+#[wasm_bindgen::prelude::wasm_bindgen]
+extern "C" {
+    #[wasm_bindgen(js_namespace = URL, js_name = createObjectURL, catch)]
+    fn create_object_url(blob: &JsValue) -> Result<String, JsValue>;
+    #[wasm_bindgen(js_namespace = URL, js_name = revokeObjectURL)]
+    fn revoke_object_url(url: &str);
+    #[wasm_bindgen(js_namespace = localStorage, js_name = getItem, catch)]
+    fn local_get(key: &str) -> Result<Option<String>, JsValue>;
+    #[wasm_bindgen(js_namespace = localStorage, js_name = setItem, catch)]
+    fn local_set(key: &str, value: &str) -> Result<(), JsValue>;
+}
+
+/// An object URL of `bytes` typed `mime` (a frame, an export); revoke it with [`revoke_url`].
+pub fn object_url(bytes: &[u8], mime: &str) -> String {
+    let parts = js_sys::Array::of1(&js_sys::Uint8Array::from(bytes));
+    let options = js_sys::Object::new();
+    let _ = Reflect::set(
+        &options,
+        &JsValue::from_str("type"),
+        &JsValue::from_str(mime),
+    );
+    let blob = Reflect::get(&js_sys::global(), &JsValue::from_str("Blob"))
+        .ok()
+        .and_then(|c| c.dyn_into::<Function>().ok())
+        .and_then(|c| Reflect::construct(&c, &js_sys::Array::of2(&parts, &options)).ok());
+    blob.and_then(|b| create_object_url(&b).ok())
+        .unwrap_or_default()
+}
+
+/// Releases an object URL.
+pub fn revoke_url(url: &str) {
+    if !url.is_empty() {
+        revoke_object_url(url);
+    }
+}
+
+/// Milliseconds since the epoch.
+pub fn now_ms() -> f64 {
+    js_sys::Date::now()
+}
+
+const AUTOSAVE: &str = "keyshift-autosave";
+
+/// The project saved by [`autosave`] (a share-link fragment), if any.
+pub fn autosaved() -> Option<String> {
+    local_get(AUTOSAVE).ok().flatten()
+}
+
+/// Keeps `fragment` (the project as a share link) for the next visit.
+pub fn autosave(fragment: &str) {
+    if let Err(e) = local_set(AUTOSAVE, fragment) {
+        tracing::warn!("the project could not be saved in the browser: {e:?}");
+    }
+}
+
+/// Starts a download of `url` as `name`.
+pub fn download(url: &str, name: &str) {
+    let Some(document) = window().and_then(|w| w.document()) else {
+        return;
+    };
+    let Ok(link) = document.create_element("a") else {
+        return;
+    };
+    let _ = link.set_attribute("href", url);
+    let _ = link.set_attribute("download", name);
+    if let Ok(link) = link.dyn_into::<web_sys::HtmlElement>() {
+        link.click();
+    }
+}

@@ -1,6 +1,7 @@
 //! Keyshift's web app: a leptos single-page app. Components read state and emit commands; the
 //! logic lives in [`state`] (plain types, tested natively) and the browser I/O in `browser`.
 
+pub mod animate;
 pub mod state;
 pub mod studio;
 

@@ -2,7 +2,7 @@
 //! leptos and no web-sys here, so all of it is tested natively.
 
 use keyshift_core::selftest::SelfTestReport;
-use keyshift_core::share::{self, Project, Sampler, Seed};
+use keyshift_core::share::{self, AnimationMode, Project, Sampler, Seed, ShiftSettings};
 use keyshift_web::protocol::{FromWorker, ProtocolError, Stage};
 
 /// A message about the link the app was opened with.
@@ -46,6 +46,77 @@ pub fn open_link(fragment: &str) -> (Project, Option<LinkNotice>) {
     }
 }
 
+/// The project the app starts with: the link's when the page was opened with one, otherwise
+/// the one autosaved in this browser (silently the default one when that cannot be read).
+pub fn start_project(fragment: &str, autosaved: Option<&str>) -> (Project, Option<LinkNotice>) {
+    if !fragment.trim_start_matches('#').trim().is_empty() {
+        return open_link(fragment);
+    }
+    match autosaved.map(open_link) {
+        Some((project, None)) => (project, None),
+        Some((project, Some(notice))) if !notice.is_error => (project, None),
+        _ => (Project::default(), None),
+    }
+}
+
+/// The extension of a project file.
+pub const PROJECT_EXTENSION: &str = ".keyshift";
+
+/// A project file: the project's share link (the CLI's `--project FILE` reads it too), and the
+/// file name offered.
+pub fn project_file(project: &Project) -> (String, String) {
+    let link = link_fragment(project);
+    let stem: String = project
+        .name
+        .trim()
+        .chars()
+        .map(|c| {
+            if c.is_alphanumeric() || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let stem = if stem.trim_matches('_').is_empty() {
+        "keyshift-project".to_owned()
+    } else {
+        stem
+    };
+    (
+        format!("{}\n", link.trim_start_matches('#')),
+        format!("{stem}{PROJECT_EXTENSION}"),
+    )
+}
+
+/// Opens a dropped or picked project file named `name`.
+pub fn open_project_file(name: &str, text: &str) -> (Option<Project>, LinkNotice) {
+    match open_link(text.trim()) {
+        (project, None) => (
+            Some(project),
+            LinkNotice {
+                is_error: false,
+                title: format!("Project opened from {name}."),
+                details: Vec::new(),
+            },
+        ),
+        (project, Some(notice)) if !notice.is_error => (
+            Some(project),
+            LinkNotice {
+                title: format!("Project opened from {name}, with some values adjusted:"),
+                ..notice
+            },
+        ),
+        (_, Some(notice)) => (
+            None,
+            LinkNotice {
+                title: format!("{name} could not be opened; the project is unchanged."),
+                ..notice
+            },
+        ),
+    }
+}
+
 fn capitalise(text: &str) -> String {
     let mut chars = text.chars();
     chars.next().map_or_else(String::new, |first| {
@@ -79,6 +150,66 @@ pub enum ProjectCommand {
     SetSeed(String),
     /// Sampler by its A1111 name.
     SetSampler(String),
+    /// The animation mode by its name (`single`, `shift-attention`).
+    SetMode(String),
+    /// A shift-attention option.
+    SetShift(ShiftField, String),
+}
+
+/// A shift-attention option the Animate workspace edits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShiftField {
+    /// Intervals per segment, 1..=1000.
+    Steps,
+    /// Video frame rate; negative: seconds. −3600..=240.
+    Fps,
+    /// Lead in/out frames, 0..=1000.
+    Lead,
+    /// Mirror (`true`/`false`).
+    Mirror,
+    /// Remove zero-strength tags (`true`/`false`).
+    RemoveZero,
+    /// Lanczos upscale ratio, 0.1..=8.
+    Upscale,
+    /// SSIM threshold, 0..=1.
+    SsimThreshold,
+    /// SSIM minimum step, above 0 and at most 1.
+    SsimMinStep,
+    /// SSIM min threshold %, 0..=100.
+    SsimMinPct,
+}
+
+impl ShiftField {
+    /// The field's name in messages.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Steps => "Shift steps",
+            Self::Fps => "FPS",
+            Self::Lead => "Lead in/out",
+            Self::Mirror => "Mirror",
+            Self::RemoveZero => "Remove zero strength",
+            Self::Upscale => "Upscale ratio",
+            Self::SsimThreshold => "SSIM threshold",
+            Self::SsimMinStep => "SSIM minimum step",
+            Self::SsimMinPct => "SSIM min threshold %",
+        }
+    }
+
+    fn apply(self, text: &str, s: &mut ShiftSettings) -> Result<(), EditError> {
+        let label = self.label();
+        match self {
+            Self::Steps => s.shift_steps = parse_in(label, text, 1, 1000)? as u32,
+            Self::Lead => s.lead = parse_in(label, text, 0, 1000)? as u32,
+            Self::Mirror => s.mirror = parse_flag(label, text)?,
+            Self::RemoveZero => s.remove_zero = parse_flag(label, text)?,
+            Self::Fps => s.fps = parse_real(label, text, -3600.0, 240.0)?,
+            Self::Upscale => s.upscale = parse_real(label, text, 0.1, 8.0)?,
+            Self::SsimThreshold => s.ssim_threshold = parse_real(label, text, 0.0, 1.0)?,
+            Self::SsimMinStep => s.ssim_min_step = parse_real(label, text, 1e-9, 1.0)?,
+            Self::SsimMinPct => s.ssim_min_pct = parse_real(label, text, 0.0, 100.0)?,
+        }
+        Ok(())
+    }
 }
 
 /// Why an edit was refused; the project keeps its previous value.
@@ -111,6 +242,9 @@ pub enum EditError {
     /// An unknown sampler.
     #[error("unknown sampler \"{0}\"")]
     UnknownSampler(String),
+    /// An unknown animation mode.
+    #[error("unknown animation mode \"{0}\"")]
+    UnknownMode(String),
 }
 
 impl ProjectCommand {
@@ -131,8 +265,43 @@ impl ProjectCommand {
             ProjectCommand::SetSampler(v) => {
                 s.sampler = Sampler::from_name(&v).ok_or(EditError::UnknownSampler(v))?;
             }
+            ProjectCommand::SetMode(v) => {
+                project.animation.mode =
+                    AnimationMode::from_name(&v).ok_or(EditError::UnknownMode(v))?;
+            }
+            ProjectCommand::SetShift(field, v) => {
+                let mut next = project.animation.shift.clone();
+                field.apply(&v, &mut next)?;
+                project.animation.shift = next;
+            }
         }
         Ok(())
+    }
+}
+
+fn parse_real(field: &'static str, text: &str, min: f64, max: f64) -> Result<f64, EditError> {
+    let value: f64 = text.trim().parse().map_err(|_| EditError::NotANumber {
+        field,
+        text: text.to_owned(),
+    })?;
+    if !value.is_finite() || !(min..=max).contains(&value) {
+        return Err(EditError::OutOfRange {
+            field,
+            min: min.to_string(),
+            max: max.to_string(),
+        });
+    }
+    Ok(value)
+}
+
+fn parse_flag(field: &'static str, text: &str) -> Result<bool, EditError> {
+    match text.trim() {
+        "true" | "on" | "1" => Ok(true),
+        "false" | "off" | "0" | "" => Ok(false),
+        _ => Err(EditError::NotANumber {
+            field,
+            text: text.to_owned(),
+        }),
     }
 }
 
@@ -304,7 +473,7 @@ impl WorkerView {
             }
             // Model and generation failures belong to the studio, not to the self-test.
             Ok(FromWorker::Failed {
-                stage: Stage::Model | Stage::Generate,
+                stage: Stage::Model | Stage::Generate | Stage::Render | Stage::Export,
                 ..
             }) => {}
             Ok(FromWorker::Failed { stage, message }) => {
@@ -319,7 +488,14 @@ impl WorkerView {
                 | FromWorker::Image { .. }
                 | FromWorker::Cancelled { .. }
                 | FromWorker::Tokens { .. }
-                | FromWorker::Cache { .. },
+                | FromWorker::Cache { .. }
+                | FromWorker::Frame { .. }
+                | FromWorker::RenderProgress { .. }
+                | FromWorker::RenderDone { .. }
+                | FromWorker::RenderOpened { .. }
+                | FromWorker::Renders { .. }
+                | FromWorker::ExportProgress { .. }
+                | FromWorker::Exported { .. },
             ) => {}
             Err(e) => self.failure = Some((Stage::Message, e.to_string())),
         }
@@ -347,6 +523,8 @@ fn stage_name(stage: Stage) -> &'static str {
         Stage::Message => "message",
         Stage::Model => "loading the model",
         Stage::Generate => "generating",
+        Stage::Render => "rendering",
+        Stage::Export => "exporting",
         Stage::Crashed => "the worker stopped",
     }
 }
@@ -380,6 +558,90 @@ mod tests {
 
     use super::*;
     use keyshift_core::selftest::Check;
+
+    #[test]
+    fn without_a_link_the_autosaved_project_opens() {
+        let mut saved = Project {
+            prompt: "autosaved (cat:1~0)".into(),
+            ..Project::default()
+        };
+        saved.animation.mode = keyshift_core::share::AnimationMode::ShiftAttention;
+        let fragment = link_fragment(&saved);
+        assert_eq!(start_project("", Some(&fragment)), (saved.clone(), None));
+        let linked = Project {
+            prompt: "from the link".into(),
+            ..Project::default()
+        };
+        let (opened, _) = start_project(&link_fragment(&linked), Some(&fragment));
+        assert_eq!(opened, linked, "a link wins over the autosave");
+        assert_eq!(
+            start_project("#", Some("#v2.%%%")),
+            (Project::default(), None),
+            "a damaged autosave is ignored"
+        );
+        assert_eq!(start_project("", None), (Project::default(), None));
+    }
+
+    #[test]
+    fn a_project_file_round_trips_and_a_bad_one_changes_nothing() {
+        let mut p = Project {
+            name: "Cat / dog".into(),
+            prompt: "a (cat:1~0)".into(),
+            ..Project::default()
+        };
+        p.animation.shift.shift_steps = 7;
+        let (text, name) = project_file(&p);
+        assert_eq!(name, "Cat___dog.keyshift");
+        assert!(text.starts_with("v2."), "{text}");
+        let (opened, notice) = open_project_file(&name, &text);
+        assert_eq!(opened, Some(p));
+        assert_eq!(notice.title, "Project opened from Cat___dog.keyshift.");
+        let (none, notice) = open_project_file("x.keyshift", "v2.%%%");
+        assert_eq!(none, None);
+        assert!(notice.is_error && notice.title.starts_with("x.keyshift could not be opened"));
+        assert_eq!(project_file(&Project::default()).1, "Untitled.keyshift");
+        let nameless = Project {
+            name: " / ".into(),
+            ..Project::default()
+        };
+        assert_eq!(project_file(&nameless).1, "keyshift-project.keyshift");
+    }
+
+    #[test]
+    fn animation_edits_are_validated() {
+        let mut p = Project::default();
+        ProjectCommand::SetMode("shift-attention".into())
+            .apply(&mut p)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            p.animation.mode,
+            keyshift_core::share::AnimationMode::ShiftAttention
+        );
+        assert!(
+            ProjectCommand::SetMode("travel".into())
+                .apply(&mut p)
+                .is_err()
+        );
+        let set = |p: &mut Project, f, v: &str| ProjectCommand::SetShift(f, v.into()).apply(p);
+        set(&mut p, ShiftField::Steps, "4").unwrap_or_else(|e| panic!("{e}"));
+        set(&mut p, ShiftField::Fps, "-2.5").unwrap_or_else(|e| panic!("{e}"));
+        set(&mut p, ShiftField::Mirror, "true").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            (
+                p.animation.shift.shift_steps,
+                p.animation.shift.fps,
+                p.animation.shift.mirror
+            ),
+            (4, -2.5, true)
+        );
+        let before = p.clone();
+        let err = set(&mut p, ShiftField::Steps, "0").map(|_| ()).unwrap_err();
+        assert_eq!(err.to_string(), "Shift steps must be between 1 and 1000");
+        assert!(set(&mut p, ShiftField::Upscale, "9").is_err());
+        assert!(set(&mut p, ShiftField::SsimThreshold, "NaN").is_err());
+        assert!(set(&mut p, ShiftField::Lead, "x").is_err());
+        assert_eq!(p, before, "refused edits change nothing");
+    }
 
     #[test]
     fn an_empty_fragment_opens_the_default_project_silently() {

@@ -803,9 +803,16 @@ impl Studio {
                 self.tokens = Some((prompt.clone(), negative.clone()));
                 None
             }
-            FromWorker::Started | FromWorker::DeviceReady { .. } | FromWorker::SelfTest { .. } => {
-                None
-            }
+            FromWorker::Started
+            | FromWorker::DeviceReady { .. }
+            | FromWorker::SelfTest { .. }
+            | FromWorker::Frame { .. }
+            | FromWorker::RenderProgress { .. }
+            | FromWorker::RenderDone { .. }
+            | FromWorker::RenderOpened { .. }
+            | FromWorker::Renders { .. }
+            | FromWorker::ExportProgress { .. }
+            | FromWorker::Exported { .. } => None,
         }
     }
 

@@ -1,4 +1,5 @@
 //! One module per page.
+mod animate;
 mod project;
 mod studio;
 mod system;

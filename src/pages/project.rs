@@ -132,6 +132,19 @@ pub fn ProjectPage() -> impl IntoView {
                 Ok(buffer) => js_sys::Uint8Array::new(&buffer).to_vec(),
                 Err(_) => Vec::new(),
             };
+            if name
+                .to_ascii_lowercase()
+                .ends_with(state::PROJECT_EXTENSION)
+            {
+                let (opened, message) =
+                    state::open_project_file(&name, &String::from_utf8_lossy(&bytes));
+                if let Some(next) = opened {
+                    browser::replace_fragment(&state::link_fragment(&next));
+                    project.set(next);
+                }
+                notice.set(Some(message));
+                return;
+            }
             let mut next = project.get_untracked();
             match state::restore_from_png(&bytes, &mut next) {
                 Ok(restored) => {
@@ -159,8 +172,16 @@ pub fn ProjectPage() -> impl IntoView {
         over.remove();
         drop.remove();
     });
+    let at_frame = move || {
+        shared.animate.with(|a| {
+            a.current()
+                .map(|f| format!("At frame {}: {}", f.info.index, f.info.prompt))
+        })
+    };
     view! {
         <LinkNoticeBanner/>
+        <div class="workspace">
+        <div class="column">
         <section class="card">
             <h1>"Project"</h1>
             <label class="field">
@@ -180,6 +201,7 @@ pub fn ProjectPage() -> impl IntoView {
                     placeholder="a (cat:1.2) sitting on a [chair|sofa], by an old master"
                     prop:value=move || project.get().prompt
                     on:input=on(ProjectCommand::SetPrompt)></textarea>
+                <span class="hint" data-testid="prompt-frame-value">{at_frame}</span>
             </label>
             <label class="field">
                 <span class="label-row">"Negative prompt"
@@ -224,9 +246,16 @@ pub fn ProjectPage() -> impl IntoView {
                 </p>
             </Show>
         </section>
+        <super::animate::AnimateCard/>
         <super::studio::StudioCard/>
-        <super::studio::CacheCard/>
         <ShareCard/>
+        </div>
+        <div class="column stage">
+        <super::animate::PlayerCard/>
+        <super::animate::RendersCard/>
+        <super::studio::CacheCard/>
+        </div>
+        </div>
     }
 }
 
@@ -280,6 +309,11 @@ fn ShareCard() -> impl IntoView {
                         }
                     }/>
                 <button data-testid="copy-link" on:click=copy>"Copy link"</button>
+                <button class="ghost" data-testid="download-project" title="A .keyshift file: drop it on the page to open it"
+                    on:click=move |_| {
+                        let (text, name) = state::project_file(&project.get_untracked());
+                        browser::download(&browser::object_url(text.as_bytes(), "text/plain"), &name);
+                    }>"Save project file"</button>
             </div>
             <p class="hint" data-testid="copy-status">
                 {move || match copied.get() {

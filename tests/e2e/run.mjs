@@ -673,6 +673,288 @@ test('the CPU fallback draws the same image', async () => {
   });
 });
 
+// ---- Animations -------------------------------------------------------------------------------
+
+const SHIFT = { ...SETTINGS, prompt: 'a photo of a (cat:1.5~0.2)', shiftSteps: '5', lead: '1' };
+const SHIFT_FRAMES = 6;
+// Mirrored (each frame forward, then back), then one lead frame at each end.
+const SHIFT_VIDEO_FRAMES = 2 * SHIFT_FRAMES + 2;
+
+/** The CLI's frames for the same animation (folder output, video order), as data URLs. */
+function cliShiftFrames() {
+  assert.ok(CLI, 'KEYSHIFT_CLI (the native keyshift binary) is not set');
+  const dir = mkdtempSync(join(tmpdir(), 'keyshift-cli-shift-'));
+  try {
+    const run = spawnSync(CLI, ['render', 'shift', '--model', FIXTURE, '--prompt', SHIFT.prompt,
+      '--negative', SHIFT.negative, '--shift-steps', SHIFT.shiftSteps, '--size', `${SHIFT.width}x${SHIFT.height}`,
+      '--steps', SHIFT.steps, '--cfg', SHIFT.cfg, '--seed', SHIFT.seed, '--sampler', SHIFT.sampler,
+      '--mirror', '--lead', SHIFT.lead, '--out', dir], { encoding: 'utf8' });
+    assert.equal(run.status, 0, run.stderr);
+    const frames = [];
+    for (let i = 0; i < SHIFT_FRAMES; i += 1) {
+      const png = readFileSync(join(dir, `${String(i).padStart(5, '0')}.png`));
+      frames.push(`data:image/png;base64,${png.toString('base64')}`);
+    }
+    return frames;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+async function setAnimation(page) {
+  await setProject(page, SHIFT);
+  await byId(page, 'mode-picker').selectOption('shift-attention');
+  for (const [id, value] of [['shift-steps', SHIFT.shiftSteps], ['shift-lead', SHIFT.lead]]) {
+    await byId(page, id).fill(value);
+    await byId(page, id).press('Tab');
+  }
+  await byId(page, 'shift-mirror').check();
+}
+
+const frameCount = (page) => page.locator('[data-testid="frame-strip"] [data-testid="frame"]').count();
+
+async function waitForFrames(page, n) {
+  await page.waitForFunction((want) => {
+    const failed = document.querySelector('[data-testid="render-error"]');
+    return failed || document.querySelectorAll('[data-testid="frame-strip"] [data-testid="frame"]').length >= want;
+  }, n, { timeout: GPU_TIMEOUT_MS });
+  const error = await byId(page, 'render-error').count() ? await text(page, 'render-error') : null;
+  assert.equal(error, null);
+}
+
+
+async function exportFile(page, id) {
+  const before = await byId(page, 'export-download').getAttribute('href').catch(() => null);
+  await byId(page, id).click();
+  await page.waitForFunction((old) => {
+    const link = document.querySelector('[data-testid="export-download"]');
+    return document.querySelector('[data-testid="render-error"]') || (link && link.getAttribute('href') !== old);
+  }, before, { timeout: GPU_TIMEOUT_MS });
+  const error = await byId(page, 'render-error').count() ? await text(page, 'render-error') : null;
+  assert.equal(error, null);
+  // Saved as the user saves it (the page's CSP keeps fetch() away from object URLs).
+  const [download] = await Promise.all([page.waitForEvent('download'), byId(page, 'export-download').click()]);
+  return { name: download.suggestedFilename(), bytes: readFileSync(await download.path()) };
+}
+
+/** An independent EBML walk: the DocType and every SimpleBlock/Block of a WebM file. */
+function webmSummary(buf) {
+  const vint = (at, keepMarker) => {
+    const first = buf[at];
+    let len = 1;
+    while (len <= 8 && !(first & (0x80 >> (len - 1)))) len += 1;
+    let value = keepMarker ? first : first & (0xff >> len);
+    for (let i = 1; i < len; i += 1) value = value * 256 + buf[at + i];
+    return { value, len };
+  };
+  const MASTERS = new Set([0x1a45dfa3, 0x18538067, 0x1654ae6b, 0xae, 0xe0, 0x1f43b675, 0xa0, 0x1549a966]);
+  const out = { docType: null, blocks: 0, keyframes: 0, width: null, height: null, codec: null };
+  const walk = (start, end) => {
+    let at = start;
+    while (at < end) {
+      const id = vint(at, true);
+      const size = vint(at + id.len, false);
+      const body = at + id.len + size.len;
+      const unknown = size.value === 2 ** (7 * size.len) - 1;
+      const stop = unknown ? end : body + size.value;
+      if (MASTERS.has(id.value)) walk(body, stop);
+      else if (id.value === 0x4282) out.docType = buf.subarray(body, stop).toString('latin1');
+      else if (id.value === 0x86) out.codec = buf.subarray(body, stop).toString('latin1');
+      else if (id.value === 0xb0) out.width = buf.readUIntBE(body, stop - body);
+      else if (id.value === 0xba) out.height = buf.readUIntBE(body, stop - body);
+      else if (id.value === 0xa3 || id.value === 0xa1) {
+        out.blocks += 1;
+        if (id.value === 0xa3 && buf[body + vint(body, false).len + 2] & 0x80) out.keyframes += 1;
+      }
+      at = stop;
+    }
+  };
+  walk(0, buf.length);
+  return out;
+}
+
+/** Frames of an animated GIF: its image descriptors, found by walking the blocks. */
+function gifFrames(buf) {
+  assert.equal(buf.subarray(0, 6).toString('latin1'), 'GIF89a');
+  let at = 13;
+  if (buf[10] & 0x80) at += 3 * 2 ** ((buf[10] & 7) + 1);
+  let frames = 0;
+  const skipSubBlocks = () => { while (buf[at] !== 0) at += buf[at] + 1; at += 1; };
+  while (at < buf.length && buf[at] !== 0x3b) {
+    if (buf[at] === 0x21) { at += 2; skipSubBlocks(); continue; }
+    assert.equal(buf[at], 0x2c, `unexpected GIF block at ${at}`);
+    frames += 1;
+    const packed = buf[at + 9];
+    at += 10;
+    if (packed & 0x80) at += 3 * 2 ** ((packed & 7) + 1);
+    at += 1;
+    skipSubBlocks();
+  }
+  return frames;
+}
+
+/** The names in a zip (its central directory). */
+function zipNames(buf) {
+  const names = [];
+  for (let at = 0; at + 46 <= buf.length; at += 1) {
+    if (buf.readUInt32LE(at) !== 0x02014b50) continue;
+    const length = buf.readUInt16LE(at + 28);
+    names.push(buf.subarray(at + 46, at + 46 + length).toString('utf8'));
+    at += 45 + length;
+  }
+  return names;
+}
+
+test('shift-attention in the Animate workspace: the CLI frames, resume after a reload, WebM/GIF/zip exports, the link', async () => {
+  let link;
+  await withBrowser(async ({ page, errors }) => {
+    await page.setViewportSize({ width: 1280, height: 800 });
+    await page.goto(BASE);
+    assert.match(await loadModel(page), /^Ready/);
+    await setAnimation(page);
+    assert.equal(await text(page, 'frame-count'),
+      `${SHIFT_FRAMES} frames · video ${SHIFT_VIDEO_FRAMES} frames, 0.5 s at 30 fps`);
+    await byId(page, 'render').click();
+    await waitForFrames(page, 1);
+    // A reload mid-render: the finished frames are in the frame store.
+    await page.reload();
+    await byId(page, 'resume-render').waitFor({ timeout: 60_000 });
+    const kept = await frameCount(page);
+    assert.ok(kept >= 1 && kept < SHIFT_FRAMES, `frames kept over the reload: ${kept}`);
+    facts.shiftFramesKeptOverReload = kept;
+    assert.match(await loadModel(page), /^Ready/);
+    await byId(page, 'resume-render').click();
+    await waitForFrames(page, SHIFT_FRAMES);
+    await page.waitForFunction(() => !document.querySelector('[data-testid="export-webm"]')?.disabled,
+      null, { timeout: GPU_TIMEOUT_MS });
+    assert.equal(await frameCount(page), SHIFT_FRAMES);
+    await page.screenshot({ path: join(tmpdir(), 'keyshift-animate-1280.png') });
+    await page.setViewportSize({ width: 1920, height: 1080 });
+    await page.screenshot({ path: join(tmpdir(), 'keyshift-animate-1920.png') });
+    // Every frame equals the CLI's, pixel for pixel (to 8-bit rounding across devices).
+    const cli = cliShiftFrames();
+    const strip = page.locator('[data-testid="frame-strip"] [data-testid="frame"] img');
+    let worst = { max: 0, mean: 0 };
+    for (let i = 0; i < SHIFT_FRAMES; i += 1) {
+      const src = await strip.nth(i).getAttribute('src');
+      const diff = compare(await pixels(page, src), await pixels(page, cli[i]));
+      assert.ok(diff.max <= 2 && diff.mean < 0.05, `frame ${i} differs from the CLI's: ${JSON.stringify(diff)}`);
+      if (diff.max > worst.max) worst = diff;
+    }
+    facts.shiftWebgpuVsCli = worst;
+    // The player steps with the arrow keys; the prompt shows the range's value at that frame.
+    await byId(page, 'player').focus();
+    await page.keyboard.press('ArrowRight');
+    assert.equal(await text(page, 'player-position'), `2/${2 * SHIFT_FRAMES}`);
+    assert.match(await text(page, 'prompt-at-frame'), /^Frame 1: a photo of a \(cat:1\.2\d*\)$/);
+    // Exports.
+    const webm = await exportFile(page, 'export-webm');
+    const summary = webmSummary(webm.bytes);
+    facts.webm = { bytes: webm.bytes.length, ...summary };
+    assert.equal(summary.docType, 'webm');
+    assert.equal(summary.blocks, SHIFT_VIDEO_FRAMES);
+    assert.equal(`${summary.width}x${summary.height}`, '64x64');
+    assert.ok(['V_VP9', 'V_VP8'].includes(summary.codec), summary.codec);
+    assert.match(webm.name, /^keyshift-\d+\.webm$/);
+    // Chromium plays it (in a blank page: the app's CSP allows no media from object URLs).
+    const blank = await page.context().newPage();
+    const decoded = await blank.evaluate(async (b64) => {
+      const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+      const video = document.createElement('video');
+      video.muted = true;
+      video.src = URL.createObjectURL(new Blob([bytes], { type: 'video/webm' }));
+      await new Promise((ok, fail) => { video.onloadeddata = ok; video.onerror = () => fail(new Error(String(video.error?.message))); });
+      return { width: video.videoWidth, height: video.videoHeight, frames: video.getVideoPlaybackQuality?.().totalVideoFrames ?? null };
+    }, webm.bytes.toString('base64'));
+    await blank.close();
+    assert.equal(`${decoded.width}x${decoded.height}`, '64x64', 'Chromium decodes the WebM');
+    const gif = await exportFile(page, 'export-gif');
+    assert.equal(gifFrames(gif.bytes), SHIFT_VIDEO_FRAMES);
+    const zip = await exportFile(page, 'export-zip');
+    const names = zipNames(zip.bytes);
+    assert.equal(names.filter((n) => n.endsWith('.png')).length, 2 * SHIFT_FRAMES);
+    for (const n of ['frames.json', 'shift-attention-info.txt']) assert.ok(names.includes(n), n);
+    // The PNGs in it carry each frame's A1111 parameters (stored, so the text is in the zip as is).
+    assert.ok(zip.bytes.includes(Buffer.from('Steps: 4, Sampler: Euler, CFG scale: 7, Seed: 42, Size: 64x64')));
+    assert.match(await byId(page, 'frame-parameters').textContent(), /^a photo of a \(cat:1\.2\d*\)\nSteps: 4, Sampler: Euler, CFG scale: 7, Seed: 42, Size: 64x64/);
+    link = await byId(page, 'share-link').inputValue();
+    assert.deepEqual(errors.filter((e) => !e.includes('unreadable')), []);
+  });
+  // The link restores the animation settings in a fresh browser.
+  await withBrowser(async ({ page }) => {
+    await page.goto(link);
+    assert.equal(await byId(page, 'mode-picker').inputValue(), 'shift-attention');
+    assert.equal(await byId(page, 'shift-steps').inputValue(), SHIFT.shiftSteps);
+    assert.equal(await byId(page, 'shift-lead').inputValue(), SHIFT.lead);
+    assert.equal(await byId(page, 'shift-mirror').isChecked(), true);
+    assert.equal(await byId(page, 'prompt').inputValue(), SHIFT.prompt);
+  });
+});
+
+/** The worker heap peak of the finished render, in bytes (from the render status line). */
+async function renderHeapPeak(page) {
+  const status = await text(page, 'render-status');
+  const [, value, unit] = status.match(/worker memory peak ([\d.]+) (B|KB|MB|GB)$/) ?? [];
+  assert.ok(value, status);
+  return Number(value) * { B: 1, KB: 1e3, MB: 1e6, GB: 1e9 }[unit];
+}
+
+async function renderFrames(page, shiftSteps) {
+  await byId(page, 'shift-steps').fill(String(shiftSteps));
+  await byId(page, 'shift-steps').press('Tab');
+  await byId(page, 'render').click();
+  await page.waitForFunction((n) => {
+    const done = /rendered · worker memory/.test(document.querySelector('[data-testid="render-status"]')?.textContent ?? '');
+    return document.querySelector('[data-testid="render-error"]')
+      || (done && document.querySelectorAll('[data-testid="frame-strip"] [data-testid="frame"]').length === n);
+  }, shiftSteps + 1, { timeout: GPU_TIMEOUT_MS });
+  const error = await byId(page, 'render-error').count() ? await text(page, 'render-error') : null;
+  assert.equal(error, null);
+  return renderHeapPeak(page);
+}
+
+test('benchmark: the worker heap of a render does not grow with its frames (2 vs 50 frames)', async () => {
+  await withBrowser(async ({ page, errors }) => {
+    await page.goto(BASE);
+    assert.match(await loadModel(page), /^Ready/);
+    await setProject(page, { ...SETTINGS, prompt: 'a (cat:1~0)', steps: '1', cfg: '1' });
+    await byId(page, 'mode-picker').selectOption('shift-attention');
+    const started = Date.now();
+    const two = await renderFrames(page, 1);
+    const fifty = await renderFrames(page, 49);
+    facts.renderHeapPeak = { twoFrames: two, fiftyFrames: fifty, fiftyFramesMs: Date.now() - started };
+    // Frames go to the frame store the moment they exist: 48 more frames add nothing to the
+    // heap (a 64×64 frame is 12 KB; 48 kept in memory would add over 0.5 MB).
+    assert.ok(fifty <= two + 256e3, JSON.stringify(facts.renderHeapPeak));
+    assert.deepEqual(errors, []);
+  });
+});
+
+test('the project is autosaved, and a project file dropped on the page opens', async () => {
+  await withBrowser(async ({ page, errors }) => {
+    await page.goto(BASE);
+    await byId(page, 'prompt').fill('autosaved (fox:1~0)');
+    await byId(page, 'mode-picker').selectOption('shift-attention');
+    await page.goto(BASE); // no link: the autosave opens
+    assert.equal(await byId(page, 'prompt').inputValue(), 'autosaved (fox:1~0)');
+    assert.equal(await byId(page, 'mode-picker').inputValue(), 'shift-attention');
+    const [download] = await Promise.all([page.waitForEvent('download'), byId(page, 'download-project').click()]);
+    assert.equal(download.suggestedFilename(), 'Untitled.keyshift');
+    const file = readFileSync(await download.path(), 'utf8');
+    assert.match(file, /^v2\./);
+    await byId(page, 'prompt').fill('something else');
+    await page.evaluate((content) => {
+      const transfer = new DataTransfer();
+      transfer.items.add(new File([content], 'saved.keyshift', { type: 'text/plain' }));
+      window.dispatchEvent(new DragEvent('drop', { dataTransfer: transfer, bubbles: true, cancelable: true }));
+    }, file);
+    await page.waitForFunction(() =>
+      document.querySelector('[data-testid="prompt"]')?.value === 'autosaved (fox:1~0)');
+    assert.match(await text(page, 'link-warnings'), /Project opened from saved\.keyshift\./);
+    assert.deepEqual(errors, []);
+  });
+});
+
 let passed = 0;
 let failed = 0;
 const only = process.env.KEYSHIFT_E2E_ONLY;

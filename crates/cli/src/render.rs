@@ -7,23 +7,16 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use keyshift_core::export::{StoredZip, encode_gif, with_lead};
-use keyshift_core::image::{RgbImage, ssim};
-use keyshift_core::pngtext;
+use keyshift_core::image::ssim;
 use keyshift_core::share;
 use keyshift_core::shift::{GapSettings, ShiftRequest};
-use keyshift_render::{
-    Finished, FinishedFrame, FrameRecord, ShiftOptions, ShiftSource, StoredFrame,
+use keyshift_render::store::{
+    MANIFEST, StoredEnd, decode_png, frame_file, frame_index, frame_png, stored_frame,
 };
+use keyshift_render::{ShiftOptions, ShiftSource, StoredFrame};
 
 use crate::args::Args;
 use crate::engine::{ENGINE_OPTIONS, Engine, write};
-
-/// The manifest every mode writes beside its frames.
-pub const MANIFEST: &str = "frames.json";
-
-/// The PNG text chunk holding a frame's record (its `frames.json` entry).
-const RECORD_CHUNK: &str = "keyshift-frame";
 
 const SHIFT_OPTIONS: &[&str] = &[
     "prompt",
@@ -109,7 +102,7 @@ fn shift(args: &[String]) -> Result<(), String> {
     let settings = engine.settings(&args, upscale)?;
     let source = ShiftSource::new(options, &settings).map_err(|e| format!("--prompt: {e}"))?;
     let partial = Partial::new(&output, args.get("resume").is_some())?;
-    let mut frames = Frames::default();
+    let mut frames = BTreeMap::new();
     let stored = partial.stored()?;
     if !stored.is_empty() {
         eprintln!("resuming: {} frames were rendered before", stored.len());
@@ -119,31 +112,18 @@ fn shift(args: &[String]) -> Result<(), String> {
         if !frame.resumed {
             partial.keep(frame.record.generation_index, &png)?;
         }
-        frames.add(frame.record, png);
+        frames.insert(frame.record.generation_index, png);
         Ok(())
     })?;
     let Some(finished) = finished else {
         eprintln!(
             "stopped after {} frames; run the same command with --resume to continue",
-            frames.done.len()
+            frames.len()
         );
         return Ok(());
     };
-    frames.write(&output, &finished)?;
+    write_output(&output, &StoredEnd::from(&finished), &frames)?;
     partial.remove()
-}
-
-/// The PNG of a finished frame: A1111's `parameters`, and its record (to resume with).
-fn frame_png(frame: &FinishedFrame) -> Result<Vec<u8>, String> {
-    let record = serde_json::to_string(&frame.record).map_err(|e| e.to_string())?;
-    let img = &frame.image;
-    pngtext::encode_rgb(
-        img.width,
-        img.height,
-        &img.data,
-        &[("parameters", &frame.parameters), (RECORD_CHUNK, &record)],
-    )
-    .map_err(|e| e.to_string())
 }
 
 /// The folder where frames go the moment they are finished (by generation index), so that an
@@ -172,7 +152,7 @@ impl Partial {
     }
 
     fn keep(&self, index: usize, png: &[u8]) -> Result<(), String> {
-        write(&self.dir.join(format!("{index:05}.png")), png)
+        write(&self.dir.join(frame_file(index)), png)
     }
 
     /// The frames kept by an earlier run.
@@ -183,9 +163,9 @@ impl Partial {
         for entry in entries.flatten() {
             let path = entry.path();
             let Some(index) = path
-                .file_stem()
+                .file_name()
                 .and_then(|s| s.to_str())
-                .and_then(|s| s.parse::<usize>().ok())
+                .and_then(frame_index)
             else {
                 continue;
             };
@@ -202,23 +182,6 @@ impl Partial {
         std::fs::remove_dir_all(&self.dir)
             .map_err(|e| format!("cannot remove {}: {e}", self.dir.display()))
     }
-}
-
-fn stored_frame(png: &[u8]) -> Result<StoredFrame, String> {
-    let texts = pngtext::read_texts(png).map_err(|e| e.to_string())?;
-    let text = |key: &str| {
-        texts
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.clone())
-            .ok_or_else(|| format!("no {key} text"))
-    };
-    let record = serde_json::from_str(&text(RECORD_CHUNK)?).map_err(|e| e.to_string())?;
-    Ok(StoredFrame {
-        record,
-        image: decode(png)?,
-        parameters: text("parameters")?,
-    })
 }
 
 /// The options a share link (`#v2.…`, a whole URL, or a file holding one) sets; flags given on
@@ -334,63 +297,17 @@ fn random_seed() -> u32 {
     nanos % 4_294_967_294
 }
 
-/// The finished frames by generation index: their records and PNG bytes.
-#[derive(Default)]
-struct Frames {
-    done: BTreeMap<usize, (FrameRecord, Vec<u8>)>,
-}
-
-impl Frames {
-    fn add(&mut self, record: FrameRecord, png: Vec<u8>) {
-        self.done.insert(record.generation_index, (record, png));
-    }
-
-    /// The frames in video order, each record naming its file.
-    fn in_order(&self, order: &[usize]) -> Result<Vec<(FrameRecord, &[u8])>, String> {
-        order
-            .iter()
-            .enumerate()
-            .map(|(i, index)| {
-                let (record, png) = self
-                    .done
-                    .get(index)
-                    .ok_or_else(|| format!("frame {index} of the video was not rendered"))?;
-                let mut record = record.clone();
-                record.file = format!("{i:05}.png");
-                Ok((record, png.as_slice()))
-            })
-            .collect()
-    }
-
-    fn write(&self, output: &Output, finished: &Finished) -> Result<(), String> {
-        let frames = self.in_order(&finished.order)?;
-        let records: Vec<&FrameRecord> = frames.iter().map(|(r, _)| r).collect();
-        let manifest = serde_json::to_string_pretty(&records).map_err(|e| e.to_string())?;
-        match output {
-            Output::Folder(dir) => write_folder(dir, &frames, &manifest, finished),
-            Output::Zip(path) => {
-                let mut zip = StoredZip::new();
-                for (record, png) in &frames {
-                    zip.add(&record.file, png).map_err(|e| e.to_string())?;
-                }
-                zip.add(MANIFEST, manifest.as_bytes())
-                    .map_err(|e| e.to_string())?;
-                for (name, text) in &finished.files {
-                    zip.add(name, text.as_bytes()).map_err(|e| e.to_string())?;
-                }
-                write(path, &zip.finish())
-            }
-            Output::Gif(path) => {
-                let images = frames
-                    .iter()
-                    .map(|(_, png)| decode(png))
-                    .collect::<Result<Vec<_>, _>>()?;
-                let video = with_lead(&images, finished.lead);
-                let gif =
-                    encode_gif(&video, finished.fps.unwrap_or(30.0)).map_err(|e| e.to_string())?;
-                write(path, &gif)
-            }
-        }
+/// The finished render as `--out` asks: a folder of PNGs in video order with `frames.json`
+/// and the mode's files, a GIF, or a zip.
+fn write_output(
+    output: &Output,
+    end: &StoredEnd,
+    frames: &BTreeMap<usize, Vec<u8>>,
+) -> Result<(), String> {
+    match output {
+        Output::Folder(dir) => write_folder(dir, end, frames),
+        Output::Zip(path) => write(path, &end.zip(frames)?),
+        Output::Gif(path) => write(path, &end.gif(frames)?),
     }
 }
 
@@ -400,28 +317,18 @@ impl Frames {
 )]
 fn write_folder(
     dir: &Path,
-    frames: &[(FrameRecord, &[u8])],
-    manifest: &str,
-    finished: &Finished,
+    end: &StoredEnd,
+    frames: &BTreeMap<usize, Vec<u8>>,
 ) -> Result<(), String> {
     std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    for (record, png) in frames {
-        write(&dir.join(&record.file), png)?;
+    for (name, png) in end.in_order(frames)? {
+        write(&dir.join(name), png)?;
     }
-    write(&dir.join(MANIFEST), manifest.as_bytes())?;
-    for (name, text) in &finished.files {
+    write(&dir.join(MANIFEST), end.manifest(frames)?.as_bytes())?;
+    for (name, text) in &end.files {
         write(&dir.join(name), text.as_bytes())?;
     }
     Ok(())
-}
-
-fn decode(png: &[u8]) -> Result<RgbImage, String> {
-    let (width, height, data) = pngtext::decode_rgb(png).map_err(|e| e.to_string())?;
-    Ok(RgbImage {
-        width,
-        height,
-        data,
-    })
 }
 
 /// `keyshift ssim A.png B.png`: prints the SSIM.
@@ -435,7 +342,7 @@ pub fn ssim_command(args: &[String]) -> Result<f64, String> {
     };
     let read = |path: &String| {
         let bytes = std::fs::read(path).map_err(|e| format!("cannot read {path}: {e}"))?;
-        decode(&bytes).map_err(|e| format!("{path}: {e}"))
+        decode_png(&bytes).map_err(|e| format!("{path}: {e}"))
     };
     let (x, y) = (read(a)?, read(b)?);
     ssim(&x, &y).ok_or_else(|| {

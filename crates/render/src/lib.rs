@@ -17,6 +17,7 @@ mod session;
 mod shift;
 mod single;
 mod source;
+pub mod store;
 mod svg;
 
 pub use eta::Eta;

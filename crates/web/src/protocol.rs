@@ -2,7 +2,7 @@
 //! `postMessage`, so both sides agree on one serde schema that is tested natively.
 
 use keyshift_core::selftest::SelfTestReport;
-pub use keyshift_core::share::Sampler;
+pub use keyshift_core::share::{Sampler, ShiftSettings};
 pub use keyshift_core::tokens::TokenCount;
 use serde::{Deserialize, Serialize};
 
@@ -121,6 +121,89 @@ pub struct GenerateJob {
     pub preview_every: u32,
 }
 
+/// An animation to render: the settings every frame shares (`frame`: its `job` id, prompts, size,
+/// sampling, seed and previews) and the mode's options.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RenderJob {
+    /// The shared settings; the prompts carry shift-attention's ranges and `THEN` segments.
+    pub frame: GenerateJob,
+    /// shift-attention's options.
+    pub shift: ShiftSettings,
+    /// The frame store's id for this render (its OPFS folder).
+    pub render: String,
+    /// Continue a render whose frames are in the store (they are not rendered again).
+    #[serde(default)]
+    pub resume: bool,
+}
+
+/// A file an animation is exported to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ExportFormat {
+    /// WebM video (VP9 or VP8 through WebCodecs, muxed in Rust).
+    Webm,
+    /// Animated GIF.
+    Gif,
+    /// A zip of the PNG frames, the manifest and the mode's files.
+    Zip,
+}
+
+impl ExportFormat {
+    /// The file name extension.
+    pub fn extension(self) -> &'static str {
+        match self {
+            Self::Webm => "webm",
+            Self::Gif => "gif",
+            Self::Zip => "zip",
+        }
+    }
+
+    /// The MIME type.
+    pub fn mime(self) -> &'static str {
+        match self {
+            Self::Webm => "video/webm",
+            Self::Gif => "image/gif",
+            Self::Zip => "application/zip",
+        }
+    }
+}
+
+/// One finished frame of an animation, as the UI shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FrameInfo {
+    /// Its index in the order of generation (the store's file number).
+    pub index: usize,
+    /// The prompt, ranges resolved.
+    pub prompt: String,
+    /// The negative prompt, ranges resolved.
+    pub negative: String,
+    /// The seed.
+    pub seed: u64,
+    /// The variation seed.
+    pub subseed: u64,
+    /// The variation strength.
+    pub subseed_strength: f64,
+    /// The CFG scale.
+    pub cfg: f64,
+    /// A1111's `parameters` text of the frame.
+    pub parameters: String,
+}
+
+/// A render in the frame store.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RenderInfo {
+    /// Its id.
+    pub id: String,
+    /// The job it was started with.
+    pub job: RenderJob,
+    /// Frames stored.
+    pub frames: usize,
+    /// Bytes stored.
+    pub bytes: u64,
+    /// Whether it finished (otherwise it can be resumed).
+    pub complete: bool,
+}
+
 /// UI thread → worker.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -142,6 +225,30 @@ pub enum ToWorker {
     Generate {
         /// The image.
         job: GenerateJob,
+    },
+    /// Render an animation with the loaded model, each frame stored the moment it is finished.
+    Render {
+        /// The animation.
+        job: RenderJob,
+    },
+    /// Report the renders in the frame store.
+    ListRenders,
+    /// Send a stored render's frames (`Frame` messages, then `RenderOpened`).
+    OpenRender {
+        /// The render's id.
+        render: String,
+    },
+    /// Delete a stored render, then report the store.
+    DeleteRender {
+        /// The render's id.
+        render: String,
+    },
+    /// Export a finished render.
+    Export {
+        /// The render's id.
+        render: String,
+        /// To what.
+        format: ExportFormat,
     },
     /// Stop `job` before its next step.
     Cancel {
@@ -203,6 +310,10 @@ pub enum Stage {
     Model,
     /// Making an image.
     Generate,
+    /// Rendering an animation, or reading or writing the frame store.
+    Render,
+    /// Exporting an animation.
+    Export,
     /// Reading a message from the UI thread.
     Message,
     /// The worker stopped working (a panic, a lost GPU device, memory exhausted); the UI starts
@@ -308,6 +419,79 @@ pub enum FromWorker {
         /// Mean time per sampling step, in milliseconds.
         step_ms: f64,
     },
+    /// A finished frame of a render (sent with its PNG as transferable bytes).
+    Frame {
+        /// The render's id.
+        render: String,
+        /// The frame.
+        frame: FrameInfo,
+        /// The PNG (with `parameters`); travels beside the JSON, not in it.
+        #[serde(skip)]
+        png: Vec<u8>,
+    },
+    /// Where a render stands (after each step).
+    RenderProgress {
+        /// The job.
+        job: u64,
+        /// The render's id.
+        render: String,
+        /// Frames finished.
+        frames_done: usize,
+        /// Frames expected in all (gap filling may add more).
+        frames_expected: usize,
+        /// Seconds left for the whole render, once known.
+        eta_seconds: Option<f64>,
+    },
+    /// A render finished: the video's order of frames (by generation index, mirror included,
+    /// lead not), its frame rate and lead in/out.
+    RenderDone {
+        /// The job (`None` when an opened stored render is complete).
+        job: Option<u64>,
+        /// The render's id.
+        render: String,
+        /// Generation indices in video order.
+        order: Vec<usize>,
+        /// Frames per second of the video (`None`: no video).
+        fps: Option<f64>,
+        /// Copies of the first and last frame at the ends of the video.
+        lead: usize,
+        /// The most worker heap the render used at once above what the worker held when it
+        /// started, in bytes (0 for an opened stored render). Frames go to the store, so this
+        /// does not grow with the number of frames.
+        #[serde(default)]
+        heap_peak_bytes: u64,
+    },
+    /// A stored render was opened (its frames were sent before this).
+    RenderOpened {
+        /// The render as stored.
+        info: RenderInfo,
+    },
+    /// The renders in the frame store.
+    Renders {
+        /// Newest first.
+        renders: Vec<RenderInfo>,
+    },
+    /// Export progress.
+    ExportProgress {
+        /// The render.
+        render: String,
+        /// Frames done.
+        done: usize,
+        /// Frames in all.
+        total: usize,
+    },
+    /// An export is ready (its bytes travel beside the JSON).
+    Exported {
+        /// The render.
+        render: String,
+        /// Its format.
+        format: ExportFormat,
+        /// Video frames in the file.
+        frames: usize,
+        /// The file.
+        #[serde(skip)]
+        bytes: Vec<u8>,
+    },
     /// The job stopped before finishing, as asked.
     Cancelled {
         /// The job.
@@ -357,6 +541,24 @@ impl ToWorker {
 }
 
 impl FromWorker {
+    /// The bytes that travel beside the JSON (a frame's PNG, an export), if any.
+    pub fn bytes(&self) -> Option<&[u8]> {
+        match self {
+            Self::Frame { png, .. } => Some(png),
+            Self::Exported { bytes, .. } => Some(bytes),
+            _ => None,
+        }
+    }
+
+    /// Puts back the bytes that travelled beside the JSON.
+    pub fn set_bytes(&mut self, data: Vec<u8>) {
+        match self {
+            Self::Frame { png, .. } => *png = data,
+            Self::Exported { bytes, .. } => *bytes = data,
+            _ => {}
+        }
+    }
+
     /// The JSON text sent through `postMessage`.
     pub fn to_json(&self) -> String {
         serde_json::to_string(self).unwrap_or_default()
@@ -558,6 +760,114 @@ mod tests {
         );
         assert_eq!(ModelPrecision::from_name("f32"), Some(ModelPrecision::F32));
         assert_eq!(ModelPrecision::from_name("fp8"), None);
+    }
+
+    fn render_job() -> RenderJob {
+        RenderJob {
+            frame: GenerateJob {
+                job: 9,
+                prompt: "a (cat:1~0)".into(),
+                negative: String::new(),
+                width: 64,
+                height: 64,
+                steps: 4,
+                sampler: Sampler::Euler,
+                cfg: 7.0,
+                seed: 42,
+                preview_every: 0,
+            },
+            shift: ShiftSettings {
+                shift_steps: 3,
+                mirror: true,
+                ..ShiftSettings::default()
+            },
+            render: "r1".into(),
+            resume: true,
+        }
+    }
+
+    #[test]
+    fn render_messages_round_trip_and_bytes_travel_beside_the_json() {
+        let info = FrameInfo {
+            index: 2,
+            prompt: "a (cat:0.333)".into(),
+            negative: String::new(),
+            seed: 42,
+            subseed: 42,
+            subseed_strength: 0.0,
+            cfg: 7.0,
+            parameters: "a (cat:0.333)\nSteps: 4".into(),
+        };
+        for m in [
+            ToWorker::Render { job: render_job() },
+            ToWorker::ListRenders,
+            ToWorker::OpenRender {
+                render: "r1".into(),
+            },
+            ToWorker::DeleteRender {
+                render: "r1".into(),
+            },
+            ToWorker::Export {
+                render: "r1".into(),
+                format: ExportFormat::Webm,
+            },
+        ] {
+            assert_eq!(ToWorker::from_json(&m.to_json()).expect("reads"), m);
+        }
+        let mut frame = FromWorker::Frame {
+            render: "r1".into(),
+            frame: info.clone(),
+            png: vec![0x89, b'P', b'N', b'G'],
+        };
+        let json = frame.to_json();
+        assert!(!json.contains("png"), "{json}");
+        let mut back = FromWorker::from_json(&json).expect("reads");
+        assert_eq!(back.bytes(), Some(&[][..]));
+        back.set_bytes(frame.bytes().unwrap_or_default().to_vec());
+        assert_eq!(back, frame);
+        frame.set_bytes(Vec::new());
+        let stored = RenderInfo {
+            id: "r1".into(),
+            job: render_job(),
+            frames: 3,
+            bytes: 300,
+            complete: false,
+        };
+        for m in [
+            FromWorker::RenderProgress {
+                job: 9,
+                render: "r1".into(),
+                frames_done: 1,
+                frames_expected: 4,
+                eta_seconds: Some(3.5),
+            },
+            FromWorker::RenderDone {
+                job: Some(9),
+                render: "r1".into(),
+                order: vec![0, 1, 2, 1, 0],
+                fps: Some(30.0),
+                lead: 1,
+                heap_peak_bytes: 1 << 20,
+            },
+            FromWorker::RenderOpened {
+                info: stored.clone(),
+            },
+            FromWorker::Renders {
+                renders: vec![stored],
+            },
+            FromWorker::ExportProgress {
+                render: "r1".into(),
+                done: 1,
+                total: 5,
+            },
+        ] {
+            assert_eq!(FromWorker::from_json(&m.to_json()).expect("reads"), m);
+            assert_eq!(m.bytes(), None);
+        }
+        assert_eq!(
+            serde_json::to_string(&ExportFormat::Webm).unwrap_or_default(),
+            "\"webm\""
+        );
     }
 
     #[test]

@@ -32,8 +32,7 @@ impl WorkerHandle {
         let sink: Sink = Rc::new(RefCell::new(on_message));
         let for_errors = sink.clone();
         let on_msg = Closure::<dyn FnMut(MessageEvent)>::new(move |event: MessageEvent| {
-            let text = event.data().as_string().unwrap_or_default();
-            deliver(&sink, FromWorker::from_json(&text));
+            deliver(&sink, read_message(event.data()));
         });
         let on_error = Closure::<dyn FnMut(ErrorEvent)>::new(move |event: ErrorEvent| {
             deliver(
@@ -90,6 +89,18 @@ fn deliver(sink: &Sink, message: Result<FromWorker, ProtocolError>) {
     }
 }
 
+/// A worker message: its JSON text, or `[text, bytes]` when bytes travel beside it.
+fn read_message(data: JsValue) -> Result<FromWorker, ProtocolError> {
+    let Ok(parts) = data.clone().dyn_into::<Array>() else {
+        return FromWorker::from_json(&data.as_string().unwrap_or_default());
+    };
+    let mut message = FromWorker::from_json(&parts.get(0).as_string().unwrap_or_default())?;
+    if let Ok(bytes) = parts.get(1).dyn_into::<js_sys::Uint8Array>() {
+        message.set_bytes(bytes.to_vec());
+    }
+    Ok(message)
+}
+
 fn error_text(event: &ErrorEvent) -> String {
     let message = event.message();
     let file = event.filename();
@@ -113,11 +124,21 @@ pub mod scope {
             .ok()
     }
 
-    /// Posts a message to the UI thread. Outside a worker (e.g. in tests) it does nothing.
+    /// Posts a message to the UI thread; its bytes (a frame's PNG, an export) travel beside the
+    /// JSON as a transferred buffer. Outside a worker (e.g. in tests) it does nothing.
     pub fn post(message: &FromWorker) {
-        if let Some(scope) = global() {
-            // A failed post means the page is gone; nothing is left to tell.
-            let _ = scope.post_message(&JsValue::from_str(&message.to_json()));
+        let Some(scope) = global() else { return };
+        let text = JsValue::from_str(&message.to_json());
+        // A failed post means the page is gone; nothing is left to tell.
+        match message.bytes() {
+            Some(bytes) => {
+                let buffer = js_sys::Uint8Array::from(bytes);
+                let parts = Array::of2(&text, &buffer);
+                let _ = scope.post_message_with_transfer(&parts, &Array::of1(&buffer.buffer()));
+            }
+            None => {
+                let _ = scope.post_message(&text);
+            }
         }
     }
 

@@ -21,7 +21,8 @@ const ROOT: &str = "keyshift-models";
 /// Bytes read at a time when checking a file.
 const CHECK_CHUNK: f64 = 16.0 * 1024.0 * 1024.0;
 
-fn js_text(e: &JsValue) -> String {
+/// A browser error as text (`Name: message`).
+pub(crate) fn js_text(e: &JsValue) -> String {
     let name = Reflect::get(e, &JsValue::from_str("name"))
         .ok()
         .and_then(|n| n.as_string())
@@ -44,6 +45,14 @@ pub fn is_quota_error(message: &str) -> bool {
 }
 
 async fn root(create: bool) -> Result<Option<FileSystemDirectoryHandle>, String> {
+    top_dir(ROOT, create).await
+}
+
+/// The folder `name` at the top of the site's OPFS, created if `create`.
+pub(crate) async fn top_dir(
+    name: &str,
+    create: bool,
+) -> Result<Option<FileSystemDirectoryHandle>, String> {
     let scope: WorkerGlobalScope = js_sys::global().unchecked_into();
     let storage = scope.navigator().storage();
     let top: FileSystemDirectoryHandle = JsFuture::from(storage.get_directory())
@@ -55,10 +64,11 @@ async fn root(create: bool) -> Result<Option<FileSystemDirectoryHandle>, String>
             )
         })?
         .unchecked_into();
-    child_dir(&top, ROOT, create).await
+    child_dir(&top, name, create).await
 }
 
-async fn child_dir(
+/// The folder `name` in `parent` (`None` when absent and not `create`).
+pub(crate) async fn child_dir(
     parent: &FileSystemDirectoryHandle,
     name: &str,
     create: bool,
@@ -72,7 +82,8 @@ async fn child_dir(
     }
 }
 
-async fn file_handle(
+/// The file `name` in `dir` (`None` when absent and not `create`).
+pub(crate) async fn file_handle(
     dir: &FileSystemDirectoryHandle,
     name: &str,
     create: bool,
@@ -86,7 +97,8 @@ async fn file_handle(
     }
 }
 
-async fn read_file(handle: &FileSystemFileHandle) -> Result<Blob, String> {
+/// The file's contents as a (disk-backed) Blob.
+pub(crate) async fn read_file(handle: &FileSystemFileHandle) -> Result<Blob, String> {
     JsFuture::from(handle.get_file())
         .await
         .map(JsCast::unchecked_into)

@@ -20,7 +20,7 @@ use keyshift_sd::{Device, generate::size_multiple};
 use keyshift_web::gpu::GpuStatus;
 use keyshift_web::protocol::{
     CachedModelInfo, ComputeBackend, FromWorker, GenerateJob, LoadPhase, ModelLayout, ModelSpec,
-    Stage,
+    RenderJob, Stage,
 };
 use keyshift_web::worker::scope;
 use wasm_bindgen::JsCast;
@@ -37,21 +37,43 @@ use keyshift_web::cache::{CachedFile, Manifest, bytes_text};
 use web_sys::Blob;
 
 /// A model ready to generate with.
-struct Loaded {
-    model: SdModel,
-    device: Device,
-    tokenizer: Rc<ClipTokenizer>,
-    label: String,
+pub(crate) struct Loaded {
+    pub(crate) model: SdModel,
+    pub(crate) device: Device,
+    pub(crate) tokenizer: Rc<ClipTokenizer>,
+    pub(crate) label: String,
     /// TAESD for step previews, when it loaded.
     previewer: Option<Taesd>,
     /// Bytes per buffer the WebGPU device allows (`None` on the CPU).
-    limit: Option<u64>,
+    pub(crate) limit: Option<u64>,
+}
+
+/// A queued job.
+pub enum Job {
+    /// One image.
+    Generate(GenerateJob),
+    /// An animation.
+    Render(RenderJob),
+}
+
+impl Job {
+    fn id(&self) -> u64 {
+        match self {
+            Self::Generate(job) => job.job,
+            Self::Render(job) => job.frame.job,
+        }
+    }
+}
+
+/// The loaded model, if any.
+pub(crate) fn loaded() -> Option<Rc<Loaded>> {
+    LOADED.with(|l| l.borrow().clone())
 }
 
 thread_local! {
     static LOADED: RefCell<Option<Rc<Loaded>>> = const { RefCell::new(None) };
     static CANCELLED: RefCell<BTreeSet<u64>> = const { RefCell::new(BTreeSet::new()) };
-    static QUEUE: RefCell<VecDeque<GenerateJob>> = const { RefCell::new(VecDeque::new()) };
+    static QUEUE: RefCell<VecDeque<Job>> = const { RefCell::new(VecDeque::new()) };
     static BUSY: Cell<bool> = const { Cell::new(false) };
     static TOKENIZER: RefCell<Option<Rc<ClipTokenizer>>> = const { RefCell::new(None) };
 }
@@ -566,7 +588,7 @@ pub async fn delete_cached(id: String) {
 }
 
 /// Queues `job`; it runs when the jobs before it are done.
-pub fn enqueue(job: GenerateJob) {
+pub fn enqueue(job: Job) {
     QUEUE.with(|q| q.borrow_mut().push_back(job));
     if !BUSY.with(Cell::get) {
         spawn_local(run_queue());
@@ -585,24 +607,34 @@ fn take_cancelled(job: u64) -> bool {
 async fn run_queue() {
     BUSY.with(|b| b.set(true));
     while let Some(job) = QUEUE.with(|q| q.borrow_mut().pop_front()) {
-        let id = job.job;
+        let id = job.id();
         if take_cancelled(id) {
             scope::post(&FromWorker::Cancelled { job: id });
             continue;
         }
-        if let Err(message) = run(job).await {
-            fail(Stage::Generate, message);
+        let (stage, result) = match job {
+            Job::Generate(job) => (Stage::Generate, run(job).await),
+            Job::Render(job) => (Stage::Render, crate::render::run(job).await),
+        };
+        if let Err(message) = result {
+            fail(stage, message);
         }
     }
     BUSY.with(|b| b.set(false));
 }
 
 async fn run(job: GenerateJob) -> Result<(), String> {
-    let Some(loaded) = LOADED.with(|l| l.borrow().clone()) else {
+    let Some(loaded) = loaded() else {
         return Err("no model is loaded: pick one and load it first".into());
     };
     let clock = Stopwatch::start();
     let request = request_for(&job, &loaded.model)?;
+    let report = StepReport {
+        job: job.job,
+        preview_every: job.preview_every,
+        width: request.width,
+        height: request.height,
+    };
     if let Some(limit) = loaded.limit {
         check_fits(&job, &loaded.model.info, limit)?;
     }
@@ -624,7 +656,7 @@ async fn run(job: GenerateJob) -> Result<(), String> {
         {
             Event::Step(step) => {
                 steps = u32::try_from(step.steps).unwrap_or(u32::MAX);
-                if step_event(&job, &loaded, &request, *step, &clock).await? {
+                if step_event(&report, &loaded, *step, &clock).await? {
                     return Ok(());
                 }
                 sampling_ms = clock.elapsed_ms();
@@ -641,12 +673,19 @@ async fn run(job: GenerateJob) -> Result<(), String> {
     }
 }
 
+/// What a job's steps report: its id, how often a preview is sent, the image size.
+pub(crate) struct StepReport {
+    pub(crate) job: u64,
+    pub(crate) preview_every: u32,
+    pub(crate) width: usize,
+    pub(crate) height: usize,
+}
+
 /// Reports a step (progress, a preview when due) and reads something back, which waits for the
 /// device and lets a Cancel message in; `true` when the job was cancelled.
-async fn step_event(
-    job: &GenerateJob,
+pub(crate) async fn step_event(
+    job: &StepReport,
     loaded: &Loaded,
-    request: &keyshift_sd::generate::Request,
     step: StepEvent,
     clock: &Stopwatch,
 ) -> Result<bool, String> {
@@ -660,14 +699,14 @@ async fn step_event(
     let image = match (&loaded.previewer, preview) {
         (Some(taesd), true) => Some(fit(
             taesd.preview(denoised).await.map_err(|e| e.to_string())?,
-            request.width,
-            request.height,
+            job.width,
+            job.height,
         )),
         (None, true) if c >= 4 => {
             let values = read(denoised.slice([0..1, 0..c, 0..h, 0..w]))
                 .await
                 .map_err(|e| e.to_string())?;
-            Some(approx_rgb(&values, h, w, request.width / w.max(1)))
+            Some(approx_rgb(&values, h, w, job.width / w.max(1)))
         }
         _ => {
             read(denoised.slice([0..1, 0..1, 0..1, 0..1]))

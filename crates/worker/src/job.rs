@@ -6,13 +6,15 @@ use keyshift_core::parameters::parse_sampler;
 use keyshift_core::pngtext;
 use keyshift_core::prompt::split_and;
 use keyshift_core::schedule::needs_uncond;
-use keyshift_render::{FrameSpec, RenderSettings, SingleFrame};
+use keyshift_render::{
+    FrameRecord, FrameSpec, RenderSettings, ShiftOptions, ShiftSource, SingleFrame,
+};
 use keyshift_sd::generate::{Request, RgbImage, size_multiple};
 use keyshift_sd::limits;
 use keyshift_sd::model::{ModelInfo, Prediction, SdModel};
 use keyshift_sd::weights::Precision;
 use keyshift_web::cache::bytes_text;
-use keyshift_web::protocol::{ComputeBackend, GenerateJob, ModelPrecision};
+use keyshift_web::protocol::{ComputeBackend, FrameInfo, GenerateJob, ModelPrecision, RenderJob};
 
 /// The engine request for `job` on `model`, or why it cannot run.
 pub fn request_for(job: &GenerateJob, model: &SdModel) -> Result<Request, String> {
@@ -52,15 +54,7 @@ pub fn single_frame(
     request: &Request,
     label: &str,
 ) -> (RenderSettings, SingleFrame) {
-    let settings = RenderSettings {
-        steps: request.steps,
-        sampler: request.sampler,
-        width: request.width,
-        height: request.height,
-        clip_skip: request.clip_skip,
-        upscale: 1.0,
-        model_label: label.to_owned(),
-    };
+    let settings = render_settings(request, 1.0, label);
     let spec = FrameSpec {
         index: 0,
         prompt: job.prompt.clone(),
@@ -73,6 +67,75 @@ pub fn single_frame(
         extra: std::collections::BTreeMap::new(),
     };
     (settings, SingleFrame::new(spec))
+}
+
+/// The render settings every frame of `job` shares (checked by [`request_for`] into `request`).
+fn render_settings(request: &Request, upscale: f64, label: &str) -> RenderSettings {
+    RenderSettings {
+        steps: request.steps,
+        sampler: request.sampler,
+        width: request.width,
+        height: request.height,
+        clip_skip: request.clip_skip,
+        upscale,
+        model_label: label.to_owned(),
+    }
+}
+
+/// The shift-attention render plan of `job`: its settings and source, or what is wrong with it
+/// (a prompt error names the prompt and the position).
+pub fn shift_plan(
+    job: &RenderJob,
+    request: &Request,
+    label: &str,
+) -> Result<(RenderSettings, ShiftSource), String> {
+    valid_render_id(&job.render)?;
+    let shift = &job.shift;
+    if !(shift.upscale > 0.0 && shift.upscale <= 8.0) {
+        return Err(format!(
+            "upscale {} is outside 0 to 8 (1 keeps the size)",
+            shift.upscale
+        ));
+    }
+    let seed = u32::try_from(job.frame.seed)
+        .map_err(|_| format!("seed {} is above 4294967295", job.frame.seed))?;
+    let options = ShiftOptions {
+        request: shift.request(&job.frame.prompt, &job.frame.negative, seed, job.frame.cfg),
+        gap: shift.gap(),
+        mirror: shift.mirror,
+        fps: shift.fps,
+        lead: usize::try_from(shift.lead).unwrap_or(usize::MAX),
+    };
+    let settings = render_settings(request, shift.upscale, label);
+    let source = ShiftSource::new(options, &settings).map_err(|e| e.to_string())?;
+    Ok((settings, source))
+}
+
+/// A frame store id: letters, digits, `-` and `_`, 1 to 64 of them.
+pub fn valid_render_id(id: &str) -> Result<(), String> {
+    let ok = (1..=64).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("\"{id}\" is not a valid render id"))
+    }
+}
+
+/// What the UI shows of a finished frame.
+pub fn frame_info(record: &FrameRecord, parameters: &str) -> FrameInfo {
+    FrameInfo {
+        index: record.generation_index,
+        prompt: record.prompt.clone(),
+        negative: record.negative.clone(),
+        seed: record.seed,
+        subseed: record.subseed,
+        subseed_strength: record.subseed_strength,
+        cfg: record.cfg,
+        parameters: parameters.to_owned(),
+    }
 }
 
 /// Whether `job` fits a WebGPU device that allows `limit` bytes per buffer; otherwise what is too
@@ -266,6 +329,46 @@ mod tests {
         let mut bad = job();
         bad.steps = 0;
         assert!(request_for(&bad, &model).is_err());
+    }
+
+    fn render_job(prompt: &str) -> RenderJob {
+        RenderJob {
+            frame: GenerateJob {
+                prompt: prompt.into(),
+                ..job()
+            },
+            shift: keyshift_web::protocol::ShiftSettings {
+                shift_steps: 2,
+                ..Default::default()
+            },
+            render: "1733389200000".into(),
+            resume: false,
+        }
+    }
+
+    #[test]
+    fn a_render_job_becomes_the_cli_shift_plan() {
+        use keyshift_render::FrameSource;
+        let model = model();
+        let job = render_job("a (cat:1~0) THEN(seed=7,cfg=3) a (dog:0~1)");
+        let request = request_for(&job.frame, &model).unwrap();
+        let (settings, mut source) = shift_plan(&job, &request, "tiny").unwrap();
+        assert_eq!(settings.upscale, 1.0);
+        assert_eq!(source.regular_frames(), 6);
+        let first = source.next_frame().unwrap().unwrap();
+        assert_eq!(
+            (first.prompt.as_str(), first.seed, first.cfg),
+            ("a (cat:1.0)", 42, 7.0)
+        );
+        let bad = render_job("a (cat:1~~0)");
+        let err = shift_plan(&bad, &request, "tiny").map(|_| ()).unwrap_err();
+        assert!(err.contains("at character"), "{err}");
+        let mut bad_id = render_job("a");
+        bad_id.render = "../x".into();
+        let err = shift_plan(&bad_id, &request, "tiny")
+            .map(|_| ())
+            .unwrap_err();
+        assert!(err.contains("not a valid render id"), "{err}");
     }
 
     #[test]

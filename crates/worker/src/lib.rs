@@ -25,6 +25,12 @@ mod cache;
 mod engine;
 #[cfg(target_arch = "wasm32")]
 mod fetch;
+#[cfg(target_arch = "wasm32")]
+mod render;
+#[cfg(target_arch = "wasm32")]
+mod store;
+#[cfg(target_arch = "wasm32")]
+mod video;
 
 #[cfg(target_arch = "wasm32")]
 pub(crate) mod entry {
@@ -123,7 +129,16 @@ pub(crate) mod entry {
             }) => {
                 spawn_local(crate::engine::load(model, backend, previewer, attached));
             }
-            Ok(ToWorker::Generate { job }) => crate::engine::enqueue(job),
+            Ok(ToWorker::Generate { job }) => {
+                crate::engine::enqueue(crate::engine::Job::Generate(job));
+            }
+            Ok(ToWorker::Render { job }) => crate::engine::enqueue(crate::engine::Job::Render(job)),
+            Ok(ToWorker::ListRenders) => spawn_local(crate::render::report()),
+            Ok(ToWorker::OpenRender { render }) => spawn_local(crate::render::open(render)),
+            Ok(ToWorker::DeleteRender { render }) => spawn_local(crate::render::delete(render)),
+            Ok(ToWorker::Export { render, format }) => {
+                spawn_local(crate::render::export(render, format));
+            }
             Ok(ToWorker::Cancel { job }) => crate::engine::cancel(job),
             Ok(ToWorker::CountTokens {
                 prompt,

@@ -4,10 +4,12 @@
 
 mod crc32;
 mod gif;
+mod webm;
 mod zip;
 
 pub use crc32::Crc32;
 pub use gif::{GifError, encode_gif, gif_delay_cs};
+pub use webm::{EncodedFrame, VideoCodec, WebmError, WebmSummary, WebmVideo, mux_webm, read_webm};
 pub use zip::StoredZip;
 
 /// The video's frames: the first frame `lead` more times at the start, the last `lead` more

@@ -1,6 +1,11 @@
 //! The animation part of a project: which mode renders it and every mode's options (a mode's
 //! options are kept while another is chosen, as A1111 keeps a script's values).
 
+use crate::prompt::Fidelity;
+use crate::shift::GapSettings;
+use crate::shift::ShiftRequest;
+use crate::shift::run::{RunError, RunSettings, run};
+
 /// How a project is rendered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum AnimationMode {
@@ -30,7 +35,7 @@ impl AnimationMode {
 }
 
 /// shift-attention's options (its UI's defaults).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ShiftSettings {
     /// Intervals per segment (each segment renders `shift_steps + 1` frames), 1..=1000.
     pub shift_steps: u32,
@@ -76,4 +81,109 @@ pub struct Animation {
     pub mode: AnimationMode,
     /// shift-attention's options.
     pub shift: ShiftSettings,
+}
+
+/// What a shift-attention render will make, known before rendering (gap filling may add frames).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ShiftCounts {
+    /// Frames rendered without gap filling.
+    pub rendered: usize,
+    /// Frames of the video: mirrored, lead in/out added.
+    pub video_frames: usize,
+    /// The video's frame rate (`None`: FPS 0, no video).
+    pub fps: Option<f64>,
+}
+
+impl ShiftCounts {
+    /// The video's length in seconds.
+    #[allow(clippy::cast_precision_loss, reason = "frame counts are small")]
+    pub fn seconds(&self) -> Option<f64> {
+        self.fps.map(|fps| self.video_frames as f64 / fps)
+    }
+}
+
+impl ShiftSettings {
+    /// The shift-attention request for a project's prompts, seed and CFG.
+    pub fn request(&self, prompt: &str, negative: &str, seed: u32, cfg: f64) -> ShiftRequest {
+        ShiftRequest {
+            prompt: prompt.to_owned(),
+            negative_prompt: negative.to_owned(),
+            steps: i64::from(self.shift_steps),
+            seed: i64::from(seed),
+            cfg_scale: cfg,
+            remove_zero_strength: self.remove_zero,
+        }
+    }
+
+    /// The gap-filling options.
+    pub fn gap(&self) -> GapSettings {
+        GapSettings {
+            threshold: self.ssim_threshold,
+            min_step: self.ssim_min_step,
+            min_threshold_pct: self.ssim_min_pct,
+        }
+    }
+
+    /// The frame and video counts of `request` with these settings (a prompt error names the
+    /// prompt and position).
+    pub fn counts(&self, request: &ShiftRequest) -> Result<ShiftCounts, RunError> {
+        let settings = RunSettings {
+            gap: GapSettings::default(),
+            mirror: self.mirror,
+            video_fps: self.fps,
+        };
+        let dry =
+            run(request, settings, Fidelity::Keyshift, &mut |_, _| 1.0).map_err(|f| f.error)?;
+        let lead = usize::try_from(self.lead).unwrap_or(usize::MAX);
+        let video_frames = dry.frames.len() + 2 * lead * usize::from(!dry.frames.is_empty());
+        #[allow(clippy::cast_precision_loss, reason = "frame counts are small")]
+        let fps = match self.fps {
+            f if f > 0.0 => Some(f),
+            f if f < 0.0 => Some(video_frames as f64 / f.abs()),
+            _ => None,
+        };
+        Ok(ShiftCounts {
+            rendered: dry.generation_calls.len(),
+            video_frames,
+            fps,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_follow_steps_segments_mirror_lead_and_negative_fps() {
+        let mut s = ShiftSettings {
+            shift_steps: 4,
+            ..ShiftSettings::default()
+        };
+        let one = s.request("a (cat:1~0)", "", 1, 7.0);
+        let c = s.counts(&one).expect("plans");
+        assert_eq!((c.rendered, c.video_frames, c.fps), (5, 5, Some(30.0)));
+        let two = s.request("a (cat:1~0) THEN(seed=5) a (dog:0~1)", "", 1, 7.0);
+        assert_eq!(s.counts(&two).expect("plans").rendered, 10);
+        s.mirror = true;
+        s.lead = 2;
+        s.fps = -2.0;
+        let c = s.counts(&one).expect("plans");
+        assert_eq!((c.rendered, c.video_frames, c.fps), (5, 14, Some(7.0)));
+        assert_eq!(c.seconds(), Some(2.0));
+        s.fps = 0.0;
+        assert_eq!(s.counts(&one).expect("plans").seconds(), None);
+    }
+
+    #[test]
+    fn a_bad_range_is_an_error_naming_it() {
+        let s = ShiftSettings::default();
+        let err = s
+            .counts(&s.request("a (cat:1~~2)", "", 1, 7.0))
+            .expect_err("refused");
+        assert_eq!(
+            err.to_string(),
+            "Positive prompt: range value \"\" at character 9 is not a number"
+        );
+    }
 }

@@ -14,7 +14,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use miniz_oxide::inflate::DecompressError;
 
-pub use animation::{Animation, AnimationMode, ShiftSettings};
+pub use animation::{Animation, AnimationMode, ShiftCounts, ShiftSettings};
 pub use project::{
     GenerationSettings, MAX_CFG, MAX_SIZE_PX, MAX_STEPS, MAX_TEXT_CHARS, MIN_SIZE_PX, Project,
     SIZE_STEP, Sampler, Seed,

@@ -1,0 +1,292 @@
+//! WebM muxing of encoded video frames (VP8 or VP9 from the browser's `VideoEncoder`), and reading
+//! a WebM back (its frame count and size), on the `webm-iterable` crate.
+//!
+//! The file is what a player needs and no more: the EBML header (`webm`), one video track, and
+//! clusters of `SimpleBlock`s, a new cluster at each keyframe (and before a block's timestamp
+//! would leave the 16-bit range relative to its cluster).
+
+use std::io::Cursor;
+
+use webm_iterable::matroska_spec::{Master, MatroskaSpec, SimpleBlock};
+use webm_iterable::{WebmIterator, WebmWriter};
+
+/// A video codec `VideoEncoder` produces and WebM holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VideoCodec {
+    /// VP8 (`V_VP8`).
+    Vp8,
+    /// VP9 (`V_VP9`).
+    Vp9,
+}
+
+impl VideoCodec {
+    /// The Matroska codec id.
+    pub fn codec_id(self) -> &'static str {
+        match self {
+            Self::Vp8 => "V_VP8",
+            Self::Vp9 => "V_VP9",
+        }
+    }
+
+    /// The WebCodecs codec string.
+    pub fn webcodecs(self) -> &'static str {
+        match self {
+            Self::Vp8 => "vp8",
+            Self::Vp9 => "vp09.00.10.08",
+        }
+    }
+}
+
+/// One encoded frame.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EncodedFrame {
+    /// Presentation time in milliseconds.
+    pub timestamp_ms: u64,
+    /// Whether it decodes on its own.
+    pub keyframe: bool,
+    /// The codec's bytes.
+    pub data: Vec<u8>,
+}
+
+/// Why a WebM could not be written or read.
+#[derive(Debug, thiserror::Error)]
+pub enum WebmError {
+    /// No frames, or the first is not a keyframe.
+    #[error("a WebM needs at least one frame, starting with a keyframe")]
+    NoKeyframe,
+    /// The writer or reader failed.
+    #[error("WebM: {0}")]
+    Container(String),
+}
+
+/// The track's video settings.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct WebmVideo {
+    /// The codec of the frames.
+    pub codec: VideoCodec,
+    /// Width in pixels.
+    pub width: u32,
+    /// Height in pixels.
+    pub height: u32,
+    /// Frames per second (the frame duration written in the track).
+    pub fps: f64,
+}
+
+/// Timestamps count milliseconds.
+const TIMESTAMP_SCALE_NS: u64 = 1_000_000;
+/// Largest block timestamp relative to its cluster.
+const MAX_RELATIVE_MS: u64 = 30_000;
+
+/// `frames` (in presentation order) as a WebM file.
+pub fn mux_webm(video: WebmVideo, frames: &[EncodedFrame]) -> Result<Vec<u8>, WebmError> {
+    if !frames.first().is_some_and(|f| f.keyframe) {
+        return Err(WebmError::NoKeyframe);
+    }
+    let mut writer = WebmWriter::new(Cursor::new(Vec::new()));
+    let mut put = |tag: MatroskaSpec| {
+        writer
+            .write(&tag)
+            .map_err(|e| WebmError::Container(e.to_string()))
+    };
+    put(header())?;
+    put(MatroskaSpec::Segment(Master::Start))?;
+    put(info(video, frames))?;
+    put(tracks(video))?;
+    for cluster in clusters(frames) {
+        put(cluster?)?;
+    }
+    put(MatroskaSpec::Segment(Master::End))?;
+    writer
+        .into_inner()
+        .map(Cursor::into_inner)
+        .map_err(|e| WebmError::Container(e.to_string()))
+}
+
+fn header() -> MatroskaSpec {
+    MatroskaSpec::Ebml(Master::Full(vec![
+        MatroskaSpec::EbmlVersion(1),
+        MatroskaSpec::EbmlReadVersion(1),
+        MatroskaSpec::EbmlMaxIdLength(4),
+        MatroskaSpec::EbmlMaxSizeLength(8),
+        MatroskaSpec::DocType("webm".to_owned()),
+        MatroskaSpec::DocTypeVersion(4),
+        MatroskaSpec::DocTypeReadVersion(2),
+    ]))
+}
+
+#[allow(
+    clippy::cast_precision_loss,
+    reason = "millisecond timestamps of a video are far below 2^52"
+)]
+fn info(video: WebmVideo, frames: &[EncodedFrame]) -> MatroskaSpec {
+    let last = frames.last().map_or(0, |f| f.timestamp_ms) as f64;
+    let frame_ms = if video.fps > 0.0 {
+        1000.0 / video.fps
+    } else {
+        0.0
+    };
+    MatroskaSpec::Info(Master::Full(vec![
+        MatroskaSpec::TimestampScale(TIMESTAMP_SCALE_NS),
+        MatroskaSpec::Duration(last + frame_ms),
+        MatroskaSpec::MuxingApp("Keyshift".to_owned()),
+        MatroskaSpec::WritingApp("Keyshift".to_owned()),
+    ]))
+}
+
+#[allow(
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    reason = "a frame duration in nanoseconds, rounded"
+)]
+fn tracks(video: WebmVideo) -> MatroskaSpec {
+    let mut entry = vec![
+        MatroskaSpec::TrackNumber(1),
+        MatroskaSpec::TrackUID(1),
+        MatroskaSpec::TrackType(1),
+        MatroskaSpec::FlagLacing(0),
+        MatroskaSpec::CodecID(video.codec.codec_id().to_owned()),
+    ];
+    if video.fps > 0.0 {
+        entry.push(MatroskaSpec::DefaultDuration(
+            (1e9 / video.fps).round() as u64
+        ));
+    }
+    entry.push(MatroskaSpec::Video(Master::Full(vec![
+        MatroskaSpec::PixelWidth(u64::from(video.width)),
+        MatroskaSpec::PixelHeight(u64::from(video.height)),
+    ])));
+    MatroskaSpec::Tracks(Master::Full(vec![MatroskaSpec::TrackEntry(Master::Full(
+        entry,
+    ))]))
+}
+
+/// The clusters: one from each keyframe, split further where timestamps run too far.
+fn clusters(frames: &[EncodedFrame]) -> Vec<Result<MatroskaSpec, WebmError>> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    let mut blocks: Vec<MatroskaSpec> = Vec::new();
+    for frame in frames {
+        let relative = frame.timestamp_ms.saturating_sub(start);
+        if frame.keyframe || relative > MAX_RELATIVE_MS || blocks.is_empty() {
+            if !blocks.is_empty() {
+                out.push(Ok(cluster(start, std::mem::take(&mut blocks))));
+            }
+            start = frame.timestamp_ms;
+        }
+        let relative = i16::try_from(frame.timestamp_ms - start)
+            .map_err(|_| WebmError::Container("timestamps out of order".into()));
+        match relative {
+            Ok(t) => blocks.push(
+                SimpleBlock::new_uncheked(&frame.data, 1, t, false, None, false, frame.keyframe)
+                    .into(),
+            ),
+            Err(e) => out.push(Err(e)),
+        }
+    }
+    if !blocks.is_empty() {
+        out.push(Ok(cluster(start, blocks)));
+    }
+    out
+}
+
+fn cluster(start_ms: u64, blocks: Vec<MatroskaSpec>) -> MatroskaSpec {
+    let mut children = vec![MatroskaSpec::Timestamp(start_ms)];
+    children.extend(blocks);
+    MatroskaSpec::Cluster(Master::Full(children))
+}
+
+/// What a WebM file holds, as read back.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct WebmSummary {
+    /// The `DocType` (`webm`).
+    pub doc_type: String,
+    /// The first track's codec id.
+    pub codec_id: String,
+    /// Width and height of the first video track.
+    pub size: (u64, u64),
+    /// `SimpleBlock`s and `Block`s: one per video frame.
+    pub frames: usize,
+    /// How many of them are keyframes.
+    pub keyframes: usize,
+}
+
+/// Reads `bytes` as WebM.
+pub fn read_webm(bytes: &[u8]) -> Result<WebmSummary, WebmError> {
+    let mut summary = WebmSummary::default();
+    for tag in WebmIterator::new(Cursor::new(bytes), &[]) {
+        match tag.map_err(|e| WebmError::Container(e.to_string()))? {
+            MatroskaSpec::DocType(t) => summary.doc_type = t,
+            MatroskaSpec::CodecID(c) if summary.codec_id.is_empty() => summary.codec_id = c,
+            MatroskaSpec::PixelWidth(w) => summary.size.0 = w,
+            MatroskaSpec::PixelHeight(h) => summary.size.1 = h,
+            block @ MatroskaSpec::SimpleBlock(_) => {
+                let block = SimpleBlock::try_from(&block)
+                    .map_err(|e| WebmError::Container(e.to_string()))?;
+                summary.frames += 1;
+                summary.keyframes += usize::from(block.keyframe);
+            }
+            MatroskaSpec::Block(_) => summary.frames += 1,
+            _ => {}
+        }
+    }
+    Ok(summary)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frames(n: u64, fps: u64, key_every: u64) -> Vec<EncodedFrame> {
+        (0..n)
+            .map(|i| EncodedFrame {
+                timestamp_ms: i * 1000 / fps,
+                keyframe: i % key_every == 0,
+                data: vec![u8::try_from(i % 251).unwrap_or(0); 10 + (i as usize % 7)],
+            })
+            .collect()
+    }
+
+    const VIDEO: WebmVideo = WebmVideo {
+        codec: VideoCodec::Vp9,
+        width: 64,
+        height: 48,
+        fps: 12.0,
+    };
+
+    #[test]
+    fn muxed_frames_read_back_in_number_size_and_keyframes() {
+        let bytes = mux_webm(VIDEO, &frames(25, 12, 10)).expect("muxes");
+        assert_eq!(&bytes[..4], &[0x1a, 0x45, 0xdf, 0xa3], "EBML magic");
+        let summary = read_webm(&bytes).expect("reads");
+        assert_eq!(summary.doc_type, "webm");
+        assert_eq!(summary.codec_id, "V_VP9");
+        assert_eq!(summary.size, (64, 48));
+        assert_eq!(summary.frames, 25);
+        assert_eq!(summary.keyframes, 3);
+    }
+
+    #[test]
+    fn long_videos_split_clusters_before_the_16_bit_limit() {
+        // One keyframe, 100 s at 1 fps: blocks more than 32.767 s from a cluster start would not fit.
+        let bytes = mux_webm(VIDEO, &frames(100, 1, 1000)).expect("muxes");
+        assert_eq!(read_webm(&bytes).expect("reads").frames, 100);
+    }
+
+    #[test]
+    fn a_video_must_start_with_a_keyframe() {
+        let mut f = frames(3, 12, 1);
+        f[0].keyframe = false;
+        assert!(matches!(mux_webm(VIDEO, &f), Err(WebmError::NoKeyframe)));
+        assert!(matches!(mux_webm(VIDEO, &[]), Err(WebmError::NoKeyframe)));
+    }
+
+    #[test]
+    fn garbage_is_an_error_not_a_panic() {
+        for bytes in [
+            &[0x1a, 0x45, 0xdf, 0xa3, 0xff, 0x00][..],
+            b"not a webm at all",
+        ] {
+            assert!(read_webm(bytes).map_or(true, |s| s.frames == 0));
+        }
+    }
+}

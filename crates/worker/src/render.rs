@@ -1,0 +1,264 @@
+//! Render jobs: an animation on the render layer, each finished frame stored in the frame store
+//! and sent to the UI the moment it exists; opening, listing and deleting stored renders; and
+//! exports (WebM, GIF, zip) read from the store.
+
+use std::collections::BTreeMap;
+
+use keyshift_render::store::{StoredEnd, frame_png, frame_texts, stored_frame};
+use keyshift_render::{Event, RenderSession, StoredFrame};
+use keyshift_sd::clock::Stopwatch;
+use keyshift_sd::hooks::NoHook;
+use keyshift_web::cache::bytes_text;
+use keyshift_web::protocol::{ExportFormat, FromWorker, RenderJob, Stage};
+use keyshift_web::worker::scope;
+
+use crate::cache;
+use crate::engine::{StepReport, loaded, step_event};
+use crate::job::{check_fits, frame_info, request_for, shift_plan, valid_render_id};
+use crate::store::{self, RenderStore};
+
+/// Renders `job`; frames go to the store and to the UI as they finish.
+pub async fn run(job: RenderJob) -> Result<(), String> {
+    let Some(loaded) = loaded() else {
+        return Err("no model is loaded: pick one and load it first".into());
+    };
+    let clock = Stopwatch::start();
+    let heap_before = crate::heap::reset_peak();
+    let request = request_for(&job.frame, &loaded.model)?;
+    if let Some(limit) = loaded.limit {
+        check_fits(&job.frame, &loaded.model.info, limit)?;
+    }
+    let (settings, source) = shift_plan(&job, &request, &loaded.label)?;
+    let (store, stored) = open_store(&job).await?;
+    let mut session = RenderSession::new(
+        &loaded.model,
+        &loaded.tokenizer,
+        &loaded.device,
+        settings,
+        source,
+    );
+    session.resume_with(stored);
+    let report = StepReport {
+        job: job.frame.job,
+        preview_every: job.frame.preview_every,
+        width: request.width,
+        height: request.height,
+    };
+    loop {
+        match session
+            .advance(&mut NoHook)
+            .await
+            .map_err(|e| e.to_string())?
+        {
+            Event::Step(step) => {
+                if step_event(&report, &loaded, *step, &clock).await? {
+                    return Ok(());
+                }
+                let p = session.progress();
+                scope::post(&FromWorker::RenderProgress {
+                    job: job.frame.job,
+                    render: job.render.clone(),
+                    frames_done: p.frames_done,
+                    frames_expected: p.frames_expected,
+                    eta_seconds: p.eta_seconds,
+                });
+            }
+            Event::Frame(frame) => {
+                let png = frame_png(&frame)?;
+                if !frame.resumed {
+                    store
+                        .put_frame(frame.record.generation_index, &png)
+                        .await
+                        .map_err(|e| storage_error(&e))?;
+                }
+                scope::post(&FromWorker::Frame {
+                    render: job.render.clone(),
+                    frame: frame_info(&frame.record, &frame.parameters),
+                    png,
+                });
+            }
+            Event::Done(finished) => {
+                let end = StoredEnd::from(&finished);
+                store.finish(&end).await.map_err(|e| storage_error(&e))?;
+                let peak = crate::heap::peak_bytes().saturating_sub(heap_before);
+                let mut done = done_message(Some(job.frame.job), &job.render, &end);
+                if let FromWorker::RenderDone {
+                    heap_peak_bytes, ..
+                } = &mut done
+                {
+                    *heap_peak_bytes = peak as u64;
+                }
+                scope::post(&done);
+                return Ok(());
+            }
+        }
+    }
+}
+
+fn done_message(job: Option<u64>, render: &str, end: &StoredEnd) -> FromWorker {
+    FromWorker::RenderDone {
+        job,
+        render: render.to_owned(),
+        order: end.order.clone(),
+        fps: end.fps,
+        lead: end.lead,
+        heap_peak_bytes: 0,
+    }
+}
+
+/// A store failure as the user should read it: a full quota says so (the frames so far stay).
+fn storage_error(message: &str) -> String {
+    if cache::is_quota_error(message) {
+        "the browser's storage for this site is full: the frames rendered so far are kept; \
+         delete old renders or cached models, then Resume"
+            .to_owned()
+    } else {
+        format!("the frame store failed: {message}")
+    }
+}
+
+/// The render's store: fresh, or (resuming) as left, with its frames read back.
+async fn open_store(
+    job: &RenderJob,
+) -> Result<(RenderStore, BTreeMap<usize, StoredFrame>), String> {
+    if !job.resume {
+        let store = RenderStore::create(job)
+            .await
+            .map_err(|e| storage_error(&e))?;
+        return Ok((store, BTreeMap::new()));
+    }
+    let store = RenderStore::open(&job.render, false)
+        .await?
+        .ok_or("this render is no longer in the browser's storage; render it again")?;
+    let mut stored = BTreeMap::new();
+    for (index, png) in store.frames().await? {
+        // A frame cut off by a reload or crash while it was written is rendered again.
+        match stored_frame(&png) {
+            Ok(frame) => {
+                stored.insert(index, frame);
+            }
+            Err(e) => web_sys::console::warn_1(
+                &format!("stored frame {index} is unreadable ({e}); rendering it again").into(),
+            ),
+        }
+    }
+    Ok((store, stored))
+}
+
+/// Sends a stored render's frames, then what it is (and its end, when it finished).
+pub async fn open(render: String) {
+    if let Err(message) = try_open(&render).await {
+        fail(Stage::Render, message);
+    }
+}
+
+async fn try_open(render: &str) -> Result<(), String> {
+    valid_render_id(render)?;
+    let store = RenderStore::open(render, false)
+        .await?
+        .ok_or_else(|| format!("render {render} is no longer in the browser's storage"))?;
+    let info = store.info(render).await?;
+    for index in store.frame_indices().await? {
+        let png = store.frame(index).await?;
+        let Ok((record, parameters)) = frame_texts(&png) else {
+            continue;
+        };
+        scope::post(&FromWorker::Frame {
+            render: render.to_owned(),
+            frame: frame_info(&record, &parameters),
+            png,
+        });
+    }
+    scope::post(&FromWorker::RenderOpened { info });
+    if let Some(end) = store.end().await? {
+        scope::post(&done_message(None, render, &end));
+    }
+    Ok(())
+}
+
+/// Posts the renders in the store.
+pub async fn report() {
+    match store::list().await {
+        Ok(renders) => scope::post(&FromWorker::Renders { renders }),
+        Err(e) => fail(Stage::Render, format!("cannot read the frame store: {e}")),
+    }
+}
+
+/// Deletes a render, then reports the store.
+pub async fn delete(render: String) {
+    let deleted = match valid_render_id(&render) {
+        Ok(()) => store::delete(&render).await,
+        Err(e) => Err(e),
+    };
+    if let Err(e) = deleted {
+        fail(
+            Stage::Render,
+            format!("could not delete render {render}: {e}"),
+        );
+    }
+    report().await;
+}
+
+/// Exports a finished render to `format`; posts progress, then the file.
+pub async fn export(render: String, format: ExportFormat) {
+    if let Err(message) = try_export(&render, format).await {
+        fail(Stage::Export, message);
+    }
+}
+
+async fn try_export(render: &str, format: ExportFormat) -> Result<(), String> {
+    valid_render_id(render)?;
+    let store = RenderStore::open(render, false)
+        .await?
+        .ok_or_else(|| format!("render {render} is no longer in the browser's storage"))?;
+    let end = store
+        .end()
+        .await?
+        .ok_or("the render is not finished: resume it, then export")?;
+    let frames = store.frames().await?;
+    let total = end.order.len() + 2 * end.lead;
+    let bytes = match format {
+        ExportFormat::Zip => end.zip(&frames)?,
+        ExportFormat::Gif => end.gif(&frames)?,
+        ExportFormat::Webm => {
+            if !crate::video::available() {
+                return Err("this browser has no WebCodecs video encoder (VideoEncoder)".into());
+            }
+            let images = end.video_images(&frames)?;
+            drop(frames);
+            let render_id = render.to_owned();
+            crate::video::encode_webm(&images, end.video_fps(), |done| {
+                scope::post(&FromWorker::ExportProgress {
+                    render: render_id.clone(),
+                    done,
+                    total,
+                });
+            })
+            .await?
+        }
+    };
+    tracing_info(&format!(
+        "exported render {render} as {}: {}",
+        format.extension(),
+        bytes_text(bytes.len() as u64)
+    ));
+    scope::post(&FromWorker::Exported {
+        render: render.to_owned(),
+        format,
+        frames: if format == ExportFormat::Zip {
+            end.order.len()
+        } else {
+            total
+        },
+        bytes,
+    });
+    Ok(())
+}
+
+fn fail(stage: Stage, message: String) {
+    scope::post(&FromWorker::Failed { stage, message });
+}
+
+fn tracing_info(message: &str) {
+    web_sys::console::log_1(&message.into());
+}

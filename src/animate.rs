@@ -1,0 +1,848 @@
+//! The Animate workspace as plain types: the render being shown (its frames as they finish, its
+//! video order once done, the player's position), starting, cancelling and resuming renders, the
+//! stored renders, and exports. No leptos and no web-sys: the browser side hands in a function
+//! that turns bytes into an object URL. Tested natively with real worker message sequences.
+
+use std::collections::BTreeMap;
+
+use keyshift_core::share::{AnimationMode, Project, Seed, ShiftCounts};
+use keyshift_web::protocol::{
+    ExportFormat, FrameInfo, FromWorker, GenerateJob, RenderInfo, RenderJob, Stage, ToWorker,
+};
+
+/// Render job ids start here, apart from the Generate card's.
+const FIRST_JOB: u64 = 1 << 40;
+
+/// A finished frame as the strip and the player show it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FrameView {
+    /// Its settings.
+    pub info: FrameInfo,
+    /// An object URL of its PNG.
+    pub url: String,
+}
+
+/// The end of a render: what the video plays.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VideoEnd {
+    /// Generation indices in video order (mirror included, lead not).
+    pub order: Vec<usize>,
+    /// The video's frame rate.
+    pub fps: Option<f64>,
+    /// Lead in/out.
+    pub lead: usize,
+    /// The most worker heap the render used at once (0 when opened from the store).
+    pub heap_peak_bytes: u64,
+}
+
+/// Where a running render stands.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RenderProgress {
+    /// Frames finished.
+    pub frames_done: usize,
+    /// Frames expected.
+    pub frames_expected: usize,
+    /// Seconds left, once known.
+    pub eta_seconds: Option<f64>,
+}
+
+/// The render the workspace shows.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CurrentRender {
+    /// What was asked (known once started or opened).
+    pub job: Option<RenderJob>,
+    /// Its store id.
+    pub id: String,
+    /// The worker job while it runs.
+    pub running: Option<u64>,
+    /// Finished frames by generation index.
+    pub frames: BTreeMap<usize, FrameView>,
+    /// Set when it finished.
+    pub end: Option<VideoEnd>,
+    /// Progress while it runs.
+    pub progress: Option<RenderProgress>,
+}
+
+impl CurrentRender {
+    fn new(id: String, job: Option<RenderJob>) -> Self {
+        Self {
+            job,
+            id,
+            running: None,
+            frames: BTreeMap::new(),
+            end: None,
+            progress: None,
+        }
+    }
+}
+
+/// A running export.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExportRun {
+    /// To what.
+    pub format: ExportFormat,
+    /// Frames done and in all.
+    pub done: (usize, usize),
+}
+
+/// A finished export, ready to save.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExportedFile {
+    /// Its format.
+    pub format: ExportFormat,
+    /// An object URL of the file.
+    pub url: String,
+    /// The file name offered.
+    pub name: String,
+    /// Video frames in it.
+    pub frames: usize,
+    /// Its size.
+    pub bytes: usize,
+}
+
+/// The Animate workspace.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Animate {
+    /// The render shown.
+    pub render: Option<CurrentRender>,
+    /// The player's position in [`Animate::sequence`].
+    pub position: usize,
+    /// Whether the player plays.
+    pub playing: bool,
+    /// Whether it starts over at the end.
+    pub looping: bool,
+    /// The renders in the frame store, newest first.
+    pub stored: Vec<RenderInfo>,
+    /// The export running now.
+    pub export: Option<ExportRun>,
+    /// The newest export.
+    pub exported: Option<ExportedFile>,
+    /// The newest failure.
+    pub error: Option<String>,
+    /// Object URLs no longer shown (the browser side revokes them).
+    pub stale_urls: Vec<String>,
+    next_job: u64,
+}
+
+/// Turns bytes (and their MIME type) into an object URL.
+pub type MakeUrl<'a> = &'a mut dyn FnMut(&[u8], &str) -> String;
+
+/// The frame and video counts of `project` in its mode, or why it cannot be rendered.
+pub fn counts(project: &Project) -> Result<ShiftCounts, String> {
+    let s = &project.animation.shift;
+    let request = s.request(
+        &project.prompt,
+        &project.negative_prompt,
+        0,
+        project.settings.cfg_scale,
+    );
+    s.counts(&request).map_err(|e| e.to_string())
+}
+
+/// One line: `5 frames · video 14 frames, 2.0 s at 7 fps`.
+pub fn counts_text(counts: &ShiftCounts, gap_filling: bool) -> String {
+    let frames = plural(counts.rendered, "frame");
+    let more = if gap_filling {
+        " (SSIM gap filling may add more)"
+    } else {
+        ""
+    };
+    match (counts.fps, counts.seconds()) {
+        (Some(fps), Some(seconds)) => format!(
+            "{frames}{more} · video {}, {seconds:.1} s at {} fps",
+            plural(counts.video_frames, "frame"),
+            trim_number(fps)
+        ),
+        _ => format!("{frames}{more} · no video (FPS 0)"),
+    }
+}
+
+fn plural(n: usize, word: &str) -> String {
+    if n == 1 {
+        format!("1 {word}")
+    } else {
+        format!("{n} {word}s")
+    }
+}
+
+fn trim_number(v: f64) -> String {
+    let text = format!("{v:.2}");
+    text.trim_end_matches('0').trim_end_matches('.').to_owned()
+}
+
+impl Animate {
+    /// Starts rendering `project` as render `id` (`random` draws a random seed).
+    pub fn start(
+        &mut self,
+        project: &Project,
+        id: String,
+        random: u32,
+    ) -> Result<ToWorker, String> {
+        if project.animation.mode != AnimationMode::ShiftAttention {
+            return Err("Pick an animation mode first.".into());
+        }
+        if self.is_running() {
+            return Err("A render is already running.".into());
+        }
+        counts(project).map_err(|e| format!("The prompt cannot be rendered: {e}."))?;
+        let s = &project.settings;
+        self.next_job = self.next_job.max(FIRST_JOB) + 1;
+        let job = RenderJob {
+            frame: GenerateJob {
+                job: self.next_job,
+                prompt: project.prompt.clone(),
+                negative: project.negative_prompt.clone(),
+                width: s.width_px,
+                height: s.height_px,
+                steps: s.steps,
+                sampler: s.sampler,
+                cfg: s.cfg_scale,
+                seed: match s.seed {
+                    Seed::Fixed(seed) => u64::from(seed),
+                    Seed::Random => u64::from(random),
+                },
+                preview_every: 0,
+            },
+            shift: project.animation.shift.clone(),
+            render: id.clone(),
+            resume: false,
+        };
+        self.show(CurrentRender::new(id, Some(job.clone())));
+        self.set_running(job.frame.job);
+        Ok(ToWorker::Render { job })
+    }
+
+    fn show(&mut self, render: CurrentRender) {
+        if let Some(old) = self.render.take() {
+            self.stale_urls
+                .extend(old.frames.into_values().map(|f| f.url));
+        }
+        self.render = Some(render);
+        self.position = 0;
+        self.playing = false;
+        self.error = None;
+    }
+
+    fn set_running(&mut self, job: u64) {
+        if let Some(r) = self.render.as_mut() {
+            r.running = Some(job);
+            r.progress = None;
+        }
+    }
+
+    /// Continues the shown render where it stopped (its stored frames are not rendered again).
+    pub fn resume(&mut self) -> Option<ToWorker> {
+        if !self.can_resume() {
+            return None;
+        }
+        self.next_job = self.next_job.max(FIRST_JOB) + 1;
+        let render = self.render.as_mut()?;
+        let mut job = render.job.clone()?;
+        job.frame.job = self.next_job;
+        job.resume = true;
+        render.running = Some(job.frame.job);
+        render.progress = None;
+        self.error = None;
+        Some(ToWorker::Render { job })
+    }
+
+    /// Stops the running render before its next step (the frames so far stay).
+    pub fn cancel(&self) -> Option<ToWorker> {
+        let job = self.render.as_ref()?.running?;
+        Some(ToWorker::Cancel { job })
+    }
+
+    /// Shows a stored render.
+    pub fn open(&mut self, id: &str) -> ToWorker {
+        self.show(CurrentRender::new(id.to_owned(), None));
+        ToWorker::OpenRender {
+            render: id.to_owned(),
+        }
+    }
+
+    /// Exports the shown render.
+    pub fn start_export(&mut self, format: ExportFormat) -> Option<ToWorker> {
+        let render = self.render.as_ref().filter(|r| r.end.is_some())?;
+        if self.export.is_some() {
+            return None;
+        }
+        self.export = Some(ExportRun {
+            format,
+            done: (0, 0),
+        });
+        Some(ToWorker::Export {
+            render: render.id.clone(),
+            format,
+        })
+    }
+
+    /// Whether a render is running.
+    pub fn is_running(&self) -> bool {
+        self.render.as_ref().is_some_and(|r| r.running.is_some())
+    }
+
+    /// Whether the shown render stopped before its end and can continue.
+    pub fn can_resume(&self) -> bool {
+        self.render
+            .as_ref()
+            .is_some_and(|r| r.running.is_none() && r.end.is_none() && r.job.is_some())
+    }
+
+    /// Whether the shown render finished.
+    pub fn is_finished(&self) -> bool {
+        self.render.as_ref().is_some_and(|r| r.end.is_some())
+    }
+
+    /// The strip's frames (generation indices): in video order once known (each frame once),
+    /// otherwise as generated.
+    pub fn strip(&self) -> Vec<usize> {
+        let Some(render) = &self.render else {
+            return Vec::new();
+        };
+        let mut seen = std::collections::BTreeSet::new();
+        let mut out: Vec<usize> = match &render.end {
+            Some(end) => end
+                .order
+                .iter()
+                .copied()
+                .filter(|i| seen.insert(*i))
+                .collect(),
+            None => Vec::new(),
+        };
+        out.extend(render.frames.keys().filter(|i| !seen.contains(i)));
+        out.retain(|i| render.frames.contains_key(i));
+        out
+    }
+
+    /// What the player plays (generation indices): the video order once known, else the strip.
+    pub fn sequence(&self) -> Vec<usize> {
+        match self.render.as_ref().and_then(|r| r.end.as_ref()) {
+            Some(end) => end.order.clone(),
+            None => self.strip(),
+        }
+    }
+
+    /// The frame at the player's position.
+    pub fn current(&self) -> Option<&FrameView> {
+        let index = *self.sequence().get(self.position)?;
+        self.render.as_ref()?.frames.get(&index)
+    }
+
+    /// Moves the player to `position` (clamped).
+    pub fn seek(&mut self, position: usize) {
+        self.position = position.min(self.sequence().len().saturating_sub(1));
+    }
+
+    /// Shows the strip's frame `index` (a generation index) in the player.
+    pub fn select(&mut self, index: usize) {
+        if let Some(p) = self.sequence().iter().position(|&i| i == index) {
+            self.position = p;
+            self.playing = false;
+        }
+    }
+
+    /// Steps the player by `delta` frames (arrow keys), wrapping around.
+    pub fn step(&mut self, delta: isize) {
+        let n = self.sequence().len();
+        if n == 0 {
+            return;
+        }
+        let n = n as isize;
+        self.position = (self.position as isize + delta).rem_euclid(n) as usize;
+    }
+
+    /// One tick of playback: the next frame, stopping at the end unless looping.
+    pub fn tick(&mut self) {
+        let n = self.sequence().len();
+        if n == 0 {
+            self.playing = false;
+        } else if self.position + 1 < n {
+            self.position += 1;
+        } else if self.looping {
+            self.position = 0;
+        } else {
+            self.playing = false;
+        }
+    }
+
+    /// Frames per second the player runs at.
+    pub fn play_fps(&self) -> f64 {
+        let from_video = self.render.as_ref().and_then(|r| r.end.as_ref()?.fps);
+        let asked = self
+            .render
+            .as_ref()
+            .and_then(|r| r.job.as_ref())
+            .map(|j| j.shift.fps)
+            .filter(|f| *f > 0.0);
+        from_video
+            .or(asked)
+            .filter(|f| *f > 0.0)
+            .unwrap_or(30.0)
+            .min(60.0)
+    }
+
+    /// One line about the finished render: `6 frames rendered · worker memory peak 3.1 MB`.
+    pub fn status_text(&self) -> String {
+        let Some(r) = self.render.as_ref().filter(|r| r.running.is_none()) else {
+            return String::new();
+        };
+        let frames = plural(r.frames.len(), "frame");
+        match &r.end {
+            Some(end) if end.heap_peak_bytes > 0 => format!(
+                "{frames} rendered · worker memory peak {}",
+                keyshift_web::cache::bytes_text(end.heap_peak_bytes)
+            ),
+            Some(_) => format!("{frames} rendered"),
+            None if r.job.is_some() => format!("{frames} rendered so far: Resume continues"),
+            None => format!("{frames} so far"),
+        }
+    }
+
+    /// One line of progress: `frame 3/5 · 12 s left`.
+    pub fn progress_text(&self) -> String {
+        let Some(p) = self.render.as_ref().and_then(|r| r.progress) else {
+            return String::new();
+        };
+        let mut text = format!(
+            "frame {}/{}",
+            (p.frames_done + 1).min(p.frames_expected),
+            p.frames_expected
+        );
+        if let Some(eta) = p.eta_seconds {
+            text.push_str(&format!(" · {} left", seconds(eta)));
+        }
+        text
+    }
+
+    /// Folds a worker message in; returns what to send next.
+    pub fn apply(&mut self, message: &FromWorker, make_url: MakeUrl<'_>) -> Option<ToWorker> {
+        match message {
+            FromWorker::Frame { render, frame, png } => self.frame(render, frame, png, make_url),
+            FromWorker::RenderProgress {
+                render,
+                frames_done,
+                frames_expected,
+                eta_seconds,
+                ..
+            } => {
+                if let Some(r) = self.shown_mut(render) {
+                    r.progress = Some(RenderProgress {
+                        frames_done: *frames_done,
+                        frames_expected: *frames_expected,
+                        eta_seconds: *eta_seconds,
+                    });
+                }
+                None
+            }
+            FromWorker::RenderDone {
+                render,
+                order,
+                fps,
+                lead,
+                heap_peak_bytes,
+                ..
+            } => self.done(
+                render,
+                VideoEnd {
+                    order: order.clone(),
+                    fps: *fps,
+                    lead: *lead,
+                    heap_peak_bytes: *heap_peak_bytes,
+                },
+            ),
+            FromWorker::RenderOpened { info } => {
+                if let Some(r) = self.shown_mut(&info.id) {
+                    r.job = Some(info.job.clone());
+                }
+                None
+            }
+            FromWorker::Renders { renders } => self.renders(renders),
+            FromWorker::Cancelled { job } => {
+                self.stop(*job);
+                None
+            }
+            FromWorker::ExportProgress { done, total, .. } => {
+                if let Some(e) = self.export.as_mut() {
+                    e.done = (*done, *total);
+                }
+                None
+            }
+            FromWorker::Exported {
+                format,
+                frames,
+                bytes,
+                render,
+            } => {
+                self.exported(render, *format, *frames, bytes, make_url);
+                None
+            }
+            FromWorker::Failed { stage, message } => self.failed(*stage, message),
+            _ => None,
+        }
+    }
+
+    fn shown_mut(&mut self, id: &str) -> Option<&mut CurrentRender> {
+        self.render.as_mut().filter(|r| r.id == id)
+    }
+
+    fn frame(
+        &mut self,
+        render: &str,
+        frame: &FrameInfo,
+        png: &[u8],
+        make_url: MakeUrl<'_>,
+    ) -> Option<ToWorker> {
+        let url = make_url(png, "image/png");
+        let Some(r) = self.shown_mut(render) else {
+            self.stale_urls.push(url);
+            return None;
+        };
+        let view = FrameView {
+            info: frame.clone(),
+            url,
+        };
+        if let Some(old) = r.frames.insert(frame.index, view) {
+            self.stale_urls.push(old.url);
+        }
+        None
+    }
+
+    fn done(&mut self, render: &str, end: VideoEnd) -> Option<ToWorker> {
+        let r = self.shown_mut(render)?;
+        r.end = Some(end);
+        r.running = None;
+        r.progress = None;
+        // The store's list changed.
+        Some(ToWorker::ListRenders)
+    }
+
+    fn renders(&mut self, renders: &[RenderInfo]) -> Option<ToWorker> {
+        self.stored = renders.to_vec();
+        // After a reload: show the newest render, to resume it or watch it.
+        if self.render.is_none()
+            && let Some(newest) = renders.first()
+        {
+            let id = newest.id.clone();
+            return Some(self.open(&id));
+        }
+        None
+    }
+
+    fn stop(&mut self, job: u64) {
+        if let Some(r) = self.render.as_mut().filter(|r| r.running == Some(job)) {
+            r.running = None;
+            r.progress = None;
+        }
+    }
+
+    fn exported(
+        &mut self,
+        render: &str,
+        format: ExportFormat,
+        frames: usize,
+        bytes: &[u8],
+        make_url: MakeUrl<'_>,
+    ) {
+        self.export = None;
+        if let Some(old) = self.exported.take() {
+            self.stale_urls.push(old.url);
+        }
+        self.exported = Some(ExportedFile {
+            format,
+            url: make_url(bytes, format.mime()),
+            name: format!("keyshift-{render}.{}", format.extension()),
+            frames,
+            bytes: bytes.len(),
+        });
+    }
+
+    fn failed(&mut self, stage: Stage, message: &str) -> Option<ToWorker> {
+        match stage {
+            Stage::Render => {
+                if let Some(r) = self.render.as_mut() {
+                    r.running = None;
+                    r.progress = None;
+                }
+                self.error = Some(capitalise(message));
+            }
+            Stage::Export => {
+                self.export = None;
+                self.error = Some(format!("The export failed: {message}"));
+            }
+            Stage::Crashed => {
+                if let Some(r) = self.render.as_mut().filter(|r| r.running.is_some()) {
+                    r.running = None;
+                    r.progress = None;
+                    self.error = Some(
+                        "The compute worker stopped; load the model again, then Resume.".into(),
+                    );
+                }
+                self.export = None;
+            }
+            _ => {}
+        }
+        None
+    }
+
+    /// Object URLs to revoke.
+    pub fn take_stale_urls(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.stale_urls)
+    }
+}
+
+fn capitalise(text: &str) -> String {
+    let mut chars = text.chars();
+    chars.next().map_or_else(String::new, |first| {
+        first.to_uppercase().chain(chars).collect()
+    })
+}
+
+fn seconds(s: f64) -> String {
+    let s = s.ceil().max(0.0) as u64;
+    if s >= 60 {
+        format!("{}:{:02}", s / 60, s % 60)
+    } else {
+        format!("{s} s")
+    }
+}
+
+#[cfg(all(test, not(target_arch = "wasm32")))]
+mod tests {
+    use super::*;
+    use keyshift_core::share::AnimationMode;
+
+    fn project() -> Project {
+        let mut p = Project {
+            prompt: "a (cat:1~0)".into(),
+            ..Project::default()
+        };
+        p.animation.mode = AnimationMode::ShiftAttention;
+        p.animation.shift.shift_steps = 2;
+        p.animation.shift.mirror = true;
+        p.settings.seed = Seed::Fixed(42);
+        p
+    }
+
+    fn info(index: usize) -> FrameInfo {
+        FrameInfo {
+            index,
+            prompt: format!("a (cat:{index})"),
+            negative: String::new(),
+            seed: 42,
+            subseed: 42,
+            subseed_strength: 0.0,
+            cfg: 7.0,
+            parameters: String::new(),
+        }
+    }
+
+    fn frame(render: &str, index: usize) -> FromWorker {
+        FromWorker::Frame {
+            render: render.into(),
+            frame: info(index),
+            png: vec![u8::try_from(index).unwrap_or(0)],
+        }
+    }
+
+    fn url() -> impl FnMut(&[u8], &str) -> String {
+        let mut n = 0;
+        move |bytes: &[u8], mime: &str| {
+            n += 1;
+            format!("blob:{mime}:{bytes:?}:{n}")
+        }
+    }
+
+    fn started(a: &mut Animate) -> (u64, String) {
+        let Ok(ToWorker::Render { job }) = a.start(&project(), "r1".into(), 7) else {
+            panic!("starts");
+        };
+        (job.frame.job, job.render)
+    }
+
+    #[test]
+    fn a_render_fills_the_strip_then_plays_in_video_order() {
+        let mut a = Animate::default();
+        let mut make = url();
+        let (job, id) = started(&mut a);
+        assert!(job >= FIRST_JOB, "apart from the Generate card's ids");
+        assert!(a.is_running() && a.start(&project(), "r2".into(), 1).is_err());
+        for i in 0..3 {
+            assert_eq!(a.apply(&frame(&id, i), &mut make), None);
+        }
+        assert_eq!(a.strip(), [0, 1, 2]);
+        // Another render's frame is not shown (its URL is released).
+        a.apply(&frame("other", 9), &mut make);
+        assert_eq!(a.strip(), [0, 1, 2]);
+        assert_eq!(a.take_stale_urls().len(), 1);
+        let next = a.apply(
+            &FromWorker::RenderDone {
+                job: Some(job),
+                render: id.clone(),
+                order: vec![0, 1, 2, 2, 1, 0],
+                fps: Some(12.0),
+                lead: 1,
+                heap_peak_bytes: 0,
+            },
+            &mut make,
+        );
+        assert_eq!(next, Some(ToWorker::ListRenders));
+        assert!(!a.is_running() && a.is_finished() && !a.can_resume());
+        assert_eq!(a.strip(), [0, 1, 2], "each frame once");
+        assert_eq!(a.sequence().len(), 6);
+        a.seek(3);
+        assert_eq!(a.current().map(|f| f.info.index), Some(2));
+        a.step(-4);
+        assert_eq!(a.position, 5, "arrow keys wrap around");
+        a.tick();
+        assert_eq!(a.position, 5);
+        assert!(!a.playing);
+        a.looping = true;
+        a.playing = true;
+        a.tick();
+        assert_eq!(a.position, 0);
+        assert!((a.play_fps() - 12.0).abs() < 1e-9);
+        a.select(1);
+        assert_eq!(a.position, 1);
+    }
+
+    #[test]
+    fn a_cancelled_render_resumes_with_the_same_job_and_its_store() {
+        let mut a = Animate::default();
+        let mut make = url();
+        let (job, id) = started(&mut a);
+        a.apply(&frame(&id, 0), &mut make);
+        assert_eq!(a.cancel(), Some(ToWorker::Cancel { job }));
+        a.apply(&FromWorker::Cancelled { job }, &mut make);
+        assert!(a.can_resume());
+        let Some(ToWorker::Render { job: resumed }) = a.resume() else {
+            panic!("resumes");
+        };
+        assert!(resumed.resume && resumed.render == id && resumed.frame.job > job);
+        assert_eq!(resumed.frame.seed, 42);
+        assert!(a.is_running() && a.resume().is_none());
+    }
+
+    #[test]
+    fn after_a_reload_the_newest_stored_render_opens_and_can_resume() {
+        let mut a = Animate::default();
+        let mut make = url();
+        let mut job = match Animate::default().start(&project(), "r5".into(), 1) {
+            Ok(ToWorker::Render { job }) => job,
+            _ => panic!("starts"),
+        };
+        job.resume = false;
+        let stored = RenderInfo {
+            id: "r5".into(),
+            job: job.clone(),
+            frames: 2,
+            bytes: 10,
+            complete: false,
+        };
+        let next = a.apply(
+            &FromWorker::Renders {
+                renders: vec![stored.clone()],
+            },
+            &mut make,
+        );
+        assert_eq!(
+            next,
+            Some(ToWorker::OpenRender {
+                render: "r5".into()
+            })
+        );
+        a.apply(&frame("r5", 0), &mut make);
+        a.apply(&frame("r5", 1), &mut make);
+        assert!(!a.can_resume(), "not before the job is known");
+        a.apply(&FromWorker::RenderOpened { info: stored }, &mut make);
+        assert!(a.can_resume());
+        assert_eq!(a.strip(), [0, 1]);
+        // A second list (after a delete) does not reopen anything.
+        let again = a.apply(&FromWorker::Renders { renders: vec![] }, &mut make);
+        assert_eq!(again, None);
+    }
+
+    #[test]
+    fn failures_stop_the_render_and_keep_its_frames() {
+        let mut a = Animate::default();
+        let mut make = url();
+        let (_, id) = started(&mut a);
+        a.apply(&frame(&id, 0), &mut make);
+        a.apply(
+            &FromWorker::Failed {
+                stage: Stage::Render,
+                message: "the browser's storage for this site is full".into(),
+            },
+            &mut make,
+        );
+        assert!(!a.is_running());
+        assert_eq!(a.strip(), [0]);
+        assert!(
+            a.error
+                .as_deref()
+                .is_some_and(|e| e.starts_with("The browser's storage"))
+        );
+        assert!(a.start_export(ExportFormat::Gif).is_none(), "unfinished");
+    }
+
+    #[test]
+    fn an_export_runs_once_and_its_file_is_offered() {
+        let mut a = Animate::default();
+        let mut make = url();
+        let (job, id) = started(&mut a);
+        a.apply(&frame(&id, 0), &mut make);
+        a.apply(
+            &FromWorker::RenderDone {
+                job: Some(job),
+                render: id.clone(),
+                order: vec![0],
+                fps: None,
+                lead: 0,
+                heap_peak_bytes: 0,
+            },
+            &mut make,
+        );
+        assert_eq!(
+            a.start_export(ExportFormat::Webm),
+            Some(ToWorker::Export {
+                render: id.clone(),
+                format: ExportFormat::Webm
+            })
+        );
+        assert_eq!(a.start_export(ExportFormat::Gif), None, "one at a time");
+        a.apply(
+            &FromWorker::Exported {
+                render: id.clone(),
+                format: ExportFormat::Webm,
+                frames: 1,
+                bytes: vec![1, 2, 3],
+            },
+            &mut make,
+        );
+        let file = a.exported.clone().unwrap_or_else(|| panic!("exported"));
+        assert_eq!(file.name, "keyshift-r1.webm");
+        assert!(file.url.starts_with("blob:video/webm:"));
+        assert_eq!((file.frames, file.bytes), (1, 3));
+        assert!(a.export.is_none());
+    }
+
+    #[test]
+    fn counts_are_shown_before_rendering() {
+        let p = project();
+        let c = counts(&p).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            counts_text(&c, false),
+            "3 frames · video 6 frames, 0.2 s at 30 fps"
+        );
+        let mut p = project();
+        p.animation.shift.fps = 0.0;
+        assert_eq!(
+            counts_text(&counts(&p).unwrap_or_else(|e| panic!("{e}")), true),
+            "3 frames (SSIM gap filling may add more) · no video (FPS 0)"
+        );
+        p.prompt = "a (cat:1~~0)".into();
+        assert!(counts(&p).is_err());
+        let mut single = project();
+        single.animation.mode = AnimationMode::Single;
+        assert!(Animate::default().start(&single, "x".into(), 1).is_err());
+    }
+}
