@@ -276,6 +276,70 @@ impl Animate {
         })
     }
 
+    /// The video's frames as object URLs (mirror and lead in/out applied), once finished.
+    pub fn video_urls(&self) -> Option<Vec<String>> {
+        let render = self.render.as_ref()?;
+        let end = render.end.as_ref()?;
+        let urls: Vec<String> = end
+            .order
+            .iter()
+            .map(|i| render.frames.get(i).map(|f| f.url.clone()))
+            .collect::<Option<_>>()?;
+        Some(keyshift_core::export::with_lead(&urls, end.lead))
+    }
+
+    /// Starts an export made on this page (WebM through `MediaRecorder`); returns the video's
+    /// frames and frame rate.
+    pub fn start_local_export(&mut self, format: ExportFormat) -> Option<(Vec<String>, f64)> {
+        if self.export.is_some() {
+            return None;
+        }
+        let urls = self.video_urls()?;
+        self.export = Some(ExportRun {
+            format,
+            done: (0, urls.len()),
+        });
+        Some((urls, self.play_fps_of_video()))
+    }
+
+    fn play_fps_of_video(&self) -> f64 {
+        self.render
+            .as_ref()
+            .and_then(|r| r.end.as_ref()?.fps)
+            .filter(|f| *f > 0.0)
+            .unwrap_or(30.0)
+    }
+
+    /// Progress of an export made on this page.
+    pub fn local_export_progress(&mut self, done: usize) {
+        if let Some(e) = self.export.as_mut() {
+            e.done.0 = done;
+        }
+    }
+
+    /// An export made on this page finished (`Ok((object URL, bytes))`) or failed.
+    pub fn finish_local_export(&mut self, result: Result<(String, u64), String>) {
+        let Some(run) = self.export.take() else {
+            return;
+        };
+        match result {
+            Ok((url, bytes)) => {
+                if let Some(old) = self.exported.take() {
+                    self.stale_urls.push(old.url);
+                }
+                let id = self.render.as_ref().map_or("render", |r| r.id.as_str());
+                self.exported = Some(ExportedFile {
+                    format: run.format,
+                    url,
+                    name: format!("keyshift-{id}.{}", run.format.extension()),
+                    frames: run.done.1,
+                    bytes: usize::try_from(bytes).unwrap_or(usize::MAX),
+                });
+            }
+            Err(e) => self.error = Some(format!("The export failed: {e}")),
+        }
+    }
+
     /// Whether a render is running.
     pub fn is_running(&self) -> bool {
         self.render.as_ref().is_some_and(|r| r.running.is_some())
@@ -379,6 +443,11 @@ impl Animate {
             .filter(|f| *f > 0.0)
             .unwrap_or(30.0)
             .min(60.0)
+    }
+
+    /// The worker heap peak of the shown render, once it finished (0 when opened from the store).
+    pub fn heap_peak(&self) -> Option<u64> {
+        Some(self.render.as_ref()?.end.as_ref()?.heap_peak_bytes)
     }
 
     /// One line about the finished render: `6 frames rendered · worker memory peak 3.1 MB`.
@@ -823,6 +892,58 @@ mod tests {
         assert!(file.url.starts_with("blob:video/webm:"));
         assert_eq!((file.frames, file.bytes), (1, 3));
         assert!(a.export.is_none());
+    }
+
+    #[test]
+    fn a_page_made_export_plays_the_video_order_with_lead() {
+        let mut a = Animate::default();
+        let mut make = url();
+        let (job, id) = started(&mut a);
+        assert_eq!(
+            a.start_local_export(ExportFormat::Webm),
+            None,
+            "not finished"
+        );
+        for i in 0..2 {
+            a.apply(&frame(&id, i), &mut make);
+        }
+        a.apply(
+            &FromWorker::RenderDone {
+                job: Some(job),
+                render: id,
+                order: vec![0, 1, 1, 0],
+                fps: Some(8.0),
+                lead: 1,
+                heap_peak_bytes: 0,
+            },
+            &mut make,
+        );
+        let (urls, fps) = a
+            .start_local_export(ExportFormat::Webm)
+            .unwrap_or_else(|| panic!("starts"));
+        let url_of = |i: usize| a.render.as_ref().map(|r| r.frames[&i].url.clone());
+        let expected: Vec<String> = [0, 0, 1, 1, 0, 0]
+            .iter()
+            .filter_map(|&i| url_of(i))
+            .collect();
+        assert_eq!(urls, expected);
+        assert!((fps - 8.0).abs() < 1e-9);
+        assert!(
+            a.start_local_export(ExportFormat::Webm).is_none(),
+            "one at a time"
+        );
+        a.local_export_progress(3);
+        assert_eq!(a.export.map(|e| e.done), Some((3, 6)));
+        a.finish_local_export(Ok(("blob:webm".into(), 99)));
+        let file = a.exported.clone().unwrap_or_else(|| panic!("exported"));
+        assert_eq!(
+            (file.frames, file.bytes, file.name.as_str()),
+            (6, 99, "keyshift-r1.webm")
+        );
+        a.start_local_export(ExportFormat::Webm);
+        a.finish_local_export(Err("no recorder".into()));
+        assert_eq!(a.error.as_deref(), Some("The export failed: no recorder"));
+        assert!(a.exported.is_some(), "the earlier file stays");
     }
 
     #[test]

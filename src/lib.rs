@@ -11,6 +11,8 @@ mod app;
 mod browser;
 #[cfg(target_arch = "wasm32")]
 mod pages;
+#[cfg(target_arch = "wasm32")]
+mod recorder;
 
 /// Entry point: called by the boot script once the module is instantiated.
 #[cfg(target_arch = "wasm32")]

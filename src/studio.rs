@@ -324,8 +324,8 @@ pub struct RunningJob {
 pub struct Output {
     /// The job it came from.
     pub job: u64,
-    /// PNG with A1111 parameters, base64.
-    pub png: String,
+    /// PNG with A1111 parameters.
+    pub png: Vec<u8>,
     /// Its seed.
     pub seed: u64,
     /// Time to make it.
@@ -354,8 +354,8 @@ pub struct Studio {
     pub job: Option<RunningJob>,
     /// The rest of the batch, sent one at a time.
     pub pending: VecDeque<GenerateJob>,
-    /// The newest preview (PNG, base64) of the running job.
-    pub preview: Option<String>,
+    /// The newest preview (PNG) of the running job.
+    pub preview: Option<Vec<u8>>,
     /// Finished images, newest first.
     pub outputs: Vec<Output>,
     /// The newest failure of a load or a job.
@@ -1004,7 +1004,7 @@ mod tests {
         studio.generate(&project, 3, 0).unwrap();
         studio.outputs.push(Output {
             job: 0,
-            png: "kept".into(),
+            png: b"kept".to_vec(),
             seed: 1,
             elapsed_ms: 1.0,
             step_ms: 1.0,
@@ -1190,7 +1190,7 @@ mod tests {
         assert_eq!(studio.title("Keyshift"), "[50%] Keyshift");
         let next = studio.apply(&FromWorker::Image {
             job: job.job,
-            png: "png".into(),
+            png: b"png".to_vec(),
             seed: 42,
             elapsed_ms: 2000.0,
             step_ms: 500.0,
@@ -1204,7 +1204,7 @@ mod tests {
         assert_eq!(
             studio.apply(&FromWorker::Image {
                 job: second.job,
-                png: "png2".into(),
+                png: b"png2".to_vec(),
                 seed: 43,
                 elapsed_ms: 1.0,
                 step_ms: 1.0,

@@ -11,6 +11,7 @@ use leptos::prelude::*;
 use crate::animate::{Animate, counts, counts_text};
 use crate::app::Shared;
 use crate::browser;
+use crate::recorder;
 use crate::state::{self, ProjectCommand, ShiftField};
 
 /// A shift-attention option field.
@@ -218,7 +219,10 @@ fn RenderControls() -> impl IntoView {
                 </button>
             </Show>
         </div>
-        <p class="hint" data-testid="render-status">{move || animate.with(Animate::status_text)}</p>
+        <p class="hint" data-testid="render-status"
+            data-heap-peak=move || animate.with(Animate::heap_peak).map(|b| b.to_string())>
+            {move || animate.with(Animate::status_text)}
+        </p>
         <Show when=move || animate.with(Animate::is_running)>
             <div class="row">
                 <progress data-testid="render-progress" max="1" prop:value=move || animate.with(|a| {
@@ -388,6 +392,10 @@ fn Exports() -> impl IntoView {
     let animate = shared.animate;
     let export = move |format: ExportFormat| {
         move |_| {
+            if format == ExportFormat::Webm && !recorder::has_video_encoder() {
+                record_on_page(animate);
+                return;
+            }
             let mut next = None;
             animate.update(|a| next = a.start_export(format));
             send(shared, next);
@@ -417,6 +425,18 @@ fn Exports() -> impl IntoView {
             }
         })}
     }
+}
+
+/// WebM through `MediaRecorder` on this page (browsers without WebCodecs' `VideoEncoder`).
+fn record_on_page(animate: RwSignal<Animate>) {
+    let mut started = None;
+    animate.update(|a| started = a.start_local_export(ExportFormat::Webm));
+    let Some((urls, fps)) = started else { return };
+    leptos::task::spawn_local(async move {
+        let progress = move |done| animate.update(|a| a.local_export_progress(done));
+        let result = recorder::record(&urls, fps, progress).await;
+        animate.update(|a| a.finish_local_export(result));
+    });
 }
 
 /// The renders kept in this browser: open, delete, sizes.

@@ -15,8 +15,16 @@ fn choices() -> Vec<ModelChoice> {
     model_choices(is_local_host(&browser::host()), &browser::origin())
 }
 
-fn data_url(png: &str) -> String {
-    format!("data:image/png;base64,{png}")
+/// An object URL of the PNG `bytes` gives, made again only when the bytes change (the
+/// previous one is released).
+fn png_url(bytes: impl Fn() -> Option<Vec<u8>> + Send + Sync + 'static) -> Memo<Option<String>> {
+    let bytes = Memo::new(move |_| bytes());
+    Memo::new(move |previous: Option<&Option<String>>| {
+        if let Some(Some(old)) = previous {
+            browser::revoke_url(old);
+        }
+        bytes.with(|b| b.as_ref().map(|b| browser::object_url(b, "image/png")))
+    })
 }
 
 /// The model picker and the generate controls, progress and results.
@@ -161,6 +169,8 @@ pub fn StudioCard() -> impl IntoView {
     let status = move || studio.with(Studio::model_text);
     let loading = move || studio.with(|s| matches!(s.model, ModelStatus::Loading { .. }));
     let note = move || choices.with_value(|c| c.get(picked.get()).map(|c| c.note).unwrap_or(""));
+    let preview_url = png_url(move || studio.with(|s| s.preview.clone()));
+    let result_url = png_url(move || studio.with(|s| s.outputs.first().map(|o| o.png.clone())));
 
     view! {
         <section class="card" on:keydown=on_key>
@@ -257,12 +267,11 @@ pub fn StudioCard() -> impl IntoView {
                 let message = error.get().or_else(|| studio.with(|s| s.error.clone()))?;
                 Some(view! { <p class="error" role="alert" data-testid="generate-error">{message}</p> })
             }}
-            {move || studio.with(|s| s.preview.clone()).map(|png| view! {
+            {move || preview_url.get().map(|url| view! {
                 <img class="preview" data-testid="preview-image" alt="Preview of the image being made"
-                    src=data_url(&png)/>
+                    src=url/>
             })}
-            {move || studio.with(|s| s.outputs.first().cloned()).map(|out| {
-                let url = data_url(&out.png);
+            {move || studio.with(|s| s.outputs.first().cloned()).zip(result_url.get()).map(|(out, url)| {
                 view! {
                     <figure class="result">
                         <img data-testid="result-image" alt="The generated image" src=url.clone()/>

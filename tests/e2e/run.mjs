@@ -393,7 +393,8 @@ test('the tiny model loads from the local server and draws, on WebGPU, the nativ
     facts.tinyWebgpuResult = await text(page, 'result-info');
     assert.match(facts.tinyWebgpuResult, /^Seed 42 /);
     // The PNG carries A1111's parameters.
-    const png = Buffer.from(src.split(',')[1], 'base64');
+    const [download] = await Promise.all([page.waitForEvent('download'), byId(page, 'download-png').click()]);
+    const png = readFileSync(await download.path());
     assert.ok(png.includes(Buffer.from('Steps: 4, Sampler: Euler, CFG scale: 7, Seed: 42, Size: 64x64')));
     assert.equal(await byId(page, 'download-png').getAttribute('download'), 'keyshift-42.png');
     assert.deepEqual(errors, []);
@@ -891,12 +892,10 @@ test('shift-attention in the Animate workspace: the CLI frames, resume after a r
   });
 });
 
-/** The worker heap peak of the finished render, in bytes (from the render status line). */
+/** The worker heap peak of the finished render, in bytes. */
 async function renderHeapPeak(page) {
-  const status = await text(page, 'render-status');
-  const [, value, unit] = status.match(/worker memory peak ([\d.]+) (B|KB|MB|GB)$/) ?? [];
-  assert.ok(value, status);
-  return Number(value) * { B: 1, KB: 1e3, MB: 1e6, GB: 1e9 }[unit];
+  assert.match(await text(page, 'render-status'), /rendered · worker memory peak [\d.]+ (B|KB|MB|GB)$/);
+  return Number(await byId(page, 'render-status').getAttribute('data-heap-peak'));
 }
 
 async function renderFrames(page, shiftSteps) {
@@ -907,25 +906,34 @@ async function renderFrames(page, shiftSteps) {
     const done = /rendered · worker memory/.test(document.querySelector('[data-testid="render-status"]')?.textContent ?? '');
     return document.querySelector('[data-testid="render-error"]')
       || (done && document.querySelectorAll('[data-testid="frame-strip"] [data-testid="frame"]').length === n);
-  }, shiftSteps + 1, { timeout: GPU_TIMEOUT_MS });
+  }, shiftSteps + 1, { timeout: GPU_TIMEOUT_MS + 20_000 * shiftSteps }).catch(async (e) => {
+    throw new Error(`${e.message}; status "${await text(page, 'render-status')}", ${await frameCount(page)} frames, count "${await text(page, 'frame-count')}", progress "${await text(page, 'render-progress-text').catch(() => '')}"`);
+  });
   const error = await byId(page, 'render-error').count() ? await text(page, 'render-error') : null;
   assert.equal(error, null);
   return renderHeapPeak(page);
 }
 
-test('benchmark: the worker heap of a render does not grow with its frames (2 vs 50 frames)', async () => {
+// The issue's benchmark renders 50 frames (KEYSHIFT_BENCH_FRAMES=50, about 8 minutes on
+// SwiftShader); CI renders 12, which shows the same.
+const BENCH_FRAMES = Number(process.env.KEYSHIFT_BENCH_FRAMES ?? 12);
+
+test('benchmark: the worker heap of a render does not grow with its frames (2 vs many frames)', async () => {
   await withBrowser(async ({ page, errors }) => {
     await page.goto(BASE);
     assert.match(await loadModel(page), /^Ready/);
     await setProject(page, { ...SETTINGS, prompt: 'a (cat:1~0)', steps: '1', cfg: '1' });
     await byId(page, 'mode-picker').selectOption('shift-attention');
-    const started = Date.now();
     const two = await renderFrames(page, 1);
-    const fifty = await renderFrames(page, 49);
-    facts.renderHeapPeak = { twoFrames: two, fiftyFrames: fifty, fiftyFramesMs: Date.now() - started };
-    // Frames go to the frame store the moment they exist: 48 more frames add nothing to the
-    // heap (a 64×64 frame is 12 KB; 48 kept in memory would add over 0.5 MB).
-    assert.ok(fifty <= two + 256e3, JSON.stringify(facts.renderHeapPeak));
+    const started = Date.now();
+    const many = await renderFrames(page, BENCH_FRAMES - 1);
+    facts.renderHeapPeak = { frames2: two, [`frames${BENCH_FRAMES}`]: many, msPerFrame: Math.round((Date.now() - started) / BENCH_FRAMES) };
+    // The list of stored renders follows: both renders, complete.
+    await page.waitForFunction(() => document.querySelectorAll('[data-testid="stored-render"]').length === 2);
+    assert.doesNotMatch(await text(page, 'render-list'), /unfinished/);
+    // Frames go to the frame store the moment they exist: more frames add nothing to the heap
+    // (a 64×64 frame is 12 KB as RGB; ten more kept in memory would add 120 KB, plus their PNGs).
+    assert.ok(many <= two + 64e3, JSON.stringify(facts.renderHeapPeak));
     assert.deepEqual(errors, []);
   });
 });
@@ -951,6 +959,27 @@ test('the project is autosaved, and a project file dropped on the page opens', a
     await page.waitForFunction(() =>
       document.querySelector('[data-testid="prompt"]')?.value === 'autosaved (fox:1~0)');
     assert.match(await text(page, 'link-warnings'), /Project opened from saved\.keyshift\./);
+    assert.deepEqual(errors, []);
+  });
+});
+
+test('without WebCodecs, the WebM export records the frames through MediaRecorder', async () => {
+  await withBrowser(async ({ page, errors }) => {
+    // As in a browser without VideoEncoder on the page.
+    await page.addInitScript(() => { delete window.VideoEncoder; });
+    await page.goto(BASE);
+    assert.match(await loadModel(page), /^Ready/);
+    await setProject(page, { ...SETTINGS, prompt: 'a (cat:1~0)', steps: '1', cfg: '1' });
+    await byId(page, 'mode-picker').selectOption('shift-attention');
+    await byId(page, 'shift-fps').fill('10');
+    await byId(page, 'shift-fps').press('Tab');
+    await renderFrames(page, 2);
+    const webm = await exportFile(page, 'export-webm');
+    const summary = webmSummary(webm.bytes);
+    facts.mediaRecorderWebm = { bytes: webm.bytes.length, ...summary };
+    assert.equal(summary.docType, 'webm');
+    assert.equal(summary.blocks, 3);
+    assert.equal(await byId(page, 'export-download').getAttribute('data-frames'), '3');
     assert.deepEqual(errors, []);
   });
 });

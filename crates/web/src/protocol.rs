@@ -403,15 +403,17 @@ pub enum FromWorker {
         job: u64,
         /// Steps done.
         step: u32,
-        /// A PNG, base64.
-        png: String,
+        /// A PNG; travels beside the JSON, not in it.
+        #[serde(skip)]
+        png: Vec<u8>,
     },
     /// The finished image.
     Image {
         /// The job.
         job: u64,
-        /// A PNG carrying A1111's `parameters` text, base64.
-        png: String,
+        /// A PNG carrying A1111's `parameters` text; travels beside the JSON, not in it.
+        #[serde(skip)]
+        png: Vec<u8>,
         /// The seed used.
         seed: u64,
         /// From the request to the image, in milliseconds.
@@ -544,7 +546,9 @@ impl FromWorker {
     /// The bytes that travel beside the JSON (a frame's PNG, an export), if any.
     pub fn bytes(&self) -> Option<&[u8]> {
         match self {
-            Self::Frame { png, .. } => Some(png),
+            Self::Frame { png, .. } | Self::Preview { png, .. } | Self::Image { png, .. } => {
+                Some(png)
+            }
             Self::Exported { bytes, .. } => Some(bytes),
             _ => None,
         }
@@ -553,7 +557,9 @@ impl FromWorker {
     /// Puts back the bytes that travelled beside the JSON.
     pub fn set_bytes(&mut self, data: Vec<u8>) {
         match self {
-            Self::Frame { png, .. } => *png = data,
+            Self::Frame { png, .. } | Self::Preview { png, .. } | Self::Image { png, .. } => {
+                *png = data;
+            }
             Self::Exported { bytes, .. } => *bytes = data,
             _ => {}
         }
@@ -638,11 +644,11 @@ mod tests {
             FromWorker::Preview {
                 job: 3,
                 step: 1,
-                png: "iVBO".into(),
+                png: Vec::new(),
             },
             FromWorker::Image {
                 job: 3,
-                png: "iVBO".into(),
+                png: Vec::new(),
                 seed: 42,
                 elapsed_ms: 9.0,
                 step_ms: 2.0,

@@ -1,630 +1,54 @@
-//! The loaded model and the jobs run on it. One job runs at a time; later ones wait in a queue.
-//! Cancellation takes effect between steps: each step ends by reading something back from the
-//! device, which yields to the event loop, where a `Cancel` message is received.
+//! Running jobs: one at a time from the [`JobQueue`](crate::queue::JobQueue). Cancellation
+//! takes effect between steps: each step ends by reading something back from the device, which
+//! yields to the event loop, where a `Cancel` message is received.
 
-use std::cell::{Cell, RefCell};
-use std::collections::{BTreeSet, VecDeque};
 use std::rc::Rc;
 
-use keyshift_core::tokens::ClipTokenizer;
 use keyshift_render::{Event, RenderSession, StepEvent};
 use keyshift_sd::clock::Stopwatch;
-use keyshift_sd::config::ClipConfig;
 use keyshift_sd::generate::{approx_rgb, read};
 use keyshift_sd::hooks::NoHook;
-use keyshift_sd::model::{Folder, PREPARED_WEIGHTS, SdModel};
-use keyshift_sd::taesd::Taesd;
-use keyshift_sd::weights::stream::StreamingWriter;
-use keyshift_sd::weights::{Precision, SafetensorsFile};
-use keyshift_sd::{Device, generate::size_multiple};
-use keyshift_web::gpu::GpuStatus;
-use keyshift_web::protocol::{
-    CachedModelInfo, ComputeBackend, FromWorker, GenerateJob, LoadPhase, ModelLayout, ModelSpec,
-    RenderJob, Stage,
-};
+use keyshift_web::protocol::{FromWorker, GenerateJob, Stage};
 use keyshift_web::worker::scope;
-use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::spawn_local;
 
-use crate::blob::{BlobFolder, BlobSource};
-use crate::cache::{self, CacheWriter, ModelDir};
-use crate::fetch::{FetchError, MemorySink, download};
-use crate::job::{
-    check_fits, check_weights_fit, engine_precision, fit, png_base64, request_for, single_frame,
-    summary,
-};
-use keyshift_web::cache::{CachedFile, Manifest, bytes_text};
-use web_sys::Blob;
-
-/// A model ready to generate with.
-pub(crate) struct Loaded {
-    pub(crate) model: SdModel,
-    pub(crate) device: Device,
-    pub(crate) tokenizer: Rc<ClipTokenizer>,
-    pub(crate) label: String,
-    /// TAESD for step previews, when it loaded.
-    previewer: Option<Taesd>,
-    /// Bytes per buffer the WebGPU device allows (`None` on the CPU).
-    pub(crate) limit: Option<u64>,
-}
-
-/// A queued job.
-pub enum Job {
-    /// One image.
-    Generate(GenerateJob),
-    /// An animation.
-    Render(RenderJob),
-}
-
-impl Job {
-    fn id(&self) -> u64 {
-        match self {
-            Self::Generate(job) => job.job,
-            Self::Render(job) => job.frame.job,
-        }
-    }
-}
-
-/// The loaded model, if any.
-pub(crate) fn loaded() -> Option<Rc<Loaded>> {
-    LOADED.with(|l| l.borrow().clone())
-}
-
-thread_local! {
-    static LOADED: RefCell<Option<Rc<Loaded>>> = const { RefCell::new(None) };
-    static CANCELLED: RefCell<BTreeSet<u64>> = const { RefCell::new(BTreeSet::new()) };
-    static QUEUE: RefCell<VecDeque<Job>> = const { RefCell::new(VecDeque::new()) };
-    static BUSY: Cell<bool> = const { Cell::new(false) };
-    static TOKENIZER: RefCell<Option<Rc<ClipTokenizer>>> = const { RefCell::new(None) };
-}
-
-/// The CLIP tokenizer (built once: inflating the vocabulary takes a moment).
-fn tokenizer() -> Result<Rc<ClipTokenizer>, String> {
-    if let Some(t) = TOKENIZER.with(|t| t.borrow().clone()) {
-        return Ok(t);
-    }
-    let t = Rc::new(ClipTokenizer::embedded().map_err(|e| e.to_string())?);
-    TOKENIZER.with(|slot| *slot.borrow_mut() = Some(Rc::clone(&t)));
-    Ok(t)
-}
-
-/// Posts the token counts of the prompt boxes.
-pub fn count_tokens(prompt: &str, negative: &str, steps: u32) {
-    let counts = tokenizer().and_then(|t| {
-        let count = |text: &str, positive: bool| {
-            t.count_tokens(text, steps, positive)
-                .map_err(|e| e.to_string())
-        };
-        Ok((count(prompt, true)?, count(negative, false)?))
-    });
-    match counts {
-        Ok((prompt, negative)) => scope::post(&FromWorker::Tokens { prompt, negative }),
-        Err(e) => tracing_warn(&format!("cannot count tokens: {e}")),
-    }
-}
-
-fn fail(stage: Stage, message: impl Into<String>) {
-    scope::post(&FromWorker::Failed {
-        stage,
-        message: message.into(),
-    });
-}
-
-/// Fetches and loads `spec` on `backend`, replacing the loaded model; reports progress, then
-/// `ModelReady` or `Failed { Model }` (the previous model is gone either way: its memory is
-/// needed).
-pub async fn load(
-    spec: ModelSpec,
-    backend: ComputeBackend,
-    previewer: Option<ModelSpec>,
-    attached: Vec<Blob>,
-) {
-    if let Err(message) = try_load(spec, backend, previewer, attached).await {
-        fail(Stage::Model, message);
-    }
-}
-
-async fn try_load(
-    spec: ModelSpec,
-    backend: ComputeBackend,
-    previewer: Option<ModelSpec>,
-    attached: Vec<Blob>,
-) -> Result<(), String> {
-    let clock = Stopwatch::start();
-    LOADED.with(|l| l.borrow_mut().take());
-    let heap_before = crate::heap::reset_peak();
-    let precision = engine_precision(spec.precision);
-    if spec.files.is_empty() {
-        return Err(format!("{}: the model lists no files", spec.label));
-    }
-    let (folder, mut fetched, from_cache) = if spec.files.iter().any(|f| f.attached().is_some()) {
-        (attached_folder(&spec, attached)?, 0, false)
-    } else {
-        fetch_model(&spec).await?
-    };
-    let count = u32::try_from(spec.files.len()).unwrap_or(u32::MAX);
-    scope::post(&FromWorker::LoadProgress {
-        file: spec.label.clone(),
-        phase: LoadPhase::Prepare,
-        index: count,
-        count,
-        done_bytes: 0,
-        total_bytes: None,
-        resumed_bytes: 0,
-        elapsed_ms: 0.0,
-    });
-    let (device, limit) = match backend {
-        ComputeBackend::Webgpu => (crate::entry::device().await?, buffer_limit().await),
-        ComputeBackend::Cpu => (Device::flex(), None),
-    };
-    let largest_tensor_bytes = largest_tensor_bytes(&folder);
-    if let Some(limit) = limit {
-        check_weights_fit(largest_tensor_bytes, limit)?;
-    }
-    let model = match spec.layout {
-        ModelLayout::Diffusers => load_diffusers(&spec, &folder, precision, &device).await?,
-        ModelLayout::SingleFile => {
-            let first = spec.files.first().ok_or("the model lists no files")?;
-            let blob = folder
-                .get(&first.path)
-                .cloned()
-                .ok_or_else(|| format!("{}: missing", first.path))?;
-            let file = SafetensorsFile::open(&first.path, Box::new(BlobSource::new(blob)?))
-                .map_err(|e| e.to_string())?;
-            // Beside the checkpoint: its inference `.yaml`, and a text encoder `config.json`
-            // for encoders whose heads the weights cannot tell.
-            let beside = |suffix: &str| {
-                spec.files
-                    .iter()
-                    .skip(1)
-                    .find(|f| f.path.to_ascii_lowercase().ends_with(suffix))
-                    .map(|f| {
-                        folder
-                            .read_text(&f.path)
-                            .map(|text| (f.path.clone(), text))
-                            .ok_or_else(|| format!("{}: cannot be read", f.path))
-                    })
-                    .transpose()
-            };
-            let yaml = beside(".yaml")?;
-            let clip = beside(".json")?
-                .map(|(path, text)| ClipConfig::from_json(&path, &text))
-                .transpose()
-                .map_err(|e| e.to_string())?;
-            SdModel::load_single_file_at(
-                file,
-                yaml.as_ref().map(|(_, text)| text.as_str()),
-                clip.as_ref(),
-                precision,
-                &device,
-            )
-            .map_err(|e| e.to_string())?
-        }
-    };
-    let tokenizer = tokenizer()?;
-    // TAESD is small and optional: when it cannot be had, previews are approximate.
-    let previewer = match &previewer {
-        Some(p) => match fetch_model(p).await {
-            Ok((folder, bytes, _)) => {
-                fetched += bytes;
-                Taesd::load_folder(&folder, false, &device)
-                    .map_err(|e| format!("TAESD did not load: {e}"))
-            }
-            Err(e) => Err(format!("TAESD did not load: {e}")),
-        },
-        None => Err(String::new()),
-    };
-    let previews = match &previewer {
-        Ok(_) => "TAESD previews".to_owned(),
-        Err(why) if why.is_empty() => "approximate previews".to_owned(),
-        Err(why) => {
-            tracing_warn(why);
-            format!("approximate previews ({why})")
-        }
-    };
-    let memory_bytes = wasm_memory_bytes();
-    let memory_growth_bytes =
-        u64::try_from(crate::heap::peak_bytes().saturating_sub(heap_before)).unwrap_or(u64::MAX);
-    let (_, multiple) = size_multiple(&model);
-    let ready = FromWorker::ModelReady {
-        id: spec.id.clone(),
-        summary: summary(&model.info, backend),
-        size_multiple: u32::try_from(multiple).unwrap_or(8),
-        fetched_bytes: fetched,
-        from_cache,
-        load_ms: clock.elapsed_ms(),
-        previews,
-        memory_growth_bytes,
-        largest_tensor_bytes,
-        memory_bytes,
-    };
-    LOADED.with(|l| {
-        *l.borrow_mut() = Some(Rc::new(Loaded {
-            model,
-            device,
-            tokenizer,
-            label: spec.label,
-            previewer: previewer.ok(),
-            limit,
-        }));
-    });
-    scope::post(&ready);
-    Ok(())
-}
-
-/// The model's files: from the offline cache when it holds them intact, otherwise downloaded
-/// (into the cache where the browser allows). Returns them, the bytes fetched, and whether they
-/// came from the cache.
-async fn fetch_model(spec: &ModelSpec) -> Result<(BlobFolder, u64, bool), String> {
-    let dir = match ModelDir::open(&spec.id, true).await {
-        Ok(dir) => dir,
-        Err(e) => {
-            tracing_warn(&format!(
-                "offline cache unavailable, downloading to memory: {e}"
-            ));
-            None
-        }
-    };
-    let mut damaged = false;
-    if let Some(dir) = &dir
-        && let Some(manifest) = dir.manifest().await
-    {
-        match cached_folder(dir, &manifest).await {
-            Ok(folder) => return Ok((folder, 0, true)),
-            Err(e) => {
-                tracing_warn(&format!("{}: {e}; downloading again", spec.label));
-                damaged = true;
-            }
-        }
-    }
-    // A damaged cache entry is replaced by a fresh download into a fresh folder.
-    let dir = if damaged {
-        cache::delete(&spec.id).await?;
-        ModelDir::open(&spec.id, true).await?
-    } else {
-        dir
-    };
-    // An interrupted download (a reload, a closed tab, a failure) left its finished files and
-    // part of the next one: keep what still checks out and continue from there.
-    let done_before = match &dir {
-        Some(dir) if !damaged => dir.partial().await.map(|m| m.files).unwrap_or_default(),
-        _ => Vec::new(),
-    };
-    let count = u32::try_from(spec.files.len()).unwrap_or(u32::MAX);
-    let mut folder = BlobFolder::default();
-    let mut fetched = 0u64;
-    let mut entries: Vec<CachedFile> = Vec::new();
-    for (index, file) in spec.files.iter().enumerate() {
-        let index = u32::try_from(index).unwrap_or(u32::MAX);
-        if let Some(dir) = &dir
-            && let Some(entry) = done_before.iter().find(|e| {
-                e.path == file.path || file.fallback.as_ref().is_some_and(|(p, _)| *p == e.path)
-            })
-            && let Ok(blob) = dir.checked_file(entry).await
-        {
-            folder.insert(&entry.path, blob);
-            entries.push(entry.clone());
-            continue;
-        }
-        let mut attempt = fetch_file(dir.as_ref(), &file.path, &file.url, index, count).await;
-        if let (Err(FetchError::NotFound(_)), Some((path, url))) = (&attempt, &file.fallback) {
-            attempt = fetch_file(dir.as_ref(), path, url, index, count).await;
-        }
-        let (path, blob, entry) = match attempt {
-            Ok(done) => done,
-            Err(e) => {
-                let message = e.to_string();
-                if cache::is_quota_error(&message) {
-                    // Free the space the unfinished download took.
-                    if dir.is_some() {
-                        cache::delete(&spec.id).await.ok();
-                    }
-                    let (usage, quota) = cache::estimate().await.unwrap_or((0, 0));
-                    return Err(format!(
-                        "the browser's storage for this site is full ({} used of {}): delete \
-                         cached models or free disk space, then load again",
-                        bytes_text(usage),
-                        bytes_text(quota)
-                    ));
-                }
-                return Err(message);
-            }
-        };
-        fetched += blob.size() as u64;
-        folder.insert(&path, blob);
-        entries.extend(entry);
-        if let Some(dir) = &dir {
-            let done = Manifest {
-                id: spec.id.clone(),
-                label: spec.label.clone(),
-                files: entries.clone(),
-            };
-            dir.write_partial(&done).await?;
-        }
-    }
-    if let Some(dir) = &dir {
-        let manifest = Manifest {
-            id: spec.id.clone(),
-            label: spec.label.clone(),
-            files: entries,
-        };
-        dir.finish(&manifest).await?;
-    }
-    Ok((folder, fetched, false))
-}
-
-/// The most bytes one buffer may hold on this browser's WebGPU adapter (burn requests the
-/// adapter's full limits), or `None` when the browser does not say.
-async fn buffer_limit() -> Option<u64> {
-    let GpuStatus::Adapter(adapter) = keyshift_web::gpu::probe().await else {
-        return None;
-    };
-    adapter
-        .limits
-        .iter()
-        .filter(|(name, _)| name == "maxStorageBufferBindingSize" || name == "maxBufferSize")
-        .filter_map(|(_, value)| *value)
-        .map(|v| v as u64)
-        .min()
-}
-
-/// The size of the worker's wasm memory (it only grows, so after a load it is the peak).
-fn wasm_memory_bytes() -> u64 {
-    wasm_bindgen::memory()
-        .dyn_into::<js_sys::WebAssembly::Memory>()
-        .map(|m| {
-            m.buffer()
-                .dyn_into::<js_sys::ArrayBuffer>()
-                .map_or(0, |b| u64::from(b.byte_length()))
-        })
-        .unwrap_or(0)
-}
-
-/// The largest weight tensor of the model's `.safetensors` files, in f32 bytes (headers only).
-fn largest_tensor_bytes(folder: &BlobFolder) -> u64 {
-    folder
-        .files()
-        .filter(|(path, _)| path.ends_with(".safetensors"))
-        .filter_map(|(path, blob)| {
-            let source = BlobSource::new(blob.clone()).ok()?;
-            let file = SafetensorsFile::open(path, Box::new(source)).ok()?;
-            file.entries()
-                .values()
-                .map(|e| e.shape.iter().product::<usize>() as u64 * 4)
-                .max()
-        })
-        .max()
-        .unwrap_or(0)
-}
-
-/// Loads a diffusers folder. At int8, a model downloaded in float is prepared while it loads and
-/// the prepared files replace the downloaded weights in the cache: the next load reads int8
-/// directly (about 0.58 of the fp16 bytes, nothing to quantize). If preparing fails, the model
-/// still loads and the cache keeps the download.
-async fn load_diffusers(
-    spec: &ModelSpec,
-    folder: &BlobFolder,
-    precision: Precision,
-    device: &Device,
-) -> Result<SdModel, String> {
-    let is_prepared = folder
-        .files()
-        .any(|(p, _)| p.ends_with(".int8.safetensors"));
-    let dir = match (precision, is_prepared) {
-        (Precision::Int8, false) => ModelDir::open(&spec.id, false).await.ok().flatten(),
-        _ => None,
-    };
-    let manifest = match &dir {
-        Some(dir) => dir.manifest().await,
-        None => None,
-    };
-    let (Some(dir), Some(manifest)) = (dir, manifest) else {
-        return SdModel::load_diffusers_at(folder, precision, device).map_err(|e| e.to_string());
-    };
-    let mut writers = Vec::new();
-    for (component, path) in ["text_encoder", "unet", "vae"].iter().zip(PREPARED_WEIGHTS) {
-        let source = SdModel::component_file(folder, component).map_err(|e| e.to_string())?;
-        let target = dir.create_random(path).await?;
-        writers.push(StreamingWriter::new(
-            path,
-            Box::new(target),
-            StreamingWriter::reserve_for(&source),
-        ));
-    }
-    let (model, writers) =
-        SdModel::load_diffusers_preparing(folder, writers, device).map_err(|e| e.to_string())?;
-    if let Err(e) = keep_prepared(&dir, &manifest, writers).await {
-        tracing_warn(&format!(
-            "{}: the int8 model was not cached: {e}",
-            spec.label
-        ));
-        for path in PREPARED_WEIGHTS {
-            dir.remove(path).await.ok();
-        }
-    }
-    Ok(model)
-}
-
-/// Finishes the prepared files and makes them the cached model: a manifest of the configs and
-/// the int8 weights, then the downloaded weights deleted.
-async fn keep_prepared(
-    dir: &ModelDir,
-    downloaded: &Manifest,
-    writers: Vec<StreamingWriter>,
-) -> Result<(), String> {
-    for writer in writers {
-        writer.finish().map_err(|e| e.to_string())?;
-    }
-    let mut files: Vec<CachedFile> = downloaded
-        .files
-        .iter()
-        .filter(|f| !f.path.ends_with(".safetensors"))
-        .cloned()
-        .collect();
-    for path in PREPARED_WEIGHTS {
-        files.push(dir.entry_for(path).await?.0);
-    }
-    let prepared = Manifest {
-        id: downloaded.id.clone(),
-        label: downloaded.label.clone(),
-        files,
-    };
-    dir.finish(&prepared).await?;
-    for file in downloaded
-        .files
-        .iter()
-        .filter(|f| f.path.ends_with(".safetensors"))
-    {
-        dir.remove(&file.path).await?;
-    }
-    Ok(())
-}
-
-/// The files of a model sent with the message (local files): read where they are, never cached.
-fn attached_folder(spec: &ModelSpec, attached: Vec<Blob>) -> Result<BlobFolder, String> {
-    let mut folder = BlobFolder::default();
-    for file in &spec.files {
-        let blob = file
-            .attached()
-            .and_then(|i| attached.get(i))
-            .ok_or_else(|| format!("{}: the file did not reach the worker", file.path))?;
-        folder.insert(&file.path, blob.clone());
-    }
-    Ok(folder)
-}
-
-/// Every file of a cached model, each checked (size, CRC-32) before use.
-async fn cached_folder(dir: &ModelDir, manifest: &Manifest) -> Result<BlobFolder, String> {
-    let mut folder = BlobFolder::default();
-    for entry in &manifest.files {
-        folder.insert(&entry.path, dir.checked_file(entry).await?);
-    }
-    Ok(folder)
-}
-
-/// Downloads one file, into the cache when there is one; reports progress.
-async fn fetch_file(
-    dir: Option<&ModelDir>,
-    path: &str,
-    url: &str,
-    index: u32,
-    count: u32,
-) -> Result<(String, Blob, Option<CachedFile>), FetchError> {
-    let started = Stopwatch::start();
-    let mut last = Stopwatch::start();
-    let mut writer = match dir {
-        Some(dir) => Some(dir.resume(path).await?),
-        None => None,
-    };
-    let resumed = writer.as_ref().map_or(0, CacheWriter::written);
-    let progress = |done: u64, total: Option<u64>| {
-        if last.elapsed_ms() > 100.0 || total == Some(done) {
-            last = Stopwatch::start();
-            scope::post(&FromWorker::LoadProgress {
-                file: path.to_owned(),
-                phase: LoadPhase::Download,
-                index,
-                count,
-                done_bytes: done,
-                total_bytes: total,
-                resumed_bytes: resumed,
-                elapsed_ms: started.elapsed_ms(),
-            });
-        }
-    };
-    match writer.as_mut() {
-        Some(w) => {
-            download(url, w, resumed, progress).await?;
-            let (entry, blob) = writer
-                .take()
-                .ok_or_else(|| format!("{path}: the cache file went away"))?
-                .close()
-                .await?;
-            Ok((path.to_owned(), blob, Some(entry)))
-        }
-        None => {
-            let mut sink = MemorySink::default();
-            download(url, &mut sink, 0, progress).await?;
-            Ok((path.to_owned(), sink.into_blob()?, None))
-        }
-    }
-}
-
-fn tracing_warn(message: &str) {
-    web_sys::console::warn_1(&message.into());
-}
-
-/// Posts the cached models and the storage estimate.
-pub async fn report_cache() {
-    let models = match cache::list().await {
-        Ok(models) => models,
-        Err(e) => {
-            fail(Stage::Model, format!("cannot read the offline cache: {e}"));
-            return;
-        }
-    };
-    let (usage, quota) = cache::estimate().await.unwrap_or((0, 0));
-    scope::post(&FromWorker::Cache {
-        models: models
-            .into_iter()
-            .map(|m| CachedModelInfo {
-                id: m.id,
-                label: m.label,
-                bytes: m.bytes,
-                complete: m.complete,
-            })
-            .collect(),
-        usage_bytes: usage,
-        quota_bytes: quota,
-    });
-}
-
-/// Deletes a cached model, then reports the cache.
-pub async fn delete_cached(id: String) {
-    if let Err(e) = cache::delete(&id).await {
-        fail(Stage::Model, format!("could not delete {id}: {e}"));
-    }
-    report_cache().await;
-}
+use crate::job::{check_fits, fit, png_bytes, request_for, single_frame};
+use crate::models::{Loaded, fail};
+use crate::queue::{Job, Next};
+use crate::state::WorkerState;
 
 /// Queues `job`; it runs when the jobs before it are done.
-pub fn enqueue(job: Job) {
-    QUEUE.with(|q| q.borrow_mut().push_back(job));
-    if !BUSY.with(Cell::get) {
-        spawn_local(run_queue());
+pub fn enqueue(state: &Rc<WorkerState>, job: Job) {
+    if state.queue.borrow_mut().push(job) {
+        spawn_local(run_queue(Rc::clone(state)));
     }
 }
 
 /// Asks `job` to stop before its next step (or not to start).
-pub fn cancel(job: u64) {
-    CANCELLED.with(|c| c.borrow_mut().insert(job));
+pub fn cancel(state: &WorkerState, job: u64) {
+    state.queue.borrow_mut().cancel(job);
 }
 
-fn take_cancelled(job: u64) -> bool {
-    CANCELLED.with(|c| c.borrow_mut().remove(&job))
-}
-
-async fn run_queue() {
-    BUSY.with(|b| b.set(true));
-    while let Some(job) = QUEUE.with(|q| q.borrow_mut().pop_front()) {
-        let id = job.id();
-        if take_cancelled(id) {
-            scope::post(&FromWorker::Cancelled { job: id });
-            continue;
-        }
-        let (stage, result) = match job {
-            Job::Generate(job) => (Stage::Generate, run(job).await),
-            Job::Render(job) => (Stage::Render, crate::render::run(job).await),
+async fn run_queue(state: Rc<WorkerState>) {
+    loop {
+        let next = state.queue.borrow_mut().take_next();
+        let (stage, result) = match next {
+            Next::Idle => return,
+            Next::Skip(id) => {
+                scope::post(&FromWorker::Cancelled { job: id });
+                continue;
+            }
+            Next::Run(Job::Generate(job)) => (Stage::Generate, run(&state, job).await),
+            Next::Run(Job::Render(job)) => (Stage::Render, crate::render::run(&state, job).await),
         };
         if let Err(message) = result {
             fail(stage, message);
         }
     }
-    BUSY.with(|b| b.set(false));
 }
 
-async fn run(job: GenerateJob) -> Result<(), String> {
-    let Some(loaded) = loaded() else {
+async fn run(state: &WorkerState, job: GenerateJob) -> Result<(), String> {
+    let Some(loaded) = state.loaded() else {
         return Err("no model is loaded: pick one and load it first".into());
     };
     let clock = Stopwatch::start();
@@ -656,14 +80,14 @@ async fn run(job: GenerateJob) -> Result<(), String> {
         {
             Event::Step(step) => {
                 steps = u32::try_from(step.steps).unwrap_or(u32::MAX);
-                if step_event(&report, &loaded, *step, &clock).await? {
+                if step_event(state, &report, &loaded, *step, &clock).await? {
                     return Ok(());
                 }
                 sampling_ms = clock.elapsed_ms();
             }
             Event::Frame(frame) => scope::post(&FromWorker::Image {
                 job: job.job,
-                png: png_base64(&frame.image, Some(&frame.parameters))?,
+                png: png_bytes(&frame.image, Some(&frame.parameters))?,
                 seed: job.seed,
                 elapsed_ms: clock.elapsed_ms(),
                 step_ms: sampling_ms / f64::from(steps.max(1)),
@@ -684,6 +108,7 @@ pub(crate) struct StepReport {
 /// Reports a step (progress, a preview when due) and reads something back, which waits for the
 /// device and lets a Cancel message in; `true` when the job was cancelled.
 pub(crate) async fn step_event(
+    state: &WorkerState,
     job: &StepReport,
     loaded: &Loaded,
     step: StepEvent,
@@ -725,10 +150,10 @@ pub(crate) async fn step_event(
         scope::post(&FromWorker::Preview {
             job: job.job,
             step: index,
-            png: png_base64(&image, None)?,
+            png: png_bytes(&image, None)?,
         });
     }
-    if take_cancelled(job.job) {
+    if state.queue.borrow_mut().take_cancelled(job.job) {
         scope::post(&FromWorker::Cancelled { job: job.job });
         return Ok(true);
     }

@@ -1,7 +1,6 @@
 //! Turning worker messages into engine requests, and results into messages: plain functions,
 //! tested natively.
 
-use base64::Engine as _;
 use keyshift_core::parameters::parse_sampler;
 use keyshift_core::pngtext;
 use keyshift_core::prompt::split_and;
@@ -248,12 +247,10 @@ fn span(i: usize, out: usize, src: usize) -> (usize, usize) {
     (start, end)
 }
 
-/// A PNG (base64) of `image` carrying `parameters` as A1111's `parameters` text.
-pub fn png_base64(image: &RgbImage, parameters: Option<&str>) -> Result<String, String> {
+/// A PNG of `image` carrying `parameters` as A1111's `parameters` text.
+pub fn png_bytes(image: &RgbImage, parameters: Option<&str>) -> Result<Vec<u8>, String> {
     let texts: Vec<(&str, &str)> = parameters.map(|p| ("parameters", p)).into_iter().collect();
-    let png = pngtext::encode_rgb(image.width, image.height, &image.data, &texts)
-        .map_err(|e| e.to_string())?;
-    Ok(base64::engine::general_purpose::STANDARD.encode(png))
+    pngtext::encode_rgb(image.width, image.height, &image.data, &texts).map_err(|e| e.to_string())
 }
 
 #[cfg(all(test, not(target_arch = "wasm32")))]
@@ -378,10 +375,7 @@ mod tests {
             height: 1,
             data: vec![1, 2, 3, 4, 5, 6],
         };
-        let b64 = png_base64(&image, Some("a cat\nSteps: 4")).unwrap();
-        let png = base64::engine::general_purpose::STANDARD
-            .decode(b64)
-            .unwrap();
+        let png = png_bytes(&image, Some("a cat\nSteps: 4")).unwrap();
         let texts = pngtext::read_texts(&png).unwrap();
         assert_eq!(texts, vec![("parameters".into(), "a cat\nSteps: 4".into())]);
         assert_eq!(pngtext::decode_rgb(&png).unwrap().2, image.data);

@@ -33,20 +33,25 @@ mod store;
 mod video;
 
 #[cfg(target_arch = "wasm32")]
-pub(crate) mod entry {
-    use std::cell::RefCell;
+mod models;
+#[cfg(target_arch = "wasm32")]
+mod state;
 
-    use keyshift_sd::clock::Stopwatch;
-    use keyshift_sd::{Device, selftest};
+pub mod queue;
+
+#[cfg(target_arch = "wasm32")]
+pub(crate) mod entry {
+    use std::rc::Rc;
+
+    use keyshift_sd::selftest;
     use keyshift_web::protocol::{FromWorker, Stage, ToWorker};
     use keyshift_web::worker::scope;
     use wasm_bindgen::prelude::wasm_bindgen;
     use wasm_bindgen_futures::spawn_local;
 
-    thread_local! {
-        static DEVICE: RefCell<Option<Device>> = const { RefCell::new(None) };
-        static ACQUIRING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
-    }
+    use crate::queue::Job;
+    use crate::state::WorkerState;
+    use crate::{engine, models, render};
 
     /// Resolves after `ms` milliseconds (lets other tasks run).
     pub async fn sleep(ms: i32) {
@@ -58,33 +63,9 @@ pub(crate) mod entry {
         let _ = wasm_bindgen_futures::JsFuture::from(promise).await;
     }
 
-    /// The WebGPU device, acquired on first use and reused afterwards.
-    pub async fn device() -> Result<Device, String> {
-        acquire().await.map(|(device, _)| device)
-    }
-
-    /// The device, and the time it took to acquire it when this call did so.
-    /// One acquisition at a time: a second caller (a model load during the start-up self-test)
-    /// waits for the first one's device instead of initialising the GPU twice.
-    async fn acquire() -> Result<(Device, Option<f64>), String> {
-        while ACQUIRING.with(std::cell::Cell::get) {
-            sleep(20).await;
-        }
-        if let Some(device) = DEVICE.with(|d| d.borrow().clone()) {
-            return Ok((device, None));
-        }
-        ACQUIRING.with(|a| a.set(true));
-        let start = Stopwatch::start();
-        let device = Device::wgpu_options().init_async().await;
-        ACQUIRING.with(|a| a.set(false));
-        let device = device.map_err(|e| e.to_string())?;
-        DEVICE.with(|d| *d.borrow_mut() = Some(device.clone()));
-        Ok((device, Some(start.elapsed_ms())))
-    }
-
     /// Runs the self-test and posts its report (or what failed).
-    async fn self_test() {
-        let device = match acquire().await {
+    async fn self_test(state: Rc<WorkerState>) {
+        let device = match state.acquire().await {
             Ok((device, Some(init_ms))) => {
                 scope::post(&FromWorker::DeviceReady { init_ms });
                 device
@@ -108,6 +89,33 @@ pub(crate) mod entry {
         scope::post(&message);
     }
 
+    /// Handles one message from the UI thread.
+    fn handle(state: &Rc<WorkerState>, message: ToWorker, attached: Vec<web_sys::Blob>) {
+        let shared = Rc::clone(state);
+        match message {
+            ToWorker::RunSelfTest => spawn_local(self_test(shared)),
+            ToWorker::LoadModel {
+                model,
+                backend,
+                previewer,
+            } => spawn_local(models::load(shared, model, backend, previewer, attached)),
+            ToWorker::Generate { job } => engine::enqueue(state, Job::Generate(job)),
+            ToWorker::Render { job } => engine::enqueue(state, Job::Render(job)),
+            ToWorker::Cancel { job } => engine::cancel(state, job),
+            ToWorker::CountTokens {
+                prompt,
+                negative,
+                steps,
+            } => models::count_tokens(state, &prompt, &negative, steps),
+            ToWorker::ListCache => spawn_local(models::report_cache()),
+            ToWorker::DeleteCached { id } => spawn_local(models::delete_cached(id)),
+            ToWorker::ListRenders => spawn_local(render::report()),
+            ToWorker::OpenRender { render } => spawn_local(render::open(render)),
+            ToWorker::DeleteRender { render } => spawn_local(render::delete(render)),
+            ToWorker::Export { render, format } => spawn_local(render::export(render, format)),
+        }
+    }
+
     /// The worker's entry point, called by its loader script once the module is instantiated.
     #[wasm_bindgen]
     pub fn worker_main() {
@@ -120,42 +128,23 @@ pub(crate) mod entry {
                 message: info.to_string(),
             });
         }));
-        scope::on_message(|message, attached| match message {
-            Ok(ToWorker::RunSelfTest) => spawn_local(self_test()),
-            Ok(ToWorker::LoadModel {
-                model,
-                backend,
-                previewer,
-            }) => {
-                spawn_local(crate::engine::load(model, backend, previewer, attached));
-            }
-            Ok(ToWorker::Generate { job }) => {
-                crate::engine::enqueue(crate::engine::Job::Generate(job));
-            }
-            Ok(ToWorker::Render { job }) => crate::engine::enqueue(crate::engine::Job::Render(job)),
-            Ok(ToWorker::ListRenders) => spawn_local(crate::render::report()),
-            Ok(ToWorker::OpenRender { render }) => spawn_local(crate::render::open(render)),
-            Ok(ToWorker::DeleteRender { render }) => spawn_local(crate::render::delete(render)),
-            Ok(ToWorker::Export { render, format }) => {
-                spawn_local(crate::render::export(render, format));
-            }
-            Ok(ToWorker::Cancel { job }) => crate::engine::cancel(job),
-            Ok(ToWorker::CountTokens {
-                prompt,
-                negative,
-                steps,
-            }) => crate::engine::count_tokens(&prompt, &negative, steps),
-            Ok(ToWorker::ListCache) => spawn_local(crate::engine::report_cache()),
-            Ok(ToWorker::DeleteCached { id }) => spawn_local(crate::engine::delete_cached(id)),
+        let state = Rc::new(WorkerState::default());
+        let for_messages = Rc::clone(&state);
+        scope::on_message(move |message, attached| match message {
+            Ok(message) => handle(&for_messages, message, attached),
             Err(e) => scope::post(&FromWorker::Failed {
                 stage: Stage::Message,
                 message: e.to_string(),
             }),
         });
         scope::post(&FromWorker::Started);
-        spawn_local(self_test());
+        spawn_local(self_test(state));
     }
 }
 
+/// A WebGPU device, acquired afresh (the browser tests' entry; the worker keeps its own in its
+/// state).
 #[cfg(target_arch = "wasm32")]
-pub use entry::device;
+pub async fn device() -> Result<keyshift_sd::Device, String> {
+    state::WorkerState::default().device().await
+}

@@ -13,13 +13,14 @@ use keyshift_web::protocol::{ExportFormat, FromWorker, RenderJob, Stage};
 use keyshift_web::worker::scope;
 
 use crate::cache;
-use crate::engine::{StepReport, loaded, step_event};
+use crate::engine::{StepReport, step_event};
 use crate::job::{check_fits, frame_info, request_for, shift_plan, valid_render_id};
+use crate::state::WorkerState;
 use crate::store::{self, RenderStore};
 
 /// Renders `job`; frames go to the store and to the UI as they finish.
-pub async fn run(job: RenderJob) -> Result<(), String> {
-    let Some(loaded) = loaded() else {
+pub async fn run(state: &WorkerState, job: RenderJob) -> Result<(), String> {
+    let Some(loaded) = state.loaded() else {
         return Err("no model is loaded: pick one and load it first".into());
     };
     let clock = Stopwatch::start();
@@ -51,7 +52,7 @@ pub async fn run(job: RenderJob) -> Result<(), String> {
             .map_err(|e| e.to_string())?
         {
             Event::Step(step) => {
-                if step_event(&report, &loaded, *step, &clock).await? {
+                if step_event(state, &report, &loaded, *step, &clock).await? {
                     return Ok(());
                 }
                 let p = session.progress();
