@@ -7,7 +7,8 @@ use std::collections::BTreeMap;
 
 use keyshift_core::share::{AnimationMode, Project, Seed, ShiftCounts};
 use keyshift_web::protocol::{
-    ExportFormat, FrameInfo, FromWorker, GenerateJob, RenderInfo, RenderJob, Stage, ToWorker,
+    ExportFormat, FrameInfo, FromWorker, GenerateJob, RenderInfo, RenderJob, RerenderJob, Stage,
+    ToWorker,
 };
 
 /// Render job ids start here, apart from the Generate card's.
@@ -121,6 +122,8 @@ pub struct Animate {
     pub error: Option<String>,
     /// Object URLs no longer shown (the browser side revokes them).
     pub stale_urls: Vec<String>,
+    /// A frame being rendered again: its job and generation index.
+    pub rerendering: Option<(u64, usize)>,
     next_job: u64,
 }
 
@@ -246,10 +249,41 @@ impl Animate {
         Some(ToWorker::Render { job })
     }
 
-    /// Stops the running render before its next step (the frames so far stay).
+    /// Stops the running render (or frame) before its next step (the frames so far stay).
     pub fn cancel(&self) -> Option<ToWorker> {
-        let job = self.render.as_ref()?.running?;
+        let job = self
+            .render
+            .as_ref()
+            .and_then(|r| r.running)
+            .or(self.rerendering.map(|(job, _)| job))?;
         Some(ToWorker::Cancel { job })
+    }
+
+    /// Renders frame `index` (a generation index) of the finished render again, with the
+    /// loaded model.
+    pub fn rerender(&mut self, index: usize) -> Option<ToWorker> {
+        if self.is_busy() || !self.is_finished() {
+            return None;
+        }
+        let render = self
+            .render
+            .as_ref()
+            .filter(|r| r.frames.contains_key(&index))?;
+        self.next_job = self.next_job.max(FIRST_JOB) + 1;
+        self.rerendering = Some((self.next_job, index));
+        self.error = None;
+        Some(ToWorker::RerenderFrame {
+            job: RerenderJob {
+                job: self.next_job,
+                render: render.id.clone(),
+                index,
+            },
+        })
+    }
+
+    /// Whether a render or a frame is being made.
+    pub fn is_busy(&self) -> bool {
+        self.is_running() || self.rerendering.is_some()
     }
 
     /// Shows a stored render.
@@ -573,6 +607,12 @@ impl Animate {
         if let Some(old) = r.frames.insert(frame.index, view) {
             self.stale_urls.push(old.url);
         }
+        if self
+            .rerendering
+            .is_some_and(|(_, index)| index == frame.index)
+        {
+            self.rerendering = None;
+        }
         None
     }
 
@@ -598,6 +638,9 @@ impl Animate {
     }
 
     fn stop(&mut self, job: u64) {
+        if self.rerendering.is_some_and(|(j, _)| j == job) {
+            self.rerendering = None;
+        }
         if let Some(r) = self.render.as_mut().filter(|r| r.running == Some(job)) {
             r.running = None;
             r.progress = None;
@@ -628,6 +671,7 @@ impl Animate {
     fn failed(&mut self, stage: Stage, message: &str) -> Option<ToWorker> {
         match stage {
             Stage::Render => {
+                self.rerendering = None;
                 if let Some(r) = self.render.as_mut() {
                     r.running = None;
                     r.progress = None;
@@ -639,6 +683,7 @@ impl Animate {
                 self.error = Some(format!("The export failed: {message}"));
             }
             Stage::Crashed => {
+                self.rerendering = None;
                 if let Some(r) = self.render.as_mut().filter(|r| r.running.is_some()) {
                     r.running = None;
                     r.progress = None;
@@ -944,6 +989,42 @@ mod tests {
         a.finish_local_export(Err("no recorder".into()));
         assert_eq!(a.error.as_deref(), Some("The export failed: no recorder"));
         assert!(a.exported.is_some(), "the earlier file stays");
+    }
+
+    #[test]
+    fn one_frame_renders_again_and_replaces_its_image() {
+        let mut a = Animate::default();
+        let mut make = url();
+        let (job, id) = started(&mut a);
+        a.apply(&frame(&id, 0), &mut make);
+        a.apply(&frame(&id, 1), &mut make);
+        assert_eq!(a.rerender(1), None, "not while rendering");
+        a.apply(
+            &FromWorker::RenderDone {
+                job: Some(job),
+                render: id.clone(),
+                order: vec![0, 1],
+                fps: None,
+                lead: 0,
+                heap_peak_bytes: 0,
+            },
+            &mut make,
+        );
+        assert_eq!(a.rerender(7), None, "no such frame");
+        let Some(ToWorker::RerenderFrame { job: again }) = a.rerender(1) else {
+            panic!("re-renders");
+        };
+        assert_eq!((again.render.as_str(), again.index), (id.as_str(), 1));
+        assert!(a.is_busy() && a.rerender(0).is_none());
+        assert_eq!(a.cancel(), Some(ToWorker::Cancel { job: again.job }));
+        let before = a.render.as_ref().map(|r| r.frames[&1].url.clone());
+        a.apply(&frame(&id, 1), &mut make);
+        assert!(!a.is_busy());
+        assert_ne!(a.render.as_ref().map(|r| r.frames[&1].url.clone()), before);
+        assert_eq!(a.take_stale_urls(), before.into_iter().collect::<Vec<_>>());
+        a.rerender(0);
+        a.apply(&FromWorker::Cancelled { job: again.job + 1 }, &mut make);
+        assert!(!a.is_busy(), "a cancelled re-render ends");
     }
 
     #[test]

@@ -209,9 +209,9 @@ fn RenderControls() -> impl IntoView {
         <div class="row">
             <button class="primary" data-testid="render"
                 title=move || if ready() { "Render every frame" } else { "Load a model first" }
-                disabled=move || !ready() || animate.with(Animate::is_running)
+                disabled=move || !ready() || animate.with(Animate::is_busy)
                 on:click=start>"Render"</button>
-            <button data-testid="cancel-render" disabled=move || !animate.with(Animate::is_running)
+            <button data-testid="cancel-render" disabled=move || !animate.with(Animate::is_busy)
                 on:click=cancel>"Cancel"</button>
             <Show when=move || animate.with(Animate::can_resume)>
                 <button data-testid="resume-render" disabled=move || !ready() on:click=resume>
@@ -352,11 +352,28 @@ fn Player() -> impl IntoView {
 
 #[component]
 fn FrameDetails(current: Memo<Option<crate::animate::FrameView>>) -> impl IntoView {
+    let shared = expect_context::<Shared>();
+    let animate = shared.animate;
+    let rerender = move |index: usize| {
+        let mut next = None;
+        animate.update(|a| next = a.rerender(index));
+        send(shared, next);
+    };
+    let can = move || {
+        animate.with(|a| a.is_finished() && !a.is_busy()) && shared.studio.with(|s| s.is_ready())
+    };
     view! {
         {move || current.get().map(|f| view! {
-            <p class="frame-prompt" data-testid="prompt-at-frame">
-                {format!("Frame {}: {}", f.info.index, f.info.prompt)}
-            </p>
+            <div class="row">
+                <p class="frame-prompt grow" data-testid="prompt-at-frame">
+                    {format!("Frame {}: {}", f.info.index, f.info.prompt)}
+                </p>
+                <button class="ghost" data-testid="rerender-frame" disabled=move || !can()
+                    title="Render this frame again with the loaded model"
+                    on:click=move |_| rerender(f.info.index)>
+                    {move || if animate.with(|a| a.rerendering.is_some()) { "Rendering…" } else { "Re-render frame" }}
+                </button>
+            </div>
             <details>
                 <summary>"Frame parameters"</summary>
                 <pre class="parameters" data-testid="frame-parameters">{f.info.parameters.clone()}</pre>

@@ -144,6 +144,16 @@ test('edits go into the share link, and the link restores them in a new browser'
     await byId(page, 'sampler').selectOption('DDIM');
     await byId(page, 'seed').fill('4242');
     await byId(page, 'seed').dispatchEvent('change');
+    // Re-render the frame at the player (frame 1): it is made again and is the same image.
+    const before = await strip.nth(1).getAttribute('src');
+    await byId(page, 'rerender-frame').click();
+    await page.waitForFunction((old) =>
+      document.querySelector('[data-testid="render-error"]')
+      || document.querySelectorAll('[data-testid="frame-strip"] [data-testid="frame"] img')[1]?.getAttribute('src') !== old,
+    before, { timeout: GPU_TIMEOUT_MS });
+    const again = await strip.nth(1).getAttribute('src');
+    const rediff = compare(await pixels(page, again), await pixels(page, cli[1]));
+    assert.ok(rediff.max <= 2 && rediff.mean < 0.05, `the re-rendered frame differs: ${JSON.stringify(rediff)}`);
     link = await byId(page, 'share-link').inputValue();
     assert.match(link, /^http:\/\/127\.0\.0\.1:\d+\/#v2\./);
     assert.equal(page.url(), link, 'the address bar follows the edits');
@@ -878,6 +888,16 @@ test('shift-attention in the Animate workspace: the CLI frames, resume after a r
     // The PNGs in it carry each frame's A1111 parameters (stored, so the text is in the zip as is).
     assert.ok(zip.bytes.includes(Buffer.from('Steps: 4, Sampler: Euler, CFG scale: 7, Seed: 42, Size: 64x64')));
     assert.match(await byId(page, 'frame-parameters').textContent(), /^a photo of a \(cat:1\.2\d*\)\nSteps: 4, Sampler: Euler, CFG scale: 7, Seed: 42, Size: 64x64/);
+    // Re-render the frame at the player (frame 1): it is made again and is the same image.
+    const before = await strip.nth(1).getAttribute('src');
+    await byId(page, 'rerender-frame').click();
+    await page.waitForFunction((old) =>
+      document.querySelector('[data-testid="render-error"]')
+      || document.querySelectorAll('[data-testid="frame-strip"] [data-testid="frame"] img')[1]?.getAttribute('src') !== old,
+    before, { timeout: GPU_TIMEOUT_MS });
+    const again = await strip.nth(1).getAttribute('src');
+    const rediff = compare(await pixels(page, again), await pixels(page, cli[1]));
+    assert.ok(rediff.max <= 2 && rediff.mean < 0.05, `the re-rendered frame differs: ${JSON.stringify(rediff)}`);
     link = await byId(page, 'share-link').inputValue();
     assert.deepEqual(errors.filter((e) => !e.includes('unreadable')), []);
   });

@@ -136,6 +136,18 @@ pub struct RenderJob {
     pub resume: bool,
 }
 
+/// One stored frame of a render to make again with the loaded model (its own prompts, seeds and
+/// CFG; the render's size, steps and sampler), replacing it in the store.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RerenderJob {
+    /// Chosen by the UI (cancel with it).
+    pub job: u64,
+    /// The render's id.
+    pub render: String,
+    /// The frame's generation index.
+    pub index: usize,
+}
+
 /// A file an animation is exported to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -230,6 +242,11 @@ pub enum ToWorker {
     Render {
         /// The animation.
         job: RenderJob,
+    },
+    /// Render one stored frame again (a `Frame` replaces it, or `Failed`/`Cancelled`).
+    RerenderFrame {
+        /// The frame.
+        job: RerenderJob,
     },
     /// Report the renders in the frame store.
     ListRenders,

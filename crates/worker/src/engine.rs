@@ -40,6 +40,9 @@ async fn run_queue(state: Rc<WorkerState>) {
             }
             Next::Run(Job::Generate(job)) => (Stage::Generate, run(&state, job).await),
             Next::Run(Job::Render(job)) => (Stage::Render, crate::render::run(&state, job).await),
+            Next::Run(Job::Rerender(job)) => {
+                (Stage::Render, crate::render::rerender(&state, job).await)
+            }
         };
         if let Err(message) = result {
             fail(stage, message);

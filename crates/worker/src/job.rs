@@ -69,7 +69,7 @@ pub fn single_frame(
 }
 
 /// The render settings every frame of `job` shares (checked by [`request_for`] into `request`).
-fn render_settings(request: &Request, upscale: f64, label: &str) -> RenderSettings {
+pub fn render_settings(request: &Request, upscale: f64, label: &str) -> RenderSettings {
     RenderSettings {
         steps: request.steps,
         sampler: request.sampler,
@@ -121,6 +121,21 @@ pub fn valid_render_id(id: &str) -> Result<(), String> {
     } else {
         Err(format!("\"{id}\" is not a valid render id"))
     }
+}
+
+/// The plan that makes a stored frame again: its own prompts, seeds, CFG and manifest fields.
+pub fn frame_again(record: &FrameRecord) -> SingleFrame {
+    SingleFrame::new(FrameSpec {
+        index: record.generation_index,
+        prompt: record.prompt.clone(),
+        negative: record.negative.clone(),
+        seed: record.seed,
+        subseed: record.subseed,
+        subseed_strength: record.subseed_strength,
+        cfg: record.cfg,
+        init: None,
+        extra: record.extra.clone(),
+    })
 }
 
 /// What the UI shows of a finished frame.
@@ -366,6 +381,52 @@ mod tests {
             .map(|_| ())
             .unwrap_err();
         assert!(err.contains("not a valid render id"), "{err}");
+    }
+
+    #[test]
+    fn a_frame_made_again_asks_for_what_its_record_says() {
+        use keyshift_render::{FrameSource, RenderSession};
+        let model = model();
+        let job = render_job("a (cat:1~0) THEN(seed=7,cfg=3) a (dog:0~1)");
+        let request = request_for(&job.frame, &model).unwrap();
+        let (settings, mut source) = shift_plan(&job, &request, "tiny").unwrap();
+        let specs: Vec<FrameSpec> = std::iter::from_fn(|| source.next_frame().unwrap()).collect();
+        let spec = &specs[4];
+        let record = FrameRecord::new(
+            spec,
+            &RenderSession::new(
+                &model,
+                &keyshift_core::tokens::ClipTokenizer::embedded().unwrap(),
+                &keyshift_sd::Device::flex(),
+                settings.clone(),
+                SingleFrame::new(spec.clone()),
+            )
+            .request(spec),
+            64,
+            64,
+        );
+        let mut again = frame_again(&record);
+        let made = again.next_frame().unwrap().unwrap();
+        assert_eq!(
+            (
+                made.index,
+                &made.prompt,
+                made.seed,
+                made.subseed,
+                made.subseed_strength,
+                made.cfg
+            ),
+            (
+                4,
+                &spec.prompt,
+                spec.seed,
+                spec.subseed,
+                spec.subseed_strength,
+                spec.cfg
+            )
+        );
+        assert_eq!(made.extra, spec.extra);
+        assert!(made.subseed_strength > 0.0, "a frame between two seeds");
     }
 
     #[test]

@@ -101,6 +101,7 @@ pub(crate) mod entry {
             } => spawn_local(models::load(shared, model, backend, previewer, attached)),
             ToWorker::Generate { job } => engine::enqueue(state, Job::Generate(job)),
             ToWorker::Render { job } => engine::enqueue(state, Job::Render(job)),
+            ToWorker::RerenderFrame { job } => engine::enqueue(state, Job::Rerender(job)),
             ToWorker::Cancel { job } => engine::cancel(state, job),
             ToWorker::CountTokens {
                 prompt,
@@ -142,9 +143,12 @@ pub(crate) mod entry {
     }
 }
 
-/// A WebGPU device, acquired afresh (the browser tests' entry; the worker keeps its own in its
-/// state).
+/// The WebGPU device of this thread, for the browser tests (burn registers one device per
+/// thread, so every caller shares one; the worker itself keeps its device in its state).
 #[cfg(target_arch = "wasm32")]
 pub async fn device() -> Result<keyshift_sd::Device, String> {
-    state::WorkerState::default().device().await
+    thread_local! {
+        static SHARED: std::rc::Rc<state::WorkerState> = std::rc::Rc::default();
+    }
+    SHARED.with(std::rc::Rc::clone).device().await
 }

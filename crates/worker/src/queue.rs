@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeSet, VecDeque};
 
-use keyshift_web::protocol::{GenerateJob, RenderJob};
+use keyshift_web::protocol::{GenerateJob, RenderJob, RerenderJob};
 
 /// A queued job.
 #[derive(Debug, Clone, PartialEq)]
@@ -12,6 +12,8 @@ pub enum Job {
     Generate(GenerateJob),
     /// An animation.
     Render(RenderJob),
+    /// One frame of a stored animation, again.
+    Rerender(RerenderJob),
 }
 
 impl Job {
@@ -20,6 +22,7 @@ impl Job {
         match self {
             Self::Generate(job) => job.job,
             Self::Render(job) => job.frame.job,
+            Self::Rerender(job) => job.job,
         }
     }
 }

@@ -9,12 +9,14 @@ use keyshift_render::{Event, RenderSession, StoredFrame};
 use keyshift_sd::clock::Stopwatch;
 use keyshift_sd::hooks::NoHook;
 use keyshift_web::cache::bytes_text;
-use keyshift_web::protocol::{ExportFormat, FromWorker, RenderJob, Stage};
+use keyshift_web::protocol::{ExportFormat, FromWorker, RenderJob, RerenderJob, Stage};
 use keyshift_web::worker::scope;
 
 use crate::cache;
 use crate::engine::{StepReport, step_event};
-use crate::job::{check_fits, frame_info, request_for, shift_plan, valid_render_id};
+use crate::job::{
+    check_fits, frame_again, frame_info, render_settings, request_for, shift_plan, valid_render_id,
+};
 use crate::state::WorkerState;
 use crate::store::{self, RenderStore};
 
@@ -92,6 +94,68 @@ pub async fn run(state: &WorkerState, job: RenderJob) -> Result<(), String> {
                 scope::post(&done);
                 return Ok(());
             }
+        }
+    }
+}
+
+/// Makes one stored frame again with the loaded model and replaces it in the store.
+pub async fn rerender(state: &WorkerState, job: RerenderJob) -> Result<(), String> {
+    let Some(loaded) = state.loaded() else {
+        return Err("no model is loaded: pick one and load it first".into());
+    };
+    valid_render_id(&job.render)?;
+    let store = RenderStore::open(&job.render, false)
+        .await?
+        .ok_or("this render is no longer in the browser's storage")?;
+    let stored = store.job().await?;
+    let (record, _) = frame_texts(&store.frame(job.index).await?)?;
+    let mut frame = stored.frame.clone();
+    frame.job = job.job;
+    let request = request_for(&frame, &loaded.model)?;
+    if let Some(limit) = loaded.limit {
+        check_fits(&frame, &loaded.model.info, limit)?;
+    }
+    let settings = render_settings(&request, stored.shift.upscale, &loaded.label);
+    let mut session = RenderSession::new(
+        &loaded.model,
+        &loaded.tokenizer,
+        &loaded.device,
+        settings,
+        frame_again(&record),
+    );
+    let (clock, report) = (
+        Stopwatch::start(),
+        StepReport {
+            job: job.job,
+            preview_every: 0,
+            width: request.width,
+            height: request.height,
+        },
+    );
+    loop {
+        match session
+            .advance(&mut NoHook)
+            .await
+            .map_err(|e| e.to_string())?
+        {
+            Event::Step(step) => {
+                if step_event(state, &report, &loaded, *step, &clock).await? {
+                    return Ok(());
+                }
+            }
+            Event::Frame(made) => {
+                let png = frame_png(&made)?;
+                store
+                    .put_frame(job.index, &png)
+                    .await
+                    .map_err(|e| storage_error(&e))?;
+                scope::post(&FromWorker::Frame {
+                    render: job.render.clone(),
+                    frame: frame_info(&made.record, &made.parameters),
+                    png,
+                });
+            }
+            Event::Done(_) => return Ok(()),
         }
     }
 }
