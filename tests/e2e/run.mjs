@@ -144,16 +144,6 @@ test('edits go into the share link, and the link restores them in a new browser'
     await byId(page, 'sampler').selectOption('DDIM');
     await byId(page, 'seed').fill('4242');
     await byId(page, 'seed').dispatchEvent('change');
-    // Re-render the frame at the player (frame 1): it is made again and is the same image.
-    const before = await strip.nth(1).getAttribute('src');
-    await byId(page, 'rerender-frame').click();
-    await page.waitForFunction((old) =>
-      document.querySelector('[data-testid="render-error"]')
-      || document.querySelectorAll('[data-testid="frame-strip"] [data-testid="frame"] img')[1]?.getAttribute('src') !== old,
-    before, { timeout: GPU_TIMEOUT_MS });
-    const again = await strip.nth(1).getAttribute('src');
-    const rediff = compare(await pixels(page, again), await pixels(page, cli[1]));
-    assert.ok(rediff.max <= 2 && rediff.mean < 0.05, `the re-rendered frame differs: ${JSON.stringify(rediff)}`);
     link = await byId(page, 'share-link').inputValue();
     assert.match(link, /^http:\/\/127\.0\.0\.1:\d+\/#v2\./);
     assert.equal(page.url(), link, 'the address bar follows the edits');
@@ -944,12 +934,13 @@ test('benchmark: the worker heap of a render does not grow with its frames (2 vs
     assert.match(await loadModel(page), /^Ready/);
     await setProject(page, { ...SETTINGS, prompt: 'a (cat:1~0)', steps: '1', cfg: '1' });
     await byId(page, 'mode-picker').selectOption('shift-attention');
+    await renderFrames(page, 1); // warm-up: the first render builds the tokenizer and kernels
     const two = await renderFrames(page, 1);
     const started = Date.now();
     const many = await renderFrames(page, BENCH_FRAMES - 1);
     facts.renderHeapPeak = { frames2: two, [`frames${BENCH_FRAMES}`]: many, msPerFrame: Math.round((Date.now() - started) / BENCH_FRAMES) };
-    // The list of stored renders follows: both renders, complete.
-    await page.waitForFunction(() => document.querySelectorAll('[data-testid="stored-render"]').length === 2);
+    // The list of stored renders follows: all three, complete.
+    await page.waitForFunction(() => document.querySelectorAll('[data-testid="stored-render"]').length === 3);
     assert.doesNotMatch(await text(page, 'render-list'), /unfinished/);
     // Frames go to the frame store the moment they exist: more frames add nothing to the heap
     // (a 64×64 frame is 12 KB as RGB; ten more kept in memory would add 120 KB, plus their PNGs).
