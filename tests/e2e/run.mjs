@@ -995,6 +995,38 @@ test('without WebCodecs, the WebM export records the frames through MediaRecorde
   });
 });
 
+test('a full storage quota stops a render with a clear message; the frames stay and Resume completes it', async () => {
+  await withBrowser(async ({ page, errors }) => {
+    await page.goto(BASE);
+    assert.match(await loadModel(page), /^Ready/);
+    await setProject(page, { ...SETTINGS, prompt: 'a (cat:1~0)', steps: '1', cfg: '1' });
+    await byId(page, 'mode-picker').selectOption('shift-attention');
+    await byId(page, 'shift-steps').fill('10');
+    await byId(page, 'shift-steps').press('Tab');
+    // Leave room for the job and a few 64×64 frames (about 12 KB each); Chromium reserves
+    // 1 MiB of quota for a file while it is written.
+    const origin = new URL(BASE).origin;
+    const cdp = await page.context().newCDPSession(page);
+    const usage = await page.evaluate(async () => (await navigator.storage.estimate()).usage);
+    await cdp.send('Storage.overrideQuotaForOrigin', { origin, quotaSize: usage + 1_048_576 + 40_000 });
+    await byId(page, 'render').click();
+    await byId(page, 'render-error').waitFor({ timeout: GPU_TIMEOUT_MS });
+    const message = await text(page, 'render-error');
+    facts.quotaMessage = message;
+    assert.match(message, /^The browser's storage for this site is full: the frames rendered so far are kept/);
+    const kept = await frameCount(page);
+    facts.quotaFramesKept = kept;
+    assert.ok(kept >= 1 && kept < 11, `frames kept: ${kept}`);
+    await byId(page, 'resume-render').waitFor();
+    await cdp.send('Storage.overrideQuotaForOrigin', { origin });
+    await byId(page, 'resume-render').click();
+    await waitForFrames(page, 11);
+    await page.waitForFunction(() => /^11 frames rendered/.test(document.querySelector('[data-testid="render-status"]')?.textContent ?? ''),
+      null, { timeout: GPU_TIMEOUT_MS });
+    assert.deepEqual(errors, []);
+  });
+});
+
 let passed = 0;
 let failed = 0;
 const only = process.env.KEYSHIFT_E2E_ONLY;
