@@ -389,16 +389,20 @@ fn FrameStrip() -> impl IntoView {
     let current = Memo::new(move |_| animate.with(|a| a.current().map(|f| f.info.index)));
     view! {
         <div class="strip" data-testid="frame-strip">
-            <For each=move || strip.get() key=|i| *i let:index>
-                {move || animate.with(|a| a.render.as_ref()?.frames.get(&index).cloned()).map(|f| view! {
+            <For each=move || strip.get() key=|i| *i children=move |index| {
+                // One memo per thumbnail: its DOM changes only when its own frame does.
+                let frame = Memo::new(move |_| {
+                    animate.with(|a| a.render.as_ref().and_then(|r| r.frames.get(&index).cloned()))
+                });
+                move || frame.get().map(|f| view! {
                     <button class="thumb" data-testid="frame" data-index=index.to_string()
                         class:selected=move || current.get() == Some(index)
                         title=f.info.parameters.clone()
                         on:click=move |_| animate.update(|a| a.select(index))>
                         <img src=f.url alt=format!("Frame {index}")/>
                     </button>
-                })}
-            </For>
+                })
+            }/>
         </div>
     }
 }
@@ -466,11 +470,12 @@ pub fn RendersCard() -> impl IntoView {
         animate.update(|a| m = Some(a.open(&id)));
         send(shared, m);
     };
+    let stored = Memo::new(move |_| animate.with(|a| a.stored.clone()));
     view! {
         <section class="card">
             <h2>"Renders in this browser"</h2>
             <ul class="cache-list" data-testid="render-list">
-                {move || animate.with(|a| a.stored.clone()).into_iter().map(|r| {
+                {move || stored.get().into_iter().map(|r| {
                     let (id, del) = (r.id.clone(), r.id.clone());
                     let state = if r.complete { "" } else { " · unfinished" };
                     view! {
