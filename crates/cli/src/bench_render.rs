@@ -23,6 +23,7 @@ fn spec(seed: u64) -> FrameSpec {
         cfg: 7.0,
         init: None,
         extra: BTreeMap::new(),
+        travel: None,
     }
 }
 

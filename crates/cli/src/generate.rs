@@ -86,5 +86,6 @@ fn spec(args: &Args, width: usize, height: usize) -> Result<FrameSpec, String> {
         cfg: args.parsed("cfg", 7.0)?,
         init,
         extra: BTreeMap::new(),
+        travel: None,
     })
 }

@@ -9,6 +9,7 @@
 //! - `keyshift generate --model PATH --prompt TEXT … --out out.png`: one image, with A1111's
 //!   `parameters` text in the PNG.
 //! - `keyshift render shift …`: a shift-attention animation on the render layer.
+//! - `keyshift render travel …`: prompt travel between stages (one per prompt line).
 //! - `keyshift ssim A.png B.png`: prints the SSIM of two images.
 //! - `keyshift quantize --model PATH --out PATH`: saves the model as int8 and reports its size
 //!   against f16.
@@ -25,6 +26,7 @@ mod generate;
 mod load;
 mod quantize;
 mod render;
+mod travel;
 
 use std::process::ExitCode;
 
@@ -48,6 +50,15 @@ commands:
                                      frames.json and shift-attention-info.txt, a GIF, or a zip;
                                      --resume continues an interrupted or stopped render;
                                      --project takes every setting from a share link
+  render travel --model PATH --prompt TEXT [--negative TEXT] --travel-steps N|N,N,…
+           [--mode linear|replace] [--interp lerp|slerp] [--easing NAME|x1,y1,x2,y2]
+           [--replace-dim token|channel|random] [--replace-order random|similar|different]
+           [--genesis fixed|successive|embryo] [--denoise X] [--embryo-step N|RATIO]
+           [--seed S] [--cfg C] [--steps K] [--sampler NAME] [--size WxH] [--pad N]
+           [--slice SPEC] [--fps F] [--stop-after N] [--resume] --out DIR | FILE.gif | FILE.zip
+                                     prompt travel, one stage per line of --prompt (a line may
+                                     end with THEN(seed=S, cfg=C)); frames.json gives each
+                                     frame's stages (from, to) and alpha
   ssim A.png B.png                   the SSIM of two images (torchmetrics' definition)
   quantize --model PATH --out PATH   save the model as int8 (folder or single file) and
                                      report its size against f16

@@ -13,7 +13,7 @@ use keyshift_core::shift::{GapSettings, ShiftRequest};
 use keyshift_render::store::{
     MANIFEST, StoredEnd, decode_png, frame_file, frame_index, frame_png, stored_frame,
 };
-use keyshift_render::{ShiftOptions, ShiftSource, StoredFrame};
+use keyshift_render::{FrameSource, RenderSettings, ShiftOptions, ShiftSource, StoredFrame};
 
 use crate::args::Args;
 use crate::engine::{ENGINE_OPTIONS, Engine, write};
@@ -64,8 +64,9 @@ impl Output {
 pub fn run(args: &[String]) -> Result<(), String> {
     match args.first().map(String::as_str) {
         Some("shift") => shift(&args[1..]),
-        Some(other) => Err(format!("unknown mode \"{other}\" (modes: shift)")),
-        None => Err("which mode? (modes: shift)".into()),
+        Some("travel") => crate::travel::run(&args[1..]),
+        Some(other) => Err(format!("unknown mode \"{other}\" (modes: shift, travel)")),
+        None => Err("which mode? (modes: shift, travel)".into()),
     }
 }
 
@@ -86,7 +87,6 @@ fn shift(args: &[String]) -> Result<(), String> {
     if let Some(unknown) = args.unknown(&known) {
         return Err(unknown);
     }
-    let output = Output::parse(args.required("out")?);
     let options = shift_options(&args)?;
     let upscale = args.parsed("upscale", 1.0f64)?;
     if upscale.is_nan() || upscale <= 0.0 || upscale > 8.0 {
@@ -94,13 +94,24 @@ fn shift(args: &[String]) -> Result<(), String> {
             "--upscale: {upscale} is outside 0 to 8 (1 keeps the size)"
         ));
     }
+    let engine = Engine::load(&args)?;
+    let settings = engine.settings(&args, upscale)?;
+    let source = ShiftSource::new(options, &settings).map_err(|e| format!("--prompt: {e}"))?;
+    render_to(&args, &engine, settings, source)
+}
+
+/// Renders `source` to `--out`, keeping frames as they finish (`--resume`, `--stop-after`).
+pub fn render_to<S: FrameSource>(
+    args: &Args,
+    engine: &Engine,
+    settings: RenderSettings,
+    source: S,
+) -> Result<(), String> {
+    let output = Output::parse(args.required("out")?);
     let stop_after = match args.get("stop-after") {
         Some(_) => Some(args.parsed("stop-after", 1usize)?.max(1)),
         None => None,
     };
-    let engine = Engine::load(&args)?;
-    let settings = engine.settings(&args, upscale)?;
-    let source = ShiftSource::new(options, &settings).map_err(|e| format!("--prompt: {e}"))?;
     let partial = Partial::new(&output, args.get("resume").is_some())?;
     let mut frames = BTreeMap::new();
     let stored = partial.stored()?;
@@ -290,7 +301,7 @@ fn shift_options(args: &Args) -> Result<ShiftOptions, String> {
     clippy::cast_possible_truncation,
     reason = "the native CLI reads the clock; any 32 bits of it make a seed"
 )]
-fn random_seed() -> u32 {
+pub fn random_seed() -> u32 {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.subsec_nanos() ^ (d.as_secs() as u32));

@@ -4,6 +4,8 @@
 //! - [`prompt`]: AUTOMATIC1111's prompt language (emphasis, `BREAK`, prompt editing, alternation,
 //!   `AND`), read exactly as A1111 reads it.
 //! - [`shift`]: shift-attention's `a~b~c` ranges, `THEN` segments, frame order and SSIM gap filling.
+//! - [`travel`]: prompt travel's stages, frames and α per genesis, easing, slices and replace
+//!   orders.
 //! - [`plan`]: the frame plan every sequence source produces.
 //! - [`export`]: lead padding, animated GIF, stored zip, CRC-32.
 //! - [`image`]: the RGB image buffer, SSIM (torchmetrics-exact) and Lanczos resizing.
@@ -29,3 +31,4 @@ pub mod selftest;
 pub mod share;
 pub mod shift;
 pub mod tokens;
+pub mod travel;

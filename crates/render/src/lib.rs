@@ -9,7 +9,8 @@
 //! CLI simply loops. A single image is a one-frame plan ([`SingleFrame`]).
 //!
 //! Sources: [`SingleFrame`], [`ShiftSource`] (shift-attention, with SSIM gap filling on the
-//! rendered frames). Later modes plug in as further sources.
+//! rendered frames), [`TravelSource`] (prompt travel: mixed stage conditioning per step,
+//! img2img chains, embryo latents). Later modes plug in as further sources.
 
 mod eta;
 mod manifest;
@@ -19,14 +20,18 @@ mod single;
 mod source;
 pub mod store;
 mod svg;
+mod travel;
 
 pub use eta::Eta;
 pub use manifest::{FrameRecord, frame_parameters};
 pub use session::{Event, FinishedFrame, Progress, RenderSession, StepEvent, StoredFrame};
 pub use shift::{INFO_FILE, SCATTER_FILE, ShiftOptions, ShiftSource};
 pub use single::SingleFrame;
-pub use source::{Finished, FrameSource, FrameSpec, RenderSettings};
+pub use source::{
+    Embryo, Finished, FrameSource, FrameSpec, FrameTravel, RenderSettings, TravelMix,
+};
 pub use svg::ssim_scatter_svg;
+pub use travel::{TravelOptions, TravelSource};
 
 /// Why rendering stopped.
 #[derive(Debug, thiserror::Error)]

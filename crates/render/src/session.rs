@@ -4,17 +4,21 @@ use std::collections::BTreeMap;
 
 use keyshift_core::image::{RgbImage, lanczos_resize, upscaled_size};
 use keyshift_core::tokens::ClipTokenizer;
+use keyshift_core::travel::replace::{distances, replaced, round_counts};
 use keyshift_sd::Device;
 use keyshift_sd::clock::Stopwatch;
-use keyshift_sd::generate::{Generation, Request};
+use keyshift_sd::generate::{GenerateError, Generation, Request, read, stage_pair};
 use keyshift_sd::model::SdModel;
-use keyshift_sd::pipeline::StepOutput;
+use keyshift_sd::pipeline::{Context4, StepOutput};
 use keyshift_sd::taps::StepHook;
+use keyshift_sd::travel::{Mix, Travel};
 
 use crate::RenderError;
 use crate::eta::Eta;
 use crate::manifest::{FrameRecord, frame_parameters};
-use crate::source::{Finished, FrameSource, FrameSpec, RenderSettings};
+use crate::source::{
+    Embryo, Finished, FrameSource, FrameSpec, FrameTravel, RenderSettings, TravelMix,
+};
 
 /// One sampling step of one frame.
 #[derive(Debug, Clone)]
@@ -90,6 +94,7 @@ pub struct RenderSession<'m, S> {
     clock: Option<Stopwatch>,
     finished: bool,
     stored: BTreeMap<usize, StoredFrame>,
+    embryo: Option<Context4>,
 }
 
 /// A frame finished before (kept by the caller, e.g. in OPFS or a folder), to resume with.
@@ -124,6 +129,7 @@ impl<'m, S: FrameSource> RenderSession<'m, S> {
             clock: None,
             finished: false,
             stored: BTreeMap::new(),
+            embryo: None,
         }
     }
 
@@ -175,8 +181,11 @@ impl<'m, S: FrameSource> RenderSession<'m, S> {
         if self.current.is_none() {
             match self.source.next_frame()? {
                 Some(spec) => match self.stored.remove(&spec.index) {
-                    Some(stored) => return self.replay(&spec, stored).map(Event::Frame),
-                    None => self.start_frame(spec)?,
+                    // An embryo's latent is not stored: its frame renders again.
+                    Some(stored) if !matches!(embryo(&spec), Some(Embryo::Capture(_))) => {
+                        return self.replay(&spec, stored).map(Event::Frame);
+                    }
+                    _ => self.start_frame(spec).await?,
                 },
                 None => {
                     self.finished = true;
@@ -188,6 +197,20 @@ impl<'m, S: FrameSource> RenderSession<'m, S> {
             return Err(RenderError::Finished);
         };
         let frame = current.spec.index;
+        match embryo(&current.spec) {
+            Some(Embryo::Capture(k)) if current.generation.next_step() == k => {
+                self.embryo = Some(current.generation.latent().clone());
+            }
+            Some(Embryo::Share(k)) if current.generation.next_step() == k => {
+                let Some(latent) = self.embryo.clone() else {
+                    return Err(RenderError::Plan(format!(
+                        "frame {frame} needs the embryo latent, which no frame made"
+                    )));
+                };
+                current.generation.set_latent(latent);
+            }
+            _ => {}
+        }
         let stepped = current
             .generation
             .step(hook)
@@ -247,13 +270,29 @@ impl<'m, S: FrameSource> RenderSession<'m, S> {
         }
     }
 
-    fn start_frame(&mut self, spec: FrameSpec) -> Result<(), RenderError> {
+    async fn start_frame(&mut self, spec: FrameSpec) -> Result<(), RenderError> {
         let request = self.request(&spec);
-        let generation = Generation::new(self.model, self.tokenizer, &request, &self.device)
-            .map_err(|source| RenderError::Generate {
-                frame: spec.index,
-                source,
-            })?;
+        let travel =
+            match &spec.travel {
+                Some(t) => Some(self.travel(&request, t).await.map_err(|source| {
+                    RenderError::Generate {
+                        frame: spec.index,
+                        source,
+                    }
+                })?),
+                None => None,
+            };
+        let generation = Generation::travelling(
+            self.model,
+            self.tokenizer,
+            &request,
+            travel.as_ref(),
+            &self.device,
+        )
+        .map_err(|source| RenderError::Generate {
+            frame: spec.index,
+            source,
+        })?;
         self.clock.get_or_insert_with(Stopwatch::start);
         self.current = Some(Current {
             spec,
@@ -262,6 +301,39 @@ impl<'m, S: FrameSource> RenderSession<'m, S> {
             steps_run: 0,
         });
         Ok(())
+    }
+
+    /// The engine's travel for a frame; replace mode measures the stages' distances first.
+    async fn travel(&self, request: &Request, t: &FrameTravel) -> Result<Travel, GenerateError> {
+        let mix = match &t.mix {
+            TravelMix::Lerp => Mix::Lerp,
+            TravelMix::Slerp => Mix::Slerp,
+            TravelMix::Replace {
+                unit,
+                order,
+                rounds,
+                steps,
+                eased,
+                seed,
+            } => {
+                let (a, b) = stage_pair(self.model, self.tokenizer, request, &t.prompt)?;
+                let dim = a.dims()[2];
+                let (a, b) = (read(a).await?, read(b).await?);
+                let dist = distances(&a, &b, dim, *unit);
+                let counts = round_counts(&dist, *rounds, *steps, eased.as_deref());
+                Mix::Replace {
+                    mask: replaced(&dist, &counts, *order, *seed),
+                    unit: *unit,
+                }
+            }
+        };
+        Ok(Travel {
+            prompt: t.prompt.clone(),
+            negative: t.negative.clone(),
+            alpha: t.alpha,
+            uncond_alpha: t.uncond_alpha,
+            mix,
+        })
     }
 
     async fn finish_frame(&mut self) -> Result<FinishedFrame, RenderError> {
@@ -319,4 +391,8 @@ impl<'m, S: FrameSource> RenderSession<'m, S> {
             eta_seconds: eta.remaining(steps_left),
         }
     }
+}
+
+fn embryo(spec: &FrameSpec) -> Option<Embryo> {
+    spec.travel.as_ref().and_then(|t| t.embryo)
 }

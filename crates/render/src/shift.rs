@@ -116,6 +116,7 @@ impl ShiftSource {
             cfg: f.cfg_scale,
             init: None,
             extra,
+            travel: None,
         }
     }
 }

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use keyshift_core::image::RgbImage;
 use keyshift_core::schedule::Sampler;
+use keyshift_core::travel::{ReplaceDim, ReplaceOrder};
 use keyshift_sd::generate::InitImage;
 
 use crate::RenderError;
@@ -30,7 +31,7 @@ pub struct RenderSettings {
 }
 
 /// One frame to render: everything that differs between frames.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct FrameSpec {
     /// Position in the order of generation (0-based).
     pub index: usize,
@@ -50,6 +51,59 @@ pub struct FrameSpec {
     pub init: Option<InitImage>,
     /// Mode-specific fields for the manifest (e.g. shift-attention's `distance` and `segment`).
     pub extra: BTreeMap<String, serde_json::Value>,
+    /// Prompt travel: the stage this frame travels towards (`prompt` is the stage it leaves).
+    pub travel: Option<FrameTravel>,
+}
+
+/// A prompt-travel frame's mix of two stages.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FrameTravel {
+    /// The target stage's prompt.
+    pub prompt: String,
+    /// The target stage's negative prompt.
+    pub negative: String,
+    /// Weight of the target in the prompt's conditioning.
+    pub alpha: f64,
+    /// Weight of the target in the negative's conditioning.
+    pub uncond_alpha: f64,
+    /// Lerp, slerp or replace.
+    pub mix: TravelMix,
+    /// Embryo genesis: this frame makes the shared latent, or uses it.
+    pub embryo: Option<Embryo>,
+}
+
+/// How a travel frame mixes its stages.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TravelMix {
+    /// Linear interpolation.
+    Lerp,
+    /// Spherical interpolation per token row.
+    Slerp,
+    /// Replace mode: `rounds` rounds of replacement towards the target.
+    Replace {
+        /// What a unit is.
+        unit: ReplaceDim,
+        /// Which units go first.
+        order: ReplaceOrder,
+        /// Rounds done by this frame.
+        rounds: usize,
+        /// Travel steps of the transition.
+        steps: usize,
+        /// Eased α after each round, for a non-linear easing (`None`: the original's fixed count
+        /// per round).
+        eased: Option<Vec<f64>>,
+        /// Seed of the random order.
+        seed: u32,
+    },
+}
+
+/// A frame's part in embryo genesis.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Embryo {
+    /// Keep the latent from before this sampling step as the embryo.
+    Capture(usize),
+    /// Swap the embryo in before this sampling step.
+    Share(usize),
 }
 
 /// The end of a render: the frames in video order and what the mode writes beside them.

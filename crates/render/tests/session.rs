@@ -51,6 +51,7 @@ fn spec(seed: u64, strength: f64) -> FrameSpec {
         cfg: 6.5,
         init: None,
         extra: BTreeMap::new(),
+        travel: None,
     }
 }
 

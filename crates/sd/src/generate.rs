@@ -14,6 +14,7 @@ use crate::config::Activation;
 use crate::model::{Prediction, SdModel};
 use crate::pipeline::{Conditioning, Sampling, StepOutput};
 use crate::taps::StepHook;
+use crate::travel::{EncodedTravel, MixError, Travel};
 
 pub use keyshift_core::image::RgbImage;
 
@@ -70,6 +71,9 @@ pub enum GenerateError {
     /// Size or init image.
     #[error("{0}")]
     Invalid(String),
+    /// Mixing two stages of a prompt travel.
+    #[error("prompt travel: {0}")]
+    Travel(#[from] MixError),
     /// Reading a result back from the device.
     #[error("reading the result from the device failed: {0}")]
     ReadBack(String),
@@ -144,6 +148,7 @@ pub struct Generation<'m> {
     cond: PromptConditioning,
     uncond: PromptConditioning,
     empty: PromptConditioning,
+    travel: Option<EncodedTravel>,
     run: Sampling,
     rng: TorchRng,
 }
@@ -154,6 +159,18 @@ impl<'m> Generation<'m> {
         model: &'m SdModel,
         tokenizer: &ClipTokenizer,
         request: &Request,
+        device: &Device,
+    ) -> Result<Self, GenerateError> {
+        Self::travelling(model, tokenizer, request, None, device)
+    }
+
+    /// The same, for a frame of a prompt travel: every step's conditioning mixes the request's
+    /// prompts with `travel`'s target stage.
+    pub fn travelling(
+        model: &'m SdModel,
+        tokenizer: &ClipTokenizer,
+        request: &Request,
+        travel: Option<&Travel>,
         device: &Device,
     ) -> Result<Self, GenerateError> {
         let (down, multiple) = size_multiple(model);
@@ -172,20 +189,19 @@ impl<'m> Generation<'m> {
             request.height / down,
             request.width / down,
         ];
-        let encoder = TextEncoder {
-            clip: &model.clip,
-            tokenizer,
-            family: family(model),
-            clip_skip: if request.clip_skip == 0 {
-                model.info.native_clip_skip
-            } else {
-                request.clip_skip
-            },
-        };
+        let encoder = encoder(model, tokenizer, request);
         let steps = u32::try_from(request.steps).unwrap_or(u32::MAX);
         let cond = encoder.prompt(&request.prompt, steps)?;
         let uncond = encoder.prompt(&request.negative, steps)?;
         let empty = encoder.prompt("", 1)?;
+        let travel = match travel {
+            Some(t) => Some(EncodedTravel {
+                to: encoder.prompt(&t.prompt, steps)?,
+                to_uncond: encoder.prompt(&t.negative, steps)?,
+                travel: t.clone(),
+            }),
+            None => None,
+        };
         let plan = plan(model, request)?;
         let spec = noise_spec(request);
         let noise = latent4(spec.latent_noise(shape)?, shape, device);
@@ -204,9 +220,23 @@ impl<'m> Generation<'m> {
             cond,
             uncond,
             empty,
+            travel,
             run,
             rng,
         })
+    }
+
+    /// Index of the step [`Generation::step`] runs next.
+    pub fn next_step(&self) -> usize {
+        self.run.next_step()
+    }
+
+    /// Replaces the current latent (embryo genesis swaps in the shared latent).
+    ///
+    /// # Shapes
+    /// - `latent`: `[1, 4, h, w]`, as [`Generation::latent`]
+    pub fn set_latent(&mut self, latent: Tensor<4>) {
+        self.run.set_latent(latent);
     }
 
     /// Steps in the plan.
@@ -226,9 +256,23 @@ impl<'m> Generation<'m> {
             return Ok(None);
         }
         let step = self.run.next_step();
-        let cond = conditioning_at(&self.cond, &self.uncond, &self.empty, step)?;
+        let cond = match &self.travel {
+            None => conditioning_at(&self.cond, &self.uncond, &self.empty, step)?,
+            Some(travel) => self.travel_at(travel, step)?,
+        };
         hook.set_step(step);
         Ok(self.run.step(&self.model.unet, &cond, &mut self.rng, hook))
+    }
+
+    fn travel_at(
+        &self,
+        travel: &EncodedTravel,
+        step: usize,
+    ) -> Result<Conditioning, GenerateError> {
+        let empty = first_entry(&self.empty)?;
+        let (parts, negative) = travel.at_step(&self.cond, &self.uncond, &empty, step)?;
+        let negative = negative.ok_or_else(no_negative)?;
+        Ok(assemble(parts, negative, empty))
     }
 
     /// The current latent, `[1, 4, h, w]`.
@@ -298,21 +342,74 @@ fn conditioning_at(
 ) -> Result<Conditioning, GenerateError> {
     let parts = cond.at_step(step);
     let negative = uncond.at_step(step).into_iter().next().map(|(t, _)| t);
-    let empty = empty.at_step(0).into_iter().next().map(|(t, _)| t);
-    let (Some(negative), Some(empty)) = (negative, empty) else {
-        return Err(GenerateError::Invalid(
-            "the negative prompt gave no conditioning".into(),
-        ));
-    };
+    let negative = negative.ok_or_else(no_negative)?;
+    Ok(assemble(parts, negative, first_entry(empty)?))
+}
+
+fn no_negative() -> GenerateError {
+    GenerateError::Invalid("the negative prompt gave no conditioning".into())
+}
+
+fn first_entry(conditioning: &PromptConditioning) -> Result<Tensor<3>, GenerateError> {
+    conditioning
+        .at_step(0)
+        .into_iter()
+        .next()
+        .map(|(t, _)| t)
+        .ok_or_else(no_negative)
+}
+
+/// The parts and the negative padded to one token count (A1111: empty chunks appended).
+fn assemble(parts: Vec<(Tensor<3>, f64)>, negative: Tensor<3>, empty: Tensor<3>) -> Conditioning {
     let weights: Vec<f64> = parts.iter().map(|(_, w)| *w).collect();
     let mut all: Vec<Tensor<3>> = parts.into_iter().map(|(t, _)| t).collect();
     all.insert(0, negative);
     let mut padded = pad_to_same_length(all, &empty).into_iter();
     let uncond = padded.next().unwrap_or(empty);
-    Ok(Conditioning {
+    Conditioning {
         parts: padded.zip(weights).collect(),
         uncond,
-    })
+    }
+}
+
+fn encoder<'a>(
+    model: &'a SdModel,
+    tokenizer: &'a ClipTokenizer,
+    request: &Request,
+) -> TextEncoder<'a> {
+    TextEncoder {
+        clip: &model.clip,
+        tokenizer,
+        family: family(model),
+        clip_skip: if request.clip_skip == 0 {
+            model.info.native_clip_skip
+        } else {
+            request.clip_skip
+        },
+    }
+}
+
+/// The first `AND` part's step-0 conditioning of the request's prompt and of `to_prompt`,
+/// padded to the same token count (replace mode measures its distances on these).
+///
+/// # Shapes
+/// - returns two `[1, 77·k, dim]`
+pub fn stage_pair(
+    model: &SdModel,
+    tokenizer: &ClipTokenizer,
+    request: &Request,
+    to_prompt: &str,
+) -> Result<(Tensor<3>, Tensor<3>), GenerateError> {
+    let encoder = encoder(model, tokenizer, request);
+    let steps = u32::try_from(request.steps).unwrap_or(u32::MAX);
+    let a = first_entry(&encoder.prompt(&request.prompt, steps)?)?;
+    let b = first_entry(&encoder.prompt(to_prompt, steps)?)?;
+    let empty = first_entry(&encoder.prompt("", 1)?)?;
+    let mut padded = pad_to_same_length(vec![a, b], &empty).into_iter();
+    match (padded.next(), padded.next()) {
+        (Some(a), Some(b)) => Ok((a, b)),
+        _ => Err(no_negative()),
+    }
 }
 
 fn latent4(values: Vec<f32>, shape: [usize; 3], device: &Device) -> Tensor<4> {

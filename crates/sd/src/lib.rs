@@ -12,6 +12,7 @@
 //! - [`golden`] (native): the `sd-golden` conformance runner against diffusers reference tensors.
 //! - [`taps`]: attention hooks: cross-attention heatmaps per token (VXA and over a generation),
 //!   attention interpolation between frames.
+//! - [`travel`]: prompt travel's mixed conditioning (lerp, slerp, replace masks) per step.
 //! - [`limits`]: the largest GPU buffers a model and an image size need, against a device's limit.
 //! - [`selftest`]: a matmul and a conv2d checked against f64 references, proving a device computes
 //!   correctly (the System page's WebGPU check).
@@ -34,6 +35,7 @@ pub mod selftest;
 pub mod taesd;
 pub mod taps;
 pub mod transformer;
+pub mod travel;
 pub mod unet;
 pub mod vae;
 pub mod weights;

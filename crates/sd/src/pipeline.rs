@@ -142,6 +142,11 @@ impl Sampling {
         &self.x
     }
 
+    /// Replaces the current latent (the sampler's history, if any, is kept).
+    pub fn set_latent(&mut self, x: Tensor<4>) {
+        self.x = x;
+    }
+
     /// Runs the next step, or returns `None` when done.
     pub fn step(
         &mut self,

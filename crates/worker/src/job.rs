@@ -64,6 +64,7 @@ pub fn single_frame(
         cfg: job.cfg,
         init: None,
         extra: std::collections::BTreeMap::new(),
+        travel: None,
     };
     (settings, SingleFrame::new(spec))
 }
@@ -135,6 +136,7 @@ pub fn frame_again(record: &FrameRecord) -> SingleFrame {
         cfg: record.cfg,
         init: None,
         extra: record.extra.clone(),
+        travel: None,
     })
 }
 

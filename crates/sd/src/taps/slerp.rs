@@ -15,11 +15,27 @@ pub const DOT_THRESHOLD: f64 = 0.9995;
 /// # Shapes
 /// - `v0`, `v1`: `[…, n]` (the same) → `[…, n]`
 pub fn slerp<const D: usize>(t: f64, v0: Tensor<D>, v1: Tensor<D>) -> Tensor<D> {
+    slerp_rows(t, v0, v1, true)
+}
+
+/// Prompt travel's slerp: the same, but only rows with `cos θ > 0.9995` (not `|cos θ|`) are
+/// mixed linearly, as prompt-travel's `slerp` tests `dot > DOT_THRESHOLD`.
+///
+/// # Shapes
+/// - `v0`, `v1`: `[…, n]` (the same) → `[…, n]`
+pub fn slerp_signed<const D: usize>(t: f64, v0: Tensor<D>, v1: Tensor<D>) -> Tensor<D> {
+    slerp_rows(t, v0, v1, false)
+}
+
+fn slerp_rows<const D: usize>(t: f64, v0: Tensor<D>, v1: Tensor<D>, abs: bool) -> Tensor<D> {
     let last = D - 1;
     let norm0 = v0.clone().square().sum_dim(last).sqrt();
     let norm1 = v1.clone().square().sum_dim(last).sqrt();
     let dot = (v0.clone() * v1.clone()).sum_dim(last) / (norm0 * norm1);
-    let linear = (dot.clone().abs().greater_elem(DOT_THRESHOLD)).bool_or(dot.clone().is_nan());
+    let near = if abs { dot.clone().abs() } else { dot.clone() };
+    let linear = near
+        .greater_elem(DOT_THRESHOLD)
+        .bool_or(dot.clone().is_nan());
     let theta = dot.clamp(-1.0, 1.0).acos();
     let sin_theta = theta.clone().sin();
     let theta_t = theta.clone() * t;

@@ -1,0 +1,120 @@
+//! `keyshift render travel`: prompt travel between the stages of `--prompt` (one per line).
+
+use keyshift_core::travel::easing::Easing;
+use keyshift_core::travel::{
+    EmbryoStep, Genesis, Interp, ReplaceDim, ReplaceOrder, Slice, TravelMode,
+};
+use keyshift_render::{TravelOptions, TravelSource};
+
+use crate::args::Args;
+use crate::engine::{ENGINE_OPTIONS, Engine};
+use crate::render::{random_seed, render_to};
+
+const TRAVEL_OPTIONS: &[&str] = &[
+    "prompt",
+    "negative",
+    "travel-steps",
+    "mode",
+    "interp",
+    "easing",
+    "replace-dim",
+    "replace-order",
+    "genesis",
+    "denoise",
+    "embryo-step",
+    "seed",
+    "cfg",
+    "pad",
+    "slice",
+    "fps",
+    "upscale",
+    "out",
+    "resume",
+    "stop-after",
+];
+
+/// `keyshift render travel …`.
+pub fn run(args: &[String]) -> Result<(), String> {
+    let args = Args::parse(args, &["resume"])?;
+    let known: Vec<&str> = TRAVEL_OPTIONS
+        .iter()
+        .chain(ENGINE_OPTIONS)
+        .copied()
+        .collect();
+    if let Some(unknown) = args.unknown(&known) {
+        return Err(unknown);
+    }
+    let options = options(&args)?;
+    let upscale = args.parsed("upscale", 1.0f64)?;
+    if upscale.is_nan() || upscale <= 0.0 || upscale > 8.0 {
+        return Err(format!(
+            "--upscale: {upscale} is outside 0 to 8 (1 keeps the size)"
+        ));
+    }
+    let engine = Engine::load(&args)?;
+    let settings = engine.settings(&args, upscale)?;
+    let source = TravelSource::new(options, &settings).map_err(|e| e.to_string())?;
+    render_to(&args, &engine, settings, source)
+}
+
+/// A named choice: `--flag NAME` among `all`.
+fn choice<T: Copy + Default>(
+    args: &Args,
+    flag: &str,
+    all: &[(T, &'static str)],
+) -> Result<T, String> {
+    let Some(text) = args.get(flag) else {
+        return Ok(T::default());
+    };
+    all.iter()
+        .find(|(_, name)| *name == text)
+        .map(|(v, _)| *v)
+        .ok_or_else(|| {
+            let names: Vec<&str> = all.iter().map(|(_, n)| *n).collect();
+            format!("--{flag}: \"{text}\" is not one of {}", names.join(", "))
+        })
+}
+
+fn options(args: &Args) -> Result<TravelOptions, String> {
+    let seed = match args.parsed("seed", -1i64)? {
+        -1 => u64::from(random_seed()),
+        s if !(0..=i64::from(u32::MAX)).contains(&s) => {
+            return Err(format!(
+                "--seed: {s} (0 to 4294967295, or -1 for a random seed)"
+            ));
+        }
+        s => s.unsigned_abs(),
+    };
+    let easing = match args.get("easing") {
+        Some(text) => Easing::parse(text).map_err(|e| format!("--{e}"))?,
+        None => Easing::Linear,
+    };
+    let embryo_step = match args.get("embryo-step") {
+        Some(text) => EmbryoStep::parse(text).map_err(|e| format!("--{e}"))?,
+        None => EmbryoStep::default(),
+    };
+    let slice = Slice::parse(args.get("slice").unwrap_or("")).map_err(|e| format!("--{e}"))?;
+    let fps = args.parsed("fps", 10.0f64)?;
+    if !(fps.is_finite() && fps > 0.0) {
+        return Err(format!("--fps: {fps} must be above 0"));
+    }
+    let steps = args.required("travel-steps")?;
+    Ok(TravelOptions {
+        prompt: args.required("prompt")?.to_owned(),
+        negative: args.get("negative").unwrap_or("").to_owned(),
+        steps: steps.to_owned(),
+        mode: choice::<TravelMode>(args, "mode", TravelMode::ALL)?,
+        interp: choice::<Interp>(args, "interp", Interp::ALL)?,
+        easing,
+        replace_dim: choice::<ReplaceDim>(args, "replace-dim", ReplaceDim::ALL)?,
+        replace_order: choice::<ReplaceOrder>(args, "replace-order", ReplaceOrder::ALL)?,
+        genesis: choice::<Genesis>(args, "genesis", Genesis::ALL)?,
+        denoise: args.parsed("denoise", 1.0f64)?,
+        embryo_step,
+        seed,
+        cfg: args.parsed("cfg", 7.0)?,
+        pad: args.parsed("pad", 0usize)?,
+        slice,
+        fps,
+    })
+}

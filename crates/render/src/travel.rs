@@ -1,0 +1,296 @@
+//! Prompt travel as a render source: core's [`plan`] of stages and α, each frame's stage mix
+//! for the engine, successive genesis' img2img chain, and embryo genesis' shared latent.
+
+use std::collections::BTreeMap;
+
+use keyshift_core::image::{RgbImage, lanczos_resize};
+use keyshift_core::travel::easing::{Curve, Easing};
+use keyshift_core::travel::{
+    EmbryoStep, FrameKind, Genesis, Interp, ReplaceDim, ReplaceOrder, Slice, Stage, TravelFrame,
+    TravelMode, TravelPlan, parse_steps, plan, stages,
+};
+use keyshift_sd::generate::InitImage;
+use serde_json::json;
+
+use crate::RenderError;
+use crate::manifest::FrameRecord;
+use crate::source::{
+    Embryo, Finished, FrameSource, FrameSpec, FrameTravel, RenderSettings, TravelMix,
+};
+
+/// Prompt travel's options.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TravelOptions {
+    /// One stage per non-empty line (a line may end with `THEN(seed=…, cfg=…)`).
+    pub prompt: String,
+    /// Negative prompts, one per line (the last repeats).
+    pub negative: String,
+    /// Travel steps: one number, or one per transition separated by commas.
+    pub steps: String,
+    /// Linear or replace.
+    pub mode: TravelMode,
+    /// Lerp or slerp (linear mode).
+    pub interp: Interp,
+    /// The α curve of each transition.
+    pub easing: Easing,
+    /// Replace mode's unit.
+    pub replace_dim: ReplaceDim,
+    /// Replace mode's order.
+    pub replace_order: ReplaceOrder,
+    /// Fixed, successive or embryo.
+    pub genesis: Genesis,
+    /// Successive genesis' img2img strength.
+    pub denoise: f64,
+    /// Embryo genesis' step (a count, or a ratio of the sampling steps below 1).
+    pub embryo_step: EmbryoStep,
+    /// Seed of every stage without its own.
+    pub seed: u64,
+    /// CFG scale of every stage without its own.
+    pub cfg: f64,
+    /// Copies of the first and last frame at the start and end of the video.
+    pub pad: usize,
+    /// Which frames the video keeps (before padding).
+    pub slice: Option<Slice>,
+    /// Video frame rate.
+    pub fps: f64,
+}
+
+impl Default for TravelOptions {
+    fn default() -> Self {
+        Self {
+            prompt: String::new(),
+            negative: String::new(),
+            steps: "30".into(),
+            mode: TravelMode::Linear,
+            interp: Interp::Lerp,
+            easing: Easing::Linear,
+            replace_dim: ReplaceDim::Token,
+            replace_order: ReplaceOrder::Random,
+            genesis: Genesis::Fixed,
+            denoise: 1.0,
+            embryo_step: EmbryoStep::default(),
+            seed: 0,
+            cfg: 7.0,
+            pad: 0,
+            slice: None,
+            fps: 10.0,
+        }
+    }
+}
+
+/// The frames of a prompt travel.
+#[derive(Debug)]
+pub struct TravelSource {
+    options: TravelOptions,
+    stages: Vec<Stage>,
+    plan: TravelPlan,
+    curve: Curve,
+    embryo_step: Option<usize>,
+    size: (usize, usize),
+    next: usize,
+    previous: Option<RgbImage>,
+}
+
+impl TravelSource {
+    /// Plans `options`; errors name the setting (stages, steps, embryo step, denoise).
+    pub fn new(options: TravelOptions, settings: &RenderSettings) -> Result<Self, RenderError> {
+        let error = |e: &dyn std::fmt::Display| RenderError::Plan(e.to_string());
+        let stages = stages(&options.prompt, &options.negative).map_err(|e| error(&e))?;
+        let steps = parse_steps(&options.steps, stages.len()).map_err(|e| error(&e))?;
+        let curve = options.easing.curve().map_err(|e| error(&e))?;
+        let plan = plan(
+            stages.len(),
+            &steps,
+            options.mode,
+            options.genesis,
+            &curve,
+            options.slice,
+        )
+        .map_err(|e| error(&e))?;
+        let embryo_step = match options.genesis {
+            Genesis::Embryo => Some(
+                options
+                    .embryo_step
+                    .resolve(settings.steps)
+                    .map_err(|e| error(&e))?,
+            ),
+            _ => None,
+        };
+        if options.genesis == Genesis::Successive
+            && !(options.denoise > 0.0 && options.denoise <= 1.0)
+        {
+            return Err(RenderError::Plan(format!(
+                "denoise strength {} must be above 0 and at most 1",
+                options.denoise
+            )));
+        }
+        Ok(Self {
+            options,
+            stages,
+            plan,
+            curve,
+            embryo_step,
+            size: (settings.width, settings.height),
+            next: 0,
+            previous: None,
+        })
+    }
+
+    /// The plan: every frame with its stages and α, and the video order.
+    pub fn plan(&self) -> &TravelPlan {
+        &self.plan
+    }
+
+    /// The stages.
+    pub fn stages(&self) -> &[Stage] {
+        &self.stages
+    }
+
+    fn seed(&self, stage: usize) -> u64 {
+        self.stages
+            .get(stage)
+            .and_then(|s| s.seed)
+            .and_then(|s| u64::try_from(s).ok())
+            .unwrap_or(self.options.seed)
+    }
+
+    fn cfg(&self, stage: usize) -> f64 {
+        self.stages
+            .get(stage)
+            .and_then(|s| s.cfg)
+            .unwrap_or(self.options.cfg)
+    }
+
+    fn spec(&self, frame: &TravelFrame) -> FrameSpec {
+        let own = match frame.kind {
+            FrameKind::Stage if frame.t > 0.0 => Some(frame.to),
+            FrameKind::Stage => Some(frame.from),
+            FrameKind::Between | FrameKind::Embryo => None,
+        };
+        let from = own.unwrap_or(frame.from);
+        let stage = &self.stages[from.min(self.stages.len() - 1)];
+        let mut spec = FrameSpec {
+            index: frame.generation_index,
+            prompt: stage.prompt.clone(),
+            negative: stage.negative.clone(),
+            seed: self.seed(from),
+            cfg: self.cfg(from),
+            extra: extra(frame),
+            ..FrameSpec::default()
+        };
+        if own.is_none() {
+            self.travel_towards(&mut spec, frame);
+        }
+        spec
+    }
+
+    /// Sets the mix towards the frame's target stage, the seed travel and the CFG.
+    fn travel_towards(&self, spec: &mut FrameSpec, frame: &TravelFrame) {
+        let target = &self.stages[frame.to.min(self.stages.len() - 1)];
+        let (seed_to, alpha) = (self.seed(frame.to), frame.alpha);
+        if seed_to != spec.seed {
+            spec.subseed = seed_to;
+            spec.subseed_strength = alpha;
+        }
+        spec.cfg = spec.cfg * (1.0 - alpha) + self.cfg(frame.to) * alpha;
+        let linear = self.options.mode == TravelMode::Linear;
+        let embryo = self.embryo_step.map(|k| match frame.kind {
+            FrameKind::Embryo => Embryo::Capture(k),
+            _ => Embryo::Share(k),
+        });
+        spec.travel = Some(FrameTravel {
+            prompt: target.prompt.clone(),
+            negative: target.negative.clone(),
+            alpha,
+            uncond_alpha: if linear && embryo.is_none() {
+                alpha
+            } else {
+                1.0
+            },
+            mix: self.mix(frame, spec.seed),
+            embryo,
+        });
+        if frame.img2img {
+            spec.init = self.previous.as_ref().map(|image| InitImage {
+                image: lanczos_resize(image, self.size.0, self.size.1),
+                strength: self.options.denoise,
+            });
+        }
+    }
+
+    fn mix(&self, frame: &TravelFrame, seed: u64) -> TravelMix {
+        match (self.options.mode, self.options.interp) {
+            (TravelMode::Linear, Interp::Lerp) => TravelMix::Lerp,
+            (TravelMode::Linear, Interp::Slerp) => TravelMix::Slerp,
+            (TravelMode::Replace, _) => {
+                #[allow(clippy::cast_precision_loss, reason = "step counts are small")]
+                let eased = (self.options.easing != Easing::Linear).then(|| {
+                    (1..=frame.step)
+                        .map(|j| self.curve.at(j as f64 / (frame.steps + 1) as f64))
+                        .collect()
+                });
+                TravelMix::Replace {
+                    unit: self.options.replace_dim,
+                    order: self.options.replace_order,
+                    rounds: frame.step,
+                    steps: frame.steps,
+                    eased,
+                    #[allow(clippy::cast_possible_truncation, reason = "A1111 seeds are 32-bit")]
+                    seed: seed as u32,
+                }
+            }
+        }
+    }
+}
+
+/// The manifest fields of a travel frame: its stages, α and kind.
+fn extra(frame: &TravelFrame) -> BTreeMap<String, serde_json::Value> {
+    let kind = match frame.kind {
+        FrameKind::Stage => "stage",
+        FrameKind::Between => "between",
+        FrameKind::Embryo => "embryo",
+    };
+    BTreeMap::from([
+        ("from".to_owned(), json!(frame.from)),
+        ("to".to_owned(), json!(frame.to)),
+        ("alpha".to_owned(), json!(frame.alpha)),
+        ("kind".to_owned(), json!(kind)),
+    ])
+}
+
+impl FrameSource for TravelSource {
+    fn next_frame(&mut self) -> Result<Option<FrameSpec>, RenderError> {
+        let Some(frame) = self.plan.frames.get(self.next) else {
+            return Ok(None);
+        };
+        if frame.img2img && self.previous.is_none() {
+            return Err(RenderError::Plan(format!(
+                "frame {} is img2img of a frame that was not rendered",
+                frame.generation_index
+            )));
+        }
+        let spec = self.spec(frame);
+        self.next += 1;
+        Ok(Some(spec))
+    }
+
+    fn frame_done(&mut self, _record: &FrameRecord, image: &RgbImage) -> Result<(), RenderError> {
+        if self.options.genesis == Genesis::Successive {
+            self.previous = Some(image.clone());
+        }
+        Ok(())
+    }
+
+    fn expected_frames(&self) -> usize {
+        self.plan.frames.len()
+    }
+
+    fn finish(&mut self) -> Result<Finished, RenderError> {
+        Ok(Finished {
+            order: self.plan.video.clone(),
+            files: Vec::new(),
+            fps: (self.options.fps > 0.0).then_some(self.options.fps),
+            lead: self.options.pad,
+        })
+    }
+}
