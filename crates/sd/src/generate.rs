@@ -256,12 +256,18 @@ impl<'m> Generation<'m> {
             return Ok(None);
         }
         let step = self.run.next_step();
-        let cond = match &self.travel {
-            None => conditioning_at(&self.cond, &self.uncond, &self.empty, step)?,
-            Some(travel) => self.travel_at(travel, step)?,
-        };
+        let cond = self.conditioning(step)?;
         hook.set_step(step);
         Ok(self.run.step(&self.model.unet, &cond, &mut self.rng, hook))
+    }
+
+    /// The text conditioning of sampling step `step` (0-based): the prompt's schedule entry
+    /// for that step, mixed with the travel target's entry for the same step.
+    pub fn conditioning(&self, step: usize) -> Result<Conditioning, GenerateError> {
+        match &self.travel {
+            None => conditioning_at(&self.cond, &self.uncond, &self.empty, step),
+            Some(travel) => self.travel_at(travel, step),
+        }
     }
 
     fn travel_at(

@@ -1,0 +1,210 @@
+//! Prompt travel on the render layer with the tiny fixture model (CPU backend): successive
+//! frames are img2img of their predecessor, embryo frames share the half-way latent, and a stage
+//! with prompt editing travels step by step.
+#![allow(clippy::unwrap_used, reason = "tests fail by panicking")]
+
+use std::path::PathBuf;
+
+use keyshift_core::image::RgbImage;
+use keyshift_core::schedule::{KMethod, Sampler};
+use keyshift_core::tokens::ClipTokenizer;
+use keyshift_core::travel::{EmbryoStep, Genesis, Interp};
+use keyshift_render::{
+    Event, FrameSource, FrameSpec, RenderSession, RenderSettings, SingleFrame, TravelOptions,
+    TravelSource,
+};
+use keyshift_sd::Device;
+use keyshift_sd::generate::{Generation, decode_to_rgb};
+use keyshift_sd::hooks::NoHook;
+use keyshift_sd::model::{DirFolder, SdModel};
+use keyshift_sd::travel::{Mix, Travel};
+
+fn model(device: &Device) -> SdModel {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/tiny-sd1/diffusers");
+    SdModel::load_diffusers(&DirFolder(dir), device).unwrap()
+}
+
+fn settings(steps: usize) -> RenderSettings {
+    RenderSettings {
+        steps,
+        sampler: Sampler::KDiffusion {
+            method: KMethod::Euler,
+            karras: false,
+        },
+        width: 64,
+        height: 64,
+        clip_skip: 0,
+        upscale: 1.0,
+        model_label: "tiny".into(),
+    }
+}
+
+fn options(genesis: Genesis) -> TravelOptions {
+    TravelOptions {
+        prompt: "a photo of a cat\na painting of a dog".into(),
+        negative: "blurry".into(),
+        steps: "3".into(),
+        genesis,
+        interp: Interp::Slerp,
+        denoise: 0.6,
+        embryo_step: EmbryoStep(2.0),
+        seed: 11,
+        ..TravelOptions::default()
+    }
+}
+
+struct Rig {
+    device: Device,
+    model: SdModel,
+    tokenizer: ClipTokenizer,
+}
+
+impl Rig {
+    fn new() -> Self {
+        let device = Device::flex();
+        Self {
+            model: model(&device),
+            tokenizer: ClipTokenizer::embedded().unwrap(),
+            device,
+        }
+    }
+
+    /// Every frame's image, by generation index.
+    fn render<S: FrameSource>(&self, steps: usize, source: S) -> Vec<RgbImage> {
+        let mut session = RenderSession::new(
+            &self.model,
+            &self.tokenizer,
+            &self.device,
+            settings(steps),
+            source,
+        );
+        let mut images = Vec::new();
+        pollster::block_on(session.run(&mut NoHook, &mut |_, event| {
+            if let Event::Frame(frame) = event {
+                images.push(frame.image.clone());
+            }
+        }))
+        .unwrap();
+        images
+    }
+
+    fn single(&self, steps: usize, spec: FrameSpec) -> RgbImage {
+        self.render(steps, SingleFrame::new(spec)).remove(0)
+    }
+}
+
+#[test]
+fn successive_frames_are_img2img_of_their_predecessor() {
+    let rig = Rig::new();
+    let images = rig.render(
+        3,
+        TravelSource::new(options(Genesis::Successive), &settings(3)).unwrap(),
+    );
+    assert_eq!(images.len(), 1 + 3);
+    // Replay the plan by hand: frame k's spec, once frame k − 1 is known, renders to frame k…
+    let mut source = TravelSource::new(options(Genesis::Successive), &settings(3)).unwrap();
+    let mut specs = Vec::new();
+    for image in &images {
+        let spec = source.next_frame().unwrap().unwrap();
+        let record = keyshift_render::FrameRecord::new(
+            &spec,
+            &RenderSession::new(
+                &rig.model,
+                &rig.tokenizer,
+                &rig.device,
+                settings(3),
+                SingleFrame::new(spec.clone()),
+            )
+            .request(&spec),
+            64,
+            64,
+        );
+        source.frame_done(&record, image).unwrap();
+        specs.push(spec);
+    }
+    let k = 2;
+    let init = specs[k].init.as_ref().unwrap();
+    assert_eq!(init.image.data, images[k - 1].data);
+    assert_eq!(init.strength, 0.6);
+    assert_eq!(rig.single(3, specs[k].clone()).data, images[k].data);
+    // …and from another predecessor it is another image.
+    let mut other = specs[k].clone();
+    other.init.as_mut().unwrap().image = images[0].clone();
+    assert_ne!(rig.single(3, other).data, images[k].data);
+}
+
+#[test]
+fn embryo_frames_share_the_half_way_latent() {
+    let rig = Rig::new();
+    let source = TravelSource::new(options(Genesis::Embryo), &settings(4)).unwrap();
+    assert_eq!(source.plan().video.len(), 3 + 3);
+    let images = rig.render(4, source);
+    // Generation order: the embryo, then the video frames α = 0, 0.2, …, 1.
+    assert_eq!(images.len(), 1 + 6);
+    // By hand: the embryo is the half-way slerp's latent before step 2; frame α = 0.2 starts from
+    // the same noise, takes the embryo before its step 2 and runs on with its own conditioning.
+    let request = |spec: &FrameSpec| {
+        RenderSession::new(
+            &rig.model,
+            &rig.tokenizer,
+            &rig.device,
+            settings(4),
+            SingleFrame::new(spec.clone()),
+        )
+        .request(spec)
+    };
+    let base = FrameSpec {
+        prompt: "a photo of a cat".into(),
+        negative: "blurry".into(),
+        seed: 11,
+        cfg: 7.0,
+        ..FrameSpec::default()
+    };
+    let travel = |alpha: f64| Travel {
+        prompt: "a painting of a dog".into(),
+        negative: "blurry".into(),
+        alpha,
+        uncond_alpha: 1.0,
+        mix: Mix::Slerp,
+    };
+    let r = request(&base);
+    let mut g = Generation::travelling(
+        &rig.model,
+        &rig.tokenizer,
+        &r,
+        Some(&travel(0.5)),
+        &rig.device,
+    )
+    .unwrap();
+    while g.next_step() < 2 {
+        g.step(&mut NoHook).unwrap();
+    }
+    let embryo = g.latent().clone();
+    let mut g = Generation::travelling(
+        &rig.model,
+        &rig.tokenizer,
+        &r,
+        Some(&travel(0.2)),
+        &rig.device,
+    )
+    .unwrap();
+    while g.next_step() < 2 {
+        g.step(&mut NoHook).unwrap();
+    }
+    g.set_latent(embryo);
+    while g.step(&mut NoHook).unwrap().is_some() {}
+    let image = pollster::block_on(decode_to_rgb(&rig.model, g.latent().clone())).unwrap();
+    assert_eq!(image.data, images[2].data);
+    // Without the embryo the frame differs.
+    let mut g = Generation::travelling(
+        &rig.model,
+        &rig.tokenizer,
+        &r,
+        Some(&travel(0.2)),
+        &rig.device,
+    )
+    .unwrap();
+    while g.step(&mut NoHook).unwrap().is_some() {}
+    let plain = pollster::block_on(decode_to_rgb(&rig.model, g.latent().clone())).unwrap();
+    assert_ne!(plain.data, images[2].data);
+}
