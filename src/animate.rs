@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use keyshift_core::share::{AnimationMode, Project, Seed, ShiftCounts};
+use keyshift_core::share::{AnimationMode, Project, Seed, ShiftCounts, TravelCounts};
 use keyshift_web::protocol::{
     ExportFormat, FrameInfo, FromWorker, GenerateJob, RenderInfo, RenderJob, RerenderJob, Stage,
     ToWorker,
@@ -160,6 +160,35 @@ pub fn counts_text(counts: &ShiftCounts, gap_filling: bool) -> String {
     }
 }
 
+/// What the project's render will make, as one line (or what stops it from rendering).
+pub fn plan_text(project: &Project) -> Result<String, String> {
+    match project.animation.mode {
+        AnimationMode::PromptTravel => travel_counts(project).map(|c| travel_counts_text(&c)),
+        _ => counts(project).map(|c| counts_text(&c, project.animation.shift.ssim_threshold > 0.0)),
+    }
+}
+
+/// A prompt travel's stages and frames.
+pub fn travel_counts(project: &Project) -> Result<TravelCounts, String> {
+    project
+        .animation
+        .travel
+        .counts(&project.prompt, &project.negative_prompt)
+        .map_err(|e| e.to_string())
+}
+
+/// One line: `3 stages · 5 frames · video 7 frames, 0.7 s at 10 fps`.
+pub fn travel_counts_text(counts: &TravelCounts) -> String {
+    format!(
+        "{} · {} · video {}, {:.1} s at {} fps",
+        plural(counts.stages, "stage"),
+        plural(counts.rendered, "frame"),
+        plural(counts.video_frames, "frame"),
+        counts.seconds(),
+        trim_number(counts.fps)
+    )
+}
+
 fn plural(n: usize, word: &str) -> String {
     if n == 1 {
         format!("1 {word}")
@@ -181,13 +210,13 @@ impl Animate {
         id: String,
         random: u32,
     ) -> Result<ToWorker, String> {
-        if project.animation.mode != AnimationMode::ShiftAttention {
+        if project.animation.mode == AnimationMode::Single {
             return Err("Pick an animation mode first.".into());
         }
         if self.is_running() {
             return Err("A render is already running.".into());
         }
-        counts(project).map_err(|e| format!("The prompt cannot be rendered: {e}."))?;
+        plan_text(project).map_err(|e| format!("The prompt cannot be rendered: {e}."))?;
         let s = &project.settings;
         self.next_job = self.next_job.max(FIRST_JOB) + 1;
         let job = RenderJob {
@@ -207,6 +236,8 @@ impl Animate {
                 preview_every: 0,
             },
             shift: project.animation.shift.clone(),
+            travel: (project.animation.mode == AnimationMode::PromptTravel)
+                .then(|| project.animation.travel.clone()),
             render: id.clone(),
             resume: false,
         };
@@ -747,6 +778,7 @@ mod tests {
             subseed_strength: 0.0,
             cfg: 7.0,
             parameters: String::new(),
+            stages: None,
         }
     }
 
@@ -1046,5 +1078,29 @@ mod tests {
         let mut single = project();
         single.animation.mode = AnimationMode::Single;
         assert!(Animate::default().start(&single, "x".into(), 1).is_err());
+    }
+
+    #[test]
+    fn a_travel_shows_its_stages_and_starts_a_travel_render() {
+        let mut p = project();
+        p.animation.mode = AnimationMode::PromptTravel;
+        p.prompt = "a cat\na dog\na bird".into();
+        p.animation.travel.steps = "2".into();
+        assert_eq!(
+            plan_text(&p).as_deref(),
+            Ok("3 stages · 5 frames · video 5 frames, 0.5 s at 10 fps")
+        );
+        let mut a = Animate::default();
+        let Ok(ToWorker::Render { job }) = a.start(&p, "t1".into(), 1) else {
+            panic!("starts");
+        };
+        assert_eq!(job.travel.as_ref().map(|t| t.steps.as_str()), Some("2"));
+        p.animation.travel.steps = "2, 2, 2".into();
+        let err = plan_text(&p).unwrap_err();
+        assert!(
+            err.contains("3 stages need one number or 2 numbers"),
+            "{err}"
+        );
+        assert!(Animate::default().start(&p, "t2".into(), 1).is_err());
     }
 }

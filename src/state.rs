@@ -3,7 +3,10 @@
 
 use keyshift_core::selftest::SelfTestReport;
 use keyshift_core::share::{self, AnimationMode, Project, Sampler, Seed, ShiftSettings};
+use keyshift_core::travel::editor::StageEdit;
 use keyshift_web::protocol::{FromWorker, ProtocolError, Stage};
+
+use crate::travel::TravelField;
 
 /// A message about the link the app was opened with.
 #[derive(Debug, Clone, PartialEq)]
@@ -154,6 +157,10 @@ pub enum ProjectCommand {
     SetMode(String),
     /// A shift-attention option.
     SetShift(ShiftField, String),
+    /// A prompt-travel option.
+    SetTravel(TravelField, String),
+    /// A stage-editor edit (of the prompt's lines and the travel steps).
+    EditStage(StageEdit),
 }
 
 /// A shift-attention option the Animate workspace edits.
@@ -245,6 +252,14 @@ pub enum EditError {
     /// An unknown animation mode.
     #[error("unknown animation mode \"{0}\"")]
     UnknownMode(String),
+    /// A value the field cannot take.
+    #[error("{field}: {message}")]
+    Invalid {
+        /// The field.
+        field: &'static str,
+        /// What is wrong.
+        message: String,
+    },
 }
 
 impl ProjectCommand {
@@ -274,6 +289,12 @@ impl ProjectCommand {
                 field.apply(&v, &mut next)?;
                 project.animation.shift = next;
             }
+            ProjectCommand::SetTravel(field, v) => {
+                let mut next = project.animation.travel.clone();
+                field.apply(&v, &mut next)?;
+                project.animation.travel = next;
+            }
+            ProjectCommand::EditStage(edit) => crate::travel::edit_stages(edit, project)?,
         }
         Ok(())
     }
@@ -592,7 +613,7 @@ mod tests {
         p.animation.shift.shift_steps = 7;
         let (text, name) = project_file(&p);
         assert_eq!(name, "Cat___dog.keyshift");
-        assert!(text.starts_with("v2."), "{text}");
+        assert!(text.starts_with("v3."), "{text}");
         let (opened, notice) = open_project_file(&name, &text);
         assert_eq!(opened, Some(p));
         assert_eq!(notice.title, "Project opened from Cat___dog.keyshift.");
@@ -622,6 +643,9 @@ mod tests {
                 .apply(&mut p)
                 .is_err()
         );
+        ProjectCommand::SetMode("prompt-travel".into())
+            .apply(&mut p)
+            .unwrap_or_else(|e| panic!("{e}"));
         let set = |p: &mut Project, f, v: &str| ProjectCommand::SetShift(f, v.into()).apply(p);
         set(&mut p, ShiftField::Steps, "4").unwrap_or_else(|e| panic!("{e}"));
         set(&mut p, ShiftField::Fps, "-2.5").unwrap_or_else(|e| panic!("{e}"));
@@ -659,7 +683,7 @@ mod tests {
             .apply(&mut project)
             .expect("applies");
         let fragment = link_fragment(&project);
-        assert!(fragment.starts_with("#v2."));
+        assert!(fragment.starts_with("#v3."));
         assert_eq!(open_link(&fragment), (project, None));
     }
 

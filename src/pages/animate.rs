@@ -8,7 +8,8 @@ use keyshift_web::cache::bytes_text;
 use keyshift_web::protocol::{ExportFormat, ToWorker};
 use leptos::prelude::*;
 
-use crate::animate::{Animate, counts, counts_text};
+use super::travel::{TravelOptions, stage_label};
+use crate::animate::{Animate, plan_text};
 use crate::app::Shared;
 use crate::browser;
 use crate::recorder;
@@ -119,11 +120,19 @@ pub fn AnimateCard() -> impl IntoView {
                     }).collect_view()}
                 </select>
             </label>
-            <Show when=move || mode() == AnimationMode::ShiftAttention
-                fallback=|| view! { <p class="hint">"One image: use Generate below, or pick an animation mode."</p> }>
-                <ShiftOptions error=error/>
-                <RenderControls/>
-            </Show>
+            {move || match mode() {
+                AnimationMode::Single => view! {
+                    <p class="hint">"One image: use Generate below, or pick an animation mode."</p>
+                }.into_any(),
+                AnimationMode::ShiftAttention => view! {
+                    <ShiftOptions error=error/>
+                    <RenderControls/>
+                }.into_any(),
+                AnimationMode::PromptTravel => view! {
+                    <TravelOptions error=error/>
+                    <RenderControls/>
+                }.into_any(),
+            }}
             {move || error.get().or_else(|| animate.with(|a| a.error.clone())).map(|e| view! {
                 <p class="error" role="alert" data-testid="render-error">{e}</p>
             })}
@@ -135,6 +144,7 @@ fn mode_label(mode: AnimationMode) -> &'static str {
     match mode {
         AnimationMode::Single => "Single image",
         AnimationMode::ShiftAttention => "Shift attention (a~b ranges, THEN segments)",
+        AnimationMode::PromptTravel => "Prompt travel (one stage per prompt line)",
     }
 }
 
@@ -149,9 +159,8 @@ fn ShiftOptions(error: RwSignal<Option<String>>) -> impl IntoView {
         }
     };
     let count_line = move || {
-        project.with(|p| match counts(p) {
-            Ok(c) => counts_text(&c, p.animation.shift.ssim_threshold > 0.0),
-            Err(e) => format!("The prompt cannot be rendered: {e}"),
+        project.with(|p| {
+            plan_text(p).unwrap_or_else(|e| format!("The prompt cannot be rendered: {e}"))
         })
     };
     view! {
@@ -400,6 +409,11 @@ fn FrameStrip() -> impl IntoView {
                         title=f.info.parameters.clone()
                         on:click=move |_| animate.update(|a| a.select(index))>
                         <img src=f.url alt=format!("Frame {index}")/>
+                        {f.info.stages.map(|s| view! {
+                            <span class="thumb-label" data-testid="frame-stages">
+                                {stage_label(s.from, s.to, s.alpha)}
+                            </span>
+                        })}
                     </button>
                 })
             }/>

@@ -902,6 +902,94 @@ test('shift-attention in the Animate workspace: the CLI frames, resume after a r
   });
 });
 
+const TRAVEL = { ...SETTINGS, prompt: 'a photo of a cat\na painting of a dog\na bird in the sky', negative: 'blurry' };
+const TRAVEL_FRAMES = 5; // 1 + 2 + 2: each transition's intermediate, then its target
+
+/** The CLI's prompt travel with the same settings: its frames (video order) and frames.json. */
+function cliTravel() {
+  assert.ok(CLI, 'KEYSHIFT_CLI (the native keyshift binary) is not set');
+  const dir = mkdtempSync(join(tmpdir(), 'keyshift-cli-travel-'));
+  try {
+    const run = spawnSync(CLI, ['render', 'travel', '--model', FIXTURE, '--prompt', TRAVEL.prompt,
+      '--negative', TRAVEL.negative, '--travel-steps', '2', '--interp', 'slerp',
+      '--size', `${TRAVEL.width}x${TRAVEL.height}`, '--steps', TRAVEL.steps, '--cfg', TRAVEL.cfg,
+      '--seed', TRAVEL.seed, '--sampler', TRAVEL.sampler, '--out', dir], { encoding: 'utf8' });
+    assert.equal(run.status, 0, run.stderr);
+    const manifest = JSON.parse(readFileSync(join(dir, 'frames.json'), 'utf8'));
+    const frames = manifest.map((f) => `data:image/png;base64,${readFileSync(join(dir, f.file)).toString('base64')}`);
+    return { frames, manifest };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+test('prompt travel in the Animate workspace: a 3-stage slerp travel equals the CLI, exports WebM, and the stage editor travels in the link', async () => {
+  let link;
+  await withBrowser(async ({ page, errors }) => {
+    await page.goto(BASE);
+    assert.match(await loadModel(page), /^Ready/);
+    await setProject(page, TRAVEL);
+    await byId(page, 'mode-picker').selectOption('prompt-travel');
+    await byId(page, 'travel-steps').fill('2');
+    await byId(page, 'travel-steps').press('Tab');
+    await byId(page, 'travel-interp').selectOption('slerp');
+    assert.equal(await byId(page, 'genesis').inputValue(), 'fixed');
+    assert.equal(await byId(page, 'travel-mode').inputValue(), 'linear');
+    assert.equal(await byId(page, 'easing').inputValue(), 'linear');
+    assert.equal(await page.locator('[data-testid="stage"]').count(), 3);
+    assert.equal(await text(page, 'frame-count'), '3 stages · 5 frames · video 5 frames, 0.5 s at 10 fps');
+    await byId(page, 'render').click();
+    await waitForFrames(page, TRAVEL_FRAMES);
+    await page.waitForFunction(() => !document.querySelector('[data-testid="export-webm"]')?.disabled,
+      null, { timeout: GPU_TIMEOUT_MS });
+    const cli = cliTravel();
+    assert.deepEqual(cli.manifest.map((f) => [f.from, f.to, f.alpha]),
+      [[0, 1, 0], [0, 1, 0.5], [0, 1, 1], [1, 2, 0.5], [1, 2, 1]]);
+    const strip = page.locator('[data-testid="frame-strip"] [data-testid="frame"] img');
+    assert.equal(await strip.count(), TRAVEL_FRAMES);
+    let worst = { max: 0, mean: 0 };
+    for (let i = 0; i < TRAVEL_FRAMES; i += 1) {
+      const diff = compare(await pixels(page, await strip.nth(i).getAttribute('src')), await pixels(page, cli.frames[i]));
+      assert.ok(diff.max <= 2 && diff.mean < 0.05, `travel frame ${i} differs from the CLI's: ${JSON.stringify(diff)}`);
+      if (diff.max > worst.max) worst = diff;
+    }
+    facts.travelWebgpuVsCli = worst;
+    const labels = await page.locator('[data-testid="frame-stages"]').allTextContents();
+    assert.deepEqual(labels, ['1→2 α 0.00', '1→2 α 0.50', '1→2 α 1.00', '2→3 α 0.50', '2→3 α 1.00']);
+    const webm = await exportFile(page, 'export-webm');
+    const summary = webmSummary(webm.bytes);
+    assert.equal(summary.docType, 'webm');
+    assert.equal(summary.blocks, TRAVEL_FRAMES);
+    facts.travelWebm = { bytes: webm.bytes.length, ...summary };
+    // The stage editor is a second view of the prompt's lines and the travel steps.
+    const seed = page.locator('[data-testid="stage-seed"]').nth(1);
+    await seed.fill('7');
+    await seed.press('Tab');
+    const steps = page.locator('[data-testid="stage-steps"]').nth(1);
+    await steps.fill('3');
+    await steps.press('Tab');
+    await byId(page, 'stage-add').click();
+    assert.equal(await byId(page, 'prompt').inputValue(),
+      'a photo of a cat\na painting of a dog THEN(seed=7)\na bird in the sky\na bird in the sky');
+    assert.equal(await byId(page, 'travel-steps').inputValue(), '2, 3, 3');
+    await page.locator('[data-testid="stage-remove"]').nth(3).click();
+    assert.equal(await byId(page, 'travel-steps').inputValue(), '2, 3');
+    link = await byId(page, 'share-link').inputValue();
+    assert.deepEqual(errors.filter((e) => !e.includes('unreadable')), []);
+  });
+  await withBrowser(async ({ page }) => {
+    await page.goto(link);
+    assert.equal(await byId(page, 'mode-picker').inputValue(), 'prompt-travel');
+    assert.equal(await byId(page, 'travel-interp').inputValue(), 'slerp');
+    assert.equal(await byId(page, 'travel-steps').inputValue(), '2, 3');
+    const rows = page.locator('[data-testid="stage-prompt"]');
+    assert.equal(await rows.count(), 3);
+    assert.equal(await rows.nth(1).inputValue(), 'a painting of a dog');
+    assert.equal(await page.locator('[data-testid="stage-seed"]').nth(1).inputValue(), '7');
+    assert.equal(await page.locator('[data-testid="stage-steps"]').nth(1).inputValue(), '3');
+  });
+});
+
 /** The worker heap peak of the finished render, in bytes. */
 async function renderHeapPeak(page) {
   assert.match(await text(page, 'render-status'), /rendered · worker memory peak [\d.]+ (B|KB|MB|GB)$/);

@@ -5,8 +5,10 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use keyshift_core::share::{
     self, Animation, AnimationMode, GenerationSettings, MAX_INFLATED_BYTES, Project, Sampler, Seed,
-    ShareError, ShiftSettings, Warning,
+    ShareError, ShiftSettings, TravelSettings, Warning,
 };
+use keyshift_core::travel::easing::Easing;
+use keyshift_core::travel::{Genesis, Interp, ReplaceDim, ReplaceOrder, TravelMode};
 use proptest::prelude::*;
 
 /// A link written by schema v1. It must keep opening, unchanged, in every later version.
@@ -47,9 +49,39 @@ fn golden_v2_project() -> Project {
                 ssim_min_step: 0.001,
                 ssim_min_pct: 60.0,
             },
+            travel: TravelSettings::default(),
         },
         ..golden_project()
     }
+}
+
+/// A link written by schema v3: a prompt travel with every option set.
+const GOLDEN_V3: &str = "v3.TZJPa-MwEMW_iplTS1VjO4mTNexpd2Fh6dJDjwWjSGNboD9mpKS0Jd-9I9cpPRiJpxm93xvrHbx0CB38kqlIodBhBAEzBTcnVmWhWH_6--f_TUTUP3e3z17morwcDWku9jjKZM7Yf3Ud7YnoVRQ3NrwQxq4um1sujJiS8WOE7h1ejE4TdPv2IGBCM07ct6sbLko4c8WmEqCGsY9KWsZry13uRw1d3Wy2u3Z_-MEVUbrZIrHl78eHu7uieSj-SSIZ4SJAeuMYLPjs54LOKT8R7xPJM9qMNJkh5fNl06_mmWPIm_ttyS4WJftuBDhDFNgt0QkFELrAqd-QwlU6zStvvfBG4_o08QSmYPmGqjxcVWf8YpbFqqq_qbNinpZVTrBiZrxPMNiKomXsNQ3hbKVCFoxPSHwbRJtXASgjj5qFqtyIqqz524saxLWn18bxqZqk98skrnogvQxUm2FAQp_4bESP0WT_eFIKmfWcTTX6YCLmDC07uiO9hq9UW35FeWz5l1qjMm7ddQ2sk60bTni5fAA";
+
+fn golden_v3_project() -> Project {
+    let mut project = golden_v2_project();
+    project.prompt = "a cat THEN(seed=5)\na dog\na bird".into();
+    project.animation.mode = AnimationMode::PromptTravel;
+    project.animation.travel = TravelSettings {
+        steps: "4, 6".into(),
+        mode: TravelMode::Replace,
+        interp: Interp::Slerp,
+        easing: Easing::Bezier {
+            x1: 0.3,
+            y1: 0.1,
+            x2: 0.7,
+            y2: 1.0,
+        },
+        replace_dim: ReplaceDim::Channel,
+        replace_order: ReplaceOrder::Different,
+        genesis: Genesis::Successive,
+        denoise: 0.6,
+        embryo_step: 0.4,
+        pad: 2,
+        slice: "1::2".into(),
+        fps: 12.0,
+    };
+    project
 }
 
 fn pack(version: &str, json: &str) -> String {
@@ -76,8 +108,53 @@ fn golden_v2_link_opens_to_its_animation() {
 #[test]
 fn encoding_the_golden_project_gives_the_golden_link() {
     assert_eq!(
-        share::encode(&golden_v2_project()).expect("encodes"),
-        GOLDEN_V2
+        share::encode(&golden_v3_project()).expect("encodes"),
+        GOLDEN_V3
+    );
+}
+
+#[test]
+fn golden_v3_link_opens_to_its_travel() {
+    let decoded = share::decode(GOLDEN_V3).expect("golden link opens");
+    assert_eq!(decoded.version, 3);
+    assert_eq!(decoded.warnings, vec![]);
+    assert_eq!(decoded.project, golden_v3_project());
+}
+
+#[test]
+fn a_v2_link_migrates_with_default_travel_options() {
+    let decoded = share::decode(GOLDEN_V2).expect("opens");
+    assert_eq!(decoded.project.animation.travel, TravelSettings::default());
+    let again = share::encode(&decoded.project).expect("encodes");
+    assert!(again.starts_with("v3."));
+    assert_eq!(
+        share::decode(&again).expect("opens").project,
+        golden_v2_project()
+    );
+}
+
+#[test]
+fn unknown_travel_names_fall_back_with_a_warning() {
+    let link = pack(
+        "v3",
+        r#"{"animation":{"mode":"prompt-travel","travel":{"interp":"cubic","easing":"wobble","slice":"::0","fps":0}}}"#,
+    );
+    let decoded = share::decode(&link).expect("opens");
+    let t = &decoded.project.animation.travel;
+    assert_eq!(
+        (t.interp, t.easing, t.slice.as_str()),
+        (Interp::Lerp, Easing::Linear, "")
+    );
+    assert!((t.fps - 0.1).abs() < 1e-12);
+    let text: Vec<String> = decoded.warnings.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        text,
+        [
+            "animation.travel.easing was wobble, changed to linear",
+            "animation.travel.slice was ::0, changed to ",
+            "animation.travel.fps was 0, changed to 0.1",
+            "animation.travel.interp was cubic, changed to lerp",
+        ]
     );
 }
 
@@ -87,7 +164,7 @@ fn a_v1_link_migrates_to_a_single_image_project() {
     assert_eq!(decoded.project.animation, Animation::default());
     assert_eq!(decoded.project.animation.mode, AnimationMode::Single);
     let again = share::encode(&decoded.project).expect("encodes");
-    assert!(again.starts_with("v2."));
+    assert!(again.starts_with("v3."));
     assert_eq!(
         share::decode(&again).expect("opens").project,
         golden_project()
@@ -155,10 +232,10 @@ fn typed_errors_for_bad_links() {
         Err(ShareError::UnknownVersion("v0".to_owned()))
     );
     assert_eq!(
-        share::decode("v3.abc"),
+        share::decode("v4.abc"),
         Err(ShareError::NewerVersion {
-            found: 3,
-            supported: 2
+            found: 4,
+            supported: 3
         })
     );
     assert_eq!(
@@ -272,10 +349,17 @@ fn any_animation() -> impl Strategy<Value = Animation> {
             any::<bool>(),
         ),
         (1u32..=80, 0u32..=100, 1u32..=1000, 0u32..=100),
+        any_travel(),
     )
         .prop_map(
-            |(mode, (shift_steps, fps, lead, mirror, remove_zero), (up, thr, step, pct))| {
+            |(
+                mode,
+                (shift_steps, fps, lead, mirror, remove_zero),
+                (up, thr, step, pct),
+                travel,
+            )| {
                 Animation {
+                    travel,
                     mode,
                     shift: ShiftSettings {
                         shift_steps,
@@ -288,6 +372,65 @@ fn any_animation() -> impl Strategy<Value = Animation> {
                         ssim_min_step: f64::from(step) / 1000.0,
                         ssim_min_pct: f64::from(pct),
                     },
+                }
+            },
+        )
+}
+
+fn any_travel() -> impl Strategy<Value = TravelSettings> {
+    (
+        (
+            prop::sample::select(vec!["1", "30", "2, 3", "4,4,4"]),
+            prop::sample::select(TravelMode::ALL.iter().map(|(v, _)| *v).collect::<Vec<_>>()),
+            prop::sample::select(Interp::ALL.iter().map(|(v, _)| *v).collect::<Vec<_>>()),
+            prop::sample::select(vec![
+                Easing::Linear,
+                Easing::EaseInOut,
+                Easing::Bezier {
+                    x1: 0.25,
+                    y1: -0.5,
+                    x2: 1.0,
+                    y2: 2.0,
+                },
+            ]),
+        ),
+        (
+            prop::sample::select(ReplaceDim::ALL.iter().map(|(v, _)| *v).collect::<Vec<_>>()),
+            prop::sample::select(
+                ReplaceOrder::ALL
+                    .iter()
+                    .map(|(v, _)| *v)
+                    .collect::<Vec<_>>(),
+            ),
+            prop::sample::select(Genesis::ALL.iter().map(|(v, _)| *v).collect::<Vec<_>>()),
+        ),
+        (
+            1u32..=100,
+            1u32..=200,
+            0u32..=1000,
+            prop::sample::select(vec!["", "::2", "1:-1", "5"]),
+            1u32..=240,
+        ),
+    )
+        .prop_map(
+            |(
+                (steps, mode, interp, easing),
+                (replace_dim, replace_order, genesis),
+                (denoise, embryo, pad, slice, fps),
+            )| {
+                TravelSettings {
+                    steps: steps.into(),
+                    mode,
+                    interp,
+                    easing,
+                    replace_dim,
+                    replace_order,
+                    genesis,
+                    denoise: f64::from(denoise) / 100.0,
+                    embryo_step: f64::from(embryo) / 10.0,
+                    pad,
+                    slice: slice.into(),
+                    fps: f64::from(fps),
                 }
             },
         )
@@ -316,7 +459,7 @@ proptest! {
     #[test]
     fn round_trip(project in any_project()) {
         let link = share::encode(&project).expect("encodes");
-        prop_assert!(link.starts_with("v2."));
+        prop_assert!(link.starts_with("v3."));
         prop_assert!(link.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)));
         let decoded = share::decode(&link).expect("decodes");
         prop_assert_eq!(decoded.warnings, vec![]);

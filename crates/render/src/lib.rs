@@ -12,6 +12,7 @@
 //! rendered frames), [`TravelSource`] (prompt travel: mixed stage conditioning per step,
 //! img2img chains, embryo latents). Later modes plug in as further sources.
 
+mod animation;
 mod eta;
 mod manifest;
 mod session;
@@ -22,6 +23,7 @@ pub mod store;
 mod svg;
 mod travel;
 
+pub use animation::AnimationSource;
 pub use eta::Eta;
 pub use manifest::{FrameRecord, frame_parameters};
 pub use session::{Event, FinishedFrame, Progress, RenderSession, StepEvent, StoredFrame};
@@ -31,7 +33,7 @@ pub use source::{
     Embryo, Finished, FrameSource, FrameSpec, FrameTravel, RenderSettings, TravelMix,
 };
 pub use svg::ssim_scatter_svg;
-pub use travel::{TravelOptions, TravelSource};
+pub use travel::{TravelAgain, TravelOptions, TravelSource};
 
 /// Why rendering stopped.
 #[derive(Debug, thiserror::Error)]

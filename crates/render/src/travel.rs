@@ -79,7 +79,7 @@ impl Default for TravelOptions {
 }
 
 /// The frames of a prompt travel.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct TravelSource {
     options: TravelOptions,
     stages: Vec<Stage>,
@@ -144,6 +144,44 @@ impl TravelSource {
     /// The stages.
     pub fn stages(&self) -> &[Stage] {
         &self.stages
+    }
+
+    /// A source that makes frame `index` again: with `previous` as its img2img input
+    /// (successive genesis: the frame generated before it), after the embryo frame in embryo
+    /// genesis (its latent is not stored). Only frame `index` is meant to be kept.
+    pub fn again(
+        &self,
+        index: usize,
+        previous: Option<RgbImage>,
+    ) -> Result<TravelAgain, RenderError> {
+        let frame = self
+            .plan
+            .frames
+            .get(index)
+            .ok_or_else(|| RenderError::Plan(format!("this render has no frame {index}")))?;
+        if frame.img2img && previous.is_none() {
+            return Err(RenderError::Plan(format!(
+                "frame {index} is img2img of frame {}, which is not stored",
+                index.saturating_sub(1)
+            )));
+        }
+        let mut with = self.clone();
+        with.previous = previous;
+        let mut specs = Vec::new();
+        if frame.kind != FrameKind::Embryo
+            && let Some(embryo) = self
+                .plan
+                .frames
+                .iter()
+                .find(|f| f.kind == FrameKind::Embryo)
+        {
+            specs.push(with.spec(embryo));
+        }
+        specs.push(with.spec(frame));
+        Ok(TravelAgain {
+            expected: specs.len(),
+            specs: specs.into(),
+        })
     }
 
     fn seed(&self, stage: usize) -> u64 {
@@ -292,5 +330,26 @@ impl FrameSource for TravelSource {
             fps: (self.options.fps > 0.0).then_some(self.options.fps),
             lead: self.options.pad,
         })
+    }
+}
+
+/// Makes one travel frame again (see [`TravelSource::again`]).
+#[derive(Debug)]
+pub struct TravelAgain {
+    specs: std::collections::VecDeque<FrameSpec>,
+    expected: usize,
+}
+
+impl FrameSource for TravelAgain {
+    fn next_frame(&mut self) -> Result<Option<FrameSpec>, RenderError> {
+        Ok(self.specs.pop_front())
+    }
+
+    fn expected_frames(&self) -> usize {
+        self.expected
+    }
+
+    fn finish(&mut self) -> Result<Finished, RenderError> {
+        Ok(Finished::default())
     }
 }

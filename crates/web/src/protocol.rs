@@ -2,7 +2,7 @@
 //! `postMessage`, so both sides agree on one serde schema that is tested natively.
 
 use keyshift_core::selftest::SelfTestReport;
-pub use keyshift_core::share::{Sampler, ShiftSettings};
+pub use keyshift_core::share::{Sampler, ShiftSettings, TravelSettings};
 pub use keyshift_core::tokens::TokenCount;
 use serde::{Deserialize, Serialize};
 
@@ -129,6 +129,10 @@ pub struct RenderJob {
     pub frame: GenerateJob,
     /// shift-attention's options.
     pub shift: ShiftSettings,
+    /// Prompt travel's options: when set, the render is a prompt travel between the prompt's
+    /// lines (otherwise shift-attention).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub travel: Option<TravelSettings>,
     /// The frame store's id for this render (its OPFS folder).
     pub render: String,
     /// Continue a render whose frames are in the store (they are not rendered again).
@@ -199,6 +203,20 @@ pub struct FrameInfo {
     pub cfg: f64,
     /// A1111's `parameters` text of the frame.
     pub parameters: String,
+    /// Prompt travel: the stages the frame lies between and its α.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stages: Option<FrameStages>,
+}
+
+/// Where a prompt-travel frame lies.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct FrameStages {
+    /// The stage it leaves (0-based).
+    pub from: usize,
+    /// The stage it travels to.
+    pub to: usize,
+    /// The interpolation weight used.
+    pub alpha: f64,
 }
 
 /// A render in the frame store.
@@ -804,6 +822,10 @@ mod tests {
                 mirror: true,
                 ..ShiftSettings::default()
             },
+            travel: Some(TravelSettings {
+                steps: "2, 3".into(),
+                ..TravelSettings::default()
+            }),
             render: "r1".into(),
             resume: true,
         }
@@ -812,6 +834,11 @@ mod tests {
     #[test]
     fn render_messages_round_trip_and_bytes_travel_beside_the_json() {
         let info = FrameInfo {
+            stages: Some(FrameStages {
+                from: 1,
+                to: 2,
+                alpha: 0.5,
+            }),
             index: 2,
             prompt: "a (cat:0.333)".into(),
             negative: String::new(),

@@ -39,7 +39,7 @@ async fn run_queue(state: Rc<WorkerState>) {
                 continue;
             }
             Next::Run(Job::Generate(job)) => (Stage::Generate, run(&state, job).await),
-            Next::Run(Job::Render(job)) => (Stage::Render, crate::render::run(&state, job).await),
+            Next::Run(Job::Render(job)) => (Stage::Render, crate::render::run(&state, *job).await),
             Next::Run(Job::Rerender(job)) => {
                 (Stage::Render, crate::render::rerender(&state, job).await)
             }

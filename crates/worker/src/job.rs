@@ -5,15 +5,19 @@ use keyshift_core::parameters::parse_sampler;
 use keyshift_core::pngtext;
 use keyshift_core::prompt::split_and;
 use keyshift_core::schedule::needs_uncond;
+use keyshift_core::travel::{EmbryoStep, Slice};
 use keyshift_render::{
-    FrameRecord, FrameSpec, RenderSettings, ShiftOptions, ShiftSource, SingleFrame,
+    AnimationSource, FrameRecord, FrameSpec, RenderSettings, ShiftOptions, ShiftSource,
+    SingleFrame, TravelOptions, TravelSource,
 };
 use keyshift_sd::generate::{Request, RgbImage, size_multiple};
 use keyshift_sd::limits;
 use keyshift_sd::model::{ModelInfo, Prediction, SdModel};
 use keyshift_sd::weights::Precision;
 use keyshift_web::cache::bytes_text;
-use keyshift_web::protocol::{ComputeBackend, FrameInfo, GenerateJob, ModelPrecision, RenderJob};
+use keyshift_web::protocol::{
+    ComputeBackend, FrameInfo, FrameStages, GenerateJob, ModelPrecision, RenderJob, TravelSettings,
+};
 
 /// The engine request for `job` on `model`, or why it cannot run.
 pub fn request_for(job: &GenerateJob, model: &SdModel) -> Result<Request, String> {
@@ -111,6 +115,57 @@ pub fn shift_plan(
     Ok((settings, source))
 }
 
+/// The render plan of `job` in its mode: prompt travel when it carries travel options,
+/// shift-attention otherwise.
+pub fn animation_plan(
+    job: &RenderJob,
+    request: &Request,
+    label: &str,
+) -> Result<(RenderSettings, AnimationSource), String> {
+    match &job.travel {
+        Some(travel) => {
+            let (settings, source) = travel_plan(job, travel, request, label)?;
+            Ok((settings, AnimationSource::Travel(Box::new(source))))
+        }
+        None => {
+            let (settings, source) = shift_plan(job, request, label)?;
+            Ok((settings, AnimationSource::Shift(Box::new(source))))
+        }
+    }
+}
+
+/// The prompt-travel render plan of `job` (the stages are its prompt's lines).
+pub fn travel_plan(
+    job: &RenderJob,
+    travel: &TravelSettings,
+    request: &Request,
+    label: &str,
+) -> Result<(RenderSettings, TravelSource), String> {
+    valid_render_id(&job.render)?;
+    let slice = Slice::parse(&travel.slice).map_err(|e| e.to_string())?;
+    let options = TravelOptions {
+        prompt: job.frame.prompt.clone(),
+        negative: job.frame.negative.clone(),
+        steps: travel.steps.clone(),
+        mode: travel.mode,
+        interp: travel.interp,
+        easing: travel.easing,
+        replace_dim: travel.replace_dim,
+        replace_order: travel.replace_order,
+        genesis: travel.genesis,
+        denoise: travel.denoise,
+        embryo_step: EmbryoStep(travel.embryo_step),
+        seed: job.frame.seed,
+        cfg: job.frame.cfg,
+        pad: usize::try_from(travel.pad).unwrap_or(usize::MAX),
+        slice,
+        fps: travel.fps,
+    };
+    let settings = render_settings(request, 1.0, label);
+    let source = TravelSource::new(options, &settings).map_err(|e| e.to_string())?;
+    Ok((settings, source))
+}
+
 /// A frame store id: letters, digits, `-` and `_`, 1 to 64 of them.
 pub fn valid_render_id(id: &str) -> Result<(), String> {
     let ok = (1..=64).contains(&id.len())
@@ -151,7 +206,25 @@ pub fn frame_info(record: &FrameRecord, parameters: &str) -> FrameInfo {
         subseed_strength: record.subseed_strength,
         cfg: record.cfg,
         parameters: parameters.to_owned(),
+        stages: frame_stages(record),
     }
+}
+
+/// A prompt-travel frame's stages and α, from its record.
+pub fn frame_stages(record: &FrameRecord) -> Option<FrameStages> {
+    let number = |key: &str| record.extra.get(key).and_then(serde_json::Value::as_f64);
+    let index = |key: &str| {
+        record
+            .extra
+            .get(key)
+            .and_then(serde_json::Value::as_u64)
+            .and_then(|v| usize::try_from(v).ok())
+    };
+    Some(FrameStages {
+        from: index("from")?,
+        to: index("to")?,
+        alpha: number("alpha")?,
+    })
 }
 
 /// Whether `job` fits a WebGPU device that allows `limit` bytes per buffer; otherwise what is too
@@ -355,6 +428,7 @@ mod tests {
                 shift_steps: 2,
                 ..Default::default()
             },
+            travel: None,
             render: "1733389200000".into(),
             resume: false,
         }

@@ -100,7 +100,7 @@ pub(crate) mod entry {
                 previewer,
             } => spawn_local(models::load(shared, model, backend, previewer, attached)),
             ToWorker::Generate { job } => engine::enqueue(state, Job::Generate(job)),
-            ToWorker::Render { job } => engine::enqueue(state, Job::Render(job)),
+            ToWorker::Render { job } => engine::enqueue(state, Job::Render(Box::new(job))),
             ToWorker::RerenderFrame { job } => engine::enqueue(state, Job::Rerender(job)),
             ToWorker::Cancel { job } => engine::cancel(state, job),
             ToWorker::CountTokens {

@@ -11,7 +11,7 @@ pub enum Job {
     /// One image.
     Generate(GenerateJob),
     /// An animation.
-    Render(RenderJob),
+    Render(Box<RenderJob>),
     /// One frame of a stored animation, again.
     Rerender(RerenderJob),
 }

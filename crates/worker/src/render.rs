@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use keyshift_render::store::{StoredEnd, frame_png, frame_texts, stored_frame};
-use keyshift_render::{Event, RenderSession, StoredFrame};
+use keyshift_render::{AnimationSource, Event, RenderSession, StoredFrame};
 use keyshift_sd::clock::Stopwatch;
 use keyshift_sd::hooks::NoHook;
 use keyshift_web::cache::bytes_text;
@@ -15,7 +15,8 @@ use keyshift_web::worker::scope;
 use crate::cache;
 use crate::engine::{StepReport, step_event};
 use crate::job::{
-    check_fits, frame_again, frame_info, render_settings, request_for, shift_plan, valid_render_id,
+    animation_plan, check_fits, frame_again, frame_info, render_settings, request_for, travel_plan,
+    valid_render_id,
 };
 use crate::state::WorkerState;
 use crate::store::{self, RenderStore};
@@ -31,7 +32,7 @@ pub async fn run(state: &WorkerState, job: RenderJob) -> Result<(), String> {
     if let Some(limit) = loaded.limit {
         check_fits(&job.frame, &loaded.model.info, limit)?;
     }
-    let (settings, source) = shift_plan(&job, &request, &loaded.label)?;
+    let (settings, source) = animation_plan(&job, &request, &loaded.label)?;
     let (store, stored) = open_store(&job).await?;
     let mut session = RenderSession::new(
         &loaded.model,
@@ -115,13 +116,28 @@ pub async fn rerender(state: &WorkerState, job: RerenderJob) -> Result<(), Strin
     if let Some(limit) = loaded.limit {
         check_fits(&frame, &loaded.model.info, limit)?;
     }
-    let settings = render_settings(&request, stored.shift.upscale, &loaded.label);
+    let (settings, source) = match &stored.travel {
+        Some(travel) => {
+            let (settings, plan) = travel_plan(&stored, travel, &request, &loaded.label)?;
+            let img2img = plan.plan().frames.get(job.index).is_some_and(|f| f.img2img);
+            let previous = match (img2img, job.index.checked_sub(1)) {
+                (true, Some(before)) => Some(stored_frame(&store.frame(before).await?)?.image),
+                _ => None,
+            };
+            let again = plan.again(job.index, previous).map_err(|e| e.to_string())?;
+            (settings, AnimationSource::TravelAgain(Box::new(again)))
+        }
+        None => (
+            render_settings(&request, stored.shift.upscale, &loaded.label),
+            AnimationSource::Single(Box::new(frame_again(&record))),
+        ),
+    };
     let mut session = RenderSession::new(
         &loaded.model,
         &loaded.tokenizer,
         &loaded.device,
         settings,
-        frame_again(&record),
+        source,
     );
     let (clock, report) = (
         Stopwatch::start(),
@@ -143,6 +159,8 @@ pub async fn rerender(state: &WorkerState, job: RerenderJob) -> Result<(), Strin
                     return Ok(());
                 }
             }
+            // Embryo genesis makes its embryo frame first; only the asked-for frame is kept.
+            Event::Frame(made) if made.record.generation_index != job.index => {}
             Event::Frame(made) => {
                 let png = frame_png(&made)?;
                 store

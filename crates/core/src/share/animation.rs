@@ -5,6 +5,11 @@ use crate::prompt::Fidelity;
 use crate::shift::GapSettings;
 use crate::shift::ShiftRequest;
 use crate::shift::run::{RunError, RunSettings, run};
+use crate::travel::easing::Easing;
+use crate::travel::{
+    Genesis, Interp, ReplaceDim, ReplaceOrder, Slice, TravelError, TravelMode, parse_steps, plan,
+    stages,
+};
 
 /// How a project is rendered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -14,17 +19,20 @@ pub enum AnimationMode {
     Single,
     /// shift-attention: `a~b` ranges and `THEN` segments.
     ShiftAttention,
+    /// Prompt travel: one stage per prompt line, the conditioning interpolated between them.
+    PromptTravel,
 }
 
 impl AnimationMode {
     /// Every mode, in the order the mode picker lists them.
-    pub const ALL: [Self; 2] = [Self::Single, Self::ShiftAttention];
+    pub const ALL: [Self; 3] = [Self::Single, Self::ShiftAttention, Self::PromptTravel];
 
     /// The mode's name in links and files.
     pub fn name(self) -> &'static str {
         match self {
             Self::Single => "single",
             Self::ShiftAttention => "shift-attention",
+            Self::PromptTravel => "prompt-travel",
         }
     }
 
@@ -81,6 +89,95 @@ pub struct Animation {
     pub mode: AnimationMode,
     /// shift-attention's options.
     pub shift: ShiftSettings,
+    /// Prompt travel's options.
+    pub travel: TravelSettings,
+}
+
+/// Prompt travel's options (the original's UI defaults; the stages are the prompt's lines).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct TravelSettings {
+    /// Travel steps: one number, or one per transition separated by commas.
+    pub steps: String,
+    /// Linear or replace.
+    pub mode: TravelMode,
+    /// Lerp or slerp.
+    pub interp: Interp,
+    /// The α curve of each transition.
+    pub easing: Easing,
+    /// Replace mode's unit.
+    pub replace_dim: ReplaceDim,
+    /// Replace mode's order.
+    pub replace_order: ReplaceOrder,
+    /// Fixed, successive or embryo.
+    pub genesis: Genesis,
+    /// Successive genesis' denoise strength, above 0 and at most 1.
+    pub denoise: f64,
+    /// Embryo step: a step count, or a ratio of the sampling steps below 1.
+    pub embryo_step: f64,
+    /// Copies of the first and last frame at each end of the video, 0..=1000.
+    pub pad: u32,
+    /// Which frames the video keeps (Python slice text; empty: all).
+    pub slice: String,
+    /// Video frame rate, above 0 and at most 240.
+    pub fps: f64,
+}
+
+impl Default for TravelSettings {
+    fn default() -> Self {
+        Self {
+            steps: "30".into(),
+            mode: TravelMode::Linear,
+            interp: Interp::Lerp,
+            easing: Easing::Linear,
+            replace_dim: ReplaceDim::Token,
+            replace_order: ReplaceOrder::Random,
+            genesis: Genesis::Fixed,
+            denoise: 1.0,
+            embryo_step: 8.0,
+            pad: 0,
+            slice: String::new(),
+            fps: 10.0,
+        }
+    }
+}
+
+/// What a prompt travel will make, known before rendering.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TravelCounts {
+    /// Stages (prompt lines).
+    pub stages: usize,
+    /// Frames rendered (embryo genesis' half-way frame included).
+    pub rendered: usize,
+    /// Frames of the video: sliced, padding added.
+    pub video_frames: usize,
+    /// The video's frame rate.
+    pub fps: f64,
+}
+
+impl TravelCounts {
+    /// The video's length in seconds.
+    #[allow(clippy::cast_precision_loss, reason = "frame counts are small")]
+    pub fn seconds(&self) -> f64 {
+        self.video_frames as f64 / self.fps
+    }
+}
+
+impl TravelSettings {
+    /// The frame and video counts for a project's prompts (an error names the setting).
+    pub fn counts(&self, prompt: &str, negative: &str) -> Result<TravelCounts, TravelError> {
+        let stages = stages(prompt, negative)?;
+        let steps = parse_steps(&self.steps, stages.len())?;
+        let curve = self.easing.curve()?;
+        let slice = Slice::parse(&self.slice)?;
+        let plan = plan(stages.len(), &steps, self.mode, self.genesis, &curve, slice)?;
+        let pad = usize::try_from(self.pad).unwrap_or(usize::MAX);
+        Ok(TravelCounts {
+            stages: stages.len(),
+            rendered: plan.frames.len(),
+            video_frames: plan.video.len() + 2 * pad * usize::from(!plan.video.is_empty()),
+            fps: self.fps,
+        })
+    }
 }
 
 /// What a shift-attention render will make, known before rendering (gap filling may add frames).
@@ -173,6 +270,26 @@ mod tests {
         assert_eq!(c.seconds(), Some(2.0));
         s.fps = 0.0;
         assert_eq!(s.counts(&one).expect("plans").seconds(), None);
+    }
+
+    #[test]
+    fn travel_counts_follow_stages_steps_genesis_slice_and_pad() {
+        let mut t = TravelSettings {
+            steps: "2, 3".into(),
+            ..TravelSettings::default()
+        };
+        let c = t.counts("a\nb\nc", "").expect("plans");
+        assert_eq!((c.stages, c.rendered, c.video_frames), (3, 6, 6));
+        assert!((c.seconds() - 0.6).abs() < 1e-12);
+        t.slice = "::2".into();
+        t.pad = 2;
+        assert_eq!(t.counts("a\nb\nc", "").expect("plans").video_frames, 3 + 4);
+        t.genesis = Genesis::Embryo;
+        assert_eq!(
+            t.counts("a\nb\nc", "").expect_err("refused").to_string(),
+            "embryo genesis travels between exactly two stages (got 3)"
+        );
+        assert!(t.counts("a\nb\nc\nd", "").is_err());
     }
 
     #[test]

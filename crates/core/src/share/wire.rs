@@ -8,11 +8,13 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::Warning;
-use super::animation::{Animation, AnimationMode, ShiftSettings};
+use super::animation::{Animation, AnimationMode, ShiftSettings, TravelSettings};
 use super::project::{
     GenerationSettings, MAX_CFG, MAX_SIZE_PX, MAX_STEPS, MAX_TEXT_CHARS, MIN_SIZE_PX, Project,
     SIZE_STEP, Sampler, Seed,
 };
+use crate::travel::easing::Easing;
+use crate::travel::{Genesis, Interp, ReplaceDim, ReplaceOrder, Slice, TravelMode};
 
 /// Schema version 1 of a Keyshift project.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -224,6 +226,159 @@ impl From<&Project> for ProjectV2 {
 }
 
 impl ProjectV2 {
+    /// Normalises the wire value into a runtime [`Project`] (through [`ProjectV3`]).
+    pub fn normalise(self, warnings: &mut Vec<Warning>) -> Project {
+        ProjectV3::from(self).normalise(warnings)
+    }
+}
+
+/// Schema version 3: version 2 and prompt travel's options.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProjectV3 {
+    /// Project name.
+    #[serde(default)]
+    pub name: String,
+    /// Positive prompt (in prompt travel, one stage per line).
+    #[serde(default)]
+    pub prompt: String,
+    /// Negative prompt.
+    #[serde(default)]
+    pub negative_prompt: String,
+    /// Generation settings (as in version 1).
+    #[serde(default)]
+    pub settings: SettingsV1,
+    /// The animation.
+    #[serde(default)]
+    pub animation: AnimationV3,
+    /// Fields this version does not know; reported as warnings.
+    #[serde(flatten, skip_serializing)]
+    pub unknown: BTreeMap<String, Value>,
+}
+
+/// The animation of schema version 3.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AnimationV3 {
+    /// The mode's name (`single`, `shift-attention`, `prompt-travel`).
+    pub mode: String,
+    /// shift-attention's options (as in version 2).
+    pub shift: ShiftV2,
+    /// Prompt travel's options.
+    pub travel: TravelV3,
+    /// Fields this version does not know; reported as warnings.
+    #[serde(flatten, skip_serializing)]
+    pub unknown: BTreeMap<String, Value>,
+}
+
+/// Prompt travel's options in schema version 3 (names as the command line spells them).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TravelV3 {
+    /// Travel steps text (`30`, `12, 24`).
+    pub steps: String,
+    /// `linear` or `replace`.
+    pub mode: String,
+    /// `lerp` or `slerp`.
+    pub interp: String,
+    /// `linear`, `ease-in`, `ease-out`, `ease-in-out` or `x1,y1,x2,y2`.
+    pub easing: String,
+    /// `token`, `channel` or `random`.
+    pub replace_dim: String,
+    /// `random`, `similar` or `different`.
+    pub replace_order: String,
+    /// `fixed`, `successive` or `embryo`.
+    pub genesis: String,
+    /// Denoise strength (successive).
+    pub denoise: f64,
+    /// Embryo step.
+    pub embryo_step: f64,
+    /// Pad begin/end frames.
+    pub pad: i64,
+    /// Pick frames by slice.
+    pub slice: String,
+    /// Video frame rate.
+    pub fps: f64,
+    /// Fields this version does not know; reported as warnings.
+    #[serde(flatten, skip_serializing)]
+    pub unknown: BTreeMap<String, Value>,
+}
+
+impl Default for AnimationV3 {
+    fn default() -> Self {
+        Self::from(&Animation::default())
+    }
+}
+
+impl Default for TravelV3 {
+    fn default() -> Self {
+        Self::from(&TravelSettings::default())
+    }
+}
+
+impl From<&Animation> for AnimationV3 {
+    fn from(a: &Animation) -> Self {
+        Self {
+            mode: a.mode.name().to_owned(),
+            shift: ShiftV2::from(&a.shift),
+            travel: TravelV3::from(&a.travel),
+            unknown: BTreeMap::new(),
+        }
+    }
+}
+
+impl From<&TravelSettings> for TravelV3 {
+    fn from(t: &TravelSettings) -> Self {
+        Self {
+            steps: t.steps.clone(),
+            mode: t.mode.name().to_owned(),
+            interp: t.interp.name().to_owned(),
+            easing: t.easing.text(),
+            replace_dim: t.replace_dim.name().to_owned(),
+            replace_order: t.replace_order.name().to_owned(),
+            genesis: t.genesis.name().to_owned(),
+            denoise: t.denoise,
+            embryo_step: t.embryo_step,
+            pad: i64::from(t.pad),
+            slice: t.slice.clone(),
+            fps: t.fps,
+            unknown: BTreeMap::new(),
+        }
+    }
+}
+
+impl From<ProjectV2> for ProjectV3 {
+    /// A version 2 project: prompt travel's options at their defaults.
+    fn from(p: ProjectV2) -> Self {
+        Self {
+            name: p.name,
+            prompt: p.prompt,
+            negative_prompt: p.negative_prompt,
+            settings: p.settings,
+            animation: AnimationV3 {
+                mode: p.animation.mode,
+                shift: p.animation.shift,
+                travel: TravelV3::default(),
+                unknown: p.animation.unknown,
+            },
+            unknown: p.unknown,
+        }
+    }
+}
+
+impl From<&Project> for ProjectV3 {
+    fn from(p: &Project) -> Self {
+        Self {
+            name: p.name.clone(),
+            prompt: p.prompt.clone(),
+            negative_prompt: p.negative_prompt.clone(),
+            settings: SettingsV1::from(&p.settings),
+            animation: AnimationV3::from(&p.animation),
+            unknown: BTreeMap::new(),
+        }
+    }
+}
+
+impl ProjectV3 {
     /// Normalises the wire value into a runtime [`Project`], clamping what is out of range and
     /// collecting a warning for every change and every unknown field.
     pub fn normalise(self, warnings: &mut Vec<Warning>) -> Project {
@@ -231,25 +386,139 @@ impl ProjectV2 {
         unknown_fields("settings.", &self.settings.unknown, warnings);
         unknown_fields("animation.", &self.animation.unknown, warnings);
         unknown_fields("animation.shift.", &self.animation.shift.unknown, warnings);
+        unknown_fields(
+            "animation.travel.",
+            &self.animation.travel.unknown,
+            warnings,
+        );
+        let mut animation =
+            normalise_animation(&self.animation.mode, &self.animation.shift, warnings);
+        animation.travel = normalise_travel(&self.animation.travel, warnings);
         Project {
             name: limit_text("name", self.name, warnings),
             prompt: limit_text("prompt", self.prompt, warnings),
             negative_prompt: limit_text("negative_prompt", self.negative_prompt, warnings),
             settings: normalise_settings(&self.settings, warnings),
-            animation: normalise_animation(&self.animation, warnings),
+            animation,
         }
     }
 }
 
-fn normalise_animation(a: &AnimationV2, warnings: &mut Vec<Warning>) -> Animation {
-    let mode = AnimationMode::from_name(&a.mode).unwrap_or_else(|| {
+/// A named choice; an unknown name becomes the default, with a warning.
+fn named<T: Copy + Default>(
+    field: &'static str,
+    text: &str,
+    from_name: fn(&str) -> Option<T>,
+    name: fn(T) -> &'static str,
+    warnings: &mut Vec<Warning>,
+) -> T {
+    from_name(text).unwrap_or_else(|| {
+        let used = T::default();
+        warnings.push(Warning::Adjusted {
+            field,
+            from: text.to_owned(),
+            to: name(used).to_owned(),
+        });
+        used
+    })
+}
+
+fn normalise_travel(t: &TravelV3, warnings: &mut Vec<Warning>) -> TravelSettings {
+    let d = TravelSettings::default();
+    let easing = Easing::parse(&t.easing).unwrap_or_else(|_| {
+        warnings.push(Warning::Adjusted {
+            field: "animation.travel.easing",
+            from: t.easing.clone(),
+            to: Easing::Linear.text(),
+        });
+        Easing::Linear
+    });
+    let slice = match Slice::parse(&t.slice) {
+        Ok(_) => t.slice.trim().to_owned(),
+        Err(_) => {
+            warnings.push(Warning::Adjusted {
+                field: "animation.travel.slice",
+                from: t.slice.clone(),
+                to: String::new(),
+            });
+            String::new()
+        }
+    };
+    let mut steps = t.steps.trim().to_owned();
+    if steps.is_empty() || steps.chars().count() > 1000 {
+        warnings.push(Warning::Adjusted {
+            field: "animation.travel.steps",
+            from: t.steps.chars().take(40).collect(),
+            to: d.steps.clone(),
+        });
+        steps.clone_from(&d.steps);
+    }
+    let mut real = |field, value: f64, lo: f64, hi: f64, default: f64| {
+        clamp_real(field, value, lo, hi, default, warnings)
+    };
+    let denoise = real("animation.travel.denoise", t.denoise, 0.01, 1.0, d.denoise);
+    let embryo_step = real(
+        "animation.travel.embryo_step",
+        t.embryo_step,
+        0.01,
+        150.0,
+        d.embryo_step,
+    );
+    let fps = real("animation.travel.fps", t.fps, 0.1, 240.0, d.fps);
+    TravelSettings {
+        steps,
+        mode: named(
+            "animation.travel.mode",
+            &t.mode,
+            TravelMode::from_name,
+            TravelMode::name,
+            warnings,
+        ),
+        interp: named(
+            "animation.travel.interp",
+            &t.interp,
+            Interp::from_name,
+            Interp::name,
+            warnings,
+        ),
+        easing,
+        replace_dim: named(
+            "animation.travel.replace_dim",
+            &t.replace_dim,
+            ReplaceDim::from_name,
+            ReplaceDim::name,
+            warnings,
+        ),
+        replace_order: named(
+            "animation.travel.replace_order",
+            &t.replace_order,
+            ReplaceOrder::from_name,
+            ReplaceOrder::name,
+            warnings,
+        ),
+        genesis: named(
+            "animation.travel.genesis",
+            &t.genesis,
+            Genesis::from_name,
+            Genesis::name,
+            warnings,
+        ),
+        denoise,
+        embryo_step,
+        pad: clamp_int("animation.travel.pad", t.pad, 0, 1000, warnings),
+        slice,
+        fps,
+    }
+}
+
+fn normalise_animation(mode: &str, s: &ShiftV2, warnings: &mut Vec<Warning>) -> Animation {
+    let mode = AnimationMode::from_name(mode).unwrap_or_else(|| {
         warnings.push(Warning::UnknownMode {
-            name: a.mode.clone(),
+            name: mode.to_owned(),
             used: AnimationMode::default().name(),
         });
         AnimationMode::default()
     });
-    let s = &a.shift;
     let d = ShiftSettings::default();
     let mut real = |field, value: f64, lo: f64, hi: f64, default: f64| {
         clamp_real(field, value, lo, hi, default, warnings)
@@ -296,6 +565,7 @@ fn normalise_animation(a: &AnimationV2, warnings: &mut Vec<Warning>) -> Animatio
             ssim_min_step,
             ssim_min_pct,
         },
+        travel: TravelSettings::default(),
     }
 }
 

@@ -2,6 +2,7 @@
 //! their interpolation weights, for every mode and frame genesis of Kahsolt's prompt-travel, plus
 //! easing and per-stage seeds. Pure planning: the engine mixes the encoded conditioning.
 //!
+//! - [`editor`]: the stage editor's edits of the prompt lines and steps text.
 //! - [`stages`]: prompt lines → [`Stage`]s (negatives padded, `THEN(seed=…, cfg=…)` options) and
 //!   the travel-steps text.
 //! - [`frames`]: the frames of each genesis in generation and video order, with α.
@@ -11,6 +12,7 @@
 //!   different), with NumPy's `RandomState` for the random order.
 
 pub mod easing;
+pub mod editor;
 pub mod frames;
 pub mod replace;
 pub mod slice;

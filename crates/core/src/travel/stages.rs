@@ -50,7 +50,7 @@ fn lines(text: &str) -> Vec<&str> {
 }
 
 /// Splits a trailing `THEN(seed=…, cfg=…)` off a stage line.
-fn stage_options(
+pub(crate) fn stage_options(
     line: &str,
     stage: usize,
 ) -> Result<(String, Option<i64>, Option<f64>), TravelError> {
