@@ -163,7 +163,18 @@ pub fn counts_text(counts: &ShiftCounts, gap_filling: bool) -> String {
 /// What the project's render will make, as one line (or what stops it from rendering).
 pub fn plan_text(project: &Project) -> Result<String, String> {
     match project.animation.mode {
-        AnimationMode::PromptTravel => travel_counts(project).map(|c| travel_counts_text(&c)),
+        AnimationMode::PromptTravel => travel_counts(project).map(|c| {
+            let t = &project.animation.travel;
+            let gaps = t.ssim_threshold > 0.0
+                && t.mode == keyshift_core::travel::TravelMode::Linear
+                && t.genesis == keyshift_core::travel::Genesis::Fixed;
+            let text = travel_counts_text(&c);
+            if gaps {
+                text.replacen(" · video", " (SSIM gap filling may add more) · video", 1)
+            } else {
+                text
+            }
+        }),
         _ => counts(project).map(|c| counts_text(&c, project.animation.shift.ssim_threshold > 0.0)),
     }
 }
@@ -237,7 +248,7 @@ impl Animate {
             },
             shift: project.animation.shift.clone(),
             travel: (project.animation.mode == AnimationMode::PromptTravel)
-                .then(|| project.animation.travel.clone()),
+                .then(|| Box::new(project.animation.travel.clone())),
             render: id.clone(),
             resume: false,
         };

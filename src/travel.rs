@@ -35,6 +35,16 @@ pub enum TravelField {
     Slice,
     /// Video FPS.
     Fps,
+    /// SSIM gap-filling threshold (0: off).
+    SsimThreshold,
+    /// SSIM minimum step.
+    SsimMinStep,
+    /// SSIM min threshold %.
+    SsimMinPct,
+    /// Gaussian blur radius before SSIM.
+    SsimBlur,
+    /// Centre crop % before SSIM.
+    SsimCrop,
 }
 
 impl TravelField {
@@ -53,6 +63,11 @@ impl TravelField {
             Self::Pad => "Pad begin/end frames",
             Self::Slice => "Pick frames by slice",
             Self::Fps => "Video FPS",
+            Self::SsimThreshold => "SSIM threshold",
+            Self::SsimMinStep => "SSIM minimum step",
+            Self::SsimMinPct => "SSIM min threshold %",
+            Self::SsimBlur => "SSIM blur",
+            Self::SsimCrop => "SSIM centre crop %",
         }
     }
 
@@ -78,6 +93,11 @@ impl TravelField {
             Self::Denoise => t.denoise = real(label, text, 0.01, 1.0)?,
             Self::EmbryoStep => t.embryo_step = real(label, text, 0.01, 150.0)?,
             Self::Fps => t.fps = real(label, text, 0.1, 240.0)?,
+            Self::SsimThreshold => t.ssim_threshold = real(label, text, 0.0, 1.0)?,
+            Self::SsimMinStep => t.ssim_min_step = real(label, text, 1e-9, 1.0)?,
+            Self::SsimMinPct => t.ssim_min_pct = real(label, text, 0.0, 100.0)?,
+            Self::SsimBlur => t.ssim_blur = real(label, text, 0.0, 20.0)?,
+            Self::SsimCrop => t.ssim_crop = real(label, text, 0.0, 100.0)?,
             Self::Pad => {
                 t.pad = text
                     .trim()

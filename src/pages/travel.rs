@@ -107,12 +107,64 @@ static ENTRIES: [Entry; 6] = [
     },
 ];
 
+static SSIM_ENTRIES: [Entry; 5] = [
+    Entry {
+        label: "SSIM threshold (0: off)",
+        testid: "travel-ssim-threshold",
+        field: TravelField::SsimThreshold,
+        value: |t| t.ssim_threshold.to_string(),
+    },
+    Entry {
+        label: "SSIM minimum step",
+        testid: "travel-ssim-min-step",
+        field: TravelField::SsimMinStep,
+        value: |t| t.ssim_min_step.to_string(),
+    },
+    Entry {
+        label: "SSIM min threshold %",
+        testid: "travel-ssim-min-pct",
+        field: TravelField::SsimMinPct,
+        value: |t| t.ssim_min_pct.to_string(),
+    },
+    Entry {
+        label: "SSIM blur (radius)",
+        testid: "travel-ssim-blur",
+        field: TravelField::SsimBlur,
+        value: |t| t.ssim_blur.to_string(),
+    },
+    Entry {
+        label: "SSIM centre crop %",
+        testid: "travel-ssim-crop",
+        field: TravelField::SsimCrop,
+        value: |t| t.ssim_crop.to_string(),
+    },
+];
+
+/// Text fields for `entries`.
+fn entry_fields(entries: &'static [Entry], error: RwSignal<Option<String>>) -> impl IntoView {
+    let shared = expect_context::<Shared>();
+    let project = shared.project;
+    entries
+        .iter()
+        .map(|e| {
+            view! {
+                <label class="field">
+                    <span>{e.label}</span>
+                    <input type="text" data-testid=e.testid
+                        prop:value=move || project.with(|p| (e.value)(&p.animation.travel))
+                        on:change=move |ev| error.set(edit(shared,
+                            ProjectCommand::SetTravel(e.field, event_target_value(&ev))))/>
+                </label>
+            }
+        })
+        .collect_view()
+}
+
 /// Prompt travel's options, the stage editor and the counts.
 #[component]
 pub fn TravelOptions(error: RwSignal<Option<String>>) -> impl IntoView {
     let shared = expect_context::<Shared>();
     let project = shared.project;
-    let travel = move |f: fn(&TravelSettings) -> String| project.with(|p| f(&p.animation.travel));
     let set = move |field: TravelField| {
         move |ev: leptos::ev::Event| {
             error.set(edit(
@@ -135,15 +187,16 @@ pub fn TravelOptions(error: RwSignal<Option<String>>) -> impl IntoView {
                     </select>
                 </label>
             }).collect_view()}
-            {ENTRIES.iter().map(|e| view! {
-                <label class="field">
-                    <span>{e.label}</span>
-                    <input type="text" data-testid=e.testid prop:value=move || travel(e.value)
-                        on:change=set(e.field)/>
-                </label>
-            }).collect_view()}
+            {entry_fields(&ENTRIES, error)}
         </div>
         <EasingPicker error=error/>
+        <Show when=move || project.with(|p| p.animation.travel.mode == TravelMode::Linear
+            && p.animation.travel.genesis == Genesis::Fixed)>
+            <details class="ssim">
+                <summary>"SSIM gap filling (linear, fixed)"</summary>
+                <div class="grid">{entry_fields(&SSIM_ENTRIES, error)}</div>
+            </details>
+        </Show>
         <p class="hint" data-testid="frame-count">{move || project.with(|p| plan_text(p)
             .unwrap_or_else(|e| format!("The prompt cannot be rendered: {e}")))}</p>
     }

@@ -55,7 +55,9 @@ commands:
            [--replace-dim token|channel|random] [--replace-order random|similar|different]
            [--genesis fixed|successive|embryo] [--denoise X] [--embryo-step N|RATIO]
            [--seed S] [--cfg C] [--steps K] [--sampler NAME] [--size WxH] [--pad N]
-           [--slice SPEC] [--fps F] [--stop-after N] [--resume] --out DIR | FILE.gif | FILE.zip
+           [--slice SPEC] [--fps F] [--ssim-threshold T] [--ssim-min-step X] [--ssim-min-pct P]
+           [--ssim-blur R] [--ssim-crop PCT] [--stop-after N] [--resume]
+           --out DIR | FILE.gif | FILE.zip
                                      prompt travel, one stage per line of --prompt (a line may
                                      end with THEN(seed=S, cfg=C)); frames.json gives each
                                      frame's stages (from, to) and alpha

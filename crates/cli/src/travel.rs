@@ -1,10 +1,11 @@
 //! `keyshift render travel`: prompt travel between the stages of `--prompt` (one per line).
 
+use keyshift_core::shift::GapSettings;
 use keyshift_core::travel::easing::Easing;
 use keyshift_core::travel::{
     EmbryoStep, Genesis, Interp, ReplaceDim, ReplaceOrder, Slice, TravelMode,
 };
-use keyshift_render::{TravelOptions, TravelSource};
+use keyshift_render::{TravelGapOptions, TravelOptions, TravelSource};
 
 use crate::args::Args;
 use crate::engine::{ENGINE_OPTIONS, Engine};
@@ -27,6 +28,11 @@ const TRAVEL_OPTIONS: &[&str] = &[
     "pad",
     "slice",
     "fps",
+    "ssim-threshold",
+    "ssim-min-step",
+    "ssim-min-pct",
+    "ssim-blur",
+    "ssim-crop",
     "upscale",
     "out",
     "resume",
@@ -99,6 +105,15 @@ fn options(args: &Args) -> Result<TravelOptions, String> {
         return Err(format!("--fps: {fps} must be above 0"));
     }
     let steps = args.required("travel-steps")?;
+    let gap = TravelGapOptions {
+        gap: GapSettings {
+            threshold: in_range(args, "ssim-threshold", 0.0, 0.0, 1.0)?,
+            min_step: in_range(args, "ssim-min-step", 0.0001, 1e-9, 1.0)?,
+            min_threshold_pct: in_range(args, "ssim-min-pct", 75.0, 0.0, 100.0)?,
+        },
+        blur: in_range(args, "ssim-blur", 0.0, 0.0, 20.0)?,
+        crop: in_range(args, "ssim-crop", 0.0, 0.0, 100.0)?,
+    };
     Ok(TravelOptions {
         prompt: args.required("prompt")?.to_owned(),
         negative: args.get("negative").unwrap_or("").to_owned(),
@@ -116,5 +131,16 @@ fn options(args: &Args) -> Result<TravelOptions, String> {
         pad: args.parsed("pad", 0usize)?,
         slice,
         fps,
+        gap,
     })
+}
+
+/// `--flag X` within `lo..=hi`, or `default`.
+fn in_range(args: &Args, flag: &str, default: f64, lo: f64, hi: f64) -> Result<f64, String> {
+    let value = args.parsed(flag, default)?;
+    if value.is_finite() && (lo..=hi).contains(&value) {
+        Ok(value)
+    } else {
+        Err(format!("--{flag}: {value} is outside {lo} to {hi}"))
+    }
 }

@@ -227,6 +227,18 @@ fn bad_travel_options_exit_2_with_a_clear_message() {
             "embryo step",
         ),
         (TWO, "3", &["--slice", "::0"][..], "slice"),
+        (
+            TWO,
+            "3",
+            &["--ssim-threshold", "0.9", "--genesis", "successive"][..],
+            "SSIM gap filling works with linear travel and fixed genesis only",
+        ),
+        (
+            TWO,
+            "3",
+            &["--ssim-blur", "30"][..],
+            "--ssim-blur: 30 is outside 0 to 20",
+        ),
         ("a THEN(seed=x)\nb", "3", &[][..], "stage 1: seed"),
     ] {
         let (output, _) = travel("bad", prompt, steps, extra);

@@ -56,7 +56,7 @@ fn golden_v2_project() -> Project {
 }
 
 /// A link written by schema v3: a prompt travel with every option set.
-const GOLDEN_V3: &str = "v3.TZJPa-MwEMW_iplTS1VjO4mTNexpd2Fh6dJDjwWjSGNboD9mpKS0Jd-9I9cpPRiJpxm93xvrHbx0CB38kqlIodBhBAEzBTcnVmWhWH_6--f_TUTUP3e3z17morwcDWku9jjKZM7Yf3Ud7YnoVRQ3NrwQxq4um1sujJiS8WOE7h1ejE4TdPv2IGBCM07ct6sbLko4c8WmEqCGsY9KWsZry13uRw1d3Wy2u3Z_-MEVUbrZIrHl78eHu7uieSj-SSIZ4SJAeuMYLPjs54LOKT8R7xPJM9qMNJkh5fNl06_mmWPIm_ttyS4WJftuBDhDFNgt0QkFELrAqd-QwlU6zStvvfBG4_o08QSmYPmGqjxcVWf8YpbFqqq_qbNinpZVTrBiZrxPMNiKomXsNQ3hbKVCFoxPSHwbRJtXASgjj5qFqtyIqqz524saxLWn18bxqZqk98skrnogvQxUm2FAQp_4bESP0WT_eFIKmfWcTTX6YCLmDC07uiO9hq9UW35FeWz5l1qjMm7ddQ2sk60bTni5fAA";
+const GOLDEN_V3: &str = "v3.bZJPa9wwEMW_itEpIYqxvbveraGntlAoKT30WDBaaWwL9MeMtBvSsN-9M453KSQHY_lpRu83z3oVQXkQnfiicpFjYeIopJgx-jmTqgpN-u_v337eJQDzeXf_Jygu4tfRoqHiAKPK9gz9revoTogvsrhz8RkhdXXZ3FNhgpxtGJPoXsWzNXkS3b49SDGBHSfq29UNFWWYqWJTSaGHsU9aOcJryx33gxFd3Wy2u3Z_-EQVSfnZAZLl119PDw9F81T8UIgqiYsUKlhPYDGwn4-Gp3xDfMyozuAYabJD5v1l0a_mzDHw4nFbkosDRb4bKbxFjOSW8QRSIPhIU_8FjFfpNK-89cKbrO_zRAlM0dEJVXm4qt6GxYzFqqr_U2dNPC2pNMGKyXhvYGIri5aw12kQZqc0kGBDBqTTRHL8lgJUoqhJqMqNrMqanr2shbz29MZ62tWTCmFJ4qpHNEugxg4DIIRMeyMESJb900lrINYzmxoI0SbgGVpy9Ed8ibeptnSLODb-pc5qxq27rhFrsnXDyX6Q0EcBvctnV926-a6Ry-1bY6SmAwd4ufwD";
 
 fn golden_v3_project() -> Project {
     let mut project = golden_v2_project();
@@ -80,6 +80,11 @@ fn golden_v3_project() -> Project {
         pad: 2,
         slice: "1::2".into(),
         fps: 12.0,
+        ssim_threshold: 0.8,
+        ssim_min_step: 0.01,
+        ssim_min_pct: 50.0,
+        ssim_blur: 2.0,
+        ssim_crop: 80.0,
     };
     project
 }
@@ -431,6 +436,7 @@ fn any_travel() -> impl Strategy<Value = TravelSettings> {
                     pad,
                     slice: slice.into(),
                     fps: f64::from(fps),
+                    ..TravelSettings::default()
                 }
             },
         )

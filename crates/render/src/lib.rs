@@ -22,6 +22,7 @@ mod source;
 pub mod store;
 mod svg;
 mod travel;
+mod travel_gap;
 
 pub use animation::AnimationSource;
 pub use eta::Eta;
@@ -34,6 +35,7 @@ pub use source::{
 };
 pub use svg::ssim_scatter_svg;
 pub use travel::{TravelAgain, TravelOptions, TravelSource};
+pub use travel_gap::TravelGapOptions;
 
 /// Why rendering stopped.
 #[derive(Debug, thiserror::Error)]

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use keyshift_core::image::{RgbImage, lanczos_resize};
+use keyshift_core::shift::SsimPoint;
 use keyshift_core::travel::easing::{Curve, Easing};
 use keyshift_core::travel::{
     EmbryoStep, FrameKind, Genesis, Interp, ReplaceDim, ReplaceOrder, Slice, Stage, TravelFrame,
@@ -14,9 +15,12 @@ use serde_json::json;
 
 use crate::RenderError;
 use crate::manifest::FrameRecord;
+use crate::shift::SCATTER_FILE;
 use crate::source::{
     Embryo, Finished, FrameSource, FrameSpec, FrameTravel, RenderSettings, TravelMix,
 };
+use crate::svg::ssim_scatter_svg;
+use crate::travel_gap::{TravelGapOptions, TravelGaps};
 
 /// Prompt travel's options.
 #[derive(Debug, Clone, PartialEq)]
@@ -53,6 +57,8 @@ pub struct TravelOptions {
     pub slice: Option<Slice>,
     /// Video frame rate.
     pub fps: f64,
+    /// SSIM gap filling (linear mode, fixed genesis).
+    pub gap: TravelGapOptions,
 }
 
 impl Default for TravelOptions {
@@ -74,6 +80,7 @@ impl Default for TravelOptions {
             pad: 0,
             slice: None,
             fps: 10.0,
+            gap: TravelGapOptions::default(),
         }
     }
 }
@@ -88,6 +95,10 @@ pub struct TravelSource {
     embryo_step: Option<usize>,
     size: (usize, usize),
     next: usize,
+    plan_to_actual: Vec<usize>,
+    handed: usize,
+    open: Option<usize>,
+    gaps: Option<TravelGaps>,
     previous: Option<RgbImage>,
 }
 
@@ -104,9 +115,10 @@ impl TravelSource {
             options.mode,
             options.genesis,
             &curve,
-            options.slice,
+            None,
         )
         .map_err(|e| error(&e))?;
+        let gaps = gap_filling(&options)?;
         let embryo_step = match options.genesis {
             Genesis::Embryo => Some(
                 options
@@ -132,8 +144,52 @@ impl TravelSource {
             embryo_step,
             size: (settings.width, settings.height),
             next: 0,
+            plan_to_actual: Vec::new(),
+            handed: 0,
+            open: None,
+            gaps,
             previous: None,
         })
+    }
+
+    /// Whether the frame of `record` is img2img of the frame generated before it.
+    pub fn is_img2img(&self, record: &FrameRecord) -> bool {
+        self.options.genesis == Genesis::Successive
+            && record.extra.get("kind").and_then(serde_json::Value::as_str) == Some("between")
+    }
+
+    /// Every SSIM gap filling measured so far (empty when it is off).
+    pub fn ssim_points(&self) -> &[SsimPoint] {
+        self.gaps.as_ref().map_or(&[], TravelGaps::points)
+    }
+
+    /// Hands out `frame` under the next generation index.
+    fn hand_out(&mut self, mut frame: TravelFrame) -> FrameSpec {
+        frame.generation_index = self.handed;
+        self.handed += 1;
+        if let Some(gaps) = self.gaps.as_mut() {
+            gaps.record(&frame, frame.generation_index);
+        }
+        self.spec(&frame)
+    }
+
+    /// A gap frame of `transition` at position `t`.
+    fn gap_frame(&self, transition: usize, t: f64) -> TravelFrame {
+        let steps = parse_steps(&self.options.steps, self.stages.len())
+            .ok()
+            .and_then(|s| s.get(transition).copied())
+            .unwrap_or(1);
+        TravelFrame {
+            generation_index: 0,
+            from: transition,
+            to: transition + 1,
+            t,
+            alpha: self.curve.at(t),
+            kind: FrameKind::Between,
+            step: 0,
+            steps,
+            img2img: false,
+        }
     }
 
     /// The plan: every frame with its stages and α, and the video order.
@@ -146,19 +202,21 @@ impl TravelSource {
         &self.stages
     }
 
-    /// A source that makes frame `index` again: with `previous` as its img2img input
+    /// A source that makes the frame of `record` again: with `previous` as its img2img input
     /// (successive genesis: the frame generated before it), after the embryo frame in embryo
-    /// genesis (its latent is not stored). Only frame `index` is meant to be kept.
+    /// genesis (its latent is not stored). Only the frame of `record` is meant to be kept.
     pub fn again(
         &self,
-        index: usize,
+        record: &FrameRecord,
         previous: Option<RgbImage>,
     ) -> Result<TravelAgain, RenderError> {
-        let frame = self
-            .plan
-            .frames
-            .get(index)
-            .ok_or_else(|| RenderError::Plan(format!("this render has no frame {index}")))?;
+        let index = record.generation_index;
+        let frame = frame_of(record)
+            .ok_or_else(|| RenderError::Plan(format!("frame {index} is not a travel frame")))?;
+        let frame = TravelFrame {
+            img2img: self.is_img2img(record),
+            ..frame
+        };
         if frame.img2img && previous.is_none() {
             return Err(RenderError::Plan(format!(
                 "frame {index} is img2img of frame {}, which is not stored",
@@ -177,7 +235,7 @@ impl TravelSource {
         {
             specs.push(with.spec(embryo));
         }
-        specs.push(with.spec(frame));
+        specs.push(with.spec(&frame));
         Ok(TravelAgain {
             expected: specs.len(),
             specs: specs.into(),
@@ -292,27 +350,104 @@ fn extra(frame: &TravelFrame) -> BTreeMap<String, serde_json::Value> {
         ("from".to_owned(), json!(frame.from)),
         ("to".to_owned(), json!(frame.to)),
         ("alpha".to_owned(), json!(frame.alpha)),
+        ("t".to_owned(), json!(frame.t)),
         ("kind".to_owned(), json!(kind)),
+        ("round".to_owned(), json!(frame.step)),
+        ("travel_steps".to_owned(), json!(frame.steps)),
     ])
+}
+
+/// A travel frame back from its manifest fields (`img2img` is the source's to decide).
+fn frame_of(record: &FrameRecord) -> Option<TravelFrame> {
+    let e = &record.extra;
+    let number = |k: &str| e.get(k).and_then(serde_json::Value::as_f64);
+    let count = |k: &str| {
+        e.get(k)
+            .and_then(serde_json::Value::as_u64)
+            .and_then(|v| usize::try_from(v).ok())
+    };
+    let kind = match e.get("kind").and_then(serde_json::Value::as_str)? {
+        "stage" => FrameKind::Stage,
+        "between" => FrameKind::Between,
+        "embryo" => FrameKind::Embryo,
+        _ => return None,
+    };
+    Some(TravelFrame {
+        generation_index: record.generation_index,
+        from: count("from")?,
+        to: count("to")?,
+        t: number("t")?,
+        alpha: number("alpha")?,
+        kind,
+        step: count("round")?,
+        steps: count("travel_steps")?,
+        img2img: false,
+    })
+}
+
+/// Gap filling's state, when it is on (linear mode and fixed genesis only).
+fn gap_filling(options: &TravelOptions) -> Result<Option<TravelGaps>, RenderError> {
+    let g = options.gap;
+    if g.gap.threshold <= 0.0 {
+        return Ok(None);
+    }
+    if options.mode != TravelMode::Linear || options.genesis != Genesis::Fixed {
+        return Err(RenderError::Plan(
+            "SSIM gap filling works with linear travel and fixed genesis only".into(),
+        ));
+    }
+    if !(g.blur.is_finite() && (0.0..=20.0).contains(&g.blur)) {
+        return Err(RenderError::Plan(format!(
+            "SSIM blur {} is outside 0 to 20",
+            g.blur
+        )));
+    }
+    if !(g.crop.is_finite() && (0.0..=100.0).contains(&g.crop)) {
+        return Err(RenderError::Plan(format!(
+            "SSIM crop {}% is outside 0 to 100",
+            g.crop
+        )));
+    }
+    Ok(Some(TravelGaps::new(g)))
 }
 
 impl FrameSource for TravelSource {
     fn next_frame(&mut self) -> Result<Option<FrameSpec>, RenderError> {
-        let Some(frame) = self.plan.frames.get(self.next) else {
-            return Ok(None);
-        };
-        if frame.img2img && self.previous.is_none() {
-            return Err(RenderError::Plan(format!(
-                "frame {} is img2img of a frame that was not rendered",
-                frame.generation_index
-            )));
+        loop {
+            if let Some(gaps) = self.gaps.as_mut() {
+                if let Some((transition, t)) = gaps.next() {
+                    let frame = self.gap_frame(transition, t);
+                    return Ok(Some(self.hand_out(frame)));
+                }
+                let next = self.plan.frames.get(self.next).map(transition_of);
+                if let Some(open) = self.open
+                    && next != Some(Some(open))
+                    && !gaps.is_filled(open)
+                {
+                    gaps.close(open);
+                    continue;
+                }
+            }
+            let Some(frame) = self.plan.frames.get(self.next).cloned() else {
+                return Ok(None);
+            };
+            if frame.img2img && self.previous.is_none() {
+                return Err(RenderError::Plan(format!(
+                    "frame {} is img2img of a frame that was not rendered",
+                    frame.generation_index
+                )));
+            }
+            self.next += 1;
+            self.open = transition_of(&frame).or(self.open);
+            self.plan_to_actual.push(self.handed);
+            return Ok(Some(self.hand_out(frame)));
         }
-        let spec = self.spec(frame);
-        self.next += 1;
-        Ok(Some(spec))
     }
 
-    fn frame_done(&mut self, _record: &FrameRecord, image: &RgbImage) -> Result<(), RenderError> {
+    fn frame_done(&mut self, record: &FrameRecord, image: &RgbImage) -> Result<(), RenderError> {
+        if let Some(gaps) = self.gaps.as_mut() {
+            gaps.done(record.generation_index, image);
+        }
         if self.options.genesis == Genesis::Successive {
             self.previous = Some(image.clone());
         }
@@ -320,17 +455,48 @@ impl FrameSource for TravelSource {
     }
 
     fn expected_frames(&self) -> usize {
-        self.plan.frames.len()
+        let gap_frames = self.handed.saturating_sub(self.plan_to_actual.len());
+        self.plan.frames.len() + gap_frames
     }
 
     fn finish(&mut self) -> Result<Finished, RenderError> {
+        let video = match &self.gaps {
+            Some(gaps) => gaps.video(),
+            None => self
+                .plan
+                .video
+                .iter()
+                .filter_map(|&i| self.plan_to_actual.get(i).copied())
+                .collect(),
+        };
+        let order = match self.options.slice {
+            Some(slice) => slice
+                .indices(video.len())
+                .iter()
+                .map(|&i| video[i])
+                .collect(),
+            None => video,
+        };
+        let files = match &self.gaps {
+            Some(gaps) => {
+                let g = gaps.options().gap;
+                let svg = ssim_scatter_svg(gaps.points(), g.threshold, g.min_step);
+                vec![(SCATTER_FILE.to_owned(), svg)]
+            }
+            None => Vec::new(),
+        };
         Ok(Finished {
-            order: self.plan.video.clone(),
-            files: Vec::new(),
+            order,
+            files,
             fps: (self.options.fps > 0.0).then_some(self.options.fps),
             lead: self.options.pad,
         })
     }
+}
+
+/// The transition a planned frame belongs to (the first stage's frame opens none).
+fn transition_of(frame: &TravelFrame) -> Option<usize> {
+    (frame.t > 0.0 || frame.kind != FrameKind::Stage).then_some(frame.from)
 }
 
 /// Makes one travel frame again (see [`TravelSource::again`]).

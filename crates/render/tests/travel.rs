@@ -208,3 +208,103 @@ fn embryo_frames_share_the_half_way_latent() {
     let plain = pollster::block_on(decode_to_rgb(&rig.model, g.latent().clone())).unwrap();
     assert_ne!(plain.data, images[2].data);
 }
+
+/// The original's SSIM loop over one transition (seeds.md §2.2: `ssim_loop`), written out plainly
+/// with frames rendered one at a time; returns the final α positions.
+fn reference_gap_filling(
+    rig: &Rig,
+    threshold: f64,
+    min_step: f64,
+    blur: f64,
+    crop: f64,
+) -> Vec<f64> {
+    use keyshift_core::image::{center_crop, gaussian_blur, ssim};
+    use keyshift_render::{FrameTravel, TravelMix};
+    let render = |t: f64| {
+        let spec = FrameSpec {
+            prompt: "a photo of a cat".into(),
+            negative: "blurry".into(),
+            seed: 11,
+            cfg: 7.0,
+            travel: (t > 0.0).then(|| FrameTravel {
+                prompt: "a painting of a dog".into(),
+                negative: "blurry".into(),
+                alpha: t,
+                uncond_alpha: t,
+                mix: TravelMix::Lerp,
+                embryo: None,
+            }),
+            ..FrameSpec::default()
+        };
+        gaussian_blur(&center_crop(&rig.single(2, spec), crop), blur)
+    };
+    let mut frames = vec![render(0.0), render(1.0)];
+    let mut dists = vec![0.0, 1.0];
+    let (mut done, mut check) = (0, true);
+    while check {
+        check = false;
+        let start = done;
+        for i in start..frames.len() - 1 {
+            let d = ssim(&frames[i], &frames[i + 1]).unwrap();
+            if d < threshold && dists[i + 1] - dists[i] > min_step {
+                check = true;
+                let mid = (dists[i] + dists[i + 1]) / 2.0;
+                let new = render(mid);
+                let d2 = ssim(&frames[i], &new).unwrap();
+                if d2 > d || d2 < threshold * 0.75 {
+                    frames.insert(i + 1, new);
+                    dists.insert(i + 1, mid);
+                } else {
+                    done = i + 1;
+                }
+                break;
+            }
+            done = i;
+        }
+    }
+    dists
+}
+
+#[test]
+fn ssim_gap_filling_inserts_travel_frames_where_the_original_loop_does() {
+    use keyshift_core::shift::GapSettings;
+    use keyshift_render::TravelGapOptions;
+    let rig = Rig::new();
+    let gap = TravelGapOptions {
+        gap: GapSettings {
+            threshold: 0.999,
+            min_step: 0.2,
+            min_threshold_pct: 75.0,
+        },
+        blur: 1.0,
+        crop: 80.0,
+    };
+    let travel = TravelOptions {
+        steps: "1".into(),
+        interp: Interp::Lerp,
+        gap,
+        ..options(Genesis::Fixed)
+    };
+    let source = TravelSource::new(travel, &settings(2)).unwrap();
+    let mut session =
+        RenderSession::new(&rig.model, &rig.tokenizer, &rig.device, settings(2), source);
+    let mut t = std::collections::BTreeMap::new();
+    let finished = pollster::block_on(session.run(&mut NoHook, &mut |_, event| {
+        if let Event::Frame(frame) = event {
+            let at = frame.record.extra["t"].as_f64().unwrap();
+            t.insert(frame.record.generation_index, at);
+        }
+    }))
+    .unwrap();
+    let got: Vec<f64> = finished.order.iter().map(|i| t[i]).collect();
+    let want = reference_gap_filling(&rig, 0.999, 0.2, 1.0, 80.0);
+    assert!(want.len() > 2, "the threshold makes the loop insert frames");
+    assert_eq!(got, want);
+    assert_eq!(finished.files[0].0, "ssim_scatter.svg");
+    // Gap filling needs linear travel and fixed genesis.
+    let bad = TravelOptions {
+        gap,
+        ..options(Genesis::Successive)
+    };
+    assert!(TravelSource::new(bad, &settings(2)).is_err());
+}

@@ -132,7 +132,7 @@ pub struct RenderJob {
     /// Prompt travel's options: when set, the render is a prompt travel between the prompt's
     /// lines (otherwise shift-attention).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub travel: Option<TravelSettings>,
+    pub travel: Option<Box<TravelSettings>>,
     /// The frame store's id for this render (its OPFS folder).
     pub render: String,
     /// Continue a render whose frames are in the store (they are not rendered again).
@@ -822,10 +822,10 @@ mod tests {
                 mirror: true,
                 ..ShiftSettings::default()
             },
-            travel: Some(TravelSettings {
+            travel: Some(Box::new(TravelSettings {
                 steps: "2, 3".into(),
                 ..TravelSettings::default()
-            }),
+            })),
             render: "r1".into(),
             resume: true,
         }

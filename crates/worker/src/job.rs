@@ -8,7 +8,7 @@ use keyshift_core::schedule::needs_uncond;
 use keyshift_core::travel::{EmbryoStep, Slice};
 use keyshift_render::{
     AnimationSource, FrameRecord, FrameSpec, RenderSettings, ShiftOptions, ShiftSource,
-    SingleFrame, TravelOptions, TravelSource,
+    SingleFrame, TravelGapOptions, TravelOptions, TravelSource,
 };
 use keyshift_sd::generate::{Request, RgbImage, size_multiple};
 use keyshift_sd::limits;
@@ -160,6 +160,11 @@ pub fn travel_plan(
         pad: usize::try_from(travel.pad).unwrap_or(usize::MAX),
         slice,
         fps: travel.fps,
+        gap: TravelGapOptions {
+            gap: travel.gap(),
+            blur: travel.ssim_blur,
+            crop: travel.ssim_crop,
+        },
     };
     let settings = render_settings(request, 1.0, label);
     let source = TravelSource::new(options, &settings).map_err(|e| e.to_string())?;

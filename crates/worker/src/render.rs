@@ -119,12 +119,12 @@ pub async fn rerender(state: &WorkerState, job: RerenderJob) -> Result<(), Strin
     let (settings, source) = match &stored.travel {
         Some(travel) => {
             let (settings, plan) = travel_plan(&stored, travel, &request, &loaded.label)?;
-            let img2img = plan.plan().frames.get(job.index).is_some_and(|f| f.img2img);
+            let img2img = plan.is_img2img(&record);
             let previous = match (img2img, job.index.checked_sub(1)) {
                 (true, Some(before)) => Some(stored_frame(&store.frame(before).await?)?.image),
                 _ => None,
             };
-            let again = plan.again(job.index, previous).map_err(|e| e.to_string())?;
+            let again = plan.again(&record, previous).map_err(|e| e.to_string())?;
             (settings, AnimationSource::TravelAgain(Box::new(again)))
         }
         None => (

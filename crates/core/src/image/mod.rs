@@ -1,9 +1,11 @@
 //! Image utilities shared by every animation mode and both front ends: the 8-bit RGB buffer,
-//! SSIM as torchmetrics computes it, and Lanczos resizing. Pure Rust (no burn, no web-sys).
+//! SSIM as torchmetrics computes it, Pillow's Gaussian blur, centre crops, and Lanczos resizing. Pure Rust (no burn, no web-sys).
 
+mod blur;
 mod resize;
 mod ssim;
 
+pub use blur::{center_crop, gaussian_blur};
 pub use resize::{lanczos_resize, upscaled_size};
 pub use ssim::ssim;
 

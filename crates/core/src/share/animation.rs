@@ -120,6 +120,16 @@ pub struct TravelSettings {
     pub slice: String,
     /// Video frame rate, above 0 and at most 240.
     pub fps: f64,
+    /// SSIM gap filling threshold, 0..=1 (0: off; linear mode and fixed genesis only).
+    pub ssim_threshold: f64,
+    /// Gaps narrower than this are never split, above 0 and at most 1.
+    pub ssim_min_step: f64,
+    /// Keep a frame that is no improvement while its SSIM is below this percent of the threshold.
+    pub ssim_min_pct: f64,
+    /// Gaussian blur radius before SSIM, 0..=20.
+    pub ssim_blur: f64,
+    /// Centre crop before SSIM, percent of each side, 0..=100 (0: none).
+    pub ssim_crop: f64,
 }
 
 impl Default for TravelSettings {
@@ -137,6 +147,11 @@ impl Default for TravelSettings {
             pad: 0,
             slice: String::new(),
             fps: 10.0,
+            ssim_threshold: 0.0,
+            ssim_min_step: 0.0001,
+            ssim_min_pct: 75.0,
+            ssim_blur: 0.0,
+            ssim_crop: 0.0,
         }
     }
 }
@@ -163,6 +178,15 @@ impl TravelCounts {
 }
 
 impl TravelSettings {
+    /// The gap-filling options.
+    pub fn gap(&self) -> GapSettings {
+        GapSettings {
+            threshold: self.ssim_threshold,
+            min_step: self.ssim_min_step,
+            min_threshold_pct: self.ssim_min_pct,
+        }
+    }
+
     /// The frame and video counts for a project's prompts (an error names the setting).
     pub fn counts(&self, prompt: &str, negative: &str) -> Result<TravelCounts, TravelError> {
         let stages = stages(prompt, negative)?;

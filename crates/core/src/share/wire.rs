@@ -298,6 +298,16 @@ pub struct TravelV3 {
     pub slice: String,
     /// Video frame rate.
     pub fps: f64,
+    /// SSIM threshold.
+    pub ssim_threshold: f64,
+    /// SSIM minimum step.
+    pub ssim_min_step: f64,
+    /// SSIM min threshold, percent.
+    pub ssim_min_pct: f64,
+    /// SSIM blur radius.
+    pub ssim_blur: f64,
+    /// SSIM centre crop, percent.
+    pub ssim_crop: f64,
     /// Fields this version does not know; reported as warnings.
     #[serde(flatten, skip_serializing)]
     pub unknown: BTreeMap<String, Value>,
@@ -341,6 +351,11 @@ impl From<&TravelSettings> for TravelV3 {
             pad: i64::from(t.pad),
             slice: t.slice.clone(),
             fps: t.fps,
+            ssim_threshold: t.ssim_threshold,
+            ssim_min_step: t.ssim_min_step,
+            ssim_min_pct: t.ssim_min_pct,
+            ssim_blur: t.ssim_blur,
+            ssim_crop: t.ssim_crop,
             unknown: BTreeMap::new(),
         }
     }
@@ -465,6 +480,29 @@ fn normalise_travel(t: &TravelV3, warnings: &mut Vec<Warning>) -> TravelSettings
         d.embryo_step,
     );
     let fps = real("animation.travel.fps", t.fps, 0.1, 240.0, d.fps);
+    let ssim_threshold = real(
+        "animation.travel.ssim_threshold",
+        t.ssim_threshold,
+        0.0,
+        1.0,
+        0.0,
+    );
+    let ssim_min_step = real(
+        "animation.travel.ssim_min_step",
+        t.ssim_min_step,
+        1e-9,
+        1.0,
+        d.ssim_min_step,
+    );
+    let ssim_min_pct = real(
+        "animation.travel.ssim_min_pct",
+        t.ssim_min_pct,
+        0.0,
+        100.0,
+        d.ssim_min_pct,
+    );
+    let ssim_blur = real("animation.travel.ssim_blur", t.ssim_blur, 0.0, 20.0, 0.0);
+    let ssim_crop = real("animation.travel.ssim_crop", t.ssim_crop, 0.0, 100.0, 0.0);
     TravelSettings {
         steps,
         mode: named(
@@ -508,6 +546,11 @@ fn normalise_travel(t: &TravelV3, warnings: &mut Vec<Warning>) -> TravelSettings
         pad: clamp_int("animation.travel.pad", t.pad, 0, 1000, warnings),
         slice,
         fps,
+        ssim_threshold,
+        ssim_min_step,
+        ssim_min_pct,
+        ssim_blur,
+        ssim_crop,
     }
 }
 
