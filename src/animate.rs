@@ -790,6 +790,7 @@ mod tests {
             cfg: 7.0,
             parameters: String::new(),
             stages: None,
+            losses: Vec::new(),
         }
     }
 

@@ -4,7 +4,9 @@
 use keyshift_core::share::{Project, TravelSettings};
 use keyshift_core::travel::easing::Easing;
 use keyshift_core::travel::editor::{self, StageEdit};
-use keyshift_core::travel::{Genesis, Interp, ReplaceDim, ReplaceOrder, Slice, TravelMode};
+use keyshift_core::travel::{
+    Genesis, GradMethod, Interp, ReplaceDim, ReplaceOrder, Slice, TravelMode,
+};
 
 use crate::state::EditError;
 
@@ -45,6 +47,16 @@ pub enum TravelField {
     SsimBlur,
     /// Centre crop % before SSIM.
     SsimCrop,
+    /// Grad mode: iterations per frame.
+    GradIter,
+    /// Grad mode: step size.
+    GradAlpha,
+    /// Grad mode: `clip`, `sign` or `tanh`.
+    GradMethod,
+    /// Grad mode: weight of the latent loss.
+    GradWLatent,
+    /// Grad mode: weight of the conditioning loss.
+    GradWCond,
 }
 
 impl TravelField {
@@ -68,6 +80,11 @@ impl TravelField {
             Self::SsimMinPct => "SSIM min threshold %",
             Self::SsimBlur => "SSIM blur",
             Self::SsimCrop => "SSIM centre crop %",
+            Self::GradIter => "Grad iterations",
+            Self::GradAlpha => "Grad step (alpha)",
+            Self::GradMethod => "Grad method",
+            Self::GradWLatent => "Weight of the latent loss",
+            Self::GradWCond => "Weight of the conditioning loss",
         }
     }
 
@@ -98,6 +115,11 @@ impl TravelField {
             Self::SsimMinPct => t.ssim_min_pct = real(label, text, 0.0, 100.0)?,
             Self::SsimBlur => t.ssim_blur = real(label, text, 0.0, 20.0)?,
             Self::SsimCrop => t.ssim_crop = real(label, text, 0.0, 100.0)?,
+            Self::GradIter => t.grad.iterations = real(label, text, 0.0, 100.0)? as usize,
+            Self::GradAlpha => t.grad.alpha = real(label, text, 0.0, 10.0)?,
+            Self::GradMethod => t.grad.method = pick(label, text, GradMethod::from_name)?,
+            Self::GradWLatent => t.grad.w_latent = real(label, text, 0.0, 1000.0)?,
+            Self::GradWCond => t.grad.w_cond = real(label, text, 0.0, 1000.0)?,
             Self::Pad => {
                 t.pad = text
                     .trim()

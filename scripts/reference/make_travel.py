@@ -14,6 +14,8 @@ transformers 5.23 / torch 2.15, fp32 on the CPU:
      per round) for the orders similar (np.argsort ascending, stable), different (descending,
      stable) and random (np.random.RandomState(42).choice(remaining, count, replace=False) per
      round); one mixed conditioning;
+  5. grad mode: the gradient of loss_latent + loss_cond with respect to stage a's conditioning
+     (torch autograd), the losses, and one clip step;
   4. embryo genesis: Euler (linspace, 4 steps, CFG 7.5, negative "") from golden's pipe.init_noise
      with the stages lerped at 0.5; the latent before step 2 is the embryo; then a frame at
      alpha 0.25 whose latent is replaced by the embryo before step 2, its final latent and image.
@@ -161,12 +163,34 @@ put("embryo.frame_latent", frame, f"[1,4,32,32] a frame at alpha {FRAME_ALPHA}: 
     f"{EMBRYO_STEP}, then the remaining steps with cond lerp(a, b, {FRAME_ALPHA})")
 put("embryo.frame_image", vae.decode(frame / 0.18215).sample, "[1,3,64,64] vae.decode(frame / 0.18215), unclamped")
 
+# 5. grad mode: one gradient of w_latent * loss_latent + w_cond * loss_cond with respect to c
+GRAD_T, GRAD_SEED, GRAD_ALPHA = 500, 5, 0.01
+acp = torch.cumprod(1 - torch.linspace(0.00085 ** 0.5, 0.012 ** 0.5, 1000, dtype=torch.float64) ** 2, 0)
+z0 = EXTRAS["img2img.init_latent"].clone()
+eps = torch.randn(1, 4, 32, 32, generator=torch.Generator().manual_seed(GRAD_SEED))
+with torch.enable_grad():
+    c = A.detach().clone().requires_grad_(True)
+    a_t = float(acp[GRAD_T])
+    noisy = z0 * math.sqrt(a_t) + eps * math.sqrt(1 - a_t)
+    pred = unet(noisy, GRAD_T, encoder_hidden_states=c).sample
+    loss_latent = ((pred - eps) ** 2).mean()
+    loss_cond = (c - B).abs().mean()
+    (grad,) = torch.autograd.grad(loss_latent + loss_cond, c)
+put("grad.noise", eps, f"[1,4,32,32] torch.randn(generator seed {GRAD_SEED}): the noise of the latent loss")
+put("grad.gradient", grad, f"[1,77,32] d(loss_latent + loss_cond)/dc at c = cond.a, t = {GRAD_T}: loss_latent = "
+    "MSE(unet(sqrt(acp[t]) z0 + sqrt(1 - acp[t]) noise, t, c), noise) with z0 = extras img2img.init_latent "
+    "and acp the SD 1.5 scaled_linear alphas_cumprod (float64); loss_cond = mean |c - cond.b|")
+put("grad.losses", torch.tensor([float(loss_latent), float(loss_cond)]), "[2] loss_latent, loss_cond at c = cond.a")
+clip = (grad > 1e-5).float() * grad.clamp(0.2, 1) + (grad < -1e-5).float() * grad.clamp(-1, -0.2)
+put("grad.clip_step", A - GRAD_ALPHA * clip, f"[1,77,32] cond.a - {GRAD_ALPHA} * clip(gradient)")
+
 J = {
     "generator": "scripts/reference/make_travel.py",
     "versions": {"torch": torch.__version__, "diffusers": diffusers.__version__,
                  "transformers": transformers.__version__, "numpy": np.__version__},
     "stages": [STAGE_A, STAGE_B], "long_prompt": LONG, "alphas": ALPHAS,
     "replace": {"steps": REPLACE_STEPS, "seed": REPLACE_SEED},
+    "grad": {"t": GRAD_T, "alpha": GRAD_ALPHA, "w_latent": 1.0, "w_cond": 1.0},
     "embryo": {"steps": STEPS, "guidance": GUIDANCE, "embryo_step": EMBRYO_STEP, "frame_alpha": FRAME_ALPHA,
                "sigmas": sig},
     "tensors": {k: {"shape": list(v.shape), "what": DESC[k]} for k, v in T.items()},

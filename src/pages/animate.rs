@@ -387,8 +387,21 @@ fn FrameDetails(current: Memo<Option<crate::animate::FrameView>>) -> impl IntoVi
                 <summary>"Frame parameters"</summary>
                 <pre class="parameters" data-testid="frame-parameters">{f.info.parameters.clone()}</pre>
             </details>
+            {(!f.info.losses.is_empty()).then(|| view! {
+                <p class="hint" data-testid="frame-losses">{loss_text(&f.info.losses)}</p>
+            })}
         })}
     }
+}
+
+/// Grad mode's losses of a frame, one PGD step after another.
+fn loss_text(losses: &[[f64; 2]]) -> String {
+    let steps: Vec<String> = losses
+        .iter()
+        .enumerate()
+        .map(|(i, [latent, cond])| format!("step {}: latent {latent:.4}, cond {cond:.4}", i + 1))
+        .collect();
+    format!("Grad losses — {}", steps.join("; "))
 }
 
 #[component]

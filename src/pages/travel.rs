@@ -140,6 +140,39 @@ static SSIM_ENTRIES: [Entry; 5] = [
     },
 ];
 
+static GRAD_ENTRIES: [Entry; 5] = [
+    Entry {
+        label: "Grad iterations per frame",
+        testid: "grad-iter",
+        field: TravelField::GradIter,
+        value: |t| t.grad.iterations.to_string(),
+    },
+    Entry {
+        label: "Grad step (alpha)",
+        testid: "grad-alpha",
+        field: TravelField::GradAlpha,
+        value: |t| t.grad.alpha.to_string(),
+    },
+    Entry {
+        label: "Grad method (clip, sign, tanh)",
+        testid: "grad-method",
+        field: TravelField::GradMethod,
+        value: |t| t.grad.method.name().to_owned(),
+    },
+    Entry {
+        label: "Weight of the latent loss",
+        testid: "grad-w-latent",
+        field: TravelField::GradWLatent,
+        value: |t| t.grad.w_latent.to_string(),
+    },
+    Entry {
+        label: "Weight of the conditioning loss",
+        testid: "grad-w-cond",
+        field: TravelField::GradWCond,
+        value: |t| t.grad.w_cond.to_string(),
+    },
+];
+
 /// Text fields for `entries`.
 fn entry_fields(entries: &'static [Entry], error: RwSignal<Option<String>>) -> impl IntoView {
     let shared = expect_context::<Shared>();
@@ -190,6 +223,9 @@ pub fn TravelOptions(error: RwSignal<Option<String>>) -> impl IntoView {
             {entry_fields(&ENTRIES, error)}
         </div>
         <EasingPicker error=error/>
+        <Show when=move || project.with(|p| p.animation.travel.mode == TravelMode::Grad)>
+            <div class="grid">{entry_fields(&GRAD_ENTRIES, error)}</div>
+        </Show>
         <Show when=move || project.with(|p| p.animation.travel.mode == TravelMode::Linear
             && p.animation.travel.genesis == Genesis::Fixed)>
             <details class="ssim">

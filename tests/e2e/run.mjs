@@ -145,7 +145,7 @@ test('edits go into the share link, and the link restores them in a new browser'
     await byId(page, 'seed').fill('4242');
     await byId(page, 'seed').dispatchEvent('change');
     link = await byId(page, 'share-link').inputValue();
-    assert.match(link, /^http:\/\/127\.0\.0\.1:\d+\/#v2\./);
+    assert.match(link, /^http:\/\/127\.0\.0\.1:\d+\/#v3\./);
     assert.equal(page.url(), link, 'the address bar follows the edits');
   });
   await withBrowser(async ({ page, errors }) => {
@@ -548,7 +548,7 @@ test('dropping an A1111-style PNG restores its prompt and settings', async () =>
       assert.equal(await byId(page, id).inputValue(), SETTINGS[id], id);
     }
     assert.equal(await byId(page, 'sampler').inputValue(), 'Euler');
-    assert.match(await byId(page, 'share-link').inputValue(), /#v2\./);
+    assert.match(await byId(page, 'share-link').inputValue(), /#v3\./);
     assert.deepEqual(errors, []);
   });
 });
@@ -990,6 +990,31 @@ test('prompt travel in the Animate workspace: a 3-stage slerp travel equals the 
   });
 });
 
+test('grad mode walks the conditioning on WebGPU, one PGD iteration per frame, and shows the losses', async () => {
+  await withBrowser(async ({ page, errors }) => {
+    await page.goto(BASE);
+    assert.match(await loadModel(page), /^Ready/);
+    await setProject(page, { ...TRAVEL, prompt: 'a photo of a cat\na painting of a dog' });
+    await byId(page, 'mode-picker').selectOption('prompt-travel');
+    await byId(page, 'travel-mode').selectOption('grad');
+    await byId(page, 'travel-steps').fill('2');
+    await byId(page, 'travel-steps').press('Tab');
+    assert.equal(await byId(page, 'grad-iter').inputValue(), '1');
+    assert.equal(await byId(page, 'grad-method').inputValue(), 'clip');
+    assert.equal(await text(page, 'frame-count'), '2 stages · 3 frames · video 3 frames, 0.3 s at 10 fps');
+    await byId(page, 'render').click();
+    await waitForFrames(page, 3);
+    await page.waitForFunction(() => !document.querySelector('[data-testid="export-webm"]')?.disabled,
+      null, { timeout: GPU_TIMEOUT_MS });
+    // The walked frame is the video's second.
+    await page.locator('[data-testid="frame-strip"] [data-testid="frame"]').nth(1).click();
+    const losses = await text(page, 'frame-losses');
+    assert.match(losses, /^Grad losses — step 1: latent \d+\.\d{4}, cond \d+\.\d{4}$/);
+    facts.gradLossesWebgpu = losses;
+    assert.deepEqual(errors.filter((e) => !e.includes('unreadable')), []);
+  });
+});
+
 /** The worker heap peak of the finished render, in bytes. */
 async function renderHeapPeak(page) {
   assert.match(await text(page, 'render-status'), /rendered · worker memory peak [\d.]+ (B|KB|MB|GB)$/);
@@ -1048,7 +1073,7 @@ test('the project is autosaved, and a project file dropped on the page opens', a
     const [download] = await Promise.all([page.waitForEvent('download'), byId(page, 'download-project').click()]);
     assert.equal(download.suggestedFilename(), 'Untitled.keyshift');
     const file = readFileSync(await download.path(), 'utf8');
-    assert.match(file, /^v2\./);
+    assert.match(file, /^v3\./);
     await byId(page, 'prompt').fill('something else');
     await page.evaluate((content) => {
       const transfer = new DataTransfer();

@@ -51,16 +51,18 @@ commands:
                                      --resume continues an interrupted or stopped render;
                                      --project takes every setting from a share link
   render travel --model PATH --prompt TEXT [--negative TEXT] --travel-steps N|N,N,…
-           [--mode linear|replace] [--interp lerp|slerp] [--easing NAME|x1,y1,x2,y2]
+           [--mode linear|replace|grad] [--interp lerp|slerp] [--easing NAME|x1,y1,x2,y2]
            [--replace-dim token|channel|random] [--replace-order random|similar|different]
            [--genesis fixed|successive|embryo] [--denoise X] [--embryo-step N|RATIO]
-           [--seed S] [--cfg C] [--steps K] [--sampler NAME] [--size WxH] [--pad N]
+           [--grad-iter N --grad-alpha A --grad-method clip|sign|tanh --grad-w-latent W
+            --grad-w-cond W] [--seed S] [--cfg C] [--steps K] [--sampler NAME] [--size WxH] [--pad N]
            [--slice SPEC] [--fps F] [--ssim-threshold T] [--ssim-min-step X] [--ssim-min-pct P]
            [--ssim-blur R] [--ssim-crop PCT] [--stop-after N] [--resume]
            --out DIR | FILE.gif | FILE.zip
                                      prompt travel, one stage per line of --prompt (a line may
                                      end with THEN(seed=S, cfg=C)); frames.json gives each
-                                     frame's stages (from, to) and alpha
+                                     frame's stages (from, to) and alpha; grad mode writes
+                                     prompt-travel-grad.txt (the losses of every step)
   ssim A.png B.png                   the SSIM of two images (torchmetrics' definition)
   quantize --model PATH --out PATH   save the model as int8 (folder or single file) and
                                      report its size against f16

@@ -3,7 +3,8 @@
 use keyshift_core::shift::GapSettings;
 use keyshift_core::travel::easing::Easing;
 use keyshift_core::travel::{
-    EmbryoStep, Genesis, Interp, ReplaceDim, ReplaceOrder, Slice, TravelMode,
+    EmbryoStep, Genesis, GradMethod, GradOptions, Interp, ReplaceDim, ReplaceOrder, Slice,
+    TravelMode,
 };
 use keyshift_render::{TravelGapOptions, TravelOptions, TravelSource};
 
@@ -33,6 +34,11 @@ const TRAVEL_OPTIONS: &[&str] = &[
     "ssim-min-pct",
     "ssim-blur",
     "ssim-crop",
+    "grad-iter",
+    "grad-alpha",
+    "grad-method",
+    "grad-w-latent",
+    "grad-w-cond",
     "upscale",
     "out",
     "resume",
@@ -118,7 +124,11 @@ fn options(args: &Args) -> Result<TravelOptions, String> {
         prompt: args.required("prompt")?.to_owned(),
         negative: args.get("negative").unwrap_or("").to_owned(),
         steps: steps.to_owned(),
-        mode: choice::<TravelMode>(args, "mode", TravelMode::ALL)?,
+        mode: match args.get("mode") {
+            // Grad options alone choose grad mode.
+            None if args.get("grad-iter").is_some() => TravelMode::Grad,
+            _ => choice::<TravelMode>(args, "mode", TravelMode::ALL)?,
+        },
         interp: choice::<Interp>(args, "interp", Interp::ALL)?,
         easing,
         replace_dim: choice::<ReplaceDim>(args, "replace-dim", ReplaceDim::ALL)?,
@@ -132,6 +142,13 @@ fn options(args: &Args) -> Result<TravelOptions, String> {
         slice,
         fps,
         gap,
+        grad: GradOptions {
+            iterations: args.parsed("grad-iter", 1usize)?,
+            alpha: in_range(args, "grad-alpha", 0.01, 0.0, 10.0)?,
+            method: choice::<GradMethod>(args, "grad-method", GradMethod::ALL)?,
+            w_latent: in_range(args, "grad-w-latent", 1.0, 0.0, 1000.0)?,
+            w_cond: in_range(args, "grad-w-cond", 1.0, 0.0, 1000.0)?,
+        },
     })
 }
 

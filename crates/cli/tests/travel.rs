@@ -247,3 +247,48 @@ fn bad_travel_options_exit_2_with_a_clear_message() {
         assert!(stderr.contains(message), "{message:?} not in {stderr}");
     }
 }
+
+#[test]
+fn grad_mode_logs_every_steps_losses() {
+    let (output, dir) = travel(
+        "grad",
+        THREE,
+        "2",
+        &[
+            "--grad-iter",
+            "2",
+            "--grad-alpha",
+            "0.02",
+            "--grad-method",
+            "sign",
+        ],
+    );
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let json: Vec<serde_json::Value> =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("frames.json")).unwrap()).unwrap();
+    // Counted as linear fixed: 1 + Σ steps.
+    assert_eq!(json.len(), 5);
+    let walked: Vec<usize> = json
+        .iter()
+        .map(|f| f["losses"].as_array().map_or(0, Vec::len))
+        .collect();
+    assert_eq!(walked, [0, 2, 0, 2, 0]);
+    let log = std::fs::read_to_string(dir.join("prompt-travel-grad.txt")).unwrap();
+    let lines: Vec<&str> = log.lines().collect();
+    assert_eq!(lines[0], "frame\tfrom\tto\tstep\tloss_latent\tloss_cond");
+    assert_eq!(lines.len(), 1 + 2 * 2);
+    std::fs::remove_dir_all(&dir).unwrap();
+    // One stage wanders (grad mode only).
+    let (output, dir) = travel("wander", "a cat", "2", &["--mode", "grad"]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(dir.join("00002.png").exists() && !dir.join("00003.png").exists());
+    std::fs::remove_dir_all(&dir).unwrap();
+}

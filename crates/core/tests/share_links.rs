@@ -8,7 +8,9 @@ use keyshift_core::share::{
     ShareError, ShiftSettings, TravelSettings, Warning,
 };
 use keyshift_core::travel::easing::Easing;
-use keyshift_core::travel::{Genesis, Interp, ReplaceDim, ReplaceOrder, TravelMode};
+use keyshift_core::travel::{
+    Genesis, GradMethod, GradOptions, Interp, ReplaceDim, ReplaceOrder, TravelMode,
+};
 use proptest::prelude::*;
 
 /// A link written by schema v1. It must keep opening, unchanged, in every later version.
@@ -56,7 +58,7 @@ fn golden_v2_project() -> Project {
 }
 
 /// A link written by schema v3: a prompt travel with every option set.
-const GOLDEN_V3: &str = "v3.bZJPa9wwEMW_itEpIYqxvbveraGntlAoKT30WDBaaWwL9MeMtBvSsN-9M453KSQHY_lpRu83z3oVQXkQnfiicpFjYeIopJgx-jmTqgpN-u_v337eJQDzeXf_Jygu4tfRoqHiAKPK9gz9revoTogvsrhz8RkhdXXZ3FNhgpxtGJPoXsWzNXkS3b49SDGBHSfq29UNFWWYqWJTSaGHsU9aOcJryx33gxFd3Wy2u3Z_-EQVSfnZAZLl119PDw9F81T8UIgqiYsUKlhPYDGwn4-Gp3xDfMyozuAYabJD5v1l0a_mzDHw4nFbkosDRb4bKbxFjOSW8QRSIPhIU_8FjFfpNK-89cKbrO_zRAlM0dEJVXm4qt6GxYzFqqr_U2dNPC2pNMGKyXhvYGIri5aw12kQZqc0kGBDBqTTRHL8lgJUoqhJqMqNrMqanr2shbz29MZ62tWTCmFJ4qpHNEugxg4DIIRMeyMESJb900lrINYzmxoI0SbgGVpy9Ed8ibeptnSLODb-pc5qxq27rhFrsnXDyX6Q0EcBvctnV926-a6Ry-1bY6SmAwd4ufwD";
+const GOLDEN_V3: &str = "v3.bVJda9swFP0r5j61VDW2E7uZYU_bYDA69rDHgVGkG1ugDyMpCV3Jf9-9rhMG7YOxdXSuzof1Cl46hB6-yFzkUOgwgoA5BjdnQmWhCP_9_dvPu4SoP7f3f7xkEr_2JmoiexxlNiccblN7e4zxRRR3Npwjpr4um3siJszZ-DFB_wpno_ME_VO3EzChGSeaa-uGSBlnYmwqAeowDklJS_a6suV51NDXzWbbdk-7T8RI0s0WI0l-_fX88FA0z8UPGaNMcBEgvXFkLHjWc0FzyjeLjznKE1q2NJlD5v3lY1jF2ceBPx63JalYlKS7EeBMjIHUcjyigIguUOq_GMMVOs6r33rxm4wb8kQNTMHSCVW5u6LO-EWMwaqq_0NnRX46QinBapPtvRmDrSg6sr2miThbqZAA4zNGOg2S5bcAlImqJqAqN6Iqa3qeRA3iOjNo42hXTdL7pYkrHqJeCtXmcMCIPtPeiB6TYf10VArJ64lFNfpgEnKGjhTdPr6EW6ot3SKujX-pNYrt1n3fwNps3XCzHzT0UUHv-mmr2zTfNVK5rVUMNLRbCGOUejCZ82zWlbTzJJdDmxVxmKdA2pCln2AFz4OVmcMTs71hKni9aF0ul38";
 
 fn golden_v3_project() -> Project {
     let mut project = golden_v2_project();
@@ -85,6 +87,13 @@ fn golden_v3_project() -> Project {
         ssim_min_pct: 50.0,
         ssim_blur: 2.0,
         ssim_crop: 80.0,
+        grad: GradOptions {
+            iterations: 3,
+            alpha: 0.02,
+            method: GradMethod::Tanh,
+            w_latent: 0.5,
+            w_cond: 2.0,
+        },
     };
     project
 }

@@ -39,6 +39,9 @@ pub struct FrameRecord {
     /// img2img strength, when the frame had an init image.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub denoise: Option<f64>,
+    /// Grad mode: each PGD step's latent and conditioning losses.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub losses: Vec<[f64; 2]>,
     /// Mode-specific fields.
     #[serde(flatten)]
     pub extra: BTreeMap<String, serde_json::Value>,
@@ -66,6 +69,7 @@ impl FrameRecord {
             width,
             height,
             denoise: request.init.as_ref().map(|i| i.strength),
+            losses: Vec::new(),
             extra: spec.extra.clone(),
         }
     }

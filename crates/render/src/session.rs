@@ -3,13 +3,17 @@
 use std::collections::BTreeMap;
 
 use keyshift_core::image::{RgbImage, lanczos_resize, upscaled_size};
+use keyshift_core::noise::TorchRng;
+use keyshift_core::schedule::NoiseSchedule;
 use keyshift_core::tokens::ClipTokenizer;
+use keyshift_core::travel::GradOptions;
 use keyshift_core::travel::replace::{distances, replaced, round_counts};
 use keyshift_sd::Device;
 use keyshift_sd::clock::Stopwatch;
-use keyshift_sd::generate::{GenerateError, Generation, Request, read, stage_pair};
+use keyshift_sd::generate::{GenerateError, Generation, Request, encode_init, read, stage_pair};
+use keyshift_sd::grad::{GradLosses, GradTarget, walk};
 use keyshift_sd::model::SdModel;
-use keyshift_sd::pipeline::{Context4, StepOutput};
+use keyshift_sd::pipeline::{Context, Context4, StepOutput};
 use keyshift_sd::taps::StepHook;
 use keyshift_sd::travel::{Mix, Travel};
 
@@ -49,6 +53,10 @@ pub struct FinishedFrame {
 
 /// What one [`RenderSession::advance`] did.
 #[derive(Debug, Clone)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "one Frame per rendered frame, moved out at once: boxing it buys nothing"
+)]
 pub enum Event {
     /// A sampling step ran (boxed: a step's tensor handles are large and steps are frequent
     /// only next to the work of a UNet pass).
@@ -79,6 +87,7 @@ struct Current<'m> {
     request: Request,
     generation: Generation<'m>,
     steps_run: usize,
+    losses: Vec<[f64; 2]>,
 }
 
 /// A render in progress on a loaded model.
@@ -95,6 +104,7 @@ pub struct RenderSession<'m, S> {
     finished: bool,
     stored: BTreeMap<usize, StoredFrame>,
     embryo: Option<Context4>,
+    walk: Option<((usize, usize), Context)>,
 }
 
 /// A frame finished before (kept by the caller, e.g. in OPFS or a folder), to resume with.
@@ -130,6 +140,7 @@ impl<'m, S: FrameSource> RenderSession<'m, S> {
             finished: false,
             stored: BTreeMap::new(),
             embryo: None,
+            walk: None,
         }
     }
 
@@ -141,15 +152,29 @@ impl<'m, S: FrameSource> RenderSession<'m, S> {
         self.stored = stored;
     }
 
-    fn replay(
+    async fn replay(
         &mut self,
         spec: &FrameSpec,
         stored: StoredFrame,
     ) -> Result<FinishedFrame, RenderError> {
         let request = self.request(spec);
+        if let Some(t) = spec
+            .travel
+            .as_ref()
+            .filter(|t| matches!(t.mix, TravelMix::Grad { .. }))
+        {
+            // A grad frame's walk continues in the next frame: walk again, without rendering.
+            self.travel(&request, t)
+                .await
+                .map_err(|source| RenderError::Generate {
+                    frame: spec.index,
+                    source,
+                })?;
+        }
         let mut expected =
             FrameRecord::new(spec, &request, stored.image.width, stored.image.height);
         expected.file.clone_from(&stored.record.file);
+        expected.losses.clone_from(&stored.record.losses);
         if expected != stored.record {
             return Err(RenderError::Plan(format!(
                 "the stored frame {} was made with other settings than this render's; start \
@@ -183,7 +208,7 @@ impl<'m, S: FrameSource> RenderSession<'m, S> {
                 Some(spec) => match self.stored.remove(&spec.index) {
                     // An embryo's latent is not stored: its frame renders again.
                     Some(stored) if !matches!(embryo(&spec), Some(Embryo::Capture(_))) => {
-                        return self.replay(&spec, stored).map(Event::Frame);
+                        return self.replay(&spec, stored).await.map(Event::Frame);
                     }
                     _ => self.start_frame(spec).await?,
                 },
@@ -272,16 +297,19 @@ impl<'m, S: FrameSource> RenderSession<'m, S> {
 
     async fn start_frame(&mut self, spec: FrameSpec) -> Result<(), RenderError> {
         let request = self.request(&spec);
-        let travel =
-            match &spec.travel {
-                Some(t) => Some(self.travel(&request, t).await.map_err(|source| {
-                    RenderError::Generate {
-                        frame: spec.index,
-                        source,
-                    }
-                })?),
-                None => None,
-            };
+        let (travel, losses) = match &spec.travel {
+            Some(t) => {
+                let (travel, losses) =
+                    self.travel(&request, t)
+                        .await
+                        .map_err(|source| RenderError::Generate {
+                            frame: spec.index,
+                            source,
+                        })?;
+                (Some(travel), losses)
+            }
+            None => (None, Vec::new()),
+        };
         let generation = Generation::travelling(
             self.model,
             self.tokenizer,
@@ -299,12 +327,19 @@ impl<'m, S: FrameSource> RenderSession<'m, S> {
             request,
             generation,
             steps_run: 0,
+            losses,
         });
         Ok(())
     }
 
-    /// The engine's travel for a frame; replace mode measures the stages' distances first.
-    async fn travel(&self, request: &Request, t: &FrameTravel) -> Result<Travel, GenerateError> {
+    /// The engine's travel for a frame (and grad mode's losses); replace mode measures the
+    /// stages' distances first, grad mode walks the conditioning.
+    async fn travel(
+        &mut self,
+        request: &Request,
+        t: &FrameTravel,
+    ) -> Result<(Travel, Vec<[f64; 2]>), GenerateError> {
+        let mut losses = Vec::new();
         let mix = match &t.mix {
             TravelMix::Lerp => Mix::Lerp,
             TravelMix::Slerp => Mix::Slerp,
@@ -326,14 +361,56 @@ impl<'m, S: FrameSource> RenderSession<'m, S> {
                     unit: *unit,
                 }
             }
+            TravelMix::Grad {
+                options,
+                stages,
+                target,
+                seed,
+            } => {
+                let (c, steps) =
+                    self.grad_walk(request, &t.prompt, *stages, target, *seed, options)?;
+                losses = steps.iter().map(|l| [l.latent, l.cond]).collect();
+                Mix::Walked(Box::new(c))
+            }
         };
-        Ok(Travel {
+        let travel = Travel {
             prompt: t.prompt.clone(),
             negative: t.negative.clone(),
             alpha: t.alpha,
             uncond_alpha: t.uncond_alpha,
             mix,
-        })
+        };
+        Ok((travel, losses))
+    }
+
+    /// Grad mode: walks this transition's conditioning on from where its last frame left it.
+    fn grad_walk(
+        &mut self,
+        request: &Request,
+        to_prompt: &str,
+        stages: (usize, usize),
+        target: &RgbImage,
+        seed: u64,
+        options: &GradOptions,
+    ) -> Result<(Context, Vec<GradLosses>), GenerateError> {
+        let (a, b) = stage_pair(self.model, self.tokenizer, request, to_prompt)?;
+        let start = match self.walk.take() {
+            Some((key, c)) if key == stages => c,
+            _ => a,
+        };
+        let schedule = NoiseSchedule::new(self.model.info.schedule.clone())
+            .map_err(GenerateError::Schedule)?;
+        let grad_target = GradTarget {
+            model: self.model,
+            schedule: &schedule,
+            cond: b,
+            latent: encode_init(self.model, target, &self.device)?,
+        };
+        let mut rng = TorchRng::new(seed);
+        let (c, losses) =
+            walk(&grad_target, start, options, &mut rng).map_err(GenerateError::Invalid)?;
+        self.walk = Some((stages, c.clone()));
+        Ok((c, losses))
     }
 
     async fn finish_frame(&mut self) -> Result<FinishedFrame, RenderError> {
@@ -347,7 +424,9 @@ impl<'m, S: FrameSource> RenderSession<'m, S> {
             .await
             .map_err(|source| RenderError::Generate { frame, source })?;
         let image = self.upscale(generated.image);
-        let record = FrameRecord::new(&current.spec, &current.request, image.width, image.height);
+        let mut record =
+            FrameRecord::new(&current.spec, &current.request, image.width, image.height);
+        record.losses = current.losses;
         let parameters =
             frame_parameters(&current.request, &current.spec, &self.settings.model_label).to_text();
         self.source.frame_done(&record, &image)?;

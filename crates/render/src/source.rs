@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use keyshift_core::image::RgbImage;
 use keyshift_core::schedule::Sampler;
-use keyshift_core::travel::{ReplaceDim, ReplaceOrder};
+use keyshift_core::travel::{GradOptions, ReplaceDim, ReplaceOrder};
 use keyshift_sd::generate::InitImage;
 
 use crate::RenderError;
@@ -94,6 +94,18 @@ pub enum TravelMix {
         eased: Option<Vec<f64>>,
         /// Seed of the random order.
         seed: u32,
+    },
+    /// Grad mode: the conditioning walks from where the last frame of this transition left it
+    /// (or from the prompt's) towards the target stage's, by PGD steps on the target image.
+    Grad {
+        /// Iterations, step size, method, weights.
+        options: GradOptions,
+        /// The transition (stage indices), so that consecutive frames continue one walk.
+        stages: (usize, usize),
+        /// The target stage's rendered image.
+        target: Box<RgbImage>,
+        /// Seed of the timesteps and noises of this frame's steps.
+        seed: u64,
     },
 }
 

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use keyshift_core::image::{RgbImage, lanczos_resize};
 use keyshift_core::shift::SsimPoint;
+use keyshift_core::travel::GradOptions;
 use keyshift_core::travel::easing::{Curve, Easing};
 use keyshift_core::travel::{
     EmbryoStep, FrameKind, Genesis, Interp, ReplaceDim, ReplaceOrder, Slice, Stage, TravelFrame,
@@ -59,6 +60,8 @@ pub struct TravelOptions {
     pub fps: f64,
     /// SSIM gap filling (linear mode, fixed genesis).
     pub gap: TravelGapOptions,
+    /// Grad mode's iterations, step and loss weights.
+    pub grad: GradOptions,
 }
 
 impl Default for TravelOptions {
@@ -81,6 +84,7 @@ impl Default for TravelOptions {
             slice: None,
             fps: 10.0,
             gap: TravelGapOptions::default(),
+            grad: GradOptions::default(),
         }
     }
 }
@@ -100,6 +104,8 @@ pub struct TravelSource {
     open: Option<usize>,
     gaps: Option<TravelGaps>,
     previous: Option<RgbImage>,
+    stage_images: BTreeMap<usize, RgbImage>,
+    losses: BTreeMap<usize, (usize, usize, Vec<[f64; 2]>)>,
 }
 
 impl TravelSource {
@@ -149,6 +155,8 @@ impl TravelSource {
             open: None,
             gaps,
             previous: None,
+            stage_images: BTreeMap::new(),
+            losses: BTreeMap::new(),
         })
     }
 
@@ -318,6 +326,20 @@ impl TravelSource {
         match (self.options.mode, self.options.interp) {
             (TravelMode::Linear, Interp::Lerp) => TravelMix::Lerp,
             (TravelMode::Linear, Interp::Slerp) => TravelMix::Slerp,
+            (TravelMode::Grad, _) => {
+                TravelMix::Grad {
+                    options: self.options.grad,
+                    stages: (frame.from, frame.to),
+                    target: Box::new(self.stage_images.get(&frame.to).cloned().unwrap_or(
+                        RgbImage {
+                            width: 0,
+                            height: 0,
+                            data: Vec::new(),
+                        },
+                    )),
+                    seed: seed.wrapping_add(frame.generation_index as u64),
+                }
+            }
             (TravelMode::Replace, _) => {
                 #[allow(clippy::cast_precision_loss, reason = "step counts are small")]
                 let eased = (self.options.easing != Easing::Linear).then(|| {
@@ -437,6 +459,16 @@ impl FrameSource for TravelSource {
                     frame.generation_index
                 )));
             }
+            if self.options.mode == TravelMode::Grad
+                && frame.kind == FrameKind::Between
+                && !self.stage_images.contains_key(&frame.to)
+            {
+                return Err(RenderError::Plan(format!(
+                    "grad mode needs stage {}'s image before frame {}",
+                    frame.to + 1,
+                    frame.generation_index
+                )));
+            }
             self.next += 1;
             self.open = transition_of(&frame).or(self.open);
             self.plan_to_actual.push(self.handed);
@@ -450,6 +482,23 @@ impl FrameSource for TravelSource {
         }
         if self.options.genesis == Genesis::Successive {
             self.previous = Some(image.clone());
+        }
+        if self.options.mode == TravelMode::Grad
+            && let Some(frame) = frame_of(record)
+        {
+            match frame.kind {
+                FrameKind::Stage if frame.t > 0.0 => {
+                    self.stage_images.insert(frame.to, image.clone());
+                }
+                FrameKind::Stage => {
+                    self.stage_images.insert(frame.from, image.clone());
+                }
+                _ => {}
+            }
+            if !record.losses.is_empty() {
+                let entry = (frame.from, frame.to, record.losses.clone());
+                self.losses.insert(record.generation_index, entry);
+            }
         }
         Ok(())
     }
@@ -477,7 +526,7 @@ impl FrameSource for TravelSource {
                 .collect(),
             None => video,
         };
-        let files = match &self.gaps {
+        let mut files = match &self.gaps {
             Some(gaps) => {
                 let g = gaps.options().gap;
                 let svg = ssim_scatter_svg(gaps.points(), g.threshold, g.min_step);
@@ -485,6 +534,9 @@ impl FrameSource for TravelSource {
             }
             None => Vec::new(),
         };
+        if self.options.mode == TravelMode::Grad {
+            files.push((GRAD_LOG.to_owned(), grad_log(&self.losses)));
+        }
         Ok(Finished {
             order,
             files,
@@ -492,6 +544,24 @@ impl FrameSource for TravelSource {
             lead: self.options.pad,
         })
     }
+}
+
+/// Grad mode's log: every frame's losses per PGD step.
+pub const GRAD_LOG: &str = "prompt-travel-grad.txt";
+
+fn grad_log(losses: &BTreeMap<usize, (usize, usize, Vec<[f64; 2]>)>) -> String {
+    let mut text = String::from("frame\tfrom\tto\tstep\tloss_latent\tloss_cond\n");
+    for (frame, (from, to, steps)) in losses {
+        for (i, [latent, cond]) in steps.iter().enumerate() {
+            text.push_str(&format!(
+                "{frame}\t{}\t{}\t{}\t{latent:.6}\t{cond:.6}\n",
+                from + 1,
+                to + 1,
+                i + 1
+            ));
+        }
+    }
+    text
 }
 
 /// The transition a planned frame belongs to (the first stage's frame opens none).

@@ -308,3 +308,72 @@ fn ssim_gap_filling_inserts_travel_frames_where_the_original_loop_does() {
     };
     assert!(TravelSource::new(bad, &settings(2)).is_err());
 }
+
+/// Each frame's record by generation index, and the end.
+fn run_records(
+    rig: &Rig,
+    source: TravelSource,
+    stored: std::collections::BTreeMap<usize, keyshift_render::StoredFrame>,
+) -> std::collections::BTreeMap<usize, keyshift_render::FinishedFrame> {
+    let mut session =
+        RenderSession::new(&rig.model, &rig.tokenizer, &rig.device, settings(2), source);
+    session.resume_with(stored);
+    let mut frames = std::collections::BTreeMap::new();
+    pollster::block_on(session.run(&mut NoHook, &mut |_, event| {
+        if let Event::Frame(frame) = event {
+            frames.insert(frame.record.generation_index, frame.clone());
+        }
+    }))
+    .unwrap();
+    frames
+}
+
+#[test]
+fn grad_mode_walks_on_from_frame_to_frame_and_resumes_the_walk() {
+    use keyshift_core::travel::{GradOptions, TravelMode};
+    use keyshift_render::StoredFrame;
+    let rig = Rig::new();
+    let travel = TravelOptions {
+        mode: TravelMode::Grad,
+        grad: GradOptions {
+            iterations: 2,
+            alpha: 0.05,
+            ..GradOptions::default()
+        },
+        ..options(Genesis::Fixed)
+    };
+    let frames = run_records(
+        &rig,
+        TravelSource::new(travel.clone(), &settings(2)).unwrap(),
+        Default::default(),
+    );
+    // Stage 1, the target stage 2, then the walk's two frames.
+    assert_eq!(frames.len(), 4);
+    let losses: Vec<&Vec<[f64; 2]>> = frames.values().map(|f| &f.record.losses).collect();
+    assert!(losses[0].is_empty() && losses[1].is_empty());
+    assert_eq!((losses[2].len(), losses[3].len()), (2, 2));
+    // The walk goes on: the second walked frame starts nearer the target than the first began.
+    assert!(losses[3][0][1] < losses[2][0][1], "{losses:?}");
+    assert_ne!(frames[&2].image.data, frames[&3].image.data);
+    // Resumed after frame 2, the walk is replayed and frame 3 comes out the same.
+    let stored = frames
+        .iter()
+        .filter(|(i, _)| **i < 3)
+        .map(|(i, f)| {
+            let frame = StoredFrame {
+                record: f.record.clone(),
+                image: f.image.clone(),
+                parameters: f.parameters.clone(),
+            };
+            (*i, frame)
+        })
+        .collect();
+    let again = run_records(
+        &rig,
+        TravelSource::new(travel, &settings(2)).unwrap(),
+        stored,
+    );
+    assert!(again[&2].resumed && !again[&3].resumed);
+    assert_eq!(again[&3].image.data, frames[&3].image.data);
+    assert_eq!(again[&3].record.losses, frames[&3].record.losses);
+}

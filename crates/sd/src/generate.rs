@@ -426,7 +426,7 @@ fn latent4(values: Vec<f32>, shape: [usize; 3], device: &Device) -> Tensor<4> {
 }
 
 /// The init latent for img2img: the VAE encoder's mean, times the scaling factor.
-fn encode_init(
+pub fn encode_init(
     model: &SdModel,
     image: &RgbImage,
     device: &Device,

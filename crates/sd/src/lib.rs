@@ -12,6 +12,7 @@
 //! - [`golden`] (native): the `sd-golden` conformance runner against diffusers reference tensors.
 //! - [`taps`]: attention hooks: cross-attention heatmaps per token (VXA and over a generation),
 //!   attention interpolation between frames.
+//! - [`grad`]: prompt travel's grad mode: PGD steps on the conditioning through burn's autodiff.
 //! - [`travel`]: prompt travel's mixed conditioning (lerp, slerp, replace masks) per step.
 //! - [`limits`]: the largest GPU buffers a model and an image size need, against a device's limit.
 //! - [`selftest`]: a matmul and a conv2d checked against f64 references, proving a device computes
@@ -25,6 +26,7 @@ pub mod embeddings;
 pub mod generate;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod golden;
+pub mod grad;
 pub mod hooks;
 pub mod limits;
 pub mod model;

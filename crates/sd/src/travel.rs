@@ -13,7 +13,7 @@ use crate::conditioning::{PromptConditioning, pad_to_same_length};
 use crate::taps::slerp::slerp_signed;
 
 /// How a frame mixes the two stages.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub enum Mix {
     /// `(1 − α)·A + α·B`.
     Lerp,
@@ -26,10 +26,13 @@ pub enum Mix {
         /// What a unit is.
         unit: ReplaceDim,
     },
+    /// Grad mode: this conditioning (`[1, tokens, dim]`, walked from the prompt's) at every step;
+    /// the negative is the prompt's own.
+    Walked(Box<Tensor<3>>),
 }
 
 /// The stage a frame travels towards, and how far.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct Travel {
     /// The target stage's prompt (the request's prompt is the stage it leaves).
     pub prompt: String,
@@ -82,11 +85,15 @@ impl EncodedTravel {
         empty: &Tensor<3>,
         step: usize,
     ) -> Result<MixedStep, MixError> {
+        let t = &self.travel;
+        if let Mix::Walked(c) = &t.mix {
+            let negative = uncond.at_step(step).into_iter().next().map(|(n, _)| n);
+            return Ok((vec![((**c).clone(), 1.0)], negative));
+        }
         let (a, b) = (cond.at_step(step), self.to.at_step(step));
         if a.len() != b.len() {
             return Err(MixError::Parts(a.len(), b.len()));
         }
-        let t = &self.travel;
         let mut parts = Vec::with_capacity(a.len());
         for ((ta, wa), (tb, wb)) in a.into_iter().zip(b) {
             let mixed = mix(ta, tb, t.alpha, &t.mix, empty)?;
@@ -132,6 +139,7 @@ pub fn mix(
             let m = element_mask(mask, *unit, a.dims(), &a.device())?;
             a * (m.clone().neg() + 1.0) + b * m
         }
+        Mix::Walked(c) => (**c).clone(),
     })
 }
 

@@ -266,3 +266,70 @@ fn a_stage_with_prompt_editing_travels_step_by_step() {
         check(&format!("step {step}"), &got, want, 1e-6);
     }
 }
+
+fn grad_target<'a>(
+    x: &'a Fixture,
+    schedule: &'a keyshift_core::schedule::NoiseSchedule,
+) -> keyshift_sd::grad::GradTarget<'a> {
+    let mut extras = SafetensorsFile::open(
+        "extras.safetensors",
+        Box::new(FileSource::open(&dir().join("extras.safetensors")).unwrap()),
+    )
+    .unwrap();
+    let z0 = latent(
+        extras.read_f32("img2img.init_latent").unwrap(),
+        [1, 4, 32, 32],
+        &x.device,
+    );
+    keyshift_sd::grad::GradTarget {
+        model: &x.model,
+        schedule,
+        cond: x.stage(1),
+        latent: z0,
+    }
+}
+
+#[test]
+fn one_grad_step_matches_torch_autograd() {
+    use keyshift_core::travel::{GradMethod, GradOptions};
+    use keyshift_sd::grad::{gradient, step};
+    let mut x = Fixture::load();
+    let schedule = NoiseSchedule::new(ScheduleConfig::sd15()).unwrap();
+    let noise = latent(x.t("grad.noise"), [1, 4, 32, 32], &x.device);
+    let (want_grad, want_losses, want_step) = (
+        x.t("grad.gradient"),
+        x.t("grad.losses"),
+        x.t("grad.clip_step"),
+    );
+    let target = grad_target(&x, &schedule);
+    let a = x.stage(0);
+    let (g, losses) = gradient(&target, a.clone(), 500, noise, &GradOptions::default()).unwrap();
+    // The issue asks for 1e-4; the gradient is held to 1e-6 (its values are about 4e-4).
+    check("grad.gradient", &values(g.clone()), &want_grad, 1e-6);
+    #[allow(clippy::cast_possible_truncation, reason = "compared in f32")]
+    let got = [losses.latent as f32, losses.cond as f32];
+    check("grad.losses", &got, &want_losses, 1e-5);
+    let stepped = a - step(g, GradMethod::Clip) * 0.01;
+    check("grad.clip_step", &values(stepped), &want_step, 1e-5);
+}
+
+#[test]
+fn the_grad_walk_lowers_the_loss_over_five_iterations() {
+    use keyshift_core::travel::{GradMethod, GradOptions};
+    use keyshift_sd::grad::{gradient, step};
+    let mut x = Fixture::load();
+    let schedule = NoiseSchedule::new(ScheduleConfig::sd15()).unwrap();
+    let noise = latent(x.t("grad.noise"), [1, 4, 32, 32], &x.device);
+    let target = grad_target(&x, &schedule);
+    let options = GradOptions::default();
+    let mut c = x.stage(0);
+    let mut totals = Vec::new();
+    for _ in 0..6 {
+        // The walk draws a timestep and noise per step; held fixed here, the loss is one function.
+        let (g, l) = gradient(&target, c.clone(), 500, noise.clone(), &options).unwrap();
+        totals.push(l.latent + l.cond);
+        c = c - step(g, GradMethod::Clip) * options.alpha;
+    }
+    println!("losses over 5 iterations: {totals:?}");
+    assert!(totals.windows(2).all(|w| w[1] < w[0]), "{totals:?}");
+}

@@ -206,6 +206,9 @@ pub struct FrameInfo {
     /// Prompt travel: the stages the frame lies between and its α.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stages: Option<FrameStages>,
+    /// Grad mode: each PGD step's latent and conditioning losses.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub losses: Vec<[f64; 2]>,
 }
 
 /// Where a prompt-travel frame lies.
@@ -834,6 +837,7 @@ mod tests {
     #[test]
     fn render_messages_round_trip_and_bytes_travel_beside_the_json() {
         let info = FrameInfo {
+            losses: vec![[1.5, 0.25]],
             stages: Some(FrameStages {
                 from: 1,
                 to: 2,

@@ -165,6 +165,7 @@ pub fn travel_plan(
             blur: travel.ssim_blur,
             crop: travel.ssim_crop,
         },
+        grad: travel.grad,
     };
     let settings = render_settings(request, 1.0, label);
     let source = TravelSource::new(options, &settings).map_err(|e| e.to_string())?;
@@ -212,6 +213,7 @@ pub fn frame_info(record: &FrameRecord, parameters: &str) -> FrameInfo {
         cfg: record.cfg,
         parameters: parameters.to_owned(),
         stages: frame_stages(record),
+        losses: record.losses.clone(),
     }
 }
 

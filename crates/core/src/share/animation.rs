@@ -7,8 +7,8 @@ use crate::shift::ShiftRequest;
 use crate::shift::run::{RunError, RunSettings, run};
 use crate::travel::easing::Easing;
 use crate::travel::{
-    Genesis, Interp, ReplaceDim, ReplaceOrder, Slice, TravelError, TravelMode, parse_steps, plan,
-    stages,
+    Genesis, GradOptions, Interp, ReplaceDim, ReplaceOrder, Slice, TravelError, TravelMode,
+    parse_steps, plan, stages,
 };
 
 /// How a project is rendered.
@@ -130,6 +130,8 @@ pub struct TravelSettings {
     pub ssim_blur: f64,
     /// Centre crop before SSIM, percent of each side, 0..=100 (0: none).
     pub ssim_crop: f64,
+    /// Grad mode's iterations, step, method and loss weights.
+    pub grad: GradOptions,
 }
 
 impl Default for TravelSettings {
@@ -152,6 +154,7 @@ impl Default for TravelSettings {
             ssim_min_pct: 75.0,
             ssim_blur: 0.0,
             ssim_crop: 0.0,
+            grad: GradOptions::default(),
         }
     }
 }

@@ -14,7 +14,9 @@ use super::project::{
     SIZE_STEP, Sampler, Seed,
 };
 use crate::travel::easing::Easing;
-use crate::travel::{Genesis, Interp, ReplaceDim, ReplaceOrder, Slice, TravelMode};
+use crate::travel::{
+    Genesis, GradMethod, GradOptions, Interp, ReplaceDim, ReplaceOrder, Slice, TravelMode,
+};
 
 /// Schema version 1 of a Keyshift project.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -308,6 +310,16 @@ pub struct TravelV3 {
     pub ssim_blur: f64,
     /// SSIM centre crop, percent.
     pub ssim_crop: f64,
+    /// Grad mode: iterations per frame.
+    pub grad_iter: i64,
+    /// Grad mode: step size.
+    pub grad_alpha: f64,
+    /// Grad mode: `clip`, `sign` or `tanh`.
+    pub grad_method: String,
+    /// Grad mode: weight of the latent loss.
+    pub grad_w_latent: f64,
+    /// Grad mode: weight of the conditioning loss.
+    pub grad_w_cond: f64,
     /// Fields this version does not know; reported as warnings.
     #[serde(flatten, skip_serializing)]
     pub unknown: BTreeMap<String, Value>,
@@ -356,6 +368,11 @@ impl From<&TravelSettings> for TravelV3 {
             ssim_min_pct: t.ssim_min_pct,
             ssim_blur: t.ssim_blur,
             ssim_crop: t.ssim_crop,
+            grad_iter: i64::try_from(t.grad.iterations).unwrap_or(i64::MAX),
+            grad_alpha: t.grad.alpha,
+            grad_method: t.grad.method.name().to_owned(),
+            grad_w_latent: t.grad.w_latent,
+            grad_w_cond: t.grad.w_cond,
             unknown: BTreeMap::new(),
         }
     }
@@ -503,6 +520,28 @@ fn normalise_travel(t: &TravelV3, warnings: &mut Vec<Warning>) -> TravelSettings
     );
     let ssim_blur = real("animation.travel.ssim_blur", t.ssim_blur, 0.0, 20.0, 0.0);
     let ssim_crop = real("animation.travel.ssim_crop", t.ssim_crop, 0.0, 100.0, 0.0);
+    let dg = GradOptions::default();
+    let grad_alpha = real(
+        "animation.travel.grad_alpha",
+        t.grad_alpha,
+        0.0,
+        10.0,
+        dg.alpha,
+    );
+    let grad_w_latent = real(
+        "animation.travel.grad_w_latent",
+        t.grad_w_latent,
+        0.0,
+        1000.0,
+        dg.w_latent,
+    );
+    let grad_w_cond = real(
+        "animation.travel.grad_w_cond",
+        t.grad_w_cond,
+        0.0,
+        1000.0,
+        dg.w_cond,
+    );
     TravelSettings {
         steps,
         mode: named(
@@ -551,6 +590,20 @@ fn normalise_travel(t: &TravelV3, warnings: &mut Vec<Warning>) -> TravelSettings
         ssim_min_pct,
         ssim_blur,
         ssim_crop,
+        grad: GradOptions {
+            iterations: clamp_int("animation.travel.grad_iter", t.grad_iter, 0, 100, warnings)
+                as usize,
+            alpha: grad_alpha,
+            method: named(
+                "animation.travel.grad_method",
+                &t.grad_method,
+                GradMethod::from_name,
+                GradMethod::name,
+                warnings,
+            ),
+            w_latent: grad_w_latent,
+            w_cond: grad_w_cond,
+        },
     }
 }
 

@@ -110,10 +110,14 @@ pub fn plan(
     curve: &Curve,
     slice: Option<Slice>,
 ) -> Result<TravelPlan, TravelError> {
-    if stages < 2 {
+    let wander = stages == 1 && mode == TravelMode::Grad;
+    if stages < 2 && !wander {
         return Err(TravelError::TooFewStages(stages));
     }
-    if steps.len() != stages - 1 || steps.contains(&0) {
+    if mode == TravelMode::Grad && genesis != Genesis::Fixed {
+        return Err(TravelError::GradGenesis);
+    }
+    if steps.len() != stages.saturating_sub(1).max(1) || steps.contains(&0) {
         return Err(TravelError::Steps(format!(
             "{stages} stages need {} entries of at least 1",
             stages - 1
@@ -126,6 +130,16 @@ pub fn plan(
     };
     if genesis == Genesis::Embryo {
         embryo(&mut b, stages, steps, mode)?;
+    } else if wander {
+        // Grad mode on one stage wanders around it: `steps` walked frames after it.
+        let first = b.push(0, 0, 0.0, FrameKind::Stage, 0, steps[0], false);
+        b.video.push(first);
+        for k in 1..=steps[0] {
+            #[allow(clippy::cast_precision_loss, reason = "step counts are small")]
+            let t = k as f64 / steps[0] as f64;
+            let frame = b.push(0, 0, t, FrameKind::Between, k, steps[0], false);
+            b.video.push(frame);
+        }
     } else {
         let first = b.push(0, 1, 0.0, FrameKind::Stage, 0, steps[0], false);
         b.video.push(first);
@@ -153,7 +167,7 @@ fn transition(b: &mut Builder, i: usize, s: usize, mode: TravelMode, genesis: Ge
     let successive = genesis == Genesis::Successive;
     let (count, denominator) = match mode {
         TravelMode::Linear if successive => (s, s),
-        TravelMode::Linear => (s - 1, s),
+        TravelMode::Linear | TravelMode::Grad => (s - 1, s),
         TravelMode::Replace => (s, s + 1),
     };
     let target =
@@ -173,7 +187,7 @@ fn embryo(
     steps: &[usize],
     mode: TravelMode,
 ) -> Result<(), TravelError> {
-    if mode == TravelMode::Replace {
+    if mode != TravelMode::Linear {
         return Err(TravelError::EmbryoReplace);
     }
     if stages != 2 {
@@ -307,6 +321,27 @@ mod tests {
         assert_eq!(f.t, 0.5);
         assert!((f.alpha - curve.at(0.5)).abs() < 1e-12 && f.alpha < 0.4);
         assert_eq!(p.frames[p.video[4]].alpha, 1.0);
+    }
+
+    #[test]
+    fn grad_mode_counts_like_fixed_and_wanders_on_one_stage() {
+        let p = run(3, &[2, 3], TravelMode::Grad, Genesis::Fixed);
+        assert_eq!(p.frames.len(), 1 + 2 + 3);
+        let w = run(1, &[3], TravelMode::Grad, Genesis::Fixed);
+        assert_eq!(
+            video(&w),
+            [
+                (0, 0, 0.0),
+                (0, 0, 1.0 / 3.0),
+                (0, 0, 2.0 / 3.0),
+                (0, 0, 1.0)
+            ]
+        );
+        let curve = Easing::Linear.curve().unwrap();
+        assert_eq!(
+            plan(2, &[2], TravelMode::Grad, Genesis::Successive, &curve, None),
+            Err(TravelError::GradGenesis)
+        );
     }
 
     #[test]

@@ -24,6 +24,7 @@ use thiserror::Error;
 pub use easing::Easing;
 pub use frames::{FrameKind, TravelFrame, TravelPlan, plan};
 pub use replace::{ReplaceDim, ReplaceOrder};
+
 pub use slice::Slice;
 pub use stages::{Stage, parse_steps, stages};
 
@@ -36,6 +37,9 @@ pub enum TravelMode {
     Linear,
     /// Replace elements of the encoded conditioning by the next stage's, a few more each frame.
     Replace,
+    /// Walk the prompt's conditioning towards the next stage by gradient steps (prompt-travel
+    /// v1.1): the training loss of the next stage's image plus the L1 distance of the conds.
+    Grad,
 }
 
 /// Linear mode's interpolation.
@@ -82,7 +86,48 @@ macro_rules! names {
 }
 pub(crate) use names;
 
-names!(TravelMode { Linear = "linear", Replace = "replace" });
+names!(TravelMode { Linear = "linear", Replace = "replace", Grad = "grad" });
+names!(GradMethod { Clip = "clip", Sign = "sign", Tanh = "tanh" });
+
+/// How a grad-mode step turns the gradient into a move.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GradMethod {
+    /// `(g > 1e-5)·clamp(g, 0.2, 1) + (g < −1e-5)·clamp(g, −1, −0.2)`.
+    #[default]
+    Clip,
+    /// `sign(g)`.
+    Sign,
+    /// `tanh(g)`.
+    Tanh,
+}
+
+/// Grad mode's options (the original's defaults: 1 iteration, α 0.01, clip, weights 1 and 1).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct GradOptions {
+    /// PGD iterations per frame.
+    pub iterations: usize,
+    /// Step size.
+    pub alpha: f64,
+    /// Step method.
+    pub method: GradMethod,
+    /// Weight of the latent (training) loss.
+    pub w_latent: f64,
+    /// Weight of the L1 conditioning loss.
+    pub w_cond: f64,
+}
+
+impl Default for GradOptions {
+    fn default() -> Self {
+        Self {
+            iterations: 1,
+            alpha: 0.01,
+            method: GradMethod::Clip,
+            w_latent: 1.0,
+            w_cond: 1.0,
+        }
+    }
+}
 names!(Interp { Lerp = "lerp", Slerp = "slerp" });
 names!(Genesis { Fixed = "fixed", Successive = "successive", Embryo = "embryo" });
 
@@ -146,6 +191,9 @@ pub enum TravelError {
     /// Replace mode with embryo genesis.
     #[error("embryo genesis works with linear travel only")]
     EmbryoReplace,
+    /// Grad mode with another genesis than fixed.
+    #[error("grad mode works with fixed genesis only")]
+    GradGenesis,
     /// The travel-steps text.
     #[error("travel steps: {0}")]
     Steps(String),
