@@ -5,7 +5,7 @@ use keyshift_core::share::{Project, TravelSettings};
 use keyshift_core::travel::easing::Easing;
 use keyshift_core::travel::editor::{self, StageEdit};
 use keyshift_core::travel::{
-    Genesis, GradMethod, Interp, ReplaceDim, ReplaceOrder, Slice, TravelMode,
+    Genesis, GradMethod, Interp, ReplaceDim, ReplaceOrder, Slice, TokenOrder, TravelMode,
 };
 
 use crate::state::EditError;
@@ -57,6 +57,8 @@ pub enum TravelField {
     GradWLatent,
     /// Grad mode: weight of the conditioning loss.
     GradWCond,
+    /// Token-ID replace: the order of the token positions.
+    TokenOrder,
 }
 
 impl TravelField {
@@ -85,6 +87,7 @@ impl TravelField {
             Self::GradMethod => "Grad method",
             Self::GradWLatent => "Weight of the latent loss",
             Self::GradWCond => "Weight of the conditioning loss",
+            Self::TokenOrder => "Token order",
         }
     }
 
@@ -120,6 +123,7 @@ impl TravelField {
             Self::GradMethod => t.grad.method = pick(label, text, GradMethod::from_name)?,
             Self::GradWLatent => t.grad.w_latent = real(label, text, 0.0, 1000.0)?,
             Self::GradWCond => t.grad.w_cond = real(label, text, 0.0, 1000.0)?,
+            Self::TokenOrder => t.token_order = pick(label, text, TokenOrder::from_name)?,
             Self::Pad => {
                 t.pad = text
                     .trim()

@@ -4,7 +4,7 @@
 use keyshift_core::share::{Project, TravelSettings};
 use keyshift_core::travel::easing::Easing;
 use keyshift_core::travel::editor::{StageEdit, rows, transition_steps};
-use keyshift_core::travel::{Genesis, Interp, ReplaceDim, ReplaceOrder, TravelMode};
+use keyshift_core::travel::{Genesis, Interp, ReplaceDim, ReplaceOrder, TokenOrder, TravelMode};
 use leptos::prelude::*;
 
 use super::animate::edit;
@@ -22,7 +22,7 @@ struct Choice {
     value: fn(&TravelSettings) -> &'static str,
 }
 
-static CHOICES: [Choice; 5] = [
+static CHOICES: [Choice; 6] = [
     Choice {
         label: "Travel mode",
         testid: "travel-mode",
@@ -50,6 +50,13 @@ static CHOICES: [Choice; 5] = [
         field: TravelField::ReplaceDim,
         options: || ReplaceDim::ALL.iter().map(|(_, n)| *n).collect(),
         value: |t| t.replace_dim.name(),
+    },
+    Choice {
+        label: "Token order (replace-ids)",
+        testid: "token-order",
+        field: TravelField::TokenOrder,
+        options: || TokenOrder::ALL.iter().map(|(_, n)| *n).collect(),
+        value: |t| t.token_order.name(),
     },
     Choice {
         label: "Replace order",

@@ -51,8 +51,9 @@ commands:
                                      --resume continues an interrupted or stopped render;
                                      --project takes every setting from a share link
   render travel --model PATH --prompt TEXT [--negative TEXT] --travel-steps N|N,N,…
-           [--mode linear|replace|grad] [--interp lerp|slerp] [--easing NAME|x1,y1,x2,y2]
+           [--mode linear|replace|replace-ids|grad] [--interp lerp|slerp] [--easing NAME|x1,y1,x2,y2]
            [--replace-dim token|channel|random] [--replace-order random|similar|different]
+           (replace-ids: [--replace-order random|most-similar|most-different|grad-min|grad-max])
            [--genesis fixed|successive|embryo] [--denoise X] [--embryo-step N|RATIO]
            [--grad-iter N --grad-alpha A --grad-method clip|sign|tanh --grad-w-latent W
             --grad-w-cond W] [--seed S] [--cfg C] [--steps K] [--sampler NAME] [--size WxH] [--pad N]

@@ -4,7 +4,7 @@ use keyshift_core::shift::GapSettings;
 use keyshift_core::travel::easing::Easing;
 use keyshift_core::travel::{
     EmbryoStep, Genesis, GradMethod, GradOptions, Interp, ReplaceDim, ReplaceOrder, Slice,
-    TravelMode,
+    TokenOrder, TravelMode,
 };
 use keyshift_render::{TravelGapOptions, TravelOptions, TravelSource};
 
@@ -111,6 +111,11 @@ fn options(args: &Args) -> Result<TravelOptions, String> {
         return Err(format!("--fps: {fps} must be above 0"));
     }
     let steps = args.required("travel-steps")?;
+    let mode = match args.get("mode") {
+        // Grad options alone choose grad mode.
+        None if args.get("grad-iter").is_some() => TravelMode::Grad,
+        _ => choice::<TravelMode>(args, "mode", TravelMode::ALL)?,
+    };
     let gap = TravelGapOptions {
         gap: GapSettings {
             threshold: in_range(args, "ssim-threshold", 0.0, 0.0, 1.0)?,
@@ -124,15 +129,22 @@ fn options(args: &Args) -> Result<TravelOptions, String> {
         prompt: args.required("prompt")?.to_owned(),
         negative: args.get("negative").unwrap_or("").to_owned(),
         steps: steps.to_owned(),
-        mode: match args.get("mode") {
-            // Grad options alone choose grad mode.
-            None if args.get("grad-iter").is_some() => TravelMode::Grad,
-            _ => choice::<TravelMode>(args, "mode", TravelMode::ALL)?,
-        },
+        mode,
         interp: choice::<Interp>(args, "interp", Interp::ALL)?,
         easing,
         replace_dim: choice::<ReplaceDim>(args, "replace-dim", ReplaceDim::ALL)?,
-        replace_order: choice::<ReplaceOrder>(args, "replace-order", ReplaceOrder::ALL)?,
+        replace_order: match mode {
+            TravelMode::ReplaceIds => ReplaceOrder::default(),
+            _ => choice::<ReplaceOrder>(args, "replace-order", ReplaceOrder::ALL)?,
+        },
+        token_order: match (mode, args.get("replace-order")) {
+            (TravelMode::ReplaceIds, Some("similar")) => TokenOrder::MostSimilar,
+            (TravelMode::ReplaceIds, Some("different")) => TokenOrder::MostDifferent,
+            (TravelMode::ReplaceIds, _) => {
+                choice::<TokenOrder>(args, "replace-order", TokenOrder::ALL)?
+            }
+            _ => TokenOrder::default(),
+        },
         genesis: choice::<Genesis>(args, "genesis", Genesis::ALL)?,
         denoise: args.parsed("denoise", 1.0f64)?,
         embryo_step,

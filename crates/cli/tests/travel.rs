@@ -282,6 +282,13 @@ fn grad_mode_logs_every_steps_losses() {
     assert_eq!(lines[0], "frame\tfrom\tto\tstep\tloss_latent\tloss_cond");
     assert_eq!(lines.len(), 1 + 2 * 2);
     std::fs::remove_dir_all(&dir).unwrap();
+    // The old token-ID replace, ordered by the gradient of grad mode's loss per token.
+    let got = frames(
+        TWO,
+        "2",
+        &["--mode", "replace-ids", "--replace-order", "grad-max"],
+    );
+    assert_eq!(alphas(&got), [0.0, 1.0 / 3.0, 2.0 / 3.0, 1.0]);
     // One stage wanders (grad mode only).
     let (output, dir) = travel("wander", "a cat", "2", &["--mode", "grad"]);
     assert!(

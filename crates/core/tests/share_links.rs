@@ -9,7 +9,7 @@ use keyshift_core::share::{
 };
 use keyshift_core::travel::easing::Easing;
 use keyshift_core::travel::{
-    Genesis, GradMethod, GradOptions, Interp, ReplaceDim, ReplaceOrder, TravelMode,
+    Genesis, GradMethod, GradOptions, Interp, ReplaceDim, ReplaceOrder, TokenOrder, TravelMode,
 };
 use proptest::prelude::*;
 
@@ -58,7 +58,7 @@ fn golden_v2_project() -> Project {
 }
 
 /// A link written by schema v3: a prompt travel with every option set.
-const GOLDEN_V3: &str = "v3.bVJda9swFP0r5j61VDW2E7uZYU_bYDA69rDHgVGkG1ugDyMpCV3Jf9-9rhMG7YOxdXSuzof1Cl46hB6-yFzkUOgwgoA5BjdnQmWhCP_9_dvPu4SoP7f3f7xkEr_2JmoiexxlNiccblN7e4zxRRR3Npwjpr4um3siJszZ-DFB_wpno_ME_VO3EzChGSeaa-uGSBlnYmwqAeowDklJS_a6suV51NDXzWbbdk-7T8RI0s0WI0l-_fX88FA0z8UPGaNMcBEgvXFkLHjWc0FzyjeLjznKE1q2NJlD5v3lY1jF2ceBPx63JalYlKS7EeBMjIHUcjyigIguUOq_GMMVOs6r33rxm4wb8kQNTMHSCVW5u6LO-EWMwaqq_0NnRX46QinBapPtvRmDrSg6sr2miThbqZAA4zNGOg2S5bcAlImqJqAqN6Iqa3qeRA3iOjNo42hXTdL7pYkrHqJeCtXmcMCIPtPeiB6TYf10VArJ64lFNfpgEnKGjhTdPr6EW6ot3SKujX-pNYrt1n3fwNps3XCzHzT0UUHv-mmr2zTfNVK5rVUMNLRbCGOUejCZ82zWlbTzJJdDmxVxmKdA2pCln2AFz4OVmcMTs71hKni9aF0ul38";
+const GOLDEN_V3: &str = "v3.bVLNitswEH4VM6ddVmtsJ3ZSQ09toVC29NBjwSjWxBbVj5GUpNsl794Zr2MKuwcj6ZsZfT_WCzhpEVr4JFOWfKb8AAKm4O2UCJVZT_jPr1--30VE9bG-_-UkN_Fy0EFRs8NBJn3Gbp06mFMIzyK7M_4SMLZlXt1TY8SUtBsitC9w0SqN0O6avYAR9TDSXF1W1JRwoo5NIaA_Dl3spSF5TV7zPCpoy2qzrZvd_gN1RGkng4EoP_94enjIqqfsmwxBRrgKkE5bEuYd81mv2OWrxMcU5BkNSxr1MXF93nQLOes48uZxmxOLQUm8GwFWh-CJLYUTCghoPbn-i8HfoNO06C1nvVHbLo2UwOgN3VDk-xtqtZvJGCyK8j906klPQyg5WGSyvFdhsBVZQ7IXNwEnI3skQLuEgW6DaHgVgDJS1AQU-UYUeUnfTpQgbjOd0paq_Sidm5O44T6oOVClj0cM6BLVBnQYNfPHU98jaT0zqULndUT20BCjPYRnv7ra0ivi2PiXGt2z3LJtK1iSLStO9p2E3gvoTT51sU7zWyOW9dwHT0P7uWEIUnU6sZ_NcpJmGuV8abUgFtPoiRuSdCMs4KUzMrF56qxXrPdOLVzJ_0a3hsX1Ryv_wPV6_Qc";
 
 fn golden_v3_project() -> Project {
     let mut project = golden_v2_project();
@@ -94,6 +94,7 @@ fn golden_v3_project() -> Project {
             w_latent: 0.5,
             w_cond: 2.0,
         },
+        token_order: TokenOrder::GradMax,
     };
     project
 }

@@ -6,12 +6,17 @@ use keyshift_core::image::{RgbImage, lanczos_resize, upscaled_size};
 use keyshift_core::noise::TorchRng;
 use keyshift_core::schedule::NoiseSchedule;
 use keyshift_core::tokens::ClipTokenizer;
+use keyshift_core::tokens::TokenChunk;
 use keyshift_core::travel::GradOptions;
+use keyshift_core::travel::TokenOrder;
 use keyshift_core::travel::replace::{distances, replaced, round_counts};
+use keyshift_core::travel::replace::{token_order, tokens_per_frame};
 use keyshift_sd::Device;
 use keyshift_sd::clock::Stopwatch;
-use keyshift_sd::generate::{GenerateError, Generation, Request, encode_init, read, stage_pair};
-use keyshift_sd::grad::{GradLosses, GradTarget, walk};
+use keyshift_sd::generate::{
+    GenerateError, Generation, Request, encode_init, encode_tokens, read, stage_pair, stage_tokens,
+};
+use keyshift_sd::grad::{GradLosses, GradTarget, gradient, walk};
 use keyshift_sd::model::SdModel;
 use keyshift_sd::pipeline::{Context, Context4, StepOutput};
 use keyshift_sd::taps::StepHook;
@@ -105,6 +110,18 @@ pub struct RenderSession<'m, S> {
     stored: BTreeMap<usize, StoredFrame>,
     embryo: Option<Context4>,
     walk: Option<((usize, usize), Context)>,
+}
+
+/// Tokens per chunk.
+const CHUNK: usize = 77;
+
+/// The old token-ID replace's settings for one frame.
+#[derive(Debug, Clone, Copy)]
+struct ReplaceIds {
+    order: TokenOrder,
+    rounds: usize,
+    steps: usize,
+    seed: u32,
 }
 
 /// A frame finished before (kept by the caller, e.g. in OPFS or a folder), to resume with.
@@ -361,6 +378,24 @@ impl<'m, S: FrameSource> RenderSession<'m, S> {
                     unit: *unit,
                 }
             }
+            TravelMix::ReplaceIds {
+                order,
+                rounds,
+                steps,
+                seed,
+                target,
+            } => {
+                let ids = ReplaceIds {
+                    order: *order,
+                    rounds: *rounds,
+                    steps: *steps,
+                    seed: *seed,
+                };
+                let c = self
+                    .replace_ids(request, &t.prompt, ids, target.as_deref())
+                    .await?;
+                Mix::Walked(Box::new(c))
+            }
             TravelMix::Grad {
                 options,
                 stages,
@@ -381,6 +416,96 @@ impl<'m, S: FrameSource> RenderSession<'m, S> {
             mix,
         };
         Ok((travel, losses))
+    }
+
+    /// The old token-ID replace: the prompt's tokens with the first positions of the order taken
+    /// from the target's, encoded again.
+    async fn replace_ids(
+        &self,
+        request: &Request,
+        to_prompt: &str,
+        ids: ReplaceIds,
+        target: Option<&RgbImage>,
+    ) -> Result<Context, GenerateError> {
+        let (a, b) = stage_tokens(self.model, self.tokenizer, request, to_prompt)?;
+        let flat = |chunks: &[TokenChunk]| -> Vec<u32> {
+            chunks.iter().flat_map(|c| c.ids.iter().copied()).collect()
+        };
+        let (ia, ib) = (flat(&a), flat(&b));
+        let differing: Vec<usize> = (0..ia.len().min(ib.len()))
+            .filter(|&i| ia[i] != ib[i])
+            .collect();
+        let scores = if ids.order.by_gradient() {
+            let target = target.ok_or_else(|| {
+                GenerateError::Invalid("the gradient orders need the target stage's image".into())
+            })?;
+            self.token_gradients(request, &a, &b, target, ids.seed)
+                .await?
+        } else if ids.order.scored() {
+            self.token_distances(&a, &b).await?
+        } else {
+            Vec::new()
+        };
+        let scored: Vec<f32> = differing
+            .iter()
+            .map(|&i| scores.get(i).copied().unwrap_or(0.0))
+            .collect();
+        let ordered = token_order(&differing, &scored, ids.order, ids.seed);
+        let take = (ids.rounds * tokens_per_frame(differing.len(), ids.steps)).min(ordered.len());
+        let mut chunks = a;
+        for &position in &ordered[..take] {
+            let (c, i) = (position / CHUNK, position % CHUNK);
+            if let (Some(to), Some(from)) = (b.get(c), chunks.get_mut(c)) {
+                from.ids[i] = to.ids[i];
+                from.weights[i] = to.weights[i];
+            }
+        }
+        Ok(encode_tokens(self.model, self.tokenizer, request, &chunks))
+    }
+
+    /// The L1 distance of the two prompts' input embeddings at every token position.
+    async fn token_distances(
+        &self,
+        a: &[TokenChunk],
+        b: &[TokenChunk],
+    ) -> Result<Vec<f32>, GenerateError> {
+        let mut out = Vec::new();
+        for (ca, cb) in a.iter().zip(b) {
+            let ea = self.model.clip.embed(std::slice::from_ref(&ca.ids));
+            let eb = self.model.clip.embed(std::slice::from_ref(&cb.ids));
+            out.extend(read((ea - eb).abs().mean_dim(2)).await?);
+        }
+        Ok(out)
+    }
+
+    /// The mean gradient of grad mode's loss at every token position of the prompt's
+    /// conditioning (one timestep and noise from `seed`).
+    async fn token_gradients(
+        &self,
+        request: &Request,
+        a: &[TokenChunk],
+        b: &[TokenChunk],
+        target: &RgbImage,
+        seed: u32,
+    ) -> Result<Vec<f32>, GenerateError> {
+        let schedule = NoiseSchedule::new(self.model.info.schedule.clone())
+            .map_err(GenerateError::Schedule)?;
+        let latent = encode_init(self.model, target, &self.device)?;
+        let grad_target = GradTarget {
+            model: self.model,
+            schedule: &schedule,
+            cond: encode_tokens(self.model, self.tokenizer, request, b),
+            latent,
+        };
+        let mut rng = TorchRng::new(u64::from(seed));
+        let t = rng.next_u32() as usize % schedule.train_timesteps().max(1);
+        let shape = grad_target.latent.dims();
+        let noise =
+            keyshift_sd::pipeline::latent(rng.randn(shape.iter().product()), shape, &self.device);
+        let c = encode_tokens(self.model, self.tokenizer, request, a);
+        let (g, _) = gradient(&grad_target, c, t, noise, &GradOptions::default())
+            .map_err(GenerateError::Invalid)?;
+        read(g.mean_dim(2)).await
     }
 
     /// Grad mode: walks this transition's conditioning on from where its last frame left it.

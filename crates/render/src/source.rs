@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use keyshift_core::image::RgbImage;
 use keyshift_core::schedule::Sampler;
-use keyshift_core::travel::{GradOptions, ReplaceDim, ReplaceOrder};
+use keyshift_core::travel::{GradOptions, ReplaceDim, ReplaceOrder, TokenOrder};
 use keyshift_sd::generate::InitImage;
 
 use crate::RenderError;
@@ -94,6 +94,20 @@ pub enum TravelMix {
         eased: Option<Vec<f64>>,
         /// Seed of the random order.
         seed: u32,
+    },
+    /// The old token-ID replace: `rounds` frames' worth of the differing token positions take
+    /// the target's ids, in `order`, and the prompt is encoded again.
+    ReplaceIds {
+        /// Which positions go first.
+        order: TokenOrder,
+        /// Rounds done by this frame.
+        rounds: usize,
+        /// Travel steps of the transition.
+        steps: usize,
+        /// Seed of the random order (and of the gradient orders' timestep and noise).
+        seed: u32,
+        /// The target stage's image, for the gradient orders.
+        target: Option<Box<RgbImage>>,
     },
     /// Grad mode: the conditioning walks from where the last frame of this transition left it
     /// (or from the prompt's) towards the target stage's, by PGD steps on the target image.

@@ -5,12 +5,12 @@ use std::collections::BTreeMap;
 
 use keyshift_core::image::{RgbImage, lanczos_resize};
 use keyshift_core::shift::SsimPoint;
-use keyshift_core::travel::GradOptions;
 use keyshift_core::travel::easing::{Curve, Easing};
 use keyshift_core::travel::{
     EmbryoStep, FrameKind, Genesis, Interp, ReplaceDim, ReplaceOrder, Slice, Stage, TravelFrame,
     TravelMode, TravelPlan, parse_steps, plan, stages,
 };
+use keyshift_core::travel::{GradOptions, TokenOrder};
 use keyshift_sd::generate::InitImage;
 use serde_json::json;
 
@@ -62,6 +62,8 @@ pub struct TravelOptions {
     pub gap: TravelGapOptions,
     /// Grad mode's iterations, step and loss weights.
     pub grad: GradOptions,
+    /// The old token-ID replace's order.
+    pub token_order: TokenOrder,
 }
 
 impl Default for TravelOptions {
@@ -85,6 +87,7 @@ impl Default for TravelOptions {
             fps: 10.0,
             gap: TravelGapOptions::default(),
             grad: GradOptions::default(),
+            token_order: TokenOrder::Random,
         }
     }
 }
@@ -169,6 +172,15 @@ impl TravelSource {
     /// Every SSIM gap filling measured so far (empty when it is off).
     pub fn ssim_points(&self) -> &[SsimPoint] {
         self.gaps.as_ref().map_or(&[], TravelGaps::points)
+    }
+
+    /// Whether frames need their target stage's image (grad mode, gradient token orders).
+    fn needs_stage_images(&self) -> bool {
+        match self.options.mode {
+            TravelMode::Grad => true,
+            TravelMode::ReplaceIds => self.options.token_order.by_gradient(),
+            _ => false,
+        }
     }
 
     /// Hands out `frame` under the next generation index.
@@ -302,6 +314,10 @@ impl TravelSource {
             FrameKind::Embryo => Embryo::Capture(k),
             _ => Embryo::Share(k),
         });
+        if self.options.mode == TravelMode::ReplaceIds {
+            // The negative prompt jumps straight to the target's, as in replace mode.
+            spec.negative.clone_from(&target.negative);
+        }
         spec.travel = Some(FrameTravel {
             prompt: target.prompt.clone(),
             negative: target.negative.clone(),
@@ -326,6 +342,19 @@ impl TravelSource {
         match (self.options.mode, self.options.interp) {
             (TravelMode::Linear, Interp::Lerp) => TravelMix::Lerp,
             (TravelMode::Linear, Interp::Slerp) => TravelMix::Slerp,
+            (TravelMode::ReplaceIds, _) => TravelMix::ReplaceIds {
+                order: self.options.token_order,
+                rounds: frame.step,
+                steps: frame.steps,
+                #[allow(clippy::cast_possible_truncation, reason = "A1111 seeds are 32-bit")]
+                seed: seed as u32,
+                target: self
+                    .options
+                    .token_order
+                    .by_gradient()
+                    .then(|| self.stage_images.get(&frame.to).cloned().map(Box::new))
+                    .flatten(),
+            },
             (TravelMode::Grad, _) => {
                 TravelMix::Grad {
                     options: self.options.grad,
@@ -459,12 +488,12 @@ impl FrameSource for TravelSource {
                     frame.generation_index
                 )));
             }
-            if self.options.mode == TravelMode::Grad
+            if self.needs_stage_images()
                 && frame.kind == FrameKind::Between
                 && !self.stage_images.contains_key(&frame.to)
             {
                 return Err(RenderError::Plan(format!(
-                    "grad mode needs stage {}'s image before frame {}",
+                    "the gradient needs stage {}'s image before frame {}",
                     frame.to + 1,
                     frame.generation_index
                 )));
@@ -483,7 +512,7 @@ impl FrameSource for TravelSource {
         if self.options.genesis == Genesis::Successive {
             self.previous = Some(image.clone());
         }
-        if self.options.mode == TravelMode::Grad
+        if self.needs_stage_images()
             && let Some(frame) = frame_of(record)
         {
             match frame.kind {

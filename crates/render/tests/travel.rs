@@ -377,3 +377,51 @@ fn grad_mode_walks_on_from_frame_to_frame_and_resumes_the_walk() {
     assert_eq!(again[&3].image.data, frames[&3].image.data);
     assert_eq!(again[&3].record.losses, frames[&3].record.losses);
 }
+
+#[test]
+fn token_id_replace_swaps_the_most_similar_or_different_token_first() {
+    use keyshift_core::travel::{TokenOrder, TravelMode};
+    let rig = Rig::new();
+    let single = |prompt: &str| {
+        rig.single(
+            2,
+            FrameSpec {
+                prompt: prompt.into(),
+                negative: "blurry".into(),
+                seed: 11,
+                cfg: 7.0,
+                ..FrameSpec::default()
+            },
+        )
+    };
+    // "a photo of a cat" → "a painting of a dog": two token positions differ.
+    let swaps = [
+        single("a painting of a cat").data,
+        single("a photo of a dog").data,
+    ];
+    let mut firsts = Vec::new();
+    for order in [TokenOrder::MostSimilar, TokenOrder::MostDifferent] {
+        let travel = TravelOptions {
+            mode: TravelMode::ReplaceIds,
+            steps: "2".into(),
+            token_order: order,
+            ..options(Genesis::Fixed)
+        };
+        let frames = run_records(
+            &rig,
+            TravelSource::new(travel, &settings(2)).unwrap(),
+            Default::default(),
+        );
+        // Stage 1, target, then 2 rounds of one token each: round 2 is the target's tokens.
+        assert_eq!(frames.len(), 4);
+        assert_eq!(frames[&3].image.data, frames[&1].image.data);
+        let first = &frames[&2].image.data;
+        let which = swaps.iter().position(|s| s == first);
+        assert!(which.is_some(), "{order:?}: round 1 is one token swapped");
+        firsts.push(which);
+    }
+    assert_ne!(
+        firsts[0], firsts[1],
+        "most similar and most different swap different tokens first"
+    );
+}

@@ -91,6 +91,20 @@ impl TextEncoder<'_> {
         Ok(PromptConditioning { parts })
     }
 
+    /// The token chunks of `prompt`'s first `AND` part at its first scheduled step (prompt
+    /// travel's old token-ID replace works on these).
+    pub fn tokens(&self, prompt: &str, steps: u32) -> Result<Vec<TokenChunk>, ConditioningError> {
+        let parsed =
+            ParsedPrompt::parse(prompt, ScheduleOptions::steps(steps), Fidelity::Keyshift)?;
+        let chunks = parsed
+            .parts
+            .first()
+            .and_then(|p| p.schedule.first())
+            .map(|s| s.chunks.clone())
+            .unwrap_or_default();
+        Ok(self.tokenizer.prompt_chunks(&chunks, self.family)?.chunks)
+    }
+
     /// Encodes weighted 77-token chunks and concatenates them along the token axis.
     ///
     /// # Shapes

@@ -7,7 +7,7 @@ use burn::tensor::{Device, Tensor, TensorData};
 use keyshift_core::noise::{NoiseError, NoiseSpec, TorchRng};
 use keyshift_core::parameters::{Parameters, sampler_name};
 use keyshift_core::schedule::{NoiseSchedule, Sampler, ScheduleConfig, ScheduleError, StepPlan};
-use keyshift_core::tokens::{ClipTokenizer, ModelFamily};
+use keyshift_core::tokens::{ClipTokenizer, ModelFamily, TokenChunk};
 
 use crate::conditioning::{ConditioningError, PromptConditioning, TextEncoder, pad_to_same_length};
 use crate::config::Activation;
@@ -393,6 +393,41 @@ fn encoder<'a>(
             request.clip_skip
         },
     }
+}
+
+/// The token chunks of the request's prompt and of `to_prompt` (first `AND` part, first
+/// scheduled step), the shorter padded with the empty prompt's chunk.
+pub fn stage_tokens(
+    model: &SdModel,
+    tokenizer: &ClipTokenizer,
+    request: &Request,
+    to_prompt: &str,
+) -> Result<(Vec<TokenChunk>, Vec<TokenChunk>), GenerateError> {
+    let encoder = encoder(model, tokenizer, request);
+    let steps = u32::try_from(request.steps).unwrap_or(u32::MAX);
+    let mut a = encoder.tokens(&request.prompt, steps)?;
+    let mut b = encoder.tokens(to_prompt, steps)?;
+    let empty = encoder.tokens("", 1)?;
+    let n = a.len().max(b.len());
+    for chunks in [&mut a, &mut b] {
+        while chunks.len() < n {
+            chunks.extend(empty.first().cloned());
+        }
+    }
+    Ok((a, b))
+}
+
+/// Encodes token chunks as the request's encoder does (CLIP skip, emphasis per chunk).
+///
+/// # Shapes
+/// - returns `[1, 77·chunks, dim]`
+pub fn encode_tokens(
+    model: &SdModel,
+    tokenizer: &ClipTokenizer,
+    request: &Request,
+    chunks: &[TokenChunk],
+) -> Tensor<3> {
+    encoder(model, tokenizer, request).encode_chunks(chunks)
 }
 
 /// The first `AND` part's step-0 conditioning of the request's prompt and of `to_prompt`,

@@ -166,6 +166,7 @@ pub fn travel_plan(
             crop: travel.ssim_crop,
         },
         grad: travel.grad,
+        token_order: travel.token_order,
     };
     let settings = render_settings(request, 1.0, label);
     let source = TravelSource::new(options, &settings).map_err(|e| e.to_string())?;

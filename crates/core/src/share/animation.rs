@@ -7,8 +7,8 @@ use crate::shift::ShiftRequest;
 use crate::shift::run::{RunError, RunSettings, run};
 use crate::travel::easing::Easing;
 use crate::travel::{
-    Genesis, GradOptions, Interp, ReplaceDim, ReplaceOrder, Slice, TravelError, TravelMode,
-    parse_steps, plan, stages,
+    Genesis, GradOptions, Interp, ReplaceDim, ReplaceOrder, Slice, TokenOrder, TravelError,
+    TravelMode, parse_steps, plan, stages,
 };
 
 /// How a project is rendered.
@@ -132,6 +132,8 @@ pub struct TravelSettings {
     pub ssim_crop: f64,
     /// Grad mode's iterations, step, method and loss weights.
     pub grad: GradOptions,
+    /// The old token-ID replace's order.
+    pub token_order: TokenOrder,
 }
 
 impl Default for TravelSettings {
@@ -155,6 +157,7 @@ impl Default for TravelSettings {
             ssim_blur: 0.0,
             ssim_crop: 0.0,
             grad: GradOptions::default(),
+            token_order: TokenOrder::default(),
         }
     }
 }

@@ -15,7 +15,8 @@ use super::project::{
 };
 use crate::travel::easing::Easing;
 use crate::travel::{
-    Genesis, GradMethod, GradOptions, Interp, ReplaceDim, ReplaceOrder, Slice, TravelMode,
+    Genesis, GradMethod, GradOptions, Interp, ReplaceDim, ReplaceOrder, Slice, TokenOrder,
+    TravelMode,
 };
 
 /// Schema version 1 of a Keyshift project.
@@ -320,6 +321,8 @@ pub struct TravelV3 {
     pub grad_w_latent: f64,
     /// Grad mode: weight of the conditioning loss.
     pub grad_w_cond: f64,
+    /// Token-ID replace: `random`, `most-similar`, `most-different`, `grad-min`, `grad-max`.
+    pub token_order: String,
     /// Fields this version does not know; reported as warnings.
     #[serde(flatten, skip_serializing)]
     pub unknown: BTreeMap<String, Value>,
@@ -373,6 +376,7 @@ impl From<&TravelSettings> for TravelV3 {
             grad_method: t.grad.method.name().to_owned(),
             grad_w_latent: t.grad.w_latent,
             grad_w_cond: t.grad.w_cond,
+            token_order: t.token_order.name().to_owned(),
             unknown: BTreeMap::new(),
         }
     }
@@ -604,6 +608,13 @@ fn normalise_travel(t: &TravelV3, warnings: &mut Vec<Warning>) -> TravelSettings
             w_latent: grad_w_latent,
             w_cond: grad_w_cond,
         },
+        token_order: named(
+            "animation.travel.token_order",
+            &t.token_order,
+            TokenOrder::from_name,
+            TokenOrder::name,
+            warnings,
+        ),
     }
 }
 

@@ -168,7 +168,7 @@ fn transition(b: &mut Builder, i: usize, s: usize, mode: TravelMode, genesis: Ge
     let (count, denominator) = match mode {
         TravelMode::Linear if successive => (s, s),
         TravelMode::Linear | TravelMode::Grad => (s - 1, s),
-        TravelMode::Replace => (s, s + 1),
+        TravelMode::Replace | TravelMode::ReplaceIds => (s, s + 1),
     };
     let target =
         (!successive).then(|| b.push(from, to, 1.0, FrameKind::Stage, denominator, s, false));

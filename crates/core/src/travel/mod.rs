@@ -23,7 +23,7 @@ use thiserror::Error;
 
 pub use easing::Easing;
 pub use frames::{FrameKind, TravelFrame, TravelPlan, plan};
-pub use replace::{ReplaceDim, ReplaceOrder};
+pub use replace::{ReplaceDim, ReplaceOrder, TokenOrder};
 
 pub use slice::Slice;
 pub use stages::{Stage, parse_steps, stages};
@@ -37,6 +37,9 @@ pub enum TravelMode {
     Linear,
     /// Replace elements of the encoded conditioning by the next stage's, a few more each frame.
     Replace,
+    /// The old (v1.2) replace: token IDs of the prompt take the next stage's, a few more each
+    /// frame, and the prompt is encoded again.
+    ReplaceIds,
     /// Walk the prompt's conditioning towards the next stage by gradient steps (prompt-travel
     /// v1.1): the training loss of the next stage's image plus the L1 distance of the conds.
     Grad,
@@ -86,7 +89,12 @@ macro_rules! names {
 }
 pub(crate) use names;
 
-names!(TravelMode { Linear = "linear", Replace = "replace", Grad = "grad" });
+names!(TravelMode {
+    Linear = "linear",
+    Replace = "replace",
+    ReplaceIds = "replace-ids",
+    Grad = "grad",
+});
 names!(GradMethod { Clip = "clip", Sign = "sign", Tanh = "tanh" });
 
 /// How a grad-mode step turns the gradient into a move.

@@ -45,6 +45,73 @@ pub enum ReplaceOrder {
 }
 
 names!(ReplaceDim { Token = "token", Channel = "channel", Random = "random" });
+names!(TokenOrder {
+    Random = "random",
+    MostSimilar = "most-similar",
+    MostDifferent = "most-different",
+    GradMin = "grad-min",
+    GradMax = "grad-max",
+});
+
+/// The old (v1.2) token-ID replace's order of the differing token positions.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TokenOrder {
+    /// At random (seeded: NumPy's `RandomState(seed).permutation`).
+    #[default]
+    Random,
+    /// Smallest L1 distance of the two tokens' input embeddings first.
+    MostSimilar,
+    /// Largest distance first.
+    MostDifferent,
+    /// Smallest mean gradient (grad mode's loss, per token) first.
+    GradMin,
+    /// Largest mean gradient first.
+    GradMax,
+}
+
+impl TokenOrder {
+    /// Whether the order needs a score per position (`MostSimilar`, …: the embedding distance;
+    /// `Grad…`: the mean gradient).
+    pub fn scored(self) -> bool {
+        self != Self::Random
+    }
+
+    /// Whether the score is a gradient.
+    pub fn by_gradient(self) -> bool {
+        matches!(self, Self::GradMin | Self::GradMax)
+    }
+}
+
+/// Tokens replaced per frame in the original: `max(n_diff // steps, 1)`.
+pub fn tokens_per_frame(n_diff: usize, steps: usize) -> usize {
+    (n_diff / steps.max(1)).max(1)
+}
+
+/// The differing positions in the order they are replaced; `scores` has one value per
+/// position of `differing` (ignored for `Random`).
+pub fn token_order(
+    differing: &[usize],
+    scores: &[f32],
+    order: TokenOrder,
+    seed: u32,
+) -> Vec<usize> {
+    let mut ranked: Vec<usize> = (0..differing.len()).collect();
+    let score = |i: usize| scores.get(i).copied().unwrap_or(0.0);
+    match order {
+        TokenOrder::Random => {
+            let mut rng = TorchRng::new(u64::from(seed));
+            ranked = numpy_permutation(differing.len(), &mut rng);
+        }
+        TokenOrder::MostSimilar | TokenOrder::GradMin => {
+            ranked.sort_by(|&a, &b| score(a).total_cmp(&score(b)));
+        }
+        TokenOrder::MostDifferent | TokenOrder::GradMax => {
+            ranked.sort_by(|&a, &b| score(b).total_cmp(&score(a)));
+        }
+    }
+    ranked.into_iter().map(|i| differing[i]).collect()
+}
 names!(ReplaceOrder { Random = "random", Similar = "similar", Different = "different" });
 
 /// Units closer than this are the same.
@@ -188,6 +255,28 @@ fn random_interval(max: u64, rng: &mut TorchRng) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn token_orders_rank_the_differing_positions() {
+        let differing = [2, 5, 7];
+        let scores = [0.5, 0.1, 0.9];
+        assert_eq!(
+            token_order(&differing, &scores, TokenOrder::MostSimilar, 0),
+            [5, 2, 7]
+        );
+        assert_eq!(
+            token_order(&differing, &scores, TokenOrder::GradMax, 0),
+            [7, 2, 5]
+        );
+        // RandomState(1).permutation(3) = [0, 2, 1].
+        assert_eq!(
+            token_order(&differing, &scores, TokenOrder::Random, 1),
+            [2, 7, 5]
+        );
+        assert_eq!(tokens_per_frame(7, 3), 2);
+        assert_eq!(tokens_per_frame(2, 5), 1);
+        assert_eq!(TokenOrder::from_name("grad-min"), Some(TokenOrder::GradMin));
+    }
 
     #[test]
     fn numpy_permutation_matches_random_state() {
