@@ -14,11 +14,11 @@ transformers 5.23 / torch 2.15, fp32 on the CPU:
      per round) for the orders similar (np.argsort ascending, stable), different (descending,
      stable) and random (np.random.RandomState(42).choice(remaining, count, replace=False) per
      round); one mixed conditioning;
-  5. grad mode: the gradient of loss_latent + loss_cond with respect to stage a's conditioning
-     (torch autograd), the losses, and one clip step;
   4. embryo genesis: Euler (linspace, 4 steps, CFG 7.5, negative "") from golden's pipe.init_noise
      with the stages lerped at 0.5; the latent before step 2 is the embryo; then a frame at
-     alpha 0.25 whose latent is replaced by the embryo before step 2, its final latent and image.
+     alpha 0.25 whose latent is replaced by the embryo before step 2, its final latent and image;
+  5. grad mode: the gradient of loss_latent + loss_cond with respect to stage a's conditioning
+     (torch autograd), the losses, and one clip step.
 
 Outputs: fixtures/tiny-sd1/travel.safetensors + travel.json (what each tensor is).
 Run from the repository root:  /path/to/python scripts/reference/make_travel.py
