@@ -1003,7 +1003,7 @@ test('grad mode walks the conditioning on WebGPU, one PGD iteration per frame, a
     assert.equal(await byId(page, 'grad-method').inputValue(), 'clip');
     assert.equal(await text(page, 'frame-count'), '2 stages · 3 frames · video 3 frames, 0.3 s at 10 fps');
     await byId(page, 'render').click();
-    await waitForFrames(page, 3);
+    await waitForFrames(page, 3).catch((e) => { throw new Error(`${e.message}\n${errors.join('\n')}`); });
     await page.waitForFunction(() => !document.querySelector('[data-testid="export-webm"]')?.disabled,
       null, { timeout: GPU_TIMEOUT_MS });
     // The walked frame is the video's second.

@@ -402,8 +402,9 @@ impl<'m, S: FrameSource> RenderSession<'m, S> {
                 target,
                 seed,
             } => {
-                let (c, steps) =
-                    self.grad_walk(request, &t.prompt, *stages, target, *seed, options)?;
+                let (c, steps) = self
+                    .grad_walk(request, &t.prompt, *stages, target, *seed, options)
+                    .await?;
                 losses = steps.iter().map(|l| [l.latent, l.cond]).collect();
                 Mix::Walked(Box::new(c))
             }
@@ -504,12 +505,13 @@ impl<'m, S: FrameSource> RenderSession<'m, S> {
             keyshift_sd::pipeline::latent(rng.randn(shape.iter().product()), shape, &self.device);
         let c = encode_tokens(self.model, self.tokenizer, request, a);
         let (g, _) = gradient(&grad_target, c, t, noise, &GradOptions::default())
+            .await
             .map_err(GenerateError::Invalid)?;
         read(g.mean_dim(2)).await
     }
 
     /// Grad mode: walks this transition's conditioning on from where its last frame left it.
-    fn grad_walk(
+    async fn grad_walk(
         &mut self,
         request: &Request,
         to_prompt: &str,
@@ -532,8 +534,9 @@ impl<'m, S: FrameSource> RenderSession<'m, S> {
             latent: encode_init(self.model, target, &self.device)?,
         };
         let mut rng = TorchRng::new(seed);
-        let (c, losses) =
-            walk(&grad_target, start, options, &mut rng).map_err(GenerateError::Invalid)?;
+        let (c, losses) = walk(&grad_target, start, options, &mut rng)
+            .await
+            .map_err(GenerateError::Invalid)?;
         self.walk = Some((stages, c.clone()));
         Ok((c, losses))
     }

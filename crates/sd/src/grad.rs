@@ -35,18 +35,18 @@ pub struct GradTarget<'a> {
 }
 
 /// The gradient of the weighted loss with respect to `c` at timestep `t` with noise `noise`, and
-/// the losses.
+/// the losses (read back from the device: async for WebGPU; natively, block on it).
 ///
 /// # Shapes
 /// - `c`: `[1, tokens, dim]`, `noise`: as the target latent → gradient as `c`
-pub fn gradient(
-    target: &GradTarget,
+pub async fn gradient(
+    target: &GradTarget<'_>,
     c: Tensor<3>,
     t: usize,
     noise: Tensor<4>,
     options: &GradOptions,
 ) -> Result<(Tensor<3>, GradLosses), String> {
-    let ac = target
+    let ac: f64 = target
         .schedule
         .alphas_cumprod()
         .get(t)
@@ -70,19 +70,16 @@ pub fn gradient(
         .ok_or("the conditioning got no gradient")?
         .without_autodiff();
     let losses = GradLosses {
-        latent: scalar(loss_latent)?,
-        cond: scalar(loss_cond)?,
+        latent: scalar(loss_latent).await?,
+        cond: scalar(loss_cond).await?,
     };
     Ok((g, losses))
 }
 
-fn scalar(t: Tensor<1>) -> Result<f64, String> {
-    let v = t
-        .without_autodiff()
-        .into_data()
-        .convert::<f32>()
-        .try_into_vec::<f32>()
-        .map_err(|e| format!("{e:?}"))?;
+async fn scalar(t: Tensor<1>) -> Result<f64, String> {
+    let v = crate::generate::read(t.without_autodiff())
+        .await
+        .map_err(|e| e.to_string())?;
     Ok(v.first().copied().map_or(f64::NAN, f64::from))
 }
 
@@ -101,8 +98,8 @@ pub fn step(g: Tensor<3>, method: GradMethod) -> Tensor<3> {
 
 /// `options.iterations` PGD steps from `c`, each at a timestep and noise drawn from `rng`
 /// (`t = u32 % timesteps`, then the noise): the walked conditioning and each step's losses.
-pub fn walk(
-    target: &GradTarget,
+pub async fn walk(
+    target: &GradTarget<'_>,
     mut c: Tensor<3>,
     options: &GradOptions,
     rng: &mut TorchRng,
@@ -114,7 +111,7 @@ pub fn walk(
         let t = rng.next_u32() as usize % timesteps;
         let values = rng.randn(shape.iter().product());
         let noise = Tensor::<4>::from_data(TensorData::new(values, shape), &c.device());
-        let (g, l) = gradient(target, c.clone(), t, noise, options)?;
+        let (g, l) = gradient(target, c.clone(), t, noise, options).await?;
         c = c - step(g, options.method) * options.alpha;
         losses.push(l);
     }

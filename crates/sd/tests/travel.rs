@@ -303,7 +303,14 @@ fn one_grad_step_matches_torch_autograd() {
     );
     let target = grad_target(&x, &schedule);
     let a = x.stage(0);
-    let (g, losses) = gradient(&target, a.clone(), 500, noise, &GradOptions::default()).unwrap();
+    let (g, losses) = pollster::block_on(gradient(
+        &target,
+        a.clone(),
+        500,
+        noise,
+        &GradOptions::default(),
+    ))
+    .unwrap();
     // The issue asks for 1e-4; the gradient is held to 1e-6 (its values are about 4e-4).
     check("grad.gradient", &values(g.clone()), &want_grad, 1e-6);
     #[allow(clippy::cast_possible_truncation, reason = "compared in f32")]
@@ -326,7 +333,8 @@ fn the_grad_walk_lowers_the_loss_over_five_iterations() {
     let mut totals = Vec::new();
     for _ in 0..6 {
         // The walk draws a timestep and noise per step; held fixed here, the loss is one function.
-        let (g, l) = gradient(&target, c.clone(), 500, noise.clone(), &options).unwrap();
+        let (g, l) =
+            pollster::block_on(gradient(&target, c.clone(), 500, noise.clone(), &options)).unwrap();
         totals.push(l.latent + l.cond);
         c = c - step(g, GradMethod::Clip) * options.alpha;
     }
