@@ -59,6 +59,10 @@ pub enum TravelField {
     GradWCond,
     /// Token-ID replace: the order of the token positions.
     TokenOrder,
+    /// Variation seed (−1: random per frame).
+    Subseed,
+    /// Variation strength.
+    SubseedStrength,
 }
 
 impl TravelField {
@@ -88,6 +92,8 @@ impl TravelField {
             Self::GradWLatent => "Weight of the latent loss",
             Self::GradWCond => "Weight of the conditioning loss",
             Self::TokenOrder => "Token order",
+            Self::Subseed => "Variation seed",
+            Self::SubseedStrength => "Variation strength",
         }
     }
 
@@ -124,6 +130,8 @@ impl TravelField {
             Self::GradWLatent => t.grad.w_latent = real(label, text, 0.0, 1000.0)?,
             Self::GradWCond => t.grad.w_cond = real(label, text, 0.0, 1000.0)?,
             Self::TokenOrder => t.token_order = pick(label, text, TokenOrder::from_name)?,
+            Self::Subseed => t.subseed = real(label, text, -1.0, 4_294_967_295.0)? as i64,
+            Self::SubseedStrength => t.subseed_strength = real(label, text, 0.0, 1.0)?,
             Self::Pad => {
                 t.pad = text
                     .trim()

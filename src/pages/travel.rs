@@ -75,7 +75,7 @@ struct Entry {
     value: fn(&TravelSettings) -> String,
 }
 
-static ENTRIES: [Entry; 6] = [
+static ENTRIES: [Entry; 8] = [
     Entry {
         label: "Travel steps (one number, or one per transition: 12, 24)",
         testid: "travel-steps",
@@ -105,6 +105,18 @@ static ENTRIES: [Entry; 6] = [
         testid: "travel-slice",
         field: TravelField::Slice,
         value: |t| t.slice.clone(),
+    },
+    Entry {
+        label: "Variation seed (-1: random per frame)",
+        testid: "travel-subseed",
+        field: TravelField::Subseed,
+        value: |t| t.subseed.to_string(),
+    },
+    Entry {
+        label: "Variation strength (one line may wander)",
+        testid: "travel-subseed-strength",
+        field: TravelField::SubseedStrength,
+        value: |t| t.subseed_strength.to_string(),
     },
     Entry {
         label: "Video FPS",

@@ -58,7 +58,8 @@ commands:
            [--grad-iter N --grad-alpha A --grad-method clip|sign|tanh --grad-w-latent W
             --grad-w-cond W] [--seed S] [--cfg C] [--steps K] [--sampler NAME] [--size WxH] [--pad N]
            [--slice SPEC] [--fps F] [--ssim-threshold T] [--ssim-min-step X] [--ssim-min-pct P]
-           [--ssim-blur R] [--ssim-crop PCT] [--stop-after N] [--resume]
+           [--ssim-blur R] [--ssim-crop PCT] [--subseed N|-1 --subseed-strength X]
+           [--stop-after N] [--resume]
            --out DIR | FILE.gif | FILE.zip
                                      prompt travel, one stage per line of --prompt (a line may
                                      end with THEN(seed=S, cfg=C)); frames.json gives each

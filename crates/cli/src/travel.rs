@@ -39,6 +39,8 @@ const TRAVEL_OPTIONS: &[&str] = &[
     "grad-method",
     "grad-w-latent",
     "grad-w-cond",
+    "subseed",
+    "subseed-strength",
     "upscale",
     "out",
     "resume",
@@ -154,6 +156,20 @@ fn options(args: &Args) -> Result<TravelOptions, String> {
         slice,
         fps,
         gap,
+        subseed: match args.parsed("subseed", -1i64)? {
+            -1 => None,
+            s => Some(
+                u64::try_from(s)
+                    .ok()
+                    .filter(|s| *s <= u64::from(u32::MAX))
+                    .ok_or_else(|| {
+                        format!(
+                            "--subseed: {s} (0 to 4294967295, or -1 for a random one per frame)"
+                        )
+                    })?,
+            ),
+        },
+        subseed_strength: in_range(args, "subseed-strength", 0.0, 0.0, 1.0)?,
         grad: GradOptions {
             iterations: args.parsed("grad-iter", 1usize)?,
             alpha: in_range(args, "grad-alpha", 0.01, 0.0, 10.0)?,

@@ -299,3 +299,29 @@ fn grad_mode_logs_every_steps_losses() {
     assert!(dir.join("00002.png").exists() && !dir.join("00003.png").exists());
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn a_random_variation_seed_per_frame_lets_one_stage_wander() {
+    let (output, dir) = travel("vary", "a cat", "3", &["--subseed-strength", "0.4"]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let json: Vec<serde_json::Value> =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("frames.json")).unwrap()).unwrap();
+    assert_eq!(json.len(), 1 + 3);
+    let subseeds: std::collections::BTreeSet<u64> = json
+        .iter()
+        .map(|f| f["subseed"].as_u64().unwrap())
+        .collect();
+    assert_eq!(subseeds.len(), 4, "a new variation seed every frame");
+    assert!(
+        json.iter()
+            .all(|f| f["subseed_strength"] == 0.4 && f["seed"] == 42)
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+    // Without a variation strength, one stage is still too few.
+    let (output, _) = travel("still", "a cat", "3", &[]);
+    assert_eq!(output.status.code(), Some(2));
+}

@@ -58,7 +58,7 @@ fn golden_v2_project() -> Project {
 }
 
 /// A link written by schema v3: a prompt travel with every option set.
-const GOLDEN_V3: &str = "v3.bVLNitswEH4VM6ddVmtsJ3ZSQ09toVC29NBjwSjWxBbVj5GUpNsl794Zr2MKuwcj6ZsZfT_WCzhpEVr4JFOWfKb8AAKm4O2UCJVZT_jPr1--30VE9bG-_-UkN_Fy0EFRs8NBJn3Gbp06mFMIzyK7M_4SMLZlXt1TY8SUtBsitC9w0SqN0O6avYAR9TDSXF1W1JRwoo5NIaA_Dl3spSF5TV7zPCpoy2qzrZvd_gN1RGkng4EoP_94enjIqqfsmwxBRrgKkE5bEuYd81mv2OWrxMcU5BkNSxr1MXF93nQLOes48uZxmxOLQUm8GwFWh-CJLYUTCghoPbn-i8HfoNO06C1nvVHbLo2UwOgN3VDk-xtqtZvJGCyK8j906klPQyg5WGSyvFdhsBVZQ7IXNwEnI3skQLuEgW6DaHgVgDJS1AQU-UYUeUnfTpQgbjOd0paq_Sidm5O44T6oOVClj0cM6BLVBnQYNfPHU98jaT0zqULndUT20BCjPYRnv7ra0ivi2PiXGt2z3LJtK1iSLStO9p2E3gvoTT51sU7zWyOW9dwHT0P7uWEIUnU6sZ_NcpJmGuV8abUgFtPoiRuSdCMs4KUzMrF56qxXrPdOLVzJ_0a3hsX1Ryv_wPV6_Qc";
+const GOLDEN_V3: &str = "v3.bVLNitswEH4Vo9MuqxjbiZ3E0FNbKJQtPfRYMIo0sUX1YyQl6XbJu3fGcczC7sFI-jSj78fzypywwFr2WaQs-Uz5nnE2Bm_HhKjIJOK_vn398RAB1Kf68bcTVETLQQeFxQ56kfQZuqXrYE4hvPDswfhLgNiWefWIhRFS0q6PrH1lF63SwNpts-NsAN0P2FeXFRYlGLFiXXAmj30XpTAor8lr6gfF2rJab-pmu9tjRRR2NBCQ8svP56enrHrOvosQRGRXzoTTFoV5R3zWK3J5k7hKQZzBkKRBHxPdT5tuJicdR9qsNjmyGBDIu-bM6hA8sqVwAs4CWI-u_0Hwd-g0znrLSW_UtksDJjB4gy8U-e6OWu0mMgKLonyDjhL1NIiig1kmybsJYxueNSh7dhNgNEICAtolCPgai4ZWzkBEjBqBIl_zIi_x2_KS8XtPp7TFWzkI56Yk7rgPagpU6eMRAriEdz04iJr440lKQK1nIlXgvI5AHhpktIfw4hdXG5wiio1-qdGS5JZtW7E52bKiZD9I6KOA3uVTF0s3zRqyLGcZPDbtpoI-CNXpRH7W80mYcRDTo9WMWEiDR26WhBvYDF46IxKZx8p6waR3auZK_g-4JSy6X1nxlybqdLjN6X6_HNAJJtnTwBd5VV-v1_8";
 
 fn golden_v3_project() -> Project {
     let mut project = golden_v2_project();
@@ -95,6 +95,8 @@ fn golden_v3_project() -> Project {
             w_cond: 2.0,
         },
         token_order: TokenOrder::GradMax,
+        subseed: 99,
+        subseed_strength: 0.25,
     };
     project
 }

@@ -4,8 +4,10 @@
 use std::collections::BTreeMap;
 
 use keyshift_core::image::{RgbImage, lanczos_resize};
+use keyshift_core::noise::TorchRng;
 use keyshift_core::shift::SsimPoint;
 use keyshift_core::travel::easing::{Curve, Easing};
+use keyshift_core::travel::frames::wander_plan;
 use keyshift_core::travel::{
     EmbryoStep, FrameKind, Genesis, Interp, ReplaceDim, ReplaceOrder, Slice, Stage, TravelFrame,
     TravelMode, TravelPlan, parse_steps, plan, stages,
@@ -64,6 +66,10 @@ pub struct TravelOptions {
     pub grad: GradOptions,
     /// The old token-ID replace's order.
     pub token_order: TokenOrder,
+    /// Variation seed of every frame (`None`: a random one per frame, drawn from the seed).
+    pub subseed: Option<u64>,
+    /// Variation strength (0: none).
+    pub subseed_strength: f64,
 }
 
 impl Default for TravelOptions {
@@ -88,6 +94,8 @@ impl Default for TravelOptions {
             gap: TravelGapOptions::default(),
             grad: GradOptions::default(),
             token_order: TokenOrder::Random,
+            subseed: None,
+            subseed_strength: 0.0,
         }
     }
 }
@@ -118,15 +126,28 @@ impl TravelSource {
         let stages = stages(&options.prompt, &options.negative).map_err(|e| error(&e))?;
         let steps = parse_steps(&options.steps, stages.len()).map_err(|e| error(&e))?;
         let curve = options.easing.curve().map_err(|e| error(&e))?;
-        let plan = plan(
-            stages.len(),
-            &steps,
-            options.mode,
-            options.genesis,
-            &curve,
-            None,
-        )
-        .map_err(|e| error(&e))?;
+        let wanders = options.subseed.is_none()
+            && options.subseed_strength > 0.0
+            && options.mode == TravelMode::Linear;
+        let plan = if stages.len() == 1 && wanders {
+            wander_plan(steps[0], None)
+        } else {
+            plan(
+                stages.len(),
+                &steps,
+                options.mode,
+                options.genesis,
+                &curve,
+                None,
+            )
+            .map_err(|e| error(&e))?
+        };
+        if !(0.0..=1.0).contains(&options.subseed_strength) {
+            return Err(RenderError::Plan(format!(
+                "variation strength {} is outside 0 to 1",
+                options.subseed_strength
+            )));
+        }
         let gaps = gap_filling(&options)?;
         let embryo_step = match options.genesis {
             Genesis::Embryo => Some(
@@ -237,6 +258,12 @@ impl TravelSource {
             img2img: self.is_img2img(record),
             ..frame
         };
+        if frame.kind == FrameKind::Between && self.needs_stage_images() {
+            return Err(RenderError::Plan(format!(
+                "frame {index} cannot be made alone: its conditioning comes from gradients \
+                 through the frames rendered before it; render the travel again instead"
+            )));
+        }
         if frame.img2img && previous.is_none() {
             return Err(RenderError::Plan(format!(
                 "frame {index} is img2img of frame {}, which is not stored",
@@ -296,6 +323,20 @@ impl TravelSource {
         };
         if own.is_none() {
             self.travel_towards(&mut spec, frame);
+        }
+        if self.options.subseed_strength > 0.0 && spec.subseed_strength == 0.0 {
+            // A1111's variation seed: fixed, or (−1) a new one for every frame.
+            spec.subseed = self.options.subseed.unwrap_or_else(|| {
+                // The generator takes 32 bits: mix the frame into them.
+                #[allow(clippy::cast_possible_truncation, reason = "32-bit seeds")]
+                let mixed = (spec.seed as u32)
+                    ^ (frame.generation_index as u32)
+                        .wrapping_add(1)
+                        .wrapping_mul(0x9E37_79B9);
+                let mut rng = TorchRng::new(u64::from(mixed));
+                u64::from(rng.next_u32())
+            });
+            spec.subseed_strength = self.options.subseed_strength;
         }
         spec
     }

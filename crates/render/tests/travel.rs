@@ -368,6 +368,12 @@ fn grad_mode_walks_on_from_frame_to_frame_and_resumes_the_walk() {
             (*i, frame)
         })
         .collect();
+    let source = TravelSource::new(travel.clone(), &settings(2)).unwrap();
+    assert!(
+        source.again(&frames[&3].record, None).is_err(),
+        "a walked frame is not made alone"
+    );
+    assert!(source.again(&frames[&1].record, None).is_ok());
     let again = run_records(
         &rig,
         TravelSource::new(travel, &settings(2)).unwrap(),

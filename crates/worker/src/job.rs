@@ -167,6 +167,8 @@ pub fn travel_plan(
         },
         grad: travel.grad,
         token_order: travel.token_order,
+        subseed: u64::try_from(travel.subseed).ok(),
+        subseed_strength: travel.subseed_strength,
     };
     let settings = render_settings(request, 1.0, label);
     let source = TravelSource::new(options, &settings).map_err(|e| e.to_string())?;

@@ -8,7 +8,7 @@ use crate::shift::run::{RunError, RunSettings, run};
 use crate::travel::easing::Easing;
 use crate::travel::{
     Genesis, GradOptions, Interp, ReplaceDim, ReplaceOrder, Slice, TokenOrder, TravelError,
-    TravelMode, parse_steps, plan, stages,
+    TravelMode, frames::wander_plan, parse_steps, plan, stages,
 };
 
 /// How a project is rendered.
@@ -134,6 +134,10 @@ pub struct TravelSettings {
     pub grad: GradOptions,
     /// The old token-ID replace's order.
     pub token_order: TokenOrder,
+    /// Variation seed of every frame (A1111's subseed; −1: a random one per frame).
+    pub subseed: i64,
+    /// Variation strength, 0..=1 (0: none). With a random variation seed one stage may wander.
+    pub subseed_strength: f64,
 }
 
 impl Default for TravelSettings {
@@ -158,6 +162,8 @@ impl Default for TravelSettings {
             ssim_crop: 0.0,
             grad: GradOptions::default(),
             token_order: TokenOrder::default(),
+            subseed: -1,
+            subseed_strength: 0.0,
         }
     }
 }
@@ -193,13 +199,22 @@ impl TravelSettings {
         }
     }
 
+    /// Whether one stage may wander: a random variation seed per frame (linear mode).
+    pub fn wanders(&self) -> bool {
+        self.subseed < 0 && self.subseed_strength > 0.0 && self.mode == TravelMode::Linear
+    }
+
     /// The frame and video counts for a project's prompts (an error names the setting).
     pub fn counts(&self, prompt: &str, negative: &str) -> Result<TravelCounts, TravelError> {
         let stages = stages(prompt, negative)?;
         let steps = parse_steps(&self.steps, stages.len())?;
         let curve = self.easing.curve()?;
         let slice = Slice::parse(&self.slice)?;
-        let plan = plan(stages.len(), &steps, self.mode, self.genesis, &curve, slice)?;
+        let plan = if stages.len() == 1 && self.wanders() {
+            wander_plan(steps[0], slice)
+        } else {
+            plan(stages.len(), &steps, self.mode, self.genesis, &curve, slice)?
+        };
         let pad = usize::try_from(self.pad).unwrap_or(usize::MAX);
         Ok(TravelCounts {
             stages: stages.len(),
@@ -320,6 +335,18 @@ mod tests {
             "embryo genesis travels between exactly two stages (got 3)"
         );
         assert!(t.counts("a\nb\nc\nd", "").is_err());
+        // One stage wanders with a random variation seed per frame.
+        let w = TravelSettings {
+            steps: "4".into(),
+            subseed_strength: 0.3,
+            ..TravelSettings::default()
+        };
+        assert_eq!(w.counts("a cat", "").expect("plans").rendered, 5);
+        let still = TravelSettings {
+            subseed_strength: 0.0,
+            ..w
+        };
+        assert!(still.counts("a cat", "").is_err());
     }
 
     #[test]

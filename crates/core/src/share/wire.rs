@@ -323,6 +323,10 @@ pub struct TravelV3 {
     pub grad_w_cond: f64,
     /// Token-ID replace: `random`, `most-similar`, `most-different`, `grad-min`, `grad-max`.
     pub token_order: String,
+    /// Variation seed (−1: random per frame).
+    pub subseed: i64,
+    /// Variation strength.
+    pub subseed_strength: f64,
     /// Fields this version does not know; reported as warnings.
     #[serde(flatten, skip_serializing)]
     pub unknown: BTreeMap<String, Value>,
@@ -377,6 +381,8 @@ impl From<&TravelSettings> for TravelV3 {
             grad_w_latent: t.grad.w_latent,
             grad_w_cond: t.grad.w_cond,
             token_order: t.token_order.name().to_owned(),
+            subseed: t.subseed,
+            subseed_strength: t.subseed_strength,
             unknown: BTreeMap::new(),
         }
     }
@@ -613,6 +619,15 @@ fn normalise_travel(t: &TravelV3, warnings: &mut Vec<Warning>) -> TravelSettings
             &t.token_order,
             TokenOrder::from_name,
             TokenOrder::name,
+            warnings,
+        ),
+        subseed: t.subseed.clamp(-1, i64::from(u32::MAX)),
+        subseed_strength: clamp_real(
+            "animation.travel.subseed_strength",
+            t.subseed_strength,
+            0.0,
+            1.0,
+            0.0,
             warnings,
         ),
     }

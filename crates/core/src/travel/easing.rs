@@ -100,6 +100,11 @@ impl Easing {
 pub struct Curve(Option<BezierEasing>);
 
 impl Curve {
+    /// The linear curve.
+    pub fn linear() -> Self {
+        Self(None)
+    }
+
     /// α at `t` in [0, 1]; `t` itself for linear.
     pub fn at(&self, t: f64) -> f64 {
         self.0.as_ref().map_or(t, |b| b.at(t))

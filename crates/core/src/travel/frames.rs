@@ -131,15 +131,7 @@ pub fn plan(
     if genesis == Genesis::Embryo {
         embryo(&mut b, stages, steps, mode)?;
     } else if wander {
-        // Grad mode on one stage wanders around it: `steps` walked frames after it.
-        let first = b.push(0, 0, 0.0, FrameKind::Stage, 0, steps[0], false);
-        b.video.push(first);
-        for k in 1..=steps[0] {
-            #[allow(clippy::cast_precision_loss, reason = "step counts are small")]
-            let t = k as f64 / steps[0] as f64;
-            let frame = b.push(0, 0, t, FrameKind::Between, k, steps[0], false);
-            b.video.push(frame);
-        }
+        return Ok(wander_plan(steps[0], slice));
     } else {
         let first = b.push(0, 1, 0.0, FrameKind::Stage, 0, steps[0], false);
         b.video.push(first);
@@ -159,6 +151,37 @@ pub fn plan(
         frames: b.frames,
         video,
     })
+}
+
+/// One stage "wandering" (grad mode, or a random variation seed per frame): the stage, then
+/// `steps` frames around it.
+pub fn wander_plan(steps: usize, slice: Option<Slice>) -> TravelPlan {
+    let curve = Curve::linear();
+    let mut b = Builder {
+        frames: Vec::new(),
+        video: Vec::new(),
+        curve: &curve,
+    };
+    let first = b.push(0, 0, 0.0, FrameKind::Stage, 0, steps, false);
+    b.video.push(first);
+    for k in 1..=steps {
+        #[allow(clippy::cast_precision_loss, reason = "step counts are small")]
+        let t = k as f64 / steps as f64;
+        let frame = b.push(0, 0, t, FrameKind::Between, k, steps, false);
+        b.video.push(frame);
+    }
+    let video = match slice {
+        Some(slice) => slice
+            .indices(b.video.len())
+            .iter()
+            .map(|&i| b.video[i])
+            .collect(),
+        None => b.video,
+    };
+    TravelPlan {
+        frames: b.frames,
+        video,
+    }
 }
 
 #[allow(clippy::cast_precision_loss, reason = "step counts are small")]
