@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 
+use crate::text::{capitalise, duration};
 use keyshift_core::share::{AnimationMode, Project, Seed, ShiftCounts, TravelCounts};
 use keyshift_web::protocol::{
     ExportFormat, FrameInfo, FromWorker, GenerateJob, RenderInfo, RenderJob, RerenderJob, Stage,
@@ -554,7 +555,7 @@ impl Animate {
             p.frames_expected
         );
         if let Some(eta) = p.eta_seconds {
-            text.push_str(&format!(" · {} left", seconds(eta)));
+            text.push_str(&format!(" · {} left", duration(eta)));
         }
         text
     }
@@ -743,22 +744,6 @@ impl Animate {
     /// Object URLs to revoke.
     pub fn take_stale_urls(&mut self) -> Vec<String> {
         std::mem::take(&mut self.stale_urls)
-    }
-}
-
-fn capitalise(text: &str) -> String {
-    let mut chars = text.chars();
-    chars.next().map_or_else(String::new, |first| {
-        first.to_uppercase().chain(chars).collect()
-    })
-}
-
-fn seconds(s: f64) -> String {
-    let s = s.ceil().max(0.0) as u64;
-    if s >= 60 {
-        format!("{}:{:02}", s / 60, s % 60)
-    } else {
-        format!("{s} s")
     }
 }
 

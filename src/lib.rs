@@ -4,6 +4,7 @@
 pub mod animate;
 pub mod state;
 pub mod studio;
+pub mod text;
 pub mod travel;
 
 #[cfg(target_arch = "wasm32")]

@@ -6,6 +6,7 @@ use keyshift_core::share::{self, AnimationMode, Project, Sampler, Seed, ShiftSet
 use keyshift_core::travel::editor::StageEdit;
 use keyshift_web::protocol::{FromWorker, ProtocolError, Stage};
 
+use crate::text::capitalise;
 use crate::travel::TravelField;
 
 /// A message about the link the app was opened with.
@@ -118,13 +119,6 @@ pub fn open_project_file(name: &str, text: &str) -> (Option<Project>, LinkNotice
             },
         ),
     }
-}
-
-fn capitalise(text: &str) -> String {
-    let mut chars = text.chars();
-    chars.next().map_or_else(String::new, |first| {
-        first.to_uppercase().chain(chars).collect()
-    })
 }
 
 /// The fragment (with `#`) that shares `project`.

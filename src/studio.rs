@@ -4,6 +4,7 @@
 
 use std::collections::VecDeque;
 
+use crate::text::duration;
 use keyshift_core::share::{Project, Seed};
 pub use keyshift_web::cache::bytes_text;
 use keyshift_web::protocol::{
@@ -504,7 +505,7 @@ impl Studio {
                     text.push_str(&format!(" · {}/s", bytes_text((per_ms * 1000.0) as u64)));
                     if let Some(total) = total {
                         let left = total.saturating_sub(*done) as f64 / per_ms;
-                        text.push_str(&format!(" · {} left", seconds(left)));
+                        text.push_str(&format!(" · {} left", duration(left / 1000.0)));
                     }
                 }
                 if *resumed > 0 {
@@ -860,7 +861,7 @@ impl Studio {
             text = format!("image {}/{} · {text}", job.batch.0 + 1, job.batch.1);
         }
         if let Some(eta) = self.eta_ms() {
-            text.push_str(&format!(" · {} left", seconds(eta)));
+            text.push_str(&format!(" · {} left", duration(eta / 1000.0)));
         }
         text
     }
@@ -871,15 +872,6 @@ impl Studio {
             (Some(_), Some(f)) => format!("[{:.0}%] {base}", f * 100.0),
             _ => base.to_owned(),
         }
-    }
-}
-
-fn seconds(ms: f64) -> String {
-    let s = (ms / 1000.0).ceil() as u64;
-    if s >= 60 {
-        format!("{}:{:02}", s / 60, s % 60)
-    } else {
-        format!("{s} s")
     }
 }
 
