@@ -149,6 +149,20 @@ impl TravelField {
     }
 }
 
+/// Whether `field` matters for `t`'s mode and genesis (the original shows each option only where
+/// it applies).
+pub fn shown(field: TravelField, t: &TravelSettings) -> bool {
+    match field {
+        TravelField::Interp => t.mode == TravelMode::Linear,
+        TravelField::ReplaceDim | TravelField::ReplaceOrder => t.mode == TravelMode::Replace,
+        TravelField::TokenOrder => t.mode == TravelMode::ReplaceIds,
+        TravelField::Genesis => t.mode != TravelMode::Grad,
+        TravelField::Denoise => t.genesis == Genesis::Successive && t.mode != TravelMode::Grad,
+        TravelField::EmbryoStep => t.genesis == Genesis::Embryo && t.mode == TravelMode::Linear,
+        _ => true,
+    }
+}
+
 fn pick<T>(field: &'static str, text: &str, from: fn(&str) -> Option<T>) -> Result<T, EditError> {
     from(text.trim()).ok_or_else(|| EditError::Invalid {
         field,
@@ -211,6 +225,19 @@ mod tests {
         assert!(set(&mut p, TravelField::Denoise, "0").is_err());
         assert!(set(&mut p, TravelField::Pad, "-1").is_err());
         assert_eq!(p.animation.travel.interp, Interp::Slerp);
+    }
+
+    #[test]
+    fn options_show_where_they_apply() {
+        let mut t = TravelSettings::default();
+        assert!(shown(TravelField::Interp, &t) && !shown(TravelField::ReplaceDim, &t));
+        assert!(!shown(TravelField::Denoise, &t) && !shown(TravelField::EmbryoStep, &t));
+        t.mode = TravelMode::Replace;
+        assert!(!shown(TravelField::Interp, &t) && shown(TravelField::ReplaceOrder, &t));
+        t.genesis = Genesis::Successive;
+        assert!(shown(TravelField::Denoise, &t));
+        t.mode = TravelMode::Grad;
+        assert!(!shown(TravelField::Genesis, &t) && shown(TravelField::Steps, &t));
     }
 
     #[test]

@@ -11,7 +11,7 @@ use super::animate::edit;
 use crate::animate::plan_text;
 use crate::app::Shared;
 use crate::state::ProjectCommand;
-use crate::travel::TravelField;
+use crate::travel::{TravelField, shown};
 
 /// A select over a named choice.
 struct Choice {
@@ -200,7 +200,9 @@ fn entry_fields(entries: &'static [Entry], error: RwSignal<Option<String>>) -> i
         .iter()
         .map(|e| {
             view! {
-                <label class="field">
+                <label class="field" style:display=move || project.with(|p| {
+                    if shown(e.field, &p.animation.travel) { "" } else { "none" }
+                })>
                     <span>{e.label}</span>
                     <input type="text" data-testid=e.testid
                         prop:value=move || project.with(|p| (e.value)(&p.animation.travel))
@@ -230,7 +232,9 @@ pub fn TravelOptions(error: RwSignal<Option<String>>) -> impl IntoView {
         <StageEditor error=error/>
         <div class="grid">
             {CHOICES.iter().map(|c| view! {
-                <label class="field">
+                <label class="field" style:display=move || project.with(|p| {
+                    if shown(c.field, &p.animation.travel) { "" } else { "none" }
+                })>
                     <span>{c.label}</span>
                     <select data-testid=c.testid on:change=set(c.field)>
                         {(c.options)().into_iter().map(|o| view! {
