@@ -1,13 +1,21 @@
 //! Image utilities shared by every animation mode and both front ends: the 8-bit RGB buffer,
-//! SSIM as torchmetrics computes it, Pillow's Gaussian blur, centre crops, and Lanczos resizing. Pure Rust (no burn, no web-sys).
+//! SSIM as torchmetrics computes it, Pillow's Gaussian blur, centre crops, Lanczos resizing, and
+//! Deforum's 2D motion (OpenCV's `warpPerspective`), LAB colour coherence, contrast, noise and
+//! cadence cross-fades. Pure Rust (no burn, no web-sys).
 
 mod blur;
+mod colour;
+mod loopback;
 mod resize;
 mod ssim;
+mod warp;
 
 pub use blur::{center_crop, gaussian_blur};
+pub use colour::{lab_to_rgb, match_colours_lab, match_histograms, rgb_to_lab};
+pub use loopback::{add_noise, contrast, cross_fade};
 pub use resize::{lanczos_resize, upscaled_size};
 pub use ssim::ssim;
+pub use warp::{Border, Matrix3, Motion2d, invert, multiply, rotation_matrix, warp_perspective};
 
 /// An 8-bit RGB image, rows top to bottom.
 #[derive(Debug, Clone, PartialEq, Eq)]
