@@ -24,6 +24,7 @@ fn spec(seed: u64) -> FrameSpec {
         init: None,
         extra: BTreeMap::new(),
         travel: None,
+        direct: None,
     }
 }
 

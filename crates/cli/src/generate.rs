@@ -87,5 +87,6 @@ fn spec(args: &Args, width: usize, height: usize) -> Result<FrameSpec, String> {
         init,
         extra: BTreeMap::new(),
         travel: None,
+        direct: None,
     })
 }

@@ -10,6 +10,9 @@
 //!   `parameters` text in the PNG.
 //! - `keyshift render shift …`: a shift-attention animation on the render layer.
 //! - `keyshift render travel …`: prompt travel between stages (one per prompt line).
+//! - `keyshift render parseq DOC.json …`: a Parseq document with Deforum's 2D motion.
+//! - `keyshift warp IN.png --zoom Z --angle DEG --tx X --ty Y --out OUT.png`: Deforum's 2D
+//!   motion on one image.
 //! - `keyshift ssim A.png B.png`: prints the SSIM of two images.
 //! - `keyshift quantize --model PATH --out PATH`: saves the model as int8 and reports its size
 //!   against f16.
@@ -24,9 +27,11 @@ mod bench_render;
 mod engine;
 mod generate;
 mod load;
+mod parseq;
 mod quantize;
 mod render;
 mod travel;
+mod warp;
 
 use std::process::ExitCode;
 
@@ -65,6 +70,16 @@ commands:
                                      end with THEN(seed=S, cfg=C)); frames.json gives each
                                      frame's stages (from, to) and alpha; grad mode writes
                                      prompt-travel-grad.txt (the losses of every step)
+  warp IN.png [--zoom Z] [--angle DEG] [--tx X] [--ty Y] [--border replicate|wrap] --out OUT.png
+                                     one step of Deforum's 2D motion (OpenCV's warpPerspective
+                                     of R·T, bilinear)
+  render parseq DOC.json --model PATH [--size WxH] [--steps K] [--sampler NAME] [--frames A..B]
+           [--seed S] [--border replicate|wrap] [--color-coherence lab|none] [--prompt TEXT]
+           [--negative TEXT] [--stop-after N] [--resume] --out DIR | FILE.gif | FILE.zip
+                                     a Parseq document rendered as Deforum's 2D animation:
+                                     frame 0 txt2img, then img2img of the previous frame moved
+                                     by the zoom/angle/translation deltas; cadence frames
+                                     cross-faded; frames.json gives each frame's values
   ssim A.png B.png                   the SSIM of two images (torchmetrics' definition)
   quantize --model PATH --out PATH   save the model as int8 (folder or single file) and
                                      report its size against f16
@@ -108,6 +123,13 @@ fn main() -> ExitCode {
             Err(e) => {
                 eprintln!("keyshift ssim: {e}");
                 ExitCode::from(2)
+            }
+        },
+        Some("warp") => match warp::run(&args[1..]) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("keyshift warp: {e}");
+                ExitCode::FAILURE
             }
         },
         Some("quantize") => match quantize::run(&args[1..]) {

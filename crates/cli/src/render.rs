@@ -65,8 +65,11 @@ pub fn run(args: &[String]) -> Result<(), String> {
     match args.first().map(String::as_str) {
         Some("shift") => shift(&args[1..]),
         Some("travel") => crate::travel::run(&args[1..]),
-        Some(other) => Err(format!("unknown mode \"{other}\" (modes: shift, travel)")),
-        None => Err("which mode? (modes: shift, travel)".into()),
+        Some("parseq") => crate::parseq::run(&args[1..]),
+        Some(other) => Err(format!(
+            "unknown mode \"{other}\" (modes: shift, travel, parseq)"
+        )),
+        None => Err("which mode? (modes: shift, travel, parseq)".into()),
     }
 }
 

@@ -10,11 +10,13 @@
 //!
 //! Sources: [`SingleFrame`], [`ShiftSource`] (shift-attention, with SSIM gap filling on the
 //! rendered frames), [`TravelSource`] (prompt travel: mixed stage conditioning per step,
-//! img2img chains, embryo latents). Later modes plug in as further sources.
+//! img2img chains, embryo latents), [`ParseqSource`] (a Parseq document rendered as Deforum's 2D
+//! loopback, with cadence frames made without diffusion).
 
 mod animation;
 mod eta;
 mod manifest;
+mod parseq;
 mod session;
 mod shift;
 mod single;
@@ -26,7 +28,8 @@ mod travel_gap;
 
 pub use animation::AnimationSource;
 pub use eta::Eta;
-pub use manifest::{FrameRecord, frame_parameters};
+pub use manifest::{FrameRecord, OVERRIDES, frame_parameters};
+pub use parseq::{ParseqOptions, ParseqSource};
 pub use session::{Event, FinishedFrame, Progress, RenderSession, StepEvent, StoredFrame};
 pub use shift::{INFO_FILE, SCATTER_FILE, ShiftOptions, ShiftSource};
 pub use single::SingleFrame;

@@ -75,6 +75,38 @@ impl FrameRecord {
     }
 }
 
+/// The key of [`FrameRecord::extra`] whose object replaces fields in `frames.json`: a mode that
+/// must show a value as its sequence wrote it (a Parseq seed of −1 or 10.5, the whole
+/// `deforum_prompt`) puts it there; the engine's value moves to `engine_<field>`.
+pub const OVERRIDES: &str = "overrides";
+
+impl FrameRecord {
+    /// The record as reading it back from its stored JSON gives it. serde_json reads some
+    /// floats back one unit in the last place off; records are made in this form so that a
+    /// frame resumed from its PNG and a frame just made are written alike.
+    pub fn as_stored(&self) -> Self {
+        serde_json::to_string(self)
+            .ok()
+            .and_then(|text| serde_json::from_str(&text).ok())
+            .unwrap_or_else(|| self.clone())
+    }
+
+    /// The frame's `frames.json` entry (see [`OVERRIDES`]).
+    pub fn manifest_entry(&self) -> Result<serde_json::Value, String> {
+        let mut value = serde_json::to_value(self).map_err(|e| e.to_string())?;
+        if let Some(fields) = value.as_object_mut()
+            && let Some(serde_json::Value::Object(overrides)) = fields.remove(OVERRIDES)
+        {
+            for (key, shown) in overrides {
+                if let Some(engine) = fields.insert(key.clone(), shown) {
+                    fields.insert(format!("engine_{key}"), engine);
+                }
+            }
+        }
+        Ok(value)
+    }
+}
+
 /// A1111's `parameters` for a frame: the request's, with the variation strength written as
 /// Python writes a float (`0.5`, `1.0`, `0.3333333333333333`), as A1111 does. The variation seed
 /// and strength appear only when the strength is above 0.

@@ -192,7 +192,7 @@ impl<'m, S: FrameSource> RenderSession<'m, S> {
             FrameRecord::new(spec, &request, stored.image.width, stored.image.height);
         expected.file.clone_from(&stored.record.file);
         expected.losses.clone_from(&stored.record.losses);
-        if expected != stored.record {
+        if expected.as_stored() != stored.record {
             return Err(RenderError::Plan(format!(
                 "the stored frame {} was made with other settings than this render's; start \
                  the render afresh",
@@ -227,6 +227,7 @@ impl<'m, S: FrameSource> RenderSession<'m, S> {
                     Some(stored) if !matches!(embryo(&spec), Some(Embryo::Capture(_))) => {
                         return self.replay(&spec, stored).await.map(Event::Frame);
                     }
+                    _ if spec.direct.is_some() => return self.direct_frame(spec).map(Event::Frame),
                     _ => self.start_frame(spec).await?,
                 },
                 None => {
@@ -555,8 +556,34 @@ impl<'m, S: FrameSource> RenderSession<'m, S> {
         let mut record =
             FrameRecord::new(&current.spec, &current.request, image.width, image.height);
         record.losses = current.losses;
+        let record = record.as_stored();
         let parameters =
             frame_parameters(&current.request, &current.spec, &self.settings.model_label).to_text();
+        self.source.frame_done(&record, &image)?;
+        self.frames_done += 1;
+        Ok(FinishedFrame {
+            record,
+            image,
+            parameters,
+            resumed: false,
+        })
+    }
+
+    /// A frame the source made itself (no sampling): recorded and handed out at once.
+    fn direct_frame(&mut self, mut spec: FrameSpec) -> Result<FinishedFrame, RenderError> {
+        let Some(image) = spec.direct.take() else {
+            return Err(RenderError::Plan(format!(
+                "frame {} has no image",
+                spec.index
+            )));
+        };
+        let request = self.request(&spec);
+        let image = self.upscale(*image);
+        let record = FrameRecord::new(&spec, &request, image.width, image.height).as_stored();
+        let parameters = format!(
+            "{}\nNegative prompt: {}\nNot diffused: a cadence frame between diffused frames",
+            spec.prompt, spec.negative
+        );
         self.source.frame_done(&record, &image)?;
         self.frames_done += 1;
         Ok(FinishedFrame {

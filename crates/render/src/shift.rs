@@ -117,6 +117,7 @@ impl ShiftSource {
             init: None,
             extra,
             travel: None,
+            direct: None,
         }
     }
 }

@@ -53,6 +53,9 @@ pub struct FrameSpec {
     pub extra: BTreeMap<String, serde_json::Value>,
     /// Prompt travel: the stage this frame travels towards (`prompt` is the stage it leaves).
     pub travel: Option<FrameTravel>,
+    /// A frame made without diffusion (a cadence frame of a Parseq render): handed out as it
+    /// is, at the render's size.
+    pub direct: Option<Box<RgbImage>>,
 }
 
 /// A prompt-travel frame's mix of two stages.

@@ -135,7 +135,7 @@ impl StoredEnd {
             .map(|(file, png)| {
                 let (mut record, _) = frame_texts(png)?;
                 record.file = file;
-                Ok(record)
+                record.manifest_entry()
             })
             .collect::<Result<Vec<_>, String>>()?;
         serde_json::to_string_pretty(&records).map_err(|e| e.to_string())

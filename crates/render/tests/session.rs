@@ -52,6 +52,7 @@ fn spec(seed: u64, strength: f64) -> FrameSpec {
         init: None,
         extra: BTreeMap::new(),
         travel: None,
+        direct: None,
     }
 }
 

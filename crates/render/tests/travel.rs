@@ -3,41 +3,17 @@
 //! with prompt editing travels step by step.
 #![allow(clippy::unwrap_used, reason = "tests fail by panicking")]
 
-use std::path::PathBuf;
+mod common;
 
-use keyshift_core::image::RgbImage;
-use keyshift_core::schedule::{KMethod, Sampler};
-use keyshift_core::tokens::ClipTokenizer;
+use common::{Rig, settings};
+
 use keyshift_core::travel::{EmbryoStep, Genesis, Interp};
 use keyshift_render::{
-    Event, FrameSource, FrameSpec, RenderSession, RenderSettings, SingleFrame, TravelOptions,
-    TravelSource,
+    Event, FrameSource, FrameSpec, RenderSession, SingleFrame, TravelOptions, TravelSource,
 };
-use keyshift_sd::Device;
 use keyshift_sd::generate::{Generation, decode_to_rgb};
 use keyshift_sd::hooks::NoHook;
-use keyshift_sd::model::{DirFolder, SdModel};
 use keyshift_sd::travel::{Mix, Travel};
-
-fn model(device: &Device) -> SdModel {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/tiny-sd1/diffusers");
-    SdModel::load_diffusers(&DirFolder(dir), device).unwrap()
-}
-
-fn settings(steps: usize) -> RenderSettings {
-    RenderSettings {
-        steps,
-        sampler: Sampler::KDiffusion {
-            method: KMethod::Euler,
-            karras: false,
-        },
-        width: 64,
-        height: 64,
-        clip_skip: 0,
-        upscale: 1.0,
-        model_label: "tiny".into(),
-    }
-}
 
 fn options(genesis: Genesis) -> TravelOptions {
     TravelOptions {
@@ -50,46 +26,6 @@ fn options(genesis: Genesis) -> TravelOptions {
         embryo_step: EmbryoStep(2.0),
         seed: 11,
         ..TravelOptions::default()
-    }
-}
-
-struct Rig {
-    device: Device,
-    model: SdModel,
-    tokenizer: ClipTokenizer,
-}
-
-impl Rig {
-    fn new() -> Self {
-        let device = Device::flex();
-        Self {
-            model: model(&device),
-            tokenizer: ClipTokenizer::embedded().unwrap(),
-            device,
-        }
-    }
-
-    /// Every frame's image, by generation index.
-    fn render<S: FrameSource>(&self, steps: usize, source: S) -> Vec<RgbImage> {
-        let mut session = RenderSession::new(
-            &self.model,
-            &self.tokenizer,
-            &self.device,
-            settings(steps),
-            source,
-        );
-        let mut images = Vec::new();
-        pollster::block_on(session.run(&mut NoHook, &mut |_, event| {
-            if let Event::Frame(frame) = event {
-                images.push(frame.image.clone());
-            }
-        }))
-        .unwrap();
-        images
-    }
-
-    fn single(&self, steps: usize, spec: FrameSpec) -> RgbImage {
-        self.render(steps, SingleFrame::new(spec)).remove(0)
     }
 }
 

@@ -69,6 +69,7 @@ pub fn single_frame(
         init: None,
         extra: std::collections::BTreeMap::new(),
         travel: None,
+        direct: None,
     };
     (settings, SingleFrame::new(spec))
 }
@@ -201,6 +202,7 @@ pub fn frame_again(record: &FrameRecord) -> SingleFrame {
         init: None,
         extra: record.extra.clone(),
         travel: None,
+        direct: None,
     })
 }
 

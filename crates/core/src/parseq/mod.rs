@@ -11,6 +11,7 @@ pub mod eval;
 pub mod functions;
 pub mod interp;
 pub mod jsnum;
+pub mod loopback;
 pub mod noise;
 pub mod parser;
 pub mod random;
