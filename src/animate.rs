@@ -250,6 +250,8 @@ impl Animate {
             shift: project.animation.shift.clone(),
             travel: (project.animation.mode == AnimationMode::PromptTravel)
                 .then(|| Box::new(project.animation.travel.clone())),
+            parseq: (project.animation.mode == AnimationMode::Parseq)
+                .then(|| Box::new(project.animation.parseq.clone())),
             render: id.clone(),
             resume: false,
         };

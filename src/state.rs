@@ -607,7 +607,7 @@ mod tests {
         p.animation.shift.shift_steps = 7;
         let (text, name) = project_file(&p);
         assert_eq!(name, "Cat___dog.keyshift");
-        assert!(text.starts_with("v3."), "{text}");
+        assert!(text.starts_with("v4."), "{text}");
         let (opened, notice) = open_project_file(&name, &text);
         assert_eq!(opened, Some(p));
         assert_eq!(notice.title, "Project opened from Cat___dog.keyshift.");
@@ -677,7 +677,7 @@ mod tests {
             .apply(&mut project)
             .expect("applies");
         let fragment = link_fragment(&project);
-        assert!(fragment.starts_with("#v3."));
+        assert!(fragment.starts_with("#v4."));
         assert_eq!(open_link(&fragment), (project, None));
     }
 

@@ -145,7 +145,7 @@ test('edits go into the share link, and the link restores them in a new browser'
     await byId(page, 'seed').fill('4242');
     await byId(page, 'seed').dispatchEvent('change');
     link = await byId(page, 'share-link').inputValue();
-    assert.match(link, /^http:\/\/127\.0\.0\.1:\d+\/#v3\./);
+    assert.match(link, /^http:\/\/127\.0\.0\.1:\d+\/#v4\./);
     assert.equal(page.url(), link, 'the address bar follows the edits');
   });
   await withBrowser(async ({ page, errors }) => {
@@ -548,7 +548,7 @@ test('dropping an A1111-style PNG restores its prompt and settings', async () =>
       assert.equal(await byId(page, id).inputValue(), SETTINGS[id], id);
     }
     assert.equal(await byId(page, 'sampler').inputValue(), 'Euler');
-    assert.match(await byId(page, 'share-link').inputValue(), /#v3\./);
+    assert.match(await byId(page, 'share-link').inputValue(), /#v4\./);
     assert.deepEqual(errors, []);
   });
 });

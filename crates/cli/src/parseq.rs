@@ -1,10 +1,9 @@
 //! `keyshift render parseq DOC.json --model DIR …`: a Parseq document rendered as Deforum's 2D
 //! animation renders its manifest (see `keyshift_render::ParseqSource`).
 
-use std::ops::Range;
-
 use keyshift_core::image::Border;
 use keyshift_core::parseq::document::Document;
+use keyshift_core::share::parse_frames;
 use keyshift_render::{ParseqOptions, ParseqSource};
 
 use crate::args::Args;
@@ -22,36 +21,6 @@ const PARSEQ_OPTIONS: &[&str] = &[
     "resume",
     "stop-after",
 ];
-
-/// `A..B` (B excluded), `A..=B`, `A..` or a single frame `A`, within `0..n`.
-pub fn parse_frames(text: &str, n: usize) -> Result<Range<usize>, String> {
-    let number = |s: &str| -> Result<usize, String> {
-        s.trim()
-            .parse()
-            .map_err(|_| format!("--frames: \"{s}\" is not a frame number"))
-    };
-    let range = match text.split_once("..") {
-        None => {
-            let a = number(text)?;
-            a..a + 1
-        }
-        Some((a, b)) => {
-            let start = if a.trim().is_empty() { 0 } else { number(a)? };
-            let end = match (b.strip_prefix('='), b.trim().is_empty()) {
-                (Some(last), _) => number(last)? + 1,
-                (None, true) => n,
-                (None, false) => number(b)?,
-            };
-            start..end
-        }
-    };
-    if range.start >= range.end || range.end > n {
-        return Err(format!(
-            "--frames: {text} is not a non-empty range within the document's frames 0..{n}"
-        ));
-    }
-    Ok(range)
-}
 
 #[allow(
     clippy::disallowed_methods,
@@ -83,7 +52,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let doc = read_document(doc_path)?;
     let mut options = ParseqOptions::for_document(&doc).map_err(|e| format!("{doc_path}: {e}"))?;
     if let Some(frames) = args.get("frames") {
-        options.range = parse_frames(frames, options.frames.len())?;
+        options.range = parse_frames(frames, options.frames.len()).map_err(|e| format!("--{e}"))?;
     }
     if let Some(seed) = args.get("seed") {
         options.base_seed = seed
@@ -106,20 +75,4 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let settings = engine.settings(&args, 1.0)?;
     let source = ParseqSource::new(options, &settings).map_err(|e| e.to_string())?;
     render_to(&args, &engine, settings, source)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn frame_ranges() {
-        assert_eq!(parse_frames("0..4", 10), Ok(0..4));
-        assert_eq!(parse_frames("2..=4", 10), Ok(2..5));
-        assert_eq!(parse_frames("7..", 10), Ok(7..10));
-        assert_eq!(parse_frames("3", 10), Ok(3..4));
-        assert!(parse_frames("4..2", 10).is_err());
-        assert!(parse_frames("0..11", 10).is_err());
-        assert!(parse_frames("a..b", 10).is_err());
-    }
 }

@@ -477,7 +477,7 @@ fn a_share_link_carries_the_whole_animation() {
                 mirror: true,
                 ..ShiftSettings::default()
             },
-            travel: keyshift_core::share::TravelSettings::default(),
+            ..Animation::default()
         },
         ..Project::default()
     };

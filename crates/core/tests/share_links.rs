@@ -3,9 +3,10 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use keyshift_core::image::Border;
 use keyshift_core::share::{
-    self, Animation, AnimationMode, GenerationSettings, MAX_INFLATED_BYTES, Project, Sampler, Seed,
-    ShareError, ShiftSettings, TravelSettings, Warning,
+    self, Animation, AnimationMode, GenerationSettings, MAX_INFLATED_BYTES, ParseqSettings,
+    Project, Sampler, Seed, ShareError, ShiftSettings, TravelSettings, Warning,
 };
 use keyshift_core::travel::easing::Easing;
 use keyshift_core::travel::{
@@ -52,6 +53,7 @@ fn golden_v2_project() -> Project {
                 ssim_min_pct: 60.0,
             },
             travel: TravelSettings::default(),
+            parseq: ParseqSettings::default(),
         },
         ..golden_project()
     }
@@ -101,6 +103,21 @@ fn golden_v3_project() -> Project {
     project
 }
 
+/// A link written by schema v4: a Parseq document with every render option set.
+const GOLDEN_V4: &str = "v4.bVNfb5swEP8q6J5a1UVAQpoi9WmbNGnqNGl72ybkwAWsYpvZplka8d13Rwid1D4gzM93_v3xcQIjNUIBH2SIgo1q24CA3lndB0JlVBH-4_Onr1cesX7Ir38ZyUX82ilXU7HBRgb1jOXStesG544iuurswaEv0ji7pkKPISjTeChOcFB1aKG422wFtKialvryNKOigD1VrBIB1b4pfSU7kreJc-7HGoo0W63zzd32niq81H2Hjig_fnu8uYmyx-iLdE56GAVIozQJs4b5tK3ZZS-dxz-spVX7wBvTopxZWcCeF7frmI7vUBLhSoBWzlmiCW5AAQ61Jbsv6OwFGvpZaDoJ9UqXoSXrre3ohCTeXlCtzETGYJKk_6F9RXo2hJL04OQzdpO8szBYi2hDsmcbDvtOVkiAMgEdnQa-47cAlJ4yJiCJVyKJU3ruRAri0lPWStNu1UpjiOIVt66ekqzVfo8OTaC9Bg16xfx-qCokrc9MWqOxyiN72BCj3rmjXVytaXw4Nr7LTlUsNy2KDOZk04yTfSeh9wJ6k0-eLN08ZMSyfFfOUtN2KmicrEsV2M9q_pJd38rp0GxGNIbWEjcEaVqYwUPZycDmqTJfsMqaeuYK9gnNEhbv32r5lydq2J0H9P5--SAnlGTDk57EWT6KywDSzda2GvTEdIInPO4d_YeUz88TTEvqEPBiLV1WOooFTF_RODsvS0VCvsP4W4Dted6nH2zXc01G5XYI_RDKc_rJSCIuXDQj8cOatO8ufg5O8hBVtrOOXLc8CNMVGmsQxnH8Bw";
+
+fn golden_v4_project() -> Project {
+    let mut project = golden_v3_project();
+    project.animation.mode = AnimationMode::Parseq;
+    project.animation.parseq = ParseqSettings {
+        document: r#"{"keyframes":[{"frame":0,"zoom":1},{"frame":10,"zoom":1.2,"zoom_i":"S"}],"options":{"bpm":120,"output_fps":10}}"#.into(),
+        frames: "0..=4".into(),
+        border: Border::Wrap,
+        colour_coherence: false,
+    };
+    project
+}
+
 fn pack(version: &str, json: &str) -> String {
     let packed = miniz_oxide::deflate::compress_to_vec(json.as_bytes(), 9);
     format!("{version}.{}", URL_SAFE_NO_PAD.encode(packed))
@@ -125,9 +142,25 @@ fn golden_v2_link_opens_to_its_animation() {
 #[test]
 fn encoding_the_golden_project_gives_the_golden_link() {
     assert_eq!(
-        share::encode(&golden_v3_project()).expect("encodes"),
-        GOLDEN_V3
+        share::encode(&golden_v4_project()).expect("encodes"),
+        GOLDEN_V4
     );
+}
+
+#[test]
+fn golden_v4_link_opens_to_its_parseq_document() {
+    let decoded = share::decode(GOLDEN_V4).expect("golden link opens");
+    assert_eq!(decoded.version, 4);
+    assert_eq!(decoded.warnings, vec![]);
+    assert_eq!(decoded.project, golden_v4_project());
+}
+
+#[test]
+fn a_v3_link_migrates_without_a_document() {
+    let decoded = share::decode(GOLDEN_V3).expect("opens");
+    assert_eq!(decoded.project.animation.parseq, ParseqSettings::default());
+    let again = share::encode(&decoded.project).expect("encodes");
+    assert!(again.starts_with("v4."));
 }
 
 #[test]
@@ -143,7 +176,7 @@ fn a_v2_link_migrates_with_default_travel_options() {
     let decoded = share::decode(GOLDEN_V2).expect("opens");
     assert_eq!(decoded.project.animation.travel, TravelSettings::default());
     let again = share::encode(&decoded.project).expect("encodes");
-    assert!(again.starts_with("v3."));
+    assert!(again.starts_with("v4."));
     assert_eq!(
         share::decode(&again).expect("opens").project,
         golden_v2_project()
@@ -181,7 +214,7 @@ fn a_v1_link_migrates_to_a_single_image_project() {
     assert_eq!(decoded.project.animation, Animation::default());
     assert_eq!(decoded.project.animation.mode, AnimationMode::Single);
     let again = share::encode(&decoded.project).expect("encodes");
-    assert!(again.starts_with("v3."));
+    assert!(again.starts_with("v4."));
     assert_eq!(
         share::decode(&again).expect("opens").project,
         golden_project()
@@ -249,10 +282,10 @@ fn typed_errors_for_bad_links() {
         Err(ShareError::UnknownVersion("v0".to_owned()))
     );
     assert_eq!(
-        share::decode("v4.abc"),
+        share::decode("v5.abc"),
         Err(ShareError::NewerVersion {
-            found: 4,
-            supported: 3
+            found: 5,
+            supported: 4
         })
     );
     assert_eq!(
@@ -367,6 +400,7 @@ fn any_animation() -> impl Strategy<Value = Animation> {
         ),
         (1u32..=80, 0u32..=100, 1u32..=1000, 0u32..=100),
         any_travel(),
+        any_parseq(),
     )
         .prop_map(
             |(
@@ -374,9 +408,11 @@ fn any_animation() -> impl Strategy<Value = Animation> {
                 (shift_steps, fps, lead, mirror, remove_zero),
                 (up, thr, step, pct),
                 travel,
+                parseq,
             )| {
                 Animation {
                     travel,
+                    parseq,
                     mode,
                     shift: ShiftSettings {
                         shift_steps,
@@ -390,6 +426,33 @@ fn any_animation() -> impl Strategy<Value = Animation> {
                         ssim_min_pct: f64::from(pct),
                     },
                 }
+            },
+        )
+}
+
+fn any_parseq() -> impl Strategy<Value = ParseqSettings> {
+    (
+        prop_oneof![
+            Just(String::new()),
+            Just(
+                r#"{"keyframes":[{"frame":0,"seed":-1},{"frame":119}],"managedFields":["seed"]}"#
+                    .to_owned()
+            ),
+        ],
+        prop_oneof![
+            Just(String::new()),
+            Just("0..4".to_owned()),
+            Just("3".to_owned())
+        ],
+        prop::sample::select(vec![Border::Replicate, Border::Wrap]),
+        any::<bool>(),
+    )
+        .prop_map(
+            |(document, frames, border, colour_coherence)| ParseqSettings {
+                document,
+                frames,
+                border,
+                colour_coherence,
             },
         )
 }
@@ -477,7 +540,7 @@ proptest! {
     #[test]
     fn round_trip(project in any_project()) {
         let link = share::encode(&project).expect("encodes");
-        prop_assert!(link.starts_with("v3."));
+        prop_assert!(link.starts_with("v4."));
         prop_assert!(link.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)));
         let decoded = share::decode(&link).expect("decodes");
         prop_assert_eq!(decoded.warnings, vec![]);

@@ -5,6 +5,7 @@ use keyshift_core::image::RgbImage;
 
 use crate::RenderError;
 use crate::manifest::FrameRecord;
+use crate::parseq::ParseqSource;
 use crate::shift::ShiftSource;
 use crate::single::SingleFrame;
 use crate::source::{Finished, FrameSource, FrameSpec};
@@ -21,6 +22,8 @@ pub enum AnimationSource {
     Travel(Box<TravelSource>),
     /// One prompt-travel frame made again.
     TravelAgain(Box<TravelAgain>),
+    /// A Parseq document with Deforum's 2D motion.
+    Parseq(Box<ParseqSource>),
 }
 
 impl AnimationSource {
@@ -30,6 +33,7 @@ impl AnimationSource {
             Self::Shift(s) => s.as_mut(),
             Self::Travel(s) => s.as_mut(),
             Self::TravelAgain(s) => s.as_mut(),
+            Self::Parseq(s) => s.as_mut(),
         }
     }
 
@@ -39,6 +43,7 @@ impl AnimationSource {
             Self::Shift(s) => s.as_ref(),
             Self::Travel(s) => s.as_ref(),
             Self::TravelAgain(s) => s.as_ref(),
+            Self::Parseq(s) => s.as_ref(),
         }
     }
 }

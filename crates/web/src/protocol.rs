@@ -2,7 +2,7 @@
 //! `postMessage`, so both sides agree on one serde schema that is tested natively.
 
 use keyshift_core::selftest::SelfTestReport;
-pub use keyshift_core::share::{Sampler, ShiftSettings, TravelSettings};
+pub use keyshift_core::share::{ParseqSettings, Sampler, ShiftSettings, TravelSettings};
 pub use keyshift_core::tokens::TokenCount;
 use serde::{Deserialize, Serialize};
 
@@ -133,6 +133,10 @@ pub struct RenderJob {
     /// lines (otherwise shift-attention).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub travel: Option<Box<TravelSettings>>,
+    /// The Parseq mode: when set, the render is this document rendered as Deforum's 2D
+    /// animation (the prompts are the document's, or the job's when it does not manage them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parseq: Option<Box<ParseqSettings>>,
     /// The frame store's id for this render (its OPFS folder).
     pub render: String,
     /// Continue a render whose frames are in the store (they are not rendered again).
@@ -828,6 +832,11 @@ mod tests {
             travel: Some(Box::new(TravelSettings {
                 steps: "2, 3".into(),
                 ..TravelSettings::default()
+            })),
+            parseq: Some(Box::new(ParseqSettings {
+                document: r#"{"keyframes":[{"frame":0},{"frame":4}]}"#.into(),
+                frames: "0..2".into(),
+                ..ParseqSettings::default()
             })),
             render: "r1".into(),
             resume: true,

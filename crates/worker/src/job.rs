@@ -2,13 +2,14 @@
 //! tested natively.
 
 use keyshift_core::parameters::parse_sampler;
+use keyshift_core::parseq::document::Document;
 use keyshift_core::pngtext;
 use keyshift_core::prompt::split_and;
 use keyshift_core::schedule::needs_uncond;
 use keyshift_core::travel::{EmbryoStep, Slice};
 use keyshift_render::{
-    AnimationSource, FrameRecord, FrameSpec, RenderSettings, ShiftOptions, ShiftSource,
-    SingleFrame, TravelGapOptions, TravelOptions, TravelSource,
+    AnimationSource, FrameRecord, FrameSpec, ParseqOptions, ParseqSource, RenderSettings,
+    ShiftOptions, ShiftSource, SingleFrame, TravelGapOptions, TravelOptions, TravelSource,
 };
 use keyshift_sd::generate::{Request, RgbImage, size_multiple};
 use keyshift_sd::limits;
@@ -16,7 +17,8 @@ use keyshift_sd::model::{ModelInfo, Prediction, SdModel};
 use keyshift_sd::weights::Precision;
 use keyshift_web::cache::bytes_text;
 use keyshift_web::protocol::{
-    ComputeBackend, FrameInfo, FrameStages, GenerateJob, ModelPrecision, RenderJob, TravelSettings,
+    ComputeBackend, FrameInfo, FrameStages, GenerateJob, ModelPrecision, ParseqSettings, RenderJob,
+    TravelSettings,
 };
 
 /// The engine request for `job` on `model`, or why it cannot run.
@@ -123,6 +125,10 @@ pub fn animation_plan(
     request: &Request,
     label: &str,
 ) -> Result<(RenderSettings, AnimationSource), String> {
+    if let Some(parseq) = &job.parseq {
+        let (settings, source) = parseq_plan(job, parseq, request, label)?;
+        return Ok((settings, AnimationSource::Parseq(Box::new(source))));
+    }
     match &job.travel {
         Some(travel) => {
             let (settings, source) = travel_plan(job, travel, request, label)?;
@@ -133,6 +139,27 @@ pub fn animation_plan(
             Ok((settings, AnimationSource::Shift(Box::new(source))))
         }
     }
+}
+
+/// The Parseq render plan of `job`: its document rendered by the sequencer, the frames it asks
+/// for, the job's prompts where the document does not manage them. Random seeds (−1) come from
+/// the document's text, as on the command line, so the browser renders what the CLI renders.
+pub fn parseq_plan(
+    job: &RenderJob,
+    parseq: &ParseqSettings,
+    request: &Request,
+    label: &str,
+) -> Result<(RenderSettings, ParseqSource), String> {
+    valid_render_id(&job.render)?;
+    let doc = Document::from_json_str(&parseq.document).map_err(|e| e.to_string())?;
+    let mut options = ParseqOptions::for_document(&doc).map_err(|e| e.to_string())?;
+    options.range = parseq.range(options.frames.len())?;
+    options.border = parseq.border;
+    options.colour_coherence = parseq.colour_coherence;
+    options.fallback = (job.frame.prompt.clone(), job.frame.negative.clone());
+    let settings = render_settings(request, 1.0, label);
+    let source = ParseqSource::new(options, &settings).map_err(|e| e.to_string())?;
+    Ok((settings, source))
 }
 
 /// The prompt-travel render plan of `job` (the stages are its prompt's lines).
@@ -441,6 +468,7 @@ mod tests {
                 ..Default::default()
             },
             travel: None,
+            parseq: None,
             render: "1733389200000".into(),
             resume: false,
         }

@@ -8,7 +8,8 @@ use super::RgbImage;
 pub type Matrix3 = [[f64; 3]; 3];
 
 /// What lies outside the image when a warp reads past its edge.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Border {
     /// The nearest edge pixel (OpenCV's `BORDER_REPLICATE`, Deforum's default).
     #[default]

@@ -84,7 +84,7 @@ use super::jsnum::string_to_number;
 
 /// Parseq's default template ("Cat / Duck"), which fills documents that lack prompts or
 /// keyframes.
-const CATDUCK: &str = include_str!("catduck.json");
+const CATDUCK: &str = include_str!("templates/catduck.json");
 
 /// Largest document accepted, in bytes.
 pub const MAX_DOCUMENT_BYTES: usize = 64 * 1024 * 1024;

@@ -16,6 +16,7 @@ pub mod noise;
 pub mod parser;
 pub mod random;
 pub mod render;
+pub mod templates;
 pub mod value;
 
 pub use eval::{Context, EvalError, Formula, Keyed, KeyframeInfo, Lookup, NoLookup, TimeSeries};

@@ -1,6 +1,7 @@
 //! The animation part of a project: which mode renders it and every mode's options (a mode's
 //! options are kept while another is chosen, as A1111 keeps a script's values).
 
+use super::parseq::ParseqSettings;
 use crate::prompt::Fidelity;
 use crate::shift::GapSettings;
 use crate::shift::ShiftRequest;
@@ -21,11 +22,18 @@ pub enum AnimationMode {
     ShiftAttention,
     /// Prompt travel: one stage per prompt line, the conditioning interpolated between them.
     PromptTravel,
+    /// A Parseq document rendered as Deforum's 2D animation.
+    Parseq,
 }
 
 impl AnimationMode {
     /// Every mode, in the order the mode picker lists them.
-    pub const ALL: [Self; 3] = [Self::Single, Self::ShiftAttention, Self::PromptTravel];
+    pub const ALL: [Self; 4] = [
+        Self::Single,
+        Self::ShiftAttention,
+        Self::PromptTravel,
+        Self::Parseq,
+    ];
 
     /// The mode's name in links and files.
     pub fn name(self) -> &'static str {
@@ -33,6 +41,7 @@ impl AnimationMode {
             Self::Single => "single",
             Self::ShiftAttention => "shift-attention",
             Self::PromptTravel => "prompt-travel",
+            Self::Parseq => "parseq",
         }
     }
 
@@ -91,6 +100,8 @@ pub struct Animation {
     pub shift: ShiftSettings,
     /// Prompt travel's options.
     pub travel: TravelSettings,
+    /// The Parseq mode's document and options.
+    pub parseq: ParseqSettings,
 }
 
 /// Prompt travel's options (the original's UI defaults; the stages are the prompt's lines).

@@ -3,11 +3,13 @@
 //! The format is `#v<N>.<payload>`, where the payload is `base64url(deflate(json))` (raw deflate,
 //! URL-safe alphabet, no padding) of the wire schema of version `N`. Layers, as in ruff:
 //! wire ([`wire::ProjectV1`], [`wire::ProjectV2`]: version 1 and the animation,
-//! [`wire::ProjectV3`]: version 2 and prompt travel) → migrated to the
+//! [`wire::ProjectV3`]: version 2 and prompt travel, [`wire::ProjectV4`]: version 3 and the Parseq
+//! mode) → migrated to the
 //! newest wire type → normalised runtime type ([`Project`]). Decoding is bounded, never
 //! panics, names what is wrong with a typed [`ShareError`], and migrates older versions forward.
 
 mod animation;
+mod parseq;
 mod project;
 pub mod wire;
 
@@ -18,13 +20,14 @@ use miniz_oxide::inflate::DecompressError;
 pub use animation::{
     Animation, AnimationMode, ShiftCounts, ShiftSettings, TravelCounts, TravelSettings,
 };
+pub use parseq::{ParseqSettings, parse_frames};
 pub use project::{
     GenerationSettings, MAX_CFG, MAX_SIZE_PX, MAX_STEPS, MAX_TEXT_CHARS, MIN_SIZE_PX, Project,
     SIZE_STEP, Sampler, Seed,
 };
 
 /// The schema version this build writes.
-pub const CURRENT_VERSION: u32 = 3;
+pub const CURRENT_VERSION: u32 = 4;
 /// The most bytes a payload may inflate to.
 pub const MAX_INFLATED_BYTES: usize = 1 << 20;
 /// The most characters of a link fragment we look at (deflate packs at most ~1000:1, so a larger
@@ -154,7 +157,7 @@ pub struct Decoded {
 
 /// Encodes a project as a link fragment (without the leading `#`), e.g. `v2.q1YqzsnP…`.
 pub fn encode(project: &Project) -> Result<String, ShareError> {
-    let wire = wire::ProjectV3::from(project);
+    let wire = wire::ProjectV4::from(project);
     let json = serde_json::to_vec(&wire).map_err(|e| ShareError::Encode(e.to_string()))?;
     let packed = miniz_oxide::deflate::compress_to_vec(&json, DEFLATE_LEVEL);
     Ok(format!(
@@ -236,16 +239,21 @@ fn json_error(e: serde_json::Error) -> ShareError {
 /// Brings a document of any supported version to the newest wire schema. Each future version adds
 /// one arm that converts from the version before it, so old links keep opening forever.
 /// Each version's JSON is read straight into its own wire type, so errors keep their position.
-fn migrate(version: u32, json: &[u8]) -> Result<wire::ProjectV3, ShareError> {
+fn migrate(version: u32, json: &[u8]) -> Result<wire::ProjectV4, ShareError> {
     match version {
         1 => serde_json::from_slice::<wire::ProjectV1>(json)
             .map(wire::ProjectV2::from)
             .map(wire::ProjectV3::from)
+            .map(wire::ProjectV4::from)
             .map_err(json_error),
         2 => serde_json::from_slice::<wire::ProjectV2>(json)
             .map(wire::ProjectV3::from)
+            .map(wire::ProjectV4::from)
             .map_err(json_error),
-        3 => serde_json::from_slice(json).map_err(json_error),
+        3 => serde_json::from_slice::<wire::ProjectV3>(json)
+            .map(wire::ProjectV4::from)
+            .map_err(json_error),
+        4 => serde_json::from_slice(json).map_err(json_error),
         found => Err(ShareError::NewerVersion {
             found,
             supported: CURRENT_VERSION,

@@ -9,10 +9,12 @@ use serde_json::Value;
 
 use super::Warning;
 use super::animation::{Animation, AnimationMode, ShiftSettings, TravelSettings};
+use super::parseq::ParseqSettings;
 use super::project::{
     GenerationSettings, MAX_CFG, MAX_SIZE_PX, MAX_STEPS, MAX_TEXT_CHARS, MIN_SIZE_PX, Project,
     SIZE_STEP, Sampler, Seed,
 };
+use crate::image::Border;
 use crate::travel::easing::Easing;
 use crate::travel::{
     Genesis, GradMethod, GradOptions, Interp, ReplaceDim, ReplaceOrder, Slice, TokenOrder,
@@ -421,6 +423,139 @@ impl From<&Project> for ProjectV3 {
 }
 
 impl ProjectV3 {
+    /// Normalises the wire value into a runtime [`Project`] (through [`ProjectV4`]).
+    pub fn normalise(self, warnings: &mut Vec<Warning>) -> Project {
+        ProjectV4::from(self).normalise(warnings)
+    }
+}
+
+/// Schema version 4: version 3 and the Parseq mode (its document and render options).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProjectV4 {
+    /// Project name.
+    #[serde(default)]
+    pub name: String,
+    /// Positive prompt.
+    #[serde(default)]
+    pub prompt: String,
+    /// Negative prompt.
+    #[serde(default)]
+    pub negative_prompt: String,
+    /// Generation settings (as in version 1).
+    #[serde(default)]
+    pub settings: SettingsV1,
+    /// The animation.
+    #[serde(default)]
+    pub animation: AnimationV4,
+    /// Fields this version does not know; reported as warnings.
+    #[serde(flatten, skip_serializing)]
+    pub unknown: BTreeMap<String, Value>,
+}
+
+/// The animation of schema version 4.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AnimationV4 {
+    /// The mode's name (`single`, `shift-attention`, `prompt-travel`, `parseq`).
+    pub mode: String,
+    /// shift-attention's options (as in version 2).
+    pub shift: ShiftV2,
+    /// Prompt travel's options (as in version 3).
+    pub travel: TravelV3,
+    /// The Parseq mode.
+    pub parseq: ParseqV4,
+    /// Fields this version does not know; reported as warnings.
+    #[serde(flatten, skip_serializing)]
+    pub unknown: BTreeMap<String, Value>,
+}
+
+/// The Parseq mode in schema version 4.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ParseqV4 {
+    /// The Parseq document, as Parseq saves it (`null`: none opened).
+    pub document: Option<Value>,
+    /// Frames to render (`A..B`, `A..=B`, `A..`, `A`; empty: all).
+    pub frames: String,
+    /// `replicate` or `wrap`.
+    pub border: String,
+    /// `lab` or `none`.
+    pub color_coherence: String,
+    /// Fields this version does not know; reported as warnings.
+    #[serde(flatten, skip_serializing)]
+    pub unknown: BTreeMap<String, Value>,
+}
+
+impl Default for AnimationV4 {
+    fn default() -> Self {
+        Self::from(&Animation::default())
+    }
+}
+
+impl Default for ParseqV4 {
+    fn default() -> Self {
+        Self::from(&ParseqSettings::default())
+    }
+}
+
+impl From<&Animation> for AnimationV4 {
+    fn from(a: &Animation) -> Self {
+        Self {
+            mode: a.mode.name().to_owned(),
+            shift: ShiftV2::from(&a.shift),
+            travel: TravelV3::from(&a.travel),
+            parseq: ParseqV4::from(&a.parseq),
+            unknown: BTreeMap::new(),
+        }
+    }
+}
+
+impl From<&ParseqSettings> for ParseqV4 {
+    fn from(p: &ParseqSettings) -> Self {
+        Self {
+            document: serde_json::from_str(&p.document).ok(),
+            frames: p.frames.clone(),
+            border: p.border.name().to_owned(),
+            color_coherence: if p.colour_coherence { "lab" } else { "none" }.to_owned(),
+            unknown: BTreeMap::new(),
+        }
+    }
+}
+
+impl From<ProjectV3> for ProjectV4 {
+    /// A version 3 project: no Parseq document.
+    fn from(p: ProjectV3) -> Self {
+        Self {
+            name: p.name,
+            prompt: p.prompt,
+            negative_prompt: p.negative_prompt,
+            settings: p.settings,
+            animation: AnimationV4 {
+                mode: p.animation.mode,
+                shift: p.animation.shift,
+                travel: p.animation.travel,
+                parseq: ParseqV4::default(),
+                unknown: p.animation.unknown,
+            },
+            unknown: p.unknown,
+        }
+    }
+}
+
+impl From<&Project> for ProjectV4 {
+    fn from(p: &Project) -> Self {
+        Self {
+            name: p.name.clone(),
+            prompt: p.prompt.clone(),
+            negative_prompt: p.negative_prompt.clone(),
+            settings: SettingsV1::from(&p.settings),
+            animation: AnimationV4::from(&p.animation),
+            unknown: BTreeMap::new(),
+        }
+    }
+}
+
+impl ProjectV4 {
     /// Normalises the wire value into a runtime [`Project`], clamping what is out of range and
     /// collecting a warning for every change and every unknown field.
     pub fn normalise(self, warnings: &mut Vec<Warning>) -> Project {
@@ -433,9 +568,15 @@ impl ProjectV3 {
             &self.animation.travel.unknown,
             warnings,
         );
+        unknown_fields(
+            "animation.parseq.",
+            &self.animation.parseq.unknown,
+            warnings,
+        );
         let mut animation =
             normalise_animation(&self.animation.mode, &self.animation.shift, warnings);
         animation.travel = normalise_travel(&self.animation.travel, warnings);
+        animation.parseq = normalise_parseq(&self.animation.parseq, warnings);
         Project {
             name: limit_text("name", self.name, warnings),
             prompt: limit_text("prompt", self.prompt, warnings),
@@ -443,6 +584,40 @@ impl ProjectV3 {
             settings: normalise_settings(&self.settings, warnings),
             animation,
         }
+    }
+}
+
+fn normalise_parseq(p: &ParseqV4, warnings: &mut Vec<Warning>) -> ParseqSettings {
+    let d = ParseqSettings::default();
+    let border = named(
+        "animation.parseq.border",
+        &p.border,
+        Border::from_name,
+        Border::name,
+        warnings,
+    );
+    let colour_coherence = match p.color_coherence.as_str() {
+        "lab" => true,
+        "none" => false,
+        other => {
+            warnings.push(Warning::Adjusted {
+                field: "animation.parseq.color_coherence",
+                from: other.to_owned(),
+                to: "lab".to_owned(),
+            });
+            d.colour_coherence
+        }
+    };
+    ParseqSettings {
+        document: p
+            .document
+            .as_ref()
+            .filter(|v| !v.is_null())
+            .map(Value::to_string)
+            .unwrap_or_default(),
+        frames: p.frames.clone(),
+        border,
+        colour_coherence,
     }
 }
 
@@ -688,6 +863,7 @@ fn normalise_animation(mode: &str, s: &ShiftV2, warnings: &mut Vec<Warning>) -> 
             ssim_min_pct,
         },
         travel: TravelSettings::default(),
+        parseq: ParseqSettings::default(),
     }
 }
 
