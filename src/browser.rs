@@ -28,6 +28,29 @@ pub fn replace_fragment(fragment: &str) {
     }
 }
 
+/// The query parameter `name` (`?parseq=…`), percent-decoded.
+pub fn query_param(name: &str) -> Option<String> {
+    let search = window()?.location().search().ok()?;
+    let raw = crate::parseq::query_value(&search, name)?;
+    // `+` is a space in a query string.
+    js_sys::decode_uri_component(&raw.replace('+', " "))
+        .ok()
+        .and_then(|v| v.as_string())
+}
+
+/// Drops the query string from the address bar (keeping the path and the fragment).
+pub fn drop_query() {
+    let Some(w) = window() else { return };
+    let Ok(history) = w.history() else { return };
+    let path = w.location().pathname().unwrap_or_default();
+    let hash = w.location().hash().unwrap_or_default();
+    if let Err(e) =
+        history.replace_state_with_url(&JsValue::NULL, "", Some(&format!("{path}{hash}")))
+    {
+        tracing::warn!("could not update the address bar: {e:?}");
+    }
+}
+
 /// The page's full URL without its fragment.
 pub fn page_url() -> String {
     window()

@@ -155,6 +155,8 @@ pub enum ProjectCommand {
     SetTravel(TravelField, String),
     /// A stage-editor edit (of the prompt's lines and the travel steps).
     EditStage(StageEdit),
+    /// A Parseq option, or the document itself (as the editor keeps it).
+    SetParseq(crate::parseq::ParseqField, String),
 }
 
 /// A shift-attention option the Animate workspace edits.
@@ -289,6 +291,9 @@ impl ProjectCommand {
                 project.animation.travel = next;
             }
             ProjectCommand::EditStage(edit) => crate::travel::edit_stages(edit, project)?,
+            ProjectCommand::SetParseq(field, v) => {
+                field.apply(&v, &mut project.animation.parseq)?
+            }
         }
         Ok(())
     }
