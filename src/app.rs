@@ -10,6 +10,7 @@ use leptos_router::path;
 use crate::animate::Animate;
 use crate::browser;
 use crate::pages::{ProjectPage, SystemPage};
+use crate::parseq::ParseqEditor;
 use crate::state::{self, LinkNotice, WorkerView};
 use crate::studio::Studio;
 
@@ -29,6 +30,8 @@ pub struct Shared {
     pub studio: RwSignal<Studio>,
     /// The Animate workspace.
     pub animate: RwSignal<Animate>,
+    /// The Parseq editor (opened from the project's document when the Parseq mode shows).
+    pub parseq: RwSignal<Option<ParseqEditor>, LocalStorage>,
     /// The worker itself (not `Send`, so stored locally).
     worker_handle: Handle,
 }
@@ -172,8 +175,14 @@ fn crashed(views: Views, handle: Handle, m: &FromWorker) {
 /// The root component.
 #[component]
 pub fn App() -> impl IntoView {
-    let (project, notice) =
+    let (mut project, mut notice) =
         state::start_project(&browser::fragment(), browser::autosaved().as_deref());
+    // A Parseq link (`?parseq=<document>`, as Parseq's own) opens its document.
+    if let Some(text) = browser::query_param("parseq") {
+        notice = Some(crate::parseq::open_query_document(&mut project, &text));
+        browser::drop_query();
+        browser::replace_fragment(&state::link_fragment(&project));
+    }
     let views = Views {
         worker: RwSignal::new(WorkerView::spawned()),
         studio: RwSignal::new(Studio::default()),
@@ -187,6 +196,7 @@ pub fn App() -> impl IntoView {
         worker: views.worker,
         studio: views.studio,
         animate: views.animate,
+        parseq: RwSignal::new_local(None),
         worker_handle,
     };
     provide_context(shared);

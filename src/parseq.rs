@@ -56,6 +56,11 @@ impl ParseqField {
     }
 }
 
+/// A number as Parseq writes it (`1`, `0.5`, `1e-7`).
+pub fn number_text(v: f64) -> String {
+    keyshift_core::parseq::jsnum::to_js_string(v)
+}
+
 /// The raw value of `name` in a query string (`?a=1&parseq=%7B…`), not yet decoded.
 pub fn query_value(search: &str, name: &str) -> Option<String> {
     search

@@ -132,6 +132,10 @@ pub fn AnimateCard() -> impl IntoView {
                     <TravelOptions error=error/>
                     <RenderControls/>
                 }.into_any(),
+                AnimationMode::Parseq => view! {
+                    <super::parseq::ParseqCard error=error/>
+                    <RenderControls/>
+                }.into_any(),
             }}
             {move || error.get().or_else(|| animate.with(|a| a.error.clone())).map(|e| view! {
                 <p class="error" role="alert" data-testid="render-error">{e}</p>
@@ -145,6 +149,7 @@ fn mode_label(mode: AnimationMode) -> &'static str {
         AnimationMode::Single => "Single image",
         AnimationMode::ShiftAttention => "Shift attention (a~b ranges, THEN segments)",
         AnimationMode::PromptTravel => "Prompt travel (one stage per prompt line)",
+        AnimationMode::Parseq => "Parseq keyframes (Deforum 2D motion)",
     }
 }
 

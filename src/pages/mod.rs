@@ -1,5 +1,8 @@
 //! One module per page.
 mod animate;
+mod parseq;
+mod parseq_graph;
+mod parseq_grid;
 mod project;
 mod studio;
 mod system;

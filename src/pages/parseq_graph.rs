@@ -1,0 +1,222 @@
+//! The graph: each displayed field's curve over the frames in view (SVG, decimated to the
+//! pixels), keyframe nodes to drag, zoom (wheel) and pan (drag), beat markers, prompt ranges, an
+//! x axis in frames, seconds or beats, and the cursor of the scrubbed frame.
+
+use leptos::prelude::*;
+use wasm_bindgen::JsCast;
+
+use super::parseq::{EditorSignal, with_editor};
+use crate::parseq::{ParseqEditor, number_text};
+use crate::parseq_view::{Axis, Curve, View, curves, prompt_spans, ticks};
+
+/// The drawing's size in SVG units.
+const W: f64 = 720.0;
+const H: f64 = 220.0;
+
+/// What a pointer is doing on the graph.
+#[derive(Clone, Debug, PartialEq)]
+enum Gesture {
+    /// Dragging a keyframe node of a field; `lo..hi` is the field's range when it began.
+    Node {
+        field: String,
+        frame: i64,
+        lo: f64,
+        hi: f64,
+    },
+    /// Panning from this x with this view.
+    Pan { x: f64, view: View, moved: bool },
+}
+
+/// The graph.
+#[component]
+pub fn ParseqGraph(editor: EditorSignal, error: RwSignal<Option<String>>) -> impl IntoView {
+    let axis = RwSignal::new(Axis::Frames);
+    let view = RwSignal::new(None::<View>);
+    let gesture = RwSignal::new(None::<Gesture>);
+    let full = move || {
+        editor.with(|e| {
+            e.as_ref().map_or(
+                View {
+                    start: 0.0,
+                    end: 1.0,
+                },
+                |e| {
+                    let r = e.rendered();
+                    View {
+                        start: r.first_frame as f64,
+                        end: (r.first_frame + r.frame_count as i64 - 1).max(r.first_frame + 1)
+                            as f64,
+                    }
+                },
+            )
+        })
+    };
+    let shown = move || view.get().unwrap_or_else(full);
+    let drawn = Memo::new(move |_| {
+        let v = shown();
+        editor.with(|e| e.as_ref().map(|e| curves(e, v, W, H)).unwrap_or_default())
+    });
+    let svg = NodeRef::<leptos::svg::Svg>::new();
+    let point = move |ev: &web_sys::MouseEvent| {
+        svg.get().map_or((0.0, 0.0), |el| {
+            let (w, h) = (
+                f64::from(el.client_width().max(1)),
+                f64::from(el.client_height().max(1)),
+            );
+            (
+                f64::from(ev.offset_x()) * W / w,
+                f64::from(ev.offset_y()) * H / h,
+            )
+        })
+    };
+    let on_down = move |ev: leptos::ev::PointerEvent| {
+        let node = ev
+            .target()
+            .and_then(|t| t.dyn_into::<web_sys::Element>().ok())
+            .and_then(|el| {
+                Some((
+                    el.get_attribute("data-field")?,
+                    el.get_attribute("data-frame")?,
+                ))
+            });
+        let next = match node {
+            Some((field, frame)) => {
+                let Some(c) = drawn.with(|d| d.iter().find(|c| c.field == field).cloned()) else {
+                    return;
+                };
+                Gesture::Node {
+                    field,
+                    frame: frame.parse().unwrap_or(0),
+                    lo: c.lo,
+                    hi: c.hi,
+                }
+            }
+            None => Gesture::Pan {
+                x: point(&ev).0,
+                view: shown(),
+                moved: false,
+            },
+        };
+        if let Some(el) = svg.get() {
+            let _ = el.set_pointer_capture(ev.pointer_id());
+        }
+        gesture.set(Some(next));
+    };
+    let on_move = move |ev: leptos::ev::PointerEvent| {
+        let (x, y) = point(&ev);
+        match gesture.get_untracked() {
+            Some(Gesture::Node {
+                field,
+                frame,
+                lo,
+                hi,
+            }) => {
+                let value = crate::parseq_view::value_at_y(y, lo, hi, H);
+                with_editor(editor, error, |e| {
+                    e.cursor = frame;
+                    e.set_value(frame, &field, &number_text(value))
+                });
+            }
+            Some(Gesture::Pan { x: x0, view: v, .. }) => {
+                let dx = (x - x0) / W * (v.end - v.start);
+                if dx.abs() > 0.0 {
+                    view.set(Some(
+                        View {
+                            start: v.start - dx,
+                            end: v.end - dx,
+                        }
+                        .within(full()),
+                    ));
+                    gesture.set(Some(Gesture::Pan {
+                        x: x0,
+                        view: v,
+                        moved: true,
+                    }));
+                }
+            }
+            None => {}
+        }
+    };
+    let on_up = move |ev: leptos::ev::PointerEvent| {
+        match gesture.get_untracked() {
+            Some(Gesture::Pan { moved: false, .. }) => {
+                let frame = shown().frame_at(point(&ev).0, W).round() as i64;
+                editor.update(|e| {
+                    if let Some(e) = e.as_mut() {
+                        e.cursor = frame
+                    }
+                });
+            }
+            Some(Gesture::Node { .. }) => editor.update(|e| {
+                if let Some(e) = e.as_mut() {
+                    e.commit()
+                }
+            }),
+            _ => {}
+        }
+        gesture.set(None);
+    };
+    let on_wheel = move |ev: leptos::ev::WheelEvent| {
+        ev.prevent_default();
+        let v = shown();
+        let at = v.frame_at(point(&ev).0, W);
+        let factor = if ev.delta_y() < 0.0 { 0.8 } else { 1.25 };
+        view.set(Some(v.zoom(at, factor).within(full())));
+    };
+    let cursor_x = move || {
+        let c = editor.with(|e| e.as_ref().map_or(0, |e| e.cursor)) as f64;
+        shown().x_of(c, W)
+    };
+    let timing = move || editor.with(|e| e.as_ref().map_or((20.0, 140.0), ParseqEditor::timing));
+    view! {
+        <div class="parseq-graph-bar row">
+            <label class="field">
+                <span>"X axis"</span>
+                <select data-testid="graph-axis" on:change=move |ev| axis.set(Axis::from_name(&event_target_value(&ev)))>
+                    <option value="frames">"Frames"</option>
+                    <option value="seconds">"Seconds"</option>
+                    <option value="beats">"Beats"</option>
+                </select>
+            </label>
+            <button class="ghost" data-testid="graph-reset" on:click=move |_| view.set(None)>"Show all frames"</button>
+            <span class="hint">"Drag a node to change its value; wheel to zoom, drag to pan, click to move the cursor."</span>
+        </div>
+        <svg class="parseq-graph" data-testid="parseq-graph" node_ref=svg
+            viewBox=format!("0 0 {W} {H}") preserveAspectRatio="none"
+            on:pointerdown=on_down on:pointermove=on_move on:pointerup=on_up on:wheel=on_wheel
+            on:dblclick=move |_| view.set(None)>
+            <rect class="bg" x="0" y="0" width=W height=H/>
+            {move || {
+                let (fps, bpm) = timing();
+                ticks(shown(), axis.get(), fps, bpm, W).into_iter().map(|(x, label, beat)| view! {
+                    <line class=if beat { "beat" } else { "tick" } x1=x x2=x y1="12" y2=H - 14.0/>
+                    <text class="tick-label" x=x + 2.0 y=H - 3.0>{label}</text>
+                }).collect_view()
+            }}
+            {move || editor.with(|e| e.as_ref().map(|e| prompt_spans(e, shown(), W)).unwrap_or_default())
+                .into_iter().map(|(x1, x2, name)| view! {
+                    <rect class="prompt-span" x=x1 y="0" width=(x2 - x1).max(1.0) height="10"><title>{name}</title></rect>
+                }).collect_view()}
+            {move || drawn.get().into_iter().map(curve_view).collect_view()}
+            <line class="cursor" data-testid="graph-cursor" x1=cursor_x x2=cursor_x y1="0" y2=H/>
+        </svg>
+        <ul class="legend">
+            {move || drawn.get().into_iter().map(|c| view! {
+                <li class=format!("series-{}", c.colour)>{format!("{} ({} … {})", c.field, number_text(c.lo), number_text(c.hi))}</li>
+            }).collect_view()}
+        </ul>
+    }
+}
+
+/// A field's curve and its keyframe nodes.
+fn curve_view(c: Curve) -> impl IntoView {
+    let class = format!("series series-{}", c.colour);
+    let field = c.field.clone();
+    view! {
+        <path class=class.clone() data-testid=format!("curve-{}", c.field) d=c.path/>
+        {c.nodes.into_iter().map(|(frame, x, y)| view! {
+            <circle class=class.clone() r="4" cx=x cy=y data-field=field.clone() data-frame=frame
+                data-testid=format!("node-{}-{}", field, frame)/>
+        }).collect_view()}
+    }
+}
