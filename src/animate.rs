@@ -176,6 +176,7 @@ pub fn plan_text(project: &Project) -> Result<String, String> {
                 text
             }
         }),
+        AnimationMode::Parseq => crate::parseq::plan_text(&project.animation.parseq),
         _ => counts(project).map(|c| counts_text(&c, project.animation.shift.ssim_threshold > 0.0)),
     }
 }

@@ -56,6 +56,50 @@ impl ParseqField {
     }
 }
 
+/// What a Parseq render will make, as one line: frames, diffused frames, the video.
+pub fn plan_text(settings: &ParseqSettings) -> Result<String, String> {
+    let doc = match settings.document.trim() {
+        "" => Template::by_id("catduck")
+            .ok_or("no default template")?
+            .document(),
+        text => Document::from_json_str(text),
+    }
+    .map_err(open_error)?;
+    let frames: Vec<f64> = doc
+        .keyframes()
+        .iter()
+        .filter_map(|k| k.get("frame").map(json_to_number))
+        .filter(|f| f.is_finite())
+        .collect();
+    let (lo, hi) = frames
+        .iter()
+        .fold((f64::MAX, f64::MIN), |(a, b), f| (a.min(*f), b.max(*f)));
+    if frames.len() < 2 || hi < lo {
+        return Err("the Parseq document needs at least 2 keyframes".into());
+    }
+    let n = (hi - lo) as usize + 1;
+    let range = settings.range(n)?;
+    let option = |name: &str, d: f64| {
+        doc.option(name)
+            .map(json_to_number)
+            .filter(|v| v.is_finite() && *v > 0.0)
+            .unwrap_or(d)
+    };
+    let (fps, cadence) = (
+        option("output_fps", 20.0),
+        option("cadence", 1.0).round().max(1.0),
+    );
+    let count = range.len();
+    let diffused = count.div_ceil(cadence as usize);
+    Ok(format!(
+        "{count} frames ({}..{}) · {diffused} diffused (cadence {cadence}) · video {:.1} s at {} fps",
+        range.start,
+        range.end - 1,
+        count as f64 / fps,
+        number_text(fps)
+    ))
+}
+
 /// A number as Parseq writes it (`1`, `0.5`, `1e-7`).
 pub fn number_text(v: f64) -> String {
     keyshift_core::parseq::jsnum::to_js_string(v)
@@ -149,6 +193,15 @@ impl Edit {
             (Edit::Value { after, .. }, Edit::Value { after: a2, .. }) => *after = a2,
             (Edit::Formula { after, .. }, Edit::Formula { after: a2, .. }) => *after = a2,
             _ => {}
+        }
+    }
+
+    /// Whether the edit changes nothing (typing the value that is there already).
+    fn is_noop(&self) -> bool {
+        match self {
+            Edit::Value { before, after, .. } => before == after,
+            Edit::Formula { before, after, .. } => before == after,
+            Edit::Document { before, after } => before == after,
         }
     }
 
@@ -328,6 +381,11 @@ impl ParseqEditor {
 
     /// Makes an edit (undone by `Undo`); a failing one is taken back, with the reason.
     fn edit(&mut self, edit: Edit) -> Result<(), String> {
+        if edit.is_noop() {
+            self.error = None;
+            self.changed();
+            return Ok(());
+        }
         if let Err(e) = self.perform(&edit) {
             // Put back what was there: the render stays as it was.
             let _ = self.perform(&edit.inverse());
@@ -707,6 +765,9 @@ mod tests {
         );
         assert_eq!(e.value_at("zoom", 10), before);
         assert!(e.document_text().contains("\"zoom_i\":\"C\""));
+        // Typing back the formula that is there is no edit to undo.
+        assert_eq!(e.set_formula(0, "zoom", "C"), Ok(()));
+        assert!(!e.can_undo());
         assert_eq!(e.set_formula(0, "zoom", "S"), Ok(()));
         assert_eq!(
             e.value_at("zoom", 10),
@@ -776,6 +837,22 @@ mod tests {
         let notice = open_query_document(&mut p, "{\"keyframes\":[]}");
         assert!(notice.is_error);
         assert_eq!(p, before);
+    }
+
+    #[test]
+    fn the_plan_line_counts_frames_and_diffusions() {
+        let mut s = ParseqSettings::default();
+        assert_eq!(
+            plan_text(&s),
+            Ok("120 frames (0..119) · 120 diffused (cadence 1) · video 6.0 s at 20 fps".into())
+        );
+        s.frames = "0..4".into();
+        assert_eq!(
+            plan_text(&s),
+            Ok("4 frames (0..3) · 4 diffused (cadence 1) · video 0.2 s at 20 fps".into())
+        );
+        s.frames = "0..400".into();
+        assert!(plan_text(&s).is_err());
     }
 
     #[test]

@@ -179,27 +179,43 @@ fn DocumentBar(editor: EditorSignal, error: RwSignal<Option<String>>) -> impl In
             i.set_value("");
         }
     };
-    let export = move |_| {
+    // Real links, their address made as they are clicked: a second download from a page is
+    // then the user's, not an automatic one the browser would hold back.
+    let last_url = StoredValue::new(String::new());
+    let link = move |ev: leptos::ev::MouseEvent, text: Option<String>, name: String| {
+        use wasm_bindgen::JsCast;
+        let target = ev
+            .current_target()
+            .and_then(|t| t.dyn_into::<web_sys::Element>().ok());
+        let (Some(text), Some(a)) = (text, target) else {
+            ev.prevent_default();
+            return;
+        };
+        browser::revoke_url(&last_url.get_value());
+        let url = browser::object_url(text.as_bytes(), "application/json");
+        let _ = a.set_attribute("href", &url);
+        let _ = a.set_attribute("download", &name);
+        last_url.set_value(url);
+    };
+    let export = move |ev| {
         let stamp = js_sys::Date::new_0()
             .to_utc_string()
             .as_string()
             .unwrap_or_default();
-        if let Some(text) = editor.with_untracked(|e| e.as_ref().map(|e| e.output_text(&stamp))) {
-            let name = format!("{}-rendered.json", shared.project.with_untracked(stem));
-            browser::download(
-                &browser::object_url(text.as_bytes(), "application/json"),
-                &name,
-            );
-        }
+        let text = editor.with_untracked(|e| e.as_ref().map(|e| e.output_text(&stamp)));
+        link(
+            ev,
+            text,
+            format!("{}-rendered.json", shared.project.with_untracked(stem)),
+        );
     };
-    let save = move |_| {
-        if let Some(text) = editor.with_untracked(|e| e.as_ref().map(ParseqEditor::document_text)) {
-            let name = format!("{}.parseq.json", shared.project.with_untracked(stem));
-            browser::download(
-                &browser::object_url(text.as_bytes(), "application/json"),
-                &name,
-            );
-        }
+    let save = move |ev| {
+        let text = editor.with_untracked(|e| e.as_ref().map(ParseqEditor::document_text));
+        link(
+            ev,
+            text,
+            format!("{}.parseq.json", shared.project.with_untracked(stem)),
+        );
     };
     let can = move |undo: bool| {
         editor.with(|e| {
@@ -227,9 +243,9 @@ fn DocumentBar(editor: EditorSignal, error: RwSignal<Option<String>>) -> impl In
                 on:click=move |_| { with_editor(editor, error, ParseqEditor::undo); }>"Undo"</button>
             <button data-testid="parseq-redo" title="Redo (Shift+Ctrl+Z)" disabled=move || !can(false)
                 on:click=move |_| { with_editor(editor, error, ParseqEditor::redo); }>"Redo"</button>
-            <button data-testid="parseq-export" title="Parseq's output: the document with rendered_frames, ready for Deforum"
-                on:click=export>"Export rendered JSON"</button>
-            <button class="ghost" data-testid="parseq-save" on:click=save>"Save document"</button>
+            <a class="button" href="#" data-testid="parseq-export" title="Parseq's output: the document with rendered_frames, ready for Deforum"
+                on:click=export>"Export rendered JSON"</a>
+            <a class="button ghost" href="#" data-testid="parseq-save" on:click=save>"Save document"</a>
         </div>
         <details class="parseq-paste">
             <summary>"Paste a document"</summary>
@@ -376,6 +392,10 @@ fn RenderOptions(error: RwSignal<Option<String>>) -> impl IntoView {
                 "Colour coherence (LAB, to the first frame)"
             </label>
         </div>
+        <p class="hint" data-testid="frame-count">{move || project.with(|p| {
+            crate::parseq::plan_text(&p.animation.parseq)
+                .unwrap_or_else(|e| format!("The document cannot be rendered: {e}"))
+        })}</p>
         <p class="hint">"Unmanaged fields use Parseq's defaults: strength 0.6, noise 0.08, contrast 1, scale 7, no motion; an unmanaged or −1 seed is the document's own, counting up per frame."</p>
     }
 }

@@ -6,6 +6,7 @@ use leptos::prelude::*;
 use wasm_bindgen::JsCast;
 
 use super::parseq::{EditorSignal, with_editor};
+use super::parseq_grid::short;
 use crate::parseq::{ParseqEditor, number_text};
 use crate::parseq_view::{Axis, Curve, View, curves, prompt_spans, ticks};
 
@@ -202,7 +203,7 @@ pub fn ParseqGraph(editor: EditorSignal, error: RwSignal<Option<String>>) -> imp
         </svg>
         <ul class="legend">
             {move || drawn.get().into_iter().map(|c| view! {
-                <li class=format!("series-{}", c.colour)>{format!("{} ({} … {})", c.field, number_text(c.lo), number_text(c.hi))}</li>
+                <li class=format!("series-{}", c.colour)>{format!("{} ({} … {})", c.field, short(c.lo), short(c.hi))}</li>
             }).collect_view()}
         </ul>
     }

@@ -17,7 +17,7 @@ const OVERSCAN: usize = 4;
 const IN_VIEW: usize = 10;
 
 /// A number as the grid shows it: up to 4 decimals.
-fn short(v: f64) -> String {
+pub fn short(v: f64) -> String {
     let text = format!("{v:.4}");
     let text = text.trim_end_matches('0').trim_end_matches('.');
     if text == "-0" {

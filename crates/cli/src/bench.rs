@@ -131,18 +131,25 @@ fn peak_rss_mb() -> f64 {
         .map_or(0.0, |kb| kb / 1024.0)
 }
 
-/// `keyshift bench sequencer [--runs N]`: renders the 10,000-frame, 20-field Parseq benchmark
-/// document and prints the median time. The target (≤ 50 ms) is for an optimised build:
+/// `keyshift bench sequencer [--runs N] [--document OUT.json]`: renders the 10,000-frame,
+/// 20-field Parseq benchmark document and prints the median time (or writes the document). The target (≤ 50 ms) is for an optimised build:
 /// `cargo run --release -p keyshift-core --example parseq_bench` measures the same render.
 #[allow(clippy::print_stdout, reason = "a command line prints its results")]
 fn sequencer(rest: &[String]) -> Result<(), String> {
     use keyshift_core::parseq::bench::{bench_document, render_bench};
     let args = Args::parse(rest, &[])?;
-    if let Some(e) = args.unknown(&["runs"]) {
+    if let Some(e) = args.unknown(&["runs", "document"]) {
         return Err(e);
     }
     let runs: usize = args.parsed("runs", 9)?;
     let doc = bench_document().map_err(|e| e.to_string())?;
+    if let Some(path) = args.get("document") {
+        // The document itself, for the browser's keystroke benchmark.
+        return crate::engine::write(
+            std::path::Path::new(path),
+            doc.to_json().to_string().as_bytes(),
+        );
+    }
     render_bench(&doc).map_err(|e| e.to_string())?;
     let mut times = Vec::new();
     for _ in 0..runs.max(1) {

@@ -84,10 +84,12 @@ commands:
   quantize --model PATH --out PATH   save the model as int8 (folder or single file) and
                                      report its size against f16
   bench unet [--backend cpu|wgpu] [--sizes tiny,256,512] [--steps N] [--quant int8|f32]
+                                     time per UNet step (batch 2) and peak memory
   bench render --model PATH [--frames N] [--steps K] [--size WxH]
                                      the render layer's time per frame against a bare loop
-  bench sequencer [--runs N]         render the 10k-frame, 20-field Parseq benchmark document
-                                     time per UNet step (batch 2) and peak memory
+  bench sequencer [--runs N] [--document OUT.json]
+                                     render the 10k-frame, 20-field Parseq benchmark document
+                                     (or write it, for the browser's keystroke benchmark)
   selftest   run the engine self-test (matmul, conv2d) on the CPU backend";
 
 fn main() -> ExitCode {
