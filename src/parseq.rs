@@ -465,7 +465,10 @@ impl ParseqEditor {
     }
 
     /// Replaces the document with `doc` edited by `change` (one undo step).
-    fn edit_document(&mut self, change: impl FnOnce(&mut Map<String, Json>)) -> Result<(), String> {
+    pub(crate) fn edit_document(
+        &mut self,
+        change: impl FnOnce(&mut Map<String, Json>),
+    ) -> Result<(), String> {
         let before = self.document().to_json();
         let mut after = before.clone();
         if let Json::Object(map) = &mut after {

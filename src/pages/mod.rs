@@ -3,6 +3,7 @@ mod animate;
 mod parseq;
 mod parseq_graph;
 mod parseq_grid;
+mod parseq_panels;
 mod project;
 mod studio;
 mod system;

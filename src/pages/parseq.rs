@@ -103,6 +103,9 @@ pub fn ParseqCard(error: RwSignal<Option<String>>) -> impl IntoView {
             {move || editor_error.get().map(|e| view! {
                 <p class="error" role="alert" data-testid="parseq-error">{e}</p>
             })}
+            <super::parseq_panels::OptionsPanel editor=editor error=editor_error/>
+            <super::parseq_panels::FieldsPanel editor=editor error=editor_error/>
+            <super::parseq_panels::KeyframeTools editor=editor error=editor_error/>
             <ParseqGrid editor=editor error=editor_error/>
             <ParseqGraph editor=editor error=editor_error/>
             <FramePreview editor=editor/>
