@@ -4,6 +4,7 @@
 pub mod animate;
 pub mod parseq;
 pub mod parseq_ops;
+pub mod parseq_prompts;
 pub mod parseq_view;
 pub mod state;
 pub mod studio;

@@ -106,6 +106,7 @@ pub fn ParseqCard(error: RwSignal<Option<String>>) -> impl IntoView {
             <super::parseq_panels::OptionsPanel editor=editor error=editor_error/>
             <super::parseq_panels::FieldsPanel editor=editor error=editor_error/>
             <super::parseq_panels::KeyframeTools editor=editor error=editor_error/>
+            <super::parseq_panels::PromptsPanel editor=editor error=editor_error/>
             <ParseqGrid editor=editor error=editor_error/>
             <ParseqGraph editor=editor error=editor_error/>
             <FramePreview editor=editor/>

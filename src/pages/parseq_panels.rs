@@ -330,3 +330,143 @@ fn FindTools(
         </div>
     }
 }
+
+/// The prompts: each one's texts, range and fades; the common prompt; evenly spacing; import.
+#[component]
+pub fn PromptsPanel(editor: EditorSignal, error: RwSignal<Option<String>>) -> impl IntoView {
+    let count =
+        Memo::new(move |_| editor.with(|e| e.as_ref().map_or(0, |e| e.prompt_list().len())));
+    let (fade, pasted, done) = (
+        RwSignal::new("10".to_owned()),
+        RwSignal::new(String::new()),
+        RwSignal::new(String::new()),
+    );
+    let common = move |key: &'static str| {
+        move || {
+            editor.with(|e| {
+                e.as_ref()
+                    .and_then(|e| {
+                        e.document()
+                            .json()
+                            .get("prompts")
+                            .and_then(|p| p.get("commonPrompt"))
+                            .and_then(|c| c.get(key))
+                            .and_then(|v| v.as_str().map(str::to_owned))
+                    })
+                    .unwrap_or_default()
+            })
+        }
+    };
+    let set_common = move |key: &'static str| {
+        move |ev: leptos::ev::Event| {
+            with_editor(editor, error, |e| {
+                e.set_common(key, &event_target_value(&ev))
+            });
+        }
+    };
+    let pos = move || {
+        editor.with(|e| {
+            e.as_ref()
+                .and_then(|e| {
+                    e.document()
+                        .json()
+                        .get("prompts")
+                        .and_then(|p| p.get("commonPromptPos"))
+                        .and_then(|v| v.as_str().map(str::to_owned))
+                })
+                .unwrap_or_else(|| "append".into())
+        })
+    };
+    let space = move |_| {
+        let f = fade.get_untracked().trim().parse::<i64>().unwrap_or(0);
+        with_editor(editor, error, |e| e.evenly_space(f));
+    };
+    let import = move |_| {
+        let n = with_editor(editor, error, |e| e.import_prompts(&pasted.get_untracked()));
+        done.set(
+            n.map(|n| format!("{n} prompts imported."))
+                .unwrap_or_default(),
+        );
+    };
+    view! {
+        <details class="parseq-prompts" open>
+            <summary>{move || format!("Prompts ({})", count.get())}</summary>
+            <For each=move || 0..count.get() key=|i| *i let:index>
+                <PromptRow editor=editor error=error index=index/>
+            </For>
+            <div class="row wrap">
+                <button class="ghost" data-testid="prompt-add" on:click=move |_| { with_editor(editor, error, ParseqEditor::add_prompt); }>"Add a prompt"</button>
+                <input type="number" min="0" class="short" data-testid="prompt-fade" prop:value=move || fade.get() on:input=move |ev| fade.set(event_target_value(&ev))/>
+                <button class="ghost" data-testid="prompts-space" on:click=space>"Evenly space (fade frames)"</button>
+            </div>
+            <div class="grid">
+                <label class="field"><span>"Common prompt"</span>
+                    <textarea rows="2" data-testid="common-positive" prop:value=common("positive") on:change=set_common("positive")></textarea></label>
+                <label class="field"><span>"Common negative"</span>
+                    <textarea rows="2" data-testid="common-negative" prop:value=common("negative") on:change=set_common("negative")></textarea></label>
+                <label class="field"><span>"Common prompt goes"</span>
+                    <select data-testid="common-pos" on:change=set_common("pos")>
+                        {["append", "prepend", "template"].into_iter().map(|p| view! { <option value=p selected=move || pos() == p>{p}</option> }).collect_view()}
+                    </select></label>
+            </div>
+            <label class="field"><span>"Import prompts: {\"0\": \"a cat --neg blurry\", \"60\": \"a dog\"} or one prompt per line"</span>
+                <textarea rows="3" data-testid="prompts-import-text" prop:value=move || pasted.get() on:input=move |ev| pasted.set(event_target_value(&ev))></textarea></label>
+            <button class="ghost" data-testid="prompts-import" on:click=import>"Import prompts"</button>
+            <p class="hint">{move || done.get()}</p>
+        </details>
+    }
+}
+
+/// One prompt: name, range, all frames, overlap and fades, texts, remove.
+#[component]
+fn PromptRow(editor: EditorSignal, error: RwSignal<Option<String>>, index: usize) -> impl IntoView {
+    use crate::parseq_prompts::PromptKey;
+    let get = move |path: &'static [&'static str]| {
+        move || {
+            editor.with(|e| {
+                let list = e
+                    .as_ref()
+                    .map(ParseqEditor::prompt_list)
+                    .unwrap_or_default();
+                let mut v = list.get(index).cloned().unwrap_or_default();
+                for key in path {
+                    v = v.get(*key).cloned().unwrap_or_default();
+                }
+                match v {
+                    serde_json::Value::String(s) => s,
+                    serde_json::Value::Null => String::new(),
+                    other => other.to_string(),
+                }
+            })
+        }
+    };
+    let set = move |key: PromptKey| {
+        move |ev: leptos::ev::Event| {
+            with_editor(editor, error, |e| {
+                e.set_prompt(index, key, &event_target_value(&ev))
+            });
+        }
+    };
+    let all = get(&["allFrames"]);
+    let kind = get(&["overlap", "type"]);
+    view! {
+        <div class="prompt-row" data-testid="parseq-prompt-row">
+            <div class="row wrap">
+                <input type="text" class="name" data-testid="prompt-name" prop:value=get(&["name"]) on:change=set(PromptKey::Name)/>
+                <label class="check"><input type="checkbox" data-testid="prompt-all" prop:checked=move || all() == "true"
+                    on:change=move |ev| { with_editor(editor, error, |e| e.set_prompt(index, PromptKey::AllFrames, &event_target_checked(&ev).to_string())); }/>"All frames"</label>
+                <span>"from"</span><input type="number" class="short" data-testid="prompt-from" prop:value=get(&["from"]) on:change=set(PromptKey::From)/>
+                <span>"to"</span><input type="number" class="short" data-testid="prompt-to" prop:value=get(&["to"]) on:change=set(PromptKey::To)/>
+                <select data-testid="prompt-overlap" on:change=set(PromptKey::Overlap)>
+                    {["none", "linear", "custom"].into_iter().map(|k| view! { <option value=k selected=move || kind() == k>{k}</option> }).collect_view()}
+                </select>
+                <span>"fade in"</span><input type="number" class="short" data-testid="prompt-in" prop:value=get(&["overlap", "inFrames"]) on:change=set(PromptKey::InFrames)/>
+                <span>"out"</span><input type="number" class="short" data-testid="prompt-out" prop:value=get(&["overlap", "outFrames"]) on:change=set(PromptKey::OutFrames)/>
+                <input type="text" data-testid="prompt-custom" title="Custom weight formula" prop:value=get(&["overlap", "custom"]) on:change=set(PromptKey::Custom)/>
+                <button class="ghost" data-testid="prompt-remove" on:click=move |_| { with_editor(editor, error, |e| e.remove_prompt(index)); }>"Remove"</button>
+            </div>
+            <textarea rows="2" data-testid="prompt-positive" prop:value=get(&["positive"]) on:change=set(PromptKey::Positive)></textarea>
+            <textarea rows="1" data-testid="prompt-negative" placeholder="negative" prop:value=get(&["negative"]) on:change=set(PromptKey::Negative)></textarea>
+        </div>
+    }
+}
