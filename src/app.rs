@@ -11,6 +11,7 @@ use crate::animate::Animate;
 use crate::browser;
 use crate::pages::{ProjectPage, SystemPage};
 use crate::parseq::ParseqEditor;
+use crate::parseq_audio::AudioView;
 use crate::state::{self, LinkNotice, WorkerView};
 use crate::studio::Studio;
 
@@ -32,6 +33,8 @@ pub struct Shared {
     pub animate: RwSignal<Animate>,
     /// The Parseq editor (opened from the project's document when the Parseq mode shows).
     pub parseq: RwSignal<Option<ParseqEditor>, LocalStorage>,
+    /// The Parseq audio reference and its analysis.
+    pub audio: RwSignal<AudioView>,
     /// The worker itself (not `Send`, so stored locally).
     worker_handle: Handle,
 }
@@ -78,11 +81,16 @@ struct Views {
     worker: RwSignal<WorkerView>,
     studio: RwSignal<Studio>,
     animate: RwSignal<Animate>,
+    audio: RwSignal<AudioView>,
 }
 
 impl Views {
     /// Folds a message into every workspace and sends what they ask for next.
     fn deliver(self, handle: Handle, message: &FromWorker) {
+        if matches!(message, FromWorker::AudioAnalysed { .. }) {
+            self.audio.update(|a| a.apply(message));
+            return;
+        }
         let mut next = None;
         self.studio.update(|s| next = s.apply(message));
         if let Some(next) = next {
@@ -187,6 +195,7 @@ pub fn App() -> impl IntoView {
         worker: RwSignal::new(WorkerView::spawned()),
         studio: RwSignal::new(Studio::default()),
         animate: RwSignal::new(Animate::default()),
+        audio: RwSignal::new(AudioView::default()),
     };
     let worker_handle = StoredValue::new_local(None);
     spawn_worker(views, worker_handle);
@@ -197,6 +206,7 @@ pub fn App() -> impl IntoView {
         studio: views.studio,
         animate: views.animate,
         parseq: RwSignal::new_local(None),
+        audio: views.audio,
         worker_handle,
     };
     provide_context(shared);

@@ -3,6 +3,7 @@
 
 pub mod animate;
 pub mod parseq;
+pub mod parseq_audio;
 pub mod parseq_ops;
 pub mod parseq_prompts;
 pub mod parseq_view;

@@ -508,6 +508,7 @@ impl WorkerView {
                 | FromWorker::Image { .. }
                 | FromWorker::Cancelled { .. }
                 | FromWorker::Tokens { .. }
+                | FromWorker::AudioAnalysed { .. }
                 | FromWorker::Cache { .. }
                 | FromWorker::Frame { .. }
                 | FromWorker::RenderProgress { .. }

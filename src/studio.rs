@@ -807,6 +807,7 @@ impl Studio {
             FromWorker::Started
             | FromWorker::DeviceReady { .. }
             | FromWorker::SelfTest { .. }
+            | FromWorker::AudioAnalysed { .. }
             | FromWorker::Frame { .. }
             | FromWorker::RenderProgress { .. }
             | FromWorker::RenderDone { .. }

@@ -1,6 +1,7 @@
 //! One module per page.
 mod animate;
 mod parseq;
+mod parseq_audio;
 mod parseq_graph;
 mod parseq_grid;
 mod parseq_panels;

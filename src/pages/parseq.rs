@@ -97,6 +97,7 @@ pub fn ParseqCard(error: RwSignal<Option<String>>) -> impl IntoView {
     let editor = shared.parseq;
     let editor_error = RwSignal::new(None::<String>);
     sync(shared, editor, editor_error);
+    let graph_view = RwSignal::new(None::<crate::parseq_view::View>);
     view! {
         <div class="parseq" data-testid="parseq">
             <DocumentBar editor=editor error=editor_error/>
@@ -108,7 +109,8 @@ pub fn ParseqCard(error: RwSignal<Option<String>>) -> impl IntoView {
             <super::parseq_panels::KeyframeTools editor=editor error=editor_error/>
             <super::parseq_panels::PromptsPanel editor=editor error=editor_error/>
             <ParseqGrid editor=editor error=editor_error/>
-            <ParseqGraph editor=editor error=editor_error/>
+            <ParseqGraph editor=editor error=editor_error view=graph_view/>
+            <super::parseq_audio::AudioPanel editor=editor error=editor_error view=graph_view/>
             <FramePreview editor=editor/>
             <RenderOptions error=error/>
         </div>

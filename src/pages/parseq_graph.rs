@@ -30,9 +30,12 @@ enum Gesture {
 
 /// The graph.
 #[component]
-pub fn ParseqGraph(editor: EditorSignal, error: RwSignal<Option<String>>) -> impl IntoView {
+pub fn ParseqGraph(
+    editor: EditorSignal,
+    error: RwSignal<Option<String>>,
+    view: RwSignal<Option<View>>,
+) -> impl IntoView {
     let axis = RwSignal::new(Axis::Frames);
-    let view = RwSignal::new(None::<View>);
     let gesture = RwSignal::new(None::<Gesture>);
     let full = move || {
         editor.with(|e| {

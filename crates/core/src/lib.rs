@@ -17,6 +17,7 @@
 //! - [`conformance`]: runs the conformance case files against this crate.
 //! - [`schedule`]: noise schedules and sampler step coefficients (DDIM, Euler, Euler a, DPM++ 2M,
 //!   LCM; diffusers and k-diffusion/A1111) as scalar math for the engine.
+pub mod audio;
 pub mod conformance;
 pub mod export;
 pub mod image;

@@ -1,6 +1,7 @@
 //! Messages between the UI thread and the compute worker. They travel as JSON text through
 //! `postMessage`, so both sides agree on one serde schema that is tested natively.
 
+pub use keyshift_core::audio::{AudioAnalysis, OnsetOptions};
 use keyshift_core::selftest::SelfTestReport;
 pub use keyshift_core::share::{ParseqSettings, Sampler, ShiftSettings, TravelSettings};
 pub use keyshift_core::tokens::TokenCount;
@@ -297,6 +298,17 @@ pub enum ToWorker {
         /// The job.
         job: u64,
     },
+    /// Analyse an audio reference: its mono samples (little-endian f32) are the attached Blob.
+    AnalyseAudio {
+        /// Chosen by the UI (the reply carries it).
+        id: u64,
+        /// Samples per second.
+        rate: f64,
+        /// Onset detection options.
+        options: OnsetOptions,
+        /// Waveform columns to draw.
+        columns: usize,
+    },
     /// Count the tokens of the prompt boxes as A1111's counter does.
     CountTokens {
         /// The prompt.
@@ -541,6 +553,13 @@ pub enum FromWorker {
         /// The job.
         job: u64,
     },
+    /// An audio reference's analysis (for `AnalyseAudio` `id`), or why it failed.
+    AudioAnalysed {
+        /// The request's id.
+        id: u64,
+        /// The analysis, or what went wrong.
+        result: Result<Box<AudioAnalysis>, String>,
+    },
     /// The token counts of the prompt boxes.
     Tokens {
         /// The prompt's.
@@ -696,6 +715,20 @@ mod tests {
                 step_ms: 2.0,
             },
             FromWorker::Cancelled { job: 3 },
+            FromWorker::AudioAnalysed {
+                id: 2,
+                result: Ok(Box::new(AudioAnalysis {
+                    duration: 1.5,
+                    onsets: vec![0.25],
+                    amplitude: vec![(0.0, 0.5)],
+                    pitch: vec![(0.0, 440.0)],
+                    waveform: vec![(-0.5, 0.5)],
+                })),
+            },
+            FromWorker::AudioAnalysed {
+                id: 3,
+                result: Err("no samples".into()),
+            },
             FromWorker::Tokens {
                 prompt: TokenCount {
                     tokens: 80,
@@ -759,6 +792,12 @@ mod tests {
             },
             ToWorker::Generate { job },
             ToWorker::Cancel { job: 3 },
+            ToWorker::AnalyseAudio {
+                id: 1,
+                rate: 44_100.0,
+                options: OnsetOptions::default(),
+                columns: 720,
+            },
             ToWorker::CountTokens {
                 prompt: "a cat".into(),
                 negative: String::new(),

@@ -51,7 +51,7 @@ pub(crate) mod entry {
 
     use crate::queue::Job;
     use crate::state::WorkerState;
-    use crate::{engine, models, render};
+    use crate::{blob, engine, models, render};
 
     /// Resolves after `ms` milliseconds (lets other tasks run).
     pub async fn sleep(ms: i32) {
@@ -89,6 +89,21 @@ pub(crate) mod entry {
         scope::post(&message);
     }
 
+    /// The mono samples (little-endian f32) of the attached Blob.
+    fn audio_samples(attached: Vec<web_sys::Blob>) -> Result<Vec<f32>, String> {
+        use keyshift_sd::weights::ByteSource as _;
+        let blob = attached
+            .into_iter()
+            .next()
+            .ok_or("no samples were attached")?;
+        let mut source = blob::BlobSource::new(blob)?;
+        let mut bytes = vec![0u8; usize::try_from(source.len()).unwrap_or(0)];
+        source
+            .read_exact_at(0, &mut bytes)
+            .map_err(|e| format!("the samples could not be read: {e}"))?;
+        Ok(keyshift_core::audio::samples_from_le_bytes(&bytes))
+    }
+
     /// Handles one message from the UI thread.
     fn handle(state: &Rc<WorkerState>, message: ToWorker, attached: Vec<web_sys::Blob>) {
         let shared = Rc::clone(state);
@@ -108,6 +123,16 @@ pub(crate) mod entry {
                 negative,
                 steps,
             } => models::count_tokens(state, &prompt, &negative, steps),
+            ToWorker::AnalyseAudio {
+                id,
+                rate,
+                options,
+                columns,
+            } => scope::post(&FromWorker::AudioAnalysed {
+                id,
+                result: audio_samples(attached)
+                    .map(|s| Box::new(keyshift_core::audio::analyse(&s, rate, &options, columns))),
+            }),
             ToWorker::ListCache => spawn_local(models::report_cache()),
             ToWorker::DeleteCached { id } => spawn_local(models::delete_cached(id)),
             ToWorker::ListRenders => spawn_local(render::report()),
