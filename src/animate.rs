@@ -247,6 +247,8 @@ impl Animate {
                     Seed::Random => u64::from(random),
                 },
                 preview_every: 0,
+                init: None,
+                init_image: None,
             },
             shift: project.animation.shift.clone(),
             travel: (project.animation.mode == AnimationMode::PromptTravel)

@@ -40,9 +40,9 @@ pub struct Shared {
 }
 
 impl Shared {
-    /// Sends a message to the worker.
+    /// Sends a message to the worker (an img2img job with its init image attached).
     pub fn send(&self, message: &ToWorker) {
-        send(self.worker_handle, message);
+        send_job(self.worker_handle, self.studio, message);
     }
 
     /// Sends a message with local files attached (passed by reference, not copied).
@@ -94,7 +94,7 @@ impl Views {
         let mut next = None;
         self.studio.update(|s| next = s.apply(message));
         if let Some(next) = next {
-            send(handle, &next);
+            send_job(handle, self.studio, &next);
         }
         let mut next = None;
         let mut stale = Vec::new();
@@ -106,6 +106,27 @@ impl Views {
         if let Some(next) = next {
             send(handle, &next);
         }
+    }
+}
+
+/// Sends `message`; a Generate job with an init image goes with the image's RGB bytes attached
+/// (a Blob, not copied into the message).
+fn send_job(handle: Handle, studio: RwSignal<Studio>, message: &ToWorker) {
+    let init = match message {
+        ToWorker::Generate { job } if job.init.is_some() => {
+            studio.with_untracked(|s| s.init.as_ref().map(|i| browser::bytes_blob(&i.rgb)))
+        }
+        _ => None,
+    };
+    match init.flatten() {
+        Some(blob) => handle.with_value(|h| {
+            if let Some(h) = h
+                && let Err(e) = h.send_with(message, &[blob])
+            {
+                tracing::warn!("could not reach the worker: {e:?}");
+            }
+        }),
+        None => send(handle, message),
     }
 }
 

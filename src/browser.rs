@@ -28,6 +28,60 @@ pub fn replace_fragment(fragment: &str) {
     }
 }
 
+/// Bytes as a Blob (to attach to a worker message).
+pub fn bytes_blob(bytes: &[u8]) -> Option<web_sys::Blob> {
+    let parts = js_sys::Array::of1(&js_sys::Uint8Array::from(bytes));
+    web_sys::Blob::new_with_u8_array_sequence(&parts).ok()
+}
+
+/// A property of a JS object.
+fn property(obj: &JsValue, key: &str) -> Result<JsValue, String> {
+    Reflect::get(obj, &JsValue::from_str(key)).map_err(|e| format!("{e:?}"))
+}
+
+/// Calls `obj.name(args…)`.
+fn call(obj: &JsValue, name: &str, args: &js_sys::Array) -> Result<JsValue, String> {
+    let f: Function = property(obj, name)?
+        .dyn_into()
+        .map_err(|_| format!("{name} is missing"))?;
+    Reflect::apply(&f, obj, args).map_err(|e| format!("{e:?}"))
+}
+
+/// Decodes an image file (PNG, JPEG, WebP… whatever the browser reads) to RGB.
+pub async fn decode_image(bytes: &[u8]) -> Result<(u32, u32, Vec<u8>), String> {
+    let blob = bytes_blob(bytes).ok_or("the image could not be read")?;
+    let global = js_sys::global();
+    let promise: js_sys::Promise = call(&global, "createImageBitmap", &js_sys::Array::of1(&blob))?
+        .dyn_into()
+        .map_err(|_| "no createImageBitmap")?;
+    let bitmap = wasm_bindgen_futures::JsFuture::from(promise)
+        .await
+        .map_err(|_| "the browser cannot decode this file as an image".to_owned())?;
+    let (w, h) = (
+        property(&bitmap, "width")?.as_f64().unwrap_or(0.0),
+        property(&bitmap, "height")?.as_f64().unwrap_or(0.0),
+    );
+    let ctor: Function = property(&global, "OffscreenCanvas")?
+        .dyn_into()
+        .map_err(|_| "no OffscreenCanvas")?;
+    let canvas = Reflect::construct(&ctor, &js_sys::Array::of2(&w.into(), &h.into()))
+        .map_err(|e| format!("{e:?}"))?;
+    let ctx = call(&canvas, "getContext", &js_sys::Array::of1(&"2d".into()))?;
+    call(
+        &ctx,
+        "drawImage",
+        &js_sys::Array::of3(&bitmap, &0.into(), &0.into()),
+    )?;
+    let args = js_sys::Array::of4(&0.into(), &0.into(), &w.into(), &h.into());
+    let data = property(&call(&ctx, "getImageData", &args)?, "data")?;
+    let rgba = js_sys::Uint8ClampedArray::new(&data).to_vec();
+    let rgb = rgba
+        .chunks_exact(4)
+        .flat_map(|p| [p[0], p[1], p[2]])
+        .collect();
+    Ok((w as u32, h as u32, rgb))
+}
+
 /// The query parameter `name` (`?parseq=…`), percent-decoded.
 pub fn query_param(name: &str) -> Option<String> {
     let search = window()?.location().search().ok()?;

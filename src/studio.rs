@@ -8,8 +8,8 @@ use crate::text::duration;
 use keyshift_core::share::{Project, Seed};
 pub use keyshift_web::cache::bytes_text;
 use keyshift_web::protocol::{
-    ATTACHED, CachedModelInfo, ComputeBackend, FromWorker, GenerateJob, LoadPhase, ModelFile,
-    ModelLayout, ModelPrecision, ModelSpec, Stage, ToWorker, TokenCount,
+    ATTACHED, CachedModelInfo, ComputeBackend, FromWorker, GenerateJob, InitSpec, LoadPhase,
+    ModelFile, ModelLayout, ModelPrecision, ModelSpec, Stage, ToWorker, TokenCount,
 };
 
 /// The id of the tiny test model the local server serves.
@@ -367,8 +367,75 @@ pub struct Studio {
     pub cache: Option<CacheView>,
     /// The token counts of the prompt and the negative prompt, as last reported.
     pub tokens: Option<(TokenCount, TokenCount)>,
+    /// img2img: the init image picked for Generate.
+    pub init: Option<InitPick>,
     next_id: u64,
     batch_size: u32,
+}
+
+/// An img2img init image, decoded by the browser.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InitPick {
+    /// The file's name.
+    pub name: String,
+    /// Width in pixels.
+    pub width: u32,
+    /// Height in pixels.
+    pub height: u32,
+    /// RGB bytes.
+    pub rgb: Vec<u8>,
+    /// Denoising strength (0 keeps the image, 1 ignores it); A1111's default 0.75.
+    pub strength: f64,
+}
+
+impl InitPick {
+    /// A picked image, at A1111's default strength.
+    pub fn new(name: &str, width: u32, height: u32, rgb: Vec<u8>) -> Result<Self, String> {
+        if rgb.len() != width as usize * height as usize * 3 || width == 0 {
+            return Err(format!(
+                "{name}: the decoded image is not {width}x{height} RGB"
+            ));
+        }
+        Ok(Self {
+            name: name.to_owned(),
+            width,
+            height,
+            rgb,
+            strength: 0.75,
+        })
+    }
+
+    /// Sets the strength from the text typed.
+    pub fn set_strength(&mut self, text: &str) -> Result<(), String> {
+        match text.trim().parse::<f64>() {
+            Ok(v) if v > 0.0 && v <= 1.0 => {
+                self.strength = v;
+                Ok(())
+            }
+            _ => Err(format!(
+                "denoising strength must be above 0 and at most 1, got \"{text}\""
+            )),
+        }
+    }
+}
+
+/// The settings a preset model works best with, as project edits and a note (none for the
+/// tiny test model and custom models).
+pub fn recommended_settings(choice: &ModelChoice) -> Option<(u32, &'static str, f64, String)> {
+    if choice.id == TINY_ID || choice.id.starts_with("custom:") {
+        return None;
+    }
+    let (steps, sampler, cfg) = choice.recommended;
+    Some((
+        steps,
+        sampler,
+        cfg,
+        format!(
+            "{} works best at {steps} step{}, {sampler}, CFG {cfg}: applied to the project.",
+            choice.label,
+            if steps == 1 { "" } else { "s" }
+        ),
+    ))
 }
 
 impl Studio {
@@ -605,6 +672,12 @@ impl Studio {
                 cfg: s.cfg_scale,
                 seed: first + u64::from(i),
                 preview_every: 1,
+                init: self.init.as_ref().map(|i| InitSpec {
+                    width: i.width,
+                    height: i.height,
+                    strength: i.strength,
+                }),
+                init_image: None,
             });
         }
         self.batch_size = batch;
@@ -1159,6 +1232,41 @@ mod tests {
         );
         assert!(is_local_host("127.0.0.1") && is_local_host("localhost"));
         assert!(!is_local_host("example.org"));
+    }
+
+    #[test]
+    fn an_init_image_makes_every_batch_job_img2img() {
+        let mut studio = ready();
+        let Ok(mut pick) = InitPick::new("cat.png", 2, 1, vec![0; 6]) else {
+            panic!("a 2x1 image");
+        };
+        assert!(pick.set_strength("1.5").is_err());
+        assert_eq!(pick.set_strength("0.4"), Ok(()));
+        studio.init = Some(pick);
+        let first = studio.generate(&project(Seed::Fixed(1)), 2, 0);
+        let Ok(ToWorker::Generate { job }) = first else {
+            panic!("generates: {first:?}");
+        };
+        let want = Some(InitSpec {
+            width: 2,
+            height: 1,
+            strength: 0.4,
+        });
+        assert_eq!(job.init, want);
+        assert_eq!(studio.pending[0].init, want);
+        assert!(InitPick::new("x.png", 2, 2, vec![0; 6]).is_err());
+    }
+
+    #[test]
+    fn presets_recommend_their_settings_but_the_test_model_does_not() {
+        let choices = model_choices(true, "http://x");
+        let Some((steps, sampler, cfg, note)) = recommended_settings(&choices[0]) else {
+            panic!("SD-Turbo has settings");
+        };
+        assert_eq!((steps, sampler, cfg), (1, "Euler", 0.0));
+        assert!(note.contains("1 step, Euler, CFG 0"), "{note}");
+        let tiny = choices.iter().find(|c| c.id == TINY_ID);
+        assert!(tiny.is_some_and(|t| recommended_settings(t).is_none()));
     }
 
     #[test]

@@ -67,8 +67,7 @@ async fn decode(bytes: &[u8]) -> Result<(Vec<f32>, f64), String> {
 /// The samples as a Blob of little-endian f32 (sent to the worker without a copy).
 fn samples_blob(samples: &[f32]) -> Option<web_sys::Blob> {
     let bytes: Vec<u8> = samples.iter().flat_map(|s| s.to_le_bytes()).collect();
-    let parts = js_sys::Array::of1(&js_sys::Uint8Array::from(bytes.as_slice()));
-    web_sys::Blob::new_with_u8_array_sequence(&parts).ok()
+    crate::browser::bytes_blob(&bytes)
 }
 
 /// The audio panel.

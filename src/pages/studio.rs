@@ -43,10 +43,28 @@ pub fn StudioCard() -> impl IntoView {
     let custom = RwSignal::new(String::new());
     let error = RwSignal::new(None::<String>);
 
+    let recommended = RwSignal::new(String::new());
     let pick = move |index: usize| {
         picked.set(index);
         if let Some(p) = choices.with_value(|c| c.get(index).map(|c| c.precision)) {
             precision.set(p);
+        }
+        // A preset's recommended steps, sampler and CFG go into the project, with a note.
+        let settings =
+            choices.with_value(|c| c.get(index).and_then(crate::studio::recommended_settings));
+        recommended.set(String::new());
+        if let Some((steps, sampler, cfg, note)) = settings {
+            let mut next = project.get_untracked();
+            let edits = [
+                ProjectCommand::SetSteps(steps.to_string()),
+                ProjectCommand::SetSampler(sampler.to_owned()),
+                ProjectCommand::SetCfg(cfg.to_string()),
+            ];
+            if edits.into_iter().all(|e| e.apply(&mut next).is_ok()) {
+                browser::replace_fragment(&state::link_fragment(&next));
+                project.set(next);
+                recommended.set(note);
+            }
         }
     };
     let load = move |_| {
@@ -232,6 +250,8 @@ pub fn StudioCard() -> impl IntoView {
                     accept=".safetensors,.yaml,.json" on:change=on_pick/>
             </label>
             <p class="hint">{note}</p>
+            <p class="hint" data-testid="model-recommended">{move || recommended.get()}</p>
+            <InitImageField/>
             <div class="row">
                 <button data-testid="model-load" on:click=load disabled=loading>"Load model"</button>
                 <span class="grow" data-testid="model-status" role="status"
@@ -336,5 +356,103 @@ pub fn CacheCard() -> impl IntoView {
                     .collect_view()}
             </ul>
         </section>
+    }
+}
+
+/// img2img: an init image (picked or dropped here) and its denoising strength.
+#[component]
+fn InitImageField() -> impl IntoView {
+    let studio = expect_context::<Shared>().studio;
+    let (error, url) = (RwSignal::new(None::<String>), RwSignal::new(None::<String>));
+    let open = move |file: web_sys::File| {
+        leptos::task::spawn_local(async move {
+            let name = file.name();
+            let bytes = match wasm_bindgen_futures::JsFuture::from(file.array_buffer()).await {
+                Ok(b) => js_sys::Uint8Array::new(&b).to_vec(),
+                Err(_) => return error.set(Some(format!("{name} could not be read"))),
+            };
+            let picked = browser::decode_image(&bytes)
+                .await
+                .and_then(|(w, h, rgb)| crate::studio::InitPick::new(&name, w, h, rgb));
+            match picked {
+                Ok(pick) => {
+                    if let Some(old) = url.get_untracked() {
+                        browser::revoke_url(&old);
+                    }
+                    url.set(Some(browser::object_url(&bytes, &file.type_())));
+                    studio.update(|s| s.init = Some(pick));
+                    error.set(None);
+                }
+                Err(e) => error.set(Some(format!("{name}: {e}"))),
+            }
+        });
+    };
+    let on_pick = move |ev: leptos::ev::Event| {
+        use wasm_bindgen::JsCast;
+        let input = ev
+            .target()
+            .and_then(|t| t.dyn_into::<web_sys::HtmlInputElement>().ok());
+        if let Some(file) = input
+            .as_ref()
+            .and_then(|i| i.files())
+            .and_then(|f| f.get(0))
+        {
+            open(file);
+        }
+    };
+    let on_drop = move |ev: leptos::ev::DragEvent| {
+        // Here a dropped image is the init image, not settings to restore.
+        ev.prevent_default();
+        ev.stop_propagation();
+        if let Some(file) = ev
+            .data_transfer()
+            .and_then(|d| d.files())
+            .and_then(|f| f.get(0))
+        {
+            open(file);
+        }
+    };
+    let strength = move || {
+        studio.with(|s| {
+            s.init
+                .as_ref()
+                .map(|i| i.strength.to_string())
+                .unwrap_or_default()
+        })
+    };
+    let set_strength = move |ev| {
+        let text = event_target_value(&ev);
+        let mut result = Ok(());
+        studio.update(|s| {
+            if let Some(i) = s.init.as_mut() {
+                result = i.set_strength(&text)
+            }
+        });
+        error.set(result.err());
+    };
+    let clear = move |_| {
+        studio.update(|s| s.init = None);
+        if let Some(old) = url.get_untracked() {
+            browser::revoke_url(&old);
+        }
+        url.set(None);
+    };
+    view! {
+        <div class="init-image" on:dragover=|ev: leptos::ev::DragEvent| ev.prevent_default() on:drop=on_drop>
+            <label class="field">
+                <span>"img2img: an init image (pick or drop it here)"</span>
+                <input type="file" accept="image/*" data-testid="init-image" on:change=on_pick/>
+            </label>
+            <Show when=move || studio.with(|s| s.init.is_some())>
+                <div class="row">
+                    {move || url.get().map(|u| view! { <img class="init-thumb" data-testid="init-preview" alt="Init image" src=u/> })}
+                    <label class="field"><span>"Denoising strength"</span>
+                        <input type="number" min="0.01" max="1" step="0.05" class="short" data-testid="init-strength"
+                            prop:value=strength on:change=set_strength/></label>
+                    <button class="ghost" data-testid="init-clear" on:click=clear>"No init image"</button>
+                </div>
+            </Show>
+            {move || error.get().map(|e| view! { <p class="error" role="alert">{e}</p> })}
+        </div>
     }
 }

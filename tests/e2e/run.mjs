@@ -1261,6 +1261,96 @@ test('Parseq: a ?parseq= link opens catduck; a grid edit moves the graph and the
   });
 });
 
+/** A 16-bit mono WAV of silence with short noise bursts at `times` seconds. */
+function clickWav(times, seconds, rate = 22050) {
+  const n = Math.round(seconds * rate);
+  const data = Buffer.alloc(44 + 2 * n);
+  data.write('RIFF', 0); data.writeUInt32LE(36 + 2 * n, 4); data.write('WAVE', 8);
+  data.write('fmt ', 12); data.writeUInt32LE(16, 16); data.writeUInt16LE(1, 20); data.writeUInt16LE(1, 22);
+  data.writeUInt32LE(rate, 24); data.writeUInt32LE(2 * rate, 28); data.writeUInt16LE(2, 32); data.writeUInt16LE(16, 34);
+  data.write('data', 36); data.writeUInt32LE(2 * n, 40);
+  let x = 12345;
+  for (const t of times) {
+    const start = Math.round(t * rate);
+    for (let i = start; i < Math.min(n, start + 500); i += 1) {
+      x = (x * 1103515245 + 12345) % 2147483648;
+      data.writeInt16LE(Math.round((x / 2147483648 - 0.5) * 40000), 44 + 2 * i);
+    }
+  }
+  return data;
+}
+
+test('Parseq audio: a loaded file is analysed in the worker, its onsets become keyframes and its amplitude a time series', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'keyshift-audio-'));
+  try {
+    const file = join(dir, 'clicks.wav');
+    writeFileSync(file, clickWav([1.0, 2.0, 3.0, 4.5], 6));
+    await withBrowser(async ({ page, errors }) => {
+      await page.goto(BASE);
+      await byId(page, 'mode-picker').selectOption('parseq');
+      await byId(page, 'cell-40-zoom').waitFor();
+      await byId(page, 'onset-offset').fill('0');
+      await byId(page, 'onset-offset').press('Tab');
+      await byId(page, 'audio-load').setInputFiles(file);
+      await page.waitForFunction(() => /onsets$/.test(document.querySelector('[data-testid="audio-status"]')?.textContent ?? ''),
+        null, { timeout: 60_000 });
+      assert.equal(await text(page, 'audio-status'), 'clicks.wav: 6.0 s, 4 onsets');
+      assert.ok((await byId(page, 'audio-waveform').locator('line').count()) >= 2, 'onsets drawn under the graph');
+      await byId(page, 'onsets-to-keyframes').click();
+      // 20 fps: onsets near 1, 2, 3 and 4.5 s are frames near 20, 40 (a keyframe already), 60, 90.
+      const frames = (await page.locator('[data-testid="grid-frame"]').allTextContents()).map(Number);
+      facts.audioKeyframes = frames;
+      for (const want of [20, 60, 90]) {
+        assert.ok(frames.some((f) => Math.abs(f - want) <= 1), `a keyframe near ${want}: ${frames}`);
+      }
+      await byId(page, 'amplitude-series').click();
+      await byId(page, 'cell-0-zoom_i').fill('1 + amplitude(f, 1)');
+      await byId(page, 'cell-0-zoom_i').press('Tab');
+      assert.equal(await byId(page, 'parseq-error').count(), 0);
+      assert.deepEqual(errors, []);
+    });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('img2img in the Generate card: a picked init image and strength draw what the CLI draws', async () => {
+  assert.ok(CLI, 'KEYSHIFT_CLI (the native keyshift binary) is not set');
+  const dir = mkdtempSync(join(tmpdir(), 'keyshift-img2img-'));
+  try {
+    const init = join(dir, 'init.png');
+    const made = spawnSync(CLI, ['generate', '--model', FIXTURE, '--prompt', 'a red square', '--size', '64x64',
+      '--steps', '2', '--seed', '7', '--sampler', 'Euler', '--out', init], { encoding: 'utf8' });
+    assert.equal(made.status, 0, made.stderr);
+    const out = join(dir, 'cli.png');
+    const run = spawnSync(CLI, ['generate', '--model', FIXTURE, '--prompt', SETTINGS.prompt, '--negative', SETTINGS.negative,
+      '--size', '64x64', '--steps', SETTINGS.steps, '--cfg', SETTINGS.cfg, '--seed', SETTINGS.seed, '--sampler', SETTINGS.sampler,
+      '--init', init, '--strength', '0.5', '--out', out], { encoding: 'utf8' });
+    assert.equal(run.status, 0, run.stderr);
+    await withBrowser(async ({ page, errors }) => {
+      await page.goto(BASE);
+      assert.match(await loadModel(page), /^Ready/);
+      await setProject(page, SETTINGS);
+      await byId(page, 'init-image').setInputFiles(init);
+      await byId(page, 'init-strength').waitFor();
+      assert.equal(await byId(page, 'init-strength').inputValue(), '0.75');
+      await byId(page, 'init-strength').fill('0.5');
+      await byId(page, 'init-strength').press('Tab');
+      const src = await generateImage(page);
+      const diff = compare(await pixels(page, src), await pixels(page, `data:image/png;base64,${readFileSync(out).toString('base64')}`));
+      facts.img2imgWebgpuVsCli = diff;
+      assert.ok(diff.max <= 2 && diff.mean < 0.05, `img2img differs from the CLI's: ${JSON.stringify(diff)}`);
+      const text2img = compare(await pixels(page, src), await pixels(page, cliImage()));
+      assert.ok(text2img.mean > 1, 'the init image changed the result');
+      await byId(page, 'init-clear').click();
+      assert.equal(await byId(page, 'init-strength').count(), 0);
+      assert.deepEqual(errors, []);
+    });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test('Parseq benchmark: one keystroke in a 10,000-frame, 20-field document updates grid, graph and values (Performance API)', async () => {
   assert.ok(CLI, 'KEYSHIFT_CLI (the native keyshift binary) is not set');
   const dir = mkdtempSync(join(tmpdir(), 'keyshift-bench-doc-'));

@@ -58,15 +58,18 @@ pub fn run(args: &[String]) -> Result<(), String> {
 fn read_init(path: &str, width: usize, height: usize, strength: f64) -> Result<InitImage, String> {
     let bytes = std::fs::read(path).map_err(|e| format!("--init: cannot read {path}: {e}"))?;
     let (w, h, rgb) = pngtext::decode_rgb(&bytes).map_err(|e| format!("--init: {path}: {e}"))?;
-    let image = pngtext::resize_rgb(&rgb, w, h, width, height);
-    Ok(InitImage {
-        image: RgbImage {
-            width,
-            height,
-            data: image,
-        },
-        strength,
-    })
+    let image = RgbImage {
+        width: w,
+        height: h,
+        data: rgb,
+    };
+    // A1111 resizes an init image with Lanczos ("Just resize"); the web app does the same.
+    let image = if (w, h) == (width, height) {
+        image
+    } else {
+        keyshift_core::image::lanczos_resize(&image, width, height)
+    };
+    Ok(InitImage { image, strength })
 }
 
 fn spec(args: &Args, width: usize, height: usize) -> Result<FrameSpec, String> {

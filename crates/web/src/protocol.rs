@@ -120,6 +120,25 @@ pub struct GenerateJob {
     pub seed: u64,
     /// Send a preview image every this many steps (0: none).
     pub preview_every: u32,
+    /// img2img: the init image's size and denoising strength; its RGB bytes travel beside the
+    /// message as a Blob.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init: Option<InitSpec>,
+    /// The init image, filled in by the worker from the attached Blob (not on the wire).
+    #[serde(skip)]
+    pub init_image: Option<Box<keyshift_core::image::RgbImage>>,
+}
+
+/// An img2img init image as sent: its size (the RGB bytes are the attached Blob) and how much
+/// to change it (0 keeps it, 1 ignores it).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct InitSpec {
+    /// Width in pixels.
+    pub width: u32,
+    /// Height in pixels.
+    pub height: u32,
+    /// Denoising strength, above 0 and at most 1.
+    pub strength: f64,
 }
 
 /// An animation to render: the settings every frame shares (`frame`: its `job` id, prompts, size,
@@ -777,6 +796,8 @@ mod tests {
             cfg: 7.0,
             seed: 42,
             preview_every: 1,
+            init: None,
+            init_image: None,
         };
         for m in [
             ToWorker::RunSelfTest,
@@ -862,6 +883,8 @@ mod tests {
                 cfg: 7.0,
                 seed: 42,
                 preview_every: 0,
+                init: None,
+                init_image: None,
             },
             shift: ShiftSettings {
                 shift_steps: 3,

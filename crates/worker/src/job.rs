@@ -1,6 +1,7 @@
 //! Turning worker messages into engine requests, and results into messages: plain functions,
 //! tested natively.
 
+use keyshift_core::image::lanczos_resize;
 use keyshift_core::parameters::parse_sampler;
 use keyshift_core::parseq::document::Document;
 use keyshift_core::pngtext;
@@ -11,7 +12,7 @@ use keyshift_render::{
     AnimationSource, FrameRecord, FrameSpec, ParseqOptions, ParseqSource, RenderSettings,
     ShiftOptions, ShiftSource, SingleFrame, TravelGapOptions, TravelOptions, TravelSource,
 };
-use keyshift_sd::generate::{Request, RgbImage, size_multiple};
+use keyshift_sd::generate::{InitImage, Request, RgbImage, size_multiple};
 use keyshift_sd::limits;
 use keyshift_sd::model::{ModelInfo, Prediction, SdModel};
 use keyshift_sd::weights::Precision;
@@ -60,6 +61,20 @@ pub fn single_frame(
     label: &str,
 ) -> (RenderSettings, SingleFrame) {
     let settings = render_settings(request, 1.0, label);
+    let init = job
+        .init
+        .zip(job.init_image.as_deref())
+        .map(|(spec, image)| {
+            let (w, h) = (request.width, request.height);
+            InitImage {
+                image: if (image.width, image.height) == (w, h) {
+                    image.clone()
+                } else {
+                    lanczos_resize(image, w, h)
+                },
+                strength: spec.strength,
+            }
+        });
     let spec = FrameSpec {
         index: 0,
         prompt: job.prompt.clone(),
@@ -68,7 +83,7 @@ pub fn single_frame(
         subseed: job.seed,
         subseed_strength: 0.0,
         cfg: job.cfg,
-        init: None,
+        init,
         extra: std::collections::BTreeMap::new(),
         travel: None,
         direct: None,
@@ -407,6 +422,8 @@ mod tests {
             cfg: 7.0,
             seed: 42,
             preview_every: 0,
+            init: None,
+            init_image: None,
         }
     }
 

@@ -93,6 +93,8 @@ mod tests {
             cfg: 7.0,
             seed: 1,
             preview_every: 0,
+            init: None,
+            init_image: None,
         })
     }
 
