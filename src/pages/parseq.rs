@@ -98,6 +98,23 @@ pub fn ParseqCard(error: RwSignal<Option<String>>) -> impl IntoView {
     let editor_error = RwSignal::new(None::<String>);
     sync(shared, editor, editor_error);
     let graph_view = RwSignal::new(None::<crate::parseq_view::View>);
+    // The graph's cursor follows the player: video frame p of a Parseq render is output frame
+    // `first + p` of the frames rendered.
+    let position = Memo::new(move |_| shared.animate.with(|a| a.position));
+    Effect::new(move |_| {
+        let p = position.get() as i64;
+        let first = shared.project.with_untracked(|pr| {
+            pr.animation
+                .parseq
+                .range(usize::MAX)
+                .map_or(0, |r| r.start as i64)
+        });
+        editor.update(|e| {
+            if let Some(e) = e.as_mut() {
+                e.cursor = first + p;
+            }
+        });
+    });
     view! {
         <div class="parseq" data-testid="parseq">
             <DocumentBar editor=editor error=editor_error/>

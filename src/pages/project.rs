@@ -132,6 +132,21 @@ pub fn ProjectPage() -> impl IntoView {
                 Ok(buffer) => js_sys::Uint8Array::new(&buffer).to_vec(),
                 Err(_) => Vec::new(),
             };
+            // A Parseq document opens in the Parseq mode (as a `?parseq=` link does).
+            if name.to_ascii_lowercase().ends_with(".json") {
+                let mut next = project.get_untracked();
+                let text = String::from_utf8_lossy(&bytes);
+                let mut message = crate::parseq::open_query_document(&mut next, &text);
+                message.title = message
+                    .title
+                    .replace("from the link", &format!("from {name}"));
+                if !message.is_error {
+                    browser::replace_fragment(&state::link_fragment(&next));
+                    project.set(next);
+                }
+                notice.set(Some(message));
+                return;
+            }
             if name
                 .to_ascii_lowercase()
                 .ends_with(state::PROJECT_EXTENSION)
