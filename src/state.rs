@@ -63,6 +63,10 @@ pub fn start_project(fragment: &str, autosaved: Option<&str>) -> (Project, Optio
     }
 }
 
+/// Links longer than this are flagged as too long to share safely (Parseq documents can make
+/// links of megabytes; the project file carries the same project).
+pub const LINK_WARN_CHARS: usize = 32_000;
+
 /// The extension of a project file.
 pub const PROJECT_EXTENSION: &str = ".keyshift";
 

@@ -330,6 +330,19 @@ fn ShareCard() -> impl IntoView {
                         browser::download(&browser::object_url(text.as_bytes(), "text/plain"), &name);
                     }>"Save project file"</button>
             </div>
+            {move || {
+                let chars = link().len();
+                (chars > state::LINK_WARN_CHARS).then(|| view! {
+                    <p class="warn" role="status" data-testid="share-too-long">
+                        {format!(
+                            "This link is {chars} characters long: many browsers, chat apps and \
+                             forms cut links past {} characters. Save the project file instead \
+                             (it holds the same project) and share the file.",
+                            state::LINK_WARN_CHARS
+                        )}
+                    </p>
+                })
+            }}
             <p class="hint" data-testid="copy-status">
                 {move || match copied.get() {
                     Some(true) => "Copied to the clipboard.",
