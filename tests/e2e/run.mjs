@@ -1073,7 +1073,7 @@ test('the project is autosaved, and a project file dropped on the page opens', a
     const [download] = await Promise.all([page.waitForEvent('download'), byId(page, 'download-project').click()]);
     assert.equal(download.suggestedFilename(), 'Untitled.keyshift');
     const file = readFileSync(await download.path(), 'utf8');
-    assert.match(file, /^v3\./);
+    assert.match(file, /^v4\./);
     await byId(page, 'prompt').fill('something else');
     await page.evaluate((content) => {
       const transfer = new DataTransfer();
