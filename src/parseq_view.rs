@@ -2,6 +2,8 @@
 //! field's curve decimated to the pixels (min and max per column), keyframe nodes, axis ticks in
 //! frames, seconds or beats, beat markers and prompt ranges. Tested natively.
 
+use std::fmt::Write as _;
+
 use serde_json::Value as Json;
 
 use crate::parseq::ParseqEditor;
@@ -183,7 +185,7 @@ fn path(values: &[f64], first: i64, view: View, width: f64, y: impl Fn(f64) -> f
     let mut d = String::with_capacity(points.len() * 14);
     for (i, (x, y)) in points.iter().filter(|p| p.1.is_finite()).enumerate() {
         let cmd = if i == 0 { 'M' } else { 'L' };
-        d.push_str(&format!("{cmd}{x:.1} {y:.1}"));
+        let _ = write!(d, "{cmd}{x:.1} {y:.1}");
     }
     d
 }

@@ -21,6 +21,15 @@ use crate::state::ProjectCommand;
 /// The editor, shared by the Parseq views (not `Send`: it lives on the UI thread).
 pub type EditorSignal = RwSignal<Option<ParseqEditor>, LocalStorage>;
 
+/// Whether the `<details>` an event came from is open (its contents are computed only then:
+/// a schedule of 10,000 frames is not rebuilt on every keystroke while nobody looks at it).
+pub fn details_open(ev: &leptos::ev::Event) -> bool {
+    ev.target()
+        .and_then(|t| js_sys::Reflect::get(&t, &wasm_bindgen::JsValue::from_str("open")).ok())
+        .and_then(|v| v.as_bool())
+        .unwrap_or(false)
+}
+
 /// Runs `f` on the editor and reports its error (the editor keeps its previous values).
 pub fn with_editor<T>(
     editor: EditorSignal,
@@ -289,6 +298,7 @@ fn DocumentBar(editor: EditorSignal, error: RwSignal<Option<String>>) -> impl In
 fn ScheduleStrings(editor: EditorSignal) -> impl IntoView {
     let field = RwSignal::new(String::new());
     let deltas = RwSignal::new(true);
+    let open = RwSignal::new(false);
     let fields = move || {
         editor.with(|e| {
             e.as_ref()
@@ -297,6 +307,9 @@ fn ScheduleStrings(editor: EditorSignal) -> impl IntoView {
         })
     };
     let text = move || {
+        if !open.get() {
+            return String::new();
+        }
         let f = field.get();
         editor.with(|e| {
             e.as_ref()
@@ -310,7 +323,7 @@ fn ScheduleStrings(editor: EditorSignal) -> impl IntoView {
         })
     };
     view! {
-        <details class="parseq-schedules">
+        <details class="parseq-schedules" on:toggle=move |ev| open.set(details_open(&ev))>
             <summary>"Deforum / FizzNodes schedules"</summary>
             <div class="row">
                 <select data-testid="schedule-field" on:change=move |ev| field.set(event_target_value(&ev))>
@@ -340,7 +353,11 @@ fn FramePreview(editor: EditorSignal) -> impl IntoView {
         })
     };
     let cursor = move || editor.with(|e| e.as_ref().map_or(0, |e| e.cursor));
+    let open = RwSignal::new(false);
     let json = move || {
+        if !open.get() {
+            return String::new();
+        }
         editor.with(|e| {
             e.as_ref()
                 .and_then(|e| {
@@ -371,8 +388,8 @@ fn FramePreview(editor: EditorSignal) -> impl IntoView {
                 }/>
         </label>
         <p class="hint" data-testid="parseq-prompt">{prompt}</p>
-        <details class="parseq-rendered">
-            <summary>"Rendered values at this frame"</summary>
+        <details class="parseq-rendered" on:toggle=move |ev| open.set(details_open(&ev))>
+            <summary data-testid="parseq-rendered-toggle">"Rendered values at this frame"</summary>
             <pre data-testid="parseq-rendered">{json}</pre>
         </details>
     }

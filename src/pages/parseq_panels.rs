@@ -137,7 +137,11 @@ pub fn FieldsPanel(editor: EditorSignal, error: RwSignal<Option<String>>) -> imp
                 .unwrap_or_default()
         })
     });
+    let open = RwSignal::new(false);
     let line = move |field: &'static str| {
+        if !open.get() {
+            return String::new();
+        }
         editor.with(|e| {
             e.as_ref()
                 .and_then(|e| e.rendered().field(field).map(|f| sparkline(&f.values)))
@@ -145,7 +149,7 @@ pub fn FieldsPanel(editor: EditorSignal, error: RwSignal<Option<String>>) -> imp
         })
     };
     view! {
-        <details class="parseq-fields">
+        <details class="parseq-fields" on:toggle=move |ev| open.set(super::parseq::details_open(&ev))>
             <summary>{move || format!("Fields: {} managed, {} shown", managed.with(Vec::len), shown.with(Vec::len))}</summary>
             <ul class="field-list">
                 {DEFAULT_FIELDS.iter().map(|(name, _)| {

@@ -1185,6 +1185,7 @@ test('Parseq: a ?parseq= link opens catduck; a grid edit moves the graph and the
     const curve = () => byId(page, 'curve-zoom').getAttribute('d');
     const rendered = async () => JSON.parse(await byId(page, 'parseq-rendered').textContent());
     const before = await curve();
+    await byId(page, 'parseq-rendered-toggle').click();
     await cell.fill('2');
     assert.notEqual(await curve(), before, 'the graph follows the edit');
     assert.equal((await rendered()).frame, 40);
