@@ -91,17 +91,44 @@ pub(crate) mod entry {
 
     /// The mono samples (little-endian f32) of the attached Blob.
     fn audio_samples(attached: Vec<web_sys::Blob>) -> Result<Vec<f32>, String> {
+        Ok(keyshift_core::audio::samples_from_le_bytes(
+            &attached_bytes(attached)?,
+        ))
+    }
+
+    /// The first attached Blob's bytes.
+    fn attached_bytes(attached: Vec<web_sys::Blob>) -> Result<Vec<u8>, String> {
         use keyshift_sd::weights::ByteSource as _;
-        let blob = attached
-            .into_iter()
-            .next()
-            .ok_or("no samples were attached")?;
+        let blob = attached.into_iter().next().ok_or("nothing was attached")?;
         let mut source = blob::BlobSource::new(blob)?;
         let mut bytes = vec![0u8; usize::try_from(source.len()).unwrap_or(0)];
         source
             .read_exact_at(0, &mut bytes)
-            .map_err(|e| format!("the samples could not be read: {e}"))?;
-        Ok(keyshift_core::audio::samples_from_le_bytes(&bytes))
+            .map_err(|e| format!("the attached data could not be read: {e}"))?;
+        Ok(bytes)
+    }
+
+    /// An img2img job's init image: its RGB bytes are attached beside the message.
+    fn init_image(
+        job: &keyshift_web::protocol::GenerateJob,
+        attached: Vec<web_sys::Blob>,
+    ) -> Result<Option<keyshift_core::image::RgbImage>, String> {
+        let Some(spec) = job.init else {
+            return Ok(None);
+        };
+        let data = attached_bytes(attached)?;
+        let (width, height) = (spec.width as usize, spec.height as usize);
+        if data.len() != width * height * 3 || width == 0 {
+            return Err(format!(
+                "the init image's {} bytes are not {width}x{height} RGB",
+                data.len()
+            ));
+        }
+        Ok(Some(keyshift_core::image::RgbImage {
+            width,
+            height,
+            data,
+        }))
     }
 
     /// Handles one message from the UI thread.
@@ -114,7 +141,16 @@ pub(crate) mod entry {
                 backend,
                 previewer,
             } => spawn_local(models::load(shared, model, backend, previewer, attached)),
-            ToWorker::Generate { job } => engine::enqueue(state, Job::Generate(job)),
+            ToWorker::Generate { mut job } => match init_image(&job, attached) {
+                Ok(image) => {
+                    job.init_image = image.map(Box::new);
+                    engine::enqueue(state, Job::Generate(job));
+                }
+                Err(message) => scope::post(&FromWorker::Failed {
+                    stage: Stage::Generate,
+                    message,
+                }),
+            },
             ToWorker::Render { job } => engine::enqueue(state, Job::Render(Box::new(job))),
             ToWorker::RerenderFrame { job } => engine::enqueue(state, Job::Rerender(job)),
             ToWorker::Cancel { job } => engine::cancel(state, job),
