@@ -28,6 +28,14 @@ pub fn replace_fragment(fragment: &str) {
     }
 }
 
+/// A picked or dropped file's bytes (`None` when the browser cannot read it).
+pub async fn file_bytes(file: &web_sys::File) -> Option<Vec<u8>> {
+    let buffer = wasm_bindgen_futures::JsFuture::from(file.array_buffer())
+        .await
+        .ok()?;
+    Some(js_sys::Uint8Array::new(&buffer).to_vec())
+}
+
 /// Bytes as a Blob (to attach to a worker message).
 pub fn bytes_blob(bytes: &[u8]) -> Option<web_sys::Blob> {
     let parts = js_sys::Array::of1(&js_sys::Uint8Array::from(bytes));

@@ -518,7 +518,8 @@ impl ParseqEditor {
         Ok(new)
     }
 
-    /// Adds keyframes at `frames` (those already keyframes are skipped), with `info`.
+    /// Adds keyframes at `frames` with `info`; a frame that is a keyframe already gets `info`
+    /// merged into its own ("Merged: a + b", as Parseq's dialogs do).
     pub fn add_keyframes(&mut self, frames: &[i64], info: &str) -> Result<usize, String> {
         let existing = self.keyframe_frames();
         let mut new: Vec<i64> = frames
@@ -528,20 +529,38 @@ impl ParseqEditor {
             .collect();
         new.sort_unstable();
         new.dedup();
-        if new.is_empty() {
+        let merged: Vec<i64> = frames
+            .iter()
+            .copied()
+            .filter(|f| existing.contains(f))
+            .collect();
+        if new.is_empty() && (merged.is_empty() || info.is_empty()) {
             return Err("every frame given is a keyframe already".into());
         }
         let count = new.len();
         self.edit_document(|map| {
-            if let Some(Json::Array(k)) = map.get_mut("keyframes") {
-                for f in new {
-                    let mut row = Map::new();
-                    row.insert("frame".into(), Json::from(f));
-                    if !info.is_empty() {
-                        row.insert("info".into(), Json::from(info));
-                    }
-                    k.push(Json::Object(row));
+            let Some(Json::Array(k)) = map.get_mut("keyframes") else {
+                return;
+            };
+            for row in k.iter_mut().filter_map(Json::as_object_mut) {
+                let at = row.get("frame").map_or(f64::NAN, json_to_number) as i64;
+                if !info.is_empty() && merged.contains(&at) {
+                    let old = row.get("info").and_then(Json::as_str).unwrap_or("");
+                    let text = if old.is_empty() {
+                        info.to_owned()
+                    } else {
+                        format!("Merged: {old} + {info}")
+                    };
+                    row.insert("info".into(), Json::from(text));
                 }
+            }
+            for f in new {
+                let mut row = Map::new();
+                row.insert("frame".into(), Json::from(f));
+                if !info.is_empty() {
+                    row.insert("info".into(), Json::from(info));
+                }
+                k.push(Json::Object(row));
             }
         })?;
         Ok(count)
@@ -708,10 +727,11 @@ impl ParseqEditor {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn catduck() -> ParseqEditor {
+    /// Parseq's default document in an editor (shared by the Parseq tests of the app).
+    pub(crate) fn catduck() -> ParseqEditor {
         let editor = ParseqEditor::default_document();
         let Ok(editor) = editor else {
             panic!("{editor:?}");

@@ -183,10 +183,7 @@ mod tests {
 
     #[test]
     fn time_series_reach_formulas() {
-        let e = ParseqEditor::default_document();
-        let Ok(mut e) = e else {
-            panic!("opens");
-        };
+        let mut e = crate::parseq::tests::catduck();
         assert_eq!(
             e.set_time_series("amp", &[(0.0, 0.0), (1000.0, 2.0), (6000.0, 2.0)], true),
             Ok(())

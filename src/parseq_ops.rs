@@ -231,7 +231,7 @@ impl ParseqEditor {
             })
             .collect::<Result<Vec<_>, _>>()?;
         let frames = self.frames_in(&positions, unit);
-        self.add_merging(&frames, info)
+        self.add_keyframes(&frames, info)
     }
 
     /// Adds keyframes every `interval` from `start` up to (not including) `end`, in `unit`.
@@ -252,56 +252,7 @@ impl ParseqEditor {
         }
         let positions: Vec<f64> = (0..count).map(|i| start + i as f64 * interval).collect();
         let frames = self.frames_in(&positions, unit);
-        self.add_merging(&frames, info)
-    }
-
-    /// New keyframes at `frames`; those that exist get `info` merged into theirs.
-    fn add_merging(&mut self, frames: &[i64], info: &str) -> Result<usize, String> {
-        let existing = self.keyframe_frames();
-        let mut new: Vec<i64> = frames
-            .iter()
-            .copied()
-            .filter(|f| *f >= 0 && !existing.contains(f))
-            .collect();
-        new.sort_unstable();
-        new.dedup();
-        let merged: Vec<i64> = frames
-            .iter()
-            .copied()
-            .filter(|f| existing.contains(f))
-            .collect();
-        if new.is_empty() && (merged.is_empty() || info.is_empty()) {
-            return Err("every frame given is a keyframe already".into());
-        }
-        let count = new.len();
-        self.edit_document(|map| {
-            for k in keyframes(map) {
-                if !info.is_empty() && merged.contains(&(frame_of(k) as i64)) {
-                    let old = k
-                        .get("info")
-                        .and_then(Json::as_str)
-                        .unwrap_or("")
-                        .to_owned();
-                    let text = if old.is_empty() {
-                        info.to_owned()
-                    } else {
-                        format!("Merged: {old} + {info}")
-                    };
-                    k.insert("info".into(), Json::from(text));
-                }
-            }
-            if let Some(Json::Array(k)) = map.get_mut("keyframes") {
-                for f in new {
-                    let mut row = Map::new();
-                    row.insert("frame".into(), Json::from(f));
-                    if !info.is_empty() {
-                        row.insert("info".into(), Json::from(info));
-                    }
-                    k.push(Json::Object(row));
-                }
-            }
-        })?;
-        Ok(count)
+        self.add_keyframes(&frames, info)
     }
 
     /// Deletes the keyframes whose `part` of `field` matches (never the first or the last).
@@ -378,14 +329,7 @@ impl ParseqEditor {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn catduck() -> ParseqEditor {
-        let e = ParseqEditor::default_document();
-        let Ok(e) = e else {
-            panic!("{e:?}");
-        };
-        e
-    }
+    use crate::parseq::tests::catduck;
 
     #[test]
     fn timing_remaps_with_the_lock() {

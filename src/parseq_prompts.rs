@@ -269,14 +269,7 @@ impl ParseqEditor {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn catduck() -> ParseqEditor {
-        let e = ParseqEditor::default_document();
-        let Ok(e) = e else {
-            panic!("{e:?}");
-        };
-        e
-    }
+    use crate::parseq::tests::catduck;
 
     #[test]
     fn prompt_edits_reach_the_rendered_prompts() {

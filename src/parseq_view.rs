@@ -52,6 +52,26 @@ impl View {
     }
 }
 
+impl View {
+    /// Every frame of `editor`'s document (`None`: a placeholder of one frame).
+    pub fn all(editor: Option<&ParseqEditor>) -> Self {
+        editor.map_or(
+            Self {
+                start: 0.0,
+                end: 1.0,
+            },
+            |e| {
+                let r = e.rendered();
+                let last = (r.first_frame + r.frame_count as i64 - 1).max(r.first_frame + 1);
+                Self {
+                    start: r.first_frame as f64,
+                    end: last as f64,
+                }
+            },
+        )
+    }
+}
+
 /// The x axis' unit.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Axis {
@@ -259,14 +279,7 @@ pub fn prompt_spans(editor: &ParseqEditor, view: View, width: f64) -> Vec<(f64, 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn catduck() -> ParseqEditor {
-        let e = ParseqEditor::default_document();
-        let Ok(e) = e else {
-            panic!("{e:?}");
-        };
-        e
-    }
+    use crate::parseq::tests::catduck;
 
     #[test]
     fn views_zoom_pan_and_stay_within_the_frames() {

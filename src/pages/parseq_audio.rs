@@ -108,9 +108,8 @@ pub fn AudioPanel(
         };
         spawn_local(async move {
             let name = file.name();
-            let bytes = match wasm_bindgen_futures::JsFuture::from(file.array_buffer()).await {
-                Ok(b) => js_sys::Uint8Array::new(&b).to_vec(),
-                Err(_) => return error.set(Some(format!("{name} could not be read"))),
+            let Some(bytes) = crate::browser::file_bytes(&file).await else {
+                return error.set(Some(format!("{name} could not be read")));
             };
             match decode(&bytes).await {
                 Ok((samples, rate)) => {
@@ -217,21 +216,7 @@ fn Waveform(editor: EditorSignal, view: RwSignal<Option<View>>) -> impl IntoView
     let audio = shared.audio;
     let drawn = move || {
         let fps = editor.with(|e| e.as_ref().map_or(20.0, |e| e.timing().0));
-        let full = editor.with(|e| {
-            e.as_ref().map_or(
-                View {
-                    start: 0.0,
-                    end: 1.0,
-                },
-                |e| {
-                    let r = e.rendered();
-                    View {
-                        start: r.first_frame as f64,
-                        end: (r.first_frame + r.frame_count as i64 - 1) as f64,
-                    }
-                },
-            )
-        });
+        let full = editor.with(|e| View::all(e.as_ref()));
         let v = view.get().unwrap_or(full);
         audio.with(|a| {
             let Some(a) = a

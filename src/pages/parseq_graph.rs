@@ -37,24 +37,7 @@ pub fn ParseqGraph(
 ) -> impl IntoView {
     let axis = RwSignal::new(Axis::Frames);
     let gesture = RwSignal::new(None::<Gesture>);
-    let full = move || {
-        editor.with(|e| {
-            e.as_ref().map_or(
-                View {
-                    start: 0.0,
-                    end: 1.0,
-                },
-                |e| {
-                    let r = e.rendered();
-                    View {
-                        start: r.first_frame as f64,
-                        end: (r.first_frame + r.frame_count as i64 - 1).max(r.first_frame + 1)
-                            as f64,
-                    }
-                },
-            )
-        })
-    };
+    let full = move || editor.with(|e| View::all(e.as_ref()));
     let shown = move || view.get().unwrap_or_else(full);
     let drawn = Memo::new(move |_| {
         let v = shown();

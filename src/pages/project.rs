@@ -128,10 +128,7 @@ pub fn ProjectPage() -> impl IntoView {
         }
         spawn_local(async move {
             let name = file.name();
-            let bytes = match wasm_bindgen_futures::JsFuture::from(file.array_buffer()).await {
-                Ok(buffer) => js_sys::Uint8Array::new(&buffer).to_vec(),
-                Err(_) => Vec::new(),
-            };
+            let bytes = browser::file_bytes(&file).await.unwrap_or_default();
             // A Parseq document opens in the Parseq mode (as a `?parseq=` link does).
             if name.to_ascii_lowercase().ends_with(".json") {
                 let mut next = project.get_untracked();

@@ -367,9 +367,8 @@ fn InitImageField() -> impl IntoView {
     let open = move |file: web_sys::File| {
         leptos::task::spawn_local(async move {
             let name = file.name();
-            let bytes = match wasm_bindgen_futures::JsFuture::from(file.array_buffer()).await {
-                Ok(b) => js_sys::Uint8Array::new(&b).to_vec(),
-                Err(_) => return error.set(Some(format!("{name} could not be read"))),
+            let Some(bytes) = browser::file_bytes(&file).await else {
+                return error.set(Some(format!("{name} could not be read")));
             };
             let picked = browser::decode_image(&bytes)
                 .await
