@@ -135,47 +135,106 @@ pub fn value_at_y(y: f64, lo: f64, hi: f64, height: f64) -> f64 {
     (v * 10_000.0).round() / 10_000.0
 }
 
+/// A field's rendered values and the frame of the first: what its curve is drawn from.
+pub fn field_values<'e>(editor: &'e ParseqEditor, field: &str) -> Option<(i64, &'e [f64])> {
+    let rendered = editor.rendered();
+    Some((rendered.first_frame, &rendered.field(field)?.values))
+}
+
+/// The lowest and highest finite values (the plot's range for a field); 0..1 when none is.
+pub fn value_range(values: &[f64]) -> (f64, f64) {
+    let (lo, hi) = values
+        .iter()
+        .filter(|v| v.is_finite())
+        .fold((f64::MAX, f64::MIN), |(a, b), v| (a.min(*v), b.max(*v)));
+    if lo <= hi { (lo, hi) } else { (0.0, 1.0) }
+}
+
+/// The SVG path of a field's `values` (frame `first + i`) over `view`, in the range `lo..hi`.
+pub fn curve_path(
+    values: &[f64],
+    first: i64,
+    (lo, hi): (f64, f64),
+    view: View,
+    width: f64,
+    height: f64,
+) -> String {
+    path(values, first, view, width, |v| y_of(v, lo, hi, height))
+}
+
+/// The keyframe nodes of `field` in view: frame, x, y (`values` as [`field_values`] gives them).
+pub fn keyframe_nodes(
+    editor: &ParseqEditor,
+    field: &str,
+    (first, values): (i64, &[f64]),
+    (lo, hi): (f64, f64),
+    view: View,
+    (width, height): (f64, f64),
+) -> Vec<(i64, f64, f64)> {
+    editor
+        .document()
+        .keyframes()
+        .iter()
+        .filter_map(|k| {
+            let frame = k.get("frame").and_then(Json::as_f64)? as i64;
+            k.get(field).and_then(Json::as_f64)?;
+            let v = *values.get(usize::try_from(frame - first).ok()?)?;
+            let x = view.x_of(frame as f64, width);
+            (-1.0..=width + 1.0)
+                .contains(&x)
+                .then(|| (frame, x, y_of(v, lo, hi, height)))
+        })
+        .collect()
+}
+
 /// The curves of the displayed fields over `view`.
 pub fn curves(editor: &ParseqEditor, view: View, width: f64, height: f64) -> Vec<Curve> {
-    let rendered = editor.rendered();
-    let keyframes = editor.document().keyframes();
     editor
         .displayed_fields()
         .into_iter()
         .enumerate()
         .filter_map(|(colour, field)| {
-            let values = &rendered.field(&field)?.values;
-            let (lo, hi) = values
-                .iter()
-                .filter(|v| v.is_finite())
-                .fold((f64::MAX, f64::MIN), |(a, b), v| (a.min(*v), b.max(*v)));
-            let (lo, hi) = if lo <= hi { (lo, hi) } else { (0.0, 1.0) };
-            let path = path(values, rendered.first_frame, view, width, |v| {
-                y_of(v, lo, hi, height)
-            });
-            let nodes = keyframes
-                .iter()
-                .filter_map(|k| {
-                    let frame = k.get("frame").and_then(Json::as_f64)? as i64;
-                    k.get(&field).and_then(Json::as_f64)?;
-                    let i = usize::try_from(frame - rendered.first_frame).ok()?;
-                    let v = *values.get(i)?;
-                    let x = view.x_of(frame as f64, width);
-                    (-1.0..=width + 1.0)
-                        .contains(&x)
-                        .then(|| (frame, x, y_of(v, lo, hi, height)))
-                })
-                .collect();
+            let (first, values) = field_values(editor, &field)?;
+            let range = value_range(values);
+            let path = curve_path(values, first, range, view, width, height);
+            let nodes = keyframe_nodes(
+                editor,
+                &field,
+                (first, values),
+                range,
+                view,
+                (width, height),
+            );
             Some(Curve {
                 field,
                 colour: colour % 8,
                 path,
-                lo,
-                hi,
+                lo: range.0,
+                hi: range.1,
                 nodes,
             })
         })
         .collect()
+}
+
+/// Appends `v` rounded to one decimal (all an SVG coordinate needs here), without the cost of
+/// formatting a float.
+fn push_tenths(out: &mut String, v: f64) {
+    let tenths = (v * 10.0).round();
+    if !tenths.is_finite() || tenths.abs() > 1e15 {
+        let _ = write!(out, "{v:.1}");
+        return;
+    }
+    let t = tenths as i64;
+    if t < 0 {
+        out.push('-');
+    }
+    let a = t.unsigned_abs();
+    let _ = write!(out, "{}", a / 10);
+    if !a.is_multiple_of(10) {
+        out.push('.');
+        out.push(char::from(b'0' + (a % 10) as u8));
+    }
 }
 
 /// The SVG path of `values` (frame `first + i`) over `view`: every frame when they are few,
@@ -204,8 +263,10 @@ fn path(values: &[f64], first: i64, view: View, width: f64, y: impl Fn(f64) -> f
     }
     let mut d = String::with_capacity(points.len() * 14);
     for (i, (x, y)) in points.iter().filter(|p| p.1.is_finite()).enumerate() {
-        let cmd = if i == 0 { 'M' } else { 'L' };
-        let _ = write!(d, "{cmd}{x:.1} {y:.1}");
+        d.push(if i == 0 { 'M' } else { 'L' });
+        push_tenths(&mut d, *x);
+        d.push(' ');
+        push_tenths(&mut d, *y);
     }
     d
 }
@@ -337,6 +398,25 @@ mod tests {
         // A dragged node's y maps back to its value.
         let y = y_of(1.25, 0.5, 1.5, 220.0);
         assert!((value_at_y(y, 0.5, 1.5, 220.0) - 1.25).abs() < 1e-4);
+    }
+
+    #[test]
+    fn coordinates_are_written_to_a_tenth() {
+        for v in [
+            0.0, 0.04, 0.05, 0.96, 1.0, 12.34, 219.99, -0.04, -0.06, -3.25, 719.5,
+        ] {
+            let mut ours = String::new();
+            push_tenths(&mut ours, v);
+            let parsed: f64 = ours.parse().unwrap();
+            assert!((parsed - v).abs() <= 0.05 + 1e-9, "{v} written as {ours}");
+            assert!(
+                !ours.ends_with(".0") && ours != "-0",
+                "{v} written as {ours}"
+            );
+        }
+        let mut out = String::new();
+        push_tenths(&mut out, 3.96);
+        assert_eq!(out, "4");
     }
 
     #[test]

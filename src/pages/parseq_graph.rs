@@ -8,7 +8,9 @@ use wasm_bindgen::JsCast;
 use super::parseq::{EditorSignal, with_editor};
 use super::parseq_grid::short;
 use crate::parseq::{ParseqEditor, number_text};
-use crate::parseq_view::{Axis, Curve, View, curves, prompt_spans, ticks};
+use crate::parseq_view::{
+    Axis, View, curve_path, field_values, keyframe_nodes, prompt_spans, ticks, value_range,
+};
 
 /// The drawing's size in SVG units.
 const W: f64 = 720.0;
@@ -39,9 +41,27 @@ pub fn ParseqGraph(
     let gesture = RwSignal::new(None::<Gesture>);
     let full = move || editor.with(|e| View::all(e.as_ref()));
     let shown = move || view.get().unwrap_or_else(full);
-    let drawn = Memo::new(move |_| {
-        let v = shown();
-        editor.with(|e| e.as_ref().map(|e| curves(e, v, W, H)).unwrap_or_default())
+    let shown_memo = Memo::new(move |_| shown());
+    let fields = Memo::new(move |_| {
+        editor.with(|e| {
+            e.as_ref()
+                .map(ParseqEditor::displayed_fields)
+                .unwrap_or_default()
+        })
+    });
+    // Each field's range, for the legend (and to drag a node in).
+    let ranges = Memo::new(move |_| {
+        fields.with(|fields| {
+            editor.with(|e| {
+                let Some(e) = e.as_ref() else {
+                    return Vec::new();
+                };
+                fields
+                    .iter()
+                    .filter_map(|f| Some((f.clone(), value_range(field_values(e, f)?.1))))
+                    .collect::<Vec<_>>()
+            })
+        })
     });
     let svg = NodeRef::<leptos::svg::Svg>::new();
     let point = move |ev: &web_sys::MouseEvent| {
@@ -68,14 +88,16 @@ pub fn ParseqGraph(
             });
         let next = match node {
             Some((field, frame)) => {
-                let Some(c) = drawn.with(|d| d.iter().find(|c| c.field == field).cloned()) else {
+                let Some((lo, hi)) = ranges.with_untracked(|r| {
+                    r.iter().find(|(f, _)| *f == field).map(|(_, range)| *range)
+                }) else {
                     return;
                 };
                 Gesture::Node {
                     field,
                     frame: frame.parse().unwrap_or(0),
-                    lo: c.lo,
-                    hi: c.hi,
+                    lo,
+                    hi,
                 }
             }
             None => Gesture::Pan {
@@ -184,26 +206,74 @@ pub fn ParseqGraph(
                 .into_iter().map(|(x1, x2, name)| view! {
                     <rect class="prompt-span" x=x1 y="0" width=(x2 - x1).max(1.0) height="10"><title>{name}</title></rect>
                 }).collect_view()}
-            {move || drawn.get().into_iter().map(curve_view).collect_view()}
+            <For each=move || fields.get().into_iter().enumerate() key=|f| f.clone() let:((colour, field))>
+                <FieldCurve editor=editor field=field colour=colour % 8 view=shown_memo/>
+            </For>
             <line class="cursor" data-testid="graph-cursor" x1=cursor_x x2=cursor_x y1="0" y2=H/>
         </svg>
         <ul class="legend">
-            {move || drawn.get().into_iter().map(|c| view! {
-                <li class=format!("series-{}", c.colour)>{format!("{} ({} … {})", c.field, short(c.lo), short(c.hi))}</li>
+            {move || ranges.get().into_iter().enumerate().map(|(colour, (field, (lo, hi)))| view! {
+                <li class=format!("series-{}", colour % 8)>{format!("{field} ({} … {})", short(lo), short(hi))}</li>
             }).collect_view()}
         </ul>
     }
 }
 
-/// A field's curve and its keyframe nodes.
-fn curve_view(c: Curve) -> impl IntoView {
-    let class = format!("series series-{}", c.colour);
-    let field = c.field.clone();
+/// A field's curve and its keyframe nodes. Each part is its own memo: an edit of another
+/// field, or one that leaves this field's values as they were, changes nothing here.
+#[component]
+fn FieldCurve(
+    editor: EditorSignal,
+    field: String,
+    colour: usize,
+    view: Memo<View>,
+) -> impl IntoView {
+    // A copy of the field's values, kept (and not signalled) while an edit leaves them equal.
+    let values = Memo::new_owning({
+        let field = field.clone();
+        move |old: Option<Option<(i64, Vec<f64>)>>| {
+            editor.with(|e| {
+                let now = e.as_ref().and_then(|e| field_values(e, &field));
+                match (old, now) {
+                    (Some(Some((f, v))), Some((first, now))) if f == first && v == now => {
+                        (Some((f, v)), false)
+                    }
+                    (_, now) => (now.map(|(f, v)| (f, v.to_vec())), true),
+                }
+            })
+        }
+    });
+    let range =
+        Memo::new(move |_| values.with(|v| v.as_ref().map_or((0.0, 1.0), |(_, v)| value_range(v))));
+    let path = Memo::new(move |_| {
+        let (r, v) = (range.get(), view.get());
+        values.with(|values| {
+            values
+                .as_ref()
+                .map(|(first, values)| curve_path(values, *first, r, v, W, H))
+                .unwrap_or_default()
+        })
+    });
+    let nodes = Memo::new({
+        let field = field.clone();
+        move |_| {
+            let (r, v) = (range.get(), view.get());
+            values.with(|values| {
+                editor.with(|e| match (e.as_ref(), values.as_ref()) {
+                    (Some(e), Some((first, values))) => {
+                        keyframe_nodes(e, &field, (*first, values), r, v, (W, H))
+                    }
+                    _ => Vec::new(),
+                })
+            })
+        }
+    });
+    let class = format!("series series-{colour}");
     view! {
-        <path class=class.clone() data-testid=format!("curve-{}", c.field) d=c.path/>
-        {c.nodes.into_iter().map(|(frame, x, y)| view! {
+        <path class=class.clone() data-testid=format!("curve-{field}") d=move || path.get()/>
+        {move || nodes.get().into_iter().map(|(frame, x, y)| view! {
             <circle class=class.clone() r="4" cx=x cy=y data-field=field.clone() data-frame=frame
-                data-testid=format!("node-{}-{}", field, frame)/>
+                data-testid=format!("node-{field}-{frame}")/>
         }).collect_view()}
     }
 }
