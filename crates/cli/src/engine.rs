@@ -13,8 +13,8 @@ use keyshift_render::{
 };
 use keyshift_sd::Device;
 use keyshift_sd::generate::size_multiple;
-use keyshift_sd::hooks::NoHook;
 use keyshift_sd::model::SdModel;
+use keyshift_sd::taps::StepHook;
 use keyshift_sd::weights::Precision;
 
 use crate::args::{Args, parse_size};
@@ -100,13 +100,15 @@ impl Engine {
 
     /// Renders the frames of `source` (those in `stored` are handed back, not rendered again),
     /// handing each finished frame to `on_frame`. `stop_after` ends the render early, after that
-    /// many newly rendered frames (`None`: the render was stopped).
+    /// many newly rendered frames (`None`: the render was stopped). `hook` sees every UNet call
+    /// (a tap, or `NoHook`).
     pub fn render<S: FrameSource>(
         &self,
         settings: RenderSettings,
         source: S,
         stored: BTreeMap<usize, StoredFrame>,
         stop_after: Option<usize>,
+        hook: &mut dyn StepHook,
         on_frame: &mut dyn FnMut(FinishedFrame) -> Result<(), String>,
     ) -> Result<Option<Finished>, String> {
         let mut session =
@@ -115,7 +117,7 @@ impl Engine {
         let mut rendered = 0;
         loop {
             let event =
-                pollster::block_on(session.advance(&mut NoHook)).map_err(|e| e.to_string())?;
+                pollster::block_on(session.advance(&mut *hook)).map_err(|e| e.to_string())?;
             match event {
                 Event::Step(step) => {
                     let p = session.progress();

@@ -8,8 +8,12 @@ use keyshift_core::pngtext;
 use keyshift_render::{FrameSpec, SingleFrame};
 use keyshift_sd::generate::{InitImage, RgbImage};
 
+use keyshift_sd::hooks::NoHook;
+use keyshift_sd::taps::{CrossAttentionTap, Filter, OverlayMode, StepHook, TapConfig};
+
 use crate::args::Args;
 use crate::engine::{ENGINE_OPTIONS, Engine, write};
+use crate::heatmap::{generation_tap, write_png};
 
 const KNOWN: &[&str] = &[
     "prompt",
@@ -21,6 +25,11 @@ const KNOWN: &[&str] = &[
     "init",
     "strength",
     "out",
+    "heatmap-tokens",
+    "heatmap-out",
+    "heatmap-opacity",
+    "heatmap-layers",
+    "heatmap-steps",
 ];
 
 /// Runs the command; the error is the message to print.
@@ -34,21 +43,80 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let engine = Engine::load(&args)?;
     let settings = engine.settings(&args, 1.0)?;
     let spec = spec(&args, settings.width, settings.height)?;
+    let heatmap = heatmap_options(&args, &spec)?;
+    let mut tap = heatmap
+        .as_ref()
+        .map(|(config, _, _)| CrossAttentionTap::new(config.clone()));
+    let mut no_hook = NoHook;
+    let hook: &mut dyn StepHook = match tap.as_mut() {
+        Some(tap) => tap,
+        None => &mut no_hook,
+    };
     let mut png = None;
+    let mut image = None;
     let source = SingleFrame::new(spec);
-    engine.render(settings, source, BTreeMap::new(), None, &mut |frame| {
-        let img = &frame.image;
-        let bytes = pngtext::encode_rgb(
-            img.width,
-            img.height,
-            &img.data,
-            &[("parameters", &frame.parameters)],
-        )
-        .map_err(|e| e.to_string())?;
-        png = Some(bytes);
-        Ok(())
-    })?;
-    write(Path::new(&out), &png.ok_or("no image was made")?)
+    engine.render(
+        settings,
+        source,
+        BTreeMap::new(),
+        None,
+        hook,
+        &mut |frame| {
+            let img = &frame.image;
+            let bytes = pngtext::encode_rgb(
+                img.width,
+                img.height,
+                &img.data,
+                &[("parameters", &frame.parameters)],
+            )
+            .map_err(|e| e.to_string())?;
+            png = Some(bytes);
+            image = Some(frame.image);
+            Ok(())
+        },
+    )?;
+    write(Path::new(&out), &png.ok_or("no image was made")?)?;
+    if let (Some(tap), Some((_, path, opacity)), Some(image)) = (tap, heatmap, image) {
+        let maps =
+            pollster::block_on(tap.finish()).map_err(|e| format!("--heatmap-tokens: {e}"))?;
+        let map = maps.maps.first().ok_or("no heatmap was made")?;
+        eprintln!(
+            "heatmap: {} attention calls summed, {}x{} map, peak {:.4}",
+            maps.layer_calls, maps.width, maps.height, map.peak
+        );
+        let drawn = map.overlay(&image, OverlayMode::Heat { opacity }, Filter::Bilinear);
+        write_png(&path, &drawn)?;
+    }
+    Ok(())
+}
+
+/// `--heatmap-tokens` (with `--heatmap-out`, `--heatmap-opacity`, `--heatmap-layers`,
+/// `--heatmap-steps`): the tap, where its overlay goes, and the colour's opacity.
+fn heatmap_options(
+    args: &Args,
+    spec: &FrameSpec,
+) -> Result<Option<(TapConfig, String, f32)>, String> {
+    let Some(config) = generation_tap(args, &spec.prompt, spec.cfg)? else {
+        for flag in [
+            "heatmap-out",
+            "heatmap-opacity",
+            "heatmap-layers",
+            "heatmap-steps",
+        ] {
+            if args.get(flag).is_some() {
+                return Err(format!("--{flag} needs --heatmap-tokens"));
+            }
+        }
+        return Ok(None);
+    };
+    let out = args
+        .get("heatmap-out")
+        .ok_or("--heatmap-tokens needs --heatmap-out FILE.png")?;
+    let opacity: f32 = args.parsed("heatmap-opacity", 0.5)?;
+    if !(0.0..=1.0).contains(&opacity) {
+        return Err(format!("--heatmap-opacity: {opacity} (use 0 to 1)"));
+    }
+    Ok(Some((config, out.to_owned(), opacity)))
 }
 
 #[allow(

@@ -11,6 +11,8 @@
 //! - `keyshift render shift …`: a shift-attention animation on the render layer.
 //! - `keyshift render travel …`: prompt travel between stages (one per prompt line).
 //! - `keyshift render parseq DOC.json …`: a Parseq document with Deforum's 2D motion.
+//! - `keyshift heatmap --model PATH --image IN.png --prompt TEXT …`: Visualize
+//!   Cross-Attention's probe; `--list-layers` lists the layers.
 //! - `keyshift warp IN.png --zoom Z --angle DEG --tx X --ty Y --out OUT.png`: Deforum's 2D
 //!   motion on one image.
 //! - `keyshift ssim A.png B.png`: prints the SSIM of two images.
@@ -26,6 +28,7 @@ mod bench;
 mod bench_render;
 mod engine;
 mod generate;
+mod heatmap;
 mod load;
 mod parseq;
 mod quantize;
@@ -46,7 +49,16 @@ commands:
   generate --model PATH --prompt TEXT [--negative TEXT] [--steps N] [--sampler NAME] [--cfg X]
            [--seed N] [--subseed N --subseed-strength X] [--size WxH] [--init IMAGE.png --strength X]
            [--clip-skip N] [--quant int8|f32] [--backend cpu|wgpu] --out OUT.png
-                                     make one image (PNG with A1111 parameters)
+           [--heatmap-tokens 1,3 --heatmap-out MAP.png [--heatmap-opacity X]
+            [--heatmap-layers PREFIX,…] [--heatmap-steps A..B]]
+                                     make one image (PNG with A1111 parameters); with
+                                     --heatmap-tokens, also the tokens' cross-attention summed
+                                     over every layer and step, drawn over the image
+  heatmap --model PATH --image IN.png --prompt TEXT [--tokens 1,3] [--time T] [--layer NAME]
+           [--mode masked|grey] [--vae-input signed|unit] --out OUT.png
+                                     Visualize Cross-Attention: one layer's map of the tokens
+                                     for an image (blank --tokens: every token after the first)
+  heatmap --list-layers --model PATH one cross-attention layer name per line
   render shift --model PATH --prompt TEXT [--negative TEXT] --shift-steps N [--seed S] [--cfg C]
            [--steps K] [--sampler NAME] [--size WxH] [--ssim-threshold T] [--ssim-min-step X]
            [--ssim-min-pct P] [--lead N] [--mirror] [--fps F] [--remove-zero] [--upscale RATIO]
@@ -124,6 +136,13 @@ fn main() -> ExitCode {
             }
             Err(e) => {
                 eprintln!("keyshift ssim: {e}");
+                ExitCode::from(2)
+            }
+        },
+        Some("heatmap") => match heatmap::run(&args[1..]) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("keyshift heatmap: {e}");
                 ExitCode::from(2)
             }
         },

@@ -15,6 +15,8 @@ use keyshift_render::store::{
 };
 use keyshift_render::{FrameSource, RenderSettings, ShiftOptions, ShiftSource, StoredFrame};
 
+use keyshift_sd::hooks::NoHook;
+
 use crate::args::Args;
 use crate::engine::{ENGINE_OPTIONS, Engine, write};
 
@@ -121,14 +123,21 @@ pub fn render_to<S: FrameSource>(
     if !stored.is_empty() {
         eprintln!("resuming: {} frames were rendered before", stored.len());
     }
-    let finished = engine.render(settings, source, stored, stop_after, &mut |frame| {
-        let png = frame_png(&frame)?;
-        if !frame.resumed {
-            partial.keep(frame.record.generation_index, &png)?;
-        }
-        frames.insert(frame.record.generation_index, png);
-        Ok(())
-    })?;
+    let finished = engine.render(
+        settings,
+        source,
+        stored,
+        stop_after,
+        &mut NoHook,
+        &mut |frame| {
+            let png = frame_png(&frame)?;
+            if !frame.resumed {
+                partial.keep(frame.record.generation_index, &png)?;
+            }
+            frames.insert(frame.record.generation_index, png);
+            Ok(())
+        },
+    )?;
     let Some(finished) = finished else {
         eprintln!(
             "stopped after {} frames; run the same command with --resume to continue",

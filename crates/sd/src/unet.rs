@@ -18,6 +18,39 @@ use crate::resnet::{ResnetBlock, ResnetSpec};
 use crate::transformer::{SpatialTransformer, TransformerSpec};
 use crate::weights::{LoadError, Loader};
 
+/// A transformer layer of the UNet: its diffusers name (what taps and hooks use), its name in
+/// the original (ldm) layout, and how much smaller than the latent its maps are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttentionLayer {
+    /// `down_blocks.1.attentions.0`, `mid_block.attentions.0`, `up_blocks.2.attentions.1`.
+    pub name: String,
+    /// `input_blocks.4.1`, `middle_block.1`, `output_blocks.7.1` (A1111's and VXA's modules are
+    /// `model.diffusion_model.<this>.transformer_blocks.0.attn2`).
+    pub ldm_name: String,
+    /// The latent's size over the layer's (1, 2, 4, 8).
+    pub downscale: usize,
+}
+
+impl AttentionLayer {
+    /// The cross-attention module's name as A1111 and VXA list it.
+    pub fn vxa_name(&self) -> String {
+        format!(
+            "model.diffusion_model.{}.transformer_blocks.0.attn2",
+            self.ldm_name
+        )
+    }
+
+    /// Whether `name` names this layer: its diffusers or ldm name, with or without
+    /// `model.diffusion_model.` before and `.transformer_blocks.N.attn2` after.
+    pub fn is_named(&self, name: &str) -> bool {
+        let name = name.strip_prefix("model.diffusion_model.").unwrap_or(name);
+        let name = name
+            .split_once(".transformer_blocks.")
+            .map_or(name, |(layer, _)| layer);
+        name == self.name || name == self.ldm_name
+    }
+}
+
 /// One resolution level on the way down or up.
 #[derive(Module, Debug)]
 pub struct Level {
@@ -122,6 +155,40 @@ impl Unet {
     /// The width of the guidance embedding an LCM-distilled UNet takes, `None` for ordinary ones.
     pub fn guidance_dim(&self) -> Option<usize> {
         self.guidance_dim
+    }
+
+    /// Every transformer (cross-attention) layer in the order the UNet runs them.
+    pub fn attention_layers(&self) -> Vec<AttentionLayer> {
+        let mut out = Vec::new();
+        let mut input_block = 1;
+        for (i, level) in self.down.iter().enumerate() {
+            for j in 0..level.attentions.len() {
+                out.push(AttentionLayer {
+                    name: format!("down_blocks.{i}.attentions.{j}"),
+                    ldm_name: format!("input_blocks.{}.1", input_block + j),
+                    downscale: 1 << i,
+                });
+            }
+            input_block += level.resnets.len() + usize::from(level.resample.is_some());
+        }
+        let deepest = 1 << self.down.len().saturating_sub(1);
+        out.push(AttentionLayer {
+            name: "mid_block.attentions.0".into(),
+            ldm_name: "middle_block.1".into(),
+            downscale: deepest,
+        });
+        let mut output_block = 0;
+        for (i, level) in self.up.iter().enumerate() {
+            for j in 0..level.attentions.len() {
+                out.push(AttentionLayer {
+                    name: format!("up_blocks.{i}.attentions.{j}"),
+                    ldm_name: format!("output_blocks.{}.1", output_block + j),
+                    downscale: deepest >> i,
+                });
+            }
+            output_block += level.resnets.len();
+        }
+        out
     }
 
     /// The timestep embedding after the MLP.

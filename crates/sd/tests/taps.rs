@@ -26,7 +26,7 @@ use keyshift_sd::taps::slerp::{slerp, slerp_row};
 use keyshift_sd::taps::{
     AttentionMaps, BatchLayout, CrossAttentionTap, Filter, FrameBlend, FrameBlendConfig,
     LayerFilter, OverlayMode, Resolution, ScheduleKind, StepFilter, StepHook, TapConfig, TapError,
-    Tokens, WeightSchedule,
+    Tokens, VaeInput, WeightSchedule,
 };
 
 const STEPS: usize = 4;
@@ -382,7 +382,15 @@ fn vxa_probes_one_layer_of_an_image_and_its_token_shares_sum_to_one() {
     let context = f.cond.parts[0].0.clone();
     let mut config = TapConfig::vxa(VXA_DEFAULT_LAYER, Tokens::AllButFirst);
     config.maps.push(Tokens::one(0));
-    let maps = pollster::block_on(probe(&f.model, &image, &context, 1.0, config)).unwrap();
+    let maps = pollster::block_on(probe(
+        &f.model,
+        &image,
+        &context,
+        1.0,
+        config,
+        VaeInput::Signed,
+    ))
+    .unwrap();
     assert_eq!((maps.layer_calls, maps.height, maps.width), (1, 16, 16));
     // Probabilities over all 77 keys sum to 1 per pixel: (tokens 1..77) + (token 0) = 1.
     let (rest, bos) = (&maps.maps[0], &maps.maps[1]);
@@ -410,7 +418,8 @@ fn vxa_probes_one_layer_of_an_image_and_its_token_shares_sum_to_one() {
             &bad,
             &context,
             1.0,
-            TapConfig::vxa(VXA_DEFAULT_LAYER, Tokens::one(1))
+            TapConfig::vxa(VXA_DEFAULT_LAYER, Tokens::one(1)),
+            VaeInput::Signed,
         )),
         Err(TapError::Image(_))
     ));
@@ -766,9 +775,24 @@ fn taps_run_on_wgpu_as_on_the_cpu() {
         width: 32,
     });
     let image = test_image(64, 64);
-    let gpu = pollster::block_on(probe(&model, &image, &context, 500.0, config.clone())).unwrap();
-    let cpu =
-        pollster::block_on(probe(&f.model, &image, &f.cond.parts[0].0, 500.0, config)).unwrap();
+    let gpu = pollster::block_on(probe(
+        &model,
+        &image,
+        &context,
+        500.0,
+        config.clone(),
+        VaeInput::Signed,
+    ))
+    .unwrap();
+    let cpu = pollster::block_on(probe(
+        &f.model,
+        &image,
+        &f.cond.parts[0].0,
+        500.0,
+        config,
+        VaeInput::Signed,
+    ))
+    .unwrap();
     assert_eq!((gpu.height, gpu.layer_calls), (32, CROSS_LAYERS));
     for (g, c) in gpu.maps.iter().zip(&cpu.maps) {
         assert!(max_abs_diff(&g.values, &c.values) < 1e-4);

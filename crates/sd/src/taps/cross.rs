@@ -512,18 +512,42 @@ async fn read(t: Tensor<3>) -> Result<Vec<f32>, TapError> {
     (data.convert::<f32>().try_into_vec::<f32>()).map_err(|e| TapError::ReadBack(format!("{e:?}")))
 }
 
+/// How a probed image goes to the VAE encoder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum VaeInput {
+    /// In [−1, 1], the range the VAE was trained on and every other path of the engine uses.
+    #[default]
+    Signed,
+    /// In [0, 1], as VXA's original passes it (`image / 255` straight to the encoder): its
+    /// latent is off the range the UNet knows, so its maps differ; kept to compare with it.
+    Unit,
+}
+
+impl VaeInput {
+    /// `signed` or `unit`.
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "signed" => Some(Self::Signed),
+            "unit" => Some(Self::Unit),
+            _ => None,
+        }
+    }
+}
+
 /// VXA (seeds.md §3): the clean latent of `image` (the VAE encoder's mean × the scaling factor; no
 /// noise is added), one UNet forward at `timestep` (0–999 scale) with `context`
 /// (`[1, 77·k, dim]`, e.g. from [`crate::conditioning::TextEncoder`]) and a tap of `config`
-/// ([`TapConfig::vxa`] for VXA's single layer). Unlike VXA, the image goes to the VAE in [−1, 1].
+/// ([`TapConfig::vxa`] for VXA's single layer). The image goes to the VAE as `input` says:
+/// [`VaeInput::Signed`] unless the original's quirk is wanted.
 pub async fn probe(
     model: &SdModel,
     image: &RgbImage,
     context: &Tensor<3>,
     timestep: f64,
     config: TapConfig,
+    input: VaeInput,
 ) -> Result<AttentionMaps, TapError> {
-    let latent = clean_latent(model, image, &context.device())?;
+    let latent = clean_latent(model, image, input, &context.device())?;
     let mut tap = CrossAttentionTap::new(config);
     let _noise = model.unet.forward(latent, timestep, context, &mut tap);
     tap.finish().await
@@ -531,7 +555,12 @@ pub async fn probe(
 
 /// # Shapes
 /// - returns `[1, latent, height / s, width / s]`
-fn clean_latent(model: &SdModel, image: &RgbImage, device: &Device) -> Result<Tensor<4>, TapError> {
+fn clean_latent(
+    model: &SdModel,
+    image: &RgbImage,
+    input: VaeInput,
+    device: &Device,
+) -> Result<Tensor<4>, TapError> {
     let (_, multiple) = size_multiple(model);
     let (w, h) = (image.width, image.height);
     let sized = w > 0 && h > 0 && w.is_multiple_of(multiple) && h.is_multiple_of(multiple);
@@ -541,7 +570,11 @@ fn clean_latent(model: &SdModel, image: &RgbImage, device: &Device) -> Result<Te
             image.data.len()
         )));
     }
-    let moments = (model.vae.encode_moments(rgb_to_tensor(image, device)))
+    let pixels = match input {
+        VaeInput::Signed => rgb_to_tensor(image, device),
+        VaeInput::Unit => (rgb_to_tensor(image, device) + 1.0) / 2.0,
+    };
+    let moments = (model.vae.encode_moments(pixels))
         .ok_or_else(|| TapError::Image("this model has no VAE encoder".into()))?;
     let [b, c, lh, lw] = moments.dims();
     Ok(moments.slice([0..b, 0..c / 2, 0..lh, 0..lw]) * model.info.vae.scaling_factor)

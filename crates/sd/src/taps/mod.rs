@@ -24,6 +24,7 @@ pub mod slerp;
 pub use blend::{FrameBlend, FrameBlendConfig, ScheduleKind, WeightSchedule};
 pub use cross::{
     AttentionMaps, BatchLayout, CrossAttentionTap, Resolution, TapConfig, TapError, Tokens,
+    VaeInput,
 };
 pub use heatmap::{Filter, OverlayMode, TokenMap};
 

@@ -1,0 +1,219 @@
+//! Cross-attention maps against torch/diffusers reference values
+//! (`scripts/reference/make_attention.py` → `fixtures/tiny-sd1/attention.*`): the VXA probe for two
+//! layers, two token sets, two timesteps and both VAE inputs, and DAAM's sum over a 4-step run.
+#![allow(
+    clippy::unwrap_used,
+    reason = "test helpers: a panic is how a test fails"
+)]
+
+use std::path::PathBuf;
+
+use keyshift_core::schedule::{NoiseSchedule, Sampler, ScheduleConfig, StepPlan};
+use keyshift_core::tokens::{ClipTokenizer, ModelFamily};
+use keyshift_sd::Device;
+use keyshift_sd::conditioning::TextEncoder;
+use keyshift_sd::generate::RgbImage;
+use keyshift_sd::model::{DirFolder, SdModel};
+use keyshift_sd::pipeline::{Conditioning, Context, FixedNoise, Sampling, latent};
+use keyshift_sd::taps::cross::probe;
+use keyshift_sd::taps::{BatchLayout, CrossAttentionTap, StepHook, TapConfig, Tokens, VaeInput};
+use keyshift_sd::weights::{FileSource, SafetensorsFile};
+
+const PROMPT: &str = "a photo of a cat";
+const TOLERANCE: f32 = 1e-4;
+
+fn dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/tiny-sd1")
+}
+
+struct Fixture {
+    reference: SafetensorsFile,
+    golden: SafetensorsFile,
+    extras: SafetensorsFile,
+    model: SdModel,
+    tokenizer: ClipTokenizer,
+    device: Device,
+}
+
+impl Fixture {
+    fn load() -> Self {
+        let device = Device::flex();
+        let open = |name: &str| {
+            SafetensorsFile::open(name, Box::new(FileSource::open(&dir().join(name)).unwrap()))
+                .unwrap()
+        };
+        Self {
+            reference: open("attention.safetensors"),
+            golden: open("golden.safetensors"),
+            extras: open("extras.safetensors"),
+            model: SdModel::load_diffusers(&DirFolder(dir().join("diffusers")), &device).unwrap(),
+            tokenizer: ClipTokenizer::embedded().unwrap(),
+            device,
+        }
+    }
+
+    fn t(&mut self, name: &str) -> Vec<f32> {
+        self.reference
+            .read_f32(name)
+            .unwrap_or_else(|e| panic!("{name}: {e}"))
+    }
+
+    fn encode(&self, prompt: &str) -> Context {
+        let encoder = TextEncoder {
+            clip: &self.model.clip,
+            tokenizer: &self.tokenizer,
+            family: ModelFamily::Sd1,
+            clip_skip: 1,
+        };
+        encoder.prompt(prompt, 4).unwrap().at_step(0)[0].0.clone()
+    }
+
+    /// Extras' 64×64 test image (stored in [−1, 1]) as 8-bit RGB.
+    fn image(&mut self) -> RgbImage {
+        let values = self.extras.read_f32("img2img.image").unwrap();
+        let plane = 64 * 64;
+        let mut data = vec![0u8; 3 * plane];
+        for (i, px) in data.chunks_exact_mut(3).enumerate() {
+            for (c, v) in px.iter_mut().enumerate() {
+                let x = values[c * plane + i];
+                let byte = ((x + 1.0) * 127.5).round();
+                assert!((byte / 127.5 - 1.0 - x).abs() < 1e-6, "not an 8-bit image");
+                *v = byte as u8;
+            }
+        }
+        RgbImage {
+            width: 64,
+            height: 64,
+            data,
+        }
+    }
+}
+
+fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
+}
+
+#[test]
+fn vxa_maps_match_the_reference_for_two_layers_token_sets_timesteps_and_both_vae_inputs() {
+    let mut f = Fixture::load();
+    let image = f.image();
+    let context = f.encode(PROMPT);
+    let cases = [
+        ("signed", 1.0, "mid_block.attentions.0"),
+        ("signed", 1.0, "down_blocks.1.attentions.1"),
+        ("signed", 500.0, "mid_block.attentions.0"),
+        ("signed", 500.0, "down_blocks.1.attentions.1"),
+        ("unit", 1.0, "mid_block.attentions.0"),
+    ];
+    let mut checked = 0;
+    for (input, t, layer) in cases {
+        let sets: &[(&str, Tokens)] = if input == "unit" {
+            &[("blank", Tokens::AllButFirst)]
+        } else {
+            &[
+                ("photo_cat", Tokens::At(vec![2, 5])),
+                ("blank", Tokens::AllButFirst),
+            ]
+        };
+        for (name, tokens) in sets {
+            let config = TapConfig::vxa(layer, tokens.clone());
+            let vae = VaeInput::from_name(input).unwrap();
+            let maps =
+                pollster::block_on(probe(&f.model, &image, &context, t, config, vae)).unwrap();
+            assert_eq!((maps.layer_calls, maps.height, maps.width), (1, 16, 16));
+            let want = f.t(&format!("vxa.{input}.t{}.{layer}.{name}", t as u32));
+            let diff = max_abs_diff(&maps.maps[0].values, &want);
+            assert!(diff < TOLERANCE, "{input} t={t} {layer} {name}: {diff}");
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, 9);
+    // The original's [0, 1] input gives another map than the signed one (well beyond the tolerance).
+    let unit = f.t("vxa.unit.t1.mid_block.attentions.0.blank");
+    let signed = f.t("vxa.signed.t1.mid_block.attentions.0.blank");
+    let d = max_abs_diff(&unit, &signed);
+    assert!(d > 10.0 * TOLERANCE, "unit vs signed: {d}");
+}
+
+#[test]
+fn daam_sums_over_a_four_step_run_match_the_reference() {
+    let mut f = Fixture::load();
+    let cond = Conditioning::single(f.encode(PROMPT), f.encode(""));
+    let schedule = NoiseSchedule::new(ScheduleConfig::sd15()).unwrap();
+    let plan = StepPlan::txt2img(&schedule, Sampler::Euler { karras: false }, 4).unwrap();
+    let noise = f.golden.read_f32("pipe.init_noise").unwrap();
+    let mut run = Sampling::txt2img(plan, latent(noise, [1, 4, 32, 32], &f.device), 7.5);
+    let config = TapConfig {
+        maps: vec![Tokens::At(vec![2, 5]), Tokens::one(5)],
+        ..TapConfig::tokens(&[])
+    }
+    .with_batch(BatchLayout::of(7.5, &cond));
+    let mut tap = CrossAttentionTap::new(config);
+    while run.next_step() < 4 {
+        tap.set_step(run.next_step());
+        run.step(&f.model.unet, &cond, &mut FixedNoise::default(), &mut tap)
+            .unwrap();
+    }
+    let latents = run.latent().clone().into_data().try_to_vec::<f32>().unwrap();
+    // The same run as the reference (relative tolerance of a whole run, as the golden checks).
+    let want = f.t("daam.latents");
+    let scale = want.iter().fold(1f32, |m, v| m.max(v.abs()));
+    let d = max_abs_diff(&latents, &want);
+    assert!(d <= 1e-4 * scale, "latents: {d} (values up to {scale})");
+    let maps = pollster::block_on(tap.finish()).unwrap();
+    assert_eq!((maps.layer_calls, maps.height, maps.width), (24, 16, 16));
+    for (map, name) in maps.maps.iter().zip(["photo_cat", "cat"]) {
+        let diff = max_abs_diff(&map.values, &f.t(&format!("daam.{name}")));
+        assert!(diff < TOLERANCE, "daam {name}: {diff}");
+        let peak = f.t(&format!("daam.{name}.peak"))[0];
+        assert!(
+            (map.peak - peak).abs() < 1e-4 * peak.max(1.0),
+            "{} vs {peak}",
+            map.peak
+        );
+    }
+}
+
+#[test]
+fn the_layer_list_names_every_transformer_in_both_layouts() {
+    let f = Fixture::load();
+    let layers = f.model.unet.attention_layers();
+    let names: Vec<String> = layers.iter().map(|l| l.name.clone()).collect();
+    assert_eq!(
+        names,
+        [
+            "down_blocks.1.attentions.0",
+            "down_blocks.1.attentions.1",
+            "mid_block.attentions.0",
+            "up_blocks.0.attentions.0",
+            "up_blocks.0.attentions.1",
+            "up_blocks.0.attentions.2",
+        ]
+    );
+    // The tiny UNet has two levels: level 0 (two resnets and a downsampler) has no transformer.
+    let ldm: Vec<&str> = layers.iter().map(|l| l.ldm_name.as_str()).collect();
+    assert_eq!(
+        ldm,
+        [
+            "input_blocks.4.1",
+            "input_blocks.5.1",
+            "middle_block.1",
+            "output_blocks.0.1",
+            "output_blocks.1.1",
+            "output_blocks.2.1"
+        ]
+    );
+    assert!(layers.iter().all(|l| l.downscale == 2));
+    let mid = &layers[2];
+    assert!(mid.is_named("model.diffusion_model.middle_block.1.transformer_blocks.0.attn2"));
+    assert!(mid.is_named("middle_block.1") && mid.is_named("mid_block.attentions.0"));
+    assert!(!mid.is_named("middle_block.10"));
+    assert_eq!(
+        mid.vxa_name(),
+        "model.diffusion_model.middle_block.1.transformer_blocks.0.attn2"
+    );
+}
