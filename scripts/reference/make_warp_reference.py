@@ -6,7 +6,8 @@
   anim_frame_warp_2d).
 - colour: scikit-image's match_histograms(channel_axis=-1) on 8-bit L*a*b* (OpenCV's layout:
   L·255/100, a+128, b+128; the float sRGB/D65 formula below), back to RGB; and, for the record,
-  Deforum's own path through cv2.cvtColor.
+  Deforum's own path through cv2.cvtColor. Attention-Interpolation's other two spaces: the same
+  matching on the RGB bytes, and on OpenCV's 8-bit HSV (H in 0..180) through cv2.cvtColor both ways.
 - noise: Deforum's add_noise (white): torch.randn((3, H, W)) from the seed, to bytes, then
   cv2.addWeighted on the BGR buffer.
 
@@ -112,6 +113,18 @@ def main():
         cases["colour"].append({"file": name, "opencv": "opencv-" + name,
                                 "image": "source.png" if a is src else "other.png",
                                 "reference": "other.png" if a is src else "source.png"})
+        # Attention-Interpolation's hist_normalize rgb and hsv (its correct_colors_hist).
+        hsv = cv2.cvtColor(match_histograms(cv2.cvtColor(a, cv2.COLOR_RGB2HSV),
+                                            cv2.cvtColor(b, cv2.COLOR_RGB2HSV), channel_axis=-1),
+                           cv2.COLOR_HSV2RGB)
+        for space, out in (("rgb", match_histograms(a, b, channel_axis=-1)), ("hsv", hsv)):
+            save(f"{space}-{name}", out)
+            cases.setdefault("spaces", []).append({
+                "space": space, "file": f"{space}-{name}",
+                "image": "source.png" if a is src else "other.png",
+                "reference": "other.png" if a is src else "source.png"})
+    save("hsv-source.png", cv2.cvtColor(src, cv2.COLOR_RGB2HSV))
+    save("rgb-from-hsv-source.png", cv2.cvtColor(cv2.cvtColor(src, cv2.COLOR_RGB2HSV), cv2.COLOR_HSV2RGB))
     save("lab-source.png", rgb_to_lab(src))
     save("opencv-lab-source.png", cv2.cvtColor(src, cv2.COLOR_RGB2LAB))
     for amount, seed in ((0.08, 42), (0.3, 1234567)):

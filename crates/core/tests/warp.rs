@@ -1,9 +1,11 @@
 //! Deforum's 2D motion steps against their references (`scripts/reference/make_warp_reference.py`):
-//! the warp against OpenCV's `warpPerspective` (within 1/255), LAB histogram matching against
-//! scikit-image's `match_histograms` (within 2/255), and the seeded noise against torch + OpenCV.
+//! the warp against OpenCV's `warpPerspective` (within 1/255), histogram matching against
+//! scikit-image's `match_histograms` in LAB, HSV and RGB (within 2/255; RGB exact), OpenCV's 8-bit
+//! HSV, and the seeded noise against torch + OpenCV.
 
 use keyshift_core::image::{
-    Border, Motion2d, RgbImage, add_noise, match_colours_lab, rgb_to_lab, warp_perspective,
+    Border, ColourSpace, Motion2d, RgbImage, add_noise, hsv_to_rgb, match_colours,
+    match_colours_lab, rgb_to_hsv, rgb_to_lab, warp_perspective,
 };
 use keyshift_core::pngtext::decode_rgb;
 
@@ -102,6 +104,36 @@ fn lab_conversion_is_opencvs_within_two_levels() {
     assert_eq!(lab, image("lab-source.png"));
     let (max, _) = difference(&lab, &image("opencv-lab-source.png"));
     assert!(max <= 2, "max {max}");
+}
+
+#[test]
+fn rgb_and_hsv_matching_are_attention_interpolations_within_two_levels() {
+    let spaces = cases("spaces");
+    assert_eq!(spaces.len(), 4);
+    for case in spaces {
+        let space = ColourSpace::from_name(case["space"].as_str().unwrap_or_default());
+        let Some(space) = space else {
+            panic!("space of {case}");
+        };
+        let (img, reference) = (
+            image(case["image"].as_str().unwrap_or_default()),
+            image(case["reference"].as_str().unwrap_or_default()),
+        );
+        let got = match_colours(&img, &reference, space);
+        let (max, n) = difference(&got, &image(case["file"].as_str().unwrap_or_default()));
+        let exact = if space == ColourSpace::Rgb { 0 } else { 2 };
+        assert!(max <= exact, "{case}: max {max}, {n} samples differ");
+    }
+}
+
+#[test]
+fn hsv_conversion_is_opencvs() {
+    let source = image("source.png");
+    let hsv = rgb_to_hsv(&source);
+    let (max, n) = difference(&hsv, &image("hsv-source.png"));
+    assert_eq!((max, n), (0, 0), "RGB → HSV");
+    let (max, n) = difference(&hsv_to_rgb(&hsv), &image("rgb-from-hsv-source.png"));
+    assert!(max <= 1, "HSV → RGB: max {max}, {n} samples differ");
 }
 
 #[test]

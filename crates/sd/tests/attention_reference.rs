@@ -158,7 +158,12 @@ fn daam_sums_over_a_four_step_run_match_the_reference() {
         run.step(&f.model.unet, &cond, &mut FixedNoise::default(), &mut tap)
             .unwrap();
     }
-    let latents = run.latent().clone().into_data().try_to_vec::<f32>().unwrap();
+    let latents = run
+        .latent()
+        .clone()
+        .into_data()
+        .try_to_vec::<f32>()
+        .unwrap();
     // The same run as the reference (relative tolerance of a whole run, as the golden checks).
     let want = f.t("daam.latents");
     let scale = want.iter().fold(1f32, |m, v| m.max(v.abs()));

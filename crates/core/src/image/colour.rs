@@ -130,6 +130,45 @@ pub fn match_colours_lab(image: &RgbImage, reference: &RgbImage) -> RgbImage {
     ))
 }
 
+/// The colour space a frame is histogram-matched in (Attention-Interpolation's
+/// `hist_normalize`; Deforum's colour coherence is `lab`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ColourSpace {
+    /// 8-bit L\*a\*b\* (the default of both originals).
+    #[default]
+    Lab,
+    /// OpenCV's 8-bit HSV.
+    Hsv,
+    /// The RGB bytes.
+    Rgb,
+}
+
+impl ColourSpace {
+    /// `lab`, `hsv` or `rgb`.
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name.to_ascii_lowercase().as_str() {
+            "lab" => Some(Self::Lab),
+            "hsv" => Some(Self::Hsv),
+            "rgb" => Some(Self::Rgb),
+            _ => None,
+        }
+    }
+}
+
+/// `image` histogram-matched to `reference` in `space`, as the originals do it:
+/// `cvtColor(match_histograms(cvtColor(image), cvtColor(reference)))`.
+pub fn match_colours(image: &RgbImage, reference: &RgbImage, space: ColourSpace) -> RgbImage {
+    match space {
+        ColourSpace::Lab => match_colours_lab(image, reference),
+        ColourSpace::Rgb => match_histograms(image, reference),
+        ColourSpace::Hsv => super::hsv::hsv_to_rgb(&match_histograms(
+            &super::hsv::rgb_to_hsv(image),
+            &super::hsv::rgb_to_hsv(reference),
+        )),
+    }
+}
+
 fn histogram(image: &RgbImage, channel: usize) -> [u64; 256] {
     let mut counts = [0u64; 256];
     for p in image.data.chunks_exact(3) {

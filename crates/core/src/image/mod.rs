@@ -5,13 +5,17 @@
 
 mod blur;
 mod colour;
+mod hsv;
 mod loopback;
 mod resize;
 mod ssim;
 mod warp;
 
 pub use blur::{center_crop, gaussian_blur};
-pub use colour::{lab_to_rgb, match_colours_lab, match_histograms, rgb_to_lab};
+pub use colour::{
+    ColourSpace, lab_to_rgb, match_colours, match_colours_lab, match_histograms, rgb_to_lab,
+};
+pub use hsv::{hsv_to_rgb, rgb_to_hsv};
 pub use loopback::{add_noise, contrast, cross_fade};
 pub use resize::{lanczos_resize, upscaled_size};
 pub use ssim::ssim;
