@@ -18,6 +18,12 @@ section 3), with diffusers 0.42.1 / transformers 5.23 / torch 2.15, fp32 on the 
      so the maps add as they are; the sum over layers and steps is divided by its maximum. Token
      sets [2, 5] and [5].
 
+  3. Attention interpolation (section 4.2): three frames (prompts below, the same noise, DDIM 4
+     steps, CFG 7.5), every self-attention layer blending value, probabilities and the output after
+     to_out[0] with what earlier frames stored per step (ema 0.625, eta 0.875, steps 0 < s < 4,
+     weight updated after each step), and the latents after each scheduler step (ema 0.35, eta
+     0.75); slerp per row of the last dimension, lerp where |cos| > 0.9995.
+
 Outputs: fixtures/tiny-sd1/attention.safetensors + attention.json (what each tensor is).
 Run from the repository root:  /path/to/python scripts/reference/make_attention.py
 """
@@ -157,6 +163,113 @@ for k, tokens in DAAM_SETS.items():
     put(f"daam.{k}.peak", sums[k].max().reshape(1), f"[1] the maximum daam.{k} was divided by")
 put("daam.latents", latents, "[1,4,32,32] the run's final latents (a check that the run is the golden Euler run)")
 
+# 3. Attention interpolation (seeds.md section 4.2), 3 frames x 4 DDIM steps
+INTERP_PROMPTS = ["a photo of a cat", "a photo of a dog", "a watercolour of a fox"]
+UNET_CFG = dict(ema=0.625, eta=0.875, start_step=0, end_step=STEPS, const_steps=0, total_steps=STEPS,
+                attention_res=32, use={"query": False, "key": False, "value": True,
+                                       "attention_probs": True, "out_linear": True})
+PIPE_CFG = dict(ema=0.35, eta=0.75, start_step=0, end_step=STEPS, const_steps=0, total_steps=STEPS)
+PROBE_LAYER, PROBE_STEP = "mid_block.attentions.0", 2
+
+
+def slerp_rows(t, v0, v1, threshold=0.9995):
+    """Spherical interpolation of each row (last dimension) from v0 (t = 0) to v1 (t = 1); rows
+    whose directions nearly agree (|cos| > threshold) or that are zero are lerped."""
+    cos = ((v0 / v0.norm(dim=-1, keepdim=True)) * (v1 / v1.norm(dim=-1, keepdim=True))).sum(-1, keepdim=True)
+    straight = cos.isnan() | (cos.abs() > threshold)
+    theta = torch.arccos(cos.clamp(-1, 1))
+    curved = (torch.sin((1 - t) * theta) * v0 + torch.sin(t * theta) * v1) / torch.sin(theta)
+    return torch.where(straight, (1 - t) * v0 + t * v1, curved)
+
+
+def ema_weight(cfg, index):
+    return cfg["ema"] * cfg["eta"] ** index
+
+
+class Blender:
+    """Per-step storage of one module (or of the latents): blend x with what the frames before
+    stored at this step, store the result; the weight is updated after each step as section 4.2
+    describes, and reset after the last."""
+
+    def __init__(self, cfg):
+        self.cfg, self.store, self.step, self.weight = cfg, {}, 0, cfg["ema"]
+
+    def blend(self, x, name, step):
+        c = self.cfg
+        if not c["start_step"] < step < c["end_step"]:
+            return x
+        key = (step, name)
+        out = x if key not in self.store else slerp_rows(self.weight, x, self.store[key])
+        self.store[key] = out.clone()
+        return out
+
+    def after(self, step):
+        c = self.cfg
+        if c["start_step"] + c["const_steps"] < step:
+            self.weight = ema_weight(c, step - c["const_steps"] - c["start_step"])
+        if step == c["total_steps"] - 1:
+            self.weight = c["ema"]
+
+
+PROBES = {}
+
+
+class Interpolating:
+    """Self-attention with the previous frames blended in (query/key/value after the head
+    split, probabilities where keys <= attention_res^2, output after to_out[0])."""
+
+    def __init__(self, name):
+        self.name, self.b, self.calls = name, Blender(UNET_CFG), 0
+
+    def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, temb=None):
+        step = self.calls % STEPS
+        is_cross = encoder_hidden_states is not None
+        ctx = encoder_hidden_states if is_cross else hidden_states
+        q = attn.head_to_batch_dim(attn.to_q(hidden_states))
+        k = attn.head_to_batch_dim(attn.to_k(ctx))
+        v = attn.head_to_batch_dim(attn.to_v(ctx))
+        on = not is_cross
+        use = UNET_CFG["use"]
+        if on:
+            q = self.b.blend(q, "query", step) if use["query"] else q
+            k = self.b.blend(k, "key", step) if use["key"] else k
+            v = self.b.blend(v, "value", step) if use["value"] else v
+        p = attn.get_attention_scores(q, k, None)
+        if on and use["attention_probs"] and p.shape[-1] <= UNET_CFG["attention_res"] ** 2:
+            p = self.b.blend(p, "attention_probs", step)
+        h = attn.to_out[0](attn.batch_to_head_dim(torch.bmm(p, v)))
+        if on and use["out_linear"]:
+            h = self.b.blend(h, "out_linear", step)
+        if on and self.name == PROBE_LAYER and step == PROBE_STEP:
+            # The first 64 queries of every (batch, head) row keep the file small.
+            PROBES["attention_probs"], PROBES["out_linear"] = p[:, :64].clone(), h.clone()
+        self.b.after(step)
+        self.calls += 1
+        return attn.to_out[1](h)
+
+
+unet.set_attn_processor({n: Interpolating(n.rsplit(".transformer_blocks", 1)[0]) for n in unet.attn_processors})
+ddim = diffusers.DDIMScheduler.from_config(SCHED_CFG)
+latent_blend = Blender(PIPE_CFG)
+for f, prompt in enumerate(INTERP_PROMPTS):
+    ddim.set_timesteps(STEPS)
+    ctx2 = torch.cat([uncond, encode(prompt)])
+    x = GOLD["pipe.init_noise"] * ddim.init_noise_sigma
+    steps_out = []
+    for i, t in enumerate(ddim.timesteps):
+        eps = unet(ddim.scale_model_input(torch.cat([x] * 2), t), t, encoder_hidden_states=ctx2).sample
+        eu, ec = eps.chunk(2)
+        x = ddim.step(eu + GUIDANCE * (ec - eu), t, x).prev_sample
+        x = latent_blend.blend(x, "latents", i)
+        latent_blend.after(i)
+        steps_out.append(x.clone())
+    put(f"interp.frame{f}.step_latents", torch.stack(steps_out),
+        f"[{STEPS},1,4,32,32] frame {f} ({prompt!r}): the latents after each DDIM step and its latent blend")
+    if f == 2:
+        for name, t in PROBES.items():
+            put(f"interp.frame2.{PROBE_LAYER}.{name}.step{PROBE_STEP}", t,
+                f"{list(t.shape)} frame 2, {PROBE_LAYER} self-attention, step {PROBE_STEP}: {name} after blending")
+
 save_file(T, os.path.join(FIX, "attention.safetensors"), metadata={"generator": "make_attention.py"})
 J = {
     "generator": "scripts/reference/make_attention.py",
@@ -164,6 +277,10 @@ J = {
                  "transformers": transformers.__version__},
     "prompt": PROMPT,
     "daam_calls": calls_total,
+    "interpolation": {"prompts": INTERP_PROMPTS, "negative": "", "guidance": GUIDANCE,
+                      "scheduler": "DDIM (golden.json config)", "steps": STEPS,
+                      "noise": "golden pipe.init_noise, every frame", "unet_config": UNET_CFG,
+                      "pipe_config": PIPE_CFG},
     "tensors": {k: {"shape": list(T[k].shape), "what": DESC[k]} for k in sorted(T)},
 }
 with open(os.path.join(FIX, "attention.json"), "w") as f:

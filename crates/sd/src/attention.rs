@@ -5,13 +5,13 @@ use burn::tensor::Tensor;
 use burn::tensor::activation::softmax;
 
 /// Splits `[b, n, heads·d]` into `[b, heads, n, d]`.
-fn split_heads(x: Tensor<3>, heads: usize) -> Tensor<4> {
+pub fn split_heads(x: Tensor<3>, heads: usize) -> Tensor<4> {
     let [b, n, c] = x.dims();
     x.reshape([b, n, heads, c / heads.max(1)]).swap_dims(1, 2)
 }
 
 /// Joins `[b, heads, n, d]` into `[b, n, heads·d]`.
-fn join_heads(x: Tensor<4>) -> Tensor<3> {
+pub fn join_heads(x: Tensor<4>) -> Tensor<3> {
     let [b, h, n, d] = x.dims();
     x.swap_dims(1, 2).reshape([b, n, h * d])
 }
@@ -28,10 +28,16 @@ pub fn probabilities(
     heads: usize,
     bias: Option<Tensor<4>>,
 ) -> Tensor<4> {
-    let [_, _, c] = q.dims();
-    let scale = 1.0 / ((c / heads.max(1)) as f64).sqrt();
-    let q = split_heads(q, heads);
-    let k = split_heads(k, heads);
+    head_probabilities(split_heads(q, heads), split_heads(k, heads), bias)
+}
+
+/// [`probabilities`] of projections already split into heads.
+///
+/// # Shapes
+/// - `q`: `[b, heads, nq, d]`, `k`: `[b, heads, nk, d]` → `[b, heads, nq, nk]`
+pub fn head_probabilities(q: Tensor<4>, k: Tensor<4>, bias: Option<Tensor<4>>) -> Tensor<4> {
+    let [_, _, _, d] = q.dims();
+    let scale = 1.0 / (d.max(1) as f64).sqrt();
     let scores = q.matmul(k.swap_dims(2, 3)) * scale;
     let scores = match bias {
         Some(bias) => scores + bias,

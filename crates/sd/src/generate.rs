@@ -258,7 +258,10 @@ impl<'m> Generation<'m> {
         let step = self.run.next_step();
         let cond = self.conditioning(step)?;
         hook.set_step(step);
-        Ok(self.run.step(&self.model.unet, &cond, &mut self.rng, hook))
+        let output = self.run.step(&self.model.unet, &cond, &mut self.rng, hook);
+        let latent = hook.stepped(step, self.run.latent().clone());
+        self.run.set_latent(latent);
+        Ok(output)
     }
 
     /// The text conditioning of sampling step `step` (0-based): the prompt's schedule entry

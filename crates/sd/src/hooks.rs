@@ -26,8 +26,28 @@ pub struct AttentionSite {
     pub width: usize,
 }
 
+/// Which head-split projection [`AttentionHook::heads`] sees.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum HeadPart {
+    /// The queries (`to_q`).
+    Query,
+    /// The keys (`to_k`).
+    Key,
+    /// The values (`to_v`).
+    Value,
+}
+
 /// Called by every attention layer of the UNet. The default methods change nothing.
 pub trait AttentionHook {
+    /// Sees (and may replace) a projection split into heads, before the probabilities.
+    ///
+    /// # Shapes
+    /// - `x`: `[b, heads, n, head width]` (n = keys for keys and values)
+    fn heads(&mut self, site: &AttentionSite, part: HeadPart, x: Tensor<4>) -> Tensor<4> {
+        let _ = (site, part);
+        x
+    }
+
     /// Sees (and may replace) the attention probabilities.
     ///
     /// # Shapes

@@ -8,7 +8,7 @@ use burn::tensor::Tensor;
 use burn::tensor::activation::gelu;
 
 use crate::attention;
-use crate::hooks::{AttentionHook, AttentionKind, AttentionSite};
+use crate::hooks::{AttentionHook, AttentionKind, AttentionSite, HeadPart};
 use crate::nn::{group_norm, layer_norm, linear};
 use crate::weights::{LoadError, Loader};
 
@@ -61,12 +61,12 @@ impl Attention {
         site: &AttentionSite,
         hook: &mut dyn AttentionHook,
     ) -> Tensor<3> {
-        let q = self.to_q.forward(x);
-        let probs =
-            attention::probabilities(q, self.to_k.forward(context.clone()), self.heads, None);
-        let probs = hook.probabilities(site, probs);
-        let out = attention::apply(probs, self.to_v.forward(context));
-        let out = hook.output(site, out);
+        let mut split = |part, x| hook.heads(site, part, attention::split_heads(x, self.heads));
+        let q = split(HeadPart::Query, self.to_q.forward(x));
+        let k = split(HeadPart::Key, self.to_k.forward(context.clone()));
+        let v = split(HeadPart::Value, self.to_v.forward(context));
+        let probs = hook.probabilities(site, attention::head_probabilities(q, k, None));
+        let out = hook.output(site, attention::join_heads(probs.matmul(v)));
         hook.projected(site, self.to_out.forward(out))
     }
 }

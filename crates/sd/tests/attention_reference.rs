@@ -1,6 +1,7 @@
 //! Cross-attention maps against torch/diffusers reference values
 //! (`scripts/reference/make_attention.py` → `fixtures/tiny-sd1/attention.*`): the VXA probe for two
-//! layers, two token sets, two timesteps and both VAE inputs, and DAAM's sum over a 4-step run.
+//! layers, two token sets, two timesteps and both VAE inputs, DAAM's sum over a 4-step run, and
+//! attention interpolation over three frames (values, probabilities, projected outputs, latents).
 #![allow(
     clippy::unwrap_used,
     reason = "test helpers: a panic is how a test fails"
@@ -16,7 +17,10 @@ use keyshift_sd::generate::RgbImage;
 use keyshift_sd::model::{DirFolder, SdModel};
 use keyshift_sd::pipeline::{Conditioning, Context, FixedNoise, Sampling, latent};
 use keyshift_sd::taps::cross::probe;
-use keyshift_sd::taps::{BatchLayout, CrossAttentionTap, StepHook, TapConfig, Tokens, VaeInput};
+use keyshift_sd::taps::{
+    BatchLayout, CrossAttentionTap, FrameBlend, FrameBlendConfig, StepHook, TapConfig, Tokens,
+    VaeInput,
+};
 use keyshift_sd::weights::{FileSource, SafetensorsFile};
 
 const PROMPT: &str = "a photo of a cat";
@@ -181,6 +185,89 @@ fn daam_sums_over_a_four_step_run_match_the_reference() {
             map.peak
         );
     }
+}
+
+/// Max |a − b| over max(1, max |b|): the golden checks' relative measure.
+fn relative_diff(a: &[f32], b: &[f32]) -> f32 {
+    let scale = b.iter().fold(1f32, |m, v| m.max(v.abs()));
+    max_abs_diff(a, b) / scale
+}
+
+/// Three frames of DDIM (4 steps, CFG 7.5, golden's noise each frame), one prompt each, with
+/// `blend` as the hook; the latents after every step of every frame.
+fn interpolated_run(f: &mut Fixture, blend: &mut FrameBlend) -> Vec<Vec<f32>> {
+    let schedule = NoiseSchedule::new(ScheduleConfig::sd15()).unwrap();
+    let noise = f.golden.read_f32("pipe.init_noise").unwrap();
+    let mut frames = Vec::new();
+    for prompt in [
+        "a photo of a cat",
+        "a photo of a dog",
+        "a watercolour of a fox",
+    ] {
+        let cond = Conditioning::single(f.encode(prompt), f.encode(""));
+        let plan = StepPlan::txt2img(&schedule, Sampler::Ddim { eta: 0.0 }, 4).unwrap();
+        let start = latent(noise.clone(), [1, 4, 32, 32], &f.device);
+        let mut run = Sampling::txt2img(plan, start, 7.5);
+        let mut steps = Vec::new();
+        while run.next_step() < 4 {
+            let step = run.next_step();
+            blend.set_step(step);
+            run.step(
+                &f.model.unet,
+                &cond,
+                &mut FixedNoise::default(),
+                &mut *blend,
+            )
+            .unwrap();
+            let x = blend.stepped(step, run.latent().clone());
+            run.set_latent(x.clone());
+            steps.extend(x.into_data().try_to_vec::<f32>().unwrap());
+        }
+        frames.push(steps);
+        if frames.len() == 3 {
+            break;
+        }
+        blend.next_frame();
+    }
+    frames
+}
+
+#[test]
+fn attention_interpolation_over_three_frames_matches_the_reference() {
+    let mut f = Fixture::load();
+    let config = FrameBlendConfig {
+        blend_heads: [false, false, true],
+        ..FrameBlendConfig::unet_defaults(4)
+    }
+    .with_default_latents();
+    let mut blend = FrameBlend::new(config);
+    let frames = interpolated_run(&mut f, &mut blend);
+    for (i, got) in frames.iter().enumerate() {
+        let want = f.t(&format!("interp.frame{i}.step_latents"));
+        let d = relative_diff(got, &want);
+        assert!(d <= 1e-4, "frame {i} latents: {d}");
+    }
+    let (probs, out) = blend.stored("mid_block.attentions.0", 2);
+    let probs = probs.unwrap().slice([0..2, 0..8, 0..64, 0..256]);
+    let probs = probs.into_data().try_to_vec::<f32>().unwrap();
+    let want = f.t("interp.frame2.mid_block.attentions.0.attention_probs.step2");
+    assert!(max_abs_diff(&probs, &want) < TOLERANCE);
+    let out = out.unwrap().into_data().try_to_vec::<f32>().unwrap();
+    let want = f.t("interp.frame2.mid_block.attentions.0.out_linear.step2");
+    assert!(relative_diff(&out, &want) < TOLERANCE);
+    // Without blending, frames 1 and 2 are other images: the reference is not a plain run.
+    let mut off = FrameBlend::new(FrameBlendConfig {
+        blend_probabilities: false,
+        blend_output: false,
+        ..FrameBlendConfig::unet_defaults(4)
+    });
+    let plain = interpolated_run(&mut f, &mut off);
+    assert!(
+        max_abs_diff(&plain[0], &frames[0]) < 1e-5,
+        "frame 0 only records"
+    );
+    let moved = relative_diff(&plain[2], &f.t("interp.frame2.step_latents"));
+    assert!(moved > 100.0 * 1e-4, "blending changed frame 2 by {moved}");
 }
 
 #[test]

@@ -1,9 +1,10 @@
 //! Attention interpolation between consecutive frames (TheDenk/Attention-Interpolation, seeds.md
-//! §4): in the chosen self-attention layers, the attention probabilities (`attention_probs`) and
-//! the output after the output projection (`out_linear`) of each step are slerped towards the
-//! values stored for that layer and step by the previous frame, with weight `w(step)` towards the
-//! previous frame; the result is stored for the next frame, so the stored value is an exponential
-//! average over every past frame.
+//! §4): in the chosen self-attention layers, the queries, keys and values (after the head split),
+//! the attention probabilities (`attention_probs`) and the output after the output projection
+//! (`out_linear`) of each step are slerped towards the values stored for that layer and step by
+//! the previous frame, with weight `w(step)` towards the previous frame; the result is stored for
+//! the next frame, so the stored value is an exponential average over every past frame. The
+//! latent after each sampler step can be blended the same way (§4's `pipe_config`).
 //!
 //! Per layer and step, §4's processor: `blend(x) = slerp(w, x, stored)` where a value is stored,
 //! else `x`; then `stored = blend(x)`. Active only where `start_step < step < end_step`; the
@@ -16,7 +17,7 @@ use burn::tensor::Tensor;
 
 use super::slerp::slerp;
 use super::{LayerFilter, StepHook};
-use crate::hooks::{AttentionHook, AttentionKind, AttentionSite};
+use crate::hooks::{AttentionHook, AttentionKind, AttentionSite, HeadPart};
 
 /// How the weight decays over the steps (§4 `interpolation_scheduler`).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -103,6 +104,10 @@ pub struct FrameBlendConfig {
     pub blend_probabilities: bool,
     /// Blend the output after the output projection (§4 `out_linear`).
     pub blend_output: bool,
+    /// Blend the queries, keys and values after the head split (§4 `query`, `key`, `value`).
+    pub blend_heads: [bool; 3],
+    /// Blend the latent after each sampler step with this schedule (§4 `pipe_config`).
+    pub latents: Option<WeightSchedule>,
     /// Probabilities are blended only where the keys number at most `attention_res²` (§4; 32
     /// leaves out SD 1.x's 64×64 layers at 512²).
     pub attention_res: usize,
@@ -129,8 +134,36 @@ impl FrameBlendConfig {
             ),
             blend_probabilities: true,
             blend_output: true,
+            blend_heads: [false; 3],
+            latents: None,
             attention_res: 32,
         }
+    }
+
+    /// With §4's `pipe_config` from `default.yaml`: the latents blended from weight 0.35 with
+    /// eta 0.75 (`ema`), steps `0 < step < total_steps`.
+    pub fn with_default_latents(self) -> Self {
+        let total_steps = self.schedule.total_steps;
+        Self {
+            latents: Some(WeightSchedule {
+                kind: ScheduleKind::Ema { eta: 0.75 },
+                start_weight: 0.35,
+                total_steps,
+                start_step: 0,
+                end_step: total_steps,
+                const_steps: 0,
+            }),
+            ..self
+        }
+    }
+}
+
+/// Which projection [`HeadPart`] is, as an index of [`FrameBlendConfig::blend_heads`].
+fn head_index(part: HeadPart) -> usize {
+    match part {
+        HeadPart::Query => 0,
+        HeadPart::Key => 1,
+        HeadPart::Value => 2,
     }
 }
 
@@ -141,26 +174,33 @@ type Key = (String, usize);
 struct Store {
     probabilities: HashMap<Key, Tensor<4>>,
     outputs: HashMap<Key, Tensor<3>>,
+    heads: HashMap<(Key, usize), Tensor<4>>,
+    latents: HashMap<usize, Tensor<4>>,
+}
+
+fn floats<K, const D: usize>(map: &HashMap<K, Tensor<D>>) -> usize {
+    map.values()
+        .map(|t| t.dims().iter().product::<usize>())
+        .sum()
 }
 
 impl Store {
     fn floats(&self) -> usize {
-        let p: usize = self
-            .probabilities
-            .values()
-            .map(|t| t.dims().iter().product::<usize>())
-            .sum();
-        let o: usize = self
-            .outputs
-            .values()
-            .map(|t| t.dims().iter().product::<usize>())
-            .sum();
-        p + o
+        floats(&self.probabilities)
+            + floats(&self.outputs)
+            + floats(&self.heads)
+            + floats(&self.latents)
+    }
+
+    fn tensors(&self) -> usize {
+        self.probabilities.len() + self.outputs.len() + self.heads.len() + self.latents.len()
     }
 
     fn absorb(&mut self, newer: Store) {
         self.probabilities.extend(newer.probabilities);
         self.outputs.extend(newer.outputs);
+        self.heads.extend(newer.heads);
+        self.latents.extend(newer.latents);
     }
 }
 
@@ -214,8 +254,22 @@ impl FrameBlend {
 
     /// Tensors stored (previous and current frame together; each layer and step once).
     pub fn stored_tensors(&self) -> usize {
-        let count = |s: &Store| s.probabilities.len() + s.outputs.len();
-        count(&self.previous) + count(&self.current)
+        self.previous.tensors() + self.current.tensors()
+    }
+
+    /// The probabilities and the projected output stored for `layer` at `step` (this frame's if it
+    /// reached them, else the last frame's that did): what the next frame blends with.
+    pub fn stored(&self, layer: &str, step: usize) -> (Option<Tensor<4>>, Option<Tensor<3>>) {
+        let key = (layer.to_owned(), step);
+        let pick = |s: &Store| {
+            (
+                s.probabilities.get(&key).cloned(),
+                s.outputs.get(&key).cloned(),
+            )
+        };
+        let (p, o) = pick(&self.current);
+        let (pp, po) = pick(&self.previous);
+        (p.or(pp), o.or(po))
     }
 
     /// Floats stored.
@@ -242,10 +296,10 @@ impl FrameBlend {
 
 /// §4's `blend`: mixes `x` with the value stored for `key` by an earlier frame (if its shape
 /// matches and the weight is positive), records the result for the next frame, and returns it.
-fn blend<const D: usize>(
-    previous: &mut HashMap<Key, Tensor<D>>,
-    current: &mut HashMap<Key, Tensor<D>>,
-    key: Key,
+fn blend<K: std::hash::Hash + Eq, const D: usize>(
+    previous: &mut HashMap<K, Tensor<D>>,
+    current: &mut HashMap<K, Tensor<D>>,
+    key: K,
     x: Tensor<D>,
     weight: f64,
 ) -> (Tensor<D>, bool) {
@@ -260,6 +314,19 @@ fn blend<const D: usize>(
 }
 
 impl AttentionHook for FrameBlend {
+    fn heads(&mut self, site: &AttentionSite, part: HeadPart, x: Tensor<4>) -> Tensor<4> {
+        let index = head_index(part);
+        if !(self.config.blend_heads[index] && self.wants(site)) {
+            return x;
+        }
+        let key = ((site.layer.clone(), self.step), index);
+        let weight = self.config.schedule.weight(self.step);
+        let (previous, current) = (&mut self.previous.heads, &mut self.current.heads);
+        let (out, blended) = blend(previous, current, key, x, weight);
+        self.blended_calls += usize::from(blended);
+        out
+    }
+
     fn probabilities(&mut self, site: &AttentionSite, probs: Tensor<4>) -> Tensor<4> {
         let [_, _, _, keys] = probs.dims();
         if !self.wants_probabilities(site, keys) {
@@ -292,5 +359,14 @@ impl AttentionHook for FrameBlend {
 impl StepHook for FrameBlend {
     fn set_step(&mut self, step: usize) {
         self.step = step;
+    }
+
+    fn stepped(&mut self, step: usize, latent: Tensor<4>) -> Tensor<4> {
+        let Some(schedule) = self.config.latents.filter(|s| s.active(step)) else {
+            return latent;
+        };
+        let weight = schedule.weight(step);
+        let (previous, current) = (&mut self.previous.latents, &mut self.current.latents);
+        blend(previous, current, step, latent, weight).0
     }
 }

@@ -12,6 +12,8 @@
 //! UNet call (`sampling.next_step()`); a tap never counts calls itself.
 
 use std::collections::BTreeSet;
+
+use burn::tensor::Tensor;
 use std::ops::Range;
 
 use crate::hooks::{AttentionHook, NoHook};
@@ -32,6 +34,15 @@ pub use heatmap::{Filter, OverlayMode, TokenMap};
 pub trait StepHook: AttentionHook {
     /// The index (0-based, in the step plan) of the step the next UNet call belongs to.
     fn set_step(&mut self, step: usize);
+
+    /// Sees (and may replace) the latent after step `step`'s sampler update.
+    ///
+    /// # Shapes
+    /// - `latent`: `[1, channels, h, w]`
+    fn stepped(&mut self, step: usize, latent: Tensor<4>) -> Tensor<4> {
+        let _ = step;
+        latent
+    }
 }
 
 impl StepHook for NoHook {
