@@ -95,6 +95,7 @@ impl Engine {
             clip_skip: args.parsed("clip-skip", 0usize)?,
             upscale,
             model_label: self.label.clone(),
+            temporal: keyshift_core::temporal::Temporal::default(),
         })
     }
 

@@ -33,6 +33,7 @@ mod load;
 mod parseq;
 mod quantize;
 mod render;
+mod temporal;
 mod travel;
 mod warp;
 

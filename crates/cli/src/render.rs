@@ -19,6 +19,7 @@ use keyshift_sd::hooks::NoHook;
 
 use crate::args::Args;
 use crate::engine::{ENGINE_OPTIONS, Engine, write};
+use crate::temporal::TEMPORAL_OPTIONS;
 
 const SHIFT_OPTIONS: &[&str] = &[
     "prompt",
@@ -87,6 +88,7 @@ fn shift(args: &[String]) -> Result<(), String> {
     let known: Vec<&str> = SHIFT_OPTIONS
         .iter()
         .chain(ENGINE_OPTIONS)
+        .chain(TEMPORAL_OPTIONS)
         .copied()
         .collect();
     if let Some(unknown) = args.unknown(&known) {
@@ -109,9 +111,10 @@ fn shift(args: &[String]) -> Result<(), String> {
 pub fn render_to<S: FrameSource>(
     args: &Args,
     engine: &Engine,
-    settings: RenderSettings,
+    mut settings: RenderSettings,
     source: S,
 ) -> Result<(), String> {
+    settings.temporal = crate::temporal::temporal(args)?;
     let output = Output::parse(args.required("out")?);
     let stop_after = match args.get("stop-after") {
         Some(_) => Some(args.parsed("stop-after", 1usize)?.max(1)),

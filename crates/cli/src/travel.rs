@@ -53,6 +53,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let known: Vec<&str> = TRAVEL_OPTIONS
         .iter()
         .chain(ENGINE_OPTIONS)
+        .chain(crate::temporal::TEMPORAL_OPTIONS)
         .copied()
         .collect();
     if let Some(unknown) = args.unknown(&known) {

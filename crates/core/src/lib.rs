@@ -31,5 +31,6 @@ pub mod schedule;
 pub mod selftest;
 pub mod share;
 pub mod shift;
+pub mod temporal;
 pub mod tokens;
 pub mod travel;

@@ -23,6 +23,7 @@ mod single;
 mod source;
 pub mod store;
 mod svg;
+mod temporal;
 mod travel;
 mod travel_gap;
 
@@ -37,6 +38,7 @@ pub use source::{
     Embryo, Finished, FrameSource, FrameSpec, FrameTravel, RenderSettings, TravelMix,
 };
 pub use svg::ssim_scatter_svg;
+pub use temporal::{TemporalState, frame_blend_config, weight_schedule};
 pub use travel::{TravelAgain, TravelOptions, TravelSource};
 pub use travel_gap::TravelGapOptions;
 

@@ -19,7 +19,7 @@ use keyshift_sd::generate::{
 use keyshift_sd::grad::{GradLosses, GradTarget, gradient, walk};
 use keyshift_sd::model::SdModel;
 use keyshift_sd::pipeline::{Context, Context4, StepOutput};
-use keyshift_sd::taps::StepHook;
+use keyshift_sd::taps::{Chain, StepHook};
 use keyshift_sd::travel::{Mix, Travel};
 
 use crate::RenderError;
@@ -28,6 +28,7 @@ use crate::manifest::{FrameRecord, frame_parameters};
 use crate::source::{
     Embryo, Finished, FrameSource, FrameSpec, FrameTravel, RenderSettings, TravelMix,
 };
+use crate::temporal::TemporalState;
 
 /// One sampling step of one frame.
 #[derive(Debug, Clone)]
@@ -110,6 +111,7 @@ pub struct RenderSession<'m, S> {
     stored: BTreeMap<usize, StoredFrame>,
     embryo: Option<Context4>,
     walk: Option<((usize, usize), Context)>,
+    temporal: TemporalState,
 }
 
 /// Tokens per chunk.
@@ -144,10 +146,12 @@ impl<'m, S: FrameSource> RenderSession<'m, S> {
         settings: RenderSettings,
         source: S,
     ) -> Self {
+        let temporal = TemporalState::new(&settings.temporal, settings.steps);
         Self {
             model,
             tokenizer,
             device: device.clone(),
+            temporal,
             settings,
             source,
             current: None,
@@ -199,6 +203,7 @@ impl<'m, S: FrameSource> RenderSession<'m, S> {
                 spec.index
             )));
         }
+        self.temporal.replayed(&stored.image);
         self.source.frame_done(&stored.record, &stored.image)?;
         self.frames_done += 1;
         Ok(FinishedFrame {
@@ -207,6 +212,11 @@ impl<'m, S: FrameSource> RenderSession<'m, S> {
             parameters: stored.parameters,
             resumed: true,
         })
+    }
+
+    /// Bytes the temporal consistency holds for the previous frame (on the model's device).
+    pub fn temporal_bytes(&self) -> usize {
+        self.temporal.stored_bytes()
     }
 
     /// The source (e.g. to read a feedback source's state).
@@ -254,10 +264,11 @@ impl<'m, S: FrameSource> RenderSession<'m, S> {
             }
             _ => {}
         }
-        let stepped = current
-            .generation
-            .step(hook)
-            .map_err(|source| RenderError::Generate { frame, source })?;
+        let stepped = match self.temporal.blend.as_mut() {
+            Some(blend) => current.generation.step(&mut Chain(blend, hook)),
+            None => current.generation.step(hook),
+        }
+        .map_err(|source| RenderError::Generate { frame, source })?;
         match stepped {
             Some(output) => {
                 current.steps_run += 1;
@@ -552,7 +563,9 @@ impl<'m, S: FrameSource> RenderSession<'m, S> {
             .finish()
             .await
             .map_err(|source| RenderError::Generate { frame, source })?;
+        self.temporal.frame_done();
         let image = self.upscale(generated.image);
+        let image = self.temporal.match_colours(image);
         let mut record =
             FrameRecord::new(&current.spec, &current.request, image.width, image.height);
         record.losses = current.losses;

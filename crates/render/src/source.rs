@@ -28,6 +28,8 @@ pub struct RenderSettings {
     pub upscale: f64,
     /// The model's name as the `parameters` text shows it.
     pub model_label: String,
+    /// Temporal consistency between frames (off by default).
+    pub temporal: keyshift_core::temporal::Temporal,
 }
 
 /// One frame to render: everything that differs between frames.

@@ -37,6 +37,7 @@ fn settings(upscale: f64) -> RenderSettings {
         clip_skip: 0,
         upscale,
         model_label: "tiny".into(),
+        temporal: keyshift_core::temporal::Temporal::default(),
     }
 }
 

@@ -101,6 +101,7 @@ pub fn render_settings(request: &Request, upscale: f64, label: &str) -> RenderSe
         clip_skip: request.clip_skip,
         upscale,
         model_label: label.to_owned(),
+        temporal: keyshift_core::temporal::Temporal::default(),
     }
 }
 

@@ -33,6 +33,7 @@ pub fn settings(steps: usize) -> RenderSettings {
         clip_skip: 0,
         upscale: 1.0,
         model_label: "tiny".into(),
+        temporal: keyshift_core::temporal::Temporal::default(),
     }
 }
 
@@ -54,13 +55,17 @@ impl Rig {
 
     /// Every frame's image, by generation index.
     pub fn render<S: FrameSource>(&self, steps: usize, source: S) -> Vec<RgbImage> {
-        let mut session = RenderSession::new(
-            &self.model,
-            &self.tokenizer,
-            &self.device,
-            settings(steps),
-            source,
-        );
+        self.render_with(settings(steps), source)
+    }
+
+    /// Every frame's image with `settings`, by generation index.
+    pub fn render_with<S: FrameSource>(
+        &self,
+        settings: RenderSettings,
+        source: S,
+    ) -> Vec<RgbImage> {
+        let mut session =
+            RenderSession::new(&self.model, &self.tokenizer, &self.device, settings, source);
         let mut images = Vec::new();
         pollster::block_on(session.run(&mut NoHook, &mut |_, event| {
             if let Event::Frame(frame) = event {

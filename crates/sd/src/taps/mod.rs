@@ -49,6 +49,48 @@ impl StepHook for NoHook {
     fn set_step(&mut self, _step: usize) {}
 }
 
+/// Two hooks, the first then the second, for every call.
+pub struct Chain<'a>(pub &'a mut dyn StepHook, pub &'a mut dyn StepHook);
+
+impl AttentionHook for Chain<'_> {
+    fn heads(
+        &mut self,
+        site: &crate::hooks::AttentionSite,
+        part: crate::hooks::HeadPart,
+        x: Tensor<4>,
+    ) -> Tensor<4> {
+        let x = self.0.heads(site, part, x);
+        self.1.heads(site, part, x)
+    }
+
+    fn probabilities(&mut self, site: &crate::hooks::AttentionSite, probs: Tensor<4>) -> Tensor<4> {
+        let probs = self.0.probabilities(site, probs);
+        self.1.probabilities(site, probs)
+    }
+
+    fn output(&mut self, site: &crate::hooks::AttentionSite, out: Tensor<3>) -> Tensor<3> {
+        let out = self.0.output(site, out);
+        self.1.output(site, out)
+    }
+
+    fn projected(&mut self, site: &crate::hooks::AttentionSite, out: Tensor<3>) -> Tensor<3> {
+        let out = self.0.projected(site, out);
+        self.1.projected(site, out)
+    }
+}
+
+impl StepHook for Chain<'_> {
+    fn set_step(&mut self, step: usize) {
+        self.0.set_step(step);
+        self.1.set_step(step);
+    }
+
+    fn stepped(&mut self, step: usize, latent: Tensor<4>) -> Tensor<4> {
+        let latent = self.0.stepped(step, latent);
+        self.1.stepped(step, latent)
+    }
+}
+
 /// Which attention layers a tap acts on, by transformer name (`down_blocks.1.attentions.0`,
 /// `mid_block.attentions.0`, `up_blocks.0.attentions.2`).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
