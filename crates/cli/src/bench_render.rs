@@ -25,6 +25,7 @@ fn spec(seed: u64) -> FrameSpec {
         extra: BTreeMap::new(),
         travel: None,
         direct: None,
+        output_size: None,
     }
 }
 

@@ -159,5 +159,6 @@ fn spec(args: &Args, width: usize, height: usize) -> Result<FrameSpec, String> {
         extra: BTreeMap::new(),
         travel: None,
         direct: None,
+        output_size: None,
     })
 }

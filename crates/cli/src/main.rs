@@ -11,6 +11,8 @@
 //! - `keyshift render shift …`: a shift-attention animation on the render layer.
 //! - `keyshift render travel …`: prompt travel between stages (one per prompt line).
 //! - `keyshift render parseq DOC.json …`: a Parseq document with Deforum's 2D motion.
+//! - `keyshift render video --frames-dir IN/ …`: video input as img2img per frame, with
+//!   temporal consistency.
 //! - `keyshift heatmap --model PATH --image IN.png --prompt TEXT …`: Visualize
 //!   Cross-Attention's probe; `--list-layers` lists the layers.
 //! - `keyshift warp IN.png --zoom Z --angle DEG --tx X --ty Y --out OUT.png`: Deforum's 2D
@@ -35,6 +37,7 @@ mod quantize;
 mod render;
 mod temporal;
 mod travel;
+mod video;
 mod warp;
 
 use std::process::ExitCode;
@@ -93,6 +96,17 @@ commands:
                                      frame 0 txt2img, then img2img of the previous frame moved
                                      by the zoom/angle/translation deltas; cadence frames
                                      cross-faded; frames.json gives each frame's values
+  render video --model PATH --frames-dir IN/ --prompt TEXT [--negative TEXT] [--denoise X]
+           [--seed S] [--steps K] [--cfg C] [--sampler NAME] [--size WxH] [--fps F] [--range A..B]
+           [--stride N] [--interp-config FILE.yaml|default|none] [--hist lab|hsv|rgb|none]
+           [--stop-after N] [--resume] --out DIR | FILE.gif | FILE.zip
+                                     video input: each PNG/JPEG frame of the folder (name order)
+                                     as img2img at --denoise (0.5), the same seed (17) for every
+                                     frame, output at the source's size; attention interpolation
+                                     (Attention-Interpolation's YAML; its defaults unless none)
+                                     and colours matched to the first frame (lab unless none)
+                                     render shift, travel and parseq take --interp-config and
+                                     --hist too (off unless given)
   ssim A.png B.png                   the SSIM of two images (torchmetrics' definition)
   quantize --model PATH --out PATH   save the model as int8 (folder or single file) and
                                      report its size against f16

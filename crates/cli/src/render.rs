@@ -69,10 +69,11 @@ pub fn run(args: &[String]) -> Result<(), String> {
         Some("shift") => shift(&args[1..]),
         Some("travel") => crate::travel::run(&args[1..]),
         Some("parseq") => crate::parseq::run(&args[1..]),
+        Some("video") => crate::video::run(&args[1..]),
         Some(other) => Err(format!(
-            "unknown mode \"{other}\" (modes: shift, travel, parseq)"
+            "unknown mode \"{other}\" (modes: shift, travel, parseq, video)"
         )),
-        None => Err("which mode? (modes: shift, travel, parseq)".into()),
+        None => Err("which mode? (modes: shift, travel, parseq, video)".into()),
     }
 }
 

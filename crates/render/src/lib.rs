@@ -11,7 +11,10 @@
 //! Sources: [`SingleFrame`], [`ShiftSource`] (shift-attention, with SSIM gap filling on the
 //! rendered frames), [`TravelSource`] (prompt travel: mixed stage conditioning per step,
 //! img2img chains, embryo latents), [`ParseqSource`] (a Parseq document rendered as Deforum's 2D
-//! loopback, with cadence frames made without diffusion).
+//! loopback, with cadence frames made without diffusion), [`VideoSource`] (video input: img2img
+//! of each source frame, output at the source's size). Any of them may run with temporal
+//! consistency ([`TemporalState`]: attention and latent interpolation with the previous frames,
+//! colours matched to the first).
 
 mod animation;
 mod eta;
@@ -26,6 +29,7 @@ mod svg;
 mod temporal;
 mod travel;
 mod travel_gap;
+mod video;
 
 pub use animation::AnimationSource;
 pub use eta::Eta;
@@ -41,6 +45,7 @@ pub use svg::ssim_scatter_svg;
 pub use temporal::{TemporalState, frame_blend_config, weight_schedule};
 pub use travel::{TravelAgain, TravelOptions, TravelSource};
 pub use travel_gap::TravelGapOptions;
+pub use video::{VideoFrame, VideoOptions, VideoSource};
 
 /// Why rendering stopped.
 #[derive(Debug, thiserror::Error)]

@@ -564,7 +564,7 @@ impl<'m, S: FrameSource> RenderSession<'m, S> {
             .await
             .map_err(|source| RenderError::Generate { frame, source })?;
         self.temporal.frame_done();
-        let image = self.upscale(generated.image);
+        let image = output_sized(self.upscale(generated.image), current.spec.output_size);
         let image = self.temporal.match_colours(image);
         let mut record =
             FrameRecord::new(&current.spec, &current.request, image.width, image.height);
@@ -642,4 +642,14 @@ impl<'m, S: FrameSource> RenderSession<'m, S> {
 
 fn embryo(spec: &FrameSpec) -> Option<Embryo> {
     spec.travel.as_ref().and_then(|t| t.embryo)
+}
+
+/// `image` at `size` (Lanczos) when one is asked for and it differs.
+fn output_sized(image: RgbImage, size: Option<(usize, usize)>) -> RgbImage {
+    match size {
+        Some((w, h)) if (w, h) != (image.width, image.height) && w > 0 && h > 0 => {
+            lanczos_resize(&image, w, h)
+        }
+        _ => image,
+    }
 }

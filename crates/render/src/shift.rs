@@ -118,6 +118,7 @@ impl ShiftSource {
             extra,
             travel: None,
             direct: None,
+            output_size: None,
         }
     }
 }

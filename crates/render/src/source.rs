@@ -58,6 +58,9 @@ pub struct FrameSpec {
     /// A frame made without diffusion (a cadence frame of a Parseq render): handed out as it
     /// is, at the render's size.
     pub direct: Option<Box<RgbImage>>,
+    /// The finished frame resized to this (Lanczos) when it differs from the render's size
+    /// (a video's frames come out at the source's size).
+    pub output_size: Option<(usize, usize)>,
 }
 
 /// A prompt-travel frame's mix of two stages.

@@ -54,6 +54,7 @@ fn spec(seed: u64, strength: f64) -> FrameSpec {
         extra: BTreeMap::new(),
         travel: None,
         direct: None,
+        output_size: None,
     }
 }
 

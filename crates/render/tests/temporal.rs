@@ -40,7 +40,10 @@ fn ddim(temporal: Temporal) -> RenderSettings {
 }
 
 fn mean_consecutive_ssim(frames: &[RgbImage]) -> f64 {
-    let pairs: Vec<f64> = frames.windows(2).map(|w| ssim(&w[0], &w[1]).unwrap()).collect();
+    let pairs: Vec<f64> = frames
+        .windows(2)
+        .map(|w| ssim(&w[0], &w[1]).unwrap())
+        .collect();
     pairs.iter().sum::<f64>() / pairs.len() as f64
 }
 

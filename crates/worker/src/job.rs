@@ -87,6 +87,7 @@ pub fn single_frame(
         extra: std::collections::BTreeMap::new(),
         travel: None,
         direct: None,
+        output_size: None,
     };
     (settings, SingleFrame::new(spec))
 }
@@ -246,6 +247,7 @@ pub fn frame_again(record: &FrameRecord) -> SingleFrame {
         extra: record.extra.clone(),
         travel: None,
         direct: None,
+        output_size: None,
     })
 }
 

@@ -1,0 +1,211 @@
+//! `keyshift render video` on the tiny fixture model: the frames of a folder rendered as img2img
+//! at the source's size, `frames.json` naming each source frame, the original's interpolation
+//! defaults on unless `--interp-config none`, its YAML read with the same keys.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::disallowed_methods,
+    reason = "native tests read fixtures and fail by panicking"
+)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use keyshift_core::image::{RgbImage, lanczos_resize};
+use keyshift_core::pngtext::{decode_rgb, encode_rgb};
+use serde_json::Value;
+
+fn model() -> String {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../fixtures/tiny-sd1/diffusers")
+        .display()
+        .to_string()
+}
+
+fn temp(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("keyshift-video-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn keyshift(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_keyshift"))
+        .args(args)
+        .output()
+        .expect("runs")
+}
+
+fn read_png(path: &Path) -> RgbImage {
+    let (width, height, data) = decode_rgb(&std::fs::read(path).unwrap()).unwrap();
+    RgbImage {
+        width,
+        height,
+        data,
+    }
+}
+
+/// Three 72×40 frames (tiny-model images of three seeds, resized) in `dir/in`.
+fn frames(dir: &Path) -> PathBuf {
+    let input = dir.join("in");
+    std::fs::create_dir_all(&input).unwrap();
+    for seed in 1..=3 {
+        let png = dir.join(format!("seed{seed}.png"));
+        let out = keyshift(&[
+            "generate",
+            "--model",
+            &model(),
+            "--prompt",
+            "a red square",
+            "--size",
+            "64x64",
+            "--steps",
+            "2",
+            "--sampler",
+            "Euler",
+            "--seed",
+            &seed.to_string(),
+            "--out",
+            png.to_str().unwrap(),
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let small = lanczos_resize(&read_png(&png), 72, 40);
+        let bytes = encode_rgb(72, 40, &small.data, &[]).unwrap();
+        std::fs::write(input.join(format!("frame{seed:03}.png")), bytes).unwrap();
+    }
+    input
+}
+
+/// Renders `input` to `out` with `extra` options; the frames in video order.
+fn render(input: &Path, out: &Path, extra: &[&str]) -> (Vec<Value>, Vec<RgbImage>) {
+    let model = model();
+    let mut args = vec![
+        "render",
+        "video",
+        "--model",
+        &model,
+        "--frames-dir",
+        input.to_str().unwrap(),
+        "--prompt",
+        "a photo of a cat",
+        "--steps",
+        "4",
+        "--denoise",
+        "0.75",
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    args.extend(extra);
+    let output = keyshift(&args);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let manifest: Vec<Value> =
+        serde_json::from_str(&std::fs::read_to_string(out.join("frames.json")).unwrap()).unwrap();
+    let images = manifest
+        .iter()
+        .map(|f| read_png(&out.join(f["file"].as_str().unwrap())))
+        .collect();
+    (manifest, images)
+}
+
+#[test]
+fn frames_render_at_the_source_size_with_interpolation_by_default() {
+    let dir = temp("default");
+    let input = frames(&dir);
+    let (manifest, on) = render(&input, &dir.join("on"), &[]);
+    assert_eq!(manifest.len(), 3);
+    for (k, f) in manifest.iter().enumerate() {
+        assert_eq!(f["source"], format!("frame{:03}.png", k + 1));
+        assert_eq!(
+            (f["width"].as_u64(), f["height"].as_u64()),
+            (Some(72), Some(40))
+        );
+        assert_eq!(
+            f["seed"], 17,
+            "the same seed for every frame, as the original"
+        );
+        assert_eq!(f["denoise"], 0.75);
+        assert_eq!(f["sampler"], "DDIM");
+    }
+    let (_, off) = render(
+        &input,
+        &dir.join("off"),
+        &["--interp-config", "none", "--hist", "none"],
+    );
+    assert_ne!(
+        on[1], off[1],
+        "interpolation and colour matching changed frame 1"
+    );
+    assert_eq!(
+        on[0], off[0],
+        "the first frame only records and is the colour reference"
+    );
+}
+
+#[test]
+fn the_originals_yaml_is_read_and_a_file_turning_everything_off_renders_plain_frames() {
+    let dir = temp("yaml");
+    let input = frames(&dir);
+    let config = dir.join("off.yaml");
+    std::fs::write(
+        &config,
+        "pipeline: StableDiffusion\ncommon:\n  seed: 17\npipe_config:\n  ema: 0\nunet_config:\n  \
+         ema: 0.0\n  use_interpolation:\n    attention_probs: true\n",
+    )
+    .unwrap();
+    let (_, from_file) = render(
+        &input,
+        &dir.join("file"),
+        &[
+            "--interp-config",
+            config.to_str().unwrap(),
+            "--hist",
+            "none",
+        ],
+    );
+    let (_, none) = render(
+        &input,
+        &dir.join("none"),
+        &["--interp-config", "none", "--hist", "none"],
+    );
+    assert_eq!(from_file, none);
+    std::fs::write(&config, "unet_config:\n  ema: 3\n").unwrap();
+    let out = keyshift(&[
+        "render",
+        "video",
+        "--model",
+        &model(),
+        "--frames-dir",
+        input.to_str().unwrap(),
+        "--prompt",
+        "a cat",
+        "--interp-config",
+        config.to_str().unwrap(),
+        "--out",
+        dir.join("bad").to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unet_config.ema: 3"));
+    let out = keyshift(&[
+        "render",
+        "video",
+        "--model",
+        &model(),
+        "--frames-dir",
+        dir.to_str().unwrap(),
+        "--prompt",
+        "a cat",
+        "--hist",
+        "xyz",
+        "--out",
+        dir.join("bad").to_str().unwrap(),
+    ]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--hist: \"xyz\""));
+}
