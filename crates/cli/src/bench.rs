@@ -32,7 +32,7 @@ fn tiny() -> UnetConfig {
 #[allow(clippy::print_stdout, reason = "a command line prints its results")]
 pub fn run(args: &[String]) -> Result<(), String> {
     let Some((what, rest)) = args.split_first() else {
-        return Err("bench needs a target: unet, sequencer or render".into());
+        return Err("bench needs a target: unet, sequencer, render or taps".into());
     };
     if what == "sequencer" {
         return sequencer(rest);
@@ -40,9 +40,12 @@ pub fn run(args: &[String]) -> Result<(), String> {
     if what == "render" {
         return crate::bench_render::run(rest);
     }
+    if what == "taps" {
+        return crate::bench_taps::run(rest);
+    }
     if what != "unet" {
         return Err(format!(
-            "unknown bench target \"{what}\" (unet, sequencer, render)"
+            "unknown bench target \"{what}\" (unet, sequencer, render, taps)"
         ));
     }
     let args = Args::parse(rest, &[])?;

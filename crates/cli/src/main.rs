@@ -28,6 +28,7 @@ mod args;
 mod backend;
 mod bench;
 mod bench_render;
+mod bench_taps;
 mod engine;
 mod generate;
 mod heatmap;
@@ -114,6 +115,10 @@ commands:
                                      time per UNet step (batch 2) and peak memory
   bench render --model PATH [--frames N] [--steps K] [--size WxH]
                                      the render layer's time per frame against a bare loop
+  bench taps [--backend cpu|wgpu] [--steps N] [--rounds N]
+                                     the heatmap tap's and attention interpolation's time per
+                                     tiny UNet step against none, and interpolation's memory
+                                     for the previous frame (tiny measured, SD 1.5 512² estimated)
   bench sequencer [--runs N] [--document OUT.json]
                                      render the 10k-frame, 20-field Parseq benchmark document
                                      (or write it, for the browser's keystroke benchmark)

@@ -135,11 +135,37 @@ fn frame_files(dir: &Path) -> Result<Vec<PathBuf>, String> {
     reason = "the native CLI reads the frames it is given"
 )]
 fn read_image(path: &Path) -> Result<RgbImage, String> {
-    let decoded = image::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let rgb = decoded.to_rgb8();
+    let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let is_png = bytes.starts_with(b"\x89PNG");
+    let decoded = if is_png {
+        keyshift_core::pngtext::decode_rgb(&bytes).map_err(|e| e.to_string())
+    } else {
+        decode_jpeg(&bytes)
+    };
+    let (width, height, data) = decoded.map_err(|e| format!("{}: {e}", path.display()))?;
     Ok(RgbImage {
-        width: rgb.width() as usize,
-        height: rgb.height() as usize,
-        data: rgb.into_raw(),
+        width,
+        height,
+        data,
     })
+}
+
+/// A JPEG's size and RGB bytes.
+fn decode_jpeg(bytes: &[u8]) -> Result<(usize, usize, Vec<u8>), String> {
+    use zune_jpeg::zune_core::bytestream::ZCursor;
+    use zune_jpeg::zune_core::colorspace::ColorSpace;
+    use zune_jpeg::zune_core::options::DecoderOptions;
+    let options = DecoderOptions::default().jpeg_set_out_colorspace(ColorSpace::RGB);
+    let mut decoder = zune_jpeg::JpegDecoder::new_with_options(ZCursor::new(bytes), options);
+    let data = decoder
+        .decode()
+        .map_err(|e| format!("not a readable PNG or JPEG ({e:?})"))?;
+    let (width, height) = decoder.dimensions().ok_or("a JPEG without a size")?;
+    if data.len() != width * height * 3 {
+        return Err(format!(
+            "a JPEG of {width}x{height} decoded to {} bytes",
+            data.len()
+        ));
+    }
+    Ok((width, height, data))
 }

@@ -147,6 +147,18 @@ fn frames_render_at_the_source_size_with_interpolation_by_default() {
         on[0], off[0],
         "the first frame only records and is the colour reference"
     );
+    // A JPEG frame among the PNGs (name order puts it last).
+    let jpeg =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/video/gradient-72x40.jpg");
+    std::fs::copy(&jpeg, input.join("frame999.jpg")).unwrap();
+    let (manifest, images) = render(
+        &input,
+        &dir.join("jpeg"),
+        &["--range", "2..", "--fps", "24"],
+    );
+    assert_eq!(manifest.len(), 2);
+    assert_eq!(manifest[1]["source"], "frame999.jpg");
+    assert_eq!((images[1].width, images[1].height), (72, 40));
 }
 
 #[test]

@@ -84,6 +84,7 @@ pub struct SpatialTransformer {
     ff_in: Linear,
     ff_out: Linear,
     proj_out: Linear,
+    channels: usize,
 }
 
 impl SpatialTransformer {
@@ -104,7 +105,18 @@ impl SpatialTransformer {
             ff_in: linear(l, &format!("{block}.ff.net.0.proj"), c, 2 * ff, true)?,
             ff_out: linear(l, &format!("{block}.ff.net.2"), ff, c, true)?,
             proj_out: linear(l, &format!("{name}.proj_out"), c, c, true)?,
+            channels: c,
         })
+    }
+
+    /// Channels in and out.
+    pub fn channels(&self) -> usize {
+        self.channels
+    }
+
+    /// Attention heads.
+    pub fn heads(&self) -> usize {
+        self.attn1.heads
     }
 
     /// # Shapes

@@ -29,6 +29,10 @@ pub struct AttentionLayer {
     pub ldm_name: String,
     /// The latent's size over the layer's (1, 2, 4, 8).
     pub downscale: usize,
+    /// Channels (heads × head width).
+    pub channels: usize,
+    /// Attention heads.
+    pub heads: usize,
 }
 
 impl AttentionLayer {
@@ -49,6 +53,53 @@ impl AttentionLayer {
             .map_or(name, |(layer, _)| layer);
         name == self.name || name == self.ldm_name
     }
+}
+
+/// The transformer layers a UNet of config `c` has, as [`Unet::attention_layers`] lists them
+/// for a loaded one (without loading any weights: for estimates such as SD 1.5's memory).
+pub fn attention_layers_of(c: &UnetConfig) -> Vec<AttentionLayer> {
+    let n = c.levels();
+    let lpb = c.layers_per_block;
+    let deepest = 1usize << n.saturating_sub(1);
+    let layer = |name: String, ldm: String, downscale: usize, level: usize| AttentionLayer {
+        name,
+        ldm_name: ldm,
+        downscale,
+        channels: c.block_out_channels.get(level).copied().unwrap_or(0),
+        heads: c.attention_heads.get(level).copied().unwrap_or(1),
+    };
+    let mut out = Vec::new();
+    let mut input_block = 1;
+    for i in 0..n {
+        if c.cross_attention.get(i).copied().unwrap_or(false) {
+            for j in 0..lpb {
+                let (name, ldm) = (
+                    format!("down_blocks.{i}.attentions.{j}"),
+                    format!("input_blocks.{}.1", input_block + j),
+                );
+                out.push(layer(name, ldm, 1 << i, i));
+            }
+        }
+        input_block += lpb + usize::from(i + 1 < n);
+    }
+    let mid = (
+        "mid_block.attentions.0".to_owned(),
+        "middle_block.1".to_owned(),
+    );
+    out.push(layer(mid.0, mid.1, deepest, n.saturating_sub(1)));
+    for i in 0..n {
+        let level = n - 1 - i;
+        if c.cross_attention.get(level).copied().unwrap_or(false) {
+            for j in 0..=lpb {
+                let (name, ldm) = (
+                    format!("up_blocks.{i}.attentions.{j}"),
+                    format!("output_blocks.{}.1", i * (lpb + 1) + j),
+                );
+                out.push(layer(name, ldm, deepest >> i, level));
+            }
+        }
+    }
+    out
 }
 
 /// One resolution level on the way down or up.
@@ -162,11 +213,13 @@ impl Unet {
         let mut out = Vec::new();
         let mut input_block = 1;
         for (i, level) in self.down.iter().enumerate() {
-            for j in 0..level.attentions.len() {
+            for (j, t) in level.attentions.iter().enumerate() {
                 out.push(AttentionLayer {
                     name: format!("down_blocks.{i}.attentions.{j}"),
                     ldm_name: format!("input_blocks.{}.1", input_block + j),
                     downscale: 1 << i,
+                    channels: t.channels(),
+                    heads: t.heads(),
                 });
             }
             input_block += level.resnets.len() + usize::from(level.resample.is_some());
@@ -176,14 +229,18 @@ impl Unet {
             name: "mid_block.attentions.0".into(),
             ldm_name: "middle_block.1".into(),
             downscale: deepest,
+            channels: self.mid.attention.channels(),
+            heads: self.mid.attention.heads(),
         });
         let mut output_block = 0;
         for (i, level) in self.up.iter().enumerate() {
-            for j in 0..level.attentions.len() {
+            for (j, t) in level.attentions.iter().enumerate() {
                 out.push(AttentionLayer {
                     name: format!("up_blocks.{i}.attentions.{j}"),
                     ldm_name: format!("output_blocks.{}.1", output_block + j),
                     downscale: deepest >> i,
+                    channels: t.channels(),
+                    heads: t.heads(),
                 });
             }
             output_block += level.resnets.len();

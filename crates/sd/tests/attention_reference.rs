@@ -16,6 +16,7 @@ use keyshift_sd::conditioning::TextEncoder;
 use keyshift_sd::generate::RgbImage;
 use keyshift_sd::model::{DirFolder, SdModel};
 use keyshift_sd::pipeline::{Conditioning, Context, FixedNoise, Sampling, latent};
+use keyshift_sd::taps::blend::storage_floats;
 use keyshift_sd::taps::cross::probe;
 use keyshift_sd::taps::{
     BatchLayout, CrossAttentionTap, FrameBlend, FrameBlendConfig, StepHook, TapConfig, Tokens,
@@ -271,6 +272,39 @@ fn attention_interpolation_over_three_frames_matches_the_reference() {
 }
 
 #[test]
+fn the_storage_estimate_is_what_a_frame_stores() {
+    let mut f = Fixture::load();
+    let config = FrameBlendConfig {
+        blend_heads: [true, false, true],
+        ..FrameBlendConfig::unet_defaults(4)
+    }
+    .with_default_latents();
+    let layers = f.model.unet.attention_layers();
+    let want = storage_floats(&config, &layers, (32, 32), 2, 4);
+    let mut blend = FrameBlend::new(config);
+    let cond = Conditioning::single(f.encode(PROMPT), f.encode(""));
+    let schedule = NoiseSchedule::new(ScheduleConfig::sd15()).unwrap();
+    let plan = StepPlan::txt2img(&schedule, Sampler::Ddim { eta: 0.0 }, 4).unwrap();
+    let noise = f.golden.read_f32("pipe.init_noise").unwrap();
+    let mut run = Sampling::txt2img(plan, latent(noise, [1, 4, 32, 32], &f.device), 7.5);
+    while run.next_step() < 4 {
+        let step = run.next_step();
+        blend.set_step(step);
+        run.step(&f.model.unet, &cond, &mut FixedNoise::default(), &mut blend)
+            .unwrap();
+        let x = blend.stepped(step, run.latent().clone());
+        run.set_latent(x);
+    }
+    blend.next_frame();
+    // Steps 1, 2 and 3 (0 < step < 4) of 6 layers at 16×16 (64 channels, 8 heads), and latents.
+    assert_eq!(blend.stored_floats(), want);
+    assert_eq!(
+        want,
+        3 * (6 * (2 * 8 * 256 * 256 + 3 * 2 * 256 * 64) + 4 * 32 * 32)
+    );
+}
+
+#[test]
 fn the_layer_list_names_every_transformer_in_both_layouts() {
     let f = Fixture::load();
     let layers = f.model.unet.attention_layers();
@@ -300,6 +334,48 @@ fn the_layer_list_names_every_transformer_in_both_layouts() {
         ]
     );
     assert!(layers.iter().all(|l| l.downscale == 2));
+    assert!(layers.iter().all(|l| (l.channels, l.heads) == (64, 8)));
+    // The same list from the configuration alone (no weights).
+    let config = keyshift_sd::config::UnetConfig {
+        block_out_channels: vec![32, 64],
+        cross_attention: vec![false, true],
+        attention_heads: vec![8, 8],
+        cross_attention_dim: 32,
+        ..keyshift_sd::config::UnetConfig::sd1()
+    };
+    assert_eq!(keyshift_sd::unet::attention_layers_of(&config), layers);
+    // SD 1.5: VXA's 16 layers (input 1, 2, 4, 5, 7, 8; middle; output 3 to 11).
+    let sd15 = keyshift_sd::unet::attention_layers_of(&keyshift_sd::config::UnetConfig::sd1());
+    let ldm: Vec<&str> = sd15.iter().map(|l| l.ldm_name.as_str()).collect();
+    assert_eq!(
+        ldm,
+        [
+            "input_blocks.1.1",
+            "input_blocks.2.1",
+            "input_blocks.4.1",
+            "input_blocks.5.1",
+            "input_blocks.7.1",
+            "input_blocks.8.1",
+            "middle_block.1",
+            "output_blocks.3.1",
+            "output_blocks.4.1",
+            "output_blocks.5.1",
+            "output_blocks.6.1",
+            "output_blocks.7.1",
+            "output_blocks.8.1",
+            "output_blocks.9.1",
+            "output_blocks.10.1",
+            "output_blocks.11.1"
+        ]
+    );
+    // Map sizes for a 512² image (64² latent): 64, 32, 16, 8 as VXA's list says.
+    let sides: Vec<usize> = sd15.iter().map(|l| 64 / l.downscale).collect();
+    assert_eq!(
+        sides,
+        [
+            64, 64, 32, 32, 16, 16, 8, 16, 16, 16, 32, 32, 32, 64, 64, 64
+        ]
+    );
     let mid = &layers[2];
     assert!(mid.is_named("model.diffusion_model.middle_block.1.transformer_blocks.0.attn2"));
     assert!(mid.is_named("middle_block.1") && mid.is_named("mid_block.attentions.0"));

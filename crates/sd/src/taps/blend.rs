@@ -158,6 +158,42 @@ impl FrameBlendConfig {
     }
 }
 
+/// The floats a [`FrameBlend`] of `config` keeps for one frame of a UNet with `layers` (as
+/// [`crate::unet::Unet::attention_layers`] lists them) at a `latent_h × latent_w` latent, a batch
+/// of `batch` rows (2 with CFG) and `steps` sampling steps: per blended step, each chosen
+/// self-attention layer's probabilities (where its keys are few enough), projected output and
+/// heads, and the latent.
+pub fn storage_floats(
+    config: &FrameBlendConfig,
+    layers: &[crate::unet::AttentionLayer],
+    (latent_h, latent_w): (usize, usize),
+    batch: usize,
+    steps: usize,
+) -> usize {
+    let blended = |s: &WeightSchedule| (0..steps).filter(|&k| s.active(k)).count();
+    let res = config.attention_res.saturating_mul(config.attention_res);
+    let per_step: usize = layers
+        .iter()
+        .filter(|l| config.layers.matches(&l.name))
+        .map(|l| {
+            let n = (latent_h / l.downscale.max(1)) * (latent_w / l.downscale.max(1));
+            let rows = batch * n * l.channels;
+            let probs = if config.blend_probabilities && n <= res {
+                batch * l.heads * n * n
+            } else {
+                0
+            };
+            let heads = config.blend_heads.iter().filter(|b| **b).count() * rows;
+            probs + heads + usize::from(config.blend_output) * rows
+        })
+        .sum();
+    let latents = config
+        .latents
+        .as_ref()
+        .map_or(0, |s| blended(s) * 4 * latent_h * latent_w);
+    per_step * blended(&config.schedule) + latents
+}
+
 /// Which projection [`HeadPart`] is, as an index of [`FrameBlendConfig::blend_heads`].
 fn head_index(part: HeadPart) -> usize {
     match part {
