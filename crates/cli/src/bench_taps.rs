@@ -30,6 +30,8 @@ fn tiny() -> UnetConfig {
 struct Bench {
     unet: Unet,
     x: keyshift_sd::pipeline::Context4,
+    /// The sampler's latent (one row), for the latent blend.
+    latent: keyshift_sd::pipeline::Context4,
     ctx: keyshift_sd::pipeline::Context,
     steps: usize,
 }
@@ -53,6 +55,7 @@ impl Bench {
             out.into_data()
                 .try_to_vec::<f32>()
                 .map_err(|e| format!("{e:?}"))?;
+            let _ = hook.stepped(step, self.latent.clone());
         }
         Ok(())
     }
@@ -81,6 +84,7 @@ pub fn run(rest: &[String]) -> Result<(), String> {
     let bench = Bench {
         unet,
         x: keyshift_sd::pipeline::latent(vec![0.1; 2 * 4 * n * n], [2, 4, n, n], &device),
+        latent: keyshift_sd::pipeline::latent(vec![0.1; 4 * n * n], [1, 4, n, n], &device),
         ctx: keyshift_sd::pipeline::context(vec![0.01; 2 * 77 * c], [2, 77, c], &device),
         steps,
     };
