@@ -46,6 +46,8 @@ pub struct RenderProgress {
     pub frames_expected: usize,
     /// Seconds left, once known.
     pub eta_seconds: Option<f64>,
+    /// Bytes the temporal consistency keeps for the previous frame (on the GPU).
+    pub temporal_bytes: u64,
 }
 
 /// The render the workspace shows.
@@ -249,6 +251,7 @@ impl Animate {
                 preview_every: 0,
                 init: None,
                 init_image: None,
+                heatmap: None,
             },
             shift: project.animation.shift.clone(),
             travel: (project.animation.mode == AnimationMode::PromptTravel)
@@ -257,6 +260,7 @@ impl Animate {
                 .then(|| Box::new(project.animation.parseq.clone())),
             render: id.clone(),
             resume: false,
+            temporal: Box::new(project.animation.temporal.clone()),
         };
         self.show(CurrentRender::new(id, Some(job.clone())));
         self.set_running(job.frame.job);
@@ -574,6 +578,7 @@ impl Animate {
                 frames_done,
                 frames_expected,
                 eta_seconds,
+                temporal_bytes,
                 ..
             } => {
                 if let Some(r) = self.shown_mut(render) {
@@ -581,6 +586,7 @@ impl Animate {
                         frames_done: *frames_done,
                         frames_expected: *frames_expected,
                         eta_seconds: *eta_seconds,
+                        temporal_bytes: *temporal_bytes,
                     });
                 }
                 None

@@ -9,6 +9,7 @@ pub mod parseq_prompts;
 pub mod parseq_view;
 pub mod state;
 pub mod studio;
+pub mod temporal;
 pub mod text;
 pub mod travel;
 

@@ -161,6 +161,8 @@ pub enum ProjectCommand {
     EditStage(StageEdit),
     /// A Parseq option, or the document itself (as the editor keeps it).
     SetParseq(crate::parseq::ParseqField, String),
+    /// A temporal consistency option (every animation mode).
+    SetTemporal(crate::temporal::TemporalField, String),
 }
 
 /// A shift-attention option the Animate workspace edits.
@@ -297,6 +299,11 @@ impl ProjectCommand {
             ProjectCommand::EditStage(edit) => crate::travel::edit_stages(edit, project)?,
             ProjectCommand::SetParseq(field, v) => {
                 field.apply(&v, &mut project.animation.parseq)?
+            }
+            ProjectCommand::SetTemporal(field, v) => {
+                let mut next = project.animation.temporal.clone();
+                field.apply(&v, &mut next)?;
+                project.animation.temporal = next;
             }
         }
         Ok(())
@@ -512,6 +519,7 @@ impl WorkerView {
                 | FromWorker::Image { .. }
                 | FromWorker::Cancelled { .. }
                 | FromWorker::Tokens { .. }
+                | FromWorker::Heatmap { .. }
                 | FromWorker::AudioAnalysed { .. }
                 | FromWorker::Cache { .. }
                 | FromWorker::Frame { .. }

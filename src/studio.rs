@@ -333,6 +333,54 @@ pub struct Output {
     pub elapsed_ms: f64,
     /// Mean time per step.
     pub step_ms: f64,
+    /// The chosen tokens' attention over its generation, when asked for.
+    pub heatmap: Option<HeatmapView>,
+}
+
+/// A generation's heatmap as the worker sent it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HeatmapView {
+    /// Map columns.
+    pub width: usize,
+    /// Map rows.
+    pub height: usize,
+    /// Values in [0, 1], rows top to bottom.
+    pub values: Vec<f32>,
+    /// The context positions summed (empty: all after the first).
+    pub tokens: Vec<usize>,
+}
+
+impl HeatmapView {
+    /// The map in jet colours at its own size (the page stretches it over the image).
+    pub fn layer_png(&self) -> Result<Vec<u8>, String> {
+        let data: Vec<u8> = self
+            .values
+            .iter()
+            .flat_map(|v| keyshift_core::image::heatmap::jet(*v))
+            .collect();
+        keyshift_core::pngtext::encode_rgb(self.width, self.height, &data, &[])
+            .map_err(|e| e.to_string())
+    }
+
+    /// `image` (a PNG) with the map drawn over it at `opacity` (bilinear, jet colours): the PNG
+    /// a user saves.
+    pub fn over_png(&self, image: &[u8], opacity: f32) -> Result<Vec<u8>, String> {
+        use keyshift_core::image::heatmap::{Filter, OverlayMode, overlay, resize_map};
+        let (w, h, rgb) = keyshift_core::pngtext::decode_rgb(image).map_err(|e| e.to_string())?;
+        let map = resize_map(
+            &self.values,
+            (self.width, self.height),
+            (w, h),
+            Filter::Bilinear,
+        );
+        let image = keyshift_core::image::RgbImage {
+            width: w,
+            height: h,
+            data: rgb,
+        };
+        let drawn = overlay(&image, &map, OverlayMode::Heat { opacity });
+        keyshift_core::pngtext::encode_rgb(w, h, &drawn.data, &[]).map_err(|e| e.to_string())
+    }
 }
 
 /// The offline model cache, as the worker reported it.
@@ -369,6 +417,11 @@ pub struct Studio {
     pub tokens: Option<(TokenCount, TokenCount)>,
     /// img2img: the init image picked for Generate.
     pub init: Option<InitPick>,
+    /// The prompt's context positions, as last reported (the token picker's chips).
+    pub chips: Vec<keyshift_core::tokens::TokenChip>,
+    /// Context positions chosen in the token picker: each image then comes with their
+    /// heatmap.
+    pub heatmap_tokens: std::collections::BTreeSet<usize>,
     next_id: u64,
     batch_size: u32,
 }
@@ -678,6 +731,8 @@ impl Studio {
                     strength: i.strength,
                 }),
                 init_image: None,
+                heatmap: (!self.heatmap_tokens.is_empty())
+                    .then(|| self.heatmap_tokens.iter().copied().collect()),
             });
         }
         self.batch_size = batch;
@@ -814,6 +869,7 @@ impl Studio {
                         seed: *seed,
                         elapsed_ms: *elapsed_ms,
                         step_ms: *step_ms,
+                        heatmap: None,
                     },
                 );
                 self.last_seed = Some(*seed);
@@ -873,8 +929,30 @@ impl Studio {
                 }
                 None
             }
-            FromWorker::Tokens { prompt, negative } => {
+            FromWorker::Tokens {
+                prompt,
+                negative,
+                chips,
+            } => {
                 self.tokens = Some((prompt.clone(), negative.clone()));
+                self.set_chips(chips.clone());
+                None
+            }
+            FromWorker::Heatmap {
+                job,
+                width,
+                height,
+                values,
+                tokens,
+            } => {
+                if let Some(out) = self.outputs.iter_mut().find(|o| o.job == *job) {
+                    out.heatmap = Some(HeatmapView {
+                        width: *width,
+                        height: *height,
+                        values: values.clone(),
+                        tokens: tokens.clone(),
+                    });
+                }
                 None
             }
             FromWorker::Started
@@ -888,6 +966,25 @@ impl Studio {
             | FromWorker::Renders { .. }
             | FromWorker::ExportProgress { .. }
             | FromWorker::Exported { .. } => None,
+        }
+    }
+
+    /// New chips: chosen positions that no longer hold a word or the end token are dropped.
+    fn set_chips(&mut self, chips: Vec<keyshift_core::tokens::TokenChip>) {
+        use keyshift_core::tokens::TokenKind;
+        let pickable = |i: &usize| {
+            chips
+                .iter()
+                .any(|c| c.index == *i && matches!(c.kind, TokenKind::Word | TokenKind::End))
+        };
+        self.heatmap_tokens.retain(pickable);
+        self.chips = chips;
+    }
+
+    /// Chooses or drops a context position for the heatmap.
+    pub fn toggle_token(&mut self, index: usize) {
+        if !self.heatmap_tokens.remove(&index) {
+            self.heatmap_tokens.insert(index);
         }
     }
 
@@ -959,6 +1056,7 @@ mod tests {
     )]
     use super::*;
     use keyshift_core::share::Sampler;
+    use keyshift_core::tokens::TokenChip;
 
     fn ready() -> Studio {
         let mut studio = Studio::default();
@@ -1074,6 +1172,7 @@ mod tests {
             seed: 1,
             elapsed_ms: 1.0,
             step_ms: 1.0,
+            heatmap: None,
         });
         let next = studio.apply(&FromWorker::Failed {
             stage: Stage::Crashed,
@@ -1096,6 +1195,81 @@ mod tests {
         assert_eq!(studio.outputs.len(), 1, "finished images stay");
     }
 
+    fn chip(index: usize, text: &str, kind: keyshift_core::tokens::TokenKind) -> TokenChip {
+        TokenChip {
+            index,
+            text: text.into(),
+            weight: 1.0,
+            kind,
+            chunk: 0,
+        }
+    }
+
+    #[test]
+    fn chosen_tokens_ask_for_a_heatmap_that_comes_with_the_image() {
+        use keyshift_core::tokens::TokenKind::{End, Start, Word};
+        let mut studio = ready();
+        let count = TokenCount {
+            tokens: 2,
+            limit: 75,
+            chunks: vec![2],
+        };
+        let chips = vec![
+            chip(0, "", Start),
+            chip(1, "a", Word),
+            chip(2, "cat", Word),
+            chip(3, "", End),
+        ];
+        studio.apply(&FromWorker::Tokens {
+            prompt: count.clone(),
+            negative: count.clone(),
+            chips: chips.clone(),
+        });
+        studio.toggle_token(2);
+        studio.toggle_token(1);
+        studio.toggle_token(1);
+        let Ok(ToWorker::Generate { job }) = studio.generate(&project(Seed::Fixed(7)), 1, 0) else {
+            panic!("a job");
+        };
+        assert_eq!(job.heatmap, Some(vec![2]));
+        // A tiny red PNG as the image; the map arrives after it.
+        let png = keyshift_core::pngtext::encode_rgb(4, 4, &[200, 0, 0].repeat(16), &[]).unwrap();
+        studio.apply(&FromWorker::Image {
+            job: job.job,
+            png: png.clone(),
+            seed: 7,
+            elapsed_ms: 1.0,
+            step_ms: 1.0,
+        });
+        studio.apply(&FromWorker::Heatmap {
+            job: job.job,
+            width: 2,
+            height: 2,
+            values: vec![0.0, 1.0, 0.5, 0.25],
+            tokens: vec![2],
+        });
+        let Some(map) = studio.outputs[0].heatmap.clone() else {
+            panic!("the map is kept with its image");
+        };
+        let (w, h, layer) = keyshift_core::pngtext::decode_rgb(&map.layer_png().unwrap()).unwrap();
+        assert_eq!(
+            (w, h, &layer[3..6]),
+            (2, 2, &[128u8, 0, 0][..]),
+            "1 is dark red"
+        );
+        let over = map.over_png(&png, 0.5).unwrap();
+        let (w, h, drawn) = keyshift_core::pngtext::decode_rgb(&over).unwrap();
+        assert_eq!((w, h), (4, 4));
+        assert_ne!(&drawn[..3], &[200, 0, 0]);
+        // A new prompt without that word drops the choice.
+        studio.apply(&FromWorker::Tokens {
+            prompt: count.clone(),
+            negative: count,
+            chips: chips[..2].to_vec(),
+        });
+        assert!(studio.heatmap_tokens.is_empty());
+    }
+
     #[test]
     fn token_counts_show_as_a1111_shows_them() {
         let mut studio = Studio::default();
@@ -1111,6 +1285,7 @@ mod tests {
                 limit: 75,
                 chunks: vec![3],
             },
+            chips: Vec::new(),
         });
         assert_eq!(next, None);
         assert_eq!(studio.token_text(false), "80/150 (75 + 5)");

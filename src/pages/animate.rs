@@ -126,14 +126,17 @@ pub fn AnimateCard() -> impl IntoView {
                 }.into_any(),
                 AnimationMode::ShiftAttention => view! {
                     <ShiftOptions error=error/>
+                    <super::temporal::TemporalPanel error=error/>
                     <RenderControls/>
                 }.into_any(),
                 AnimationMode::PromptTravel => view! {
                     <TravelOptions error=error/>
+                    <super::temporal::TemporalPanel error=error/>
                     <RenderControls/>
                 }.into_any(),
                 AnimationMode::Parseq => view! {
                     <super::parseq::ParseqCard error=error/>
+                    <super::temporal::TemporalPanel error=error/>
                     <RenderControls/>
                 }.into_any(),
             }}

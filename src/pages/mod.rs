@@ -1,5 +1,6 @@
 //! One module per page.
 mod animate;
+mod heatmap;
 mod parseq;
 mod parseq_audio;
 mod parseq_graph;
@@ -8,6 +9,7 @@ mod parseq_panels;
 mod project;
 mod studio;
 mod system;
+mod temporal;
 mod travel;
 
 pub use project::ProjectPage;

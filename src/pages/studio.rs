@@ -252,6 +252,7 @@ pub fn StudioCard() -> impl IntoView {
             <p class="hint">{note}</p>
             <p class="hint" data-testid="model-recommended">{move || recommended.get()}</p>
             <InitImageField/>
+            <super::heatmap::TokenPicker/>
             <div class="row">
                 <button data-testid="model-load" on:click=load disabled=loading>"Load model"</button>
                 <span class="grow" data-testid="model-status" role="status"
@@ -294,7 +295,7 @@ pub fn StudioCard() -> impl IntoView {
             {move || studio.with(|s| s.outputs.first().cloned()).zip(result_url.get()).map(|(out, url)| {
                 view! {
                     <figure class="result">
-                        <img data-testid="result-image" alt="The generated image" src=url.clone()/>
+                        <super::heatmap::HeatmapLayer output=out.clone() image_url=url.clone()/>
                         <figcaption>
                             <span data-testid="result-info">
                                 {format!(

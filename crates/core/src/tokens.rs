@@ -263,6 +263,90 @@ impl ClipTokenizer {
     }
 }
 
+/// What a position of a prompt's context holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TokenKind {
+    /// The start token opening each 77-token chunk.
+    Start,
+    /// A token of the prompt's text.
+    Word,
+    /// The end token after a chunk's text.
+    End,
+    /// Padding up to the chunk's 77 positions.
+    Padding,
+}
+
+/// One position of a prompt's context (`77 · chunks` positions), as a token picker shows it:
+/// what a heatmap of that position reads.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct TokenChip {
+    /// The position in the context (0 is the first chunk's start token).
+    pub index: usize,
+    /// The BPE piece (`</w>`, the end of a word, dropped); empty for start, end and padding.
+    pub text: String,
+    /// A1111's emphasis weight.
+    pub weight: f64,
+    /// What the position holds.
+    pub kind: TokenKind,
+    /// Which 77-token chunk it is in.
+    pub chunk: usize,
+}
+
+impl ClipTokenizer {
+    /// The positions of the context a prompt is encoded to: its first `AND` part at the first
+    /// step of its schedule, with A1111's emphasis and chunking (what a heatmap's token
+    /// indices count).
+    pub fn chips(&self, prompt: &str) -> Result<Vec<TokenChip>, TokenError> {
+        let part = split_and(prompt)
+            .into_iter()
+            .next()
+            .map_or_else(String::new, |p| p.text);
+        let text = prompt_schedule(&part, ScheduleOptions::steps(1))
+            .ok()
+            .and_then(|e| e.into_iter().next())
+            .map_or(part, |e| e.text);
+        let chunks = parse_attention(&text, Fidelity::Keyshift).unwrap_or_else(|_| {
+            vec![Chunk::Text {
+                text: text.clone(),
+                weight: 1.0,
+            }]
+        });
+        let tokenized = self.prompt_chunks(&chunks, ModelFamily::Sd1)?;
+        let lengths = tokenized.chunk_lengths();
+        let mut out = Vec::new();
+        for (c, chunk) in tokenized.chunks.iter().enumerate() {
+            let words = lengths.get(c).copied().unwrap_or(0);
+            for (p, (&id, &weight)) in chunk.ids.iter().zip(&chunk.weights).enumerate() {
+                let kind = match p {
+                    0 => TokenKind::Start,
+                    p if p <= words => TokenKind::Word,
+                    p if p == words + 1 => TokenKind::End,
+                    _ => TokenKind::Padding,
+                };
+                let text = match kind {
+                    TokenKind::Word => self.piece(id),
+                    _ => String::new(),
+                };
+                out.push(TokenChip {
+                    index: c * CONTEXT_LENGTH + p,
+                    text,
+                    weight,
+                    kind,
+                    chunk: c,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// The BPE piece of `id`, without the end-of-word mark.
+    fn piece(&self, id: u32) -> String {
+        let piece = self.inner.id_to_token(id).unwrap_or_default();
+        piece.strip_suffix("</w>").unwrap_or(&piece).to_owned()
+    }
+}
+
 /// A1111's `tokenize_line` loop.
 struct ChunkBuilder {
     comma: u32,
@@ -621,6 +705,47 @@ fn named_reference(after: &str) -> Option<(String, usize)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[cfg(feature = "embedded-clip-vocab")]
+    #[test]
+    fn chips_are_the_context_positions_a_heatmap_counts() {
+        let Ok(t) = ClipTokenizer::embedded() else {
+            panic!("the embedded vocabulary loads");
+        };
+        let Ok(chips) = t.chips("a photo of a (cat:1.2) AND a dog") else {
+            panic!("tokenizes");
+        };
+        assert_eq!(chips.len(), 77);
+        let words: Vec<(usize, &str, f64)> = chips
+            .iter()
+            .filter(|c| c.kind == TokenKind::Word)
+            .map(|c| (c.index, c.text.as_str(), c.weight))
+            .collect();
+        // "cat" is position 5, as VXA's `1, 3` style indices count (the first AND part only).
+        assert_eq!(
+            words,
+            [
+                (1, "a", 1.0),
+                (2, "photo", 1.0),
+                (3, "of", 1.0),
+                (4, "a", 1.0),
+                (5, "cat", 1.2)
+            ]
+        );
+        assert_eq!(
+            (chips[0].kind, chips[6].kind),
+            (TokenKind::Start, TokenKind::End)
+        );
+        assert!(chips[7..].iter().all(|c| c.kind == TokenKind::Padding));
+        // 80 tokens: two chunks, the second starting at position 77.
+        let long = vec!["cat"; 80].join(" ");
+        let Ok(chips) = t.chips(&long) else {
+            panic!("tokenizes");
+        };
+        assert_eq!(chips.len(), 154);
+        assert_eq!((chips[77].kind, chips[77].chunk), (TokenKind::Start, 1));
+        assert_eq!(chips[78].text, "cat");
+    }
 
     #[test]
     fn cleanup() {

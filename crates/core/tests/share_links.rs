@@ -54,6 +54,7 @@ fn golden_v2_project() -> Project {
             },
             travel: TravelSettings::default(),
             parseq: ParseqSettings::default(),
+            temporal: keyshift_core::temporal::Temporal::default(),
         },
         ..golden_project()
     }
@@ -116,6 +117,14 @@ fn golden_v4_project() -> Project {
         colour_coherence: false,
     };
     project
+}
+
+/// The JSON inside a link.
+fn unpack(link: &str) -> String {
+    let payload = link.split_once('.').map_or("", |(_, p)| p);
+    let packed = URL_SAFE_NO_PAD.decode(payload).expect("base64");
+    let json = miniz_oxide::inflate::decompress_to_vec(&packed).expect("deflate");
+    String::from_utf8(json).expect("utf-8")
 }
 
 fn pack(version: &str, json: &str) -> String {
@@ -413,6 +422,7 @@ fn any_animation() -> impl Strategy<Value = Animation> {
                 Animation {
                     travel,
                     parseq,
+                    temporal: keyshift_core::temporal::Temporal::default(),
                     mode,
                     shift: ShiftSettings {
                         shift_steps,
@@ -561,4 +571,29 @@ proptest! {
         let text = String::from_utf8_lossy(&link).into_owned();
         let _ = share::decode(&text);
     }
+}
+
+#[test]
+fn temporal_consistency_travels_in_the_link_and_is_absent_while_off() {
+    use keyshift_core::image::ColourSpace;
+    use keyshift_core::temporal::{Interpolation, Temporal};
+    let off = Project::default();
+    let link = share::encode(&off).expect("encodes");
+    assert_eq!(share::decode(&link).expect("opens").project, off);
+    // While off, the wire has no `temporal` (links stay as they were).
+    let inflated = unpack(&link);
+    assert!(!inflated.contains("temporal"), "{inflated}");
+    let mut interpolation = Interpolation::default();
+    interpolation.unet_config.ema = 0.5;
+    interpolation.unet_config.use_interpolation.value = true;
+    let mut on = Project::default();
+    on.animation.temporal = Temporal {
+        interpolation: Some(interpolation),
+        colour: Some(ColourSpace::Hsv),
+    };
+    let link = share::encode(&on).expect("encodes");
+    assert!(unpack(&link).contains("\"temporal\""));
+    let decoded = share::decode(&link).expect("opens");
+    assert_eq!(decoded.project, on);
+    assert!(decoded.warnings.is_empty(), "{:?}", decoded.warnings);
 }

@@ -127,6 +127,10 @@ pub struct GenerateJob {
     /// The init image, filled in by the worker from the attached Blob (not on the wire).
     #[serde(skip)]
     pub init_image: Option<Box<keyshift_core::image::RgbImage>>,
+    /// Sum these context positions' cross-attention over the whole generation (every layer
+    /// and step) and send the map with the image; empty: every position after the first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub heatmap: Option<Vec<usize>>,
 }
 
 /// An img2img init image as sent: its size (the RGB bytes are the attached Blob) and how much
@@ -162,6 +166,10 @@ pub struct RenderJob {
     /// Continue a render whose frames are in the store (they are not rendered again).
     #[serde(default)]
     pub resume: bool,
+    /// Temporal consistency: attention interpolation with the previous frames, colours matched
+    /// to the first.
+    #[serde(default)]
+    pub temporal: Box<keyshift_core::temporal::Temporal>,
 }
 
 /// One stored frame of a render to make again with the loaded model (its own prompts, seeds and
@@ -516,6 +524,9 @@ pub enum FromWorker {
         frames_expected: usize,
         /// Seconds left for the whole render, once known.
         eta_seconds: Option<f64>,
+        /// Bytes the temporal consistency keeps for the previous frame (on the GPU).
+        #[serde(default)]
+        temporal_bytes: u64,
     },
     /// A render finished: the video's order of frames (by generation index, mirror included,
     /// lead not), its frame rate and lead in/out.
@@ -585,6 +596,22 @@ pub enum FromWorker {
         prompt: TokenCount,
         /// The negative prompt's.
         negative: TokenCount,
+        /// The positions of the prompt's context (its first `AND` part), for the token picker.
+        #[serde(default)]
+        chips: Vec<keyshift_core::tokens::TokenChip>,
+    },
+    /// The chosen tokens' cross-attention summed over a generation (sent after its image).
+    Heatmap {
+        /// The job.
+        job: u64,
+        /// Map columns.
+        width: usize,
+        /// Map rows.
+        height: usize,
+        /// `width · height` values, rows top to bottom, divided by their maximum.
+        values: Vec<f32>,
+        /// The context positions summed (empty: every one after the first).
+        tokens: Vec<usize>,
     },
     /// The offline cache.
     Cache {

@@ -8,6 +8,7 @@ use keyshift_render::{Event, RenderSession, StepEvent};
 use keyshift_sd::clock::Stopwatch;
 use keyshift_sd::generate::{approx_rgb, read};
 use keyshift_sd::hooks::NoHook;
+use keyshift_sd::taps::{BatchLayout, CrossAttentionTap, StepHook, TapConfig, Tokens};
 use keyshift_web::protocol::{FromWorker, GenerateJob, Stage};
 use keyshift_web::worker::scope;
 use wasm_bindgen_futures::spawn_local;
@@ -66,6 +67,15 @@ async fn run(state: &WorkerState, job: GenerateJob) -> Result<(), String> {
         check_fits(&job, &loaded.model.info, limit)?;
     }
     let (settings, source) = single_frame(&job, &request, &loaded.label);
+    let mut tap = job
+        .heatmap
+        .as_ref()
+        .map(|tokens| CrossAttentionTap::new(heatmap_config(tokens, &job)));
+    let mut no_hook = NoHook;
+    let hook: &mut dyn StepHook = match tap.as_mut() {
+        Some(tap) => tap,
+        None => &mut no_hook,
+    };
     let mut session = RenderSession::new(
         &loaded.model,
         &loaded.tokenizer,
@@ -77,7 +87,7 @@ async fn run(state: &WorkerState, job: GenerateJob) -> Result<(), String> {
     let mut steps = 1;
     loop {
         match session
-            .advance(&mut NoHook)
+            .advance(&mut *hook)
             .await
             .map_err(|e| e.to_string())?
         {
@@ -95,9 +105,38 @@ async fn run(state: &WorkerState, job: GenerateJob) -> Result<(), String> {
                 elapsed_ms: clock.elapsed_ms(),
                 step_ms: sampling_ms / f64::from(steps.max(1)),
             }),
-            Event::Done(_) => return Ok(()),
+            Event::Done(_) => break,
         }
     }
+    if let (Some(tap), Some(tokens)) = (tap, job.heatmap) {
+        let maps = tap.finish().await.map_err(|e| format!("heatmap: {e}"))?;
+        if let Some(map) = maps.maps.into_iter().next() {
+            scope::post(&FromWorker::Heatmap {
+                job: job.job,
+                width: map.width,
+                height: map.height,
+                values: map.values,
+                tokens,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The tap of a generation's heatmap: `tokens` (empty: all after the first) summed over every
+/// layer and step of the prompt's rows.
+fn heatmap_config(tokens: &[usize], job: &GenerateJob) -> TapConfig {
+    let parts = keyshift_core::prompt::split_and(&job.prompt).len().max(1);
+    let tokens = if tokens.is_empty() {
+        Tokens::AllButFirst
+    } else {
+        Tokens::At(tokens.to_vec())
+    };
+    TapConfig {
+        maps: vec![tokens],
+        ..TapConfig::tokens(&[])
+    }
+    .with_batch(BatchLayout::guided(job.cfg, parts))
 }
 
 /// What a job's steps report: its id, how often a preview is sent, the image size.

@@ -427,6 +427,7 @@ mod tests {
             preview_every: 0,
             init: None,
             init_image: None,
+            heatmap: None,
         }
     }
 

@@ -40,6 +40,7 @@ pub(crate) struct Loaded {
 
 /// Posts the token counts of the prompt boxes.
 pub fn count_tokens(state: &WorkerState, prompt: &str, negative: &str, steps: u32) {
+    let prompt_text = prompt;
     let counts = state.tokenizer().and_then(|t| {
         let count = |text: &str, positive: bool| {
             t.count_tokens(text, steps, positive)
@@ -48,7 +49,15 @@ pub fn count_tokens(state: &WorkerState, prompt: &str, negative: &str, steps: u3
         Ok((count(prompt, true)?, count(negative, false)?))
     });
     match counts {
-        Ok((prompt, negative)) => scope::post(&FromWorker::Tokens { prompt, negative }),
+        Ok((prompt, negative)) => scope::post(&FromWorker::Tokens {
+            prompt,
+            negative,
+            chips: state
+                .tokenizer()
+                .ok()
+                .and_then(|t| t.chips(prompt_text).ok())
+                .unwrap_or_default(),
+        }),
         Err(e) => tracing_warn(&format!("cannot count tokens: {e}")),
     }
 }

@@ -95,6 +95,7 @@ mod tests {
             preview_every: 0,
             init: None,
             init_image: None,
+            heatmap: None,
         })
     }
 

@@ -32,7 +32,8 @@ pub async fn run(state: &WorkerState, job: RenderJob) -> Result<(), String> {
     if let Some(limit) = loaded.limit {
         check_fits(&job.frame, &loaded.model.info, limit)?;
     }
-    let (settings, source) = animation_plan(&job, &request, &loaded.label)?;
+    let (mut settings, source) = animation_plan(&job, &request, &loaded.label)?;
+    settings.temporal = (*job.temporal).clone();
     let (store, stored) = open_store(&job).await?;
     let mut session = RenderSession::new(
         &loaded.model,
@@ -65,6 +66,7 @@ pub async fn run(state: &WorkerState, job: RenderJob) -> Result<(), String> {
                     frames_done: p.frames_done,
                     frames_expected: p.frames_expected,
                     eta_seconds: p.eta_seconds,
+                    temporal_bytes: session.temporal_bytes() as u64,
                 });
             }
             Event::Frame(frame) => {

@@ -5,6 +5,7 @@
 
 mod blur;
 mod colour;
+pub mod heatmap;
 mod hsv;
 mod loopback;
 mod resize;

@@ -102,6 +102,8 @@ pub struct Animation {
     pub travel: TravelSettings,
     /// The Parseq mode's document and options.
     pub parseq: ParseqSettings,
+    /// Temporal consistency for every animation mode (off by default).
+    pub temporal: crate::temporal::Temporal,
 }
 
 /// Prompt travel's options (the original's UI defaults; the stages are the prompt's lines).

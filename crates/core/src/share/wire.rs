@@ -464,6 +464,10 @@ pub struct AnimationV4 {
     pub travel: TravelV3,
     /// The Parseq mode.
     pub parseq: ParseqV4,
+    /// Temporal consistency (`crate::temporal::Temporal`'s fields); absent while it is off,
+    /// so that links without it read as they did before it was added within version 4.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub temporal: Option<Value>,
     /// Fields this version does not know; reported as warnings.
     #[serde(flatten, skip_serializing)]
     pub unknown: BTreeMap<String, Value>,
@@ -505,6 +509,11 @@ impl From<&Animation> for AnimationV4 {
             shift: ShiftV2::from(&a.shift),
             travel: TravelV3::from(&a.travel),
             parseq: ParseqV4::from(&a.parseq),
+            temporal: a
+                .temporal
+                .is_on()
+                .then(|| serde_json::to_value(&a.temporal).ok())
+                .flatten(),
             unknown: BTreeMap::new(),
         }
     }
@@ -535,6 +544,7 @@ impl From<ProjectV3> for ProjectV4 {
                 shift: p.animation.shift,
                 travel: p.animation.travel,
                 parseq: ParseqV4::default(),
+                temporal: None,
                 unknown: p.animation.unknown,
             },
             unknown: p.unknown,
@@ -577,12 +587,34 @@ impl ProjectV4 {
             normalise_animation(&self.animation.mode, &self.animation.shift, warnings);
         animation.travel = normalise_travel(&self.animation.travel, warnings);
         animation.parseq = normalise_parseq(&self.animation.parseq, warnings);
+        animation.temporal = normalise_temporal(self.animation.temporal, warnings);
         Project {
             name: limit_text("name", self.name, warnings),
             prompt: limit_text("prompt", self.prompt, warnings),
             negative_prompt: limit_text("negative_prompt", self.negative_prompt, warnings),
             settings: normalise_settings(&self.settings, warnings),
             animation,
+        }
+    }
+}
+
+/// The temporal settings of a link; a value that does not read is dropped (off) with a warning.
+fn normalise_temporal(
+    value: Option<Value>,
+    warnings: &mut Vec<Warning>,
+) -> crate::temporal::Temporal {
+    let Some(value) = value else {
+        return crate::temporal::Temporal::default();
+    };
+    match serde_json::from_value(value) {
+        Ok(t) => t,
+        Err(e) => {
+            warnings.push(Warning::Adjusted {
+                field: "animation.temporal",
+                from: e.to_string(),
+                to: "off".to_owned(),
+            });
+            crate::temporal::Temporal::default()
         }
     }
 }
@@ -864,6 +896,7 @@ fn normalise_animation(mode: &str, s: &ShiftV2, warnings: &mut Vec<Warning>) -> 
         },
         travel: TravelSettings::default(),
         parseq: ParseqSettings::default(),
+        temporal: crate::temporal::Temporal::default(),
     }
 }
 
