@@ -520,6 +520,7 @@ impl WorkerView {
                 | FromWorker::Cancelled { .. }
                 | FromWorker::Tokens { .. }
                 | FromWorker::Heatmap { .. }
+                | FromWorker::Probed { .. }
                 | FromWorker::AudioAnalysed { .. }
                 | FromWorker::Cache { .. }
                 | FromWorker::Frame { .. }

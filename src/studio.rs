@@ -422,8 +422,71 @@ pub struct Studio {
     /// Context positions chosen in the token picker: each image then comes with their
     /// heatmap.
     pub heatmap_tokens: std::collections::BTreeSet<usize>,
+    /// The loaded model's cross-attention layers (name, and the latent's size over theirs).
+    pub layers: Vec<(String, usize)>,
+    /// The attention probe's image and its latest result.
+    pub probe: ProbeView,
     next_id: u64,
     batch_size: u32,
+}
+
+/// Visualize Cross-Attention in the studio.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ProbeView {
+    /// The image probed (decoded by the browser).
+    pub image: Option<InitPick>,
+    /// The probe waiting for its result.
+    pub running: Option<u64>,
+    /// The latest result: the drawn PNG and the layer as the original names it.
+    pub result: Option<(Vec<u8>, String)>,
+}
+
+impl Studio {
+    /// The probe of the picked image (`tokens`: the token picker's choice, blank = all after
+    /// the first), or why it cannot run.
+    pub fn probe(
+        &mut self,
+        prompt: &str,
+        layer: &str,
+        time: &str,
+        grey: bool,
+        unit_input: bool,
+    ) -> Result<ToWorker, String> {
+        if !self.is_ready() {
+            return Err("Load a model first.".into());
+        }
+        let Some(image) = self.probe.image.as_ref() else {
+            return Err("Pick an image to probe.".into());
+        };
+        let time: f64 = time
+            .trim()
+            .parse()
+            .ok()
+            .filter(|t| (0.0..=999.0).contains(t))
+            .ok_or_else(|| format!("time \"{time}\" is not a number from 0 to 999"))?;
+        self.next_id += 1;
+        let job = keyshift_web::protocol::ProbeJob {
+            job: self.next_id,
+            width: image.width,
+            height: image.height,
+            prompt: prompt.to_owned(),
+            tokens: self.heatmap_tokens.iter().copied().collect(),
+            time,
+            layer: layer.to_owned(),
+            grey,
+            unit_input,
+            image: None,
+        };
+        self.probe.running = Some(job.job);
+        self.error = None;
+        Ok(ToWorker::Probe { job: Box::new(job) })
+    }
+
+    /// A layer's label: its name and its map's size for an image `side` pixels wide.
+    pub fn layer_label(&self, (name, downscale): &(String, usize), side: u32) -> String {
+        let cells = side as usize / (8 * downscale.max(&1));
+        format!("{name} ({cells}×{cells} at {side} px)")
+    }
 }
 
 /// An img2img init image, decoded by the browser.
@@ -812,8 +875,10 @@ impl Studio {
                 memory_growth_bytes,
                 largest_tensor_bytes,
                 memory_bytes,
+                layers,
                 ..
             } => {
+                self.layers.clone_from(layers);
                 let summary = if previews.is_empty() {
                     summary.clone()
                 } else {
@@ -896,6 +961,7 @@ impl Studio {
                         self.pending.clear();
                         self.job = None;
                         self.preview = None;
+                        self.probe.running = None;
                     }
                     Stage::Crashed => {
                         let label = match &self.model {
@@ -936,6 +1002,15 @@ impl Studio {
             } => {
                 self.tokens = Some((prompt.clone(), negative.clone()));
                 self.set_chips(chips.clone());
+                None
+            }
+            FromWorker::Probed {
+                job, png, layer, ..
+            } => {
+                if self.probe.running == Some(*job) {
+                    self.probe.running = None;
+                }
+                self.probe.result = Some((png.clone(), layer.clone()));
                 None
             }
             FromWorker::Heatmap {
@@ -1101,6 +1176,7 @@ mod tests {
             memory_growth_bytes: 0,
             largest_tensor_bytes: 0,
             memory_bytes: 0,
+            layers: vec![("mid_block.attentions.0".into(), 8)],
         });
         studio
     }
@@ -1271,6 +1347,45 @@ mod tests {
     }
 
     #[test]
+    fn the_probe_sends_the_picked_image_and_tokens_and_keeps_its_result() {
+        let mut studio = ready();
+        assert_eq!(
+            studio.probe("a cat", "mid_block.attentions.0", "1", false, false),
+            Err("Pick an image to probe.".into())
+        );
+        studio.probe.image = Some(InitPick::new("in.png", 2, 1, vec![0; 6]).unwrap());
+        assert!(
+            studio
+                .probe("a cat", "mid_block.attentions.0", "1000", false, false)
+                .is_err()
+        );
+        studio.toggle_token(2);
+        let Ok(ToWorker::Probe { job }) =
+            studio.probe("a cat", "mid_block.attentions.0", "1", true, true)
+        else {
+            panic!("a probe");
+        };
+        assert_eq!((job.width, job.height, job.tokens.clone()), (2, 1, vec![2]));
+        assert!(job.grey && job.unit_input && job.time == 1.0);
+        studio.apply(&FromWorker::Probed {
+            job: job.job,
+            png: b"png".to_vec(),
+            layer: "model.diffusion_model.middle_block.1.transformer_blocks.0.attn2".into(),
+            width: 8,
+            height: 8,
+        });
+        assert_eq!(studio.probe.running, None);
+        assert_eq!(
+            studio.probe.result.as_ref().map(|r| r.0.clone()),
+            Some(b"png".to_vec())
+        );
+        assert_eq!(
+            studio.layer_label(&("mid_block.attentions.0".into(), 8), 512),
+            "mid_block.attentions.0 (8×8 at 512 px)"
+        );
+    }
+
+    #[test]
     fn token_counts_show_as_a1111_shows_them() {
         let mut studio = Studio::default();
         assert_eq!(studio.token_text(false), "");
@@ -1345,6 +1460,7 @@ mod tests {
             memory_growth_bytes: 10_000_000,
             largest_tensor_bytes: 6_000_000,
             memory_bytes: 50_000_000,
+            layers: Vec::new(),
         });
         assert_eq!(next, Some(ToWorker::ListCache));
         assert_eq!(

@@ -119,3 +119,141 @@ pub fn HeatmapLayer(output: Output, image_url: String) -> impl IntoView {
         })}
     }
 }
+
+/// Visualize Cross-Attention: the chosen tokens' map in one layer for a picked image.
+#[component]
+pub fn ProbePanel() -> impl IntoView {
+    let shared = expect_context::<Shared>();
+    let studio = shared.studio;
+    let (time, grey, unit) = (
+        RwSignal::new("1".to_owned()),
+        RwSignal::new(false),
+        RwSignal::new(false),
+    );
+    let layer = RwSignal::new(String::new());
+    let error = RwSignal::new(None::<String>);
+    let layers = Memo::new(move |_| studio.with(|s| s.layers.clone()));
+    // VXA's default layer, the middle block, until another is picked.
+    Effect::new(move |_| {
+        let names = layers.get();
+        if !names.iter().any(|(n, _)| *n == layer.get_untracked()) {
+            let mid = names.iter().find(|(n, _)| n.starts_with("mid_block"));
+            layer.set(
+                mid.or(names.first())
+                    .map(|(n, _)| n.clone())
+                    .unwrap_or_default(),
+            );
+        }
+    });
+    let side = move || studio.with(|s| s.probe.image.as_ref().map_or(512, |i| i.width));
+    let run = move |_| {
+        let prompt = shared.project.with_untracked(|p| p.prompt.clone());
+        let mut message = Err(String::new());
+        studio.update(|s| {
+            message = s.probe(
+                &prompt,
+                &layer.get_untracked(),
+                &time.get_untracked(),
+                grey.get_untracked(),
+                unit.get_untracked(),
+            )
+        });
+        let image = studio.with_untracked(|s| {
+            s.probe
+                .image
+                .as_ref()
+                .and_then(|i| browser::bytes_blob(&i.rgb))
+        });
+        match (message, image) {
+            (Ok(m), Some(blob)) => {
+                shared.send_with(&m, &[blob]);
+                error.set(None);
+            }
+            (Err(e), _) => error.set(Some(e)),
+            (Ok(_), None) => error.set(Some("the image could not be sent".into())),
+        }
+    };
+    let result = Memo::new(move |_| studio.with(|s| s.probe.result.clone()));
+    let result_url = Memo::new(move |_| {
+        result.with(|r| {
+            r.as_ref()
+                .map(|(png, _)| browser::object_url(png, "image/png"))
+        })
+    });
+    view! {
+        <details class="probe" data-testid="vxa">
+            <summary>"Visualize cross-attention of an image (VXA)"</summary>
+            <p class="hint">"One layer's attention to the chosen tokens (none chosen: every token after the start) for the current prompt, in one UNet pass on the image."</p>
+            <ProbeImage error=error/>
+            <div class="grid">
+                <label class="field"><span>"Layer"</span>
+                    <select data-testid="vxa-layer" on:change=move |ev| layer.set(event_target_value(&ev))>
+                        {move || layers.get().into_iter().map(|l| {
+                            let name = l.0.clone();
+                            let label = studio.with_untracked(|s| s.layer_label(&l, side()));
+                            view! { <option value=name.clone() selected=move || layer.get() == name>{label}</option> }
+                        }).collect_view()}
+                    </select></label>
+                <label class="field"><span>"Time (0–999)"</span>
+                    <input type="text" data-testid="vxa-time" prop:value=move || time.get()
+                        on:change=move |ev| time.set(event_target_value(&ev))/></label>
+                <label class="field"><span>"Output"</span>
+                    <select data-testid="vxa-mode" on:change=move |ev| grey.set(event_target_value(&ev) == "grey")>
+                        <option value="masked">"masked (image × map)"</option>
+                        <option value="grey">"grey (the map)"</option>
+                    </select></label>
+            </div>
+            <label class="check"><input type="checkbox" data-testid="vxa-unit" prop:checked=move || unit.get()
+                on:change=move |ev| unit.set(event_target_checked(&ev))/>
+                "Image to the VAE in [0, 1], as the original does (Keyshift's default is [−1, 1], what the VAE expects)"</label>
+            <button data-testid="vxa-run" disabled=move || studio.with(|s| !s.is_ready() || s.probe.image.is_none() || s.probe.running.is_some())
+                on:click=run>"Visualize"</button>
+            {move || error.get().map(|e| view! { <p class="error" role="alert" data-testid="vxa-error">{e}</p> })}
+            {move || result_url.get().map(|url| view! {
+                <figure class="result">
+                    <img data-testid="vxa-result" alt="The probed attention" src=url/>
+                    <figcaption>{result.with(|r| r.as_ref().map(|r| r.1.clone()).unwrap_or_default())}</figcaption>
+                </figure>
+            })}
+        </details>
+    }
+}
+
+/// The probed image's file picker.
+#[component]
+fn ProbeImage(error: RwSignal<Option<String>>) -> impl IntoView {
+    let studio = expect_context::<Shared>().studio;
+    let on_pick = move |ev: leptos::ev::Event| {
+        use wasm_bindgen::JsCast;
+        let file = ev
+            .target()
+            .and_then(|t| t.dyn_into::<web_sys::HtmlInputElement>().ok())
+            .and_then(|i| i.files())
+            .and_then(|f| f.get(0));
+        let Some(file) = file else {
+            return;
+        };
+        leptos::task::spawn_local(async move {
+            let name = file.name();
+            let Some(bytes) = browser::file_bytes(&file).await else {
+                return error.set(Some(format!("{name} could not be read")));
+            };
+            let picked = browser::decode_image(&bytes)
+                .await
+                .and_then(|(w, h, rgb)| crate::studio::InitPick::new(&name, w, h, rgb));
+            match picked {
+                Ok(pick) => {
+                    studio.update(|s| s.probe.image = Some(pick));
+                    error.set(None);
+                }
+                Err(e) => error.set(Some(format!("{name}: {e}"))),
+            }
+        });
+    };
+    view! {
+        <label class="field">
+            <span>"Image (sides a multiple of the model's size multiple)"</span>
+            <input type="file" accept="image/*" data-testid="vxa-image" on:change=on_pick/>
+        </label>
+    }
+}

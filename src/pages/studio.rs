@@ -253,6 +253,7 @@ pub fn StudioCard() -> impl IntoView {
             <p class="hint" data-testid="model-recommended">{move || recommended.get()}</p>
             <InitImageField/>
             <super::heatmap::TokenPicker/>
+            <super::heatmap::ProbePanel/>
             <div class="row">
                 <button data-testid="model-load" on:click=load disabled=loading>"Load model"</button>
                 <span class="grow" data-testid="model-status" role="status"

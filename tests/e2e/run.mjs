@@ -1196,7 +1196,7 @@ async function download(page, id) {
   return { name: file.suggestedFilename(), bytes: readFileSync(await file.path()) };
 }
 
-test('Parseq: a ?parseq= link opens catduck; a grid edit moves the graph and the rendered JSON, undo, a dragged node; each of 4 loop frames equals the CLI's from the same previous frame; JSON, zip and WebM exports', async () => {
+test('Parseq: a ?parseq= link opens catduck; a grid edit moves the graph and the rendered JSON, undo, a dragged node; each of 4 loop frames equals the CLI\'s from the same previous frame; JSON, zip and WebM exports', async () => {
   await withBrowser(async ({ page, errors }) => {
     await page.goto(`${BASE}/?parseq=${encodeURIComponent(CATDUCK)}`);
     assert.equal(await byId(page, 'mode-picker').inputValue(), 'parseq');
@@ -1382,6 +1382,104 @@ test('img2img in the Generate card: a picked init image and strength draw what t
       assert.ok(text2img.mean > 1, 'the init image changed the result');
       await byId(page, 'init-clear').click();
       assert.equal(await byId(page, 'init-strength').count(), 0);
+      assert.deepEqual(errors, []);
+    });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('Heatmaps: a chosen token\'s attention drawn over a tiny image (the CLI\'s), its opacity and PNG; the temporal panel in every mode, kept in the link', async () => {
+  assert.ok(CLI, 'KEYSHIFT_CLI (the native keyshift binary) is not set');
+  const dir = mkdtempSync(join(tmpdir(), 'keyshift-heatmap-'));
+  try {
+    const cliMap = join(dir, 'map.png');
+    const run = spawnSync(CLI, ['generate', '--model', FIXTURE, '--prompt', SETTINGS.prompt,
+      '--negative', SETTINGS.negative, '--size', `${SETTINGS.width}x${SETTINGS.height}`,
+      '--steps', SETTINGS.steps, '--cfg', SETTINGS.cfg, '--seed', SETTINGS.seed, '--sampler', SETTINGS.sampler,
+      '--out', join(dir, 'image.png'), '--heatmap-tokens', '5', '--heatmap-out', cliMap], { encoding: 'utf8' });
+    assert.equal(run.status, 0, run.stderr);
+    await withBrowser(async ({ page, errors }) => {
+      await page.goto(BASE);
+      assert.match(await loadModel(page), /^Ready/);
+      await setProject(page, SETTINGS);
+      await byId(page, 'token-picker').locator('summary').click();
+      // "a photo of a cat": position 5 is "cat" (0 is the start token).
+      const cat = page.locator('[data-testid="token-chip"][data-index="5"]');
+      await cat.waitFor();
+      assert.match(await cat.textContent(), /cat/);
+      assert.ok(await page.locator('[data-testid="token-chip"][data-index="0"]').isDisabled(), 'the start token is not a choice');
+      await cat.click();
+      assert.match(await cat.getAttribute('class'), /chosen/);
+      await generateImage(page);
+      await byId(page, 'heatmap-overlay').waitFor();
+      await byId(page, 'heatmap-opacity').fill('0.8');
+      assert.equal(await byId(page, 'heatmap-overlay').evaluate((e) => e.style.opacity), '0.8');
+      await byId(page, 'heatmap-opacity').fill('0.5');
+      const saved = await download(page, 'heatmap-save');
+      const drawn = await pixels(page, `data:image/png;base64,${saved.bytes.toString('base64')}`);
+      const diff = compare(drawn, await pixels(page, `data:image/png;base64,${readFileSync(cliMap).toString('base64')}`));
+      facts.heatmapWebgpuVsCli = diff;
+      assert.ok(diff.max <= 3 && diff.mean < 0.5, `the heatmap differs from the CLI's: ${JSON.stringify(diff)}`);
+      const plain = compare(drawn, await pixels(page, await byId(page, 'result-image').getAttribute('src')));
+      assert.ok(plain.mean > 5, 'the colour map is drawn over the image');
+      // The temporal panel: in each animation mode, its settings go into the link.
+      for (const mode of ['shift-attention', 'prompt-travel', 'parseq']) {
+        await byId(page, 'mode-picker').selectOption(mode);
+        await byId(page, 'temporal-panel').waitFor();
+      }
+      await byId(page, 'mode-picker').selectOption('shift-attention');
+      await byId(page, 'temporal-panel').locator('summary').click();
+      await byId(page, 'temporal-interp').check();
+      await byId(page, 'temporal-ema').fill('0.5');
+      await byId(page, 'temporal-ema').press('Tab');
+      await byId(page, 'temporal-use-value').check();
+      await byId(page, 'temporal-colour').selectOption('hsv');
+      assert.match(await byId(page, 'temporal-panel').locator('summary').textContent(), /attention interpolation, HSV colour matching/);
+      await page.waitForTimeout(300);
+      const url = page.url();
+      const reopened = await page.context().newPage();
+      await reopened.goto(url);
+      await byId(reopened, 'temporal-panel').locator('summary').click();
+      assert.ok(await byId(reopened, 'temporal-interp').isChecked());
+      assert.equal(await byId(reopened, 'temporal-ema').inputValue(), '0.5');
+      assert.ok(await byId(reopened, 'temporal-use-value').isChecked());
+      assert.equal(await byId(reopened, 'temporal-colour').inputValue(), 'hsv');
+      await reopened.close();
+      assert.deepEqual(errors, []);
+    });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('VXA: the attention probe of an uploaded PNG equals the CLI\'s keyshift heatmap', async () => {
+  assert.ok(CLI, 'KEYSHIFT_CLI (the native keyshift binary) is not set');
+  const dir = mkdtempSync(join(tmpdir(), 'keyshift-vxa-'));
+  try {
+    const image = join(dir, 'in.png');
+    const made = spawnSync(CLI, ['generate', '--model', FIXTURE, '--prompt', 'a red square', '--size', '64x64',
+      '--steps', '2', '--seed', '7', '--sampler', 'Euler', '--out', image], { encoding: 'utf8' });
+    assert.equal(made.status, 0, made.stderr);
+    const out = join(dir, 'vxa.png');
+    const run = spawnSync(CLI, ['heatmap', '--model', FIXTURE, '--image', image, '--prompt', SETTINGS.prompt,
+      '--out', out], { encoding: 'utf8' });
+    assert.equal(run.status, 0, run.stderr);
+    await withBrowser(async ({ page, errors }) => {
+      await page.goto(BASE);
+      assert.match(await loadModel(page), /^Ready/);
+      await setProject(page, SETTINGS);
+      await byId(page, 'vxa').locator('summary').click();
+      await byId(page, 'vxa-image').setInputFiles(image);
+      assert.match(await byId(page, 'vxa-layer').inputValue(), /^mid_block/);
+      await page.waitForFunction(() => !document.querySelector('[data-testid="vxa-run"]')?.disabled);
+      await byId(page, 'vxa-run').click();
+      await byId(page, 'vxa-result').waitFor({ timeout: GPU_TIMEOUT_MS });
+      const diff = compare(await pixels(page, await byId(page, 'vxa-result').getAttribute('src')),
+        await pixels(page, `data:image/png;base64,${readFileSync(out).toString('base64')}`));
+      facts.vxaWebgpuVsCli = diff;
+      assert.ok(diff.max <= 3 && diff.mean < 0.2, `the probe differs from the CLI's: ${JSON.stringify(diff)}`);
+      assert.match(await byId(page, 'vxa').locator('figcaption').textContent(), /middle_block\.1\.transformer_blocks\.0\.attn2/);
       assert.deepEqual(errors, []);
     });
   } finally {

@@ -172,6 +172,33 @@ pub struct RenderJob {
     pub temporal: Box<keyshift_core::temporal::Temporal>,
 }
 
+/// Visualize Cross-Attention (seeds.md §3) on the loaded model: one UNet forward on an image's
+/// clean latent, one layer's map of the chosen tokens, drawn over the image.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProbeJob {
+    /// Chosen by the UI (the reply carries it).
+    pub job: u64,
+    /// The image's width (its RGB bytes are attached).
+    pub width: u32,
+    /// The image's height.
+    pub height: u32,
+    /// The prompt (its first `AND` part is encoded, with A1111 weights).
+    pub prompt: String,
+    /// Context positions summed; empty: every one after the first (VXA's blank field).
+    pub tokens: Vec<usize>,
+    /// The UNet timestep, 0 to 999 (VXA's default 1).
+    pub time: f64,
+    /// The layer's diffusers name (`mid_block.attentions.0`).
+    pub layer: String,
+    /// `masked` (the image times the map) or `grey` (the map).
+    pub grey: bool,
+    /// Feed the VAE the image in [0, 1] as the original does (otherwise [−1, 1]).
+    pub unit_input: bool,
+    /// The image, filled in by the worker from the attached Blob (not on the wire).
+    #[serde(skip)]
+    pub image: Option<Box<keyshift_core::image::RgbImage>>,
+}
+
 /// One stored frame of a render to make again with the loaded model (its own prompts, seeds and
 /// CFG; the render's size, steps and sampler), replacing it in the store.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -325,6 +352,11 @@ pub enum ToWorker {
         /// The job.
         job: u64,
     },
+    /// Visualize Cross-Attention's probe of an image (its RGB bytes are the attached Blob).
+    Probe {
+        /// The probe.
+        job: Box<ProbeJob>,
+    },
     /// Analyse an audio reference: its mono samples (little-endian f32) are the attached Blob.
     AnalyseAudio {
         /// Chosen by the UI (the reply carries it).
@@ -466,6 +498,10 @@ pub enum FromWorker {
         /// The worker's wasm memory after loading (its peak: wasm memory never shrinks).
         #[serde(default)]
         memory_bytes: u64,
+        /// The cross-attention layers (diffusers name, and how much smaller than the latent
+        /// their maps are), for the attention probe.
+        #[serde(default)]
+        layers: Vec<(String, usize)>,
     },
     /// A step finished.
     Progress {
@@ -600,6 +636,20 @@ pub enum FromWorker {
         #[serde(default)]
         chips: Vec<keyshift_core::tokens::TokenChip>,
     },
+    /// A probe's result.
+    Probed {
+        /// The probe.
+        job: u64,
+        /// The drawn image (PNG); travels beside the JSON, not in it.
+        #[serde(skip)]
+        png: Vec<u8>,
+        /// The layer as the original names it.
+        layer: String,
+        /// The map's size.
+        width: usize,
+        /// Its rows.
+        height: usize,
+    },
     /// The chosen tokens' cross-attention summed over a generation (sent after its image).
     Heatmap {
         /// The job.
@@ -653,9 +703,10 @@ impl FromWorker {
     /// The bytes that travel beside the JSON (a frame's PNG, an export), if any.
     pub fn bytes(&self) -> Option<&[u8]> {
         match self {
-            Self::Frame { png, .. } | Self::Preview { png, .. } | Self::Image { png, .. } => {
-                Some(png)
-            }
+            Self::Frame { png, .. }
+            | Self::Preview { png, .. }
+            | Self::Image { png, .. }
+            | Self::Probed { png, .. } => Some(png),
             Self::Exported { bytes, .. } => Some(bytes),
             _ => None,
         }
@@ -664,9 +715,10 @@ impl FromWorker {
     /// Puts back the bytes that travelled beside the JSON.
     pub fn set_bytes(&mut self, data: Vec<u8>) {
         match self {
-            Self::Frame { png, .. } | Self::Preview { png, .. } | Self::Image { png, .. } => {
-                *png = data;
-            }
+            Self::Frame { png, .. }
+            | Self::Preview { png, .. }
+            | Self::Image { png, .. }
+            | Self::Probed { png, .. } => *png = data,
             Self::Exported { bytes, .. } => *bytes = data,
             _ => {}
         }

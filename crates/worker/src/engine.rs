@@ -44,6 +44,7 @@ async fn run_queue(state: Rc<WorkerState>) {
             Next::Run(Job::Rerender(job)) => {
                 (Stage::Render, crate::render::rerender(&state, job).await)
             }
+            Next::Run(Job::Probe(job)) => (Stage::Generate, crate::probe::run(&state, *job).await),
         };
         if let Err(message) = result {
             fail(stage, message);

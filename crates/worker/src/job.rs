@@ -395,6 +395,44 @@ fn span(i: usize, out: usize, src: usize) -> (usize, usize) {
 }
 
 /// A PNG of `image` carrying `parameters` as A1111's `parameters` text.
+/// A probe's layer (by diffusers or original name), tap and drawing, or what is wrong with it.
+pub fn probe_plan<'l>(
+    job: &keyshift_web::protocol::ProbeJob,
+    layers: &'l [keyshift_sd::unet::AttentionLayer],
+) -> Result<
+    (
+        &'l keyshift_sd::unet::AttentionLayer,
+        keyshift_sd::taps::TapConfig,
+        keyshift_sd::taps::OverlayMode,
+    ),
+    String,
+> {
+    use keyshift_sd::taps::{OverlayMode, TapConfig, Tokens};
+    let layer = layers
+        .iter()
+        .find(|l| l.is_named(&job.layer))
+        .ok_or_else(|| {
+            format!(
+                "\"{}\" is not a cross-attention layer of this model",
+                job.layer
+            )
+        })?;
+    if !(0.0..=1000.0).contains(&job.time) {
+        return Err(format!("time {} is outside 0 to 999", job.time));
+    }
+    let tokens = if job.tokens.is_empty() {
+        Tokens::AllButFirst
+    } else {
+        Tokens::At(job.tokens.clone())
+    };
+    let mode = if job.grey {
+        OverlayMode::Grey
+    } else {
+        OverlayMode::Masked
+    };
+    Ok((layer, TapConfig::vxa(&layer.name, tokens), mode))
+}
+
 pub fn png_bytes(image: &RgbImage, parameters: Option<&str>) -> Result<Vec<u8>, String> {
     let texts: Vec<(&str, &str)> = parameters.map(|p| ("parameters", p)).into_iter().collect();
     pngtext::encode_rgb(image.width, image.height, &image.data, &texts).map_err(|e| e.to_string())

@@ -26,6 +26,8 @@ mod engine;
 #[cfg(target_arch = "wasm32")]
 mod fetch;
 #[cfg(target_arch = "wasm32")]
+mod probe;
+#[cfg(target_arch = "wasm32")]
 mod render;
 #[cfg(target_arch = "wasm32")]
 mod store;
@@ -108,6 +110,26 @@ pub(crate) mod entry {
         Ok(bytes)
     }
 
+    /// A probe's image: its RGB bytes are attached beside the message.
+    fn probe_image(
+        job: &keyshift_web::protocol::ProbeJob,
+        attached: Vec<web_sys::Blob>,
+    ) -> Result<keyshift_core::image::RgbImage, String> {
+        let data = attached_bytes(attached)?;
+        let (width, height) = (job.width as usize, job.height as usize);
+        if data.len() != width * height * 3 || width == 0 {
+            return Err(format!(
+                "the probed image's {} bytes are not {width}x{height} RGB",
+                data.len()
+            ));
+        }
+        Ok(keyshift_core::image::RgbImage {
+            width,
+            height,
+            data,
+        })
+    }
+
     /// An img2img job's init image: its RGB bytes are attached beside the message.
     fn init_image(
         job: &keyshift_web::protocol::GenerateJob,
@@ -141,6 +163,16 @@ pub(crate) mod entry {
                 backend,
                 previewer,
             } => spawn_local(models::load(shared, model, backend, previewer, attached)),
+            ToWorker::Probe { mut job } => match probe_image(&job, attached) {
+                Ok(image) => {
+                    job.image = Some(Box::new(image));
+                    engine::enqueue(state, Job::Probe(job));
+                }
+                Err(message) => scope::post(&FromWorker::Failed {
+                    stage: Stage::Generate,
+                    message,
+                }),
+            },
             ToWorker::Generate { mut job } => match init_image(&job, attached) {
                 Ok(image) => {
                     job.init_image = image.map(Box::new);

@@ -198,6 +198,12 @@ async fn try_load(
         memory_growth_bytes,
         largest_tensor_bytes,
         memory_bytes,
+        layers: model
+            .unet
+            .attention_layers()
+            .into_iter()
+            .map(|l| (l.name, l.downscale))
+            .collect(),
     };
     state.loaded.replace(Some(Rc::new(Loaded {
         model,

@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeSet, VecDeque};
 
-use keyshift_web::protocol::{GenerateJob, RenderJob, RerenderJob};
+use keyshift_web::protocol::{GenerateJob, ProbeJob, RenderJob, RerenderJob};
 
 /// A queued job.
 #[derive(Debug, Clone, PartialEq)]
@@ -14,6 +14,8 @@ pub enum Job {
     Render(Box<RenderJob>),
     /// One frame of a stored animation, again.
     Rerender(RerenderJob),
+    /// Visualize Cross-Attention on an image.
+    Probe(Box<ProbeJob>),
 }
 
 impl Job {
@@ -23,6 +25,7 @@ impl Job {
             Self::Generate(job) => job.job,
             Self::Render(job) => job.frame.job,
             Self::Rerender(job) => job.job,
+            Self::Probe(job) => job.job,
         }
     }
 }
