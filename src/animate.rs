@@ -127,7 +127,45 @@ pub struct Animate {
     pub stale_urls: Vec<String>,
     /// A frame being rendered again: its job and generation index.
     pub rerendering: Option<(u64, usize)>,
+    /// Video input: the picked video.
+    pub video: Option<VideoPick>,
     next_job: u64,
+}
+
+/// A video picked for video input (its frames are read when the render starts).
+#[derive(Debug, Clone, PartialEq)]
+pub struct VideoPick {
+    /// The file's name.
+    pub name: String,
+    /// Its MIME type.
+    pub mime: String,
+    /// Its bytes.
+    pub bytes: Vec<u8>,
+    /// Seconds.
+    pub duration: f64,
+    /// Frame width.
+    pub width: u32,
+    /// Frame height.
+    pub height: u32,
+}
+
+/// A video's frames, read by the browser, to render.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VideoFrames {
+    /// Frame width.
+    pub width: u32,
+    /// Frame height.
+    pub height: u32,
+    /// The source frame index of each.
+    pub indices: Vec<usize>,
+    /// Their RGB bytes, one frame after another.
+    pub rgb: Vec<u8>,
+}
+
+/// `v` rounded to a multiple of `multiple` (at least one).
+fn round_to(v: u32, multiple: u32) -> u32 {
+    let m = multiple.max(1);
+    ((v + m / 2) / m).max(1) * m
 }
 
 /// Turns bytes (and their MIME type) into an object URL.
@@ -179,6 +217,14 @@ pub fn plan_text(project: &Project) -> Result<String, String> {
             }
         }),
         AnimationMode::Parseq => crate::parseq::plan_text(&project.animation.parseq),
+        AnimationMode::Video => {
+            let v = &project.animation.video;
+            Ok(format!(
+                "Each frame of the video as img2img at denoising strength {} · video at {} fps",
+                v.denoise,
+                trim_number(v.output_fps())
+            ))
+        }
         _ => counts(project).map(|c| counts_text(&c, project.animation.shift.ssim_threshold > 0.0)),
     }
 }
@@ -225,6 +271,51 @@ impl Animate {
         id: String,
         random: u32,
     ) -> Result<ToWorker, String> {
+        if project.animation.mode == AnimationMode::Video {
+            return Err("Pick a video first.".into());
+        }
+        self.start_with(project, id, random, None)
+    }
+
+    /// Starts video input: `frames` as img2img, rendered at their size rounded to the model's
+    /// `multiple` and given back at their own size.
+    pub fn start_video(
+        &mut self,
+        project: &Project,
+        id: String,
+        random: u32,
+        (frames, multiple): (&VideoFrames, u32),
+    ) -> Result<ToWorker, String> {
+        let v = &project.animation.video;
+        if frames.indices.is_empty() {
+            return Err("No frames of the video are in the chosen range.".into());
+        }
+        let names = frames
+            .indices
+            .iter()
+            .map(|i| format!("frame {i} ({:.2} s)", *i as f64 / v.fps))
+            .collect();
+        let mut project = project.clone();
+        project.settings.width_px = round_to(frames.width, multiple);
+        project.settings.height_px = round_to(frames.height, multiple);
+        let video = keyshift_web::protocol::VideoJob {
+            width: frames.width,
+            height: frames.height,
+            names,
+            fps: v.output_fps(),
+            denoise: v.denoise,
+            frames: Vec::new(),
+        };
+        self.start_with(&project, id, random, Some(Box::new(video)))
+    }
+
+    fn start_with(
+        &mut self,
+        project: &Project,
+        id: String,
+        random: u32,
+        video: Option<Box<keyshift_web::protocol::VideoJob>>,
+    ) -> Result<ToWorker, String> {
         if project.animation.mode == AnimationMode::Single {
             return Err("Pick an animation mode first.".into());
         }
@@ -261,6 +352,7 @@ impl Animate {
             render: id.clone(),
             resume: false,
             temporal: Box::new(project.animation.temporal.clone()),
+            video,
         };
         self.show(CurrentRender::new(id, Some(job.clone())));
         self.set_running(job.frame.job);

@@ -55,6 +55,103 @@ fn call(obj: &JsValue, name: &str, args: &js_sys::Array) -> Result<JsValue, Stri
     Reflect::apply(&f, obj, args).map_err(|e| format!("{e:?}"))
 }
 
+/// A `<video>` element playing `url` (muted, not shown), once its first frame is loaded.
+async fn video_element(url: &str) -> Result<JsValue, String> {
+    let document = property(&js_sys::global(), "document")?;
+    let video = call(
+        &document,
+        "createElement",
+        &js_sys::Array::of1(&"video".into()),
+    )?;
+    for (key, value) in [("muted", JsValue::TRUE), ("preload", "auto".into())] {
+        Reflect::set(&video, &key.into(), &value).map_err(|e| format!("{e:?}"))?;
+    }
+    let loaded = event_promise(&video, "loadeddata");
+    Reflect::set(&video, &"src".into(), &url.into()).map_err(|e| format!("{e:?}"))?;
+    wasm_bindgen_futures::JsFuture::from(loaded)
+        .await
+        .map_err(|_| "the browser cannot play this file as a video".to_owned())?;
+    Ok(video)
+}
+
+/// A promise settled by the element's next `event` (resolved) or `error` (rejected).
+fn event_promise(element: &JsValue, event: &str) -> js_sys::Promise {
+    let target = element.clone();
+    let event = event.to_owned();
+    js_sys::Promise::new(&mut move |resolve: Function, reject: Function| {
+        let once = js_sys::Object::new();
+        let _ = Reflect::set(&once, &"once".into(), &JsValue::TRUE);
+        let listen = |name: &str, f: &Function| {
+            let _ = call(
+                &target,
+                "addEventListener",
+                &js_sys::Array::of3(&name.into(), f, &once),
+            );
+        };
+        listen(&event, &resolve);
+        listen("error", &reject);
+    })
+}
+
+/// A video file's length in seconds and its frame size.
+pub async fn video_metadata(bytes: &[u8], mime: &str) -> Result<(f64, u32, u32), String> {
+    let url = object_url(bytes, mime);
+    let result = async {
+        let video = video_element(&url).await?;
+        let number = |key| property(&video, key).map(|v| v.as_f64().unwrap_or(0.0));
+        Ok((
+            number("duration")?,
+            number("videoWidth")? as u32,
+            number("videoHeight")? as u32,
+        ))
+    }
+    .await;
+    revoke_url(&url);
+    result
+}
+
+/// The RGB bytes of the video's frames at `times` (seconds), one frame after another: each
+/// time is sought, then the frame shown is drawn.
+pub async fn video_frames(
+    bytes: &[u8],
+    mime: &str,
+    times: &[f64],
+) -> Result<(u32, u32, Vec<u8>), String> {
+    let url = object_url(bytes, mime);
+    let result = async {
+        let video = video_element(&url).await?;
+        let number = |key| property(&video, key).map(|v| v.as_f64().unwrap_or(0.0));
+        let (w, h) = (number("videoWidth")?, number("videoHeight")?);
+        let ctor: Function = property(&js_sys::global(), "OffscreenCanvas")?
+            .dyn_into()
+            .map_err(|_| "no OffscreenCanvas")?;
+        let canvas = Reflect::construct(&ctor, &js_sys::Array::of2(&w.into(), &h.into()))
+            .map_err(|e| format!("{e:?}"))?;
+        let ctx = call(&canvas, "getContext", &js_sys::Array::of1(&"2d".into()))?;
+        let mut rgb = Vec::new();
+        for &t in times {
+            let seeked = event_promise(&video, "seeked");
+            Reflect::set(&video, &"currentTime".into(), &t.into()).map_err(|e| format!("{e:?}"))?;
+            wasm_bindgen_futures::JsFuture::from(seeked)
+                .await
+                .map_err(|_| format!("the video cannot be read at {t:.2} s"))?;
+            call(
+                &ctx,
+                "drawImage",
+                &js_sys::Array::of3(&video, &0.into(), &0.into()),
+            )?;
+            let args = js_sys::Array::of4(&0.into(), &0.into(), &w.into(), &h.into());
+            let data = property(&call(&ctx, "getImageData", &args)?, "data")?;
+            let rgba = js_sys::Uint8ClampedArray::new(&data).to_vec();
+            rgb.extend(rgba.chunks_exact(4).flat_map(|p| [p[0], p[1], p[2]]));
+        }
+        Ok((w as u32, h as u32, rgb))
+    }
+    .await;
+    revoke_url(&url);
+    result
+}
+
 /// Decodes an image file (PNG, JPEG, WebP… whatever the browser reads) to RGB.
 pub async fn decode_image(bytes: &[u8]) -> Result<(u32, u32, Vec<u8>), String> {
     let blob = bytes_blob(bytes).ok_or("the image could not be read")?;

@@ -12,6 +12,7 @@ pub mod studio;
 pub mod temporal;
 pub mod text;
 pub mod travel;
+pub mod video;
 
 #[cfg(target_arch = "wasm32")]
 mod app;

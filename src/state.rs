@@ -163,6 +163,8 @@ pub enum ProjectCommand {
     SetParseq(crate::parseq::ParseqField, String),
     /// A temporal consistency option (every animation mode).
     SetTemporal(crate::temporal::TemporalField, String),
+    /// A video-input option.
+    SetVideo(crate::video::VideoField, String),
 }
 
 /// A shift-attention option the Animate workspace edits.
@@ -300,6 +302,7 @@ impl ProjectCommand {
             ProjectCommand::SetParseq(field, v) => {
                 field.apply(&v, &mut project.animation.parseq)?
             }
+            ProjectCommand::SetVideo(field, v) => field.apply(&v, &mut project.animation.video)?,
             ProjectCommand::SetTemporal(field, v) => {
                 let mut next = project.animation.temporal.clone();
                 field.apply(&v, &mut next)?;

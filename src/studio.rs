@@ -482,6 +482,14 @@ impl Studio {
         Ok(ToWorker::Probe { job: Box::new(job) })
     }
 
+    /// Pixels per side must be a multiple of this for the loaded model (8 before one is).
+    pub fn size_multiple(&self) -> u32 {
+        match &self.model {
+            ModelStatus::Ready { size_multiple, .. } => (*size_multiple).max(1),
+            _ => 8,
+        }
+    }
+
     /// A layer's label: its name and its map's size for an image `side` pixels wide.
     pub fn layer_label(&self, (name, downscale): &(String, usize), side: u32) -> String {
         let cells = side as usize / (8 * downscale.max(&1));

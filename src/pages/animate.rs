@@ -139,6 +139,11 @@ pub fn AnimateCard() -> impl IntoView {
                     <super::temporal::TemporalPanel error=error/>
                     <RenderControls/>
                 }.into_any(),
+                AnimationMode::Video => view! {
+                    <super::video::VideoOptions error=error/>
+                    <super::temporal::TemporalPanel error=error/>
+                    <RenderControls/>
+                }.into_any(),
             }}
             {move || error.get().or_else(|| animate.with(|a| a.error.clone())).map(|e| view! {
                 <p class="error" role="alert" data-testid="render-error">{e}</p>
@@ -153,6 +158,7 @@ fn mode_label(mode: AnimationMode) -> &'static str {
         AnimationMode::ShiftAttention => "Shift attention (a~b ranges, THEN segments)",
         AnimationMode::PromptTravel => "Prompt travel (one stage per prompt line)",
         AnimationMode::Parseq => "Parseq keyframes (Deforum 2D motion)",
+        AnimationMode::Video => "Video input (each frame as img2img)",
     }
 }
 
@@ -208,6 +214,9 @@ fn RenderControls() -> impl IntoView {
     let start = move |_| {
         let project = shared.project.get_untracked();
         let id = format!("{:.0}", browser::now_ms());
+        if project.animation.mode == AnimationMode::Video {
+            return super::video::start(shared, id);
+        }
         let mut result = Err(String::new());
         animate.update(|a| result = a.start(&project, id, browser::random_seed()));
         match result {

@@ -11,6 +11,7 @@ mod studio;
 mod system;
 mod temporal;
 mod travel;
+mod video;
 
 pub use project::ProjectPage;
 pub use system::SystemPage;

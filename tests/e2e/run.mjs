@@ -1487,6 +1487,41 @@ test('VXA: the attention probe of an uploaded PNG equals the CLI\'s keyshift hea
   }
 });
 
+test('Video input: a WebM\'s frames read in the browser, 3 rendered as img2img with attention interpolation, exported as WebM', async () => {
+  const video = join(FIXTURE, '..', '..', 'video', 'tiny-6f-10fps.webm');
+  await withBrowser(async ({ page, errors }) => {
+    await page.goto(BASE);
+    assert.match(await loadModel(page), /^Ready/);
+    await setProject(page, { ...SETTINGS, steps: '4', sampler: 'DDIM' });
+    await byId(page, 'mode-picker').selectOption('video');
+    for (const [id, value] of [['video-fps', '10'], ['video-count', '3'], ['video-denoise', '0.6']]) {
+      await byId(page, id).fill(value);
+      await byId(page, id).press('Tab');
+    }
+    await byId(page, 'video-input').setInputFiles(video);
+    await page.waitForFunction(() => /3 frames to render/.test(document.querySelector('[data-testid="video-summary"]')?.textContent ?? ''));
+    assert.match(await text(page, 'video-summary'), /^tiny-6f-10fps\.webm: 64x64, 0\.6\d* s/);
+    await byId(page, 'temporal-panel').locator('summary').click();
+    await byId(page, 'temporal-interp').check();
+    await byId(page, 'render').click();
+    await waitForFrames(page, 3);
+    await page.waitForFunction(() => !document.querySelector('[data-testid="export-webm"]')?.disabled,
+      null, { timeout: GPU_TIMEOUT_MS });
+    facts.videoTemporalStorage = await text(page, 'temporal-storage');
+    const strip = page.locator('[data-testid="frame-strip"] [data-testid="frame"] img');
+    assert.equal(await strip.count(), 3);
+    const first = await pixels(page, await strip.nth(0).getAttribute('src'));
+    const second = await pixels(page, await strip.nth(1).getAttribute('src'));
+    assert.equal(`${first.width}x${first.height}`, '64x64');
+    assert.ok(compare(first, second).mean > 0.5, 'the frames follow the video');
+    const webm = await exportFile(page, 'export-webm');
+    const summary = webmSummary(webm.bytes);
+    assert.equal(summary.blocks, 3);
+    facts.videoWebm = { bytes: webm.bytes.length, ...summary };
+    assert.deepEqual(errors, []);
+  });
+});
+
 test('Parseq benchmark: one keystroke in a 10,000-frame, 20-field document updates grid, graph and values (Performance API)', async () => {
   assert.ok(CLI, 'KEYSHIFT_CLI (the native keyshift binary) is not set');
   const dir = mkdtempSync(join(tmpdir(), 'keyshift-bench-doc-'));

@@ -24,6 +24,8 @@ pub enum AnimationSource {
     TravelAgain(Box<TravelAgain>),
     /// A Parseq document with Deforum's 2D motion.
     Parseq(Box<ParseqSource>),
+    /// Video input.
+    Video(Box<crate::video::VideoSource>),
 }
 
 impl AnimationSource {
@@ -34,6 +36,7 @@ impl AnimationSource {
             Self::Travel(s) => s.as_mut(),
             Self::TravelAgain(s) => s.as_mut(),
             Self::Parseq(s) => s.as_mut(),
+            Self::Video(s) => s.as_mut(),
         }
     }
 
@@ -44,6 +47,7 @@ impl AnimationSource {
             Self::Travel(s) => s.as_ref(),
             Self::TravelAgain(s) => s.as_ref(),
             Self::Parseq(s) => s.as_ref(),
+            Self::Video(s) => s.as_ref(),
         }
     }
 }

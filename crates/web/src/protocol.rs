@@ -170,6 +170,28 @@ pub struct RenderJob {
     /// to the first.
     #[serde(default)]
     pub temporal: Box<keyshift_core::temporal::Temporal>,
+    /// Video input: when set, the render is these frames as img2img (their RGB bytes, one frame
+    /// after another, are the attached Blob).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub video: Option<Box<VideoJob>>,
+}
+
+/// A video's frames as sent for video input.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VideoJob {
+    /// Each frame's width (the video's).
+    pub width: u32,
+    /// Each frame's height.
+    pub height: u32,
+    /// Each frame's name (`frame 12 (0.40 s)`), in order.
+    pub names: Vec<String>,
+    /// The output's frame rate.
+    pub fps: f64,
+    /// img2img denoising strength.
+    pub denoise: f64,
+    /// The frames, filled in by the worker from the attached Blob (not on the wire).
+    #[serde(skip)]
+    pub frames: Vec<keyshift_core::image::RgbImage>,
 }
 
 /// Visualize Cross-Attention (seeds.md §3) on the loaded model: one UNet forward on an image's
@@ -793,6 +815,7 @@ mod tests {
                 memory_growth_bytes: 5,
                 largest_tensor_bytes: 4,
                 memory_bytes: 9,
+                layers: vec![("mid_block.attentions.0".into(), 8)],
             },
             FromWorker::Progress {
                 job: 3,
@@ -838,6 +861,20 @@ mod tests {
                     limit: 75,
                     chunks: vec![0],
                 },
+                chips: vec![keyshift_core::tokens::TokenChip {
+                    index: 1,
+                    text: "cat".into(),
+                    weight: 1.2,
+                    kind: keyshift_core::tokens::TokenKind::Word,
+                    chunk: 0,
+                }],
+            },
+            FromWorker::Heatmap {
+                job: 4,
+                width: 2,
+                height: 1,
+                values: vec![0.5, 1.0],
+                tokens: vec![1],
             },
             FromWorker::Cache {
                 models: vec![CachedModelInfo {
@@ -877,6 +914,7 @@ mod tests {
             preview_every: 1,
             init: None,
             init_image: None,
+                heatmap: None,
         };
         for m in [
             ToWorker::RunSelfTest,
@@ -964,6 +1002,7 @@ mod tests {
                 preview_every: 0,
                 init: None,
                 init_image: None,
+                heatmap: None,
             },
             shift: ShiftSettings {
                 shift_steps: 3,
@@ -981,6 +1020,18 @@ mod tests {
             })),
             render: "r1".into(),
             resume: true,
+            temporal: Box::new(keyshift_core::temporal::Temporal {
+                interpolation: Some(keyshift_core::temporal::Interpolation::default()),
+                colour: Some(keyshift_core::image::ColourSpace::Lab),
+            }),
+            video: Some(Box::new(VideoJob {
+                width: 72,
+                height: 40,
+                names: vec!["frame 0".into()],
+                fps: 29.97,
+                denoise: 0.5,
+                frames: Vec::new(),
+            })),
         }
     }
 
@@ -1044,7 +1095,9 @@ mod tests {
                 frames_done: 1,
                 frames_expected: 4,
                 eta_seconds: Some(3.5),
+                temporal_bytes: 1024,
             },
+
             FromWorker::RenderDone {
                 job: Some(9),
                 render: "r1".into(),
@@ -1072,6 +1125,18 @@ mod tests {
             serde_json::to_string(&ExportFormat::Webm).unwrap_or_default(),
             "\"webm\""
         );
+        // A probe's PNG travels beside the JSON, as a frame's.
+        let probed = FromWorker::Probed {
+            job: 5,
+            png: b"png".to_vec(),
+            layer: "middle_block".into(),
+            width: 8,
+            height: 8,
+        };
+        let mut read = FromWorker::from_json(&probed.to_json()).expect("reads");
+        assert_eq!(read.bytes(), Some(&[][..]));
+        read.set_bytes(b"png".to_vec());
+        assert_eq!(read, probed);
     }
 
     #[test]

@@ -146,6 +146,10 @@ pub fn animation_plan(
         let (settings, source) = parseq_plan(job, parseq, request, label)?;
         return Ok((settings, AnimationSource::Parseq(Box::new(source))));
     }
+    if let Some(video) = &job.video {
+        let (settings, source) = video_plan(job, video, request, label)?;
+        return Ok((settings, AnimationSource::Video(Box::new(source))));
+    }
     match &job.travel {
         Some(travel) => {
             let (settings, source) = travel_plan(job, travel, request, label)?;
@@ -176,6 +180,45 @@ pub fn parseq_plan(
     options.fallback = (job.frame.prompt.clone(), job.frame.negative.clone());
     let settings = render_settings(request, 1.0, label);
     let source = ParseqSource::new(options, &settings).map_err(|e| e.to_string())?;
+    Ok((settings, source))
+}
+
+/// The video-input plan of `job`: its frames as img2img with the job's prompts and seed.
+pub fn video_plan(
+    job: &RenderJob,
+    video: &keyshift_web::protocol::VideoJob,
+    request: &Request,
+    label: &str,
+) -> Result<(RenderSettings, keyshift_render::VideoSource), String> {
+    valid_render_id(&job.render)?;
+    if video.frames.len() != video.names.len() {
+        return Err(format!(
+            "the video's {} frames arrived as {}; pick the video again",
+            video.names.len(),
+            video.frames.len()
+        ));
+    }
+    let frames = video
+        .frames
+        .iter()
+        .zip(&video.names)
+        .map(|(image, name)| keyshift_render::VideoFrame {
+            name: name.clone(),
+            image: image.clone(),
+            prompt: job.frame.prompt.clone(),
+            negative: job.frame.negative.clone(),
+            denoise: video.denoise,
+        })
+        .collect();
+    let options = keyshift_render::VideoOptions {
+        frames,
+        seed: job.frame.seed,
+        cfg: job.frame.cfg,
+        fps: video.fps,
+    };
+    let settings = render_settings(request, 1.0, label);
+    let source =
+        keyshift_render::VideoSource::new(options, &settings).map_err(|e| e.to_string())?;
     Ok((settings, source))
 }
 
@@ -530,7 +573,71 @@ mod tests {
             parseq: None,
             render: "1733389200000".into(),
             resume: false,
+            temporal: Box::default(),
+            video: None,
         }
+    }
+
+    #[test]
+    fn a_video_job_renders_each_frame_as_img2img_at_its_own_size() {
+        use keyshift_render::FrameSource;
+        let model = model();
+        let mut job = render_job("a cat");
+        let frame = |v: u8| keyshift_core::image::RgbImage {
+            width: 72,
+            height: 40,
+            data: vec![v; 72 * 40 * 3],
+        };
+        job.video = Some(Box::new(keyshift_web::protocol::VideoJob {
+            width: 72,
+            height: 40,
+            names: vec!["frame 0".into(), "frame 2".into()],
+            fps: 5.0,
+            denoise: 0.6,
+            frames: vec![frame(10), frame(200)],
+        }));
+        let request = request_for(&job.frame, &model).unwrap();
+        let (_, mut source) = animation_plan(&job, &request, "tiny").unwrap();
+        let first = source.next_frame().unwrap().unwrap();
+        assert_eq!(first.output_size, Some((72, 40)));
+        let init = first.init.unwrap();
+        assert_eq!(
+            (init.image.width, init.image.height, init.strength),
+            (64, 64, 0.6)
+        );
+        assert_eq!(first.seed, job.frame.seed, "the same seed for every frame");
+        assert_eq!(first.extra["source"], "frame 0");
+        assert!(source.next_frame().unwrap().is_some());
+        assert!(source.next_frame().unwrap().is_none());
+        // Frames that did not arrive (a resumed render without its video) are refused.
+        job.video.as_mut().unwrap().frames.clear();
+        let err = animation_plan(&job, &request, "tiny").err().unwrap();
+        assert!(err.contains("pick the video again"), "{err}");
+    }
+
+    #[test]
+    fn a_probe_names_its_layer_either_way_and_checks_time() {
+        let model = model();
+        let layers = model.unet.attention_layers();
+        let mut probe = keyshift_web::protocol::ProbeJob {
+            job: 1,
+            width: 64,
+            height: 64,
+            prompt: "a cat".into(),
+            tokens: vec![],
+            time: 1.0,
+            layer: "model.diffusion_model.middle_block.1.transformer_blocks.0.attn2".into(),
+            grey: true,
+            unit_input: false,
+            image: None,
+        };
+        let (layer, config, _) = probe_plan(&probe, &layers).unwrap();
+        assert_eq!(layer.name, "mid_block.attentions.0");
+        assert_eq!(config.maps, [keyshift_sd::taps::Tokens::AllButFirst]);
+        probe.time = 1500.0;
+        assert!(probe_plan(&probe, &layers).is_err());
+        probe.layer = "nope".into();
+        assert!(probe_plan(&probe, &layers).unwrap_err().contains("nope"));
     }
 
     #[test]

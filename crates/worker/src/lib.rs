@@ -110,6 +110,42 @@ pub(crate) mod entry {
         Ok(bytes)
     }
 
+    /// A video render's frames: their RGB bytes, one after another, are attached.
+    fn video_frames(
+        job: &mut keyshift_web::protocol::RenderJob,
+        attached: Vec<web_sys::Blob>,
+    ) -> Result<(), String> {
+        let Some(video) = job.video.as_mut() else {
+            return Ok(());
+        };
+        if attached.is_empty() {
+            return Err(
+                "the video's frames are not kept with the render: pick the video \
+                        again to render or resume it"
+                    .into(),
+            );
+        }
+        let data = attached_bytes(attached)?;
+        let (width, height) = (video.width as usize, video.height as usize);
+        let size = width * height * 3;
+        if size == 0 || data.len() != size * video.names.len() {
+            return Err(format!(
+                "the video's {} bytes are not {} frames of {width}x{height} RGB",
+                data.len(),
+                video.names.len()
+            ));
+        }
+        video.frames = data
+            .chunks_exact(size)
+            .map(|c| keyshift_core::image::RgbImage {
+                width,
+                height,
+                data: c.to_vec(),
+            })
+            .collect();
+        Ok(())
+    }
+
     /// A probe's image: its RGB bytes are attached beside the message.
     fn probe_image(
         job: &keyshift_web::protocol::ProbeJob,
@@ -183,7 +219,13 @@ pub(crate) mod entry {
                     message,
                 }),
             },
-            ToWorker::Render { job } => engine::enqueue(state, Job::Render(Box::new(job))),
+            ToWorker::Render { mut job } => match video_frames(&mut job, attached) {
+                Ok(()) => engine::enqueue(state, Job::Render(Box::new(job))),
+                Err(message) => scope::post(&FromWorker::Failed {
+                    stage: Stage::Render,
+                    message,
+                }),
+            },
             ToWorker::RerenderFrame { job } => engine::enqueue(state, Job::Rerender(job)),
             ToWorker::Cancel { job } => engine::cancel(state, job),
             ToWorker::CountTokens {

@@ -24,15 +24,18 @@ pub enum AnimationMode {
     PromptTravel,
     /// A Parseq document rendered as Deforum's 2D animation.
     Parseq,
+    /// Video input: each frame of a video as img2img.
+    Video,
 }
 
 impl AnimationMode {
     /// Every mode, in the order the mode picker lists them.
-    pub const ALL: [Self; 4] = [
+    pub const ALL: [Self; 5] = [
         Self::Single,
         Self::ShiftAttention,
         Self::PromptTravel,
         Self::Parseq,
+        Self::Video,
     ];
 
     /// The mode's name in links and files.
@@ -42,6 +45,7 @@ impl AnimationMode {
             Self::ShiftAttention => "shift-attention",
             Self::PromptTravel => "prompt-travel",
             Self::Parseq => "parseq",
+            Self::Video => "video",
         }
     }
 
@@ -104,6 +108,53 @@ pub struct Animation {
     pub parseq: ParseqSettings,
     /// Temporal consistency for every animation mode (off by default).
     pub temporal: crate::temporal::Temporal,
+    /// Video input's options (the video itself stays with the user).
+    pub video: VideoSettings,
+}
+
+/// Video input's options: which frames of the video, at what rate, how much they change.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct VideoSettings {
+    /// The video's frame rate (frames are read at `(start + k·stride) / fps` seconds).
+    pub fps: f64,
+    /// The first frame read (0-based).
+    pub start: usize,
+    /// Frames to render (0: to the end).
+    pub count: usize,
+    /// Every this many frames.
+    pub stride: usize,
+    /// img2img denoising strength, above 0 and at most 1.
+    pub denoise: f64,
+}
+
+impl Default for VideoSettings {
+    fn default() -> Self {
+        Self {
+            fps: 30.0,
+            start: 0,
+            count: 0,
+            stride: 1,
+            denoise: 0.5,
+        }
+    }
+}
+
+impl VideoSettings {
+    /// The source frame indices read from a video of `duration` seconds.
+    pub fn frame_indices(&self, duration: f64) -> Vec<usize> {
+        let total = (duration * self.fps).floor().max(0.0) as usize;
+        let picked = (self.start..total).step_by(self.stride.max(1));
+        match self.count {
+            0 => picked.collect(),
+            n => picked.take(n).collect(),
+        }
+    }
+
+    /// The output's frame rate.
+    pub fn output_fps(&self) -> f64 {
+        self.fps / self.stride.max(1) as f64
+    }
 }
 
 /// Prompt travel's options (the original's UI defaults; the stages are the prompt's lines).

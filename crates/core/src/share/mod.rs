@@ -19,6 +19,7 @@ use miniz_oxide::inflate::DecompressError;
 
 pub use animation::{
     Animation, AnimationMode, ShiftCounts, ShiftSettings, TravelCounts, TravelSettings,
+    VideoSettings,
 };
 pub use parseq::{ParseqSettings, parse_frames};
 pub use project::{

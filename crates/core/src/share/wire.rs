@@ -468,6 +468,9 @@ pub struct AnimationV4 {
     /// so that links without it read as they did before it was added within version 4.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub temporal: Option<Value>,
+    /// Video input's options; absent while they are the defaults (added within version 4).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub video: Option<Value>,
     /// Fields this version does not know; reported as warnings.
     #[serde(flatten, skip_serializing)]
     pub unknown: BTreeMap<String, Value>,
@@ -514,6 +517,9 @@ impl From<&Animation> for AnimationV4 {
                 .is_on()
                 .then(|| serde_json::to_value(&a.temporal).ok())
                 .flatten(),
+            video: (a.video != crate::share::VideoSettings::default())
+                .then(|| serde_json::to_value(&a.video).ok())
+                .flatten(),
             unknown: BTreeMap::new(),
         }
     }
@@ -545,6 +551,7 @@ impl From<ProjectV3> for ProjectV4 {
                 travel: p.animation.travel,
                 parseq: ParseqV4::default(),
                 temporal: None,
+                video: None,
                 unknown: p.animation.unknown,
             },
             unknown: p.unknown,
@@ -588,6 +595,7 @@ impl ProjectV4 {
         animation.travel = normalise_travel(&self.animation.travel, warnings);
         animation.parseq = normalise_parseq(&self.animation.parseq, warnings);
         animation.temporal = normalise_temporal(self.animation.temporal, warnings);
+        animation.video = normalise_video(self.animation.video, warnings);
         Project {
             name: limit_text("name", self.name, warnings),
             prompt: limit_text("prompt", self.prompt, warnings),
@@ -596,6 +604,46 @@ impl ProjectV4 {
             animation,
         }
     }
+}
+
+/// Video input's options of a link; out-of-range values are adjusted, with a warning.
+fn normalise_video(
+    value: Option<Value>,
+    warnings: &mut Vec<Warning>,
+) -> crate::share::VideoSettings {
+    let d = crate::share::VideoSettings::default();
+    let Some(value) = value else {
+        return d;
+    };
+    let mut v: crate::share::VideoSettings = match serde_json::from_value(value) {
+        Ok(v) => v,
+        Err(e) => {
+            warnings.push(Warning::Adjusted {
+                field: "animation.video",
+                from: e.to_string(),
+                to: "the defaults".to_owned(),
+            });
+            return d;
+        }
+    };
+    if !(v.fps.is_finite() && v.fps > 0.0 && v.fps <= 240.0) {
+        warnings.push(Warning::Adjusted {
+            field: "animation.video.fps",
+            from: v.fps.to_string(),
+            to: d.fps.to_string(),
+        });
+        v.fps = d.fps;
+    }
+    if !(v.denoise > 0.0 && v.denoise <= 1.0) {
+        warnings.push(Warning::Adjusted {
+            field: "animation.video.denoise",
+            from: v.denoise.to_string(),
+            to: d.denoise.to_string(),
+        });
+        v.denoise = d.denoise;
+    }
+    v.stride = v.stride.max(1);
+    v
 }
 
 /// The temporal settings of a link; a value that does not read is dropped (off) with a warning.
@@ -897,6 +945,7 @@ fn normalise_animation(mode: &str, s: &ShiftV2, warnings: &mut Vec<Warning>) -> 
         travel: TravelSettings::default(),
         parseq: ParseqSettings::default(),
         temporal: crate::temporal::Temporal::default(),
+        video: crate::share::VideoSettings::default(),
     }
 }
 
