@@ -914,7 +914,7 @@ mod tests {
             preview_every: 1,
             init: None,
             init_image: None,
-                heatmap: None,
+            heatmap: None,
         };
         for m in [
             ToWorker::RunSelfTest,
@@ -1097,7 +1097,6 @@ mod tests {
                 eta_seconds: Some(3.5),
                 temporal_bytes: 1024,
             },
-
             FromWorker::RenderDone {
                 job: Some(9),
                 render: "r1".into(),
