@@ -65,6 +65,8 @@ pub struct CurrentRender {
     pub end: Option<VideoEnd>,
     /// Progress while it runs.
     pub progress: Option<RenderProgress>,
+    /// The most the temporal consistency kept for a previous frame during this render.
+    pub temporal_bytes: u64,
 }
 
 impl CurrentRender {
@@ -76,6 +78,7 @@ impl CurrentRender {
             frames: BTreeMap::new(),
             end: None,
             progress: None,
+            temporal_bytes: 0,
         }
     }
 }
@@ -674,6 +677,7 @@ impl Animate {
                 ..
             } => {
                 if let Some(r) = self.shown_mut(render) {
+                    r.temporal_bytes = r.temporal_bytes.max(*temporal_bytes);
                     r.progress = Some(RenderProgress {
                         frames_done: *frames_done,
                         frames_expected: *frames_expected,

@@ -223,12 +223,9 @@ fn summary(t: &Temporal) -> String {
 
 /// What the running (or last) render keeps for the previous frame.
 fn storage_text(shared: Shared) -> String {
-    let bytes = shared.animate.with(|a| {
-        a.render
-            .as_ref()
-            .and_then(|r| r.progress)
-            .map_or(0, |p| p.temporal_bytes)
-    });
+    let bytes = shared
+        .animate
+        .with(|a| a.render.as_ref().map_or(0, |r| r.temporal_bytes));
     if bytes == 0 {
         "Interpolation keeps every blended tensor of every step of the previous frame on the GPU: \
          its size shows here while a render runs (SD 1.5 at 512², 25 steps, with these defaults: \

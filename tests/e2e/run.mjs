@@ -1508,6 +1508,7 @@ test('Video input: a WebM\'s frames read in the browser, 3 rendered as img2img w
     await page.waitForFunction(() => !document.querySelector('[data-testid="export-webm"]')?.disabled,
       null, { timeout: GPU_TIMEOUT_MS });
     facts.videoTemporalStorage = await text(page, 'temporal-storage');
+    assert.match(facts.videoTemporalStorage, /^Kept for the previous frame on the GPU: [\d.]+ (KB|MB)$/);
     const strip = page.locator('[data-testid="frame-strip"] [data-testid="frame"] img');
     assert.equal(await strip.count(), 3);
     const first = await pixels(page, await strip.nth(0).getAttribute('src'));
