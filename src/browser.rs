@@ -55,6 +55,32 @@ fn call(obj: &JsValue, name: &str, args: &js_sys::Array) -> Result<JsValue, Stri
     Reflect::apply(&f, obj, args).map_err(|e| format!("{e:?}"))
 }
 
+/// The 2D context of a new `w × h` `OffscreenCanvas`.
+fn canvas_2d(w: f64, h: f64) -> Result<JsValue, String> {
+    let ctor: Function = property(&js_sys::global(), "OffscreenCanvas")?
+        .dyn_into()
+        .map_err(|_| "no OffscreenCanvas")?;
+    let canvas = Reflect::construct(&ctor, &js_sys::Array::of2(&w.into(), &h.into()))
+        .map_err(|e| format!("{e:?}"))?;
+    call(&canvas, "getContext", &js_sys::Array::of1(&"2d".into()))
+}
+
+/// Draws `source` (an image bitmap, a video) on `ctx` and reads back its RGB bytes.
+fn draw_rgb(ctx: &JsValue, source: &JsValue, w: f64, h: f64) -> Result<Vec<u8>, String> {
+    call(
+        ctx,
+        "drawImage",
+        &js_sys::Array::of3(source, &0.into(), &0.into()),
+    )?;
+    let args = js_sys::Array::of4(&0.into(), &0.into(), &w.into(), &h.into());
+    let data = property(&call(ctx, "getImageData", &args)?, "data")?;
+    let rgba = js_sys::Uint8ClampedArray::new(&data).to_vec();
+    Ok(rgba
+        .chunks_exact(4)
+        .flat_map(|p| [p[0], p[1], p[2]])
+        .collect())
+}
+
 /// A `<video>` element playing `url` (muted, not shown), once its first frame is loaded.
 async fn video_element(url: &str) -> Result<JsValue, String> {
     let document = property(&js_sys::global(), "document")?;
@@ -122,12 +148,7 @@ pub async fn video_frames(
         let video = video_element(&url).await?;
         let number = |key| property(&video, key).map(|v| v.as_f64().unwrap_or(0.0));
         let (w, h) = (number("videoWidth")?, number("videoHeight")?);
-        let ctor: Function = property(&js_sys::global(), "OffscreenCanvas")?
-            .dyn_into()
-            .map_err(|_| "no OffscreenCanvas")?;
-        let canvas = Reflect::construct(&ctor, &js_sys::Array::of2(&w.into(), &h.into()))
-            .map_err(|e| format!("{e:?}"))?;
-        let ctx = call(&canvas, "getContext", &js_sys::Array::of1(&"2d".into()))?;
+        let ctx = canvas_2d(w, h)?;
         let mut rgb = Vec::new();
         for &t in times {
             let seeked = event_promise(&video, "seeked");
@@ -135,15 +156,7 @@ pub async fn video_frames(
             wasm_bindgen_futures::JsFuture::from(seeked)
                 .await
                 .map_err(|_| format!("the video cannot be read at {t:.2} s"))?;
-            call(
-                &ctx,
-                "drawImage",
-                &js_sys::Array::of3(&video, &0.into(), &0.into()),
-            )?;
-            let args = js_sys::Array::of4(&0.into(), &0.into(), &w.into(), &h.into());
-            let data = property(&call(&ctx, "getImageData", &args)?, "data")?;
-            let rgba = js_sys::Uint8ClampedArray::new(&data).to_vec();
-            rgb.extend(rgba.chunks_exact(4).flat_map(|p| [p[0], p[1], p[2]]));
+            rgb.extend(draw_rgb(&ctx, &video, w, h)?);
         }
         Ok((w as u32, h as u32, rgb))
     }
@@ -166,24 +179,8 @@ pub async fn decode_image(bytes: &[u8]) -> Result<(u32, u32, Vec<u8>), String> {
         property(&bitmap, "width")?.as_f64().unwrap_or(0.0),
         property(&bitmap, "height")?.as_f64().unwrap_or(0.0),
     );
-    let ctor: Function = property(&global, "OffscreenCanvas")?
-        .dyn_into()
-        .map_err(|_| "no OffscreenCanvas")?;
-    let canvas = Reflect::construct(&ctor, &js_sys::Array::of2(&w.into(), &h.into()))
-        .map_err(|e| format!("{e:?}"))?;
-    let ctx = call(&canvas, "getContext", &js_sys::Array::of1(&"2d".into()))?;
-    call(
-        &ctx,
-        "drawImage",
-        &js_sys::Array::of3(&bitmap, &0.into(), &0.into()),
-    )?;
-    let args = js_sys::Array::of4(&0.into(), &0.into(), &w.into(), &h.into());
-    let data = property(&call(&ctx, "getImageData", &args)?, "data")?;
-    let rgba = js_sys::Uint8ClampedArray::new(&data).to_vec();
-    let rgb = rgba
-        .chunks_exact(4)
-        .flat_map(|p| [p[0], p[1], p[2]])
-        .collect();
+    let ctx = canvas_2d(w, h)?;
+    let rgb = draw_rgb(&ctx, &bitmap, w, h)?;
     Ok((w as u32, h as u32, rgb))
 }
 

@@ -234,19 +234,12 @@ fn ProbeImage(error: RwSignal<Option<String>>) -> impl IntoView {
             return;
         };
         leptos::task::spawn_local(async move {
-            let name = file.name();
-            let Some(bytes) = browser::file_bytes(&file).await else {
-                return error.set(Some(format!("{name} could not be read")));
-            };
-            let picked = browser::decode_image(&bytes)
-                .await
-                .and_then(|(w, h, rgb)| crate::studio::InitPick::new(&name, w, h, rgb));
-            match picked {
-                Ok(pick) => {
+            match super::studio::pick_image(&file).await {
+                Ok((pick, _)) => {
                     studio.update(|s| s.probe.image = Some(pick));
                     error.set(None);
                 }
-                Err(e) => error.set(Some(format!("{name}: {e}"))),
+                Err(e) => error.set(Some(e)),
             }
         });
     };

@@ -368,15 +368,8 @@ fn InitImageField() -> impl IntoView {
     let (error, url) = (RwSignal::new(None::<String>), RwSignal::new(None::<String>));
     let open = move |file: web_sys::File| {
         leptos::task::spawn_local(async move {
-            let name = file.name();
-            let Some(bytes) = browser::file_bytes(&file).await else {
-                return error.set(Some(format!("{name} could not be read")));
-            };
-            let picked = browser::decode_image(&bytes)
-                .await
-                .and_then(|(w, h, rgb)| crate::studio::InitPick::new(&name, w, h, rgb));
-            match picked {
-                Ok(pick) => {
+            match pick_image(&file).await {
+                Ok((pick, bytes)) => {
                     if let Some(old) = url.get_untracked() {
                         browser::revoke_url(&old);
                     }
@@ -384,7 +377,7 @@ fn InitImageField() -> impl IntoView {
                     studio.update(|s| s.init = Some(pick));
                     error.set(None);
                 }
-                Err(e) => error.set(Some(format!("{name}: {e}"))),
+                Err(e) => error.set(Some(e)),
             }
         });
     };
@@ -456,4 +449,20 @@ fn InitImageField() -> impl IntoView {
             {move || error.get().map(|e| view! { <p class="error" role="alert">{e}</p> })}
         </div>
     }
+}
+
+/// A picked image file decoded to RGB (with the file's bytes), or what is wrong with it.
+pub(super) async fn pick_image(
+    file: &web_sys::File,
+) -> Result<(crate::studio::InitPick, Vec<u8>), String> {
+    let name = file.name();
+    let bytes = browser::file_bytes(file)
+        .await
+        .ok_or_else(|| format!("{name} could not be read"))?;
+    let (w, h, rgb) = browser::decode_image(&bytes)
+        .await
+        .map_err(|e| format!("{name}: {e}"))?;
+    let pick =
+        crate::studio::InitPick::new(&name, w, h, rgb).map_err(|e| format!("{name}: {e}"))?;
+    Ok((pick, bytes))
 }

@@ -18,7 +18,8 @@ struct Case {
     latent: usize,
 }
 
-fn tiny() -> UnetConfig {
+/// The tiny fixture's UNet shape.
+pub(crate) fn tiny() -> UnetConfig {
     UnetConfig {
         block_out_channels: vec![32, 64],
         cross_attention: vec![false, true],

@@ -16,17 +16,6 @@ use keyshift_sd::weights::{Loader, Precision, Prefixed, WeightStore};
 use crate::args::Args;
 use crate::backend::Backend;
 
-/// The tiny fixture's UNet shape.
-fn tiny() -> UnetConfig {
-    UnetConfig {
-        block_out_channels: vec![32, 64],
-        cross_attention: vec![false, true],
-        attention_heads: vec![8, 8],
-        cross_attention_dim: 32,
-        ..UnetConfig::sd1()
-    }
-}
-
 struct Bench {
     unet: Unet,
     x: keyshift_sd::pipeline::Context4,
@@ -72,7 +61,7 @@ pub fn run(rest: &[String]) -> Result<(), String> {
     let device: Device = Backend::parse(backend)?.device()?;
     let steps: usize = args.parsed("steps", 4)?.max(2);
     let rounds: usize = args.parsed("rounds", 5)?.max(1);
-    let config = tiny();
+    let config = crate::bench::tiny();
     let mut store = WeightStore::synthetic(7);
     let unet = Unet::load(
         &mut Loader::new(&mut store, &Prefixed::default(), &device).with_precision(Precision::F32),

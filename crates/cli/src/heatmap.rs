@@ -4,13 +4,12 @@
 use std::path::Path;
 
 use keyshift_core::pngtext;
-use keyshift_core::prompt::{Fidelity, ParsedPrompt, ScheduleOptions};
 use keyshift_sd::conditioning::TextEncoder;
 use keyshift_sd::generate::{RgbImage, family};
 use keyshift_sd::pipeline::Context;
 use keyshift_sd::taps::cross::{VXA_DEFAULT_LAYER, probe};
 use keyshift_sd::taps::{
-    BatchLayout, Filter, LayerFilter, OverlayMode, StepFilter, TapConfig, Tokens, VaeInput,
+    Filter, LayerFilter, OverlayMode, StepFilter, TapConfig, Tokens, VaeInput,
 };
 use keyshift_sd::unet::AttentionLayer;
 
@@ -59,7 +58,9 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let vae_input = args.get("vae-input").unwrap_or("signed");
     let vae_input = VaeInput::from_name(vae_input)
         .ok_or_else(|| format!("--vae-input: \"{vae_input}\" (use signed or unit)"))?;
-    let image = read_png(args.required("image")?)?;
+    let path = args.required("image")?;
+    let image = crate::video::read_image(std::path::Path::new(path))
+        .map_err(|e| format!("--image: {e}"))?;
     let context = encode(&engine, &args, args.required("prompt")?)?;
     let config = TapConfig::vxa(&layer.name, tokens);
     let maps = pollster::block_on(probe(
@@ -123,13 +124,7 @@ pub fn generation_tap(args: &Args, prompt: &str, cfg: f64) -> Result<Option<TapC
         return Ok(None);
     };
     let tokens = Tokens::parse(tokens).map_err(|e| format!("--heatmap-tokens: {e}"))?;
-    let parsed = ParsedPrompt::parse(prompt, ScheduleOptions::steps(1), Fidelity::Keyshift)
-        .map_err(|e| format!("--prompt: {e}"))?;
-    let mut config = TapConfig {
-        maps: vec![tokens],
-        ..TapConfig::tokens(&[])
-    }
-    .with_batch(BatchLayout::guided(cfg, parsed.parts.len()));
+    let mut config = TapConfig::generation(tokens, cfg, prompt);
     if let Some(layers) = args.get("heatmap-layers") {
         config = config.with_layers(LayerFilter::Prefixes(
             layers.split(',').map(|s| s.trim().to_owned()).collect(),
@@ -154,21 +149,6 @@ fn step_range(text: &str) -> Result<StepFilter, String> {
         return Err(bad());
     }
     Ok(StepFilter::Range(start..end))
-}
-
-#[allow(
-    clippy::disallowed_methods,
-    reason = "the native CLI reads the image it is given"
-)]
-fn read_png(path: &str) -> Result<RgbImage, String> {
-    let bytes = std::fs::read(path).map_err(|e| format!("--image: cannot read {path}: {e}"))?;
-    let (width, height, data) =
-        pngtext::decode_rgb(&bytes).map_err(|e| format!("--image: {path}: {e}"))?;
-    Ok(RgbImage {
-        width,
-        height,
-        data,
-    })
 }
 
 /// Writes an RGB image as a PNG.

@@ -130,11 +130,12 @@ fn frame_files(dir: &Path) -> Result<Vec<PathBuf>, String> {
     Ok(files)
 }
 
+/// A PNG or JPEG file's pixels.
 #[allow(
     clippy::disallowed_methods,
-    reason = "the native CLI reads the frames it is given"
+    reason = "the native CLI reads the images it is given"
 )]
-fn read_image(path: &Path) -> Result<RgbImage, String> {
+pub(crate) fn read_image(path: &Path) -> Result<RgbImage, String> {
     let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let is_png = bytes.starts_with(b"\x89PNG");
     let decoded = if is_png {

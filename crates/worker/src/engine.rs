@@ -8,7 +8,7 @@ use keyshift_render::{Event, RenderSession, StepEvent};
 use keyshift_sd::clock::Stopwatch;
 use keyshift_sd::generate::{approx_rgb, read};
 use keyshift_sd::hooks::NoHook;
-use keyshift_sd::taps::{BatchLayout, CrossAttentionTap, StepHook, TapConfig, Tokens};
+use keyshift_sd::taps::{CrossAttentionTap, StepHook, TapConfig, Tokens};
 use keyshift_web::protocol::{FromWorker, GenerateJob, Stage};
 use keyshift_web::worker::scope;
 use wasm_bindgen_futures::spawn_local;
@@ -127,17 +127,12 @@ async fn run(state: &WorkerState, job: GenerateJob) -> Result<(), String> {
 /// The tap of a generation's heatmap: `tokens` (empty: all after the first) summed over every
 /// layer and step of the prompt's rows.
 fn heatmap_config(tokens: &[usize], job: &GenerateJob) -> TapConfig {
-    let parts = keyshift_core::prompt::split_and(&job.prompt).len().max(1);
     let tokens = if tokens.is_empty() {
         Tokens::AllButFirst
     } else {
         Tokens::At(tokens.to_vec())
     };
-    TapConfig {
-        maps: vec![tokens],
-        ..TapConfig::tokens(&[])
-    }
-    .with_batch(BatchLayout::guided(job.cfg, parts))
+    TapConfig::generation(tokens, job.cfg, &job.prompt)
 }
 
 /// What a job's steps report: its id, how often a preview is sent, the image size.

@@ -187,6 +187,17 @@ impl TapConfig {
         }
     }
 
+    /// Heatmaps over a generation: one map of `tokens`, every layer and step, the rows of
+    /// `prompt`'s `AND` parts at `guidance` (not the negative prompt's), the largest resolution.
+    pub fn generation(tokens: Tokens, guidance: f64, prompt: &str) -> Self {
+        let parts = keyshift_core::prompt::split_and(prompt).len().max(1);
+        Self {
+            maps: vec![tokens],
+            ..Self::tokens(&[])
+        }
+        .with_batch(BatchLayout::guided(guidance, parts))
+    }
+
     /// With these layers.
     pub fn with_layers(self, layers: LayerFilter) -> Self {
         Self { layers, ..self }
