@@ -170,6 +170,8 @@ impl UnetConfig {
 #[derive(Deserialize)]
 struct RawUnet {
     in_channels: usize,
+    /// Absent from ControlNet configs.
+    #[serde(default = "four")]
     out_channels: usize,
     block_out_channels: Vec<usize>,
     layers_per_block: usize,
@@ -198,6 +200,9 @@ struct RawUnet {
 
 fn default_groups() -> usize {
     32
+}
+fn four() -> usize {
+    4
 }
 fn yes() -> bool {
     true

@@ -11,8 +11,9 @@ use keyshift_core::tokens::{ClipTokenizer, ModelFamily, TokenChunk};
 
 use crate::conditioning::{ConditioningError, PromptConditioning, TextEncoder, pad_to_same_length};
 use crate::config::Activation;
+use crate::hooks::NoHook;
 use crate::model::{Prediction, SdModel};
-use crate::pipeline::{Conditioning, Sampling, StepOutput};
+use crate::pipeline::{Conditioning, Control, Controlled, Sampling, StepOutput};
 use crate::taps::StepHook;
 use crate::travel::{EncodedTravel, MixError, Travel};
 
@@ -151,6 +152,7 @@ pub struct Generation<'m> {
     travel: Option<EncodedTravel>,
     run: Sampling,
     rng: TorchRng,
+    control: Option<Control<'m>>,
 }
 
 impl<'m> Generation<'m> {
@@ -223,7 +225,13 @@ impl<'m> Generation<'m> {
             travel,
             run,
             rng,
+            control: None,
         })
+    }
+
+    /// Guides every following step with a ControlNet.
+    pub fn set_control(&mut self, control: Control<'m>) {
+        self.control = Some(control);
     }
 
     /// Index of the step [`Generation::step`] runs next.
@@ -252,13 +260,30 @@ impl<'m> Generation<'m> {
     /// Runs the next step (`hook` is told which step first); `None` once done. The work is
     /// queued on the device; read something back (a preview) to wait for it.
     pub fn step(&mut self, hook: &mut dyn StepHook) -> Result<Option<StepOutput>, GenerateError> {
+        self.step_controlled(hook, &mut NoHook)
+    }
+
+    /// [`Generation::step`], with `control_hook` called by the ControlNet's attention layers
+    /// (when [`Generation::set_control`] gave one; told the step first).
+    pub fn step_controlled(
+        &mut self,
+        hook: &mut dyn StepHook,
+        control_hook: &mut dyn StepHook,
+    ) -> Result<Option<StepOutput>, GenerateError> {
         if self.run.is_done() {
             return Ok(None);
         }
         let step = self.run.next_step();
         let cond = self.conditioning(step)?;
         hook.set_step(step);
-        let output = self.run.step(&self.model.unet, &cond, &mut self.rng, hook);
+        control_hook.set_step(step);
+        let controlled = self.control.as_ref().map(|control| Controlled {
+            control,
+            hook: control_hook,
+        });
+        let output =
+            self.run
+                .step_controlled(&self.model.unet, &cond, &mut self.rng, hook, controlled);
         let latent = hook.stepped(step, self.run.latent().clone());
         self.run.set_latent(latent);
         Ok(output)

@@ -22,6 +22,7 @@ pub mod clip;
 pub mod clock;
 pub mod conditioning;
 pub mod config;
+pub mod controlnet;
 pub mod embeddings;
 pub mod generate;
 #[cfg(not(target_arch = "wasm32"))]

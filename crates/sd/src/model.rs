@@ -570,7 +570,16 @@ fn has_prefix(store: &WeightStore, prefix: &str) -> bool {
 }
 
 fn infer_unet(store: &WeightStore, hints: &YamlHints) -> Result<UnetConfig, LoadError> {
-    let p = UNET_PREFIX;
+    infer_unet_at(store, UNET_PREFIX, hints)
+}
+
+/// A UNet's (or a ControlNet's down path's) configuration from the shapes of its original-layout
+/// weights under `p`.
+pub(crate) fn infer_unet_at(
+    store: &WeightStore,
+    p: &str,
+    hints: &YamlHints,
+) -> Result<UnetConfig, LoadError> {
     let conv_in = format!("{p}input_blocks.0.0.weight");
     let in_channels = dim(store, &conv_in, 1)?;
     let blocks = (0..)
@@ -622,7 +631,7 @@ fn infer_unet(store: &WeightStore, hints: &YamlHints) -> Result<UnetConfig, Load
         .collect();
     Ok(UnetConfig {
         in_channels,
-        out_channels: dim(store, &format!("{p}out.2.weight"), 0)?,
+        out_channels: dim(store, &format!("{p}out.2.weight"), 0).unwrap_or(in_channels),
         block_out_channels: channels,
         layers_per_block: per - 1,
         cross_attention: cross,

@@ -6,9 +6,58 @@ use burn::tensor::{Device, Tensor, TensorData};
 use keyshift_core::noise::TorchRng;
 use keyshift_core::schedule::{StepCoefficients, StepPlan, needs_uncond};
 
+use crate::controlnet::{ControlNet, Residuals};
 use crate::embeddings::guidance_embedding;
 use crate::hooks::AttentionHook;
 use crate::unet::Unet;
+
+/// A ControlNet guiding a sampling run: its hint, strength and the steps it acts on
+/// (A1111's "Control Weight", "Guess Mode", "Starting/Ending Control Step").
+#[derive(Debug, Clone)]
+pub struct Control<'a> {
+    /// The net.
+    pub net: &'a ControlNet,
+    /// The hint image, `[1, 3, H, W]` in [0, 1] (RGB) at the output size.
+    pub hint: Tensor<4>,
+    /// `controlnet_conditioning_scale`.
+    pub scale: f64,
+    /// Guess mode: the net sees only the prompt's rows, its residuals grow from 0.1× at the
+    /// first skip to 1× at the middle block, and the negative prompt's rows get none.
+    pub guess_mode: bool,
+    /// The fraction of the steps before which the net does not act (`control_guidance_start`).
+    pub start: f64,
+    /// The fraction of the steps after which it stops (`control_guidance_end`).
+    pub end: f64,
+}
+
+impl Control<'_> {
+    /// The scale at step `step` of `total`: diffusers' `controlnet_keep` (0 where
+    /// `step / total < start` or `(step + 1) / total > end`) times [`Control::scale`].
+    pub fn scale_at(&self, step: usize, total: usize) -> f64 {
+        if control_acts(step, total, self.start, self.end) {
+            self.scale
+        } else {
+            0.0
+        }
+    }
+}
+
+/// Whether a ControlNet acts at step `step` of `total` between the fractions `start` and `end`
+/// of the run: not where `step / total < start` or `(step + 1) / total > end` (diffusers).
+pub fn control_acts(step: usize, total: usize, start: f64, end: f64) -> bool {
+    let total = total.max(1) as f64;
+    let step = step as f64;
+    !(step / total < start || (step + 1.0) / total > end)
+}
+
+/// A [`Control`] with the hook its attention layers call (a second frame blend for
+/// `controlnet_config`, or [`crate::hooks::NoHook`]).
+pub struct Controlled<'c, 'a> {
+    /// The ControlNet and its settings.
+    pub control: &'c Control<'a>,
+    /// Called by the ControlNet's attention layers.
+    pub hook: &'c mut dyn AttentionHook,
+}
 
 /// Text conditioning of one step, for classifier-free guidance.
 #[derive(Debug, Clone)]
@@ -155,8 +204,32 @@ impl Sampling {
         noise: &mut dyn NoiseSource,
         hook: &mut dyn AttentionHook,
     ) -> Option<StepOutput> {
+        self.step_controlled(unet, cond, noise, hook, None)
+    }
+
+    /// [`Sampling::step`] guided by a ControlNet.
+    pub fn step_controlled(
+        &mut self,
+        unet: &Unet,
+        cond: &Conditioning,
+        noise: &mut dyn NoiseSource,
+        hook: &mut dyn AttentionHook,
+        control: Option<Controlled>,
+    ) -> Option<StepOutput> {
         let coefficients = *self.plan.steps.get(self.next)?;
-        let model_out = guided(unet, &self.x, &coefficients, cond, self.guidance, hook);
+        let control = control.map(|c| {
+            let scale = c.control.scale_at(self.next, self.plan.steps.len());
+            (c, scale)
+        });
+        let model_out = guided(
+            unet,
+            &self.x,
+            &coefficients,
+            cond,
+            self.guidance,
+            hook,
+            control,
+        );
         let denoised =
             self.x.clone() * coefficients.denoise.x + model_out * coefficients.denoise.model;
         self.x = self.update(&coefficients, denoised.clone(), noise);
@@ -209,6 +282,7 @@ fn guided(
     cond: &Conditioning,
     guidance: f64,
     hook: &mut dyn AttentionHook,
+    control: Option<(Controlled, f64)>,
 ) -> Tensor<4> {
     let input = x.clone() * c.c_in;
     let [b, ch, h, w] = input.dims();
@@ -227,13 +301,18 @@ fn guided(
         contexts.push(cond.uncond.clone());
     }
     let n = contexts.len();
-    let batch = Tensor::cat(vec![input; n], 0);
+    let batch = Tensor::cat(vec![input.clone(); n], 0);
     let rows = n * b;
-    let out = unet.forward_guided(
+    let residuals = control.and_then(|(controlled, scale)| {
+        let skip = usize::from(with_uncond);
+        control_residuals(controlled, scale, &input, &contexts, c.timestep, skip)
+    });
+    let out = unet.forward_controlled(
         batch,
         c.timestep,
         &Tensor::cat(contexts, 0),
         embedded.map(|(_, e)| e.repeat_dim(0, rows)),
+        residuals.as_ref(),
         hook,
     );
     let slice = |i: usize| out.clone().slice([i * b..(i + 1) * b, 0..ch, 0..h, 0..w]);
@@ -255,6 +334,45 @@ fn guided(
         result = result + slice(i) * (weight / norm);
     }
     result
+}
+
+/// The ControlNet's residuals for the guidance batch (`contexts`, each `input`'s batch `b`
+/// rows; the first `uncond` of them the negative prompt's): `None` at scale 0. In guess mode
+/// the net runs on the prompt's rows only and the negative prompt's rows get zeros.
+fn control_residuals(
+    controlled: Controlled,
+    scale: f64,
+    input: &Tensor<4>,
+    contexts: &[Tensor<3>],
+    timestep: f64,
+    uncond: usize,
+) -> Option<Residuals> {
+    if scale == 0.0 {
+        return None;
+    }
+    let Controlled { control, hook } = controlled;
+    let guess = control.guess_mode || control.net.global_pool();
+    let [b, _, _, _] = input.dims();
+    let skip = if guess { uncond } else { 0 };
+    let used = contexts.get(skip..).unwrap_or_default().to_vec();
+    let n = used.len();
+    if n == 0 {
+        return None;
+    }
+    let residuals = control.net.forward(
+        Tensor::cat(vec![input.clone(); n], 0),
+        timestep,
+        &Tensor::cat(used, 0),
+        control.hint.clone().repeat_dim(0, n * b),
+        scale,
+        guess,
+        hook,
+    );
+    Some(if skip > 0 {
+        residuals.after_zeros(skip * b)
+    } else {
+        residuals
+    })
 }
 
 /// A latent tensor from flat values.

@@ -11,6 +11,7 @@ use burn::tensor::module::interpolate;
 use burn::tensor::ops::{InterpolateMode, InterpolateOptions};
 
 use crate::config::UnetConfig;
+use crate::controlnet::Residuals;
 use crate::embeddings::{TimestepEmbedding, timestep_projection};
 use crate::hooks::AttentionHook;
 use crate::nn::{ConvSpec, conv2d, group_norm};
@@ -134,8 +135,8 @@ pub struct Unet {
     guidance_dim: Option<usize>,
 }
 
-struct Specs<'a> {
-    c: &'a UnetConfig,
+pub(crate) struct Specs<'a> {
+    pub(crate) c: &'a UnetConfig,
 }
 
 impl Specs<'_> {
@@ -172,16 +173,7 @@ impl Unet {
         let up = (0..c.levels())
             .map(|i| load_up(l, &s, i))
             .collect::<Result<Vec<_>, _>>()?;
-        let last = ch[c.levels() - 1];
-        let mid = MidBlock {
-            resnet_1: ResnetBlock::load(l, "mid_block.resnets.0", s.resnet(last, last))?,
-            attention: SpatialTransformer::load(
-                l,
-                "mid_block.attentions.0",
-                s.transformer(c.levels() - 1),
-            )?,
-            resnet_2: ResnetBlock::load(l, "mid_block.resnets.1", s.resnet(last, last))?,
-        };
+        let mid = MidBlock::load(l, &s)?;
         Ok(Self {
             time_embedding: TimestepEmbedding::load(
                 l,
@@ -301,6 +293,24 @@ impl Unet {
         guidance: Option<Tensor<2>>,
         hook: &mut dyn AttentionHook,
     ) -> Tensor<4> {
+        self.forward_controlled(x, timestep, context, guidance, None, hook)
+    }
+
+    /// [`Unet::forward_guided`] with a ControlNet's residuals added to every skip connection
+    /// and to the middle block's output (diffusers' `down_block_additional_residuals`,
+    /// `mid_block_additional_residual`).
+    ///
+    /// # Shapes
+    /// - as [`Unet::forward_guided`]; `residuals` as [`crate::controlnet::Residuals`] for `x`
+    pub fn forward_controlled(
+        &self,
+        x: Tensor<4>,
+        timestep: f64,
+        context: &Tensor<3>,
+        guidance: Option<Tensor<2>>,
+        residuals: Option<&Residuals>,
+        hook: &mut dyn AttentionHook,
+    ) -> Tensor<4> {
         let [b, _, _, _] = x.dims();
         let temb = match guidance {
             None => self.time_embedding(&[timestep]).repeat_dim(0, b),
@@ -308,27 +318,17 @@ impl Unet {
                 .time_embedding
                 .forward(self.time_projection(&[timestep]).repeat_dim(0, b), Some(g)),
         };
-        let mut h = self.conv_in.forward(x);
-        let mut skips = vec![h.clone()];
-        for (i, level) in self.down.iter().enumerate() {
-            for (j, resnet) in level.resnets.iter().enumerate() {
-                h = resnet.forward(h, Some(&temb));
-                if let Some(attn) = level.attentions.get(j) {
-                    h = attn.forward(h, context, &format!("down_blocks.{i}.attentions.{j}"), hook);
-                }
-                skips.push(h.clone());
-            }
-            if let Some(down) = &level.resample {
-                h = down.forward(h);
-                skips.push(h.clone());
-            }
+        let h = self.conv_in.forward(x);
+        let (mut h, mut skips) = down_path(&self.down, h, &temb, context, hook);
+        h = self.mid.forward(h, &temb, context, hook);
+        if let Some(r) = residuals {
+            skips = skips
+                .into_iter()
+                .zip(&r.down)
+                .map(|(skip, add)| skip + add.clone())
+                .collect();
+            h = h + r.mid.clone();
         }
-        h = self.mid.resnet_1.forward(h, Some(&temb));
-        h = self
-            .mid
-            .attention
-            .forward(h, context, "mid_block.attentions.0", hook);
-        h = self.mid.resnet_2.forward(h, Some(&temb));
         for (i, level) in self.up.iter().enumerate() {
             for (j, resnet) in level.resnets.iter().enumerate() {
                 let skip = skips.pop().unwrap_or_else(|| h.clone());
@@ -345,7 +345,69 @@ impl Unet {
     }
 }
 
-fn check_config(c: &UnetConfig) -> Result<(), LoadError> {
+/// The down path: every level's resnets and transformers, and its downsampler. Returns the
+/// output and the skip connections (`x` first, then one per resnet and downsampler).
+///
+/// # Shapes
+/// - `x`: `[b, c0, h, w]`; `temb`: `[b, 4·c0]`; `context`: `[b, tokens, dim]`
+pub(crate) fn down_path(
+    levels: &[Level],
+    x: Tensor<4>,
+    temb: &Tensor<2>,
+    context: &Tensor<3>,
+    hook: &mut dyn AttentionHook,
+) -> (Tensor<4>, Vec<Tensor<4>>) {
+    let mut h = x;
+    let mut skips = vec![h.clone()];
+    for (i, level) in levels.iter().enumerate() {
+        for (j, resnet) in level.resnets.iter().enumerate() {
+            h = resnet.forward(h, Some(temb));
+            if let Some(attn) = level.attentions.get(j) {
+                h = attn.forward(h, context, &format!("down_blocks.{i}.attentions.{j}"), hook);
+            }
+            skips.push(h.clone());
+        }
+        if let Some(down) = &level.resample {
+            h = down.forward(h);
+            skips.push(h.clone());
+        }
+    }
+    (h, skips)
+}
+
+impl MidBlock {
+    pub(crate) fn load(l: &mut Loader, s: &Specs) -> Result<Self, LoadError> {
+        let c = s.c;
+        let last = c.block_out_channels[c.levels() - 1];
+        Ok(Self {
+            resnet_1: ResnetBlock::load(l, "mid_block.resnets.0", s.resnet(last, last))?,
+            attention: SpatialTransformer::load(
+                l,
+                "mid_block.attentions.0",
+                s.transformer(c.levels() - 1),
+            )?,
+            resnet_2: ResnetBlock::load(l, "mid_block.resnets.1", s.resnet(last, last))?,
+        })
+    }
+
+    /// # Shapes
+    /// - `h`: `[b, c_last, h, w]` → the same
+    pub(crate) fn forward(
+        &self,
+        h: Tensor<4>,
+        temb: &Tensor<2>,
+        context: &Tensor<3>,
+        hook: &mut dyn AttentionHook,
+    ) -> Tensor<4> {
+        let h = self.resnet_1.forward(h, Some(temb));
+        let h = self
+            .attention
+            .forward(h, context, "mid_block.attentions.0", hook);
+        self.resnet_2.forward(h, Some(temb))
+    }
+}
+
+pub(crate) fn check_config(c: &UnetConfig) -> Result<(), LoadError> {
     let n = c.levels();
     if n == 0 || c.attention_heads.len() != n || c.cross_attention.len() != n {
         return Err(LoadError::Unrecognised(format!(
@@ -356,7 +418,7 @@ fn check_config(c: &UnetConfig) -> Result<(), LoadError> {
     Ok(())
 }
 
-fn load_down(l: &mut Loader, s: &Specs, i: usize) -> Result<Level, LoadError> {
+pub(crate) fn load_down(l: &mut Loader, s: &Specs, i: usize) -> Result<Level, LoadError> {
     let c = s.c;
     let out = c.block_out_channels[i];
     let mut c_in = if i == 0 {

@@ -31,7 +31,8 @@ impl KeyMap for UnetLayout {
 }
 
 impl UnetLayout {
-    fn rename(&self, name: &str) -> String {
+    /// The name in the original layout, without the prefix.
+    pub(crate) fn rename(&self, name: &str) -> String {
         let per = self.layers_per_block + 1;
         let parts: Vec<&str> = name.split('.').collect();
         let num = |i: usize| {
@@ -89,6 +90,74 @@ impl UnetLayout {
             }
             _ => name.to_owned(),
         }
+    }
+}
+
+/// ControlNet names → the original single file's (`control_model.input_blocks…`, the hint
+/// encoder `input_hint_block.N`, `zero_convs.N.0`, `middle_block_out.0`), under `prefix`
+/// (`control_model.`, or nothing for files saved without it).
+#[derive(Debug, Clone)]
+pub struct ControlLayout {
+    /// Before every key.
+    pub prefix: String,
+    unet: UnetLayout,
+    hint_blocks: usize,
+}
+
+impl ControlLayout {
+    /// The layout of a ControlNet of config `c` under `prefix`.
+    pub fn new(prefix: &str, c: &crate::controlnet::ControlNetConfig) -> Self {
+        Self {
+            prefix: prefix.to_owned(),
+            unet: UnetLayout {
+                layers_per_block: c.unet.layers_per_block,
+                has_attention: c.unet.cross_attention.clone(),
+            },
+            hint_blocks: 2 * c.hint_channels.len().saturating_sub(1),
+        }
+    }
+
+    /// The prefix of the original ControlNet layout in `store`, if it holds one.
+    pub fn prefix_in(store: &super::WeightStore) -> Option<String> {
+        ["control_model.", ""]
+            .into_iter()
+            .find(|p| store.contains(&format!("{p}zero_convs.0.0.weight")))
+            .map(str::to_owned)
+    }
+
+    fn rename(&self, name: &str) -> String {
+        let parts: Vec<&str> = name.split('.').collect();
+        let num = |i: usize| {
+            parts
+                .get(i)
+                .and_then(|p| p.parse::<usize>().ok())
+                .unwrap_or(0)
+        };
+        let rest = |i: usize| parts.get(i..).map(|p| p.join(".")).unwrap_or_default();
+        match parts.as_slice() {
+            ["controlnet_cond_embedding", "conv_in", ..] => {
+                format!("input_hint_block.0.{}", rest(2))
+            }
+            ["controlnet_cond_embedding", "blocks", ..] => {
+                format!("input_hint_block.{}.{}", 2 * (num(2) + 1), rest(3))
+            }
+            ["controlnet_cond_embedding", "conv_out", ..] => {
+                format!(
+                    "input_hint_block.{}.{}",
+                    2 * (self.hint_blocks + 1),
+                    rest(2)
+                )
+            }
+            ["controlnet_down_blocks", ..] => format!("zero_convs.{}.0.{}", num(1), rest(2)),
+            ["controlnet_mid_block", ..] => format!("middle_block_out.0.{}", rest(1)),
+            _ => self.unet.rename(name),
+        }
+    }
+}
+
+impl KeyMap for ControlLayout {
+    fn map(&self, name: &str) -> Stored {
+        Stored::key(format!("{}{}", self.prefix, self.rename(name)))
     }
 }
 
