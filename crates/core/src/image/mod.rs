@@ -1,9 +1,10 @@
 //! Image utilities shared by every animation mode and both front ends: the 8-bit RGB buffer,
 //! SSIM as torchmetrics computes it, Pillow's Gaussian blur, centre crops, Lanczos resizing, and
 //! Deforum's 2D motion (OpenCV's `warpPerspective`), LAB colour coherence, contrast, noise and
-//! cadence cross-fades. Pure Rust (no burn, no web-sys).
+//! cadence cross-fades, and OpenCV's Canny for ControlNet hints. Pure Rust (no burn, no web-sys).
 
 mod blur;
+mod canny;
 mod colour;
 pub mod heatmap;
 mod hsv;
@@ -13,6 +14,7 @@ mod ssim;
 mod warp;
 
 pub use blur::{center_crop, gaussian_blur};
+pub use canny::{CANNY_HIGH, CANNY_LOW, GreyImage, canny, canny_hint, to_grey};
 pub use colour::{
     ColourSpace, lab_to_rgb, match_colours, match_colours_lab, match_histograms, rgb_to_lab,
 };
