@@ -26,6 +26,7 @@ fn spec(seed: u64) -> FrameSpec {
         travel: None,
         direct: None,
         output_size: None,
+        hint: None,
     }
 }
 

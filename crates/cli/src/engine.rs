@@ -12,6 +12,7 @@ use keyshift_render::{
     Event, Finished, FinishedFrame, FrameSource, RenderSession, RenderSettings, StoredFrame,
 };
 use keyshift_sd::Device;
+use keyshift_sd::controlnet::ControlNet;
 use keyshift_sd::generate::size_multiple;
 use keyshift_sd::model::SdModel;
 use keyshift_sd::taps::StepHook;
@@ -19,6 +20,7 @@ use keyshift_sd::weights::Precision;
 
 use crate::args::{Args, parse_size};
 use crate::backend::Backend;
+use crate::control::{load_controlnet, render_control};
 use crate::load::load_model;
 
 /// The options every rendering command reads.
@@ -42,6 +44,8 @@ pub struct Engine {
     pub tokenizer: ClipTokenizer,
     /// The model's name for the `parameters` text (the file or folder name).
     pub label: String,
+    /// The ControlNet of `--controlnet`, for the frames with a hint.
+    pub controlnet: Option<ControlNet>,
 }
 
 impl Engine {
@@ -50,6 +54,7 @@ impl Engine {
         let device = Backend::parse(args.get("backend").unwrap_or("cpu"))?.device()?;
         let path = Path::new(args.required("model")?);
         let model = load_model(path, precision(args)?, &device)?;
+        let controlnet = load_controlnet(args, &model, precision(args)?, &device)?;
         let tokenizer = ClipTokenizer::embedded().map_err(|e| e.to_string())?;
         let label = path
             .file_stem()
@@ -60,6 +65,7 @@ impl Engine {
             model,
             tokenizer,
             label,
+            controlnet,
         })
     }
 
@@ -96,6 +102,7 @@ impl Engine {
             upscale,
             model_label: self.label.clone(),
             temporal: keyshift_core::temporal::Temporal::default(),
+            control: render_control(args)?,
         })
     }
 
@@ -115,6 +122,9 @@ impl Engine {
         let mut session =
             RenderSession::new(&self.model, &self.tokenizer, &self.device, settings, source);
         session.resume_with(stored);
+        if let Some(net) = &self.controlnet {
+            session.with_controlnet(net);
+        }
         let mut rendered = 0;
         loop {
             let event =

@@ -12,6 +12,7 @@ use keyshift_sd::hooks::NoHook;
 use keyshift_sd::taps::{CrossAttentionTap, Filter, OverlayMode, StepHook, TapConfig};
 
 use crate::args::Args;
+use crate::control::{CONTROL_OPTIONS, CONTROL_SWITCHES, image_hint};
 use crate::engine::{ENGINE_OPTIONS, Engine, write};
 use crate::heatmap::{generation_tap, write_png};
 
@@ -34,8 +35,13 @@ const KNOWN: &[&str] = &[
 
 /// Runs the command; the error is the message to print.
 pub fn run(args: &[String]) -> Result<(), String> {
-    let args = Args::parse(args, &[])?;
-    let known: Vec<&str> = KNOWN.iter().chain(ENGINE_OPTIONS).copied().collect();
+    let args = Args::parse(args, CONTROL_SWITCHES)?;
+    let known: Vec<&str> = KNOWN
+        .iter()
+        .chain(ENGINE_OPTIONS)
+        .chain(CONTROL_OPTIONS)
+        .copied()
+        .collect();
     if let Some(unknown) = args.unknown(&known) {
         return Err(unknown);
     }
@@ -155,8 +161,9 @@ fn spec(args: &Args, width: usize, height: usize) -> Result<FrameSpec, String> {
         subseed: args.parsed("subseed", seed)?,
         subseed_strength: args.parsed("subseed-strength", 0.0)?,
         cfg: args.parsed("cfg", 7.0)?,
-        init,
         extra: BTreeMap::new(),
+        hint: image_hint(args, width, height, init.as_ref().map(|i| &i.image))?,
+        init,
         travel: None,
         direct: None,
         output_size: None,

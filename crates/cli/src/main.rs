@@ -29,6 +29,7 @@ mod backend;
 mod bench;
 mod bench_render;
 mod bench_taps;
+mod control;
 mod engine;
 mod generate;
 mod heatmap;

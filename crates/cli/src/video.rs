@@ -12,6 +12,7 @@ use keyshift_core::share::parse_frames;
 use keyshift_render::{VideoFrame, VideoOptions, VideoSource};
 
 use crate::args::Args;
+use crate::control::{CONTROL_OPTIONS, CONTROL_SWITCHES, video_hints};
 use crate::engine::{ENGINE_OPTIONS, Engine};
 use crate::render::render_to;
 use crate::temporal::TEMPORAL_OPTIONS;
@@ -33,7 +34,8 @@ const VIDEO_OPTIONS: &[&str] = &[
 
 /// `keyshift render video …`.
 pub fn run(args: &[String]) -> Result<(), String> {
-    let args = Args::parse(args, &["resume"])?.with_defaults(vec![
+    let switches: Vec<&str> = ["resume"].iter().chain(CONTROL_SWITCHES).copied().collect();
+    let args = Args::parse(args, &switches)?.with_defaults(vec![
         ("interp-config", "default".to_owned()),
         ("hist", "lab".to_owned()),
         ("sampler", "DDIM".to_owned()),
@@ -42,19 +44,28 @@ pub fn run(args: &[String]) -> Result<(), String> {
         .iter()
         .chain(ENGINE_OPTIONS)
         .chain(TEMPORAL_OPTIONS)
+        .chain(CONTROL_OPTIONS)
         .copied()
         .collect();
     if let Some(unknown) = args.unknown(&known) {
         return Err(unknown);
     }
     let dir = PathBuf::from(args.required("frames-dir")?);
-    let mut files = frame_files(&dir)?;
-    if let Some(range) = args.get("range") {
-        let r = parse_frames(range, files.len()).map_err(|e| format!("--range: {e}"))?;
-        files = files[r].to_vec();
-    }
+    let all = frame_files(&dir)?;
+    let total = all.len();
     let stride = args.parsed("stride", 1usize)?.max(1);
-    let files: Vec<PathBuf> = files.into_iter().step_by(stride).collect();
+    let pick = |files: Vec<PathBuf>| -> Result<Vec<PathBuf>, String> {
+        let files = match args.get("range") {
+            Some(range) => {
+                let r = parse_frames(range, files.len()).map_err(|e| format!("--range: {e}"))?;
+                files[r].to_vec()
+            }
+            None => files,
+        };
+        Ok(files.into_iter().step_by(stride).collect())
+    };
+    let files = pick(all)?;
+    let mut hints = video_hints(&args, total, &pick)?.map(Vec::into_iter);
     let denoise: f64 = args.parsed("denoise", 0.5)?;
     let (prompt, negative) = (
         args.required("prompt")?.to_owned(),
@@ -71,6 +82,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
                 prompt: prompt.clone(),
                 negative: negative.clone(),
                 denoise,
+                hint: hints.as_mut().and_then(Iterator::next),
             })
         })
         .collect::<Result<Vec<_>, String>>()?;
@@ -108,7 +120,7 @@ fn render_size(engine: &Engine, w: usize, h: usize) -> String {
     clippy::disallowed_methods,
     reason = "the native CLI reads the folder it is given"
 )]
-fn frame_files(dir: &Path) -> Result<Vec<PathBuf>, String> {
+pub(crate) fn frame_files(dir: &Path) -> Result<Vec<PathBuf>, String> {
     let entries = std::fs::read_dir(dir)
         .map_err(|e| format!("--frames-dir: cannot read {}: {e}", dir.display()))?;
     let mut files: Vec<PathBuf> = entries

@@ -221,3 +221,219 @@ fn the_originals_yaml_is_read_and_a_file_turning_everything_off_renders_plain_fr
     ]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("--hist: \"xyz\""));
 }
+
+fn controlnet_dir() -> String {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../fixtures/tiny-controlnet")
+        .display()
+        .to_string()
+}
+
+/// The text chunk `key` of a PNG.
+fn png_text(path: &Path, key: &str) -> String {
+    let texts = keyshift_core::pngtext::read_texts(&std::fs::read(path).unwrap()).unwrap();
+    texts
+        .into_iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v)
+        .unwrap_or_default()
+}
+
+#[test]
+fn controlnet_guides_frames_from_canny_edges_or_a_folder_of_hints_in_either_layout() {
+    let dir = temp("controlnet");
+    let input = frames(&dir);
+    let plain = ["--interp-config", "none", "--hist", "none"];
+    let (_, none) = render(&input, &dir.join("none"), &plain);
+    let folder = format!("{}/diffusers", controlnet_dir());
+    let with = |net: &str, hint: &str, out: &str| {
+        let mut extra = plain.to_vec();
+        extra.extend([
+            "--controlnet",
+            net,
+            "--hint",
+            hint,
+            "--control-scale",
+            "0.8",
+        ]);
+        render(&input, &dir.join(out), &extra)
+    };
+    let (manifest, canny) = with(&folder, "canny", "canny");
+    assert_ne!(canny[1], none[1], "the ControlNet changed the frames");
+    let control = &manifest[1]["controlnet"];
+    assert_eq!(control["hint"], "canny");
+    assert_eq!(control["scale"], 0.8);
+    assert_eq!(
+        (control["start"].as_f64(), control["end"].as_f64()),
+        (Some(0.0), Some(1.0))
+    );
+    let parameters = png_text(
+        &dir.join("canny")
+            .join(manifest[1]["file"].as_str().unwrap()),
+        "parameters",
+    );
+    assert!(
+        parameters.contains("ControlNet 0: \"Module: canny, Model: diffusers, Weight: 0.8,"),
+        "{parameters}"
+    );
+    // `controlnet_config` blends the ControlNet's own attention with the previous frame's.
+    let yaml = dir.join("controlnet.yaml");
+    std::fs::write(
+        &yaml,
+        "pipe_config:\n  ema: 0\nunet_config:\n  ema: 0\ncontrolnet_config:\n  \
+         use_interpolation:\n    attention_probs: true\n    out_linear: true\n",
+    )
+    .unwrap();
+    let mut extra = vec!["--interp-config", yaml.to_str().unwrap(), "--hist", "none"];
+    extra.extend([
+        "--controlnet",
+        &folder,
+        "--hint",
+        "canny",
+        "--control-scale",
+        "0.8",
+    ]);
+    let (_, blended) = render(&input, &dir.join("blended"), &extra);
+    assert_eq!(blended[0], canny[0], "the first frame only records");
+    assert_ne!(
+        blended[1], canny[1],
+        "the ControlNet's attention was blended"
+    );
+    // The original single file holds the same weights: the same frames.
+    let single = format!("{}/tiny_controlnet.safetensors", controlnet_dir());
+    let (_, from_file) = with(&single, "canny", "single");
+    assert_eq!(from_file, canny);
+    // A folder of hints (here each frame's canny edges, made beforehand) guides as `canny` does.
+    let hints = dir.join("hints");
+    std::fs::create_dir_all(&hints).unwrap();
+    for k in 1..=3 {
+        let frame = read_png(&input.join(format!("frame{k:03}.png")));
+        let edges = keyshift_core::image::canny_hint(&frame, 50.0, 200.0);
+        let png = encode_rgb(edges.width, edges.height, &edges.data, &[]).unwrap();
+        std::fs::write(hints.join(format!("hint{k:03}.png")), png).unwrap();
+    }
+    let (manifest, from_hints) = with(&folder, hints.to_str().unwrap(), "from-hints");
+    assert_eq!(from_hints, canny);
+    assert_eq!(manifest[2]["controlnet"]["hint"], "hint003.png");
+    // One hint per input frame, or a clear refusal.
+    std::fs::remove_file(hints.join("hint003.png")).unwrap();
+    let out = keyshift(&[
+        "render",
+        "video",
+        "--model",
+        &model(),
+        "--frames-dir",
+        input.to_str().unwrap(),
+        "--prompt",
+        "a cat",
+        "--controlnet",
+        &folder,
+        "--hint",
+        hints.to_str().unwrap(),
+        "--out",
+        dir.join("bad").to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("holds 2 images for 3 input frames"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_single_image_takes_a_controlnet_and_bad_controlnet_options_are_named() {
+    let dir = temp("controlnet-generate");
+    let input = frames(&dir);
+    let folder = format!("{}/diffusers", controlnet_dir());
+    let control_image = input.join("frame001.png");
+    let model = model();
+    let generate = |extra: &[&str], out: &str| {
+        let out = dir.join(out);
+        let mut args = vec![
+            "generate",
+            "--model",
+            &model,
+            "--prompt",
+            "a cat",
+            "--size",
+            "64x64",
+            "--steps",
+            "2",
+            "--sampler",
+            "Euler",
+            "--out",
+            out.to_str().unwrap(),
+        ];
+        args.extend(extra);
+        (keyshift(&args), out)
+    };
+    let (plain, plain_png) = generate(&[], "plain.png");
+    assert!(plain.status.success());
+    let image = control_image.to_str().unwrap();
+    let (guided, guided_png) = generate(
+        &[
+            "--controlnet",
+            &folder,
+            "--hint",
+            "canny",
+            "--control-image",
+            image,
+            "--guess-mode",
+        ],
+        "guided.png",
+    );
+    assert!(
+        guided.status.success(),
+        "{}",
+        String::from_utf8_lossy(&guided.stderr)
+    );
+    assert_ne!(read_png(&plain_png), read_png(&guided_png));
+    let parameters = png_text(&guided_png, "parameters");
+    assert!(
+        parameters.contains("Control Mode: ControlNet is more important"),
+        "{parameters}"
+    );
+    let refused = |extra: &[&str], message: &str| {
+        let (out, _) = generate(extra, "bad.png");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && stderr.contains(message),
+            "{stderr}"
+        );
+    };
+    refused(&["--hint", "canny"], "--hint needs --controlnet");
+    refused(&["--controlnet", &folder], "--controlnet needs --hint");
+    refused(
+        &["--controlnet", &folder, "--hint", "canny"],
+        "--hint canny needs --control-image",
+    );
+    refused(
+        &[
+            "--controlnet",
+            &folder,
+            "--hint",
+            "canny",
+            "--control-image",
+            image,
+            "--control-start",
+            "0.7",
+            "--control-end",
+            "0.2",
+        ],
+        "start 0.7 and end 0.2",
+    );
+    let sd15 = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../fixtures/tiny-sd1/tiny_sd1_fp16.safetensors");
+    refused(
+        &[
+            "--controlnet",
+            sd15.to_str().unwrap(),
+            "--hint",
+            "canny",
+            "--control-image",
+            image,
+        ],
+        "not a ControlNet",
+    );
+}

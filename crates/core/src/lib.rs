@@ -19,6 +19,7 @@
 //!   LCM; diffusers and k-diffusion/A1111) as scalar math for the engine.
 pub mod audio;
 pub mod conformance;
+pub mod control;
 pub mod export;
 pub mod image;
 pub mod noise;

@@ -14,7 +14,8 @@
 //! loopback, with cadence frames made without diffusion), [`VideoSource`] (video input: img2img
 //! of each source frame, output at the source's size). Any of them may run with temporal
 //! consistency ([`TemporalState`]: attention and latent interpolation with the previous frames,
-//! colours matched to the first).
+//! colours matched to the first), and any frame with a hint ([`Hint`]) is guided by the session's
+//! ControlNet.
 
 mod animation;
 mod eta;
@@ -39,13 +40,14 @@ pub use session::{Event, FinishedFrame, Progress, RenderSession, StepEvent, Stor
 pub use shift::{INFO_FILE, SCATTER_FILE, ShiftOptions, ShiftSource};
 pub use single::SingleFrame;
 pub use source::{
-    Embryo, Finished, FrameSource, FrameSpec, FrameTravel, RenderSettings, TravelMix,
+    Embryo, Finished, FrameSource, FrameSpec, FrameTravel, Hint, RenderControl, RenderSettings,
+    TravelMix,
 };
 pub use svg::ssim_scatter_svg;
 pub use temporal::{TemporalState, frame_blend_config, weight_schedule};
 pub use travel::{TravelAgain, TravelOptions, TravelSource};
 pub use travel_gap::TravelGapOptions;
-pub use video::{VideoFrame, VideoOptions, VideoSource};
+pub use video::{VideoFrame, VideoHint, VideoOptions, VideoSource};
 
 /// Why rendering stopped.
 #[derive(Debug, thiserror::Error)]

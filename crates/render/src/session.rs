@@ -13,12 +13,14 @@ use keyshift_core::travel::replace::{distances, replaced, round_counts};
 use keyshift_core::travel::replace::{token_order, tokens_per_frame};
 use keyshift_sd::Device;
 use keyshift_sd::clock::Stopwatch;
+use keyshift_sd::controlnet::{ControlNet, hint_tensor};
 use keyshift_sd::generate::{
     GenerateError, Generation, Request, encode_init, encode_tokens, read, stage_pair, stage_tokens,
 };
 use keyshift_sd::grad::{GradLosses, GradTarget, gradient, walk};
+use keyshift_sd::hooks::NoHook;
 use keyshift_sd::model::SdModel;
-use keyshift_sd::pipeline::{Context, Context4, StepOutput};
+use keyshift_sd::pipeline::{Context, Context4, Control, StepOutput};
 use keyshift_sd::taps::{Chain, StepHook};
 use keyshift_sd::travel::{Mix, Travel};
 
@@ -112,6 +114,7 @@ pub struct RenderSession<'m, S> {
     embryo: Option<Context4>,
     walk: Option<((usize, usize), Context)>,
     temporal: TemporalState,
+    controlnet: Option<&'m ControlNet>,
 }
 
 /// Tokens per chunk.
@@ -162,7 +165,62 @@ impl<'m, S: FrameSource> RenderSession<'m, S> {
             stored: BTreeMap::new(),
             embryo: None,
             walk: None,
+            controlnet: None,
         }
+    }
+
+    /// Guides every frame with a hint by `net` (with the settings' [`RenderSettings::control`]).
+    pub fn with_controlnet(&mut self, net: &'m ControlNet) {
+        self.controlnet = Some(net);
+    }
+
+    /// A frame with a hint records its ControlNet (`frames.json`'s `controlnet`); a hint without
+    /// a ControlNet is refused.
+    fn annotate(&self, mut spec: FrameSpec) -> Result<FrameSpec, RenderError> {
+        let Some(hint) = &spec.hint else {
+            return Ok(spec);
+        };
+        let (Some(control), Some(_)) = (&self.settings.control, self.controlnet) else {
+            return Err(RenderError::Plan(format!(
+                "frame {} has a ControlNet hint ({}) but no ControlNet is loaded",
+                spec.index, hint.source
+            )));
+        };
+        let c = &control.settings;
+        let record = serde_json::json!({
+            "model": control.model_label,
+            "hint": hint.source,
+            "scale": c.scale,
+            "guess_mode": c.guess_mode,
+            "start": c.start,
+            "end": c.end,
+        });
+        spec.extra.insert("controlnet".into(), record);
+        Ok(spec)
+    }
+
+    /// The ControlNet guidance of a frame with a hint (resized to the render's size if needed).
+    fn control_of(&self, spec: &FrameSpec) -> Option<Control<'m>> {
+        let (hint, net, control) = (
+            spec.hint.as_ref()?,
+            self.controlnet?,
+            &self.settings.control,
+        );
+        let c = &control.as_ref()?.settings;
+        let (w, h) = (self.settings.width, self.settings.height);
+        let image = if (hint.image.width, hint.image.height) == (w, h) {
+            hint.image.clone()
+        } else {
+            lanczos_resize(&hint.image, w, h)
+        };
+        Some(Control {
+            net,
+            hint: hint_tensor(&image, &self.device),
+            scale: c.scale,
+            guess_mode: c.guess_mode,
+            start: c.start,
+            end: c.end,
+        })
     }
 
     /// Resumes a render: frames in `stored` (by generation index) are not rendered again; when
@@ -231,7 +289,8 @@ impl<'m, S: FrameSource> RenderSession<'m, S> {
             return Err(RenderError::Finished);
         }
         if self.current.is_none() {
-            match self.source.next_frame()? {
+            let next = self.source.next_frame()?;
+            match next.map(|spec| self.annotate(spec)).transpose()? {
                 Some(spec) => match self.stored.remove(&spec.index) {
                     // An embryo's latent is not stored: its frame renders again.
                     Some(stored) if !matches!(embryo(&spec), Some(Embryo::Capture(_))) => {
@@ -264,9 +323,16 @@ impl<'m, S: FrameSource> RenderSession<'m, S> {
             }
             _ => {}
         }
+        let mut no_hook = NoHook;
+        let control_hook: &mut dyn StepHook = match self.temporal.control_blend.as_mut() {
+            Some(blend) => blend,
+            None => &mut no_hook,
+        };
         let stepped = match self.temporal.blend.as_mut() {
-            Some(blend) => current.generation.step(&mut Chain(blend, hook)),
-            None => current.generation.step(hook),
+            Some(blend) => current
+                .generation
+                .step_controlled(&mut Chain(blend, hook), control_hook),
+            None => current.generation.step_controlled(hook, control_hook),
         }
         .map_err(|source| RenderError::Generate { frame, source })?;
         match stepped {
@@ -339,7 +405,7 @@ impl<'m, S: FrameSource> RenderSession<'m, S> {
             }
             None => (None, Vec::new()),
         };
-        let generation = Generation::travelling(
+        let mut generation = Generation::travelling(
             self.model,
             self.tokenizer,
             &request,
@@ -350,6 +416,9 @@ impl<'m, S: FrameSource> RenderSession<'m, S> {
             frame: spec.index,
             source,
         })?;
+        if let Some(control) = self.control_of(&spec) {
+            generation.set_control(control);
+        }
         self.clock.get_or_insert_with(Stopwatch::start);
         self.current = Some(Current {
             spec,
@@ -570,8 +639,7 @@ impl<'m, S: FrameSource> RenderSession<'m, S> {
             FrameRecord::new(&current.spec, &current.request, image.width, image.height);
         record.losses = current.losses;
         let record = record.as_stored();
-        let parameters =
-            frame_parameters(&current.request, &current.spec, &self.settings.model_label).to_text();
+        let parameters = self.parameters(&current.request, &current.spec);
         self.source.frame_done(&record, &image)?;
         self.frames_done += 1;
         Ok(FinishedFrame {
@@ -580,6 +648,24 @@ impl<'m, S: FrameSource> RenderSession<'m, S> {
             parameters,
             resumed: false,
         })
+    }
+
+    /// A1111's `parameters` of a frame, with the ControlNet's field when it had a hint.
+    fn parameters(&self, request: &Request, spec: &FrameSpec) -> String {
+        let mut parameters = frame_parameters(request, spec, &self.settings.model_label);
+        if let (Some(hint), Some(control)) = (&spec.hint, &self.settings.control) {
+            let value = control
+                .settings
+                .parameters_value(hint.module(), &control.model_label);
+            // A1111 writes its extensions' fields before its version.
+            let at = parameters
+                .fields
+                .iter()
+                .position(|(k, _)| k == "Version")
+                .unwrap_or(parameters.fields.len());
+            parameters.fields.insert(at, ("ControlNet 0".into(), value));
+        }
+        parameters.to_text()
     }
 
     /// A frame the source made itself (no sampling): recorded and handed out at once.

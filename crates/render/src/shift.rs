@@ -119,6 +119,7 @@ impl ShiftSource {
             travel: None,
             direct: None,
             output_size: None,
+            hint: None,
         }
     }
 }

@@ -30,6 +30,38 @@ pub struct RenderSettings {
     pub model_label: String,
     /// Temporal consistency between frames (off by default).
     pub temporal: keyshift_core::temporal::Temporal,
+    /// The ControlNet that guides frames with a hint ([`FrameSpec::hint`]); the session is given
+    /// the net itself ([`crate::RenderSession::with_controlnet`]).
+    pub control: Option<RenderControl>,
+}
+
+/// A render's ControlNet settings and the net's name for the records.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RenderControl {
+    /// Strength, guess mode, steps.
+    pub settings: keyshift_core::control::ControlSettings,
+    /// The ControlNet's name (`control_v11p_sd15_canny`).
+    pub model_label: String,
+}
+
+/// A ControlNet hint image for one frame, and what made it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hint {
+    /// `canny` (extracted from the frame), or the name of the hint image supplied.
+    pub source: String,
+    /// The hint at the render's size.
+    pub image: RgbImage,
+}
+
+impl Hint {
+    /// The preprocessor as A1111's ControlNet names it: `canny`, or `none` for a given image.
+    pub fn module(&self) -> &str {
+        if self.source == "canny" {
+            "canny"
+        } else {
+            "none"
+        }
+    }
 }
 
 /// One frame to render: everything that differs between frames.
@@ -61,6 +93,8 @@ pub struct FrameSpec {
     /// The finished frame resized to this (Lanczos) when it differs from the render's size
     /// (a video's frames come out at the source's size).
     pub output_size: Option<(usize, usize)>,
+    /// The ControlNet hint of this frame (none: the frame is rendered without ControlNet).
+    pub hint: Option<Hint>,
 }
 
 /// A prompt-travel frame's mix of two stages.

@@ -22,8 +22,33 @@ pub fn weight_schedule(block: &Block, total_steps: usize) -> WeightSchedule {
     }
 }
 
-/// The engine's blend for `interpolation` in runs of `total_steps`; `None` when no block is on.
-/// (`controlnet_config` applies to a ControlNet, which these renders do not run.)
+/// The ControlNet's attention blend (`controlnet_config`: its own schedule, tensors and
+/// `allow_names`, no latents); `None` when it blends nothing.
+pub fn control_blend_config(block: &Block, total_steps: usize) -> Option<FrameBlendConfig> {
+    if !block.is_on(true) {
+        return None;
+    }
+    let u = block.use_interpolation;
+    Some(FrameBlendConfig {
+        schedule: weight_schedule(block, total_steps),
+        layers: LayerFilter::Prefixes(
+            block
+                .allow_names
+                .iter()
+                .map(|p| p.prefix().to_owned())
+                .collect(),
+        ),
+        blend_probabilities: u.attention_probs,
+        blend_output: u.out_linear,
+        blend_heads: [u.query, u.key, u.value],
+        latents: None,
+        attention_res: block.attention_res,
+    })
+}
+
+/// The engine's blend for `interpolation` in runs of `total_steps` (the UNet's attention and
+/// the latents); `None` when neither block is on. The ControlNet's is
+/// [`control_blend_config`].
 pub fn frame_blend_config(
     interpolation: &Interpolation,
     total_steps: usize,
@@ -56,6 +81,8 @@ pub fn frame_blend_config(
 pub struct TemporalState {
     /// The attention and latent blend (its storage holds the previous frame's tensors).
     pub blend: Option<FrameBlend>,
+    /// The ControlNet's attention blend (`controlnet_config`).
+    pub control_blend: Option<FrameBlend>,
     colour: Option<keyshift_core::image::ColourSpace>,
     reference: Option<RgbImage>,
 }
@@ -69,6 +96,11 @@ impl TemporalState {
                 .as_ref()
                 .and_then(|i| frame_blend_config(i, total_steps))
                 .map(FrameBlend::new),
+            control_blend: temporal
+                .interpolation
+                .as_ref()
+                .and_then(|i| control_blend_config(&i.controlnet_config, total_steps))
+                .map(FrameBlend::new),
             colour: temporal.colour,
             reference: None,
         }
@@ -76,7 +108,10 @@ impl TemporalState {
 
     /// A diffused frame ended: what its steps stored becomes the previous frame's.
     pub fn frame_done(&mut self) {
-        if let Some(blend) = self.blend.as_mut() {
+        for blend in [self.blend.as_mut(), self.control_blend.as_mut()]
+            .into_iter()
+            .flatten()
+        {
             blend.next_frame();
         }
     }
@@ -104,7 +139,11 @@ impl TemporalState {
 
     /// Bytes held for the previous frame (f32 tensors on the model's device).
     pub fn stored_bytes(&self) -> usize {
-        self.blend.as_ref().map_or(0, |b| 4 * b.stored_floats())
+        [&self.blend, &self.control_blend]
+            .into_iter()
+            .flatten()
+            .map(|b| 4 * b.stored_floats())
+            .sum()
     }
 }
 

@@ -2,15 +2,51 @@
 //! (a constant, or any mode's schedule resolved per frame), the same seed for every frame as
 //! Attention-Interpolation does, and each output at the source's size. Temporal consistency
 //! (attention interpolation, colour matching to the first frame) comes from the render settings.
+//! A frame may carry a ControlNet hint: its canny edges (Attention-Interpolation's
+//! `CannyProcessor`), or an image of a hint sequence (depth, pose, … made elsewhere).
 
 use std::collections::BTreeMap;
 
-use keyshift_core::image::{RgbImage, lanczos_resize};
+use keyshift_core::image::{CANNY_HIGH, CANNY_LOW, RgbImage, canny_hint, lanczos_resize};
 use keyshift_sd::generate::InitImage;
 use serde_json::json;
 
 use crate::RenderError;
-use crate::source::{Finished, FrameSource, FrameSpec, RenderSettings};
+use crate::source::{Finished, FrameSource, FrameSpec, Hint, RenderSettings};
+
+/// Where a frame's ControlNet hint comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VideoHint {
+    /// The frame's canny edges (`Canny(50, 200)` of the frame at the render's size).
+    Canny,
+    /// A hint image (resized to the render's size).
+    Image {
+        /// Its name, for the records.
+        name: String,
+        /// Its pixels.
+        image: RgbImage,
+    },
+}
+
+impl VideoHint {
+    /// The hint for a frame whose pixels at the render's size are `frame`.
+    fn at_size(&self, frame: &RgbImage) -> Hint {
+        match self {
+            Self::Canny => Hint {
+                source: "canny".into(),
+                image: canny_hint(frame, CANNY_LOW, CANNY_HIGH),
+            },
+            Self::Image { name, image } => Hint {
+                source: name.clone(),
+                image: if (image.width, image.height) == (frame.width, frame.height) {
+                    image.clone()
+                } else {
+                    lanczos_resize(image, frame.width, frame.height)
+                },
+            },
+        }
+    }
+}
 
 /// One source frame and how it is rendered.
 #[derive(Debug, Clone)]
@@ -25,6 +61,8 @@ pub struct VideoFrame {
     pub negative: String,
     /// img2img denoising strength, 0 (keep) to 1 (replace).
     pub denoise: f64,
+    /// Its ControlNet hint, if the render has a ControlNet.
+    pub hint: Option<VideoHint>,
 }
 
 /// A video render's plan.
@@ -85,6 +123,7 @@ impl VideoSource {
         };
         let mut extra = BTreeMap::new();
         extra.insert("source".into(), json!(frame.name));
+        let hint = frame.hint.as_ref().map(|h| h.at_size(&image));
         Some(FrameSpec {
             index,
             prompt: frame.prompt.clone(),
@@ -98,6 +137,7 @@ impl VideoSource {
             }),
             extra,
             output_size: Some(source),
+            hint,
             ..FrameSpec::default()
         })
     }

@@ -38,6 +38,7 @@ fn settings(upscale: f64) -> RenderSettings {
         upscale,
         model_label: "tiny".into(),
         temporal: keyshift_core::temporal::Temporal::default(),
+        control: None,
     }
 }
 
@@ -55,6 +56,7 @@ fn spec(seed: u64, strength: f64) -> FrameSpec {
         travel: None,
         direct: None,
         output_size: None,
+        hint: None,
     }
 }
 

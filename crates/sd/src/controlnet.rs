@@ -81,6 +81,15 @@ impl ControlNetConfig {
     }
 }
 
+/// How strongly a ControlNet's residuals count.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Strength {
+    /// `conditioning_scale`.
+    pub scale: f64,
+    /// Guess mode's growing scales (see [`Residuals::scaled`]).
+    pub guess_mode: bool,
+}
+
 /// What a ControlNet adds to the UNet: one tensor per skip connection (in the order the down
 /// path makes them) and one for the middle block's output.
 #[derive(Debug, Clone)]
@@ -268,7 +277,8 @@ impl ControlNet {
     }
 
     /// The residuals for the latent `x` at `timestep` with the text `context` and the `hint`,
-    /// multiplied as [`Residuals::scaled`] says (`guess_mode` is forced for a pooled net).
+    /// multiplied as [`Residuals::scaled`] says by `strength` (guess mode is forced for a pooled
+    /// net).
     /// Attention calls go to `hook` under the UNet's layer names.
     ///
     /// # Shapes
@@ -281,8 +291,7 @@ impl ControlNet {
         timestep: f64,
         context: &Tensor<3>,
         hint: Tensor<4>,
-        scale: f64,
-        guess_mode: bool,
+        strength: Strength,
         hook: &mut dyn AttentionHook,
     ) -> Residuals {
         let [b, _, _, _] = x.dims();
@@ -310,7 +319,8 @@ impl ControlNet {
                 .collect(),
             mid: self.mid_out.forward(h),
         };
-        let residuals = residuals.scaled(scale, guess_mode || self.global_pool);
+        let guess = strength.guess_mode || self.global_pool;
+        let residuals = residuals.scaled(strength.scale, guess);
         if self.global_pool {
             residuals.pooled()
         } else {

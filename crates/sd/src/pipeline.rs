@@ -6,7 +6,7 @@ use burn::tensor::{Device, Tensor, TensorData};
 use keyshift_core::noise::TorchRng;
 use keyshift_core::schedule::{StepCoefficients, StepPlan, needs_uncond};
 
-use crate::controlnet::{ControlNet, Residuals};
+use crate::controlnet::{ControlNet, Residuals, Strength};
 use crate::embeddings::guidance_embedding;
 use crate::hooks::AttentionHook;
 use crate::unet::Unet;
@@ -364,8 +364,10 @@ fn control_residuals(
         timestep,
         &Tensor::cat(used, 0),
         control.hint.clone().repeat_dim(0, n * b),
-        scale,
-        guess,
+        Strength {
+            scale,
+            guess_mode: guess,
+        },
         hook,
     );
     Some(if skip > 0 {

@@ -4,7 +4,8 @@
 //! diffusers' `StableDiffusionControlNetPipeline` (plain, guess mode, guess mode starting at half).
 #![allow(
     clippy::unwrap_used,
-    reason = "test helpers: a panic is how a test fails"
+    clippy::disallowed_methods,
+    reason = "test helpers read fixtures; a panic is how a test fails"
 )]
 
 use std::path::PathBuf;
@@ -13,7 +14,7 @@ use keyshift_core::schedule::{NoiseSchedule, Sampler, ScheduleConfig, StepPlan};
 use keyshift_core::tokens::{ClipTokenizer, ModelFamily};
 use keyshift_sd::Device;
 use keyshift_sd::conditioning::TextEncoder;
-use keyshift_sd::controlnet::{ControlNet, ControlNetConfig, hint_tensor};
+use keyshift_sd::controlnet::{ControlNet, ControlNetConfig, Strength, hint_tensor};
 use keyshift_sd::hooks::NoHook;
 use keyshift_sd::model::{DirFolder, SdModel};
 use keyshift_sd::pipeline::{
@@ -110,7 +111,11 @@ fn check_residuals(f: &mut Fixture, net: &ControlNet, guess: bool, what: &str) {
     let sample = latent(sample, [1, 4, 32, 32], &f.device);
     let context = f.encode(PROMPT);
     let hint = f.hint();
-    let r = net.forward(sample, 500.0, &context, hint, SCALE, guess, &mut NoHook);
+    let strength = Strength {
+        scale: SCALE,
+        guess_mode: guess,
+    };
+    let r = net.forward(sample, 500.0, &context, hint, strength, &mut NoHook);
     let tag = if guess { "guess" } else { "plain" };
     assert_eq!(r.down.len(), 6, "{what}: one residual per skip connection");
     for (i, t) in r.down.into_iter().enumerate() {

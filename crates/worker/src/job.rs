@@ -88,6 +88,7 @@ pub fn single_frame(
         travel: None,
         direct: None,
         output_size: None,
+        hint: None,
     };
     (settings, SingleFrame::new(spec))
 }
@@ -103,6 +104,7 @@ pub fn render_settings(request: &Request, upscale: f64, label: &str) -> RenderSe
         upscale,
         model_label: label.to_owned(),
         temporal: keyshift_core::temporal::Temporal::default(),
+        control: None,
     }
 }
 
@@ -208,6 +210,7 @@ pub fn video_plan(
             prompt: job.frame.prompt.clone(),
             negative: job.frame.negative.clone(),
             denoise: video.denoise,
+            hint: None,
         })
         .collect();
     let options = keyshift_render::VideoOptions {
@@ -291,6 +294,7 @@ pub fn frame_again(record: &FrameRecord) -> SingleFrame {
         travel: None,
         direct: None,
         output_size: None,
+        hint: None,
     })
 }
 

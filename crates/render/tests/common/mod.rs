@@ -34,6 +34,7 @@ pub fn settings(steps: usize) -> RenderSettings {
         upscale: 1.0,
         model_label: "tiny".into(),
         temporal: keyshift_core::temporal::Temporal::default(),
+        control: None,
     }
 }
 
