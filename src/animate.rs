@@ -356,6 +356,7 @@ impl Animate {
             resume: false,
             temporal: Box::new(project.animation.temporal.clone()),
             video,
+            control: None,
         };
         self.show(CurrentRender::new(id, Some(job.clone())));
         self.set_running(job.frame.job);

@@ -804,6 +804,7 @@ impl Studio {
                 init_image: None,
                 heatmap: (!self.heatmap_tokens.is_empty())
                     .then(|| self.heatmap_tokens.iter().copied().collect()),
+                control: None,
             });
         }
         self.batch_size = batch;

@@ -8,7 +8,7 @@ use keyshift_core::control::ControlSettings;
 use keyshift_core::image::{CANNY_HIGH, CANNY_LOW, RgbImage, canny_hint, lanczos_resize};
 use keyshift_render::{Hint, RenderControl, VideoHint};
 use keyshift_sd::Device;
-use keyshift_sd::controlnet::{ControlNet, ControlNetConfig};
+use keyshift_sd::controlnet::ControlNet;
 use keyshift_sd::model::{DirFolder, SdModel};
 use keyshift_sd::weights::{FileSource, Precision, SafetensorsFile};
 
@@ -55,34 +55,10 @@ pub fn load_controlnet(
         ControlNet::load_single_file(file, &model.info.unet, precision, device)
     };
     let (net, config) = loaded.map_err(|e| format!("--controlnet {}: {e}", path.display()))?;
-    check_fits(&config, model).map_err(|e| format!("--controlnet {}: {e}", path.display()))?;
+    config
+        .check_fits(&model.info)
+        .map_err(|e| format!("--controlnet {}: {e}", path.display()))?;
     Ok(Some(net))
-}
-
-/// A ControlNet must copy the model's UNet and see hints at the image's size.
-fn check_fits(config: &ControlNetConfig, model: &SdModel) -> Result<(), String> {
-    let (net, unet) = (&config.unet, &model.info.unet);
-    if net.block_out_channels != unet.block_out_channels
-        || net.layers_per_block != unet.layers_per_block
-        || net.cross_attention_dim != unet.cross_attention_dim
-    {
-        return Err(format!(
-            "it was made for another model (channels {:?}, text width {}; this model has {:?}, \
-             {})",
-            net.block_out_channels,
-            net.cross_attention_dim,
-            unet.block_out_channels,
-            unet.cross_attention_dim
-        ));
-    }
-    let vae = model.info.vae.downscale();
-    if config.hint_downscale() != vae {
-        return Err(format!(
-            "its hint encoder shrinks images {}× but this model's latents are {vae}× smaller",
-            config.hint_downscale()
-        ));
-    }
-    Ok(())
 }
 
 /// The render's ControlNet settings from the options; `None` without `--controlnet`.

@@ -79,6 +79,33 @@ impl ControlNetConfig {
     pub fn hint_downscale(&self) -> usize {
         1 << self.hint_channels.len().saturating_sub(1)
     }
+
+    /// Whether the ControlNet can guide `model`: it copies its UNet (channels, resnets, text
+    /// width) and sees hints at the image's size; otherwise why not.
+    pub fn check_fits(&self, model: &crate::model::ModelInfo) -> Result<(), String> {
+        let (net, unet) = (&self.unet, &model.unet);
+        if net.block_out_channels != unet.block_out_channels
+            || net.layers_per_block != unet.layers_per_block
+            || net.cross_attention_dim != unet.cross_attention_dim
+        {
+            return Err(format!(
+                "it was made for another model (channels {:?}, text width {}; this model has \
+                 {:?}, {})",
+                net.block_out_channels,
+                net.cross_attention_dim,
+                unet.block_out_channels,
+                unet.cross_attention_dim
+            ));
+        }
+        let vae = model.vae.downscale();
+        if self.hint_downscale() != vae {
+            return Err(format!(
+                "its hint encoder shrinks images {}× but this model's latents are {vae}× smaller",
+                self.hint_downscale()
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// How strongly a ControlNet's residuals count.

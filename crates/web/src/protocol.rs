@@ -131,6 +131,35 @@ pub struct GenerateJob {
     /// and step) and send the map with the image; empty: every position after the first.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub heatmap: Option<Vec<usize>>,
+    /// Guide the image with the loaded ControlNet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub control: Option<Box<ControlJob>>,
+}
+
+/// How the loaded ControlNet guides a job.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ControlJob {
+    /// Strength, guess mode, steps.
+    pub settings: keyshift_core::control::ControlSettings,
+    /// The hint is the canny edges (50, 200) of the control image, or of each video frame;
+    /// otherwise the control image is the hint itself.
+    pub canny: bool,
+    /// A single image's control image (its RGB bytes are the last attached Blob); a video
+    /// render's hints are its frames' edges.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<ImageSize>,
+    /// The control image, filled in by the worker from the attached Blob (not on the wire).
+    #[serde(skip)]
+    pub image_data: Option<Box<keyshift_core::image::RgbImage>>,
+}
+
+/// An image's size (its RGB bytes travel as an attached Blob).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageSize {
+    /// Width in pixels.
+    pub width: u32,
+    /// Height in pixels.
+    pub height: u32,
 }
 
 /// An img2img init image as sent: its size (the RGB bytes are the attached Blob) and how much
@@ -174,6 +203,9 @@ pub struct RenderJob {
     /// after another, are the attached Blob).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub video: Option<Box<VideoJob>>,
+    /// Video input guided by the loaded ControlNet (the hints are the frames' canny edges).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub control: Option<Box<ControlJob>>,
 }
 
 /// A video's frames as sent for video input.
@@ -399,6 +431,15 @@ pub enum ToWorker {
         /// Sampling steps (prompt editing depends on them).
         steps: u32,
     },
+    /// Fetch (or read from the cache) and load a ControlNet for the loaded model, replacing
+    /// the loaded ControlNet.
+    LoadControlNet {
+        /// The ControlNet (a diffusers folder: `config.json` and its weights; or one original
+        /// file).
+        controlnet: ModelSpec,
+    },
+    /// Free the loaded ControlNet.
+    UnloadControlNet,
     /// Report the cached models and the storage estimate.
     ListCache,
     /// Delete a cached model, then report the cache.
@@ -443,6 +484,8 @@ pub enum Stage {
     SelfTest,
     /// Fetching or loading a model.
     Model,
+    /// Fetching or loading a ControlNet.
+    ControlNet,
     /// Making an image.
     Generate,
     /// Rendering an animation, or reading or writing the frame store.
@@ -525,6 +568,19 @@ pub enum FromWorker {
         #[serde(default)]
         layers: Vec<(String, usize)>,
     },
+    /// The ControlNet is loaded (a model loading afterwards drops it).
+    ControlNetReady {
+        /// Its [`ModelSpec::id`].
+        id: String,
+        /// Bytes fetched over the network (0 from the cache).
+        fetched_bytes: u64,
+        /// Whether it was read from the offline cache.
+        from_cache: bool,
+        /// From the request to ready, in milliseconds.
+        load_ms: f64,
+    },
+    /// The ControlNet was freed (asked to, or because another model was loaded).
+    ControlNetUnloaded,
     /// A step finished.
     Progress {
         /// The job.
@@ -779,6 +835,13 @@ mod tests {
         let messages = vec![
             FromWorker::Started,
             FromWorker::DeviceReady { init_ms: 12.5 },
+            FromWorker::ControlNetReady {
+                id: "control_v11p_sd15_canny".into(),
+                fetched_bytes: 10,
+                from_cache: false,
+                load_ms: 5.0,
+            },
+            FromWorker::ControlNetUnloaded,
             FromWorker::SelfTest {
                 report: SelfTestReport {
                     matmul: check("matmul"),
@@ -915,9 +978,25 @@ mod tests {
             init: None,
             init_image: None,
             heatmap: None,
+            control: Some(Box::new(ControlJob {
+                settings: keyshift_core::control::ControlSettings {
+                    guess_mode: true,
+                    ..Default::default()
+                },
+                canny: true,
+                image: Some(ImageSize {
+                    width: 64,
+                    height: 48,
+                }),
+                image_data: None,
+            })),
         };
         for m in [
             ToWorker::RunSelfTest,
+            ToWorker::LoadControlNet {
+                controlnet: model.clone(),
+            },
+            ToWorker::UnloadControlNet,
             ToWorker::LoadModel {
                 model: model.clone(),
                 backend: ComputeBackend::Cpu,
@@ -1003,6 +1082,7 @@ mod tests {
                 init: None,
                 init_image: None,
                 heatmap: None,
+                control: None,
             },
             shift: ShiftSettings {
                 shift_steps: 3,
@@ -1032,6 +1112,7 @@ mod tests {
                 denoise: 0.5,
                 frames: Vec::new(),
             })),
+            control: None,
         }
     }
 

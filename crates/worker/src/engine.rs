@@ -67,7 +67,9 @@ async fn run(state: &WorkerState, job: GenerateJob) -> Result<(), String> {
     if let Some(limit) = loaded.limit {
         check_fits(&job, &loaded.model.info, limit)?;
     }
-    let (settings, source) = single_frame(&job, &request, &loaded.label);
+    let control = state.control();
+    let label = control.as_ref().map(|c| c.label.as_str());
+    let (settings, source) = single_frame(&job, &request, &loaded.label, label)?;
     let mut tap = job
         .heatmap
         .as_ref()
@@ -84,6 +86,9 @@ async fn run(state: &WorkerState, job: GenerateJob) -> Result<(), String> {
         settings,
         source,
     );
+    if let Some(control) = control.as_ref().filter(|_| job.control.is_some()) {
+        session.with_controlnet(&control.net);
+    }
     let mut sampling_ms = 0.0;
     let mut steps = 1;
     loop {

@@ -1,7 +1,7 @@
 //! Turning worker messages into engine requests, and results into messages: plain functions,
 //! tested natively.
 
-use keyshift_core::image::lanczos_resize;
+use keyshift_core::image::{CANNY_HIGH, CANNY_LOW, canny_hint, lanczos_resize};
 use keyshift_core::parameters::parse_sampler;
 use keyshift_core::parseq::document::Document;
 use keyshift_core::pngtext;
@@ -9,8 +9,9 @@ use keyshift_core::prompt::split_and;
 use keyshift_core::schedule::needs_uncond;
 use keyshift_core::travel::{EmbryoStep, Slice};
 use keyshift_render::{
-    AnimationSource, FrameRecord, FrameSpec, ParseqOptions, ParseqSource, RenderSettings,
-    ShiftOptions, ShiftSource, SingleFrame, TravelGapOptions, TravelOptions, TravelSource,
+    AnimationSource, FrameRecord, FrameSpec, Hint, ParseqOptions, ParseqSource, RenderControl,
+    RenderSettings, ShiftOptions, ShiftSource, SingleFrame, TravelGapOptions, TravelOptions,
+    TravelSource, VideoHint,
 };
 use keyshift_sd::generate::{InitImage, Request, RgbImage, size_multiple};
 use keyshift_sd::limits;
@@ -18,8 +19,8 @@ use keyshift_sd::model::{ModelInfo, Prediction, SdModel};
 use keyshift_sd::weights::Precision;
 use keyshift_web::cache::bytes_text;
 use keyshift_web::protocol::{
-    ComputeBackend, FrameInfo, FrameStages, GenerateJob, ModelPrecision, ParseqSettings, RenderJob,
-    TravelSettings,
+    ComputeBackend, ControlJob, FrameInfo, FrameStages, GenerateJob, ModelPrecision,
+    ParseqSettings, RenderJob, TravelSettings,
 };
 
 /// The engine request for `job` on `model`, or why it cannot run.
@@ -53,14 +54,61 @@ pub fn request_for(job: &GenerateJob, model: &SdModel) -> Result<Request, String
     })
 }
 
+/// The render layer's ControlNet settings for `control`, with the loaded ControlNet's name
+/// (`None`: none is loaded, and the job cannot run).
+pub fn render_control(
+    control: &ControlJob,
+    controlnet: Option<&str>,
+) -> Result<RenderControl, String> {
+    let model_label = controlnet
+        .ok_or("no ControlNet is loaded: load one in the ControlNet panel, or turn it off")?;
+    control.settings.check().map_err(|e| e.to_string())?;
+    Ok(RenderControl {
+        settings: control.settings.clone(),
+        model_label: model_label.to_owned(),
+    })
+}
+
+/// A single image's hint at `width × height`: the control image (or, without one, the init
+/// image), resized with Lanczos, as it is or as its canny edges.
+pub fn control_hint(
+    control: &ControlJob,
+    width: usize,
+    height: usize,
+    init: Option<&RgbImage>,
+) -> Result<Hint, String> {
+    let image = control
+        .image_data
+        .as_deref()
+        .or(init)
+        .ok_or("the ControlNet needs a control image (or an init image to take it from)")?;
+    let image = if (image.width, image.height) == (width, height) {
+        image.clone()
+    } else {
+        lanczos_resize(image, width, height)
+    };
+    Ok(if control.canny {
+        Hint {
+            source: "canny".into(),
+            image: canny_hint(&image, CANNY_LOW, CANNY_HIGH),
+        }
+    } else {
+        Hint {
+            source: "control image".into(),
+            image,
+        }
+    })
+}
+
 /// The one-frame render plan of `job` (checked by [`request_for`] into `request`): the settings
-/// and the frame the render layer makes it from.
+/// and the frame the render layer makes it from. `controlnet` names the loaded ControlNet.
 pub fn single_frame(
     job: &GenerateJob,
     request: &Request,
     label: &str,
-) -> (RenderSettings, SingleFrame) {
-    let settings = render_settings(request, 1.0, label);
+    controlnet: Option<&str>,
+) -> Result<(RenderSettings, SingleFrame), String> {
+    let mut settings = render_settings(request, 1.0, label);
     let init = job
         .init
         .zip(job.init_image.as_deref())
@@ -75,6 +123,19 @@ pub fn single_frame(
                 strength: spec.strength,
             }
         });
+    let hint = match job.control.as_deref() {
+        Some(control) => {
+            settings.control = Some(render_control(control, controlnet)?);
+            let init_image = init.as_ref().map(|i| &i.image);
+            Some(control_hint(
+                control,
+                request.width,
+                request.height,
+                init_image,
+            )?)
+        }
+        None => None,
+    };
     let spec = FrameSpec {
         index: 0,
         prompt: job.prompt.clone(),
@@ -88,9 +149,9 @@ pub fn single_frame(
         travel: None,
         direct: None,
         output_size: None,
-        hint: None,
+        hint,
     };
-    (settings, SingleFrame::new(spec))
+    Ok((settings, SingleFrame::new(spec)))
 }
 
 /// The render settings every frame of `job` shares (checked by [`request_for`] into `request`).
@@ -200,6 +261,9 @@ pub fn video_plan(
             video.frames.len()
         ));
     }
+    if job.control.as_ref().is_some_and(|c| !c.canny) {
+        return Err("a video's ControlNet hints are its frames' canny edges".into());
+    }
     let frames = video
         .frames
         .iter()
@@ -210,7 +274,7 @@ pub fn video_plan(
             prompt: job.frame.prompt.clone(),
             negative: job.frame.negative.clone(),
             denoise: video.denoise,
-            hint: None,
+            hint: job.control.as_ref().map(|_| VideoHint::Canny),
         })
         .collect();
     let options = keyshift_render::VideoOptions {
@@ -513,6 +577,7 @@ mod tests {
             init: None,
             init_image: None,
             heatmap: None,
+            control: None,
         }
     }
 
@@ -532,7 +597,7 @@ mod tests {
         use keyshift_render::{FrameSource, RenderSession, frame_parameters};
         let model = model();
         let request = request_for(&job(), &model).unwrap();
-        let (settings, mut source) = single_frame(&job(), &request, "tiny");
+        let (settings, mut source) = single_frame(&job(), &request, "tiny", None).unwrap();
         let spec = source.next_frame().unwrap().unwrap();
         assert!(source.next_frame().unwrap().is_none(), "one frame");
         let tokenizer = keyshift_core::tokens::ClipTokenizer::embedded().unwrap();
@@ -579,6 +644,7 @@ mod tests {
             resume: false,
             temporal: Box::default(),
             video: None,
+            control: None,
         }
     }
 
@@ -617,6 +683,91 @@ mod tests {
         job.video.as_mut().unwrap().frames.clear();
         let err = animation_plan(&job, &request, "tiny").err().unwrap();
         assert!(err.contains("pick the video again"), "{err}");
+    }
+
+    fn control(canny: bool) -> Box<ControlJob> {
+        Box::new(ControlJob {
+            settings: keyshift_core::control::ControlSettings::default(),
+            canny,
+            image: None,
+            image_data: None,
+        })
+    }
+
+    #[test]
+    fn a_controlled_image_takes_its_hint_from_the_control_or_init_image() {
+        use keyshift_render::FrameSource;
+        let model = model();
+        let mut job = job();
+        job.control = Some(control(true));
+        let request = request_for(&job, &model).unwrap();
+        let err = single_frame(&job, &request, "tiny", Some("cn"))
+            .err()
+            .unwrap();
+        assert!(err.contains("needs a control image"), "{err}");
+        let err = single_frame(&job, &request, "tiny", None).err().unwrap();
+        assert!(err.contains("no ControlNet is loaded"), "{err}");
+        // A 32x32 control image with a bright square: resized to 64x64, then its edges.
+        let mut data = vec![0u8; 32 * 32 * 3];
+        for y in 8..24 {
+            for x in 8..24 {
+                data[(y * 32 + x) * 3..][..3].fill(230);
+            }
+        }
+        let image = RgbImage {
+            width: 32,
+            height: 32,
+            data,
+        };
+        job.control.as_mut().unwrap().image_data = Some(Box::new(image.clone()));
+        let (settings, mut source) = single_frame(&job, &request, "tiny", Some("cn")).unwrap();
+        assert_eq!(settings.control.unwrap().model_label, "cn");
+        let hint = source.next_frame().unwrap().unwrap().hint.unwrap();
+        let want = canny_hint(&lanczos_resize(&image, 64, 64), CANNY_LOW, CANNY_HIGH);
+        assert_eq!((hint.source.as_str(), &hint.image), ("canny", &want));
+        assert!(want.data.iter().any(|&v| v == 255), "the square has edges");
+        // Without canny the image is the hint; bad settings are refused by name.
+        let c = job.control.as_mut().unwrap();
+        c.canny = false;
+        c.settings.end = 0.0;
+        let err = single_frame(&job, &request, "tiny", Some("cn"))
+            .err()
+            .unwrap();
+        assert!(err.contains("start 0 and end 0"), "{err}");
+        job.control.as_mut().unwrap().settings.end = 1.0;
+        let (_, mut source) = single_frame(&job, &request, "tiny", Some("cn")).unwrap();
+        let hint = source.next_frame().unwrap().unwrap().hint.unwrap();
+        assert_eq!(hint.image, lanczos_resize(&image, 64, 64));
+    }
+
+    #[test]
+    fn a_controlled_video_hints_each_frame_with_its_edges() {
+        use keyshift_render::FrameSource;
+        let model = model();
+        let mut job = render_job("a cat");
+        let mut data = vec![20u8; 64 * 64 * 3];
+        data[..64 * 32 * 3].fill(220);
+        let frame = RgbImage {
+            width: 64,
+            height: 64,
+            data,
+        };
+        job.video = Some(Box::new(keyshift_web::protocol::VideoJob {
+            width: 64,
+            height: 64,
+            names: vec!["frame 0".into()],
+            fps: 5.0,
+            denoise: 0.6,
+            frames: vec![frame.clone()],
+        }));
+        job.control = Some(control(true));
+        let request = request_for(&job.frame, &model).unwrap();
+        let (_, mut source) = animation_plan(&job, &request, "tiny").unwrap();
+        let hint = source.next_frame().unwrap().unwrap().hint.unwrap();
+        assert_eq!(hint.image, canny_hint(&frame, CANNY_LOW, CANNY_HIGH));
+        job.control = Some(control(false));
+        let err = animation_plan(&job, &request, "tiny").err().unwrap();
+        assert!(err.contains("canny edges"), "{err}");
     }
 
     #[test]

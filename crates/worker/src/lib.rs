@@ -189,6 +189,38 @@ pub(crate) mod entry {
         }))
     }
 
+    /// A generate job's attached images: the init image's RGB bytes first, the ControlNet's
+    /// control image's last.
+    fn generate_images(
+        job: &mut keyshift_web::protocol::GenerateJob,
+        mut attached: Vec<web_sys::Blob>,
+    ) -> Result<(), String> {
+        let control_size = job.control.as_ref().and_then(|c| c.image);
+        let control_blob = match control_size {
+            Some(_) => Some(attached.pop().ok_or("the control image did not arrive")?),
+            None => None,
+        };
+        job.init_image = init_image(job, attached)?.map(Box::new);
+        if let (Some(control), Some(size), Some(blob)) =
+            (job.control.as_mut(), control_size, control_blob)
+        {
+            let data = attached_bytes(vec![blob])?;
+            let (width, height) = (size.width as usize, size.height as usize);
+            if data.len() != width * height * 3 || width == 0 {
+                return Err(format!(
+                    "the control image's {} bytes are not {width}x{height} RGB",
+                    data.len()
+                ));
+            }
+            control.image_data = Some(Box::new(keyshift_core::image::RgbImage {
+                width,
+                height,
+                data,
+            }));
+        }
+        Ok(())
+    }
+
     /// Handles one message from the UI thread.
     fn handle(state: &Rc<WorkerState>, message: ToWorker, attached: Vec<web_sys::Blob>) {
         let shared = Rc::clone(state);
@@ -209,11 +241,8 @@ pub(crate) mod entry {
                     message,
                 }),
             },
-            ToWorker::Generate { mut job } => match init_image(&job, attached) {
-                Ok(image) => {
-                    job.init_image = image.map(Box::new);
-                    engine::enqueue(state, Job::Generate(job));
-                }
+            ToWorker::Generate { mut job } => match generate_images(&mut job, attached) {
+                Ok(()) => engine::enqueue(state, Job::Generate(job)),
                 Err(message) => scope::post(&FromWorker::Failed {
                     stage: Stage::Generate,
                     message,
@@ -243,6 +272,10 @@ pub(crate) mod entry {
                 result: audio_samples(attached)
                     .map(|s| Box::new(keyshift_core::audio::analyse(&s, rate, &options, columns))),
             }),
+            ToWorker::LoadControlNet { controlnet } => {
+                spawn_local(models::load_controlnet(shared, controlnet));
+            }
+            ToWorker::UnloadControlNet => models::unload_controlnet(state),
             ToWorker::ListCache => spawn_local(models::report_cache()),
             ToWorker::DeleteCached { id } => spawn_local(models::delete_cached(id)),
             ToWorker::ListRenders => spawn_local(render::report()),

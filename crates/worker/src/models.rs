@@ -6,6 +6,7 @@ use std::rc::Rc;
 use keyshift_core::tokens::ClipTokenizer;
 use keyshift_sd::clock::Stopwatch;
 use keyshift_sd::config::ClipConfig;
+use keyshift_sd::controlnet::ControlNet;
 use keyshift_sd::model::{Folder, PREPARED_WEIGHTS, SdModel};
 use keyshift_sd::taesd::Taesd;
 use keyshift_sd::weights::stream::StreamingWriter;
@@ -36,6 +37,66 @@ pub(crate) struct Loaded {
     pub(crate) previewer: Option<Taesd>,
     /// Bytes per buffer the WebGPU device allows (`None` on the CPU).
     pub(crate) limit: Option<u64>,
+}
+
+/// A ControlNet ready to guide the loaded model.
+pub(crate) struct LoadedControl {
+    pub(crate) net: ControlNet,
+    /// Its name for the records (the model id's last part, `control_v11p_sd15_canny`).
+    pub(crate) label: String,
+}
+
+/// Fetches and loads the ControlNet `spec` onto the loaded model's device; reports
+/// `ControlNetReady` or `Failed { ControlNet }`.
+pub async fn load_controlnet(state: Rc<WorkerState>, spec: ModelSpec) {
+    if let Err(message) = try_load_controlnet(&state, spec).await {
+        fail(Stage::ControlNet, message);
+    }
+}
+
+async fn try_load_controlnet(state: &WorkerState, spec: ModelSpec) -> Result<(), String> {
+    let clock = Stopwatch::start();
+    let loaded = state
+        .loaded()
+        .ok_or("load a model first: a ControlNet guides the loaded model")?;
+    state.control.replace(None);
+    let (folder, fetched, from_cache) = fetch_model(&spec).await?;
+    let precision = engine_precision(spec.precision);
+    let (net, config) = match spec.layout {
+        ModelLayout::Diffusers => ControlNet::load_diffusers(&folder, precision, &loaded.device),
+        ModelLayout::SingleFile => {
+            let first = spec.files.first().ok_or("the ControlNet lists no files")?;
+            let blob = folder
+                .get(&first.path)
+                .cloned()
+                .ok_or_else(|| format!("{}: missing", first.path))?;
+            let file = SafetensorsFile::open(&first.path, Box::new(BlobSource::new(blob)?))
+                .map_err(|e| e.to_string())?;
+            ControlNet::load_single_file(file, &loaded.model.info.unet, precision, &loaded.device)
+        }
+    }
+    .map_err(|e| format!("{}: {e}", spec.label))?;
+    config
+        .check_fits(&loaded.model.info)
+        .map_err(|e| format!("{}: {e}", spec.label))?;
+    let label = spec.id.rsplit('/').next().unwrap_or(&spec.id).to_owned();
+    state
+        .control
+        .replace(Some(Rc::new(LoadedControl { net, label })));
+    scope::post(&FromWorker::ControlNetReady {
+        id: spec.id,
+        fetched_bytes: fetched,
+        from_cache,
+        load_ms: clock.elapsed_ms(),
+    });
+    Ok(())
+}
+
+/// Frees the ControlNet (if one is loaded) and says so.
+pub fn unload_controlnet(state: &WorkerState) {
+    if state.control.replace(None).is_some() {
+        scope::post(&FromWorker::ControlNetUnloaded);
+    }
 }
 
 /// Posts the token counts of the prompt boxes.
@@ -93,6 +154,8 @@ async fn try_load(
 ) -> Result<(), String> {
     let clock = Stopwatch::start();
     state.loaded.replace(None);
+    // A ControlNet belongs to the model it was loaded for (and its device).
+    unload_controlnet(state);
     let heap_before = crate::heap::reset_peak();
     let precision = engine_precision(spec.precision);
     if spec.files.is_empty() {

@@ -99,6 +99,7 @@ mod tests {
             init: None,
             init_image: None,
             heatmap: None,
+            control: None,
         })
     }
 

@@ -34,6 +34,11 @@ pub async fn run(state: &WorkerState, job: RenderJob) -> Result<(), String> {
     }
     let (mut settings, source) = animation_plan(&job, &request, &loaded.label)?;
     settings.temporal = (*job.temporal).clone();
+    let control = state.control();
+    if let Some(c) = job.control.as_deref() {
+        let label = control.as_ref().map(|l| l.label.as_str());
+        settings.control = Some(crate::job::render_control(c, label)?);
+    }
     let (store, stored) = open_store(&job).await?;
     let mut session = RenderSession::new(
         &loaded.model,
@@ -43,6 +48,9 @@ pub async fn run(state: &WorkerState, job: RenderJob) -> Result<(), String> {
         source,
     );
     session.resume_with(stored);
+    if let Some(control) = control.as_ref().filter(|_| job.control.is_some()) {
+        session.with_controlnet(&control.net);
+    }
     let report = StepReport {
         job: job.frame.job,
         preview_every: job.frame.preview_every,

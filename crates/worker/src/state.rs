@@ -7,7 +7,7 @@ use std::rc::Rc;
 use keyshift_core::tokens::ClipTokenizer;
 use keyshift_sd::Device;
 
-use crate::models::Loaded;
+use crate::models::{Loaded, LoadedControl};
 use crate::queue::JobQueue;
 
 /// Everything the worker keeps between messages.
@@ -15,6 +15,8 @@ use crate::queue::JobQueue;
 pub struct WorkerState {
     /// The model ready to generate with.
     pub(crate) loaded: RefCell<Option<Rc<Loaded>>>,
+    /// The ControlNet for the loaded model.
+    pub(crate) control: RefCell<Option<Rc<LoadedControl>>>,
     /// Waiting jobs and cancellations.
     pub(crate) queue: RefCell<JobQueue>,
     tokenizer: RefCell<Option<Rc<ClipTokenizer>>>,
@@ -26,6 +28,11 @@ impl WorkerState {
     /// The loaded model, if any.
     pub(crate) fn loaded(&self) -> Option<Rc<Loaded>> {
         self.loaded.borrow().clone()
+    }
+
+    /// The loaded ControlNet, if any.
+    pub(crate) fn control(&self) -> Option<Rc<LoadedControl>> {
+        self.control.borrow().clone()
     }
 
     /// The CLIP tokenizer (built once: inflating the vocabulary takes a moment).
