@@ -288,6 +288,7 @@ impl Animate {
         id: String,
         random: u32,
         (frames, multiple): (&VideoFrames, u32),
+        control: Option<Box<keyshift_web::protocol::ControlJob>>,
     ) -> Result<ToWorker, String> {
         let v = &project.animation.video;
         if frames.indices.is_empty() {
@@ -309,7 +310,14 @@ impl Animate {
             denoise: v.denoise,
             frames: Vec::new(),
         };
-        self.start_with(&project, id, random, Some(Box::new(video)))
+        let mut message = self.start_with(&project, id, random, Some(Box::new(video)))?;
+        if let ToWorker::Render { job } = &mut message {
+            job.control = control;
+            if let Some(r) = self.render.as_mut() {
+                r.job = Some(job.clone());
+            }
+        }
+        Ok(message)
     }
 
     fn start_with(
@@ -346,6 +354,7 @@ impl Animate {
                 init: None,
                 init_image: None,
                 heatmap: None,
+                control: None,
             },
             shift: project.animation.shift.clone(),
             travel: (project.animation.mode == AnimationMode::PromptTravel)

@@ -109,25 +109,35 @@ impl Views {
     }
 }
 
-/// Sends `message`; a Generate job with an init image goes with the image's RGB bytes attached
-/// (a Blob, not copied into the message).
+/// Sends `message`; a Generate job goes with its images' RGB bytes attached (Blobs, not copied
+/// into the message): the init image first, the ControlNet's control image last.
 fn send_job(handle: Handle, studio: RwSignal<Studio>, message: &ToWorker) {
-    let init = match message {
-        ToWorker::Generate { job } if job.init.is_some() => {
-            studio.with_untracked(|s| s.init.as_ref().map(|i| browser::bytes_blob(&i.rgb)))
-        }
-        _ => None,
-    };
-    match init.flatten() {
-        Some(blob) => handle.with_value(|h| {
-            if let Some(h) = h
-                && let Err(e) = h.send_with(message, &[blob])
-            {
-                tracing::warn!("could not reach the worker: {e:?}");
-            }
+    let blobs: Vec<web_sys::Blob> = match message {
+        ToWorker::Generate { job } => studio.with_untracked(|s| {
+            let init = s.init.as_ref().filter(|_| job.init.is_some());
+            let control = s
+                .control
+                .image
+                .as_ref()
+                .filter(|_| job.control.as_ref().is_some_and(|c| c.image.is_some()));
+            [init, control]
+                .into_iter()
+                .flatten()
+                .filter_map(|i| browser::bytes_blob(&i.rgb))
+                .collect()
         }),
-        None => send(handle, message),
+        _ => Vec::new(),
+    };
+    if blobs.is_empty() {
+        return send(handle, message);
     }
+    handle.with_value(|h| {
+        if let Some(h) = h
+            && let Err(e) = h.send_with(message, &blobs)
+        {
+            tracing::warn!("could not reach the worker: {e:?}");
+        }
+    });
 }
 
 fn send(handle: Handle, message: &ToWorker) {

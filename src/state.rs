@@ -507,7 +507,8 @@ impl WorkerView {
             }
             // Model and generation failures belong to the studio, not to the self-test.
             Ok(FromWorker::Failed {
-                stage: Stage::Model | Stage::Generate | Stage::Render | Stage::Export,
+                stage:
+                    Stage::Model | Stage::ControlNet | Stage::Generate | Stage::Render | Stage::Export,
                 ..
             }) => {}
             Ok(FromWorker::Failed { stage, message }) => {
@@ -517,6 +518,8 @@ impl WorkerView {
             Ok(
                 FromWorker::LoadProgress { .. }
                 | FromWorker::ModelReady { .. }
+                | FromWorker::ControlNetReady { .. }
+                | FromWorker::ControlNetUnloaded
                 | FromWorker::Progress { .. }
                 | FromWorker::Preview { .. }
                 | FromWorker::Image { .. }
@@ -559,6 +562,7 @@ fn stage_name(stage: Stage) -> &'static str {
         Stage::SelfTest => "self-test",
         Stage::Message => "message",
         Stage::Model => "loading the model",
+        Stage::ControlNet => "loading the ControlNet",
         Stage::Generate => "generating",
         Stage::Render => "rendering",
         Stage::Export => "exporting",

@@ -426,6 +426,8 @@ pub struct Studio {
     pub layers: Vec<(String, usize)>,
     /// The attention probe's image and its latest result.
     pub probe: ProbeView,
+    /// The ControlNet panel.
+    pub control: crate::control::ControlPanel,
     next_id: u64,
     batch_size: u32,
 }
@@ -781,6 +783,13 @@ impl Studio {
             Seed::Fixed(seed) => u64::from(seed),
             Seed::Random => u64::from(random),
         };
+        let control = self.control.job(false);
+        if control.as_ref().is_some_and(|c| c.image.is_none()) && self.init.is_none() {
+            return Err(
+                "Pick a control image for the ControlNet (or an init image to take it from)."
+                    .into(),
+            );
+        }
         let batch = batch.clamp(1, 100);
         self.pending.clear();
         for i in 0..batch {
@@ -804,7 +813,7 @@ impl Studio {
                 init_image: None,
                 heatmap: (!self.heatmap_tokens.is_empty())
                     .then(|| self.heatmap_tokens.iter().copied().collect()),
-                control: None,
+                control: control.clone(),
             });
         }
         self.batch_size = batch;
@@ -836,6 +845,7 @@ impl Studio {
 
     /// Folds a worker message in; returns what to send next (the batch's next job).
     pub fn apply(&mut self, message: &FromWorker) -> Option<ToWorker> {
+        self.control.apply(message);
         match message {
             FromWorker::LoadProgress {
                 file,
@@ -1041,6 +1051,8 @@ impl Studio {
             }
             FromWorker::Started
             | FromWorker::DeviceReady { .. }
+            | FromWorker::ControlNetReady { .. }
+            | FromWorker::ControlNetUnloaded
             | FromWorker::SelfTest { .. }
             | FromWorker::AudioAnalysed { .. }
             | FromWorker::Frame { .. }

@@ -1,5 +1,6 @@
 //! One module per page.
 mod animate;
+mod control;
 mod heatmap;
 mod parseq;
 mod parseq_audio;

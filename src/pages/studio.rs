@@ -252,6 +252,7 @@ pub fn StudioCard() -> impl IntoView {
             <p class="hint">{note}</p>
             <p class="hint" data-testid="model-recommended">{move || recommended.get()}</p>
             <InitImageField/>
+            <super::control::ControlNetPanel/>
             <super::heatmap::TokenPicker/>
             <super::heatmap::ProbePanel/>
             <div class="row">

@@ -58,6 +58,19 @@ pub fn VideoOptions(error: RwSignal<Option<String>>) -> impl IntoView {
             })
         })
     };
+    let studio = shared.studio;
+    let controlnet = move || {
+        studio.with(|s| {
+            if s.control.job(true).is_some() {
+                "ControlNet: each frame is guided by its canny edges (Generate card's ControlNet \
+                 panel)."
+                    .to_owned()
+            } else {
+                "ControlNet: off (load one in the Generate card to guide each frame by its edges)."
+                    .to_owned()
+            }
+        })
+    };
     view! {
         <label class="field">
             <span>"Video (read by the browser; it stays on this computer)"</span>
@@ -72,6 +85,7 @@ pub fn VideoOptions(error: RwSignal<Option<String>>) -> impl IntoView {
             }).collect_view()}
         </div>
         <p class="hint" data-testid="video-summary">{summary}</p>
+        <p class="hint" data-testid="video-controlnet">{controlnet}</p>
     }
 }
 
@@ -125,10 +139,12 @@ pub fn start(shared: Shared, id: String) {
             },
             Err(e) => return animate.update(|a| a.error = Some(format!("{}: {e}", video.name))),
         };
-        let multiple = studio.with_untracked(|s| s.size_multiple());
+        let (multiple, control) =
+            studio.with_untracked(|s| (s.size_multiple(), s.control.job(true)));
         let mut result = Err(String::new());
         animate.update(|a| {
-            result = a.start_video(&project, id, browser::random_seed(), (&frames, multiple))
+            let frames = (&frames, multiple);
+            result = a.start_video(&project, id, browser::random_seed(), frames, control)
         });
         match (result, browser::bytes_blob(&frames.rgb)) {
             (Ok(m), Some(blob)) => shared.send_with(&m, &[blob]),

@@ -1389,6 +1389,50 @@ test('img2img in the Generate card: a picked init image and strength draw what t
   }
 });
 
+test('ControlNet: the tiny ControlNet loads in the Generate card and guides an image by a control image\'s canny edges, as the CLI does', async () => {
+  assert.ok(CLI, 'KEYSHIFT_CLI (the native keyshift binary) is not set');
+  const dir = mkdtempSync(join(tmpdir(), 'keyshift-controlnet-'));
+  const controlnet = join(FIXTURE, '..', '..', 'tiny-controlnet', 'diffusers');
+  try {
+    const control = join(dir, 'control.png');
+    const made = spawnSync(CLI, ['generate', '--model', FIXTURE, '--prompt', 'a red square', '--size', '64x64',
+      '--steps', '2', '--seed', '7', '--sampler', 'Euler', '--out', control], { encoding: 'utf8' });
+    assert.equal(made.status, 0, made.stderr);
+    const out = join(dir, 'cli.png');
+    const run = spawnSync(CLI, ['generate', '--model', FIXTURE, '--prompt', SETTINGS.prompt, '--negative', SETTINGS.negative,
+      '--size', '64x64', '--steps', SETTINGS.steps, '--cfg', SETTINGS.cfg, '--seed', SETTINGS.seed, '--sampler', SETTINGS.sampler,
+      '--controlnet', controlnet, '--hint', 'canny', '--control-image', control, '--control-scale', '0.8', '--guess-mode',
+      '--out', out], { encoding: 'utf8' });
+    assert.equal(run.status, 0, run.stderr);
+    await withBrowser(async ({ page, errors }) => {
+      await page.goto(BASE);
+      assert.match(await loadModel(page), /^Ready/);
+      await setProject(page, SETTINGS);
+      await page.locator('[data-testid="controlnet-panel"] > summary').click();
+      await byId(page, 'controlnet-choice').selectOption({ label: 'tiny test ControlNet (random weights)' });
+      await byId(page, 'controlnet-load').click();
+      await page.waitForFunction(() => /ready in/.test(document.querySelector('[data-testid="controlnet-status"]')?.textContent ?? ''),
+        null, { timeout: 120_000 });
+      await byId(page, 'controlnet-scale').fill('0.8');
+      await byId(page, 'controlnet-scale').press('Tab');
+      await byId(page, 'controlnet-guess').check();
+      await byId(page, 'controlnet-image').setInputFiles(control);
+      await page.getByText('Control image: control.png (64x64).').waitFor();
+      const src = await generateImage(page);
+      const diff = compare(await pixels(page, src), await pixels(page, `data:image/png;base64,${readFileSync(out).toString('base64')}`));
+      facts.controlnetWebgpuVsCli = diff;
+      assert.ok(diff.max <= 2 && diff.mean < 0.05, `the ControlNet image differs from the CLI's: ${JSON.stringify(diff)}`);
+      const plain = compare(await pixels(page, src), await pixels(page, cliImage()));
+      assert.ok(plain.mean > 1, `the ControlNet changed the image: ${JSON.stringify(plain)}`);
+      await byId(page, 'controlnet-unload').click();
+      await page.getByText('No ControlNet loaded.').waitFor();
+      assert.deepEqual(errors, []);
+    });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test('Heatmaps: a chosen token\'s attention drawn over a tiny image (the CLI\'s), its opacity and PNG; the temporal panel in every mode, kept in the link', async () => {
   assert.ok(CLI, 'KEYSHIFT_CLI (the native keyshift binary) is not set');
   const dir = mkdtempSync(join(tmpdir(), 'keyshift-heatmap-'));

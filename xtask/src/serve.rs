@@ -1,8 +1,9 @@
 //! A small static file server for `dist/` on 127.0.0.1: correct MIME types (wasm streaming needs
 //! `application/wasm`), the Content-Security-Policy as a header (workers take theirs from it), SPA
 //! fallback to `index.html` for page routes, and long caching for content-hashed files. It also
-//! serves the tiny test model under `/fixtures/tiny-sd1/` and its previewer under
-//! `/fixtures/taesd-tiny/` (the app offers them on this machine),
+//! serves the tiny test model under `/fixtures/tiny-sd1/`, its previewer under
+//! `/fixtures/taesd-tiny/` and its ControlNet under `/fixtures/tiny-controlnet/` (the app
+//! offers them on this machine),
 //! answers `Range` requests (downloads resume), and counts requests per path at `/__requests`
 //! (the end-to-end tests check that a cached model is not fetched again).
 
@@ -26,8 +27,8 @@ const SLOW_PAUSE: std::time::Duration = std::time::Duration::from_millis(40);
 pub struct Site {
     /// The built site.
     pub dist: PathBuf,
-    /// The repository's `fixtures/` folder; only `tiny-sd1/` and `taesd-tiny/` inside it are
-    /// served.
+    /// The repository's `fixtures/` folder; only `tiny-sd1/`, `taesd-tiny/` and
+    /// `tiny-controlnet/` inside it are served.
     pub fixtures: PathBuf,
     requests: Arc<Mutex<BTreeMap<String, u64>>>,
 }
@@ -66,8 +67,10 @@ impl Site {
         {
             return resolve_file(&tiny, rest);
         }
-        if let Some(rest) = url_path.strip_prefix("/fixtures/taesd-tiny/") {
-            return resolve_file(&self.fixtures.join("taesd-tiny"), rest);
+        for served in ["taesd-tiny", "tiny-controlnet"] {
+            if let Some(rest) = url_path.strip_prefix(&format!("/fixtures/{served}/")) {
+                return resolve_file(&self.fixtures.join(served), rest);
+            }
         }
         resolve(&self.dist, url_path)
     }
@@ -394,6 +397,10 @@ mod tests {
         assert_eq!(
             site.resolve("/fixtures/taesd-tiny/config.json"),
             Some(root.join("fixtures/taesd-tiny/config.json"))
+        );
+        assert_eq!(
+            site.resolve("/fixtures/tiny-controlnet/diffusers/config.json"),
+            Some(root.join("fixtures/tiny-controlnet/diffusers/config.json"))
         );
         assert_eq!(site.resolve("/fixtures/tiny-sd2-v/README.md"), None);
     }
