@@ -67,6 +67,8 @@ pub struct CurrentRender {
     pub progress: Option<RenderProgress>,
     /// The most the temporal consistency kept for a previous frame during this render.
     pub temporal_bytes: u64,
+    /// Frames' token heatmaps (object URLs of their jet layers) by generation index.
+    pub heatmaps: BTreeMap<usize, String>,
 }
 
 impl CurrentRender {
@@ -79,6 +81,7 @@ impl CurrentRender {
             end: None,
             progress: None,
             temporal_bytes: 0,
+            heatmaps: BTreeMap::new(),
         }
     }
 }
@@ -132,6 +135,8 @@ pub struct Animate {
     pub rerendering: Option<(u64, usize)>,
     /// Video input: the picked video.
     pub video: Option<VideoPick>,
+    /// The token picker's choice when a render starts: each frame then gets its heatmap.
+    pub heatmap_tokens: Option<Vec<usize>>,
     next_job: u64,
 }
 
@@ -353,7 +358,7 @@ impl Animate {
                 preview_every: 0,
                 init: None,
                 init_image: None,
-                heatmap: None,
+                heatmap: self.heatmap_tokens.clone(),
                 control: None,
             },
             shift: project.animation.shift.clone(),
@@ -376,6 +381,7 @@ impl Animate {
         if let Some(old) = self.render.take() {
             self.stale_urls
                 .extend(old.frames.into_values().map(|f| f.url));
+            self.stale_urls.extend(old.heatmaps.into_values());
         }
         self.render = Some(render);
         self.position = 0;
@@ -678,6 +684,23 @@ impl Animate {
     pub fn apply(&mut self, message: &FromWorker, make_url: MakeUrl<'_>) -> Option<ToWorker> {
         match message {
             FromWorker::Frame { render, frame, png } => self.frame(render, frame, png, make_url),
+            FromWorker::FrameHeatmap {
+                render,
+                index,
+                heatmap,
+            } => {
+                let png = heatmap.layer_png().ok()?;
+                let url = make_url(&png, "image/png");
+                match self.shown_mut(render) {
+                    Some(r) => {
+                        if let Some(old) = r.heatmaps.insert(*index, url) {
+                            self.stale_urls.push(old);
+                        }
+                    }
+                    None => self.stale_urls.push(url),
+                }
+                None
+            }
             FromWorker::RenderProgress {
                 render,
                 frames_done,
@@ -822,7 +845,10 @@ impl Animate {
         self.exported = Some(ExportedFile {
             format,
             url: make_url(bytes, format.mime()),
-            name: format!("keyshift-{render}.{}", format.extension()),
+            name: match format {
+                ExportFormat::Heatmaps => format!("keyshift-{render}-heatmaps.zip"),
+                _ => format!("keyshift-{render}.{}", format.extension()),
+            },
             frames,
             bytes: bytes.len(),
         });
@@ -917,6 +943,56 @@ mod tests {
             panic!("starts");
         };
         (job.frame.job, job.render)
+    }
+
+    #[test]
+    fn frames_heatmaps_are_kept_by_index_and_released_with_their_render() {
+        let mut a = Animate {
+            heatmap_tokens: Some(vec![2, 5]),
+            ..Animate::default()
+        };
+        let mut make = url();
+        let Ok(ToWorker::Render { job }) = a.start(&project(), "r1".into(), 7) else {
+            panic!("starts");
+        };
+        assert_eq!(
+            job.frame.heatmap,
+            Some(vec![2, 5]),
+            "the job asks for heatmaps"
+        );
+        a.apply(&frame("r1", 0), &mut make);
+        let map = keyshift_core::image::heatmap::HeatmapData {
+            width: 2,
+            height: 2,
+            values: vec![0.0, 0.5, 1.0, 0.25],
+            tokens: vec![2, 5],
+        };
+        let heat = |render: &str, index| FromWorker::FrameHeatmap {
+            render: render.into(),
+            index,
+            heatmap: map.clone(),
+        };
+        a.apply(&heat("r1", 0), &mut make);
+        a.apply(&heat("other", 0), &mut make);
+        let shown = a
+            .render
+            .as_ref()
+            .map(|r| r.heatmaps.clone())
+            .unwrap_or_default();
+        assert_eq!(shown.len(), 1);
+        assert!(shown[&0].starts_with("blob:image/png"));
+        assert_eq!(
+            a.take_stale_urls().len(),
+            1,
+            "another render's map is released"
+        );
+        // A map made again replaces the old one; a new render releases them all.
+        a.apply(&heat("r1", 0), &mut make);
+        assert_eq!(a.take_stale_urls(), [shown[&0].clone()]);
+        a.apply(&FromWorker::Cancelled { job: job.frame.job }, &mut make);
+        a.take_stale_urls();
+        assert!(a.start(&project(), "r2".into(), 7).is_ok());
+        assert_eq!(a.take_stale_urls().len(), 2, "the frame and its heatmap");
     }
 
     #[test]

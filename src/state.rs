@@ -530,6 +530,7 @@ impl WorkerView {
                 | FromWorker::AudioAnalysed { .. }
                 | FromWorker::Cache { .. }
                 | FromWorker::Frame { .. }
+                | FromWorker::FrameHeatmap { .. }
                 | FromWorker::RenderProgress { .. }
                 | FromWorker::RenderDone { .. }
                 | FromWorker::RenderOpened { .. }

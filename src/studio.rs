@@ -337,51 +337,9 @@ pub struct Output {
     pub heatmap: Option<HeatmapView>,
 }
 
-/// A generation's heatmap as the worker sent it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct HeatmapView {
-    /// Map columns.
-    pub width: usize,
-    /// Map rows.
-    pub height: usize,
-    /// Values in [0, 1], rows top to bottom.
-    pub values: Vec<f32>,
-    /// The context positions summed (empty: all after the first).
-    pub tokens: Vec<usize>,
-}
-
-impl HeatmapView {
-    /// The map in jet colours at its own size (the page stretches it over the image).
-    pub fn layer_png(&self) -> Result<Vec<u8>, String> {
-        let data: Vec<u8> = self
-            .values
-            .iter()
-            .flat_map(|v| keyshift_core::image::heatmap::jet(*v))
-            .collect();
-        keyshift_core::pngtext::encode_rgb(self.width, self.height, &data, &[])
-            .map_err(|e| e.to_string())
-    }
-
-    /// `image` (a PNG) with the map drawn over it at `opacity` (bilinear, jet colours): the PNG
-    /// a user saves.
-    pub fn over_png(&self, image: &[u8], opacity: f32) -> Result<Vec<u8>, String> {
-        use keyshift_core::image::heatmap::{Filter, OverlayMode, overlay, resize_map};
-        let (w, h, rgb) = keyshift_core::pngtext::decode_rgb(image).map_err(|e| e.to_string())?;
-        let map = resize_map(
-            &self.values,
-            (self.width, self.height),
-            (w, h),
-            Filter::Bilinear,
-        );
-        let image = keyshift_core::image::RgbImage {
-            width: w,
-            height: h,
-            data: rgb,
-        };
-        let drawn = overlay(&image, &map, OverlayMode::Heat { opacity });
-        keyshift_core::pngtext::encode_rgb(w, h, &drawn.data, &[]).map_err(|e| e.to_string())
-    }
-}
+/// A result's heatmap: the map, its values and the tokens summed (see core's `HeatmapData`:
+/// `layer_png` for the page, `over_png` for the saved PNG).
+pub type HeatmapView = keyshift_core::image::heatmap::HeatmapData;
 
 /// The offline model cache, as the worker reported it.
 #[derive(Debug, Clone, PartialEq)]
@@ -811,8 +769,7 @@ impl Studio {
                     strength: i.strength,
                 }),
                 init_image: None,
-                heatmap: (!self.heatmap_tokens.is_empty())
-                    .then(|| self.heatmap_tokens.iter().copied().collect()),
+                heatmap: self.heatmap_request(),
                 control: control.clone(),
             });
         }
@@ -820,6 +777,11 @@ impl Studio {
         self.error = None;
         self.start_next()
             .ok_or_else(|| "Nothing to make.".to_owned())
+    }
+
+    /// The heatmap a job asks for: the token picker's choice, when tokens are chosen.
+    pub fn heatmap_request(&self) -> Option<Vec<usize>> {
+        (!self.heatmap_tokens.is_empty()).then(|| self.heatmap_tokens.iter().copied().collect())
     }
 
     fn start_next(&mut self) -> Option<ToWorker> {
@@ -1056,6 +1018,7 @@ impl Studio {
             | FromWorker::SelfTest { .. }
             | FromWorker::AudioAnalysed { .. }
             | FromWorker::Frame { .. }
+            | FromWorker::FrameHeatmap { .. }
             | FromWorker::RenderProgress { .. }
             | FromWorker::RenderDone { .. }
             | FromWorker::RenderOpened { .. }

@@ -218,7 +218,11 @@ fn RenderControls() -> impl IntoView {
             return super::video::start(shared, id);
         }
         let mut result = Err(String::new());
-        animate.update(|a| result = a.start(&project, id, browser::random_seed()));
+        let tokens = studio.with_untracked(|s| s.heatmap_request());
+        animate.update(|a| {
+            a.heatmap_tokens = tokens;
+            result = a.start(&project, id, browser::random_seed())
+        });
         match result {
             Ok(m) => shared.send(&m),
             Err(e) => animate.update(|a| a.error = Some(e)),
@@ -334,6 +338,13 @@ impl Playback {
 fn Player() -> impl IntoView {
     let animate = expect_context::<Shared>().animate;
     let current = Memo::new(move |_| animate.with(|a| a.current().cloned()));
+    let opacity = RwSignal::new(0.5f32);
+    let heat = Memo::new(move |_| {
+        animate.with(|a| {
+            let index = a.current()?.info.index;
+            a.render.as_ref()?.heatmaps.get(&index).cloned()
+        })
+    });
     let length = move || animate.with(|a| a.sequence().len());
     let toggle = move |_| {
         animate.update(|a| {
@@ -345,11 +356,26 @@ fn Player() -> impl IntoView {
     };
     view! {
         <div class="player" data-testid="player" tabindex="0">
-            {move || current.get().map(|f| view! {
-                <img class="player-image" data-testid="player-image" alt="The frame at the scrubber"
-                    src=f.url title=f.info.parameters.clone()/>
-            })}
+            <div class="player-stack">
+                {move || current.get().map(|f| view! {
+                    <img class="player-image" data-testid="player-image" alt="The frame at the scrubber"
+                        src=f.url title=f.info.parameters.clone()/>
+                })}
+                {move || heat.get().map(|url| view! {
+                    <img class="player-heatmap" data-testid="player-heatmap"
+                        alt="Where the chosen tokens were attended in this frame"
+                        src=url style:opacity=move || opacity.get().to_string()/>
+                })}
+            </div>
         </div>
+        <Show when=move || heat.with(Option::is_some)>
+            <label class="field">
+                <span>"Heatmap opacity"</span>
+                <input type="range" min="0" max="1" step="0.05" data-testid="player-heatmap-opacity"
+                    prop:value=move || opacity.get().to_string()
+                    on:input=move |ev| opacity.set(event_target_value(&ev).parse().unwrap_or(0.5))/>
+            </label>
+        </Show>
         <div class="row">
             <button data-testid="play" on:click=toggle>
                 {move || if animate.with(|a| a.playing) { "Pause" } else { "Play" }}
@@ -433,12 +459,19 @@ fn FrameStrip() -> impl IntoView {
                 let frame = Memo::new(move |_| {
                     animate.with(|a| a.render.as_ref().and_then(|r| r.frames.get(&index).cloned()))
                 });
+                let heat = Memo::new(move |_| {
+                    animate.with(|a| a.render.as_ref().and_then(|r| r.heatmaps.get(&index).cloned()))
+                });
                 move || frame.get().map(|f| view! {
                     <button class="thumb" data-testid="frame" data-index=index.to_string()
                         class:selected=move || current.get() == Some(index)
                         title=f.info.parameters.clone()
                         on:click=move |_| animate.update(|a| a.select(index))>
                         <img src=f.url alt=format!("Frame {index}")/>
+                        {move || heat.get().map(|url| view! {
+                            <img class="thumb-heat" data-testid="frame-heatmap" src=url
+                                alt=format!("Heatmap of frame {index}")/>
+                        })}
                         {f.info.stages.map(|s| view! {
                             <span class="thumb-label" data-testid="frame-stages">
                                 {stage_label(s.from, s.to, s.alpha)}
@@ -473,6 +506,10 @@ fn Exports() -> impl IntoView {
             <button class="ghost" data-testid="export-webm" disabled=move || !idle() on:click=export(ExportFormat::Webm)>"WebM"</button>
             <button class="ghost" data-testid="export-gif" disabled=move || !idle() on:click=export(ExportFormat::Gif)>"GIF"</button>
             <button class="ghost" data-testid="export-zip" disabled=move || !idle() on:click=export(ExportFormat::Zip)>"Zip of PNGs"</button>
+            <Show when=move || animate.with(|a| a.render.as_ref().is_some_and(|r| !r.heatmaps.is_empty()))>
+                <button class="ghost" data-testid="export-heatmaps" disabled=move || !idle()
+                    on:click=export(ExportFormat::Heatmaps)>"Zip of heatmaps"</button>
+            </Show>
         </div>
         {move || animate.with(|a| a.export).map(|e| view! {
             <p class="hint" data-testid="export-progress">

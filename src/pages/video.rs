@@ -139,10 +139,11 @@ pub fn start(shared: Shared, id: String) {
             },
             Err(e) => return animate.update(|a| a.error = Some(format!("{}: {e}", video.name))),
         };
-        let (multiple, control) =
-            studio.with_untracked(|s| (s.size_multiple(), s.control.job(true)));
+        let (multiple, control, tokens) = studio
+            .with_untracked(|s| (s.size_multiple(), s.control.job(true), s.heatmap_request()));
         let mut result = Err(String::new());
         animate.update(|a| {
+            a.heatmap_tokens = tokens;
             let frames = (&frames, multiple);
             result = a.start_video(&project, id, browser::random_seed(), frames, control)
         });

@@ -1497,6 +1497,44 @@ test('Heatmaps: a chosen token\'s attention drawn over a tiny image (the CLI\'s)
   }
 });
 
+test('Heatmaps for animations: a chosen token gives every shift-attention frame its heatmap in the strip and over the player, exported as a zip of PNGs', async () => {
+  await withBrowser(async ({ page, errors }) => {
+    await page.goto(BASE);
+    assert.match(await loadModel(page), /^Ready/);
+    await setAnimation(page);
+    await byId(page, 'token-picker').locator('summary').click();
+    const cat = page.locator('[data-testid="token-chip"]').filter({ hasText: 'cat' }).first();
+    await cat.waitFor();
+    await cat.click();
+    await byId(page, 'render').click();
+    await waitForFrames(page, SHIFT_FRAMES);
+    await page.waitForFunction((n) => document.querySelectorAll('[data-testid="frame-heatmap"]').length >= n,
+      SHIFT_FRAMES, { timeout: GPU_TIMEOUT_MS });
+    await page.waitForFunction(() => !document.querySelector('[data-testid="export-webm"]')?.disabled,
+      null, { timeout: GPU_TIMEOUT_MS });
+    await byId(page, 'player-heatmap').waitFor();
+    await byId(page, 'player-heatmap-opacity').fill('0.8');
+    assert.equal(await byId(page, 'player-heatmap').evaluate((e) => e.style.opacity), '0.8');
+    // Each frame's map differs from the others' (the token's weight shifts from 1.5 to 0.2).
+    const maps = await page.locator('[data-testid="frame-heatmap"]').evaluateAll((imgs) => imgs.map((i) => i.src));
+    const first = await pixels(page, maps[0]);
+    const last = await pixels(page, maps[maps.length - 1]);
+    assert.ok(compare(first, last).mean > 0, 'the maps of the first and last frames differ');
+    const zip = await exportFile(page, 'export-heatmaps');
+    assert.match(zip.name, /-heatmaps\.zip$/);
+    const files = zipFiles(zip.bytes);
+    const names = [...files.keys()];
+    assert.equal(names.length, 2 * SHIFT_FRAMES, `every video frame (mirrored): ${names}`);
+    assert.equal(names[0], 'heatmap-00000.png');
+    const frame = await page.locator('[data-testid="frame-strip"] [data-testid="frame"] img').first().getAttribute('src');
+    const drawn = await pixels(page, `data:image/png;base64,${files.get('heatmap-00000.png').toString('base64')}`);
+    const over = compare(drawn, await pixels(page, frame));
+    facts.animationHeatmapOverFrame = over;
+    assert.ok(over.mean > 1, `the heatmap is drawn over the frame: ${JSON.stringify(over)}`);
+    assert.deepEqual(errors, []);
+  });
+});
+
 test('VXA: the attention probe of an uploaded PNG equals the CLI\'s keyshift heatmap', async () => {
   assert.ok(CLI, 'KEYSHIFT_CLI (the native keyshift binary) is not set');
   const dir = mkdtempSync(join(tmpdir(), 'keyshift-vxa-'));

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 
 use keyshift_core::export::{StoredZip, encode_gif, with_lead};
 use keyshift_core::image::RgbImage;
+use keyshift_core::image::heatmap::HeatmapData;
 use keyshift_core::pngtext;
 use serde::{Deserialize, Serialize};
 
@@ -23,6 +24,14 @@ pub const MANIFEST: &str = "frames.json";
 pub fn frame_file(index: usize) -> String {
     format!("{index:05}.png")
 }
+
+/// The stored file name of the token heatmap of the frame generated `index`-th.
+pub fn heatmap_file(index: usize) -> String {
+    format!("{index:05}.heat.json")
+}
+
+/// The opacity of the heatmaps drawn over the frames of a heatmap export.
+pub const HEATMAP_OPACITY: f32 = 0.5;
 
 /// The generation index of a stored frame file (`00012.png` → 12).
 pub fn frame_index(name: &str) -> Option<usize> {
@@ -155,6 +164,36 @@ impl StoredEnd {
         Ok(zip.finish())
     }
 
+    /// A zip of the video's frames that have a heatmap, each drawn over at
+    /// [`HEATMAP_OPACITY`] (`heatmap-00000.png`…, numbered by place in the video).
+    pub fn heatmap_zip(
+        &self,
+        frames: &BTreeMap<usize, Vec<u8>>,
+        heatmaps: &BTreeMap<usize, HeatmapData>,
+    ) -> Result<Vec<u8>, String> {
+        let mut zip = StoredZip::new();
+        let mut drawn = 0;
+        for (place, index) in self.order.iter().enumerate() {
+            let (Some(png), Some(map)) = (frames.get(index), heatmaps.get(index)) else {
+                continue;
+            };
+            let over = map
+                .over_png(png, HEATMAP_OPACITY)
+                .map_err(|e| format!("frame {index}: {e}"))?;
+            zip.add(&format!("heatmap-{}", frame_file(place)), &over)
+                .map_err(|e| e.to_string())?;
+            drawn += 1;
+        }
+        if drawn == 0 {
+            return Err(
+                "no frame of this render has a heatmap: choose tokens in the token picker, \
+                 then render"
+                    .into(),
+            );
+        }
+        Ok(zip.finish())
+    }
+
     /// The video's images: lead in/out added.
     pub fn video_images(&self, frames: &BTreeMap<usize, Vec<u8>>) -> Result<Vec<RgbImage>, String> {
         let images = self
@@ -197,5 +236,43 @@ mod tests {
         let err = end.in_order(&frames).map(|_| ()).unwrap_err();
         assert_eq!(err, "frame 1 of the video is missing from the store");
         assert!((end.video_fps() - 30.0).abs() < f64::EPSILON);
+    }
+
+    #[test]
+    fn a_heatmap_export_draws_each_frames_map_over_it_in_video_order() {
+        let end = StoredEnd {
+            order: vec![1, 0],
+            files: Vec::new(),
+            fps: None,
+            lead: 0,
+        };
+        let grey = |v: u8| pngtext::encode_rgb(4, 2, &[v; 24], &[]).unwrap_or_default();
+        let frames = BTreeMap::from([(0, grey(0)), (1, grey(200))]);
+        let map = HeatmapData {
+            width: 2,
+            height: 1,
+            values: vec![0.0, 1.0],
+            tokens: vec![5],
+        };
+        let err = end.heatmap_zip(&frames, &BTreeMap::new()).unwrap_err();
+        assert!(
+            err.contains("no frame of this render has a heatmap"),
+            "{err}"
+        );
+        let zip = end
+            .heatmap_zip(&frames, &BTreeMap::from([(1, map.clone())]))
+            .unwrap_or_default();
+        // Frame 1 is first in the video; frame 0 has no map and is left out.
+        let at = |name: &str| zip.windows(name.len()).position(|w| w == name.as_bytes());
+        assert!(at("heatmap-00000.png").is_some() && at("heatmap-00001.png").is_none());
+        let over = map
+            .over_png(&frames[&1], HEATMAP_OPACITY)
+            .unwrap_or_default();
+        let (_, _, rgb) = pngtext::decode_rgb(&over).unwrap_or_default();
+        // Left column: jet(0) (dark blue) half over grey 200; right: jet(1) (dark red).
+        assert!(
+            rgb[2] > rgb[0] && rgb[4 * 3 - 3] > rgb[4 * 3 - 1],
+            "{rgb:?}"
+        );
     }
 }

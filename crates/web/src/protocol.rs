@@ -275,6 +275,8 @@ pub enum ExportFormat {
     Gif,
     /// A zip of the PNG frames, the manifest and the mode's files.
     Zip,
+    /// A zip of the frames with their token heatmaps drawn over them (jet, half opacity).
+    Heatmaps,
 }
 
 impl ExportFormat {
@@ -283,7 +285,7 @@ impl ExportFormat {
         match self {
             Self::Webm => "webm",
             Self::Gif => "gif",
-            Self::Zip => "zip",
+            Self::Zip | Self::Heatmaps => "zip",
         }
     }
 
@@ -292,7 +294,7 @@ impl ExportFormat {
         match self {
             Self::Webm => "video/webm",
             Self::Gif => "image/gif",
-            Self::Zip => "application/zip",
+            Self::Zip | Self::Heatmaps => "application/zip",
         }
     }
 }
@@ -626,6 +628,16 @@ pub enum FromWorker {
         #[serde(skip)]
         png: Vec<u8>,
     },
+    /// A finished frame's token heatmap (a render whose job asked for one), summed over the
+    /// frame's steps and layers.
+    FrameHeatmap {
+        /// The render's id.
+        render: String,
+        /// The frame's generation index.
+        index: usize,
+        /// The map.
+        heatmap: keyshift_core::image::heatmap::HeatmapData,
+    },
     /// Where a render stands (after each step).
     RenderProgress {
         /// The job.
@@ -842,6 +854,16 @@ mod tests {
                 load_ms: 5.0,
             },
             FromWorker::ControlNetUnloaded,
+            FromWorker::FrameHeatmap {
+                render: "r1".into(),
+                index: 3,
+                heatmap: keyshift_core::image::heatmap::HeatmapData {
+                    width: 2,
+                    height: 1,
+                    values: vec![0.25, 1.0],
+                    tokens: vec![5],
+                },
+            },
             FromWorker::SelfTest {
                 report: SelfTestReport {
                     matmul: check("matmul"),

@@ -73,7 +73,7 @@ async fn run(state: &WorkerState, job: GenerateJob) -> Result<(), String> {
     let mut tap = job
         .heatmap
         .as_ref()
-        .map(|tokens| CrossAttentionTap::new(heatmap_config(tokens, &job)));
+        .map(|tokens| CrossAttentionTap::new(heatmap_config(tokens, job.cfg, &job.prompt)));
     let mut no_hook = NoHook;
     let hook: &mut dyn StepHook = match tap.as_mut() {
         Some(tap) => tap,
@@ -131,13 +131,13 @@ async fn run(state: &WorkerState, job: GenerateJob) -> Result<(), String> {
 
 /// The tap of a generation's heatmap: `tokens` (empty: all after the first) summed over every
 /// layer and step of the prompt's rows.
-fn heatmap_config(tokens: &[usize], job: &GenerateJob) -> TapConfig {
+pub(crate) fn heatmap_config(tokens: &[usize], cfg: f64, prompt: &str) -> TapConfig {
     let tokens = if tokens.is_empty() {
         Tokens::AllButFirst
     } else {
         Tokens::At(tokens.to_vec())
     };
-    TapConfig::generation(tokens, job.cfg, &job.prompt)
+    TapConfig::generation(tokens, cfg, prompt)
 }
 
 /// What a job's steps report: its id, how often a preview is sent, the image size.

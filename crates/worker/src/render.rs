@@ -1,13 +1,16 @@
 //! Render jobs: an animation on the render layer, each finished frame stored in the frame store
 //! and sent to the UI the moment it exists; opening, listing and deleting stored renders; and
-//! exports (WebM, GIF, zip) read from the store.
+//! exports (WebM, GIF, zip, heatmaps) read from the store. A job with heatmap tokens gets each
+//! frame's token heatmap (a fresh tap per frame, so memory does not grow with the frames).
 
 use std::collections::BTreeMap;
 
+use keyshift_core::image::heatmap::HeatmapData;
 use keyshift_render::store::{StoredEnd, frame_png, frame_texts, stored_frame};
 use keyshift_render::{AnimationSource, Event, RenderSession, StoredFrame};
 use keyshift_sd::clock::Stopwatch;
 use keyshift_sd::hooks::NoHook;
+use keyshift_sd::taps::{CrossAttentionTap, StepHook};
 use keyshift_web::cache::bytes_text;
 use keyshift_web::protocol::{ExportFormat, FromWorker, RenderJob, RerenderJob, Stage};
 use keyshift_web::worker::scope;
@@ -51,6 +54,7 @@ pub async fn run(state: &WorkerState, job: RenderJob) -> Result<(), String> {
     if let Some(control) = control.as_ref().filter(|_| job.control.is_some()) {
         session.with_controlnet(&control.net);
     }
+    let mut taps = FrameTaps::new(&job);
     let report = StepReport {
         job: job.frame.job,
         preview_every: job.frame.preview_every,
@@ -59,7 +63,7 @@ pub async fn run(state: &WorkerState, job: RenderJob) -> Result<(), String> {
     };
     loop {
         match session
-            .advance(&mut NoHook)
+            .advance(taps.hook())
             .await
             .map_err(|e| e.to_string())?
         {
@@ -90,6 +94,9 @@ pub async fn run(state: &WorkerState, job: RenderJob) -> Result<(), String> {
                     frame: frame_info(&frame.record, &frame.parameters),
                     png,
                 });
+                let index = frame.record.generation_index;
+                taps.frame_done(&store, &job.render, index, frame.resumed)
+                    .await?;
             }
             Event::Done(finished) => {
                 let end = StoredEnd::from(&finished);
@@ -188,6 +195,91 @@ pub async fn rerender(state: &WorkerState, job: RerenderJob) -> Result<(), Strin
     }
 }
 
+/// Each frame's token heatmap, for a job that asks for one: a fresh tap per frame.
+struct FrameTaps {
+    tokens: Option<Vec<usize>>,
+    cfg: f64,
+    prompt: String,
+    tap: Option<CrossAttentionTap>,
+    none: NoHook,
+}
+
+impl FrameTaps {
+    fn new(job: &RenderJob) -> Self {
+        // The frames' prompts share the first line's `AND` parts (a travel's stages are lines).
+        let prompt = job.frame.prompt.lines().next().unwrap_or("").to_owned();
+        let mut taps = Self {
+            tokens: job.frame.heatmap.clone(),
+            cfg: job.frame.cfg,
+            prompt,
+            tap: None,
+            none: NoHook,
+        };
+        taps.tap = taps.fresh();
+        taps
+    }
+
+    fn fresh(&self) -> Option<CrossAttentionTap> {
+        let tokens = self.tokens.as_ref()?;
+        let config = crate::engine::heatmap_config(tokens, self.cfg, &self.prompt);
+        Some(CrossAttentionTap::new(config))
+    }
+
+    fn hook(&mut self) -> &mut dyn StepHook {
+        match self.tap.as_mut() {
+            Some(tap) => tap,
+            None => &mut self.none,
+        }
+    }
+
+    /// A frame finished: its map (or, for a frame handed back on resume, the stored one) is
+    /// kept and sent; the next frame gets a fresh tap.
+    async fn frame_done(
+        &mut self,
+        store: &RenderStore,
+        render: &str,
+        index: usize,
+        resumed: bool,
+    ) -> Result<(), String> {
+        let Some(tap) = self.tap.take() else {
+            return Ok(());
+        };
+        self.tap = self.fresh();
+        let map = if resumed {
+            store.heatmap(index).await?
+        } else {
+            let maps = tap.finish().await.map_err(|e| format!("heatmap: {e}"))?;
+            let tokens = self.tokens.clone().unwrap_or_default();
+            let map = maps
+                .maps
+                .into_iter()
+                .next()
+                .filter(|_| maps.layer_calls > 0)
+                .map(|m| HeatmapData {
+                    width: m.width,
+                    height: m.height,
+                    values: m.values,
+                    tokens,
+                });
+            if let Some(map) = &map {
+                store
+                    .put_heatmap(index, map)
+                    .await
+                    .map_err(|e| storage_error(&e))?;
+            }
+            map
+        };
+        if let Some(heatmap) = map {
+            scope::post(&FromWorker::FrameHeatmap {
+                render: render.to_owned(),
+                index,
+                heatmap,
+            });
+        }
+        Ok(())
+    }
+}
+
 fn done_message(job: Option<u64>, render: &str, end: &StoredEnd) -> FromWorker {
     FromWorker::RenderDone {
         job,
@@ -261,6 +353,13 @@ async fn try_open(render: &str) -> Result<(), String> {
             frame: frame_info(&record, &parameters),
             png,
         });
+        if let Some(heatmap) = store.heatmap(index).await? {
+            scope::post(&FromWorker::FrameHeatmap {
+                render: render.to_owned(),
+                index,
+                heatmap,
+            });
+        }
     }
     scope::post(&FromWorker::RenderOpened { info });
     if let Some(end) = store.end().await? {
@@ -312,6 +411,7 @@ async fn try_export(render: &str, format: ExportFormat) -> Result<(), String> {
     let total = end.order.len() + 2 * end.lead;
     let bytes = match format {
         ExportFormat::Zip => end.zip(&frames)?,
+        ExportFormat::Heatmaps => end.heatmap_zip(&frames, &store.heatmaps().await?)?,
         ExportFormat::Gif => end.gif(&frames)?,
         ExportFormat::Webm => {
             if !crate::video::available() {
@@ -338,7 +438,7 @@ async fn try_export(render: &str, format: ExportFormat) -> Result<(), String> {
     scope::post(&FromWorker::Exported {
         render: render.to_owned(),
         format,
-        frames: if format == ExportFormat::Zip {
+        frames: if matches!(format, ExportFormat::Zip | ExportFormat::Heatmaps) {
             end.order.len()
         } else {
             total

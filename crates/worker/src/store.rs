@@ -7,7 +7,8 @@
 use std::collections::BTreeMap;
 
 use js_sys::{Reflect, Uint8Array};
-use keyshift_render::store::{StoredEnd, frame_file, frame_index};
+use keyshift_core::image::heatmap::HeatmapData;
+use keyshift_render::store::{StoredEnd, frame_file, frame_index, heatmap_file};
 use keyshift_web::protocol::{RenderInfo, RenderJob};
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
@@ -81,6 +82,33 @@ impl RenderStore {
     /// Keeps a finished frame.
     pub async fn put_frame(&self, index: usize, png: &[u8]) -> Result<(), String> {
         self.write(&frame_file(index), png).await
+    }
+
+    /// Keeps a finished frame's token heatmap.
+    pub async fn put_heatmap(&self, index: usize, map: &HeatmapData) -> Result<(), String> {
+        let json = serde_json::to_vec(map).map_err(|e| e.to_string())?;
+        self.write(&heatmap_file(index), &json).await
+    }
+
+    /// The token heatmap of the frame generated `index`-th, if it has one.
+    pub async fn heatmap(&self, index: usize) -> Result<Option<HeatmapData>, String> {
+        match self.read(&heatmap_file(index)).await? {
+            Some(bytes) => serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(|e| format!("the heatmap of frame {index}: {e}")),
+            None => Ok(None),
+        }
+    }
+
+    /// Every stored heatmap, by generation index.
+    pub async fn heatmaps(&self) -> Result<BTreeMap<usize, HeatmapData>, String> {
+        let mut maps = BTreeMap::new();
+        for index in self.frame_indices().await? {
+            if let Some(map) = self.heatmap(index).await? {
+                maps.insert(index, map);
+            }
+        }
+        Ok(maps)
     }
 
     /// Records the end of the render.

@@ -102,3 +102,44 @@ fn pixel(rgb: &[u8], v: f32, mode: OverlayMode) -> [u8; 3] {
         }
     }
 }
+
+/// A token heatmap as it travels and is kept (a render keeps one per frame): the map, values in
+/// [0, 1] rows top to bottom, and the context positions summed (empty: all after the first).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct HeatmapData {
+    /// Map columns.
+    pub width: usize,
+    /// Map rows.
+    pub height: usize,
+    /// `width × height` values in [0, 1].
+    pub values: Vec<f32>,
+    /// The context positions summed.
+    pub tokens: Vec<usize>,
+}
+
+impl HeatmapData {
+    /// The map in jet colours at its own size (a page stretches it over the image).
+    pub fn layer_png(&self) -> Result<Vec<u8>, crate::pngtext::PngError> {
+        let data: Vec<u8> = self.values.iter().flat_map(|v| jet(*v)).collect();
+        crate::pngtext::encode_rgb(self.width, self.height, &data, &[])
+    }
+
+    /// The image `png` with the map drawn over it at `opacity` (bilinear, jet colours): the
+    /// PNG a user saves.
+    pub fn over_png(&self, png: &[u8], opacity: f32) -> Result<Vec<u8>, crate::pngtext::PngError> {
+        let (w, h, data) = crate::pngtext::decode_rgb(png)?;
+        let map = resize_map(
+            &self.values,
+            (self.width, self.height),
+            (w, h),
+            Filter::Bilinear,
+        );
+        let image = RgbImage {
+            width: w,
+            height: h,
+            data,
+        };
+        let drawn = overlay(&image, &map, OverlayMode::Heat { opacity });
+        crate::pngtext::encode_rgb(w, h, &drawn.data, &[])
+    }
+}
