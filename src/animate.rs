@@ -155,6 +155,8 @@ pub struct VideoPick {
     pub width: u32,
     /// Frame height.
     pub height: u32,
+    /// What read its frames last (`WebCodecs`, or the `<video>` element).
+    pub read_by: Option<&'static str>,
 }
 
 /// A video's frames, read by the browser, to render.

@@ -1,6 +1,8 @@
 //! The app's browser I/O: the URL fragment, the clipboard, the page's build metadata and the
 //! service-worker update flow (driven by the boot script).
 
+mod decode;
+
 use js_sys::{Function, Reflect};
 use wasm_bindgen::closure::Closure;
 use wasm_bindgen::{JsCast, JsValue};
@@ -136,9 +138,30 @@ pub async fn video_metadata(bytes: &[u8], mime: &str) -> Result<(f64, u32, u32),
     result
 }
 
-/// The RGB bytes of the video's frames at `times` (seconds), one frame after another: each
-/// time is sought, then the frame shown is drawn.
+/// The RGB bytes of the video's frames at `times` (seconds), one frame after another, and what
+/// read them: a WebM through WebCodecs' `VideoDecoder` where the browser has one; otherwise (or
+/// if that fails) a `<video>` element sought to each time, drawing the frame it presents.
 pub async fn video_frames(
+    bytes: &[u8],
+    mime: &str,
+    times: &[f64],
+) -> Result<((u32, u32, Vec<u8>), &'static str), String> {
+    const EBML: [u8; 4] = [0x1a, 0x45, 0xdf, 0xa3];
+    if bytes.starts_with(&EBML) && decode::available() {
+        match decode::webm_frames(bytes, times).await {
+            Ok(frames) => return Ok((frames, "WebCodecs")),
+            Err(e) => tracing::warn!("WebCodecs could not read the video ({e}); seeking instead"),
+        }
+    }
+    Ok((
+        element_frames(bytes, mime, times).await?,
+        "the video element",
+    ))
+}
+
+/// [`video_frames`] through a `<video>` element: each time is sought and, where the browser
+/// has `requestVideoFrameCallback`, the frame it then presents is awaited before drawing.
+async fn element_frames(
     bytes: &[u8],
     mime: &str,
     times: &[f64],
@@ -156,6 +179,7 @@ pub async fn video_frames(
             wasm_bindgen_futures::JsFuture::from(seeked)
                 .await
                 .map_err(|_| format!("the video cannot be read at {t:.2} s"))?;
+            presented(&video).await;
             rgb.extend(draw_rgb(&ctx, &video, w, h)?);
         }
         Ok((w as u32, h as u32, rgb))
@@ -163,6 +187,26 @@ pub async fn video_frames(
     .await;
     revoke_url(&url);
     result
+}
+
+/// Waits for the video's next presented frame (`requestVideoFrameCallback`), at most 200 ms
+/// (a paused video may present nothing new after a seek).
+async fn presented(video: &JsValue) {
+    if !property(video, "requestVideoFrameCallback").is_ok_and(|f| f.is_function()) {
+        return;
+    }
+    let video = video.clone();
+    let promise = js_sys::Promise::new(&mut move |resolve: Function, _reject: Function| {
+        let _ = call(
+            &video,
+            "requestVideoFrameCallback",
+            &js_sys::Array::of1(&resolve),
+        );
+        if let Some(w) = window() {
+            let _ = w.set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, 200);
+        }
+    });
+    let _ = wasm_bindgen_futures::JsFuture::from(promise).await;
 }
 
 /// Decodes an image file (PNG, JPEG, WebP… whatever the browser reads) to RGB.

@@ -1,4 +1,5 @@
-//! Video input's option edits (`VideoField`) and the frames a picked video gives.
+//! Video input's option edits (`VideoField`), the frames a picked video gives, and which
+//! frames a WebCodecs decode must make (`decode_plan`).
 
 use keyshift_core::share::VideoSettings;
 
@@ -57,9 +58,65 @@ pub fn frame_times(indices: &[usize], fps: f64) -> Vec<f64> {
     indices.iter().map(|&i| (i as f64 + 0.5) / fps).collect()
 }
 
+/// What a WebCodecs decode of a demuxed video needs: for each wanted time, the frame shown
+/// then (the last whose timestamp is not after it; the first before any), and the frame to
+/// start decoding at (the last keyframe at or before the first of them).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DecodePlan {
+    /// Per wanted time, the index of the frame shown.
+    pub shown: Vec<usize>,
+    /// Decode frames `start..=last`.
+    pub start: usize,
+    /// The last frame to decode.
+    pub last: usize,
+}
+
+/// The plan for frames with `timestamps_us` (in decoding order, which for VP8/VP9 is showing
+/// order) and `keyframes`, read at `times` (seconds); `None` without frames.
+pub fn decode_plan(timestamps_us: &[i64], keyframes: &[bool], times: &[f64]) -> Option<DecodePlan> {
+    if timestamps_us.is_empty() || times.is_empty() {
+        return None;
+    }
+    let shown: Vec<usize> = times
+        .iter()
+        .map(|t| {
+            let at = (t * 1e6).round() as i64;
+            timestamps_us.iter().rposition(|&ts| ts <= at).unwrap_or(0)
+        })
+        .collect();
+    let first = shown.iter().copied().min()?;
+    let last = shown.iter().copied().max()?;
+    let start = (0..=first)
+        .rev()
+        .find(|&i| keyframes.get(i) == Some(&true))?;
+    Some(DecodePlan { shown, start, last })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_decode_starts_at_the_keyframe_before_the_first_wanted_frame() {
+        // Ten frames at 10 fps, keyframes at 0 and 5.
+        let ts: Vec<i64> = (0..10).map(|i| i * 100_000).collect();
+        let keys: Vec<bool> = (0..10).map(|i| i % 5 == 0).collect();
+        let plan = decode_plan(&ts, &keys, &frame_times(&[6, 8], 10.0));
+        assert_eq!(
+            plan,
+            Some(DecodePlan {
+                shown: vec![6, 8],
+                start: 5,
+                last: 8
+            })
+        );
+        // A time before the first frame shows the first; past the end, the last.
+        let plan = decode_plan(&ts, &keys, &[-1.0, 5.0]).unwrap_or_else(|| panic!("a plan"));
+        assert_eq!((plan.shown, plan.start, plan.last), (vec![0, 9], 0, 9));
+        assert_eq!(decode_plan(&[], &[], &[0.5]), None);
+        // No keyframe before the wanted frames: nothing can be decoded.
+        assert_eq!(decode_plan(&ts[1..], &keys[1..], &[0.15]), None);
+    }
 
     #[test]
     fn options_are_checked_and_frames_read_mid_frame() {

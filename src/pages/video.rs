@@ -51,8 +51,11 @@ pub fn VideoOptions(error: RwSignal<Option<String>>) -> impl IntoView {
         animate.with(|a| {
             a.video.as_ref().map_or("No video picked.".to_owned(), |v| {
                 let n = project.with(|p| p.animation.video.frame_indices(v.duration).len());
+                let read = v
+                    .read_by
+                    .map_or(String::new(), |by| format!(" · frames read by {by}"));
                 format!(
-                    "{}: {}x{}, {:.2} s · {n} frames to render",
+                    "{}: {}x{}, {:.2} s · {n} frames to render{read}",
                     v.name, v.width, v.height, v.duration
                 )
             })
@@ -110,6 +113,7 @@ async fn open(
                     duration,
                     width,
                     height,
+                    read_by: None,
                 })
             });
             error.set(None);
@@ -131,12 +135,19 @@ pub fn start(shared: Shared, id: String) {
         let indices = v.frame_indices(video.duration);
         let times = crate::video::frame_times(&indices, v.fps);
         let frames = match browser::video_frames(&video.bytes, &video.mime, &times).await {
-            Ok((width, height, rgb)) => crate::animate::VideoFrames {
-                width,
-                height,
-                indices,
-                rgb,
-            },
+            Ok(((width, height, rgb), read_by)) => {
+                animate.update(|a| {
+                    if let Some(v) = a.video.as_mut() {
+                        v.read_by = Some(read_by);
+                    }
+                });
+                crate::animate::VideoFrames {
+                    width,
+                    height,
+                    indices,
+                    rgb,
+                }
+            }
             Err(e) => return animate.update(|a| a.error = Some(format!("{}: {e}", video.name))),
         };
         let (multiple, control, tokens) = studio

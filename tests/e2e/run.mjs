@@ -1589,6 +1589,8 @@ test('Video input: a WebM\'s frames read in the browser, 3 rendered as img2img w
     await waitForFrames(page, 3);
     await page.waitForFunction(() => !document.querySelector('[data-testid="export-webm"]')?.disabled,
       null, { timeout: GPU_TIMEOUT_MS });
+    // Chromium has WebCodecs: the WebM is demuxed in Rust and decoded by its VideoDecoder.
+    assert.match(await text(page, 'video-summary'), /frames read by WebCodecs$/);
     facts.videoTemporalStorage = await text(page, 'temporal-storage');
     assert.match(facts.videoTemporalStorage, /^Kept for the previous frame on the GPU: [\d.]+ (KB|MB)$/);
     const strip = page.locator('[data-testid="frame-strip"] [data-testid="frame"] img');

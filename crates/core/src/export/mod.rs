@@ -9,7 +9,10 @@ mod zip;
 
 pub use crc32::Crc32;
 pub use gif::{GifError, encode_gif, gif_delay_cs};
-pub use webm::{EncodedFrame, VideoCodec, WebmError, WebmSummary, WebmVideo, mux_webm, read_webm};
+pub use webm::{
+    DemuxedFrame, EncodedFrame, VideoCodec, WebmError, WebmSummary, WebmTrack, WebmVideo,
+    demux_webm, mux_webm, read_webm,
+};
 pub use zip::StoredZip;
 
 /// The video's frames: the first frame `lead` more times at the start, the last `lead` more

@@ -232,9 +232,101 @@ pub fn read_webm(bytes: &[u8]) -> Result<WebmSummary, WebmError> {
     Ok(summary)
 }
 
+/// A WebM's video track as a decoder takes it (WebCodecs' `VideoDecoder` in the browser).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct WebmTrack {
+    /// `V_VP8`, `V_VP9`, `V_AV1`…
+    pub codec_id: String,
+    /// Width in pixels.
+    pub width: u64,
+    /// Height in pixels.
+    pub height: u64,
+    /// The frames in decoding order.
+    pub frames: Vec<DemuxedFrame>,
+}
+
+/// One encoded frame of a [`WebmTrack`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct DemuxedFrame {
+    /// When it is shown, in microseconds.
+    pub timestamp_us: i64,
+    /// Whether it decodes alone.
+    pub keyframe: bool,
+    /// The codec's bytes.
+    pub data: Vec<u8>,
+}
+
+/// The first video track of `bytes` (a WebM of `SimpleBlock`s, as browsers and encoders write).
+pub fn demux_webm(bytes: &[u8]) -> Result<WebmTrack, WebmError> {
+    let bad = |e: &dyn std::fmt::Display| WebmError::Container(e.to_string());
+    let mut track = WebmTrack::default();
+    let (mut scale_ns, mut cluster) = (1_000_000i64, 0i64);
+    let (mut number, mut kind, mut codec) = (0u64, 0u64, String::new());
+    let mut video: Option<u64> = None;
+    for tag in WebmIterator::new(Cursor::new(bytes), &[]) {
+        match tag.map_err(|e| bad(&e))? {
+            MatroskaSpec::TimestampScale(s) => scale_ns = i64::try_from(s).unwrap_or(1_000_000),
+            MatroskaSpec::TrackNumber(n) => number = n,
+            MatroskaSpec::TrackType(t) => kind = t,
+            MatroskaSpec::CodecID(c) => codec = c,
+            MatroskaSpec::TrackEntry(Master::End) if kind == 1 && video.is_none() => {
+                video = Some(number);
+                track.codec_id = std::mem::take(&mut codec);
+            }
+            MatroskaSpec::PixelWidth(w) if track.width == 0 => track.width = w,
+            MatroskaSpec::PixelHeight(h) if track.height == 0 => track.height = h,
+            MatroskaSpec::Timestamp(t) => cluster = i64::try_from(t).unwrap_or(i64::MAX),
+            block @ MatroskaSpec::SimpleBlock(_) => {
+                let block = SimpleBlock::try_from(&block).map_err(|e| bad(&e))?;
+                if Some(block.track) != video {
+                    continue;
+                }
+                let ticks = cluster.saturating_add(i64::from(block.timestamp));
+                for frame in block.read_frame_data().map_err(|e| bad(&e))? {
+                    track.frames.push(DemuxedFrame {
+                        timestamp_us: ticks.saturating_mul(scale_ns) / 1000,
+                        keyframe: block.keyframe,
+                        data: frame.data.to_vec(),
+                    });
+                }
+            }
+            MatroskaSpec::Block(_) => {
+                return Err(WebmError::Container(
+                    "block groups are not read (only simple blocks)".into(),
+                ));
+            }
+            _ => {}
+        }
+    }
+    if video.is_none() || track.frames.is_empty() {
+        return Err(WebmError::NoKeyframe);
+    }
+    Ok(track)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_muxed_video_demuxes_to_its_frames_and_times() {
+        let made = frames(7, 4, 3);
+        let bytes = mux_webm(VIDEO, &made).expect("muxes");
+        let track = demux_webm(&bytes).expect("demuxes");
+        assert_eq!(
+            (track.codec_id.as_str(), track.width, track.height),
+            ("V_VP9", 64, 48)
+        );
+        assert_eq!(track.frames.len(), 7);
+        for (got, want) in track.frames.iter().zip(&made) {
+            assert_eq!(
+                got.timestamp_us,
+                i64::try_from(want.timestamp_ms * 1000).unwrap_or(0)
+            );
+            assert_eq!((got.keyframe, &got.data), (want.keyframe, &want.data));
+        }
+        assert!(demux_webm(b"not a webm").is_err());
+    }
 
     fn frames(n: u64, fps: u64, key_every: u64) -> Vec<EncodedFrame> {
         (0..n)
