@@ -135,6 +135,8 @@ pub struct Animate {
     pub rerendering: Option<(u64, usize)>,
     /// Video input: the picked video.
     pub video: Option<VideoPick>,
+    /// Video input: the ControlNet's hint video (one frame per video frame).
+    pub hint_video: Option<VideoPick>,
     /// The token picker's choice when a render starts: each frame then gets its heatmap.
     pub heatmap_tokens: Option<Vec<usize>>,
     next_job: u64,

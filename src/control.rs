@@ -247,23 +247,50 @@ impl ControlPanel {
         Ok(())
     }
 
-    /// A job's ControlNet: `None` when the panel is off or nothing is loaded. For a single image
-    /// the control image travels attached (its size is in the job); a video's hints are its
-    /// frames' edges.
-    pub fn job(&self, video: bool) -> Option<Box<ControlJob>> {
-        if !(self.on && self.is_ready()) {
-            return None;
+    /// Whether jobs are guided (on, and a ControlNet is loaded).
+    pub fn guides(&self) -> bool {
+        self.on && self.is_ready()
+    }
+
+    /// A single image's ControlNet: `None` when the panel is off or nothing is loaded. The
+    /// control image travels attached (its size is in the job).
+    pub fn image_job(&self) -> Option<Box<ControlJob>> {
+        self.guides().then(|| {
+            Box::new(ControlJob {
+                settings: self.settings.clone(),
+                canny: self.canny,
+                image: self.image.as_ref().map(|i| ImageSize {
+                    width: i.width,
+                    height: i.height,
+                }),
+                image_data: None,
+                frames: Vec::new(),
+            })
+        })
+    }
+
+    /// A video render's ControlNet: each frame's canny edges, or (hint kind "the image itself")
+    /// the frames of a hint video of frame size `hint_video`, which must then be picked.
+    pub fn video_job(
+        &self,
+        hint_video: Option<ImageSize>,
+    ) -> Result<Option<Box<ControlJob>>, String> {
+        if !self.guides() {
+            return Ok(None);
         }
-        let image = self.image.as_ref().filter(|_| !video);
-        Some(Box::new(ControlJob {
+        if !self.canny && hint_video.is_none() {
+            return Err(
+                "Pick a hint video (depth, pose…) for the ControlNet, or choose canny edges."
+                    .into(),
+            );
+        }
+        Ok(Some(Box::new(ControlJob {
             settings: self.settings.clone(),
-            canny: self.canny || video,
-            image: image.map(|i| ImageSize {
-                width: i.width,
-                height: i.height,
-            }),
+            canny: self.canny,
+            image: hint_video.filter(|_| !self.canny),
             image_data: None,
-        }))
+            frames: Vec::new(),
+        })))
     }
 }
 
@@ -301,36 +328,39 @@ mod tests {
             panel.text(),
             "tiny test ControlNet (random weights): 2.0 MB downloaded, ready in 1.5 s."
         );
-        let job = panel.job(false).unwrap_or_else(|| panic!("a job"));
+        let job = panel.image_job().unwrap_or_else(|| panic!("a job"));
         assert!(job.canny && job.image.is_none());
         panel.on = false;
-        assert!(panel.job(false).is_none());
+        assert!(panel.image_job().is_none());
         panel.on = true;
         // Loading another model drops the ControlNet in the worker, which says so.
         panel.apply(&FromWorker::ControlNetUnloaded);
-        assert!(panel.job(true).is_none());
+        assert_eq!(panel.video_job(None), Ok(None));
         assert_eq!(panel.text(), "No ControlNet loaded.");
     }
 
     #[test]
-    fn a_control_image_travels_with_single_images_only() {
+    fn a_control_image_guides_single_images_and_a_hint_video_videos() {
         let mut panel = ready();
         panel.canny = false;
         panel.image =
             Some(InitPick::new("edges.png", 2, 1, vec![0; 6]).unwrap_or_else(|e| panic!("{e}")));
-        let single = panel.job(false).unwrap_or_else(|| panic!("a job"));
+        let size = ImageSize {
+            width: 2,
+            height: 1,
+        };
+        let single = panel.image_job().unwrap_or_else(|| panic!("a job"));
+        assert_eq!((single.image, single.canny), (Some(size), false));
+        let err = panel.video_job(None).err().unwrap_or_default();
+        assert!(err.contains("Pick a hint video"), "{err}");
+        let video = panel.video_job(Some(size)).ok().flatten();
+        assert_eq!(video.map(|v| (v.image, v.canny)), Some((Some(size), false)));
+        panel.canny = true;
+        let video = panel.video_job(Some(size)).ok().flatten();
         assert_eq!(
-            single.image,
-            Some(ImageSize {
-                width: 2,
-                height: 1
-            })
-        );
-        assert!(!single.canny);
-        let video = panel.job(true).unwrap_or_else(|| panic!("a job"));
-        assert!(
-            video.image.is_none() && video.canny,
-            "a video's hints are its edges"
+            video.map(|v| (v.image, v.canny)),
+            Some((None, true)),
+            "canny: the hint video is not used"
         );
     }
 

@@ -741,7 +741,7 @@ impl Studio {
             Seed::Fixed(seed) => u64::from(seed),
             Seed::Random => u64::from(random),
         };
-        let control = self.control.job(false);
+        let control = self.control.image_job();
         if control.as_ref().is_some_and(|c| c.image.is_none()) && self.init.is_none() {
             return Err(
                 "Pick a control image for the ControlNet (or an init image to take it from)."

@@ -10,6 +10,7 @@ use crate::app::Shared;
 use crate::browser;
 use crate::state::ProjectCommand;
 use crate::video::VideoField;
+use keyshift_web::protocol::ImageSize;
 
 static FIELDS: [(&str, &str, VideoField); 5] = [
     ("The video's frame rate", "video-fps", VideoField::Fps),
@@ -36,15 +37,17 @@ pub fn VideoOptions(error: RwSignal<Option<String>>) -> impl IntoView {
             }
         })
     };
-    let on_pick = move |ev: leptos::ev::Event| {
-        use wasm_bindgen::JsCast;
-        let file = ev
-            .target()
-            .and_then(|t| t.dyn_into::<web_sys::HtmlInputElement>().ok())
-            .and_then(|i| i.files())
-            .and_then(|f| f.get(0));
-        if let Some(file) = file {
-            leptos::task::spawn_local(open(file, animate, error));
+    let on_pick = move |hint: bool| {
+        move |ev: leptos::ev::Event| {
+            use wasm_bindgen::JsCast;
+            let file = ev
+                .target()
+                .and_then(|t| t.dyn_into::<web_sys::HtmlInputElement>().ok())
+                .and_then(|i| i.files())
+                .and_then(|f| f.get(0));
+            if let Some(file) = file {
+                leptos::task::spawn_local(open(file, animate, error, hint));
+            }
         }
     };
     let summary = move || {
@@ -63,13 +66,17 @@ pub fn VideoOptions(error: RwSignal<Option<String>>) -> impl IntoView {
     };
     let studio = shared.studio;
     let controlnet = move || {
-        studio.with(|s| {
-            if s.control.job(true).is_some() {
-                "ControlNet: each frame is guided by its canny edges (Generate card's ControlNet \
-                 panel)."
-                    .to_owned()
-            } else {
-                "ControlNet: off (load one in the Generate card to guide each frame by its edges)."
+        let hint = animate.with(|a| a.hint_video.as_ref().map(|v| v.name.clone()));
+        studio.with(|s| match (s.control.guides(), s.control.canny, hint) {
+            (false, _, _) => "ControlNet: off (load one in the Generate card's ControlNet panel \
+                              to guide each frame)."
+                .to_owned(),
+            (true, true, _) => "ControlNet: each frame is guided by its canny edges.".to_owned(),
+            (true, false, Some(name)) => {
+                format!("ControlNet: each frame is guided by the same frame of {name}.")
+            }
+            (true, false, None) => {
+                "ControlNet: pick a hint video (depth, pose…), one frame per video frame."
                     .to_owned()
             }
         })
@@ -77,7 +84,7 @@ pub fn VideoOptions(error: RwSignal<Option<String>>) -> impl IntoView {
     view! {
         <label class="field">
             <span>"Video (read by the browser; it stays on this computer)"</span>
-            <input type="file" accept="video/*" data-testid="video-input" on:change=on_pick/>
+            <input type="file" accept="video/*" data-testid="video-input" on:change=on_pick(false)/>
         </label>
         <div class="grid">
             {FIELDS.iter().map(|(label, id, field)| view! {
@@ -89,14 +96,19 @@ pub fn VideoOptions(error: RwSignal<Option<String>>) -> impl IntoView {
         </div>
         <p class="hint" data-testid="video-summary">{summary}</p>
         <p class="hint" data-testid="video-controlnet">{controlnet}</p>
+        <label class="field">
+            <span>"ControlNet hint video (when the hint is the image itself: depth, pose…)"</span>
+            <input type="file" accept="video/*" data-testid="video-hint-input" on:change=on_pick(true)/>
+        </label>
     }
 }
 
-/// Reads a picked file's length and size.
+/// Reads a picked file's length and size (the video, or with `hint` the ControlNet's hint video).
 async fn open(
     file: web_sys::File,
     animate: RwSignal<crate::animate::Animate>,
     error: RwSignal<Option<String>>,
+    hint: bool,
 ) {
     let name = file.name();
     let Some(bytes) = browser::file_bytes(&file).await else {
@@ -105,16 +117,18 @@ async fn open(
     let mime = file.type_();
     match browser::video_metadata(&bytes, &mime).await {
         Ok((duration, width, height)) if width > 0 && duration > 0.0 => {
-            animate.update(|a| {
-                a.video = Some(VideoPick {
-                    name,
-                    mime,
-                    bytes,
-                    duration,
-                    width,
-                    height,
-                    read_by: None,
-                })
+            let pick = VideoPick {
+                name,
+                mime,
+                bytes,
+                duration,
+                width,
+                height,
+                read_by: None,
+            };
+            animate.update(|a| match hint {
+                true => a.hint_video = Some(pick),
+                false => a.video = Some(pick),
             });
             error.set(None);
         }
@@ -123,47 +137,74 @@ async fn open(
     }
 }
 
-/// Starts video input: reads the chosen frames, then sends the render with them attached.
+/// Starts video input: reads the chosen frames (and a hint video's), then sends the render with
+/// them attached.
 pub fn start(shared: Shared, id: String) {
-    let (project, animate, studio) = (shared.project, shared.animate, shared.studio);
+    let animate = shared.animate;
     leptos::task::spawn_local(async move {
-        let project = project.get_untracked();
-        let Some(video) = animate.with_untracked(|a| a.video.clone()) else {
-            return animate.update(|a| a.error = Some("Pick a video first.".into()));
-        };
-        let v = &project.animation.video;
-        let indices = v.frame_indices(video.duration);
-        let times = crate::video::frame_times(&indices, v.fps);
-        let frames = match browser::video_frames(&video.bytes, &video.mime, &times).await {
-            Ok(((width, height, rgb), read_by)) => {
-                animate.update(|a| {
-                    if let Some(v) = a.video.as_mut() {
-                        v.read_by = Some(read_by);
-                    }
-                });
-                crate::animate::VideoFrames {
-                    width,
-                    height,
-                    indices,
-                    rgb,
-                }
-            }
-            Err(e) => return animate.update(|a| a.error = Some(format!("{}: {e}", video.name))),
-        };
-        let (multiple, control, tokens) = studio
-            .with_untracked(|s| (s.size_multiple(), s.control.job(true), s.heatmap_request()));
-        let mut result = Err(String::new());
-        animate.update(|a| {
-            a.heatmap_tokens = tokens;
-            let frames = (&frames, multiple);
-            result = a.start_video(&project, id, browser::random_seed(), frames, control)
-        });
-        match (result, browser::bytes_blob(&frames.rgb)) {
-            (Ok(m), Some(blob)) => shared.send_with(&m, &[blob]),
-            (Err(e), _) => animate.update(|a| a.error = Some(e)),
-            (Ok(_), None) => {
-                animate.update(|a| a.error = Some("the frames could not be sent".into()))
-            }
+        if let Err(e) = try_start(shared, id).await {
+            animate.update(|a| a.error = Some(e));
         }
     });
+}
+
+async fn try_start(shared: Shared, id: String) -> Result<(), String> {
+    let (animate, studio) = (shared.animate, shared.studio);
+    let project = shared.project.get_untracked();
+    let video = animate
+        .with_untracked(|a| a.video.clone())
+        .ok_or("Pick a video first.")?;
+    let v = &project.animation.video;
+    let indices = v.frame_indices(video.duration);
+    let times = crate::video::frame_times(&indices, v.fps);
+    let ((width, height, rgb), read_by) = read(&video, &times).await?;
+    animate.update(|a| {
+        if let Some(v) = a.video.as_mut() {
+            v.read_by = Some(read_by);
+        }
+    });
+    let hint = match studio.with_untracked(|s| s.control.guides() && !s.control.canny) {
+        true => match animate.with_untracked(|a| a.hint_video.clone()) {
+            Some(pick) => Some(read(&pick, &times).await?.0),
+            None => None,
+        },
+        false => None,
+    };
+    let hint_size = hint.as_ref().map(|(w, h, _)| ImageSize {
+        width: *w,
+        height: *h,
+    });
+    let (multiple, control, tokens) = studio.with_untracked(|s| {
+        let control = s.control.video_job(hint_size)?;
+        Ok::<_, String>((s.size_multiple(), control, s.heatmap_request()))
+    })?;
+    let frames = crate::animate::VideoFrames {
+        width,
+        height,
+        indices,
+        rgb,
+    };
+    let mut result = Err(String::new());
+    animate.update(|a| {
+        a.heatmap_tokens = tokens;
+        let frames = (&frames, multiple);
+        result = a.start_video(&project, id, browser::random_seed(), frames, control)
+    });
+    let message = result?;
+    let blobs = [Some(&frames.rgb), hint.as_ref().map(|(_, _, rgb)| rgb)]
+        .into_iter()
+        .flatten()
+        .map(|rgb| browser::bytes_blob(rgb).ok_or("the frames could not be sent"))
+        .collect::<Result<Vec<_>, _>>()?;
+    shared.send_with(&message, &blobs);
+    Ok(())
+}
+
+type Frames = ((u32, u32, Vec<u8>), &'static str);
+
+/// The frames of `pick` at `times`, and what read them.
+async fn read(pick: &VideoPick, times: &[f64]) -> Result<Frames, String> {
+    browser::video_frames(&pick.bytes, &pick.mime, times)
+        .await
+        .map_err(|e| format!("{}: {e}", pick.name))
 }

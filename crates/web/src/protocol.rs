@@ -142,15 +142,19 @@ pub struct ControlJob {
     /// Strength, guess mode, steps.
     pub settings: keyshift_core::control::ControlSettings,
     /// The hint is the canny edges (50, 200) of the control image, or of each video frame;
-    /// otherwise the control image is the hint itself.
+    /// otherwise the control image, or each frame of a hint video, is the hint itself.
     pub canny: bool,
-    /// A single image's control image (its RGB bytes are the last attached Blob); a video
-    /// render's hints are its frames' edges.
+    /// A single image's control image (its RGB bytes are the last attached Blob); for a video
+    /// render without `canny`, the size of the hint video's frames (one per video frame, one
+    /// after another, in the last attached Blob).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image: Option<ImageSize>,
     /// The control image, filled in by the worker from the attached Blob (not on the wire).
     #[serde(skip)]
     pub image_data: Option<Box<keyshift_core::image::RgbImage>>,
+    /// A video render's hint frames, filled in by the worker (not on the wire).
+    #[serde(skip)]
+    pub frames: Vec<keyshift_core::image::RgbImage>,
 }
 
 /// An image's size (its RGB bytes travel as an attached Blob).
@@ -1011,6 +1015,7 @@ mod tests {
                     height: 48,
                 }),
                 image_data: None,
+                frames: Vec::new(),
             })),
         };
         for m in [

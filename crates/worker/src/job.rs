@@ -261,9 +261,28 @@ pub fn video_plan(
             video.frames.len()
         ));
     }
-    if job.control.as_ref().is_some_and(|c| !c.canny) {
-        return Err("a video's ControlNet hints are its frames' canny edges".into());
-    }
+    let hints = match job.control.as_deref() {
+        None => None,
+        Some(c) if c.canny => Some(vec![VideoHint::Canny; video.frames.len()]),
+        Some(c) if c.frames.len() == video.frames.len() => Some(
+            c.frames
+                .iter()
+                .enumerate()
+                .map(|(i, image)| VideoHint::Image {
+                    name: format!("hint frame {i}"),
+                    image: image.clone(),
+                })
+                .collect(),
+        ),
+        Some(c) => {
+            return Err(format!(
+                "the hint video gave {} frames for the video's {}: pick it again",
+                c.frames.len(),
+                video.frames.len()
+            ));
+        }
+    };
+    let mut hints = hints.map(Vec::into_iter);
     let frames = video
         .frames
         .iter()
@@ -274,7 +293,7 @@ pub fn video_plan(
             prompt: job.frame.prompt.clone(),
             negative: job.frame.negative.clone(),
             denoise: video.denoise,
-            hint: job.control.as_ref().map(|_| VideoHint::Canny),
+            hint: hints.as_mut().and_then(Iterator::next),
         })
         .collect();
     let options = keyshift_render::VideoOptions {
@@ -691,6 +710,7 @@ mod tests {
             canny,
             image: None,
             image_data: None,
+            frames: Vec::new(),
         })
     }
 
@@ -767,7 +787,19 @@ mod tests {
         assert_eq!(hint.image, canny_hint(&frame, CANNY_LOW, CANNY_HIGH));
         job.control = Some(control(false));
         let err = animation_plan(&job, &request, "tiny").err().unwrap();
-        assert!(err.contains("canny edges"), "{err}");
+        assert!(err.contains("gave 0 frames for the video's 1"), "{err}");
+        // A hint video's frame guides its video frame as it is (resized to the render's size).
+        let hint = RgbImage {
+            width: 32,
+            height: 32,
+            data: vec![77; 32 * 32 * 3],
+        };
+        job.control.as_mut().unwrap().frames = vec![hint.clone()];
+        let (_, mut source) = animation_plan(&job, &request, "tiny").unwrap();
+        let spec = source.next_frame().unwrap().unwrap();
+        let got = spec.hint.unwrap();
+        assert_eq!(got.source, "hint frame 0");
+        assert_eq!(got.image, lanczos_resize(&hint, 64, 64));
     }
 
     #[test]

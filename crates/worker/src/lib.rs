@@ -110,14 +110,30 @@ pub(crate) mod entry {
         Ok(bytes)
     }
 
-    /// A video render's frames: their RGB bytes, one after another, are attached.
+    /// A video render's frames: their RGB bytes, one after another, are attached (and a hint
+    /// video's frames after them, in a second Blob).
     fn video_frames(
         job: &mut keyshift_web::protocol::RenderJob,
-        attached: Vec<web_sys::Blob>,
+        mut attached: Vec<web_sys::Blob>,
     ) -> Result<(), String> {
         let Some(video) = job.video.as_mut() else {
             return Ok(());
         };
+        let hint_size = job
+            .control
+            .as_ref()
+            .filter(|c| !c.canny)
+            .and_then(|c| c.image);
+        if let (Some(size), Some(control)) = (hint_size, job.control.as_mut()) {
+            if attached.len() < 2 {
+                return Err("the hint video's frames did not arrive: pick it again".into());
+            }
+            let blob = attached
+                .pop()
+                .ok_or("the hint video's frames did not arrive")?;
+            control.frames = rgb_frames(attached_bytes(vec![blob])?, size, video.names.len())
+                .map_err(|e| format!("the hint video's {e}"))?;
+        }
         if attached.is_empty() {
             return Err(
                 "the video's frames are not kept with the render: pick the video \
@@ -125,25 +141,37 @@ pub(crate) mod entry {
                     .into(),
             );
         }
-        let data = attached_bytes(attached)?;
-        let (width, height) = (video.width as usize, video.height as usize);
-        let size = width * height * 3;
-        if size == 0 || data.len() != size * video.names.len() {
+        let size = keyshift_web::protocol::ImageSize {
+            width: video.width,
+            height: video.height,
+        };
+        video.frames = rgb_frames(attached_bytes(attached)?, size, video.names.len())
+            .map_err(|e| format!("the video's {e}"))?;
+        Ok(())
+    }
+
+    /// `count` RGB frames of `size`, one after another in `data`.
+    fn rgb_frames(
+        data: Vec<u8>,
+        size: keyshift_web::protocol::ImageSize,
+        count: usize,
+    ) -> Result<Vec<keyshift_core::image::RgbImage>, String> {
+        let (width, height) = (size.width as usize, size.height as usize);
+        let bytes = width * height * 3;
+        if bytes == 0 || data.len() != bytes * count {
             return Err(format!(
-                "the video's {} bytes are not {} frames of {width}x{height} RGB",
-                data.len(),
-                video.names.len()
+                "{} bytes are not {count} frames of {width}x{height} RGB",
+                data.len()
             ));
         }
-        video.frames = data
-            .chunks_exact(size)
+        Ok(data
+            .chunks_exact(bytes)
             .map(|c| keyshift_core::image::RgbImage {
                 width,
                 height,
                 data: c.to_vec(),
             })
-            .collect();
-        Ok(())
+            .collect())
     }
 
     /// A probe's image: its RGB bytes are attached beside the message.
