@@ -135,10 +135,11 @@ pub fn family(model: &SdModel) -> ModelFamily {
     }
 }
 
-/// Pixels per latent pixel, and the multiple sizes must have.
+/// Pixels per latent pixel, and the multiple sizes must have: the VAE's factor (8 for SD, as
+/// A1111 accepts), whatever the UNet's depth (its upsamplers follow the skips' sizes).
 pub fn size_multiple(model: &SdModel) -> (usize, usize) {
     let down = model.info.vae.downscale();
-    (down, down << model.info.unet.levels().saturating_sub(1))
+    (down, down)
 }
 
 /// One image being made, a step at a time: the worker drives it between messages (progress,

@@ -338,7 +338,13 @@ impl Unet {
                 }
             }
             if let Some(up) = &level.resample {
-                h = up.forward(upsample_nearest(h));
+                // diffusers' `upsample_size`: to the next skip's size, which is not twice the
+                // input where a latent side is not divisible by 2^(levels − 1).
+                let [_, _, uh, uw] = h.dims();
+                let size = skips
+                    .last()
+                    .map_or([2 * uh, 2 * uw], |s| [s.dims()[2], s.dims()[3]]);
+                h = up.forward(upsample_to(h, size));
             }
         }
         self.conv_out.forward(silu(self.norm_out.forward(h)))
@@ -520,8 +526,17 @@ fn load_up(l: &mut Loader, s: &Specs, i: usize) -> Result<Level, LoadError> {
 /// - `x`: `[b, c, h, w]` → `[b, c, 2h, 2w]`
 pub fn upsample_nearest(x: Tensor<4>) -> Tensor<4> {
     let [_, _, h, w] = x.dims();
+    upsample_to(x, [2 * h, 2 * w])
+}
+
+/// Nearest-neighbour upsampling to `size` (torch's `interpolate(…, size, mode="nearest")`:
+/// source index `⌊i · in / out⌋`).
+///
+/// # Shapes
+/// - `x`: `[b, c, h, w]` → `[b, c, size[0], size[1]]`
+pub fn upsample_to(x: Tensor<4>, size: [usize; 2]) -> Tensor<4> {
     interpolate(
         x,
-        InterpolateOptions::new(InterpolateMode::Nearest).with_output_size([2 * h, 2 * w]),
+        InterpolateOptions::new(InterpolateMode::Nearest).with_output_size(size),
     )
 }
