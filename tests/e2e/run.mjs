@@ -93,8 +93,11 @@ test('the app loads with no console errors and paints', async () => {
 test('the System page shows the WebGPU adapter and the worker computes correctly on it', async () => {
   await withBrowser(async ({ page, errors }) => {
     await page.goto(`${BASE}/system`);
-    await page.waitForFunction(() =>
-      document.querySelector('[data-testid="gpu-status"]')?.textContent !== 'checking…');
+    // The status exists once the page has mounted; wait until its probe has answered.
+    await page.waitForFunction(() => {
+      const status = document.querySelector('[data-testid="gpu-status"]')?.textContent;
+      return status && status !== 'checking…';
+    });
     assert.equal(await text(page, 'gpu-status'), 'available');
     facts.adapter = {
       vendor: await text(page, 'gpu-vendor'),
