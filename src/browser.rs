@@ -209,6 +209,14 @@ async fn presented(video: &JsValue) {
     let _ = wasm_bindgen_futures::JsFuture::from(promise).await;
 }
 
+/// The first file of the `<input type="file">` an event came from.
+pub fn picked_file(ev: &web_sys::Event) -> Option<web_sys::File> {
+    ev.target()
+        .and_then(|t| t.dyn_into::<web_sys::HtmlInputElement>().ok())
+        .and_then(|i| i.files())
+        .and_then(|f| f.get(0))
+}
+
 /// Decodes an image file (PNG, JPEG, WebP… whatever the browser reads) to RGB.
 pub async fn decode_image(bytes: &[u8]) -> Result<(u32, u32, Vec<u8>), String> {
     let blob = bytes_blob(bytes).ok_or("the image could not be read")?;

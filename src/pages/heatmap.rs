@@ -224,13 +224,7 @@ pub fn ProbePanel() -> impl IntoView {
 fn ProbeImage(error: RwSignal<Option<String>>) -> impl IntoView {
     let studio = expect_context::<Shared>().studio;
     let on_pick = move |ev: leptos::ev::Event| {
-        use wasm_bindgen::JsCast;
-        let file = ev
-            .target()
-            .and_then(|t| t.dyn_into::<web_sys::HtmlInputElement>().ok())
-            .and_then(|i| i.files())
-            .and_then(|f| f.get(0));
-        let Some(file) = file else {
+        let Some(file) = browser::picked_file(&ev) else {
             return;
         };
         leptos::task::spawn_local(async move {

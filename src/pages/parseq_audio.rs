@@ -98,12 +98,7 @@ pub fn AudioPanel(
         }
     };
     let on_file = move |ev: leptos::ev::Event| {
-        let Some(file) = ev
-            .target()
-            .and_then(|t| t.dyn_into::<web_sys::HtmlInputElement>().ok())
-            .and_then(|i| i.files())
-            .and_then(|f| f.get(0))
-        else {
+        let Some(file) = crate::browser::picked_file(&ev) else {
             return;
         };
         spawn_local(async move {

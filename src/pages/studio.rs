@@ -383,15 +383,7 @@ fn InitImageField() -> impl IntoView {
         });
     };
     let on_pick = move |ev: leptos::ev::Event| {
-        use wasm_bindgen::JsCast;
-        let input = ev
-            .target()
-            .and_then(|t| t.dyn_into::<web_sys::HtmlInputElement>().ok());
-        if let Some(file) = input
-            .as_ref()
-            .and_then(|i| i.files())
-            .and_then(|f| f.get(0))
-        {
+        if let Some(file) = browser::picked_file(&ev) {
             open(file);
         }
     };

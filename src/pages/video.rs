@@ -39,13 +39,7 @@ pub fn VideoOptions(error: RwSignal<Option<String>>) -> impl IntoView {
     };
     let on_pick = move |hint: bool| {
         move |ev: leptos::ev::Event| {
-            use wasm_bindgen::JsCast;
-            let file = ev
-                .target()
-                .and_then(|t| t.dyn_into::<web_sys::HtmlInputElement>().ok())
-                .and_then(|i| i.files())
-                .and_then(|f| f.get(0));
-            if let Some(file) = file {
+            if let Some(file) = browser::picked_file(&ev) {
                 leptos::task::spawn_local(open(file, animate, error, hint));
             }
         }

@@ -10,7 +10,7 @@ use keyshift_render::{Hint, RenderControl, VideoHint};
 use keyshift_sd::Device;
 use keyshift_sd::controlnet::ControlNet;
 use keyshift_sd::model::{DirFolder, SdModel};
-use keyshift_sd::weights::{FileSource, Precision, SafetensorsFile};
+use keyshift_sd::weights::Precision;
 
 use crate::args::Args;
 
@@ -48,10 +48,7 @@ pub fn load_controlnet(
     let loaded = if path.is_dir() {
         ControlNet::load_diffusers(&DirFolder(path.to_path_buf()), precision, device)
     } else {
-        let name = path.display().to_string();
-        let source = FileSource::open(path).map_err(|e| format!("--controlnet: {e}"))?;
-        let file = SafetensorsFile::open(&name, Box::new(source))
-            .map_err(|e| format!("--controlnet: {e}"))?;
+        let (file, _) = crate::load::open_single(path).map_err(|e| format!("--controlnet: {e}"))?;
         ControlNet::load_single_file(file, &model.info.unet, precision, device)
     };
     let (net, config) = loaded.map_err(|e| format!("--controlnet {}: {e}", path.display()))?;

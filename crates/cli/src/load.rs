@@ -28,11 +28,12 @@ pub fn quantize_model(path: &Path, device: &Device) -> Result<Int8Model, String>
     SdModel::quantize_single_file(file, yaml.as_deref(), None, device).map_err(|e| e.to_string())
 }
 
+/// A single `.safetensors` file and the `.yaml` of the same name beside it, if any.
 #[allow(
     clippy::disallowed_methods,
     reason = "the native CLI reads the config beside the model"
 )]
-fn open_single(path: &Path) -> Result<(SafetensorsFile, Option<String>), String> {
+pub(crate) fn open_single(path: &Path) -> Result<(SafetensorsFile, Option<String>), String> {
     let source = FileSource::open(path).map_err(|e| e.to_string())?;
     let name = path.display().to_string();
     let file = SafetensorsFile::open(&name, Box::new(source)).map_err(|e| e.to_string())?;

@@ -1,22 +1,14 @@
 //! Pillow's `GaussianBlur` and the centre crop against Pillow 13
 //! (`scripts/reference/make_blur_reference.py`): every byte equal.
 
+mod common;
+
 use keyshift_core::image::{RgbImage, center_crop, gaussian_blur};
-use keyshift_core::pngtext::decode_rgb;
 
 const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/blur");
 
-#[allow(clippy::disallowed_methods, reason = "test data")]
 fn image(name: &str) -> RgbImage {
-    let bytes = std::fs::read(format!("{DIR}/{name}")).unwrap_or_default();
-    let Ok((width, height, data)) = decode_rgb(&bytes) else {
-        panic!("{name} is not a readable PNG");
-    };
-    RgbImage {
-        width,
-        height,
-        data,
-    }
+    common::data_png("blur", name)
 }
 
 #[allow(clippy::disallowed_methods, reason = "test data")]

@@ -2,24 +2,14 @@
 //! and `Canny(grey, 50, 200)` on two photos and a synthetic picture, and thresholds given the
 //! wrong way round — every pixel equal.
 
+mod common;
+
 use keyshift_core::image::{
     CANNY_HIGH, CANNY_LOW, GreyImage, RgbImage, canny, canny_hint, to_grey,
 };
-use keyshift_core::pngtext::decode_rgb;
 
-const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/canny");
-
-#[allow(clippy::disallowed_methods, reason = "test data")]
 fn image(name: &str) -> RgbImage {
-    let bytes = std::fs::read(format!("{DIR}/{name}")).unwrap_or_default();
-    let Ok((width, height, data)) = decode_rgb(&bytes) else {
-        panic!("{name} is not a readable PNG");
-    };
-    RgbImage {
-        width,
-        height,
-        data,
-    }
+    common::data_png("canny", name)
 }
 
 /// A grey PNG (decoded to three equal channels) as one channel.

@@ -3,22 +3,14 @@
 //! in f64 — except that a pair of flat images (zero variance) is only held to the f64 value: there
 //! torch's f32 sums cancel to rounding noise that the small C2 amplifies to about 3e-4.
 
+mod common;
+
 use keyshift_core::image::{RgbImage, ssim};
-use keyshift_core::pngtext::decode_rgb;
 
 const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/ssim");
 
-#[allow(clippy::disallowed_methods, reason = "test data")]
 fn image(name: &str) -> RgbImage {
-    let bytes = std::fs::read(format!("{DIR}/{name}")).unwrap_or_default();
-    let Ok((width, height, data)) = decode_rgb(&bytes) else {
-        panic!("{name} is not a readable PNG");
-    };
-    RgbImage {
-        width,
-        height,
-        data,
-    }
+    common::data_png("ssim", name)
 }
 
 #[test]

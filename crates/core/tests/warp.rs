@@ -3,25 +3,17 @@
 //! scikit-image's `match_histograms` in LAB, HSV and RGB (within 2/255; RGB exact), OpenCV's 8-bit
 //! HSV, and the seeded noise against torch + OpenCV.
 
+mod common;
+
 use keyshift_core::image::{
     Border, ColourSpace, Motion2d, RgbImage, add_noise, hsv_to_rgb, match_colours,
     match_colours_lab, rgb_to_hsv, rgb_to_lab, warp_perspective,
 };
-use keyshift_core::pngtext::decode_rgb;
 
 const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/warp");
 
-#[allow(clippy::disallowed_methods, reason = "test data")]
 fn image(name: &str) -> RgbImage {
-    let bytes = std::fs::read(format!("{DIR}/{name}")).unwrap_or_default();
-    let Ok((width, height, data)) = decode_rgb(&bytes) else {
-        panic!("{name} is not a readable PNG");
-    };
-    RgbImage {
-        width,
-        height,
-        data,
-    }
+    common::data_png("warp", name)
 }
 
 #[allow(clippy::disallowed_methods, reason = "test data")]

@@ -369,7 +369,7 @@ impl ControlNet {
                 problem: "not found".into(),
             })?;
         let config = ControlNetConfig::from_json("config.json", &text)?;
-        let file = open_weights(folder)?;
+        let file = crate::model::open_component(folder, "")?;
         let mut store = WeightStore::new(vec![file]);
         let precision = effective(&store, precision);
         let root = Prefixed::default();
@@ -414,19 +414,6 @@ fn effective(store: &WeightStore, precision: Precision) -> Precision {
     } else {
         precision
     }
-}
-
-fn open_weights(folder: &dyn Folder) -> Result<SafetensorsFile, LoadError> {
-    for ext in ["int8.safetensors", "safetensors", "fp16.safetensors"] {
-        let path = format!("diffusion_pytorch_model.{ext}");
-        if let Some(source) = folder.open(&path) {
-            return SafetensorsFile::open(&path, source);
-        }
-    }
-    Err(LoadError::Io {
-        file: "diffusion_pytorch_model.safetensors".into(),
-        message: "not found".into(),
-    })
 }
 
 /// The configuration of a single-file ControlNet from its weights' shapes (`prefix` is
@@ -474,14 +461,7 @@ fn infer_config(
 /// An RGB image as a ControlNet hint: `[1, 3, h, w]` in [0, 1] (diffusers' control image
 /// processor, which does not normalise to [−1, 1]).
 pub fn hint_tensor(image: &keyshift_core::image::RgbImage, device: &Device) -> Tensor<4> {
-    let (w, h) = (image.width, image.height);
-    let mut values = vec![0f32; 3 * w * h];
-    for (i, px) in image.data.chunks_exact(3).enumerate() {
-        for (c, &v) in px.iter().enumerate() {
-            values[c * w * h + i] = f32::from(v) / 255.0;
-        }
-    }
-    Tensor::<4>::from_data(burn::tensor::TensorData::new(values, [1, 3, h, w]), device)
+    crate::generate::image_tensor(image, device, |v| f32::from(v) / 255.0)
 }
 
 #[cfg(test)]

@@ -507,11 +507,16 @@ pub fn encode_init(
 
 /// An RGB image as a `[1, 3, h, w]` tensor in [−1, 1].
 pub fn rgb_to_tensor(image: &RgbImage, device: &Device) -> Tensor<4> {
+    image_tensor(image, device, |v| f32::from(v) / 127.5 - 1.0)
+}
+
+/// An RGB image as a `[1, 3, h, w]` tensor (channels first) of `value(byte)`.
+pub fn image_tensor(image: &RgbImage, device: &Device, value: impl Fn(u8) -> f32) -> Tensor<4> {
     let (w, h) = (image.width, image.height);
     let mut values = vec![0f32; 3 * w * h];
     for (i, px) in image.data.chunks_exact(3).enumerate() {
         for (c, &v) in px.iter().enumerate() {
-            values[c * w * h + i] = f32::from(v) / 127.5 - 1.0;
+            values[c * w * h + i] = value(v);
         }
     }
     Tensor::<4>::from_data(TensorData::new(values, [1, 3, h, w]), device)

@@ -106,17 +106,26 @@ const VARIANTS: [&str; 4] = [
     "bf16.safetensors",
 ];
 
-fn open_component(folder: &dyn Folder, dir: &str) -> Result<SafetensorsFile, LoadError> {
+/// The weights of component `dir` of a diffusers folder (`""`: a folder that is one component,
+/// as a ControlNet's), the int8 variant first.
+pub(crate) fn open_component(folder: &dyn Folder, dir: &str) -> Result<SafetensorsFile, LoadError> {
+    let in_dir = |file: &str| {
+        if dir.is_empty() {
+            file.to_owned()
+        } else {
+            format!("{dir}/{file}")
+        }
+    };
     for name in WEIGHT_NAMES {
         for ext in VARIANTS {
-            let path = format!("{dir}/{name}.{ext}");
+            let path = in_dir(&format!("{name}.{ext}"));
             if let Some(source) = folder.open(&path) {
                 return SafetensorsFile::open(&path, source);
             }
         }
     }
     Err(LoadError::Io {
-        file: format!("{dir}/diffusion_pytorch_model.safetensors"),
+        file: in_dir("diffusion_pytorch_model.safetensors"),
         message: "not found".into(),
     })
 }

@@ -7,12 +7,14 @@
     reason = "test helpers: a panic is how a test fails"
 )]
 
+mod common;
+use common::relative_diff;
+
 use std::path::PathBuf;
 
 use keyshift_core::schedule::{NoiseSchedule, Sampler, ScheduleConfig, StepPlan};
-use keyshift_core::tokens::{ClipTokenizer, ModelFamily};
+use keyshift_core::tokens::ClipTokenizer;
 use keyshift_sd::Device;
-use keyshift_sd::conditioning::TextEncoder;
 use keyshift_sd::generate::RgbImage;
 use keyshift_sd::model::{DirFolder, SdModel};
 use keyshift_sd::pipeline::{Conditioning, Context, FixedNoise, Sampling, latent};
@@ -64,13 +66,7 @@ impl Fixture {
     }
 
     fn encode(&self, prompt: &str) -> Context {
-        let encoder = TextEncoder {
-            clip: &self.model.clip,
-            tokenizer: &self.tokenizer,
-            family: ModelFamily::Sd1,
-            clip_skip: 1,
-        };
-        encoder.prompt(prompt, 4).unwrap().at_step(0)[0].0.clone()
+        common::sd1_context(&self.model, &self.tokenizer, prompt, 4)
     }
 
     /// Extras' 64×64 test image (stored in [−1, 1]) as 8-bit RGB.
@@ -186,12 +182,6 @@ fn daam_sums_over_a_four_step_run_match_the_reference() {
             map.peak
         );
     }
-}
-
-/// Max |a − b| over max(1, max |b|): the golden checks' relative measure.
-fn relative_diff(a: &[f32], b: &[f32]) -> f32 {
-    let scale = b.iter().fold(1f32, |m, v| m.max(v.abs()));
-    max_abs_diff(a, b) / scale
 }
 
 /// Three frames of DDIM (4 steps, CFG 7.5, golden's noise each frame), one prompt each, with

@@ -8,32 +8,23 @@
     reason = "test helpers read fixtures; a panic is how a test fails"
 )]
 
-use std::path::PathBuf;
+mod common;
+use common::{fixtures, open, relative_diff};
 
 use keyshift_core::schedule::{NoiseSchedule, Sampler, ScheduleConfig, StepPlan};
-use keyshift_core::tokens::{ClipTokenizer, ModelFamily};
+use keyshift_core::tokens::ClipTokenizer;
 use keyshift_sd::Device;
-use keyshift_sd::conditioning::TextEncoder;
 use keyshift_sd::controlnet::{ControlNet, ControlNetConfig, Strength, hint_tensor};
 use keyshift_sd::hooks::NoHook;
 use keyshift_sd::model::{DirFolder, SdModel};
 use keyshift_sd::pipeline::{
     Conditioning, Context, Control, Controlled, FixedNoise, Sampling, latent,
 };
-use keyshift_sd::weights::{FileSource, LoadError, Precision, SafetensorsFile};
+use keyshift_sd::weights::{LoadError, Precision, SafetensorsFile};
 
 const PROMPT: &str = "a photo of a cat";
 const SCALE: f64 = 0.8;
 const TOLERANCE: f32 = 1e-4;
-
-fn fixtures() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fixtures")
-}
-
-fn open(path: PathBuf) -> SafetensorsFile {
-    let name = path.display().to_string();
-    SafetensorsFile::open(&name, Box::new(FileSource::open(&path).unwrap())).unwrap()
-}
 
 struct Fixture {
     reference: SafetensorsFile,
@@ -71,13 +62,7 @@ impl Fixture {
     }
 
     fn encode(&self, prompt: &str) -> Context {
-        let encoder = TextEncoder {
-            clip: &self.model.clip,
-            tokenizer: &self.tokenizer,
-            family: ModelFamily::Sd1,
-            clip_skip: 1,
-        };
-        encoder.prompt(prompt, 2).unwrap().at_step(0)[0].0.clone()
+        common::sd1_context(&self.model, &self.tokenizer, prompt, 2)
     }
 
     fn hint(&mut self) -> burn::tensor::Tensor<4> {
@@ -92,18 +77,6 @@ impl Fixture {
 
 fn values(t: burn::tensor::Tensor<4>) -> Vec<f32> {
     t.into_data().try_to_vec::<f32>().unwrap()
-}
-
-/// Max |a − b| over max(1, max |b|).
-fn relative_diff(a: &[f32], b: &[f32]) -> f32 {
-    assert_eq!(a.len(), b.len());
-    let scale = b.iter().fold(1f32, |m, v| m.max(v.abs()));
-    let d = a
-        .iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f32::max);
-    d / scale
 }
 
 fn check_residuals(f: &mut Fixture, net: &ControlNet, guess: bool, what: &str) {

@@ -6,34 +6,20 @@
     reason = "test helpers: a panic is how a test fails"
 )]
 
-use std::path::PathBuf;
+mod common;
+use common::{fixtures, relative_diff};
 
 use burn::tensor::Tensor;
-use keyshift_core::tokens::{ClipTokenizer, ModelFamily};
+use keyshift_core::tokens::ClipTokenizer;
 use keyshift_sd::Device;
-use keyshift_sd::conditioning::TextEncoder;
 use keyshift_sd::controlnet::{ControlNet, Strength};
 use keyshift_sd::hooks::NoHook;
 use keyshift_sd::model::{DirFolder, SdModel};
 use keyshift_sd::pipeline::latent;
 use keyshift_sd::weights::{FileSource, Precision, SafetensorsFile};
 
-fn fixtures() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fixtures")
-}
-
 fn values(t: Tensor<4>) -> Vec<f32> {
     t.into_data().try_to_vec::<f32>().unwrap()
-}
-
-fn relative_diff(a: &[f32], b: &[f32]) -> f32 {
-    assert_eq!(a.len(), b.len());
-    let scale = b.iter().fold(1f32, |m, v| m.max(v.abs()));
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f32::max)
-        / scale
 }
 
 #[test]
@@ -45,15 +31,7 @@ fn odd_latent_sizes_match_diffusers_with_and_without_a_controlnet() {
     let mut reference =
         SafetensorsFile::open("odd", Box::new(FileSource::open(&path).unwrap())).unwrap();
     let tokenizer = ClipTokenizer::embedded().unwrap();
-    let encoder = TextEncoder {
-        clip: &model.clip,
-        tokenizer: &tokenizer,
-        family: ModelFamily::Sd1,
-        clip_skip: 1,
-    };
-    let context = encoder.prompt("a photo of a cat", 1).unwrap().at_step(0)[0]
-        .0
-        .clone();
+    let context = common::sd1_context(&model, &tokenizer, "a photo of a cat", 1);
     for (h, w) in [(9, 10), (7, 7)] {
         let x = latent(
             reference.read_f32(&format!("x.{h}x{w}")).unwrap(),

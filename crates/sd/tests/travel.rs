@@ -8,14 +8,15 @@
     reason = "native tests read fixtures and fail by panicking"
 )]
 
+mod common;
+
 use std::path::PathBuf;
 
 use keyshift_core::schedule::{NoiseSchedule, Sampler, ScheduleConfig, StepPlan};
-use keyshift_core::tokens::{ClipTokenizer, ModelFamily};
+use keyshift_core::tokens::ClipTokenizer;
 use keyshift_core::travel::replace::{distances, replaced, round_counts};
 use keyshift_core::travel::{ReplaceDim, ReplaceOrder};
 use keyshift_sd::Device;
-use keyshift_sd::conditioning::TextEncoder;
 use keyshift_sd::golden::{PIPELINE_TOLERANCE, compare};
 use keyshift_sd::hooks::NoHook;
 use keyshift_sd::model::{DirFolder, SdModel};
@@ -62,13 +63,7 @@ impl Fixture {
     }
 
     fn encode(&self, prompt: &str) -> Context {
-        let encoder = TextEncoder {
-            clip: &self.model.clip,
-            tokenizer: &self.tokenizer,
-            family: ModelFamily::Sd1,
-            clip_skip: 1,
-        };
-        encoder.prompt(prompt, 4).unwrap().at_step(0)[0].0.clone()
+        common::sd1_context(&self.model, &self.tokenizer, prompt, 4)
     }
 
     fn stage(&self, i: usize) -> Context {

@@ -179,13 +179,21 @@ pub(crate) mod entry {
         job: &keyshift_web::protocol::ProbeJob,
         attached: Vec<web_sys::Blob>,
     ) -> Result<keyshift_core::image::RgbImage, String> {
-        let data = attached_bytes(attached)?;
-        let (width, height) = (job.width as usize, job.height as usize);
+        let size = keyshift_web::protocol::ImageSize {
+            width: job.width,
+            height: job.height,
+        };
+        rgb_image(attached_bytes(attached)?, size).map_err(|e| format!("the probed image's {e}"))
+    }
+
+    /// One RGB image of `size` in `data`.
+    fn rgb_image(
+        data: Vec<u8>,
+        size: keyshift_web::protocol::ImageSize,
+    ) -> Result<keyshift_core::image::RgbImage, String> {
+        let (width, height) = (size.width as usize, size.height as usize);
         if data.len() != width * height * 3 || width == 0 {
-            return Err(format!(
-                "the probed image's {} bytes are not {width}x{height} RGB",
-                data.len()
-            ));
+            return Err(format!("{} bytes are not {width}x{height} RGB", data.len()));
         }
         Ok(keyshift_core::image::RgbImage {
             width,
@@ -202,19 +210,13 @@ pub(crate) mod entry {
         let Some(spec) = job.init else {
             return Ok(None);
         };
-        let data = attached_bytes(attached)?;
-        let (width, height) = (spec.width as usize, spec.height as usize);
-        if data.len() != width * height * 3 || width == 0 {
-            return Err(format!(
-                "the init image's {} bytes are not {width}x{height} RGB",
-                data.len()
-            ));
-        }
-        Ok(Some(keyshift_core::image::RgbImage {
-            width,
-            height,
-            data,
-        }))
+        let size = keyshift_web::protocol::ImageSize {
+            width: spec.width,
+            height: spec.height,
+        };
+        rgb_image(attached_bytes(attached)?, size)
+            .map(Some)
+            .map_err(|e| format!("the init image's {e}"))
     }
 
     /// A generate job's attached images: the init image's RGB bytes first, the ControlNet's
@@ -232,19 +234,9 @@ pub(crate) mod entry {
         if let (Some(control), Some(size), Some(blob)) =
             (job.control.as_mut(), control_size, control_blob)
         {
-            let data = attached_bytes(vec![blob])?;
-            let (width, height) = (size.width as usize, size.height as usize);
-            if data.len() != width * height * 3 || width == 0 {
-                return Err(format!(
-                    "the control image's {} bytes are not {width}x{height} RGB",
-                    data.len()
-                ));
-            }
-            control.image_data = Some(Box::new(keyshift_core::image::RgbImage {
-                width,
-                height,
-                data,
-            }));
+            let image = rgb_image(attached_bytes(vec![blob])?, size)
+                .map_err(|e| format!("the control image's {e}"))?;
+            control.image_data = Some(Box::new(image));
         }
         Ok(())
     }

@@ -65,13 +65,7 @@ async fn try_load_controlnet(state: &WorkerState, spec: ModelSpec) -> Result<(),
     let (net, config) = match spec.layout {
         ModelLayout::Diffusers => ControlNet::load_diffusers(&folder, precision, &loaded.device),
         ModelLayout::SingleFile => {
-            let first = spec.files.first().ok_or("the ControlNet lists no files")?;
-            let blob = folder
-                .get(&first.path)
-                .cloned()
-                .ok_or_else(|| format!("{}: missing", first.path))?;
-            let file = SafetensorsFile::open(&first.path, Box::new(BlobSource::new(blob)?))
-                .map_err(|e| e.to_string())?;
+            let file = first_file(&spec, &folder)?;
             ControlNet::load_single_file(file, &loaded.model.info.unet, precision, &loaded.device)
         }
     }
@@ -188,13 +182,7 @@ async fn try_load(
     let model = match spec.layout {
         ModelLayout::Diffusers => load_diffusers(&spec, &folder, precision, &device).await?,
         ModelLayout::SingleFile => {
-            let first = spec.files.first().ok_or("the model lists no files")?;
-            let blob = folder
-                .get(&first.path)
-                .cloned()
-                .ok_or_else(|| format!("{}: missing", first.path))?;
-            let file = SafetensorsFile::open(&first.path, Box::new(BlobSource::new(blob)?))
-                .map_err(|e| e.to_string())?;
+            let file = first_file(&spec, &folder)?;
             // Beside the checkpoint: its inference `.yaml`, and a text encoder `config.json`
             // for encoders whose heads the weights cannot tell.
             let beside = |suffix: &str| {
@@ -278,6 +266,19 @@ async fn try_load(
     })));
     scope::post(&ready);
     Ok(())
+}
+
+/// A single-file model's weights: the first of its files.
+fn first_file(spec: &ModelSpec, folder: &BlobFolder) -> Result<SafetensorsFile, String> {
+    let first = spec
+        .files
+        .first()
+        .ok_or_else(|| format!("{}: no files are listed", spec.label))?;
+    let blob = folder
+        .get(&first.path)
+        .cloned()
+        .ok_or_else(|| format!("{}: missing", first.path))?;
+    SafetensorsFile::open(&first.path, Box::new(BlobSource::new(blob)?)).map_err(|e| e.to_string())
 }
 
 /// The model's files: from the offline cache when it holds them intact, otherwise downloaded

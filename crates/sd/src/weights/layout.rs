@@ -34,15 +34,9 @@ impl UnetLayout {
     /// The name in the original layout, without the prefix.
     pub(crate) fn rename(&self, name: &str) -> String {
         let per = self.layers_per_block + 1;
-        let parts: Vec<&str> = name.split('.').collect();
-        let num = |i: usize| {
-            parts
-                .get(i)
-                .and_then(|p| p.parse::<usize>().ok())
-                .unwrap_or(0)
-        };
-        let rest = |i: usize| parts.get(i..).map(|p| p.join(".")).unwrap_or_default();
-        match parts.as_slice() {
+        let parts = Parts::of(name);
+        let (num, rest) = (|i| parts.num(i), |i| parts.rest(i));
+        match parts.0.as_slice() {
             ["time_embedding", "linear_1", ..] => format!("time_embed.0.{}", rest(2)),
             ["time_embedding", "linear_2", ..] => format!("time_embed.2.{}", rest(2)),
             ["conv_in", ..] => format!("input_blocks.0.0.{}", rest(1)),
@@ -126,15 +120,9 @@ impl ControlLayout {
     }
 
     fn rename(&self, name: &str) -> String {
-        let parts: Vec<&str> = name.split('.').collect();
-        let num = |i: usize| {
-            parts
-                .get(i)
-                .and_then(|p| p.parse::<usize>().ok())
-                .unwrap_or(0)
-        };
-        let rest = |i: usize| parts.get(i..).map(|p| p.join(".")).unwrap_or_default();
-        match parts.as_slice() {
+        let parts = Parts::of(name);
+        let (num, rest) = (|i| parts.num(i), |i| parts.rest(i));
+        match parts.0.as_slice() {
             ["controlnet_cond_embedding", "conv_in", ..] => {
                 format!("input_hint_block.0.{}", rest(2))
             }
@@ -158,6 +146,25 @@ impl ControlLayout {
 impl KeyMap for ControlLayout {
     fn map(&self, name: &str) -> Stored {
         Stored::key(format!("{}{}", self.prefix, self.rename(name)))
+    }
+}
+
+/// A dotted model name split at its dots, read by position.
+struct Parts<'a>(Vec<&'a str>);
+
+impl<'a> Parts<'a> {
+    fn of(name: &'a str) -> Self {
+        Self(name.split('.').collect())
+    }
+
+    /// The number at position `i` (0 where there is none).
+    fn num(&self, i: usize) -> usize {
+        self.0.get(i).and_then(|p| p.parse().ok()).unwrap_or(0)
+    }
+
+    /// The parts from position `i` on, joined again.
+    fn rest(&self, i: usize) -> String {
+        self.0.get(i..).map(|p| p.join(".")).unwrap_or_default()
     }
 }
 
@@ -190,15 +197,9 @@ impl KeyMap for VaeLayout {
 
 impl VaeLayout {
     fn rename(&self, name: &str) -> String {
-        let parts: Vec<&str> = name.split('.').collect();
-        let num = |i: usize| {
-            parts
-                .get(i)
-                .and_then(|p| p.parse::<usize>().ok())
-                .unwrap_or(0)
-        };
-        let rest = |i: usize| parts.get(i..).map(|p| p.join(".")).unwrap_or_default();
-        match parts.as_slice() {
+        let parts = Parts::of(name);
+        let (num, rest) = (|i| parts.num(i), |i| parts.rest(i));
+        match parts.0.as_slice() {
             [coder, "down_blocks", _, "resnets", ..] => {
                 format!(
                     "{coder}.down.{}.block.{}.{}",
@@ -265,10 +266,10 @@ impl KeyMap for OpenClipLayout {
     fn map(&self, name: &str) -> Stored {
         let w = self.hidden_size;
         let name = name.strip_prefix("text_model.").unwrap_or(name);
-        let parts: Vec<&str> = name.split('.').collect();
-        let rest = |i: usize| parts.get(i..).map(|p| p.join(".")).unwrap_or_default();
+        let parts = Parts::of(name);
+        let rest = |i| parts.rest(i);
         let key = |k: String| Stored::key(format!("{OPEN_CLIP_PREFIX}{k}"));
-        match parts.as_slice() {
+        match parts.0.as_slice() {
             ["embeddings", "token_embedding", ..] => key(format!("token_embedding.{}", rest(2))),
             ["embeddings", "position_embedding", ..] => key("positional_embedding".to_owned()),
             ["final_layer_norm", ..] => key(format!("ln_final.{}", rest(1))),
@@ -295,7 +296,7 @@ impl KeyMap for OpenClipLayout {
                 let renamed = match *module {
                     "layer_norm1" => "ln_1".to_owned(),
                     "layer_norm2" => "ln_2".to_owned(),
-                    "mlp" => match parts.get(4).copied() {
+                    "mlp" => match parts.0.get(4).copied() {
                         Some("fc1") => "mlp.c_fc".to_owned(),
                         _ => "mlp.c_proj".to_owned(),
                     },
