@@ -365,6 +365,19 @@ mod tests {
     }
 
     #[test]
+    fn a_loaded_controlnet_asks_for_the_cache_list_it_joined() {
+        let mut studio = crate::studio::Studio::default();
+        let ready = FromWorker::ControlNetReady {
+            id: "tiny-controlnet".into(),
+            fetched_bytes: 0,
+            from_cache: true,
+            load_ms: 10.0,
+        };
+        assert_eq!(studio.apply(&ready), Some(ToWorker::ListCache));
+        assert!(studio.control.is_ready());
+    }
+
+    #[test]
     fn typed_fields_are_checked_and_failures_named() {
         let mut panel = ControlPanel::default();
         assert!(panel.set(ControlField::Scale, "0.6").is_ok());

@@ -1011,9 +1011,10 @@ impl Studio {
                 }
                 None
             }
+            // A ControlNet is cached like a model: the Offline models card lists it.
+            FromWorker::ControlNetReady { .. } => Some(ToWorker::ListCache),
             FromWorker::Started
             | FromWorker::DeviceReady { .. }
-            | FromWorker::ControlNetReady { .. }
             | FromWorker::ControlNetUnloaded
             | FromWorker::SelfTest { .. }
             | FromWorker::AudioAnalysed { .. }
