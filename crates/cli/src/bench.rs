@@ -1,21 +1,70 @@
-//! `keyshift bench unet`: time per UNet step (batch 2, as with classifier-free guidance) and peak
-//! memory, for the tiny fixture model and SD 1.5-shaped random weights.
+//! `keyshift bench unet`: time per UNet step (batch 2, as with classifier-free guidance), a VAE
+//! decode, and the largest buffer allocated, for random weights of SD 1.5's, SD 2.1's, SD-Turbo's
+//! or the tiny fixture's shape; `keyshift bench sequencer`.
 
 use keyshift_sd::Device;
 use keyshift_sd::clock::Stopwatch;
 use keyshift_sd::config::UnetConfig;
+use keyshift_sd::config::VaeConfig;
 use keyshift_sd::hooks::NoHook;
+use keyshift_sd::limits;
+use keyshift_sd::pipeline;
 use keyshift_sd::unet::Unet;
+use keyshift_sd::vae::Vae;
 use keyshift_sd::weights::{Loader, Precision, Prefixed, WeightStore};
 
 use crate::args::Args;
 use crate::backend::Backend;
 
-/// One configuration to measure.
-struct Case {
-    name: &'static str,
-    config: UnetConfig,
-    latent: usize,
+/// The model shapes `--shape` names (random weights of that shape).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Shape {
+    Sd15,
+    Sd21,
+    Turbo,
+    Tiny,
+}
+
+impl Shape {
+    fn parse(name: &str) -> Result<Self, String> {
+        match name {
+            "sd15" => Ok(Self::Sd15),
+            "sd21" => Ok(Self::Sd21),
+            "turbo" => Ok(Self::Turbo),
+            "tiny" => Ok(Self::Tiny),
+            other => Err(format!(
+                "--shape: unknown shape \"{other}\" (sd15, sd21, turbo, tiny)"
+            )),
+        }
+    }
+
+    fn unet(self) -> UnetConfig {
+        match self {
+            Self::Sd15 => UnetConfig::sd1(),
+            Self::Sd21 | Self::Turbo => UnetConfig::sd2(),
+            Self::Tiny => tiny(),
+        }
+    }
+
+    fn vae(self) -> VaeConfig {
+        match self {
+            Self::Tiny => VaeConfig {
+                block_out_channels: vec![32, 64],
+                layers_per_block: 1,
+                ..VaeConfig::sd()
+            },
+            _ => VaeConfig::sd(),
+        }
+    }
+
+    /// The image side the model was made for.
+    fn native_side(self) -> usize {
+        match self {
+            Self::Sd21 => 768,
+            Self::Tiny => 64,
+            Self::Sd15 | Self::Turbo => 512,
+        }
+    }
 }
 
 /// The tiny fixture's UNet shape.
@@ -30,98 +79,209 @@ pub(crate) fn tiny() -> UnetConfig {
 }
 
 /// Runs the command; the error is the message to print.
-#[allow(clippy::print_stdout, reason = "a command line prints its results")]
 pub fn run(args: &[String]) -> Result<(), String> {
     let Some((what, rest)) = args.split_first() else {
-        return Err("bench needs a target: unet, sequencer, render or taps".into());
+        return Err("bench needs a target: unet, sequencer, render, taps or shift".into());
     };
-    if what == "sequencer" {
-        return sequencer(rest);
+    match what.as_str() {
+        "unet" => unet(rest),
+        "sequencer" => sequencer(rest),
+        "render" => crate::bench_render::run(rest),
+        "taps" => crate::bench_taps::run(rest),
+        "shift" => crate::bench_shift::run(rest),
+        other => Err(format!(
+            "unknown bench target \"{other}\" (unet, sequencer, render, taps, shift)"
+        )),
     }
-    if what == "render" {
-        return crate::bench_render::run(rest);
-    }
-    if what == "taps" {
-        return crate::bench_taps::run(rest);
-    }
-    if what != "unet" {
-        return Err(format!(
-            "unknown bench target \"{what}\" (unet, sequencer, render, taps)"
-        ));
-    }
-    let args = Args::parse(rest, &[])?;
-    if let Some(e) = args.unknown(&["backend", "sizes", "steps", "quant"]) {
-        return Err(e);
-    }
-    let backend = args.get("backend").unwrap_or("cpu");
-    let device = Backend::parse(backend)?.device()?;
-    let steps: usize = args.parsed("steps", 3)?;
-    let precision = crate::engine::precision(&args)?;
-    let sizes = args.get("sizes").unwrap_or("tiny,256,512");
-    for size in sizes.split(',') {
-        let case = match size.trim() {
-            "tiny" => Case {
-                name: "tiny-sd1 32x32 latent",
-                config: tiny(),
-                latent: 32,
-            },
-            "256" => Case {
-                name: "sd15 256x256",
-                config: UnetConfig::sd1(),
-                latent: 32,
-            },
-            "512" => Case {
-                name: "sd15 512x512",
-                config: UnetConfig::sd1(),
-                latent: 64,
-            },
-            other => {
-                return Err(format!(
-                    "--sizes: unknown size \"{other}\" (tiny, 256, 512)"
-                ));
-            }
-        };
-        let ms = measure(&case, &device, steps, precision)?;
-        let peak = peak_rss_mb();
-        println!(
-            "unet_step_ms{{model=\"{}\",backend=\"{backend}\",quant=\"{}\",batch=2}}: {ms:.1}  (peak RSS {peak:.0} MB)",
-            case.name,
-            precision.name()
-        );
-    }
-    Ok(())
 }
 
-fn measure(
-    case: &Case,
-    device: &Device,
+/// Where the run's largest buffer is read from.
+enum Probe {
+    /// The process's largest allocation (CPU tensors are allocations).
+    Host,
+    /// The wgpu device's allocator.
+    Gpu(crate::gpu::Gpu),
+}
+
+impl Probe {
+    fn open(backend: Backend, limit: u64) -> Result<(Device, Self), String> {
+        match backend {
+            Backend::Cpu => Ok((Device::flex(), Self::Host)),
+            Backend::Wgpu => {
+                let gpu = crate::gpu::Gpu::open(limit)?;
+                Ok((gpu.device.clone(), Self::Gpu(gpu)))
+            }
+        }
+    }
+
+    fn start(&self) {
+        crate::alloc::reset();
+    }
+
+    /// The largest buffer so far (sampled after each step on wgpu, where pools keep their pages).
+    fn largest(&self, so_far: u64) -> u64 {
+        match self {
+            Self::Host => crate::alloc::largest(),
+            Self::Gpu(gpu) => so_far.max(gpu.largest_buffer().unwrap_or(0)),
+        }
+    }
+}
+
+/// `keyshift bench unet`: per size, the time of a UNet step with CFG (batch 2) and of a VAE decode,
+/// and the largest buffer allocated, for random weights of a model's shape.
+#[allow(clippy::print_stdout, reason = "a command line prints its results")]
+fn unet(rest: &[String]) -> Result<(), String> {
+    let args = Args::parse(rest, &["no-vae"])?;
+    if let Some(e) = args.unknown(&[
+        "backend",
+        "shape",
+        "sizes",
+        "steps",
+        "quant",
+        "buffer-limit",
+    ]) {
+        return Err(e);
+    }
+    let backend = Backend::parse(args.get("backend").unwrap_or("cpu"))?;
+    let limit: u64 = args.parsed("buffer-limit", limits::WEBGPU_DEFAULT)?;
+    let steps: usize = args.parsed("steps", 3)?;
+    let precision = crate::engine::precision(&args)?;
+    let shape = Shape::parse(args.get("shape").unwrap_or("sd15"))?;
+    let (device, probe) = Probe::open(backend, limit)?;
+    let sizes = match args.get("sizes") {
+        Some(list) => parse_sizes(list)?,
+        None => vec![shape.native_side()],
+    };
+    let bench = Bench {
+        shape,
+        device,
+        probe,
+        steps: steps.max(1),
+        precision,
+        vae: args.get("no-vae").is_none(),
+    };
+    println!(
+        "shape: {} backend: {} quant: {} buffer_limit_bytes: {limit}",
+        args.get("shape").unwrap_or("sd15"),
+        args.get("backend").unwrap_or("cpu"),
+        precision.name()
+    );
+    limits::with_buffer_limit(limit, || {
+        for side in sizes {
+            let result = bench.measure(side)?;
+            println!("size: {side}");
+            println!("ms_per_step: {:.1}", result.ms_per_step);
+            if let Some(ms) = result.vae_ms {
+                println!("vae_decode_ms: {ms:.1}");
+            }
+            println!("max_buffer_bytes: {}", result.max_buffer);
+            println!("peak_rss_mb: {:.0}", peak_rss_mb());
+        }
+        Ok(())
+    })
+}
+
+/// `--sizes 256,512`: image sides (multiples of 8; `tiny` for the tiny model's 64 is kept from the
+/// older form).
+fn parse_sizes(list: &str) -> Result<Vec<usize>, String> {
+    list.split(',')
+        .map(|s| match s.trim() {
+            "tiny" => Ok(64),
+            s => s
+                .parse::<usize>()
+                .ok()
+                .filter(|&n| n >= 8 && n % 8 == 0)
+                .ok_or_else(|| format!("--sizes: \"{s}\" is not an image side (a multiple of 8)")),
+        })
+        .collect()
+}
+
+struct Bench {
+    shape: Shape,
+    device: Device,
+    probe: Probe,
     steps: usize,
     precision: Precision,
-) -> Result<f64, String> {
-    let mut store = WeightStore::synthetic(7);
-    let map = Prefixed::default();
-    let unet = Unet::load(
-        &mut Loader::new(&mut store, &map, device).with_precision(precision),
-        &case.config,
-    )
-    .map_err(|e| e.to_string())?;
-    let n = case.latent;
-    let c = case.config.cross_attention_dim;
-    let x = keyshift_sd::pipeline::latent(vec![0.1; 2 * 4 * n * n], [2, 4, n, n], device);
-    let ctx = keyshift_sd::pipeline::context(vec![0.01; 2 * 77 * c], [2, 77, c], device);
-    let run = |t: f64| -> Result<(), String> {
-        let out = unet.forward(x.clone(), t, &ctx, &mut NoHook);
-        out.into_data()
-            .try_to_vec::<f32>()
-            .map(|_| ())
-            .map_err(|e| format!("{e:?}"))
-    };
-    run(999.0)?; // warm-up: kernels compiled, memory pools filled
-    let clock = Stopwatch::start();
-    for i in 0..steps.max(1) {
-        run(900.0 - i as f64)?;
+    vae: bool,
+}
+
+struct Measured {
+    ms_per_step: f64,
+    vae_ms: Option<f64>,
+    max_buffer: u64,
+}
+
+impl Bench {
+    fn measure(&self, side: usize) -> Result<Measured, String> {
+        let mut store = WeightStore::synthetic(7);
+        let map = Prefixed::default();
+        let config = self.shape.unet();
+        let unet = Unet::load(
+            &mut Loader::new(&mut store, &map, &self.device).with_precision(self.precision),
+            &config,
+        )
+        .map_err(|e| e.to_string())?;
+        let vae_config = self.shape.vae();
+        let n = side / vae_config.downscale();
+        let c = config.cross_attention_dim;
+        let x = pipeline::latent(vec![0.1; 2 * 4 * n * n], [2, 4, n, n], &self.device);
+        let ctx = pipeline::context(vec![0.01; 2 * 77 * c], [2, 77, c], &self.device);
+        self.probe.start();
+        let mut largest = 0;
+        let mut run = |t: f64| -> Result<(), String> {
+            let out = unet.forward(x.clone(), t, &ctx, &mut NoHook);
+            read(out.into_data().try_to_vec::<f32>())?;
+            largest = self.probe.largest(largest);
+            Ok(())
+        };
+        run(999.0)?; // warm-up: kernels compiled, memory pools filled
+        let clock = Stopwatch::start();
+        for i in 0..self.steps {
+            run(900.0 - i as f64)?;
+        }
+        let ms_per_step = clock.elapsed_ms() / self.steps as f64;
+        drop(unet);
+        let vae_ms = match self.vae {
+            true => Some(self.decode(&vae_config, n, &mut store, &map, &mut largest)?),
+            false => None,
+        };
+        Ok(Measured {
+            ms_per_step,
+            vae_ms,
+            max_buffer: largest,
+        })
     }
-    Ok(clock.elapsed_ms() / steps.max(1) as f64)
+
+    /// Times one decode of an `n`×`n` latent (after a warm-up decode).
+    fn decode(
+        &self,
+        config: &VaeConfig,
+        n: usize,
+        store: &mut WeightStore,
+        map: &Prefixed,
+        largest: &mut u64,
+    ) -> Result<f64, String> {
+        let vae = Vae::load(
+            &mut Loader::new(store, map, &self.device).with_precision(self.precision),
+            config,
+            false,
+        )
+        .map_err(|e| e.to_string())?;
+        let z = pipeline::latent(vec![0.1; 4 * n * n], [1, 4, n, n], &self.device);
+        let mut times = Vec::new();
+        for _ in 0..2 {
+            let clock = Stopwatch::start();
+            read(vae.decode(z.clone()).into_data().try_to_vec::<f32>())?;
+            times.push(clock.elapsed_ms());
+            *largest = self.probe.largest(*largest);
+        }
+        Ok(times.last().copied().unwrap_or(0.0))
+    }
+}
+
+/// A read-back's result: reading forces the work to finish.
+fn read<E: std::fmt::Debug>(values: Result<Vec<f32>, E>) -> Result<(), String> {
+    values.map(|_| ()).map_err(|e| format!("{e:?}"))
 }
 
 /// The process's peak resident memory in MB (Linux), 0 where unknown.

@@ -24,14 +24,17 @@
 //!   compares them with exact references (the same check the web app's System page runs on WebGPU).
 #![allow(clippy::print_stdout, reason = "a command line prints its results")]
 
+mod alloc;
 mod args;
 mod backend;
 mod bench;
 mod bench_render;
+mod bench_shift;
 mod bench_taps;
 mod control;
 mod engine;
 mod generate;
+mod gpu;
 mod heatmap;
 mod load;
 mod parseq;
@@ -45,6 +48,9 @@ mod warp;
 use std::process::ExitCode;
 
 use keyshift_sd::Device;
+
+#[global_allocator]
+static ALLOCATOR: alloc::Tracking = alloc::Tracking;
 
 const USAGE: &str = "usage: keyshift <command>
 
@@ -112,8 +118,13 @@ commands:
   ssim A.png B.png                   the SSIM of two images (torchmetrics' definition)
   quantize --model PATH --out PATH   save the model as int8 (folder or single file) and
                                      report its size against f16
-  bench unet [--backend cpu|wgpu] [--sizes tiny,256,512] [--steps N] [--quant int8|f32]
-                                     time per UNet step (batch 2) and peak memory
+  bench unet [--backend cpu|wgpu] [--shape sd15|sd21|turbo|tiny] [--sizes 256,512] [--steps N]
+             [--quant int8|f32] [--buffer-limit BYTES] [--no-vae]
+                                     time per UNet step (batch 2), a VAE decode, and the
+                                     largest buffer allocated
+  bench shift --model PATH [--frames 16] [--steps K] [--size WxH]
+                                     frames per minute of a shift-attention animation with the
+                                     text encoder's cache off and on; whether frames are identical
   bench render --model PATH [--frames N] [--steps K] [--size WxH]
                                      the render layer's time per frame against a bare loop
   bench taps [--backend cpu|wgpu] [--steps N] [--rounds N]

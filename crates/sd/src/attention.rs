@@ -1,5 +1,6 @@
-//! Multi-head scaled dot-product attention, materialising the probabilities so that attention taps
-//! (heatmaps, cross-frame blending) can read or replace them.
+//! Multi-head scaled dot-product attention: materialising the probabilities where attention taps
+//! (heatmaps, cross-frame blending) read or replace them, in query chunks that keep every buffer
+//! within the device's limit otherwise.
 
 use burn::tensor::Tensor;
 use burn::tensor::activation::softmax;
@@ -56,7 +57,8 @@ pub fn apply(probs: Tensor<4>, v: Tensor<3>) -> Tensor<3> {
     join_heads(probs.matmul(split_heads(v, heads)))
 }
 
-/// `apply(probabilities(q, k), v)`.
+/// `apply(probabilities(q, k), v)`, computed in query chunks whose scores stay within the
+/// thread's buffer limit ([`crate::limits::buffer_limit`]).
 ///
 /// # Shapes
 /// - `q`: `[b, nq, c]`, `k`, `v`: `[b, nk, c]` → `[b, nq, c]`
@@ -67,7 +69,54 @@ pub fn attend(
     heads: usize,
     bias: Option<Tensor<4>>,
 ) -> Tensor<3> {
-    apply(probabilities(q, k, heads, bias), v)
+    let (q, k, v) = (
+        split_heads(q, heads),
+        split_heads(k, heads),
+        split_heads(v, heads),
+    );
+    join_heads(chunked(q, k, v, bias, crate::limits::buffer_limit()))
+}
+
+/// How many queries one chunk may hold so that its `[b, heads, rows, nk]` f32 scores fit in
+/// `limit` bytes (at least one).
+pub fn query_rows(batch: usize, heads: usize, keys: usize, limit: u64) -> usize {
+    let per_row = (batch * heads * keys) as u64 * 4;
+    (limit / per_row.max(1)).max(1) as usize
+}
+
+/// `softmax(q kᵀ / √d + bias) v` without the whole score matrix: queries are taken in chunks whose
+/// scores fit in `limit` bytes (diffusers' sliced attention, over queries). Each query's row is
+/// computed exactly as unchunked; one chunk when everything fits.
+///
+/// # Shapes
+/// - `q`: `[b, heads, nq, d]`, `k`, `v`: `[b, heads, nk, d]`
+/// - `bias`: broadcastable to `[b, heads, nq, nk]`
+/// - returns `[b, heads, nq, d]`
+pub fn chunked(
+    q: Tensor<4>,
+    k: Tensor<4>,
+    v: Tensor<4>,
+    bias: Option<Tensor<4>>,
+    limit: u64,
+) -> Tensor<4> {
+    let [b, heads, nq, _] = q.dims();
+    let [_, _, nk, _] = k.dims();
+    let rows = query_rows(b, heads, nk, limit);
+    if rows >= nq {
+        return head_probabilities(q, k, bias).matmul(v);
+    }
+    let chunks: Vec<Tensor<4>> = (0..nq)
+        .step_by(rows)
+        .map(|start| {
+            let len = rows.min(nq - start);
+            let bias = bias.as_ref().map(|bias| match bias.dims()[2] {
+                1 => bias.clone(),
+                _ => bias.clone().narrow(2, start, len),
+            });
+            head_probabilities(q.clone().narrow(2, start, len), k.clone(), bias).matmul(v.clone())
+        })
+        .collect();
+    Tensor::cat(chunks, 2)
 }
 
 #[cfg(test)]
@@ -94,5 +143,42 @@ mod tests {
             (out[0] - 1.0).abs() < 1e-6 && (out[1] - 4.0).abs() < 1e-6,
             "{out:?}"
         );
+    }
+
+    fn random(shape: [usize; 4], seed: u32, device: &Device) -> Tensor<4> {
+        let n: usize = shape.iter().product();
+        let values: Vec<f32> = (0..n)
+            .map(|i| {
+                let x = (i as u32).wrapping_mul(2_654_435_761).wrapping_add(seed) >> 8;
+                (x % 2000) as f32 / 1000.0 - 1.0
+            })
+            .collect();
+        Tensor::<4>::from_data(TensorData::new(values, shape), device)
+    }
+
+    #[test]
+    fn chunked_attention_equals_the_whole_matrix() {
+        let device = Device::flex();
+        let (q, k, v) = (
+            random([2, 3, 37, 8], 1, &device),
+            random([2, 3, 37, 8], 2, &device),
+            random([2, 3, 37, 8], 3, &device),
+        );
+        let causal: Vec<f32> = (0..37 * 37)
+            .map(|i| if i % 37 > i / 37 { -1e9 } else { 0.0 })
+            .collect();
+        let causal = Tensor::<4>::from_data(TensorData::new(causal, [1, 1, 37, 37]), &device);
+        for bias in [None, Some(causal)] {
+            let whole = head_probabilities(q.clone(), k.clone(), bias.clone()).matmul(v.clone());
+            // 2 × 3 × 37 floats per query row: 5 rows per chunk, the last chunk 2 rows.
+            let limit = 5 * 2 * 3 * 37 * 4;
+            assert_eq!(query_rows(2, 3, 37, limit), 5);
+            let parts = chunked(q.clone(), k.clone(), v.clone(), bias, limit);
+            assert_eq!(parts.dims(), [2, 3, 37, 8]);
+            let diff: f32 = (whole - parts).abs().max().into_scalar();
+            assert!(diff < 1e-6, "{diff}");
+        }
+        // A limit below one row still makes progress, one query at a time.
+        assert_eq!(query_rows(2, 3, 37, 1), 1);
     }
 }

@@ -1,6 +1,9 @@
 //! The CLIP text encoder (Hugging Face `CLIPTextModel`): OpenAI ViT-L/14 for SD 1.x, OpenCLIP
 //! ViT-H/14 for SD 2.x. Causal self-attention, no padding mask.
 
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+
 use burn::module::Module;
 use burn::nn::{LayerNorm, Linear};
 use burn::tensor::activation::gelu;
@@ -74,6 +77,70 @@ pub struct ClipTextModel {
     layers: Vec<ClipLayer>,
     final_norm: LayerNorm,
     eos_token_id: u32,
+    #[module(skip)]
+    cache: EncodeCache,
+}
+
+/// How many encoded rows [`EncodeCache`] keeps (each `[1, 77, d]`: 236 KB for SD 1.x).
+pub const CACHED_ROWS: usize = 32;
+
+/// The most recent encodings of single token rows, by ids and CLIP skip: the frames of an
+/// animation share most of their chunks (a shift-attention frame changes only weights, which apply
+/// after encoding; the negative prompt never changes), so each distinct row is encoded once.
+#[derive(Debug, Clone, Default)]
+pub struct EncodeCache(Arc<Mutex<CacheInner>>);
+
+#[derive(Debug, Default)]
+struct CacheInner {
+    rows: VecDeque<((Vec<u32>, usize), Tensor<3>)>,
+    capacity: Option<usize>,
+    hits: usize,
+    misses: usize,
+}
+
+impl EncodeCache {
+    /// The cached encoding of `key`, or `encode()`'s, kept for later (least recently used first
+    /// out). A poisoned lock only turns caching off.
+    fn get_or(&self, key: (Vec<u32>, usize), encode: impl FnOnce() -> Tensor<3>) -> Tensor<3> {
+        let Ok(mut inner) = self.0.lock() else {
+            return encode();
+        };
+        if let Some(i) = inner.rows.iter().position(|(k, _)| *k == key) {
+            inner.hits += 1;
+            if let Some(entry) = inner.rows.remove(i) {
+                let value = entry.1.clone();
+                inner.rows.push_back(entry);
+                return value;
+            }
+        }
+        inner.misses += 1;
+        let value = encode();
+        let capacity = inner.capacity.unwrap_or(CACHED_ROWS);
+        if capacity > 0 {
+            while inner.rows.len() >= capacity {
+                inner.rows.pop_front();
+            }
+            inner.rows.push_back((key, value.clone()));
+        }
+        value
+    }
+
+    /// `(hits, misses)` since the model was loaded.
+    pub fn counts(&self) -> (usize, usize) {
+        self.0
+            .lock()
+            .map_or((0, 0), |inner| (inner.hits, inner.misses))
+    }
+
+    /// Keeps at most `rows` encodings (0: none, every row is encoded each time).
+    pub fn set_capacity(&self, rows: usize) {
+        if let Ok(mut inner) = self.0.lock() {
+            inner.capacity = Some(rows);
+            while inner.rows.len() > rows {
+                inner.rows.pop_front();
+            }
+        }
+    }
 }
 
 impl ClipTextModel {
@@ -98,6 +165,22 @@ impl ClipTextModel {
             layers,
             final_norm,
             eos_token_id: c.eos_token_id,
+            cache: EncodeCache::default(),
+        })
+    }
+
+    /// The encodings this model keeps for animations.
+    pub fn cache(&self) -> &EncodeCache {
+        &self.cache
+    }
+
+    /// [`Self::forward`] of one row of ids, from the cache when that row was encoded recently.
+    ///
+    /// # Shapes
+    /// - `ids`: `n` ids → `[1, n, d]`
+    pub fn forward_row(&self, ids: &[u32], clip_skip: usize) -> Tensor<3> {
+        self.cache.get_or((ids.to_vec(), clip_skip), || {
+            self.forward(&[ids.to_vec()], clip_skip)
         })
     }
 

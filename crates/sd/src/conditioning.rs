@@ -120,9 +120,7 @@ impl TextEncoder<'_> {
     /// # Shapes
     /// - returns `[1, 77, dim]`
     pub fn encode_chunk(&self, chunk: &TokenChunk) -> Tensor<3> {
-        let z = self
-            .clip
-            .forward(std::slice::from_ref(&chunk.ids), self.clip_skip);
+        let z = self.clip.forward_row(&chunk.ids, self.clip_skip);
         if chunk.weights.iter().all(|&w| w == 1.0) {
             return z;
         }

@@ -48,6 +48,15 @@ pub trait AttentionHook {
         x
     }
 
+    /// Whether [`Self::probabilities`] wants this layer's probabilities (`keys` per query). Where no
+    /// hook does, the layer computes attention in query chunks and never holds the whole
+    /// `[b, heads, n, keys]` matrix, which for self-attention at 512² is larger than a WebGPU
+    /// buffer may be. Asking for them by default keeps a hook that does not say correct.
+    fn wants_probabilities(&self, site: &AttentionSite, keys: usize) -> bool {
+        let _ = (site, keys);
+        true
+    }
+
     /// Sees (and may replace) the attention probabilities.
     ///
     /// # Shapes
@@ -81,4 +90,8 @@ pub trait AttentionHook {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct NoHook;
 
-impl AttentionHook for NoHook {}
+impl AttentionHook for NoHook {
+    fn wants_probabilities(&self, _: &AttentionSite, _: usize) -> bool {
+        false
+    }
+}

@@ -18,6 +18,7 @@
 //! - [`selftest`]: a matmul and a conv2d checked against f64 references, proving a device computes
 //!   correctly (the System page's WebGPU check).
 pub mod attention;
+pub mod bands;
 pub mod clip;
 pub mod clock;
 pub mod conditioning;
@@ -51,4 +52,18 @@ pub use burn::tensor::Device;
 #[cfg(not(target_arch = "wasm32"))]
 pub fn wgpu_device() -> Device {
     Device::wgpu(burn::tensor::DeviceKind::DefaultDevice)
+}
+
+/// burn's wgpu setup type: a device and queue the caller created (natively), e.g. with smaller
+/// limits than the adapter's, for [`wgpu_device_from`].
+#[cfg(not(target_arch = "wasm32"))]
+pub use burn::tensor::wgpu::WgpuSetup;
+
+/// Registers a wgpu device the caller created (natively) as the engine's device.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn wgpu_device_from(setup: WgpuSetup) -> Result<Device, String> {
+    Device::wgpu_options()
+        .setup(setup)
+        .init()
+        .map_err(|e| e.to_string())
 }

@@ -1,14 +1,47 @@
 //! The largest single GPU buffers a model needs, checked against what a WebGPU device allows
 //! (`maxStorageBufferBindingSize`): burn holds each tensor in one buffer, so a tensor larger than
 //! the limit cannot exist on that device. Checking first turns a failed allocation deep inside the
-//! engine into a message that says what is too large and what to do.
+//! engine into a message that says what is too large and which size would fit.
 //!
-//! The sizes are f32 (the engine computes in f32): attention materialises its probabilities
-//! (`attention::probabilities`), `[rows, heads, n, n]` for `n` latent pixels at a level.
+//! The engine keeps what it can within [`buffer_limit`] (128 MiB, WebGPU's default): attention in
+//! query chunks, the feed-forward in token chunks, the VAE decoder in bands of rows. What is left
+//! is the UNet's activations, which grow with the image. Sizes are f32 (the engine computes in f32).
+
+use std::cell::Cell;
 
 use thiserror::Error;
 
 use crate::model::ModelInfo;
+
+/// WebGPU's default `maxStorageBufferBindingSize`: 128 MiB, what every adapter must allow.
+pub const WEBGPU_DEFAULT: u64 = 128 << 20;
+
+thread_local! {
+    static BUFFER_LIMIT: Cell<u64> = const { Cell::new(WEBGPU_DEFAULT) };
+}
+
+/// The largest buffer the engine lets one activation take on this thread: attention is computed in
+/// query chunks and the VAE decoder in bands of rows to stay within it. WebGPU's default unless
+/// [`with_buffer_limit`] says otherwise.
+pub fn buffer_limit() -> u64 {
+    BUFFER_LIMIT.with(Cell::get)
+}
+
+/// Runs `f` with another buffer limit on this thread (a device that allows more, or a test that
+/// forces the chunked paths at small sizes), then restores the previous one.
+pub fn with_buffer_limit<T>(bytes: u64, f: impl FnOnce() -> T) -> T {
+    let _restore = Restore(BUFFER_LIMIT.with(|limit| limit.replace(bytes.max(1))));
+    f()
+}
+
+/// Puts the previous limit back, also when `f` panics.
+struct Restore(u64);
+
+impl Drop for Restore {
+    fn drop(&mut self) {
+        BUFFER_LIMIT.with(|limit| limit.set(self.0));
+    }
+}
 
 /// One buffer the engine will allocate.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,8 +67,11 @@ pub struct TooLarge {
 const F32: u64 = 4;
 
 /// The largest buffers of a `width × height` image made with `rows` UNet rows per step (the
-/// unconditional pass plus one per `AND` part; 1 without guidance): UNet attention at each level
-/// that has it, the VAE decoder's largest activation, and its mid-block attention.
+/// unconditional pass plus one per `AND` part; 1 without guidance), as the engine allocates them:
+/// the UNet's widest activation at each level (the up path's concatenation of the upsampled
+/// features and the skip), one query row of self-attention (attention runs in query chunks within
+/// [`buffer_limit`], so only a single row could be too large), the VAE decoder's input level (its
+/// larger levels run in bands of rows) and three rows of its widest level (a band with its halo).
 pub fn generation_buffers(
     info: &ModelInfo,
     width: usize,
@@ -45,48 +81,40 @@ pub fn generation_buffers(
     let down = info.vae.downscale().max(1);
     let (lh, lw) = ((height / down) as u64, (width / down) as u64);
     let rows = rows.max(1) as u64;
+    let channels = &info.unet.block_out_channels;
     let mut out = Vec::new();
-    for (level, (&attends, &heads)) in info
-        .unet
-        .cross_attention
-        .iter()
-        .zip(&info.unet.attention_heads)
-        .enumerate()
-    {
-        if !attends {
-            continue;
+    for (level, &c) in channels.iter().enumerate() {
+        let (h, w) = (lh >> level, lw >> level);
+        let below = channels.get(level + 1).copied().unwrap_or(c) as u64;
+        let widest = below + c as u64;
+        out.push(Buffer {
+            what: format!("the UNet at {w}×{h} latents ({rows} × {widest} channels)"),
+            bytes: rows * widest * h * w * F32,
+        });
+        let attends = info
+            .unet
+            .cross_attention
+            .get(level)
+            .copied()
+            .unwrap_or(false);
+        let heads = info.unet.attention_heads.get(level).copied().unwrap_or(1) as u64;
+        if attends {
+            out.push(Buffer {
+                what: format!("one query of UNet self-attention at {w}×{h} latents"),
+                bytes: rows * heads * h * w * F32,
+            });
         }
-        let n = (lh >> level) * (lw >> level);
-        out.push(Buffer {
-            what: format!(
-                "UNet self-attention at {}×{} latents ({rows} × {heads} heads × {n}² scores)",
-                lw >> level,
-                lh >> level
-            ),
-            bytes: rows * heads as u64 * n * n * F32,
-        });
     }
-    // Decoder level j runs at latent × 2^j; its input has the previous level's channels
-    // (upsampled), its output its own.
-    let mut channels: Vec<u64> = info
-        .vae
-        .block_out_channels
-        .iter()
-        .map(|&c| c as u64)
-        .collect();
-    channels.reverse();
-    for (j, &ch) in channels.iter().enumerate() {
-        let input = if j == 0 { ch } else { channels[j - 1] };
-        let pixels = (lh << j) * (lw << j);
-        out.push(Buffer {
-            what: format!("the VAE decoder at {}×{}", lw << j, lh << j),
-            bytes: input.max(ch) * pixels * F32,
-        });
-    }
-    let n = lh * lw;
+    let vae = &info.vae.block_out_channels;
+    let deepest = vae.last().copied().unwrap_or(0) as u64;
     out.push(Buffer {
-        what: format!("VAE attention at {lw}×{lh} latents ({n}² scores)"),
-        bytes: n * n * F32,
+        what: format!("the VAE decoder at {lw}×{lh} latents"),
+        bytes: deepest * lh * lw * F32,
+    });
+    let widest = vae.iter().copied().max().unwrap_or(0) as u64;
+    out.push(Buffer {
+        what: format!("a band of the VAE decoder {} pixels wide", lw * down as u64),
+        bytes: 3 * widest * lw * down as u64 * F32,
     });
     out
 }
@@ -144,40 +172,45 @@ mod tests {
     }
 
     #[test]
-    fn sd15_at_512_needs_a_gigabyte_for_attention_and_256_mib_for_the_decoder() {
+    fn sd15_at_512_fits_webgpu_s_default_once_attention_is_chunked_and_the_decoder_banded() {
         let buffers = generation_buffers(&sd15(), 512, 512, 2);
         let biggest = buffers.iter().max_by_key(|b| b.bytes).unwrap();
-        // 2 rows × 8 heads × 4096² × 4 bytes.
-        assert_eq!(biggest.bytes, 2 * 8 * 4096 * 4096 * 4);
+        // The up path's 640 upsampled + 320 skip channels at 64×64, two rows.
+        assert_eq!(biggest.bytes, 2 * 960 * 4096 * 4);
         assert!(
-            biggest.what.starts_with("UNet self-attention at 64×64"),
+            biggest.what.starts_with("the UNet at 64×64"),
             "{}",
             biggest.what
         );
+        assert!(check(&buffers, WEBGPU_DEFAULT).is_ok());
         let decoder = buffers
             .iter()
-            .filter(|b| b.what.starts_with("the VAE decoder"))
-            .max_by_key(|b| b.bytes)
+            .find(|b| b.what.starts_with("the VAE decoder"))
             .unwrap();
-        assert_eq!(decoder.bytes, 256 * 512 * 512 * 4, "{}", decoder.what);
-        let vae_attention = buffers.last().unwrap();
-        assert_eq!(vae_attention.bytes, 4096 * 4096 * 4);
+        assert_eq!(decoder.bytes, 512 * 4096 * 4, "{}", decoder.what);
     }
 
     #[test]
-    fn the_check_names_the_largest_buffer_over_the_limit() {
-        let buffers = generation_buffers(&sd15(), 512, 512, 2);
-        assert!(check(&buffers, 2 << 30).is_ok());
-        let err = check(&buffers, 128 << 20).unwrap_err();
-        assert_eq!(err.bytes, 1 << 30);
-        assert_eq!(err.limit, 128 << 20);
-        assert!(err.what.contains("64×64"), "{err}");
-        // Without guidance one row: half the attention.
-        let one = generation_buffers(&sd15(), 512, 512, 1);
-        assert_eq!(one.iter().map(|b| b.bytes).max(), Some(512 << 20));
-        // 128 MiB per buffer fits 256×256 with guidance (2 × 8 × 1024² × 4 = 64 MiB), not 320
-        // (2 × 8 × 1600² × 4 = 156 MiB).
-        assert_eq!(largest_square(&sd15(), 2, 128 << 20, 64), Some(256));
+    fn sd21_at_768_fits_too() {
+        let info = ModelInfo {
+            unet: UnetConfig::sd2(),
+            ..sd15()
+        };
+        assert!(check(&generation_buffers(&info, 768, 768, 2), WEBGPU_DEFAULT).is_ok());
+    }
+
+    #[test]
+    fn the_check_names_the_largest_buffer_over_the_limit_and_the_largest_size_that_fits() {
+        let buffers = generation_buffers(&sd15(), 1536, 1536, 2);
+        let err = check(&buffers, WEBGPU_DEFAULT).unwrap_err();
+        // 2 × 960 × 192² × 4 bytes.
+        assert_eq!(err.bytes, 2 * 960 * 192 * 192 * 4);
+        assert_eq!(err.limit, WEBGPU_DEFAULT);
+        assert!(err.what.contains("192×192"), "{err}");
+        // 2 × 960 × 128² × 4 = 120 MiB fits; 1088² (136² latents) needs 136 MiB.
+        assert_eq!(largest_square(&sd15(), 2, WEBGPU_DEFAULT, 64), Some(1024));
+        // Without guidance one row: twice the area.
+        assert_eq!(largest_square(&sd15(), 1, WEBGPU_DEFAULT, 64), Some(1472));
         assert_eq!(largest_square(&sd15(), 2, 1 << 10, 64), None);
     }
 }

@@ -7,6 +7,7 @@ use burn::nn::{GroupNorm, Linear};
 use burn::tensor::Tensor;
 use burn::tensor::activation::silu;
 
+use crate::bands::Bands;
 use crate::nn::{ConvSpec, conv2d, group_norm, linear};
 use crate::weights::{LoadError, Loader};
 
@@ -91,5 +92,23 @@ impl ResnetBlock {
             None => x,
         };
         skip + h
+    }
+
+    /// [`Self::forward`] without a timestep embedding (the VAE's), on an activation held in bands
+    /// of rows, each band of the widest of its tensors within `limit` bytes.
+    pub fn forward_bands(&self, x: Bands, limit: u64) -> Bands {
+        let [c_in, c_out] = [self.norm1.num_channels, self.norm2.num_channels];
+        let x = x.within(c_in.max(c_out), limit);
+        let h = x
+            .clone()
+            .group_norm(&self.norm1)
+            .map(silu)
+            .conv(&self.conv1);
+        let h = h.group_norm(&self.norm2).map(silu).conv(&self.conv2);
+        let skip = match &self.shortcut {
+            Some(conv) => x.conv(conv),
+            None => x,
+        };
+        skip.zip(h, |skip, h| skip + h)
     }
 }

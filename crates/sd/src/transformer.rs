@@ -65,8 +65,14 @@ impl Attention {
         let q = split(HeadPart::Query, self.to_q.forward(x));
         let k = split(HeadPart::Key, self.to_k.forward(context.clone()));
         let v = split(HeadPart::Value, self.to_v.forward(context));
-        let probs = hook.probabilities(site, attention::head_probabilities(q, k, None));
-        let out = hook.output(site, attention::join_heads(probs.matmul(v)));
+        let keys = k.dims()[2];
+        let out = if hook.wants_probabilities(site, keys) {
+            hook.probabilities(site, attention::head_probabilities(q, k, None))
+                .matmul(v)
+        } else {
+            attention::chunked(q, k, v, None, crate::limits::buffer_limit())
+        };
+        let out = hook.output(site, attention::join_heads(out));
         hook.projected(site, self.to_out.forward(out))
     }
 }
@@ -161,8 +167,25 @@ impl SpatialTransformer {
         out + x
     }
 
-    /// GEGLU: `(a * gelu(g)) W` where `[a, g]` are the two halves of the first projection.
+    /// GEGLU: `(a * gelu(g)) W` where `[a, g]` are the two halves of the first projection, in
+    /// chunks of tokens whose projection fits the buffer limit (SD 2.1's 96² latents would need
+    /// 189 MB at once).
     fn feed_forward(&self, x: Tensor<3>) -> Tensor<3> {
+        let [b, n, _] = x.dims();
+        let two_ff = self.ff_in.weight.dims()[1];
+        let per_token = (b * two_ff) as u64 * 4;
+        let rows = (crate::limits::buffer_limit() / per_token.max(1)).max(1) as usize;
+        if rows >= n {
+            return self.geglu(x);
+        }
+        let chunks: Vec<Tensor<3>> = (0..n)
+            .step_by(rows)
+            .map(|start| self.geglu(x.clone().narrow(1, start, rows.min(n - start))))
+            .collect();
+        Tensor::cat(chunks, 1)
+    }
+
+    fn geglu(&self, x: Tensor<3>) -> Tensor<3> {
         let projected = self.ff_in.forward(x);
         let [b, n, two_ff] = projected.dims();
         let ff = two_ff / 2;

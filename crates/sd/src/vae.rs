@@ -8,10 +8,11 @@ use burn::tensor::Tensor;
 use burn::tensor::activation::silu;
 
 use crate::attention;
+use crate::bands::Bands;
 use crate::config::VaeConfig;
+use crate::limits::buffer_limit;
 use crate::nn::{ConvSpec, conv2d, group_norm, linear};
 use crate::resnet::{ResnetBlock, ResnetSpec};
-use crate::unet::upsample_nearest;
 use crate::weights::{LoadError, Loader};
 
 const EPS: f64 = 1e-6;
@@ -116,16 +117,6 @@ fn load_resnets(
             ResnetBlock::load(l, &format!("{prefix}.{j}"), spec)
         })
         .collect()
-}
-
-impl VaeLevel {
-    /// Runs the level's resnets.
-    ///
-    /// # Shapes
-    /// - `h`: `[b, c_in, h, w]` → `[b, c_out, h, w]`
-    fn resnets(&self, h: Tensor<4>) -> Tensor<4> {
-        self.resnets.iter().fold(h, |h, r| r.forward(h, None))
-    }
 }
 
 /// The image → latent-moments half.
@@ -240,15 +231,22 @@ impl Encoder {
 
     /// # Shapes
     /// - `x`: `[b, 3, H, W]` → `[b, 2·latent, H/s, W/s]`
+    ///
+    /// Levels whose activations would not fit the thread's buffer limit run in bands of rows.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let mut h = self.conv_in.forward(x);
+        let limit = buffer_limit();
+        let first = self.conv_in.weight.dims()[0];
+        let mut h = Bands::whole(x).within(first, limit).conv(&self.conv_in);
         for level in &self.down {
-            h = level.resnets(h);
+            h = level
+                .resnets
+                .iter()
+                .fold(h, |h, r| r.forward_bands(h, limit));
             if let Some(conv) = &level.resample {
-                h = conv.forward(h);
+                h = h.conv_down(conv);
             }
         }
-        let h = self.mid.forward(h);
+        let h = self.mid.forward(h.join());
         self.quant_conv
             .forward(self.conv_out.forward(silu(self.norm_out.forward(h))))
     }
@@ -295,16 +293,30 @@ impl Decoder {
 
     /// # Shapes
     /// - `z`: `[b, latent, h, w]` → `[b, 3, h·s, w·s]`
+    ///
+    /// Every activation stays within the thread's buffer limit ([`buffer_limit`]): levels whose
+    /// activations would not fit run in bands of rows ([`Bands`]).
     pub fn forward(&self, z: Tensor<4>) -> Tensor<4> {
-        let mut h = self
+        let limit = buffer_limit();
+        let h = self
             .mid
             .forward(self.conv_in.forward(self.post_quant_conv.forward(z)));
+        let mut h = Bands::whole(h);
         for level in &self.up {
-            h = level.resnets(h);
+            h = level
+                .resnets
+                .iter()
+                .fold(h, |h, r| r.forward_bands(h, limit));
             if let Some(conv) = &level.resample {
-                h = conv.forward(upsample_nearest(h));
+                let channels = conv.weight.dims()[0];
+                h = h.upsample(channels, limit).conv(conv);
             }
         }
-        self.conv_out.forward(silu(self.norm_out.forward(h)))
+        let channels = self.norm_out.num_channels;
+        h.within(channels, limit)
+            .group_norm(&self.norm_out)
+            .map(silu)
+            .conv(&self.conv_out)
+            .join()
     }
 }

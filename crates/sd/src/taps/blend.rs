@@ -324,7 +324,7 @@ impl FrameBlend {
             && self.config.layers.matches(&site.layer)
     }
 
-    fn wants_probabilities(&self, site: &AttentionSite, keys: usize) -> bool {
+    fn blends_probabilities(&self, site: &AttentionSite, keys: usize) -> bool {
         let res = self.config.attention_res;
         self.config.blend_probabilities && keys <= res.saturating_mul(res) && self.wants(site)
     }
@@ -350,6 +350,10 @@ fn blend<K: std::hash::Hash + Eq, const D: usize>(
 }
 
 impl AttentionHook for FrameBlend {
+    fn wants_probabilities(&self, site: &AttentionSite, keys: usize) -> bool {
+        self.blends_probabilities(site, keys)
+    }
+
     fn heads(&mut self, site: &AttentionSite, part: HeadPart, x: Tensor<4>) -> Tensor<4> {
         let index = head_index(part);
         if !(self.config.blend_heads[index] && self.wants(site)) {
@@ -365,7 +369,7 @@ impl AttentionHook for FrameBlend {
 
     fn probabilities(&mut self, site: &AttentionSite, probs: Tensor<4>) -> Tensor<4> {
         let [_, _, _, keys] = probs.dims();
-        if !self.wants_probabilities(site, keys) {
+        if !self.blends_probabilities(site, keys) {
             return probs;
         }
         let key = (site.layer.clone(), self.step);

@@ -476,6 +476,10 @@ impl CrossAttentionTap {
 }
 
 impl AttentionHook for CrossAttentionTap {
+    fn wants_probabilities(&self, site: &AttentionSite, _: usize) -> bool {
+        self.wants(site)
+    }
+
     fn probabilities(&mut self, site: &AttentionSite, probs: Tensor<4>) -> Tensor<4> {
         if self.wants(site) {
             self.layer_calls += 1;

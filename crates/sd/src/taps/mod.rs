@@ -63,6 +63,10 @@ impl AttentionHook for Chain<'_> {
         self.1.heads(site, part, x)
     }
 
+    fn wants_probabilities(&self, site: &crate::hooks::AttentionSite, keys: usize) -> bool {
+        self.0.wants_probabilities(site, keys) || self.1.wants_probabilities(site, keys)
+    }
+
     fn probabilities(&mut self, site: &crate::hooks::AttentionSite, probs: Tensor<4>) -> Tensor<4> {
         let probs = self.0.probabilities(site, probs);
         self.1.probabilities(site, probs)

@@ -1,0 +1,98 @@
+//! `keyshift bench shift`: frames per minute of a shift-attention animation with the text
+//! encoder's cache off (every frame encodes its prompts) and on (rows shared with earlier frames
+//! are reused), on the same model and settings in one run, and whether the frames are the same.
+
+use std::collections::BTreeMap;
+
+use keyshift_core::shift::{GapSettings, ShiftRequest};
+use keyshift_render::{ShiftOptions, ShiftSource};
+use keyshift_sd::clip::CACHED_ROWS;
+use keyshift_sd::clock::Stopwatch;
+use keyshift_sd::hooks::NoHook;
+
+use crate::args::Args;
+use crate::engine::{ENGINE_OPTIONS, Engine};
+
+/// Runs the command; prints one line per measure.
+#[allow(clippy::print_stdout, reason = "a command line prints its results")]
+pub fn run(rest: &[String]) -> Result<(), String> {
+    let args = Args::parse(rest, &[])?;
+    let known: Vec<&str> = ENGINE_OPTIONS
+        .iter()
+        .chain(&["frames", "prompt"])
+        .copied()
+        .collect();
+    if let Some(e) = args.unknown(&known) {
+        return Err(e);
+    }
+    let frames: i64 = args.parsed("frames", 16)?;
+    if frames < 2 {
+        return Err(format!("--frames: {frames} (at least 2)"));
+    }
+    let prompt = args
+        .get("prompt")
+        .unwrap_or("a photo of a (cat:1~0), (dog:0~1), best quality");
+    let engine = Engine::load(&args)?;
+    let options = ShiftOptions {
+        request: ShiftRequest {
+            prompt: prompt.to_owned(),
+            negative_prompt: "blurry".into(),
+            steps: frames - 1,
+            seed: 7,
+            cfg_scale: 7.0,
+            remove_zero_strength: false,
+        },
+        gap: GapSettings {
+            threshold: 0.0,
+            min_step: 0.0001,
+            min_threshold_pct: 75.0,
+        },
+        mirror: false,
+        fps: 0.0,
+        lead: 0,
+    };
+    let cache = engine.model.clip.cache();
+    let mut runs = Vec::new();
+    for rows in [0, CACHED_ROWS] {
+        cache.set_capacity(rows);
+        let (hits, misses) = cache.counts();
+        let (ms, images) = render(&engine, &args, &options)?;
+        let (h, m) = cache.counts();
+        runs.push((ms, images, h - hits, m - misses));
+    }
+    let per_minute = |ms: f64, n: usize| n as f64 * 60_000.0 / ms.max(1e-9);
+    for (name, (ms, images, hits, misses)) in ["before", "after"].iter().zip(&runs) {
+        println!(
+            "frames_per_minute_{name}: {:.1}  ({} frames in {ms:.0} ms; rows encoded {misses}, reused {hits})",
+            per_minute(*ms, images.len()),
+            images.len()
+        );
+    }
+    let same = runs[0].1 == runs[1].1;
+    println!("frames_identical: {same}");
+    Ok(())
+}
+
+/// Renders the animation; its time and its frames' pixels in order.
+fn render(
+    engine: &Engine,
+    args: &Args,
+    options: &ShiftOptions,
+) -> Result<(f64, Vec<Vec<u8>>), String> {
+    let settings = engine.settings(args, 1.0)?;
+    let source = ShiftSource::new(options.clone(), &settings).map_err(|e| e.to_string())?;
+    let mut images = BTreeMap::new();
+    let clock = Stopwatch::start();
+    engine.render(
+        settings,
+        source,
+        BTreeMap::new(),
+        None,
+        &mut NoHook,
+        &mut |frame| {
+            images.insert(frame.record.generation_index, frame.image.data.clone());
+            Ok(())
+        },
+    )?;
+    Ok((clock.elapsed_ms(), images.into_values().collect()))
+}
