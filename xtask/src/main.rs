@@ -1,4 +1,4 @@
-//! `cargo xtask build | serve | test | setup`: builds the static site, serves it, and runs every
+//! `cargo xtask build | serve | test | setup | bench`: builds the static site, serves it, and runs every
 //! test layer, installing the missing tools first (from the package registries only).
 //!
 //! - `setup`: the wasm32 target, wasm-bindgen-cli (pinned), Chromium and chromedriver (Debian),
@@ -8,12 +8,15 @@
 //! - `serve [--port N]`: `build`, then serves `dist/` on 127.0.0.1 (default port 8080).
 //! - `test`: native `cargo test`, wasm-bindgen tests in headless Chromium, then the end-to-end tests
 //!   (Playwright) against the served build.
+//! - `bench peers --out FILE.json [--runs N]`: Keyshift's UNet step against onnxruntime and torch
+//!   on the same tiny model, natively on the CPU (`bench.rs`).
 #![allow(
     clippy::print_stdout,
     clippy::disallowed_methods,
     clippy::disallowed_types
 )]
 
+mod bench;
 mod build;
 mod serve;
 mod tools;
@@ -117,7 +120,11 @@ fn dispatch(ctx: &Ctx, args: &[String]) -> Result<(), String> {
             serve::serve_forever(&ctx.site(), port)
         }
         Some("test") => test(ctx),
-        _ => Err("usage: cargo xtask setup | build | serve [--port N] | test".to_owned()),
+        Some("bench") => bench::bench(ctx, &args[1..]),
+        _ => Err(
+            "usage: cargo xtask setup | build | serve [--port N] | test | bench peers --out FILE.json"
+                .to_owned(),
+        ),
     }
 }
 

@@ -127,8 +127,9 @@ impl Probe {
     }
 }
 
-/// `keyshift bench unet`: per size, the time of a UNet step with CFG (batch 2) and of a VAE decode,
-/// and the largest buffer allocated, for random weights of a model's shape.
+/// `keyshift bench unet`: per size, the median time of a UNet step with CFG (batch 2) and of a VAE
+/// decode, and the largest buffer allocated, for random weights of a model's shape or a model's own
+/// (`--model`).
 #[allow(clippy::print_stdout, reason = "a command line prints its results")]
 fn unet(rest: &[String]) -> Result<(), String> {
     let args = Args::parse(rest, &["no-vae"])?;
@@ -139,6 +140,7 @@ fn unet(rest: &[String]) -> Result<(), String> {
         "steps",
         "quant",
         "buffer-limit",
+        "model",
     ]) {
         return Err(e);
     }
@@ -167,8 +169,12 @@ fn unet(rest: &[String]) -> Result<(), String> {
         precision.name()
     );
     limits::with_buffer_limit(limit, || {
+        let weights = match args.get("model") {
+            Some(path) => bench.model(path)?,
+            None => bench.synthetic()?,
+        };
         for side in sizes {
-            let result = bench.measure(side)?;
+            let result = bench.measure(&weights, side)?;
             println!("size: {side}");
             println!("ms_per_step: {:.1}", result.ms_per_step);
             if let Some(ms) = result.vae_ms {
@@ -211,8 +217,17 @@ struct Measured {
     max_buffer: u64,
 }
 
+/// The networks measured: random weights of a shape, or a model's own.
+struct Weights {
+    unet: Unet,
+    vae: Option<Vae>,
+    context_width: usize,
+    downscale: usize,
+}
+
 impl Bench {
-    fn measure(&self, side: usize) -> Result<Measured, String> {
+    /// Random weights of the shape (the VAE only when it is measured).
+    fn synthetic(&self) -> Result<Weights, String> {
         let mut store = WeightStore::synthetic(7);
         let map = Prefixed::default();
         let config = self.shape.unet();
@@ -222,51 +237,69 @@ impl Bench {
         )
         .map_err(|e| e.to_string())?;
         let vae_config = self.shape.vae();
-        let n = side / vae_config.downscale();
-        let c = config.cross_attention_dim;
+        let vae = match self.vae {
+            true => Some(
+                Vae::load(
+                    &mut Loader::new(&mut store, &map, &self.device).with_precision(self.precision),
+                    &vae_config,
+                    false,
+                )
+                .map_err(|e| e.to_string())?,
+            ),
+            false => None,
+        };
+        Ok(Weights {
+            unet,
+            vae,
+            context_width: config.cross_attention_dim,
+            downscale: vae_config.downscale(),
+        })
+    }
+
+    /// A model's UNet and VAE (`--model`).
+    fn model(&self, path: &str) -> Result<Weights, String> {
+        let model =
+            crate::load::load_model(std::path::Path::new(path), self.precision, &self.device)?;
+        Ok(Weights {
+            context_width: model.info.unet.cross_attention_dim,
+            downscale: model.info.vae.downscale(),
+            unet: model.unet,
+            vae: self.vae.then_some(model.vae),
+        })
+    }
+
+    /// Median time of a UNet step with CFG (after a warm-up step), and of a decode.
+    fn measure(&self, weights: &Weights, side: usize) -> Result<Measured, String> {
+        let n = side / weights.downscale.max(1);
+        let c = weights.context_width;
         let x = pipeline::latent(vec![0.1; 2 * 4 * n * n], [2, 4, n, n], &self.device);
         let ctx = pipeline::context(vec![0.01; 2 * 77 * c], [2, 77, c], &self.device);
         self.probe.start();
         let mut largest = 0;
-        let mut run = |t: f64| -> Result<(), String> {
-            let out = unet.forward(x.clone(), t, &ctx, &mut NoHook);
+        let mut run = |t: f64| -> Result<f64, String> {
+            let clock = Stopwatch::start();
+            let out = weights.unet.forward(x.clone(), t, &ctx, &mut NoHook);
             read(out.into_data().try_to_vec::<f32>())?;
             largest = self.probe.largest(largest);
-            Ok(())
+            Ok(clock.elapsed_ms())
         };
         run(999.0)?; // warm-up: kernels compiled, memory pools filled
-        let clock = Stopwatch::start();
-        for i in 0..self.steps {
-            run(900.0 - i as f64)?;
-        }
-        let ms_per_step = clock.elapsed_ms() / self.steps as f64;
-        drop(unet);
-        let vae_ms = match self.vae {
-            true => Some(self.decode(&vae_config, n, &mut store, &map, &mut largest)?),
-            false => None,
+        let times = (0..self.steps)
+            .map(|i| run(900.0 - i as f64))
+            .collect::<Result<Vec<f64>, String>>()?;
+        let vae_ms = match &weights.vae {
+            Some(vae) => Some(self.decode(vae, n, &mut largest)?),
+            None => None,
         };
         Ok(Measured {
-            ms_per_step,
+            ms_per_step: median(times),
             vae_ms,
             max_buffer: largest,
         })
     }
 
     /// Times one decode of an `n`×`n` latent (after a warm-up decode).
-    fn decode(
-        &self,
-        config: &VaeConfig,
-        n: usize,
-        store: &mut WeightStore,
-        map: &Prefixed,
-        largest: &mut u64,
-    ) -> Result<f64, String> {
-        let vae = Vae::load(
-            &mut Loader::new(store, map, &self.device).with_precision(self.precision),
-            config,
-            false,
-        )
-        .map_err(|e| e.to_string())?;
+    fn decode(&self, vae: &Vae, n: usize, largest: &mut u64) -> Result<f64, String> {
         let z = pipeline::latent(vec![0.1; 4 * n * n], [1, 4, n, n], &self.device);
         let mut times = Vec::new();
         for _ in 0..2 {
@@ -277,6 +310,11 @@ impl Bench {
         }
         Ok(times.last().copied().unwrap_or(0.0))
     }
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values.get(values.len() / 2).copied().unwrap_or(0.0)
 }
 
 /// A read-back's result: reading forces the work to finish.

@@ -119,9 +119,10 @@ commands:
   quantize --model PATH --out PATH   save the model as int8 (folder or single file) and
                                      report its size against f16
   bench unet [--backend cpu|wgpu] [--shape sd15|sd21|turbo|tiny] [--sizes 256,512] [--steps N]
-             [--quant int8|f32] [--buffer-limit BYTES] [--no-vae]
-                                     time per UNet step (batch 2), a VAE decode, and the
-                                     largest buffer allocated
+             [--quant int8|f32] [--buffer-limit BYTES] [--no-vae] [--model PATH]
+                                     median time per UNet step (batch 2), a VAE decode, and
+                                     the largest buffer allocated (random weights of the
+                                     shape, or the model's own)
   bench shift --model PATH [--frames 16] [--steps K] [--size WxH]
                                      frames per minute of a shift-attention animation with the
                                      text encoder's cache off and on; whether frames are identical

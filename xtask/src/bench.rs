@@ -1,0 +1,126 @@
+//! `cargo xtask bench peers --out FILE.json [--runs N]`: Keyshift against its peers on the same
+//! tiny UNet (batch 2, as with CFG), medians in one run on this machine. Natively on the CPU:
+//! `keyshift bench unet --model` (release build) against onnxruntime and torch
+//! (`scripts/bench/peers_native.py`, which exports the ONNX model with torch; PyPI, dev-only).
+//!
+//! The browser half of the comparison (ONNX Runtime Web's WebGPU and wasm providers against
+//! Keyshift's WebGPU and CPU paths in one Chromium session) is not built yet: the JSON says so
+//! instead of carrying those keys.
+
+use std::path::Path;
+use std::process::Command;
+
+use crate::{Ctx, run};
+
+/// Runs `bench peers`.
+pub fn bench(ctx: &Ctx, args: &[String]) -> Result<(), String> {
+    let flag = |name: &str| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .cloned()
+    };
+    if args.first().map(String::as_str) != Some("peers") {
+        return Err("usage: cargo xtask bench peers --out FILE.json [--runs N]".into());
+    }
+    let out = flag("--out").ok_or("bench peers needs --out FILE.json")?;
+    let runs: usize = flag("--runs")
+        .map_or(Ok(20), |r| r.parse())
+        .map_err(|e| format!("--runs: {e}"))?;
+    let fixture = ctx.root.join("fixtures").join("tiny-sd1").join("diffusers");
+    let peers = python_peers(ctx, &fixture, runs)?;
+    let keyshift = keyshift_native(ctx, &fixture, runs)?;
+    let number = |key: &str| peers.get(key).and_then(serde_json::Value::as_f64);
+    let onnxruntime = number("onnxruntime_native_cpu_unet_ms").ok_or("no onnxruntime time")?;
+    let torch = number("torch_native_cpu_unet_ms").ok_or("no torch time")?;
+    let report = serde_json::json!({
+        "model": "tiny-sd1 UNet, batch 2 (CFG), 32×32 latent",
+        "runs": runs,
+        "keyshift_native_cpu_unet_ms": keyshift,
+        "onnxruntime_native_cpu_unet_ms": onnxruntime,
+        "torch_native_cpu_unet_ms": torch,
+        "native_cpu_unet_ratio": keyshift / onnxruntime,
+        "native_cpu_unet_ratio_torch": keyshift / torch,
+        "onnx_max_abs_diff": peers.get("onnx_max_abs_diff"),
+        "onnxruntime_version": peers.get("onnxruntime_version"),
+        "torch_version": peers.get("torch_version"),
+        "browser": "not measured: the ORT-web / Keyshift browser session is not built yet",
+    });
+    let text = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;
+    std::fs::write(&out, format!("{text}\n")).map_err(|e| format!("{out}: {e}"))?;
+    println!("peer                      median ms   Keyshift ÷ peer");
+    println!("Keyshift (CPU, native)    {keyshift:>9.1}");
+    println!(
+        "onnxruntime (CPU)         {onnxruntime:>9.1}   {:.2}",
+        keyshift / onnxruntime
+    );
+    println!(
+        "torch (CPU)               {torch:>9.1}   {:.2}",
+        keyshift / torch
+    );
+    println!("written to {out}");
+    Ok(())
+}
+
+/// onnxruntime's and torch's medians from the Python script.
+fn python_peers(ctx: &Ctx, fixture: &Path, runs: usize) -> Result<serde_json::Value, String> {
+    let script = ctx
+        .root
+        .join("scripts")
+        .join("bench")
+        .join("peers_native.py");
+    let work = ctx.target_dir.join("peers");
+    let out = Command::new("python3")
+        .arg(&script)
+        .arg(fixture)
+        .arg(&work)
+        .args(["--runs", &runs.to_string()])
+        .output()
+        .map_err(|e| format!("python3: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "{} failed (it needs torch, diffusers, onnx, onnxscript and onnxruntime from PyPI):\n{}",
+            script.display(),
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    serde_json::from_slice(&out.stdout).map_err(|e| format!("the peers' report: {e}"))
+}
+
+/// Keyshift's median on the CPU backend, from a release build of the CLI.
+fn keyshift_native(ctx: &Ctx, fixture: &Path, runs: usize) -> Result<f64, String> {
+    run(Command::new("cargo").current_dir(&ctx.root).args([
+        "build",
+        "--release",
+        "--locked",
+        "-p",
+        "keyshift-cli",
+    ]))?;
+    let binary = ctx.target_dir.join("release").join("keyshift");
+    let out = Command::new(&binary)
+        .args([
+            "bench",
+            "unet",
+            "--backend",
+            "cpu",
+            "--sizes",
+            "64",
+            "--no-vae",
+        ])
+        .arg("--model")
+        .arg(fixture)
+        .args(["--steps", &runs.to_string()])
+        .output()
+        .map_err(|e| format!("{}: {e}", binary.display()))?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("ms_per_step: "))
+        .and_then(|v| v.trim().parse().ok())
+        .ok_or_else(|| {
+            format!(
+                "keyshift bench unet gave no ms_per_step:\n{stdout}{}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        })
+}
