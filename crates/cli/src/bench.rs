@@ -163,8 +163,11 @@ fn unet(rest: &[String]) -> Result<(), String> {
         vae: args.get("no-vae").is_none(),
     };
     println!(
-        "shape: {} backend: {} quant: {} buffer_limit_bytes: {limit}",
-        args.get("shape").unwrap_or("sd15"),
+        "{} backend: {} quant: {} buffer_limit_bytes: {limit}",
+        match args.get("model") {
+            Some(path) => format!("model: {path}"),
+            None => format!("shape: {}", args.get("shape").unwrap_or("sd15")),
+        },
         args.get("backend").unwrap_or("cpu"),
         precision.name()
     );
