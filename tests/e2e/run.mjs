@@ -679,7 +679,8 @@ test('the CPU fallback draws the same image', async () => {
 
 // ---- Animations -------------------------------------------------------------------------------
 
-const SHIFT = { ...SETTINGS, prompt: 'a photo of a (cat:1.5~0.2)', shiftSteps: '5', lead: '1' };
+// Two steps a frame: SwiftShader takes over a minute for a 4-step frame on a busy 2-core machine.
+const SHIFT = { ...SETTINGS, steps: '2', prompt: 'a photo of a (cat:1.5~0.2)', shiftSteps: '5', lead: '1' };
 const SHIFT_FRAMES = 6;
 // Mirrored (each frame forward, then back), then one lead frame at each end.
 const SHIFT_VIDEO_FRAMES = 2 * SHIFT_FRAMES + 2;
@@ -717,15 +718,23 @@ async function setAnimation(page) {
 
 const frameCount = (page) => page.locator('[data-testid="frame-strip"] [data-testid="frame"]').count();
 
+/** Waits until the strip holds `n` frames; fails on a render error, or when no new frame has come
+ * for GPU_TIMEOUT_MS (a slow machine only makes it wait longer, a stalled render fails). */
 async function waitForFrames(page, n) {
-  await page.waitForFunction((want) => {
-    const failed = document.querySelector('[data-testid="render-error"]');
-    return failed || document.querySelectorAll('[data-testid="frame-strip"] [data-testid="frame"]').length >= want;
-  }, n, { timeout: GPU_TIMEOUT_MS });
+  let seen = -1;
+  while (seen < n) {
+    const handle = await page.waitForFunction(([want, before]) => {
+      const failed = document.querySelector('[data-testid="render-error"]');
+      const count = document.querySelectorAll('[data-testid="frame-strip"] [data-testid="frame"]').length;
+      return failed || count >= want || count > before ? { failed: Boolean(failed), count } : null;
+    }, [n, seen], { timeout: GPU_TIMEOUT_MS, polling: 1000 });
+    const { failed, count } = await handle.jsonValue();
+    if (failed) break;
+    seen = count;
+  }
   const error = await byId(page, 'render-error').count() ? await text(page, 'render-error') : null;
   assert.equal(error, null);
 }
-
 
 async function exportFile(page, id) {
   const before = await byId(page, 'export-download').getAttribute('href').catch(() => null);
@@ -895,8 +904,9 @@ test('shift-attention in the Animate workspace: the CLI frames, resume after a r
     assert.equal(names.filter((n) => n.endsWith('.png')).length, 2 * SHIFT_FRAMES);
     for (const n of ['frames.json', 'shift-attention-info.txt']) assert.ok(names.includes(n), n);
     // The PNGs in it carry each frame's A1111 parameters (stored, so the text is in the zip as is).
-    assert.ok(zip.bytes.includes(Buffer.from('Steps: 4, Sampler: Euler, CFG scale: 7, Seed: 42, Size: 64x64')));
-    assert.match(await byId(page, 'frame-parameters').textContent(), /^a photo of a \(cat:1\.2\d*\)\nSteps: 4, Sampler: Euler, CFG scale: 7, Seed: 42, Size: 64x64/);
+    assert.ok(zip.bytes.includes(Buffer.from(`Steps: ${SHIFT.steps}, Sampler: Euler, CFG scale: 7, Seed: 42, Size: 64x64`)));
+    assert.match(await byId(page, 'frame-parameters').textContent(),
+      new RegExp(`^a photo of a \\(cat:1\\.2\\d*\\)\nSteps: ${SHIFT.steps}, Sampler: Euler, CFG scale: 7, Seed: 42, Size: 64x64`));
     // Re-render the frame at the player (frame 1): it is made again and is the same image.
     const before = await strip.nth(1).getAttribute('src');
     await byId(page, 'rerender-frame').click();
@@ -921,7 +931,7 @@ test('shift-attention in the Animate workspace: the CLI frames, resume after a r
   });
 });
 
-const TRAVEL = { ...SETTINGS, prompt: 'a photo of a cat\na painting of a dog\na bird in the sky', negative: 'blurry' };
+const TRAVEL = { ...SETTINGS, steps: '2', prompt: 'a photo of a cat\na painting of a dog\na bird in the sky', negative: 'blurry' };
 const TRAVEL_FRAMES = 5; // 1 + 2 + 2: each transition's intermediate, then its target
 
 /** The CLI's prompt travel with the same settings: its frames (video order) and frames.json. */
