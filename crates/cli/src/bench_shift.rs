@@ -1,6 +1,8 @@
 //! `keyshift bench shift`: frames per minute of a shift-attention animation with the text
 //! encoder's cache off (every frame encodes its prompts) and on (rows shared with earlier frames
-//! are reused), on the same model and settings in one run, and whether the frames are the same.
+//! are reused), on the same model and settings in one run, and whether the frames are the same;
+//! with `--taesd DIR`, a third run decodes the frames with TAESD (and how far they are from the
+//! VAE's, in PSNR).
 
 use std::collections::BTreeMap;
 
@@ -32,7 +34,8 @@ pub fn run(rest: &[String]) -> Result<(), String> {
     let prompt = args
         .get("prompt")
         .unwrap_or("a photo of a (cat:1~0), (dog:0~1), best quality");
-    let engine = Engine::load(&args)?;
+    let mut engine = Engine::load(&args)?;
+    let taesd = engine.taesd.take();
     let options = ShiftOptions {
         request: ShiftRequest {
             prompt: prompt.to_owned(),
@@ -70,7 +73,33 @@ pub fn run(rest: &[String]) -> Result<(), String> {
     }
     let same = runs[0].1 == runs[1].1;
     println!("frames_identical: {same}");
+    if taesd.is_some() {
+        engine.taesd = taesd;
+        let (ms, images) = render(&engine, &args, &options)?;
+        let worst = images
+            .iter()
+            .zip(&runs[1].1)
+            .map(|(a, b)| psnr(a, b))
+            .fold(f64::INFINITY, f64::min);
+        println!(
+            "frames_per_minute_taesd: {:.1}  ({} frames in {ms:.0} ms; lowest PSNR against the VAE's frames {worst:.1} dB)",
+            per_minute(ms, images.len()),
+            images.len()
+        );
+    }
     Ok(())
+}
+
+/// The PSNR of two 8-bit images of the same size, in dB (infinite when they are equal).
+fn psnr(a: &[u8], b: &[u8]) -> f64 {
+    let n = a.len().min(b.len()).max(1) as f64;
+    let mse = a
+        .iter()
+        .zip(b)
+        .map(|(&x, &y)| (f64::from(x) - f64::from(y)).powi(2))
+        .sum::<f64>()
+        / n;
+    10.0 * (255.0f64 * 255.0 / mse).log10()
 }
 
 /// Renders the animation; its time and its frames' pixels in order.

@@ -14,7 +14,9 @@ use keyshift_render::{
 use keyshift_sd::Device;
 use keyshift_sd::controlnet::ControlNet;
 use keyshift_sd::generate::size_multiple;
+use keyshift_sd::model::DirFolder;
 use keyshift_sd::model::SdModel;
+use keyshift_sd::taesd::Taesd;
 use keyshift_sd::taps::StepHook;
 use keyshift_sd::weights::Precision;
 
@@ -32,6 +34,7 @@ pub const ENGINE_OPTIONS: &[&str] = &[
     "clip-skip",
     "quant",
     "backend",
+    "taesd",
 ];
 
 /// A loaded model and what runs it.
@@ -46,6 +49,8 @@ pub struct Engine {
     pub label: String,
     /// The ControlNet of `--controlnet`, for the frames with a hint.
     pub controlnet: Option<ControlNet>,
+    /// The TAESD of `--taesd`, which then decodes every frame instead of the VAE.
+    pub taesd: Option<Taesd>,
 }
 
 impl Engine {
@@ -55,6 +60,7 @@ impl Engine {
         let path = Path::new(args.required("model")?);
         let model = load_model(path, precision(args)?, &device)?;
         let controlnet = load_controlnet(args, &model, precision(args)?, &device)?;
+        let taesd = load_taesd(args, &model, &device)?;
         let tokenizer = ClipTokenizer::embedded().map_err(|e| e.to_string())?;
         let label = path
             .file_stem()
@@ -66,6 +72,7 @@ impl Engine {
             tokenizer,
             label,
             controlnet,
+            taesd,
         })
     }
 
@@ -125,6 +132,9 @@ impl Engine {
         if let Some(net) = &self.controlnet {
             session.with_controlnet(net);
         }
+        if let Some(taesd) = &self.taesd {
+            session.with_taesd_frames(taesd);
+        }
         let mut rendered = 0;
         loop {
             let event =
@@ -173,4 +183,20 @@ pub fn precision(args: &Args) -> Result<Precision, String> {
 )]
 pub fn write(path: &Path, bytes: &[u8]) -> Result<(), String> {
     std::fs::write(path, bytes).map_err(|e| format!("cannot write {}: {e}", path.display()))
+}
+
+/// `--taesd DIR`: TAESD as published (the diffusers folder, or the original
+/// `taesd_decoder.safetensors`), checked against the model's latents.
+fn load_taesd(args: &Args, model: &SdModel, device: &Device) -> Result<Option<Taesd>, String> {
+    let Some(dir) = args.get("taesd") else {
+        return Ok(None);
+    };
+    let folder = DirFolder(Path::new(dir).to_path_buf());
+    let taesd =
+        Taesd::load_folder(&folder, false, device).map_err(|e| format!("--taesd {dir}: {e}"))?;
+    let (downscale, _) = size_multiple(model);
+    taesd
+        .check_fits(model.info.vae.latent_channels, downscale)
+        .map_err(|e| format!("--taesd {dir}: {e}"))?;
+    Ok(Some(taesd))
 }

@@ -115,6 +115,10 @@ commands:
                                      and colours matched to the first frame (lab unless none)
                                      render shift, travel and parseq take --interp-config and
                                      --hist too (off unless given)
+                                     every render mode takes --taesd DIR: TAESD (the diffusers
+                                     folder or taesd_decoder.safetensors) decodes the frames
+                                     instead of the VAE, faster and approximate (parameters:
+                                     VAE Decoder: TAESD)
   ssim A.png B.png                   the SSIM of two images (torchmetrics' definition)
   quantize --model PATH --out PATH   save the model as int8 (folder or single file) and
                                      report its size against f16
@@ -123,9 +127,10 @@ commands:
                                      median time per UNet step (batch 2), a VAE decode, and
                                      the largest buffer allocated (random weights of the
                                      shape, or the model's own)
-  bench shift --model PATH [--frames 16] [--steps K] [--size WxH]
+  bench shift --model PATH [--frames 16] [--steps K] [--size WxH] [--taesd DIR]
                                      frames per minute of a shift-attention animation with the
-                                     text encoder's cache off and on; whether frames are identical
+                                     text encoder's cache off and on; whether frames are identical;
+                                     with --taesd, also with TAESD frames (and their PSNR)
   bench render --model PATH [--frames N] [--steps K] [--size WxH]
                                      the render layer's time per frame against a bare loop
   bench taps [--backend cpu|wgpu] [--steps N] [--rounds N]

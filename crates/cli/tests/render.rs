@@ -369,6 +369,51 @@ fn gif_and_zip_hold_every_frame() {
 }
 
 #[test]
+fn taesd_decodes_the_frames_and_says_so() {
+    let dir = temp("taesd");
+    let fixture = |name: &str| {
+        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../../fixtures")
+            .join(name);
+        path.to_str().unwrap().to_owned()
+    };
+    let extra = |taesd: &str| {
+        vec!["--shift-steps", "1", "--taesd", taesd]
+            .into_iter()
+            .map(String::from)
+            .collect::<Vec<_>>()
+    };
+    let fitting = extra(&fixture("taesd-tiny-x2"));
+    let fitting: Vec<&str> = fitting.iter().map(String::as_str).collect();
+    ok(&render("(cat:1~0)", &fitting, &dir.join("fast")));
+    ok(&render(
+        "(cat:1~0)",
+        &["--shift-steps", "1"],
+        &dir.join("vae"),
+    ));
+    let (fast, vae) = (frames(&dir.join("fast")), frames(&dir.join("vae")));
+    assert_eq!((fast.len(), vae.len()), (2, 2));
+    for (f, v) in fast.iter().zip(&vae) {
+        assert_eq!(params(f).get("VAE Decoder"), Some("TAESD"));
+        assert_eq!(params(v).get("VAE Decoder"), None);
+        let (f, v) = (rgb(f), rgb(v));
+        assert_eq!((f.width, f.height), (64, 64));
+        assert_ne!(f.data, v.data, "TAESD's frames are its own");
+    }
+    // The real TAESD's shape scales 8×, the tiny model's VAE 2×: refused, naming both.
+    let wrong = extra(&fixture("taesd-tiny"));
+    let wrong: Vec<&str> = wrong.iter().map(String::as_str).collect();
+    let out = render("(cat:1~0)", &wrong, &dir.join("x"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("--taesd") && err.contains("scales 2×"),
+        "{err}"
+    );
+    assert!(!dir.join("x").exists(), "nothing is written");
+}
+
+#[test]
 fn bad_options_exit_2_naming_the_option() {
     let dir = temp("bad");
     let cases: [(&[&str], &str); 5] = [

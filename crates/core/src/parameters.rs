@@ -30,6 +30,17 @@ impl Parameters {
             .map(|(_, v)| v.as_str())
     }
 
+    /// Adds `key: value` where A1111 writes its extensions' fields: before `Version` (at the end
+    /// when there is none).
+    pub fn insert_before_version(&mut self, key: &str, value: &str) {
+        let at = self
+            .fields
+            .iter()
+            .position(|(k, _)| k == "Version")
+            .unwrap_or(self.fields.len());
+        self.fields.insert(at, (key.into(), value.into()));
+    }
+
     /// The text as A1111 writes it.
     pub fn to_text(&self) -> String {
         let mut out = self.prompt.clone();
@@ -176,6 +187,17 @@ pub fn parse_sampler(name: &str, schedule: Option<&str>) -> Option<Sampler> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn extension_fields_go_before_the_version() {
+        let mut p = Parameters::default();
+        p.insert_before_version("VAE Decoder", "TAESD");
+        assert_eq!(p.fields, vec![("VAE Decoder".into(), "TAESD".into())]);
+        p.fields.push(("Version".into(), "v1.10.1".into()));
+        p.insert_before_version("ControlNet 0", "Module: canny");
+        let keys: Vec<&str> = p.fields.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(keys, ["VAE Decoder", "ControlNet 0", "Version"]);
+    }
 
     #[test]
     fn text_round_trips_with_quoting() {

@@ -19,6 +19,7 @@ use keyshift_sd::Device;
 use keyshift_sd::generate::generate;
 use keyshift_sd::hooks::NoHook;
 use keyshift_sd::model::{DirFolder, SdModel};
+use keyshift_sd::taesd::Taesd;
 
 fn model(device: &Device) -> SdModel {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/tiny-sd1/diffusers");
@@ -112,6 +113,78 @@ fn a_one_frame_plan_is_the_bare_generation_loop() {
         pollster::block_on(session.advance(&mut NoHook)),
         Err(keyshift_render::RenderError::Finished)
     ));
+}
+
+/// One frame of `spec(5, 0.3)` at 2 steps: its image and `parameters`, with TAESD frames or not.
+fn one_frame(model: &SdModel, taesd: Option<&Taesd>, device: &Device) -> (RgbImage, String) {
+    let tokenizer = ClipTokenizer::embedded().unwrap();
+    let source = SingleFrame::new(spec(5, 0.3));
+    let mut session = RenderSession::new(model, &tokenizer, device, settings(1.0), source);
+    if let Some(taesd) = taesd {
+        session.with_taesd_frames(taesd);
+    }
+    let mut out = None;
+    pollster::block_on(session.run(&mut NoHook, &mut |_, event| {
+        if let Event::Frame(frame) = event {
+            out = Some((frame.image.clone(), frame.parameters.clone()));
+        }
+    }))
+    .unwrap();
+    out.unwrap()
+}
+
+#[test]
+fn taesd_decodes_the_frames_when_asked() {
+    let device = Device::flex();
+    let model = model(&device);
+    let fixture = |name: &str| {
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../../fixtures")
+            .join(name);
+        Taesd::load_folder(&DirFolder(dir), false, &device).unwrap()
+    };
+    // The tiny model's VAE scales 2×: the real TAESD's shape (8×) does not fit it.
+    let err = fixture("taesd-tiny").check_fits(4, 2).unwrap_err();
+    assert!(
+        err.contains("4-channel latents 8× up") && err.contains("scales 2×"),
+        "{err}"
+    );
+    let taesd = fixture("taesd-tiny-x2");
+    taesd.check_fits(4, 2).unwrap();
+    assert!(taesd.check_fits(16, 2).unwrap_err().contains("16 channels"));
+    let (vae, vae_parameters) = one_frame(&model, None, &device);
+    let (fast, parameters) = one_frame(&model, Some(&taesd), &device);
+    assert!(!vae_parameters.contains("VAE Decoder"));
+    assert!(parameters.contains("VAE Decoder: TAESD"), "{parameters}");
+    // TAESD's decode of the same final latent, pixel for pixel.
+    let tokenizer = ClipTokenizer::embedded().unwrap();
+    let session = RenderSession::new(
+        &model,
+        &tokenizer,
+        &device,
+        settings(1.0),
+        SingleFrame::new(spec(5, 0.3)),
+    );
+    let request = session.request(&spec(5, 0.3));
+    let bare = pollster::block_on(generate(
+        &model,
+        &tokenizer,
+        &request,
+        &device,
+        &mut NoHook,
+        &mut |_| ControlFlow::Continue(()),
+    ))
+    .unwrap()
+    .unwrap();
+    assert_eq!(vae, bare.image);
+    let latent = keyshift_sd::pipeline::latent(bare.latent, [1, 4, 32, 32], &device);
+    let expected = pollster::block_on(taesd.preview(latent)).unwrap();
+    assert_eq!((fast.width, fast.height), (64, 64));
+    assert_eq!(
+        fast, expected,
+        "the frame is TAESD's decode of the final latent"
+    );
+    assert_ne!(fast, vae);
 }
 
 #[test]

@@ -420,6 +420,20 @@ impl Taesd {
         })
     }
 
+    /// Whether this decoder reads a model's latents: `latent_channels` of them, each standing for
+    /// `downscale` pixels a side (the VAE's factor); otherwise what differs.
+    pub fn check_fits(&self, latent_channels: usize, downscale: usize) -> Result<(), String> {
+        let channels = self.decoder.conv_in.weight.dims()[1];
+        let factor = 1usize << self.decoder.stages.len().saturating_sub(1);
+        if (channels, factor) == (latent_channels, downscale) {
+            return Ok(());
+        }
+        Err(format!(
+            "this TAESD decodes {channels}-channel latents {factor}× up, the model's latents have \
+             {latent_channels} channels and its VAE scales {downscale}×"
+        ))
+    }
+
     /// Decodes UNet latents (as they are: TAESD's scaling factor is 1.0) to an image in about
     /// [−1, 1], not clamped (diffusers `AutoencoderTiny.decode`: the original decoder's output ·2 − 1).
     ///
