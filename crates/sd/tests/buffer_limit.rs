@@ -7,20 +7,14 @@
 )]
 
 mod common;
-use common::{fixtures, relative_diff};
+use common::{relative_diff, values};
 
-use burn::tensor::Tensor;
 use keyshift_core::tokens::ClipTokenizer;
 use keyshift_sd::Device;
 use keyshift_sd::bands::rows_within;
 use keyshift_sd::hooks::NoHook;
 use keyshift_sd::limits::{WEBGPU_DEFAULT, buffer_limit, with_buffer_limit};
-use keyshift_sd::model::{DirFolder, SdModel};
 use keyshift_sd::pipeline::latent;
-
-fn values(t: Tensor<4>) -> Vec<f32> {
-    t.into_data().try_to_vec::<f32>().unwrap()
-}
 
 fn noise(n: usize, seed: u32) -> Vec<f32> {
     (0..n)
@@ -38,8 +32,7 @@ const TINY_LIMIT: u64 = 64 << 10;
 #[test]
 fn chunked_unet_and_banded_decoder_equal_the_whole_tensors() {
     let device = Device::flex();
-    let model = SdModel::load_diffusers(&DirFolder(fixtures().join("tiny-sd1/diffusers")), &device)
-        .unwrap();
+    let model = common::tiny_model(&device);
     let tokenizer = ClipTokenizer::embedded().unwrap();
     let context = common::sd1_context(&model, &tokenizer, "a photo of a cat", 1);
     let x = || latent(noise(4 * 32 * 32, 3), [1, 4, 32, 32], &device);

@@ -6,22 +6,15 @@
 )]
 
 mod common;
-use common::fixtures;
+use common::values;
 
-use burn::tensor::Tensor;
 use keyshift_core::tokens::ClipTokenizer;
 use keyshift_sd::Device;
-use keyshift_sd::model::{DirFolder, SdModel};
-
-fn values(t: Tensor<3>) -> Vec<f32> {
-    t.into_data().try_to_vec::<f32>().unwrap()
-}
 
 #[test]
 fn a_shift_attention_frame_reuses_the_rows_it_shares_and_gives_the_same_conditioning() {
     let device = Device::flex();
-    let model = SdModel::load_diffusers(&DirFolder(fixtures().join("tiny-sd1/diffusers")), &device)
-        .unwrap();
+    let model = common::tiny_model(&device);
     let tokenizer = ClipTokenizer::embedded().unwrap();
     let cache = model.clip.cache();
     let start = cache.counts();

@@ -7,26 +7,20 @@
 )]
 
 mod common;
-use common::{fixtures, relative_diff};
+use common::{fixtures, relative_diff, values};
 
-use burn::tensor::Tensor;
 use keyshift_core::tokens::ClipTokenizer;
 use keyshift_sd::Device;
 use keyshift_sd::controlnet::{ControlNet, Strength};
 use keyshift_sd::hooks::NoHook;
-use keyshift_sd::model::{DirFolder, SdModel};
+use keyshift_sd::model::DirFolder;
 use keyshift_sd::pipeline::latent;
 use keyshift_sd::weights::{FileSource, Precision, SafetensorsFile};
-
-fn values(t: Tensor<4>) -> Vec<f32> {
-    t.into_data().try_to_vec::<f32>().unwrap()
-}
 
 #[test]
 fn odd_latent_sizes_match_diffusers_with_and_without_a_controlnet() {
     let device = Device::flex();
-    let model = SdModel::load_diffusers(&DirFolder(fixtures().join("tiny-sd1/diffusers")), &device)
-        .unwrap();
+    let model = common::tiny_model(&device);
     let path = fixtures().join("tiny-sd1/odd.safetensors");
     let mut reference =
         SafetensorsFile::open("odd", Box::new(FileSource::open(&path).unwrap())).unwrap();

@@ -9,14 +9,25 @@
 use std::path::PathBuf;
 
 use keyshift_core::tokens::{ClipTokenizer, ModelFamily};
+use keyshift_sd::Device;
 use keyshift_sd::conditioning::TextEncoder;
-use keyshift_sd::model::SdModel;
+use keyshift_sd::model::{DirFolder, SdModel};
 use keyshift_sd::pipeline::Context;
 use keyshift_sd::weights::{FileSource, SafetensorsFile};
 
 /// The repository's `fixtures/` folder.
 pub fn fixtures() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fixtures")
+}
+
+/// The tiny SD 1.x fixture model (`fixtures/tiny-sd1/diffusers`) on `device`.
+pub fn tiny_model(device: &Device) -> SdModel {
+    SdModel::load_diffusers(&DirFolder(fixtures().join("tiny-sd1/diffusers")), device).unwrap()
+}
+
+/// A tensor's values, flat.
+pub fn values<const D: usize>(t: burn::tensor::Tensor<D>) -> Vec<f32> {
+    t.into_data().try_to_vec::<f32>().unwrap()
 }
 
 /// A safetensors file.
