@@ -576,6 +576,19 @@ test('a reload loads the model from the offline cache without fetching it again'
     assert.match(status, /from the offline cache\)$/);
     facts.tinyLoadFromCache = status;
     assert.deepEqual(await fixtureRequests(), before, 'the cached model was fetched again');
+    // Cold start: from the reload to the first image with the cached model, against a second
+    // image (another seed) once everything is warm. Reported, not asserted (a timing).
+    await setProject(page, { ...SETTINGS, steps: '2' });
+    let clock = Date.now();
+    await generateImage(page);
+    const firstImageMs = Date.now() - clock;
+    await setProject(page, { ...SETTINGS, steps: '2', seed: '43' });
+    clock = Date.now();
+    await generateImage(page);
+    const warmImageMs = Date.now() - clock;
+    const reloadToFirstImageMs = facts.pageLoadToReadyFromCacheMs + firstImageMs;
+    facts.coldStart = { reloadToFirstImageMs, firstImageMs, warmImageMs,
+      ratio: Number((reloadToFirstImageMs / warmImageMs).toFixed(2)) };
     await page.waitForFunction(() =>
       /used of .* available/.test(document.querySelector('[data-testid="storage-estimate"]')?.textContent ?? ''));
     await byId(page, 'cached-model').first().waitFor();
