@@ -99,7 +99,7 @@ fn on_wgpu_every_buffer_stays_within_the_device_limit() {
 /// SD 1.5's shape (random weights) at 512²: one UNet step with CFG and a VAE decode on a device
 /// limited to WebGPU's default 128 MiB per buffer. Minutes on lavapipe: run with `--ignored`.
 #[test]
-#[ignore = "minutes on lavapipe; cargo test -p keyshift-cli --test bench -- --ignored"]
+#[ignore = "minutes on lavapipe; cargo test --workspace --test bench -- --ignored"]
 fn sd15_at_512_stays_within_webgpu_s_default_buffer_size() {
     let out = bench(&[
         "--backend",
