@@ -65,6 +65,14 @@ def main():
         opset_version=18,
         dynamo=False,
     )
+    # The inputs' shapes and fill values, for the browser half (scripts/bench/web/peers_web.mjs).
+    shapes = {
+        "sample": {"dims": list(sample.shape), "value": 0.1},
+        "timestep": {"dims": [], "value": 900.0},
+        "context": {"dims": list(context.shape), "value": 0.01},
+    }
+    with open(os.path.join(work, "tiny_unet_inputs.json"), "w") as f:
+        json.dump(shapes, f)
     session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
     feeds = {
         "sample": sample.numpy(),
@@ -84,6 +92,8 @@ def main():
                 "torch_threads": torch.get_num_threads(),
                 "runs": runs,
                 "onnx_model": path,
+                "onnx_inputs": os.path.join(work, "tiny_unet_inputs.json"),
+                "onnx_checksum": float(expected.reshape(-1)[:16].sum()),
             }
         )
     )

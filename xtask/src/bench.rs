@@ -1,11 +1,12 @@
-//! `cargo xtask bench peers --out FILE.json [--runs N]`: Keyshift against its peers on the same
+//! `cargo xtask bench peers --out FILE.json [--runs N] [--web-runs N]`: Keyshift against its peers on the same
 //! tiny UNet (batch 2, as with CFG), medians in one run on this machine. Natively on the CPU:
 //! `keyshift bench unet --model` (release build) against onnxruntime and torch
 //! (`scripts/bench/peers_native.py`, which exports the ONNX model with torch; PyPI, dev-only).
 //!
-//! The browser half of the comparison (ONNX Runtime Web's WebGPU and wasm providers against
-//! Keyshift's WebGPU and CPU paths in one Chromium session) is not built yet: the JSON says so
-//! instead of carrying those keys.
+//! In the browser: ONNX Runtime Web (npm, dev-only) runs the same ONNX export on its WebGPU and
+//! wasm providers in headless Chromium, on a cross-origin isolated page so that wasm may use
+//! threads (`scripts/bench/web/peers_web.mjs`). Keyshift's own browser medians (its WebGPU and CPU
+//! paths in the same session) are not measured yet: the JSON says so instead of carrying those keys.
 
 use std::path::Path;
 use std::process::Command;
@@ -21,7 +22,9 @@ pub fn bench(ctx: &Ctx, args: &[String]) -> Result<(), String> {
             .cloned()
     };
     if args.first().map(String::as_str) != Some("peers") {
-        return Err("usage: cargo xtask bench peers --out FILE.json [--runs N]".into());
+        return Err(
+            "usage: cargo xtask bench peers --out FILE.json [--runs N] [--web-runs N]".into(),
+        );
     }
     let out = flag("--out").ok_or("bench peers needs --out FILE.json")?;
     let runs: usize = flag("--runs")
@@ -29,6 +32,11 @@ pub fn bench(ctx: &Ctx, args: &[String]) -> Result<(), String> {
         .map_err(|e| format!("--runs: {e}"))?;
     let fixture = ctx.root.join("fixtures").join("tiny-sd1").join("diffusers");
     let peers = python_peers(ctx, &fixture, runs)?;
+    // SwiftShader takes seconds per UNet forward: the browser half runs fewer times.
+    let web_runs: usize = flag("--web-runs")
+        .map_or(Ok(3), |r| r.parse())
+        .map_err(|e| format!("--web-runs: {e}"))?;
+    let web = web_peers(ctx, &peers, web_runs)?;
     let keyshift = keyshift_native(ctx, &fixture, runs)?;
     let number = |key: &str| peers.get(key).and_then(serde_json::Value::as_f64);
     let onnxruntime = number("onnxruntime_native_cpu_unet_ms").ok_or("no onnxruntime time")?;
@@ -36,6 +44,7 @@ pub fn bench(ctx: &Ctx, args: &[String]) -> Result<(), String> {
     let report = serde_json::json!({
         "model": "tiny-sd1 UNet, batch 2 (CFG), 32×32 latent",
         "runs": runs,
+        "web_runs": web_runs,
         "keyshift_native_cpu_unet_ms": keyshift,
         "onnxruntime_native_cpu_unet_ms": onnxruntime,
         "torch_native_cpu_unet_ms": torch,
@@ -44,7 +53,14 @@ pub fn bench(ctx: &Ctx, args: &[String]) -> Result<(), String> {
         "onnx_max_abs_diff": peers.get("onnx_max_abs_diff"),
         "onnxruntime_version": peers.get("onnxruntime_version"),
         "torch_version": peers.get("torch_version"),
-        "browser": "not measured: the ORT-web / Keyshift browser session is not built yet",
+        "ortweb_webgpu_unet_ms": web.get("ortweb_webgpu_unet_ms"),
+        "ortweb_wasm_unet_ms": web.get("ortweb_wasm_unet_ms"),
+        "ortweb_version": web.get("ortweb_version"),
+        "ortweb_wasm_threads": web.get("wasm_threads"),
+        "ortweb_checksums": [web.get("ortweb_webgpu_checksum"), web.get("ortweb_wasm_checksum")],
+        "onnx_checksum": peers.get("onnx_checksum"),
+        "browser": "ONNX Runtime Web measured in headless Chromium; Keyshift's browser medians \
+                    (keyshift_webgpu_unet_ms, keyshift_wasm_unet_ms) are not measured yet",
     });
     let text = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;
     std::fs::write(&out, format!("{text}\n")).map_err(|e| format!("{out}: {e}"))?;
@@ -58,6 +74,14 @@ pub fn bench(ctx: &Ctx, args: &[String]) -> Result<(), String> {
         "torch (CPU)               {torch:>9.1}   {:.2}",
         keyshift / torch
     );
+    for (name, key) in [
+        ("ORT-web (WebGPU)", "ortweb_webgpu_unet_ms"),
+        ("ORT-web (wasm)", "ortweb_wasm_unet_ms"),
+    ] {
+        if let Some(ms) = web.get(key).and_then(serde_json::Value::as_f64) {
+            println!("{name:<26}{ms:>9.1}   (Keyshift in the browser: not measured yet)");
+        }
+    }
     println!("written to {out}");
     Ok(())
 }
@@ -85,6 +109,42 @@ fn python_peers(ctx: &Ctx, fixture: &Path, runs: usize) -> Result<serde_json::Va
         ));
     }
     serde_json::from_slice(&out.stdout).map_err(|e| format!("the peers' report: {e}"))
+}
+
+/// ONNX Runtime Web's medians in headless Chromium, on the ONNX export the Python script made.
+fn web_peers(
+    ctx: &Ctx,
+    peers: &serde_json::Value,
+    runs: usize,
+) -> Result<serde_json::Value, String> {
+    let dir = ctx.root.join("scripts").join("bench").join("web");
+    crate::tools::npm_ci(&dir)?;
+    let path = |key: &str| {
+        peers
+            .get(key)
+            .and_then(serde_json::Value::as_str)
+            .map(str::to_owned)
+            .ok_or(format!("the peers' report has no {key}"))
+    };
+    let out = Command::new("node")
+        .arg(dir.join("peers_web.mjs"))
+        .arg(path("onnx_model")?)
+        .arg(path("onnx_inputs")?)
+        .args([
+            "--runs",
+            &runs.to_string(),
+            "--chromium",
+            crate::tools::CHROMIUM,
+        ])
+        .output()
+        .map_err(|e| format!("node: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "peers_web.mjs failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    serde_json::from_slice(&out.stdout).map_err(|e| format!("the browser peers' report: {e}"))
 }
 
 /// Keyshift's median on the CPU backend, from a release build of the CLI.

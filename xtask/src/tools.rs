@@ -144,15 +144,19 @@ fn ensure_chromium() -> Result<(), String> {
 
 /// `npm ci` in tests/e2e when its lockfile changed since the last install.
 fn ensure_npm_tools(ctx: &Ctx) -> Result<(), String> {
-    let dir = ctx.e2e();
+    npm_ci(&ctx.e2e())
+}
+
+/// `npm ci` in `dir` when its lockfile changed since the last install there.
+pub fn npm_ci(dir: &Path) -> Result<(), String> {
     let lock = std::fs::read(dir.join("package-lock.json"))
-        .map_err(|e| format!("reading tests/e2e/package-lock.json: {e}"))?;
+        .map_err(|e| format!("reading {}/package-lock.json: {e}", dir.display()))?;
     let want = hex(&Sha256::digest(&lock));
     let stamp = dir.join("node_modules").join(".keyshift-stamp");
     if std::fs::read_to_string(&stamp).is_ok_and(|s| s == want) {
         return Ok(());
     }
-    run(Command::new("npm").current_dir(&dir).args([
+    run(Command::new("npm").current_dir(dir).args([
         "ci",
         "--no-audit",
         "--no-fund",
