@@ -33,7 +33,12 @@ function file(path) {
 }
 
 const server = createServer((req, res) => {
-  const path = file(new URL(req.url, 'http://x').pathname);
+  const url = new URL(req.url, 'http://x').pathname;
+  if (url === '/favicon.ico') {
+    res.writeHead(204).end();
+    return;
+  }
+  const path = file(url);
   let body;
   try {
     body = path && readFileSync(path);
