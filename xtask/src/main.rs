@@ -8,8 +8,9 @@
 //! - `serve [--port N]`: `build`, then serves `dist/` on 127.0.0.1 (default port 8080).
 //! - `test`: native `cargo test`, wasm-bindgen tests in headless Chromium, then the end-to-end tests
 //!   (Playwright) against the served build.
-//! - `bench peers --out FILE.json [--runs N]`: Keyshift's UNet step against onnxruntime and torch
-//!   on the same tiny model, natively on the CPU (`bench.rs`).
+//! - `bench peers --out FILE.json [--runs N] [--web-runs N]`: Keyshift's UNet step against
+//!   onnxruntime and torch on the same tiny model natively on the CPU, and ONNX Runtime Web's in
+//!   headless Chromium (`bench.rs`).
 #![allow(
     clippy::print_stdout,
     clippy::disallowed_methods,
