@@ -98,21 +98,31 @@ fn a_one_frame_plan_is_the_bare_generation_loop() {
     .unwrap();
     assert_eq!(kinds, ["step 1/2", "step 2/2", "frame", "done"]);
     assert_eq!(finished.order, [0]);
-    let bare = pollster::block_on(generate(
-        &model,
-        &tokenizer,
-        &request,
-        &device,
-        &mut NoHook,
-        &mut |_| ControlFlow::Continue(()),
-    ))
-    .unwrap()
-    .unwrap();
+    let bare = bare_generation(&model, &tokenizer, &request, &device);
     assert_eq!(image, Some(bare.image), "pixel for pixel");
     assert!(matches!(
         pollster::block_on(session.advance(&mut NoHook)),
         Err(keyshift_render::RenderError::Finished)
     ));
+}
+
+/// The bare `generate` loop's result for `request`, without the render layer.
+fn bare_generation(
+    model: &SdModel,
+    tokenizer: &ClipTokenizer,
+    request: &keyshift_sd::generate::Request,
+    device: &Device,
+) -> keyshift_sd::generate::Generated {
+    pollster::block_on(generate(
+        model,
+        tokenizer,
+        request,
+        device,
+        &mut NoHook,
+        &mut |_| ControlFlow::Continue(()),
+    ))
+    .unwrap()
+    .unwrap()
 }
 
 /// One frame of `spec(5, 0.3)` at 2 steps: its image and `parameters`, with TAESD frames or not.
@@ -166,16 +176,7 @@ fn taesd_decodes_the_frames_when_asked() {
         SingleFrame::new(spec(5, 0.3)),
     );
     let request = session.request(&spec(5, 0.3));
-    let bare = pollster::block_on(generate(
-        &model,
-        &tokenizer,
-        &request,
-        &device,
-        &mut NoHook,
-        &mut |_| ControlFlow::Continue(()),
-    ))
-    .unwrap()
-    .unwrap();
+    let bare = bare_generation(&model, &tokenizer, &request, &device);
     assert_eq!(vae, bare.image);
     let latent = keyshift_sd::pipeline::latent(bare.latent, [1, 4, 32, 32], &device);
     let expected = pollster::block_on(taesd.preview(latent)).unwrap();
