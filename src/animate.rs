@@ -139,6 +139,8 @@ pub struct Animate {
     pub hint_video: Option<VideoPick>,
     /// The token picker's choice when a render starts: each frame then gets its heatmap.
     pub heatmap_tokens: Option<Vec<usize>>,
+    /// Decode the frames with the model's TAESD (offered where it fits the model).
+    pub taesd_frames: bool,
     next_job: u64,
 }
 
@@ -375,6 +377,7 @@ impl Animate {
             temporal: Box::new(project.animation.temporal.clone()),
             video,
             control: None,
+            taesd_frames: self.taesd_frames,
         };
         self.show(CurrentRender::new(id, Some(job.clone())));
         self.set_running(job.frame.job);
@@ -947,6 +950,23 @@ mod tests {
             panic!("starts");
         };
         (job.frame.job, job.render)
+    }
+
+    #[test]
+    fn taesd_frames_are_asked_for_only_when_chosen() {
+        let mut a = Animate::default();
+        let Ok(ToWorker::Render { job }) = a.start(&project(), "r1".into(), 7) else {
+            panic!("starts");
+        };
+        assert!(!job.taesd_frames);
+        let mut a = Animate {
+            taesd_frames: true,
+            ..Animate::default()
+        };
+        let Ok(ToWorker::Render { job }) = a.start(&project(), "r2".into(), 7) else {
+            panic!("starts");
+        };
+        assert!(job.taesd_frames);
     }
 
     #[test]

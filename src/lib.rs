@@ -2,6 +2,7 @@
 //! logic lives in [`state`] (plain types, tested natively) and the browser I/O in `browser`.
 
 pub mod animate;
+pub mod bench;
 pub mod control;
 pub mod parseq;
 pub mod parseq_audio;

@@ -527,6 +527,7 @@ impl WorkerView {
                 | FromWorker::Tokens { .. }
                 | FromWorker::Heatmap { .. }
                 | FromWorker::Probed { .. }
+                | FromWorker::Benchmarked { .. }
                 | FromWorker::AudioAnalysed { .. }
                 | FromWorker::Cache { .. }
                 | FromWorker::Frame { .. }

@@ -218,9 +218,11 @@ pub fn model_choices(local: bool, origin: &str) -> Vec<ModelChoice> {
             ),
             files: DIFFUSERS_FP16.to_vec(),
             previewer: Previewer {
-                id: "taesd-tiny",
+                // 2× like the tiny model's VAE: previews at the image's size, and it may
+                // decode an animation's frames.
+                id: "taesd-tiny-x2",
                 label: "tiny TAESD (random weights)",
-                base: format!("{}/fixtures/taesd-tiny", origin.trim_end_matches('/')),
+                base: format!("{}/fixtures/taesd-tiny-x2", origin.trim_end_matches('/')),
             },
         });
     }
@@ -386,6 +388,10 @@ pub struct Studio {
     pub probe: ProbeView,
     /// The ControlNet panel.
     pub control: crate::control::ControlPanel,
+    /// Benchmark this device (the System page).
+    pub bench: crate::bench::BenchView,
+    /// Whether the loaded model's TAESD fits its latents (Animate may decode frames with it).
+    pub taesd_frames: bool,
     next_id: u64,
     batch_size: u32,
 }
@@ -440,6 +446,23 @@ impl Studio {
         self.probe.running = Some(job.job);
         self.error = None;
         Ok(ToWorker::Probe { job: Box::new(job) })
+    }
+
+    /// Benchmark this device: `runs` timed UNet steps with CFG of the loaded model at the
+    /// project's size, or why it cannot start.
+    pub fn benchmark(&mut self, project: &Project, runs: &str) -> Result<ToWorker, String> {
+        let ModelStatus::Ready { label, summary, .. } = &self.model else {
+            return Err("Load a model first (on the Project page).".into());
+        };
+        if self.is_busy() {
+            return Err("Wait for the image being made.".into());
+        }
+        let summary = summary.split(';').next().unwrap_or_default();
+        let model = format!("{label}: {summary}");
+        let size = (project.settings.width_px, project.settings.height_px);
+        let sent = self.bench.start(self.next_id + 1, &model, size, runs)?;
+        self.next_id += 1;
+        Ok(sent)
     }
 
     /// Pixels per side must be a multiple of this for the loaded model (8 before one is).
@@ -530,6 +553,7 @@ impl Studio {
         precision: ModelPrecision,
         backend: ComputeBackend,
     ) -> ToWorker {
+        self.taesd_frames = false;
         self.model = ModelStatus::Loading {
             label: choice.label.clone(),
             file: String::new(),
@@ -598,6 +622,7 @@ impl Studio {
                 fallback: None,
             })
             .collect();
+        self.taesd_frames = false;
         self.model = ModelStatus::Loading {
             label: label.clone(),
             file: String::new(),
@@ -808,6 +833,9 @@ impl Studio {
     /// Folds a worker message in; returns what to send next (the batch's next job).
     pub fn apply(&mut self, message: &FromWorker) -> Option<ToWorker> {
         self.control.apply(message);
+        // A benchmark's failure is the System page's to show.
+        let benching = self.bench.running.is_some();
+        self.bench.apply(message);
         match message {
             FromWorker::LoadProgress {
                 file,
@@ -853,6 +881,7 @@ impl Studio {
                 load_ms,
                 from_cache,
                 previews,
+                taesd_frames,
                 memory_growth_bytes,
                 largest_tensor_bytes,
                 memory_bytes,
@@ -860,6 +889,7 @@ impl Studio {
                 ..
             } => {
                 self.layers.clone_from(layers);
+                self.taesd_frames = *taesd_frames;
                 let summary = if previews.is_empty() {
                     summary.clone()
                 } else {
@@ -938,7 +968,9 @@ impl Studio {
                         };
                     }
                     Stage::Generate => {
-                        self.error = Some(message.clone());
+                        if !benching || self.job.is_some() || self.probe.running.is_some() {
+                            self.error = Some(message.clone());
+                        }
                         self.pending.clear();
                         self.job = None;
                         self.preview = None;
@@ -1015,6 +1047,7 @@ impl Studio {
             FromWorker::ControlNetReady { .. } => Some(ToWorker::ListCache),
             FromWorker::Started
             | FromWorker::DeviceReady { .. }
+            | FromWorker::Benchmarked { .. }
             | FromWorker::ControlNetUnloaded
             | FromWorker::SelfTest { .. }
             | FromWorker::AudioAnalysed { .. }
@@ -1133,10 +1166,10 @@ mod tests {
         };
         assert_eq!(model.id, "tiny-sd1@f32");
         let previewer = previewer.expect("TAESD comes with every model");
-        assert_eq!(previewer.id, "taesd-tiny");
+        assert_eq!(previewer.id, "taesd-tiny-x2");
         assert_eq!(
             previewer.files[1].url,
-            "http://127.0.0.1:8080/fixtures/taesd-tiny/diffusion_pytorch_model.safetensors"
+            "http://127.0.0.1:8080/fixtures/taesd-tiny-x2/diffusion_pytorch_model.safetensors"
         );
         assert_eq!(
             model.files[2].url,
@@ -1158,6 +1191,7 @@ mod tests {
             from_cache: false,
             load_ms: 5.0,
             previews: String::new(),
+            taesd_frames: false,
             memory_growth_bytes: 0,
             largest_tensor_bytes: 0,
             memory_bytes: 0,
@@ -1442,6 +1476,7 @@ mod tests {
             from_cache: true,
             load_ms: 1500.0,
             previews: "TAESD previews".into(),
+            taesd_frames: true,
             memory_growth_bytes: 10_000_000,
             largest_tensor_bytes: 6_000_000,
             memory_bytes: 50_000_000,
@@ -1477,6 +1512,55 @@ mod tests {
         p.settings.seed = seed;
         p.settings.sampler = Sampler::Euler;
         p
+    }
+
+    #[test]
+    fn the_benchmark_runs_on_the_loaded_model_at_the_project_size_and_keeps_its_failures() {
+        let p = project(Seed::Fixed(1));
+        let mut none = Studio::default();
+        assert!(
+            none.benchmark(&p, "3")
+                .unwrap_err()
+                .starts_with("Load a model first")
+        );
+        let mut studio = ready();
+        let Ok(ToWorker::Benchmark { job }) = studio.benchmark(&p, "3") else {
+            panic!("no benchmark");
+        };
+        assert_eq!((job.width, job.height, job.runs), (64, 64, 3));
+        studio.apply(&FromWorker::Failed {
+            stage: Stage::Generate,
+            message: "no model is loaded".into(),
+        });
+        // The System page shows it; the Project page's generation line stays clear.
+        assert_eq!(studio.bench.error.as_deref(), Some("no model is loaded"));
+        assert_eq!(studio.error, None);
+        let Ok(ToWorker::Benchmark { job }) = studio.benchmark(&p, "2") else {
+            panic!("no benchmark");
+        };
+        studio.apply(&FromWorker::Benchmarked {
+            job: job.job,
+            report: keyshift_web::protocol::BenchReport {
+                width: 64,
+                height: 64,
+                runs: 2,
+                median_ms: 10.0,
+                min_ms: 9.0,
+                warmup_ms: 50.0,
+                checksum: 1.0,
+            },
+        });
+        let text = studio.bench.result_text().unwrap_or_default();
+        assert!(
+            text.ends_with("— tiny test model (random weights): SD 1.x"),
+            "{text}"
+        );
+        // While an image is being made, the timings would be shared: refused.
+        studio.generate(&p, 1, 0).expect("starts");
+        assert_eq!(
+            studio.benchmark(&p, "2"),
+            Err("Wait for the image being made.".into())
+        );
     }
 
     #[test]

@@ -214,6 +214,9 @@ fn RenderControls() -> impl IntoView {
     let start = move |_| {
         let project = shared.project.get_untracked();
         let id = format!("{:.0}", browser::now_ms());
+        // Chosen while a model whose TAESD fits was loaded: not for another model.
+        let fits = studio.with_untracked(|s| s.taesd_frames);
+        animate.update(|a| a.taesd_frames &= fits);
         if project.animation.mode == AnimationMode::Video {
             return super::video::start(shared, id);
         }
@@ -248,6 +251,7 @@ fn RenderControls() -> impl IntoView {
                     "Resume"
                 </button>
             </Show>
+            <TaesdFrames/>
         </div>
         <p class="hint" data-testid="render-status"
             data-heap-peak=move || animate.with(Animate::heap_peak).map(|b| b.to_string())>
@@ -262,6 +266,27 @@ fn RenderControls() -> impl IntoView {
                 })></progress>
                 <span data-testid="render-progress-text">{move || animate.with(Animate::progress_text)}</span>
             </div>
+        </Show>
+    }
+}
+
+/// Decode the frames with TAESD: offered when the model's TAESD fits its latents.
+#[component]
+fn TaesdFrames() -> impl IntoView {
+    let shared = expect_context::<Shared>();
+    let (animate, studio) = (shared.animate, shared.studio);
+    view! {
+        <Show when=move || studio.with(|s| s.taesd_frames)>
+            <label title="Decode each frame with TAESD instead of the model's VAE: much faster, \
+                          slightly softer. The frames' parameters say so.">
+                <input type="checkbox" data-testid="animate-taesd"
+                    prop:checked=move || animate.with(|a| a.taesd_frames)
+                    on:change=move |e| {
+                        let on = event_target_checked(&e);
+                        animate.update(|a| a.taesd_frames = on);
+                    }/>
+                "TAESD frames (fast draft)"
+            </label>
         </Show>
     }
 }

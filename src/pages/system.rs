@@ -27,6 +27,63 @@ pub fn SystemPage() -> impl IntoView {
             }}
         </section>
         <SelfTest/>
+        <Benchmark/>
+    }
+}
+
+/// Benchmark this device: UNet steps with CFG of the loaded model at the project's size.
+#[component]
+fn Benchmark() -> impl IntoView {
+    let shared = expect_context::<Shared>();
+    let (studio, project) = (shared.studio, shared.project);
+    let runs = RwSignal::new(crate::bench::DEFAULT_RUNS.to_string());
+    let refused = RwSignal::new(None::<String>);
+    let start = move |_| {
+        let sent = studio
+            .try_update(|s| s.benchmark(&project.get_untracked(), &runs.get_untracked()))
+            .unwrap_or_else(|| Err("the page is closing".into()));
+        match sent {
+            Ok(message) => {
+                refused.set(None);
+                shared.send(&message);
+            }
+            Err(e) => refused.set(Some(e)),
+        }
+    };
+    let cancel = move |_| {
+        if let Some(job) = studio.with_untracked(|s| s.bench.running) {
+            shared.send(&keyshift_web::protocol::ToWorker::Cancel { job });
+        }
+    };
+    let running = move || studio.with(|s| s.bench.running.is_some());
+    view! {
+        <section class="card">
+            <h2>"Benchmark this device"</h2>
+            <p class="hint">
+                "Times UNet steps with CFG (batch 2) of the loaded model at the project's size, \
+                 after one warm-up step, on the backend it was loaded on. Fixed inputs: the \
+                 checksum is the same on every device that computes correctly."
+            </p>
+            <label>"Timed steps "
+                <input type="number" min="1" max="100" data-testid="bench-runs"
+                    prop:value=move || runs.get()
+                    on:change=move |e| runs.set(event_target_value(&e))/>
+            </label>
+            <button data-testid="bench-run" disabled=running on:click=start>"Benchmark"</button>
+            <Show when=running>
+                <button class="ghost" data-testid="bench-cancel" on:click=cancel>"Cancel"</button>
+                <p data-testid="bench-status">"measuring…"</p>
+            </Show>
+            {move || refused.get().or_else(|| studio.with(|s| s.bench.error.clone()))
+                .map(|e| view! { <p class="error" data-testid="bench-error">{e}</p> })}
+            {move || studio.with(|s| s.bench.result_text().zip(s.bench.result.as_ref()
+                .map(|(r, _)| r.checksum)))
+                .map(|(text, checksum)| view! {
+                    <p data-testid="bench-result">{text}</p>
+                    <p>"Checksum (the first 16 output values summed): "
+                        <span data-testid="bench-checksum">{format!("{checksum:.6}")}</span></p>
+                })}
+        </section>
     }
 }
 

@@ -560,7 +560,7 @@ test('a reload loads the model from the offline cache without fetching it again'
   const fixtureRequests = async () => {
     const counts = await (await fetch(`${BASE}/__requests`)).json();
     return Object.fromEntries(Object.entries(counts).filter(([path]) =>
-      path.startsWith('/fixtures/tiny-sd1/') || path.startsWith('/fixtures/taesd-tiny/')));
+      path.startsWith('/fixtures/tiny-sd1/') || path.startsWith('/fixtures/taesd-tiny-x2/')));
   };
   await withBrowser(async ({ page, errors }) => {
     await page.goto(BASE);
@@ -678,7 +678,7 @@ test('int8: the model prepared on the first load is what the cache keeps, and it
   });
 });
 
-test('the CPU fallback draws the same image', async () => {
+test('the CPU fallback draws the same image, and benchmarks this device', async () => {
   await withBrowser(async ({ page, errors }) => {
     await page.goto(BASE);
     const status = await loadModel(page, { backend: 'cpu' });
@@ -686,6 +686,20 @@ test('the CPU fallback draws the same image', async () => {
     await setProject(page, SETTINGS);
     facts.tinyCpuVsCli = await expectCliImage(page, await generateImage(page));
     facts.tinyCpuResult = await text(page, 'result-info');
+    // Benchmark this device (the System page) on the model just loaded: UNet steps with CFG on
+    // fixed inputs, whose output sums (first 16 values) to what diffusers computes in torch for
+    // the same inputs (crates/cli/tests/bench.rs records it: −4.575187).
+    await byId(page, 'nav-system').click();
+    await byId(page, 'bench-runs').fill('2');
+    await byId(page, 'bench-runs').press('Tab');
+    await byId(page, 'bench-run').click();
+    await page.waitForFunction(() => document.querySelector('[data-testid="bench-result"], [data-testid="bench-error"]'),
+      null, { timeout: GPU_TIMEOUT_MS });
+    assert.equal(await byId(page, 'bench-error').count(), 0);
+    facts.benchCpu = await text(page, 'bench-result');
+    assert.match(facts.benchCpu, /^[\d.]+ ms per UNet step with CFG at 64×64 \(median of 2; fastest [\d.]+ ms; first step \d+ ms\) — tiny test model \(random weights\): SD 1\.x, .* on CPU \(slow\)$/);
+    const checksum = Number(await text(page, 'bench-checksum'));
+    assert.ok(Math.abs(checksum - -4.575187) < 1e-3, `checksum ${checksum}`);
     assert.deepEqual(errors, []);
   });
 });
@@ -1100,6 +1114,62 @@ test('benchmark: the worker heap of a render does not grow with its frames (2 vs
     // Frames go to the frame store the moment they exist: more frames add nothing to the heap
     // (a 64×64 frame is 12 KB as RGB; ten more kept in memory would add 120 KB, plus their PNGs).
     assert.ok(many <= two + 64e3, JSON.stringify(facts.renderHeapPeak));
+    assert.deepEqual(errors, []);
+  });
+});
+
+// TAESD frames: 16 shift-attention frames of one step each, on the browser's CPU backend (fast
+// enough to render twice), against the CLI's `render shift --taesd`.
+const TAESD_SHIFT = { ...SETTINGS, prompt: 'a photo of a (cat:1.5~0.2)', steps: '1' };
+const TAESD_FRAMES = 16;
+
+function cliTaesdFrames() {
+  assert.ok(CLI, 'KEYSHIFT_CLI (the native keyshift binary) is not set');
+  const dir = mkdtempSync(join(tmpdir(), 'keyshift-cli-taesd-'));
+  try {
+    const s = TAESD_SHIFT;
+    const run = spawnSync(CLI, ['render', 'shift', '--model', FIXTURE, '--prompt', s.prompt,
+      '--negative', s.negative, '--shift-steps', String(TAESD_FRAMES - 1), '--size', `${s.width}x${s.height}`,
+      '--steps', s.steps, '--cfg', s.cfg, '--seed', s.seed, '--sampler', s.sampler,
+      '--taesd', join(FIXTURE, '..', '..', 'taesd-tiny-x2'), '--out', dir], { encoding: 'utf8' });
+    assert.equal(run.status, 0, run.stderr);
+    return Array.from({ length: TAESD_FRAMES }, (_, i) =>
+      `data:image/png;base64,${readFileSync(join(dir, `${String(i).padStart(5, '0')}.png`)).toString('base64')}`);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+test('TAESD frames: a 16-frame shift-attention render decoded by the model\'s TAESD equals the CLI\'s --taesd frames; frames per minute against the VAE', async () => {
+  await withBrowser(async ({ page, errors }) => {
+    await page.goto(BASE);
+    assert.match(await loadModel(page, { backend: 'cpu' }), /^Ready: .*on CPU/);
+    await setProject(page, TAESD_SHIFT);
+    await byId(page, 'mode-picker').selectOption('shift-attention');
+    // Offered because the tiny model's TAESD fits its latents (2×); off unless chosen.
+    assert.equal(await byId(page, 'animate-taesd').isChecked(), false);
+    await renderFrames(page, 1); // warm-up
+    let clock = Date.now();
+    await renderFrames(page, TAESD_FRAMES - 1);
+    const vaeMs = Date.now() - clock;
+    const strip = page.locator('[data-testid="frame-strip"] [data-testid="frame"] img');
+    const vaeFirst = await pixels(page, await strip.first().getAttribute('src'));
+    await byId(page, 'animate-taesd').check();
+    clock = Date.now();
+    await renderFrames(page, TAESD_FRAMES - 1);
+    const taesdMs = Date.now() - clock;
+    const perMinute = (ms) => Number((TAESD_FRAMES * 60_000 / ms).toFixed(1));
+    facts.browserCpuShift16FramesPerMinute = { vae: perMinute(vaeMs), taesd: perMinute(taesdMs) };
+    const cli = cliTaesdFrames();
+    let worst = { max: 0, mean: 0 };
+    for (let i = 0; i < TAESD_FRAMES; i += 1) {
+      const diff = compare(await pixels(page, await strip.nth(i).getAttribute('src')), await pixels(page, cli[i]));
+      assert.ok(diff.max <= 2 && diff.mean < 0.05, `TAESD frame ${i} differs from the CLI's: ${JSON.stringify(diff)}`);
+      if (diff.max > worst.max) worst = diff;
+    }
+    facts.taesdFramesVsCli = worst;
+    // Not the VAE's frame: TAESD decoded it.
+    assert.ok(compare(await pixels(page, await strip.first().getAttribute('src')), vaeFirst).mean > 1);
     assert.deepEqual(errors, []);
   });
 });

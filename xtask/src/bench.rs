@@ -3,10 +3,12 @@
 //! `keyshift bench unet --model` (release build) against onnxruntime and torch
 //! (`scripts/bench/peers_native.py`, which exports the ONNX model with torch; PyPI, dev-only).
 //!
-//! In the browser: ONNX Runtime Web (npm, dev-only) runs the same ONNX export on its WebGPU and
-//! wasm providers in headless Chromium, on a cross-origin isolated page so that wasm may use
-//! threads (`scripts/bench/web/peers_web.mjs`). Keyshift's own browser medians (its WebGPU and CPU
-//! paths in the same session) are not measured yet: the JSON says so instead of carrying those keys.
+//! In the browser, in one headless Chromium: ONNX Runtime Web (npm, dev-only) runs the same ONNX
+//! export on its WebGPU and wasm providers, on a cross-origin isolated page so that wasm may use
+//! threads; then Keyshift's built site (served as `cargo xtask serve` serves it) loads the tiny
+//! model on WebGPU and on the CPU (burn's CPU backend in wasm) and runs the System page's
+//! "Benchmark this device" on each (`scripts/bench/web/peers_web.mjs`). Every peer runs the same
+//! step on the same fixed inputs; the JSON carries each one's checksum of the output.
 
 use std::path::Path;
 use std::process::Command;
@@ -36,54 +38,98 @@ pub fn bench(ctx: &Ctx, args: &[String]) -> Result<(), String> {
     let web_runs: usize = flag("--web-runs")
         .map_or(Ok(3), |r| r.parse())
         .map_err(|e| format!("--web-runs: {e}"))?;
-    let web = web_peers(ctx, &peers, web_runs)?;
+    crate::tools::setup_build(ctx)?;
+    crate::build::build(ctx)?;
+    let site = crate::serve::spawn(&ctx.site(), 0)?;
+    let app = format!("http://127.0.0.1:{}/", site.port);
+    let web = web_peers(ctx, &peers, web_runs, &app)?;
     let keyshift = keyshift_native(ctx, &fixture, runs)?;
     let number = |key: &str| peers.get(key).and_then(serde_json::Value::as_f64);
     let onnxruntime = number("onnxruntime_native_cpu_unet_ms").ok_or("no onnxruntime time")?;
     let torch = number("torch_native_cpu_unet_ms").ok_or("no torch time")?;
+    let web_number = |key: &str| web.get(key).and_then(serde_json::Value::as_f64);
+    let ratio = |ours: &str, theirs: &str| Some(web_number(ours)? / web_number(theirs)?);
     let report = serde_json::json!({
         "model": "tiny-sd1 UNet, batch 2 (CFG), 32×32 latent",
         "runs": runs,
         "web_runs": web_runs,
-        "keyshift_native_cpu_unet_ms": keyshift,
+        "keyshift_native_cpu_unet_ms": keyshift.ms,
         "onnxruntime_native_cpu_unet_ms": onnxruntime,
         "torch_native_cpu_unet_ms": torch,
-        "native_cpu_unet_ratio": keyshift / onnxruntime,
-        "native_cpu_unet_ratio_torch": keyshift / torch,
+        "native_cpu_unet_ratio": keyshift.ms / onnxruntime,
+        "native_cpu_unet_ratio_torch": keyshift.ms / torch,
         "onnx_max_abs_diff": peers.get("onnx_max_abs_diff"),
         "onnxruntime_version": peers.get("onnxruntime_version"),
         "torch_version": peers.get("torch_version"),
+        "keyshift_webgpu_unet_ms": web.get("keyshift_webgpu_unet_ms"),
         "ortweb_webgpu_unet_ms": web.get("ortweb_webgpu_unet_ms"),
+        "webgpu_unet_ratio": ratio("keyshift_webgpu_unet_ms", "ortweb_webgpu_unet_ms"),
+        "keyshift_wasm_unet_ms": web.get("keyshift_wasm_unet_ms"),
         "ortweb_wasm_unet_ms": web.get("ortweb_wasm_unet_ms"),
+        "wasm_unet_ratio": ratio("keyshift_wasm_unet_ms", "ortweb_wasm_unet_ms"),
         "ortweb_version": web.get("ortweb_version"),
         "ortweb_wasm_threads": web.get("wasm_threads"),
-        "ortweb_checksums": [web.get("ortweb_webgpu_checksum"), web.get("ortweb_wasm_checksum")],
-        "onnx_checksum": peers.get("onnx_checksum"),
-        "browser": "ONNX Runtime Web measured in headless Chromium; Keyshift's browser medians \
-                    (keyshift_webgpu_unet_ms, keyshift_wasm_unet_ms) are not measured yet",
+        "keyshift_wasm_threads": 1,
+        "checksums": {
+            "torch": peers.get("onnx_checksum"),
+            "ortweb_webgpu": web.get("ortweb_webgpu_checksum"),
+            "ortweb_wasm": web.get("ortweb_wasm_checksum"),
+            "keyshift_webgpu": web.get("keyshift_webgpu_checksum"),
+            "keyshift_wasm": web.get("keyshift_wasm_checksum"),
+            "keyshift_native_cpu": keyshift.checksum,
+        },
+        "keyshift_browser_results": [web.get("keyshift_webgpu_result"), web.get("keyshift_wasm_result")],
     });
     let text = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;
     std::fs::write(&out, format!("{text}\n")).map_err(|e| format!("{out}: {e}"))?;
-    println!("peer                      median ms   Keyshift ÷ peer");
-    println!("Keyshift (CPU, native)    {keyshift:>9.1}");
-    println!(
-        "onnxruntime (CPU)         {onnxruntime:>9.1}   {:.2}",
-        keyshift / onnxruntime
-    );
-    println!(
-        "torch (CPU)               {torch:>9.1}   {:.2}",
-        keyshift / torch
-    );
-    for (name, key) in [
-        ("ORT-web (WebGPU)", "ortweb_webgpu_unet_ms"),
-        ("ORT-web (wasm)", "ortweb_wasm_unet_ms"),
-    ] {
-        if let Some(ms) = web.get(key).and_then(serde_json::Value::as_f64) {
-            println!("{name:<26}{ms:>9.1}   (Keyshift in the browser: not measured yet)");
-        }
-    }
+    print_table(&report);
     println!("written to {out}");
     Ok(())
+}
+
+/// The table of medians and ratios.
+fn print_table(report: &serde_json::Value) {
+    let get = |key: &str| report.get(key).and_then(serde_json::Value::as_f64);
+    let cell =
+        |v: Option<f64>, digits: usize| v.map_or("—".to_owned(), |v| format!("{v:.digits$}"));
+    println!("work: one UNet step with CFG (batch 2), tiny-sd1, 32×32 latent; medians in ms");
+    println!(
+        "{:<30}{:>12}{:>12}{:>10}",
+        "where", "Keyshift", "peer", "ratio"
+    );
+    for (name, ours, theirs, ratio) in [
+        (
+            "browser WebGPU (ORT-web)",
+            "keyshift_webgpu_unet_ms",
+            "ortweb_webgpu_unet_ms",
+            "webgpu_unet_ratio",
+        ),
+        (
+            "browser wasm CPU (ORT-web)",
+            "keyshift_wasm_unet_ms",
+            "ortweb_wasm_unet_ms",
+            "wasm_unet_ratio",
+        ),
+        (
+            "native CPU (onnxruntime)",
+            "keyshift_native_cpu_unet_ms",
+            "onnxruntime_native_cpu_unet_ms",
+            "native_cpu_unet_ratio",
+        ),
+        (
+            "native CPU (torch)",
+            "keyshift_native_cpu_unet_ms",
+            "torch_native_cpu_unet_ms",
+            "native_cpu_unet_ratio_torch",
+        ),
+    ] {
+        println!(
+            "{name:<30}{:>12}{:>12}{:>10}",
+            cell(get(ours), 1),
+            cell(get(theirs), 1),
+            cell(get(ratio), 2)
+        );
+    }
 }
 
 /// onnxruntime's and torch's medians from the Python script.
@@ -116,6 +162,7 @@ fn web_peers(
     ctx: &Ctx,
     peers: &serde_json::Value,
     runs: usize,
+    app: &str,
 ) -> Result<serde_json::Value, String> {
     let dir = ctx.root.join("scripts").join("bench").join("web");
     crate::tools::npm_ci(&dir)?;
@@ -135,6 +182,8 @@ fn web_peers(
             &runs.to_string(),
             "--chromium",
             crate::tools::CHROMIUM,
+            "--app",
+            app,
         ])
         .output()
         .map_err(|e| format!("node: {e}"))?;
@@ -147,8 +196,14 @@ fn web_peers(
     serde_json::from_slice(&out.stdout).map_err(|e| format!("the browser peers' report: {e}"))
 }
 
+/// Keyshift's median on the CPU backend and its output's checksum.
+struct Native {
+    ms: f64,
+    checksum: Option<f64>,
+}
+
 /// Keyshift's median on the CPU backend, from a release build of the CLI.
-fn keyshift_native(ctx: &Ctx, fixture: &Path, runs: usize) -> Result<f64, String> {
+fn keyshift_native(ctx: &Ctx, fixture: &Path, runs: usize) -> Result<Native, String> {
     run(Command::new("cargo").current_dir(&ctx.root).args([
         "build",
         "--release",
@@ -173,14 +228,20 @@ fn keyshift_native(ctx: &Ctx, fixture: &Path, runs: usize) -> Result<f64, String
         .output()
         .map_err(|e| format!("{}: {e}", binary.display()))?;
     let stdout = String::from_utf8_lossy(&out.stdout);
-    stdout
-        .lines()
-        .find_map(|l| l.strip_prefix("ms_per_step: "))
-        .and_then(|v| v.trim().parse().ok())
-        .ok_or_else(|| {
-            format!(
-                "keyshift bench unet gave no ms_per_step:\n{stdout}{}",
-                String::from_utf8_lossy(&out.stderr)
-            )
-        })
+    let value = |name: &str| {
+        stdout
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().parse().ok())
+    };
+    let ms = value("ms_per_step: ").ok_or_else(|| {
+        format!(
+            "keyshift bench unet gave no ms_per_step:\n{stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })?;
+    Ok(Native {
+        ms,
+        checksum: value("checksum: "),
+    })
 }

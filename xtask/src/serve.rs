@@ -2,7 +2,7 @@
 //! `application/wasm`), the Content-Security-Policy as a header (workers take theirs from it), SPA
 //! fallback to `index.html` for page routes, and long caching for content-hashed files. It also
 //! serves the tiny test model under `/fixtures/tiny-sd1/`, its previewer under
-//! `/fixtures/taesd-tiny/` and its ControlNet under `/fixtures/tiny-controlnet/` (the app
+//! `/fixtures/taesd-tiny-x2/` (and the 8× `taesd-tiny/`) and its ControlNet under `/fixtures/tiny-controlnet/` (the app
 //! offers them on this machine),
 //! answers `Range` requests (downloads resume), and counts requests per path at `/__requests`
 //! (the end-to-end tests check that a cached model is not fetched again).
@@ -27,7 +27,7 @@ const SLOW_PAUSE: std::time::Duration = std::time::Duration::from_millis(40);
 pub struct Site {
     /// The built site.
     pub dist: PathBuf,
-    /// The repository's `fixtures/` folder; only `tiny-sd1/`, `taesd-tiny/` and
+    /// The repository's `fixtures/` folder; only `tiny-sd1/`, `taesd-tiny/`, `taesd-tiny-x2/` and
     /// `tiny-controlnet/` inside it are served.
     pub fixtures: PathBuf,
     requests: Arc<Mutex<BTreeMap<String, u64>>>,
@@ -67,7 +67,7 @@ impl Site {
         {
             return resolve_file(&tiny, rest);
         }
-        for served in ["taesd-tiny", "tiny-controlnet"] {
+        for served in ["taesd-tiny", "taesd-tiny-x2", "tiny-controlnet"] {
             if let Some(rest) = url_path.strip_prefix(&format!("/fixtures/{served}/")) {
                 return resolve_file(&self.fixtures.join(served), rest);
             }
@@ -397,6 +397,10 @@ mod tests {
         assert_eq!(
             site.resolve("/fixtures/taesd-tiny/config.json"),
             Some(root.join("fixtures/taesd-tiny/config.json"))
+        );
+        assert_eq!(
+            site.resolve("/fixtures/taesd-tiny-x2/config.json"),
+            Some(root.join("fixtures/taesd-tiny-x2/config.json"))
         );
         assert_eq!(
             site.resolve("/fixtures/tiny-controlnet/diffusers/config.json"),

@@ -141,6 +141,7 @@ fn unet(rest: &[String]) -> Result<(), String> {
         "quant",
         "buffer-limit",
         "model",
+        "no-vae",
     ]) {
         return Err(e);
     }
@@ -184,6 +185,7 @@ fn unet(rest: &[String]) -> Result<(), String> {
                 println!("vae_decode_ms: {ms:.1}");
             }
             println!("max_buffer_bytes: {}", result.max_buffer);
+            println!("checksum: {:.6}", result.checksum);
             println!("peak_rss_mb: {:.0}", peak_rss_mb());
         }
         Ok(())
@@ -216,6 +218,8 @@ struct Bench {
 
 struct Measured {
     ms_per_step: f64,
+    /// The sum of the output's first 16 values (the browser's benchmark reports the same).
+    checksum: f64,
     vae_ms: Option<f64>,
     max_buffer: u64,
 }
@@ -279,16 +283,18 @@ impl Bench {
         let ctx = pipeline::context(vec![0.01; 2 * 77 * c], [2, 77, c], &self.device);
         self.probe.start();
         let mut largest = 0;
-        let mut run = |t: f64| -> Result<f64, String> {
+        let mut run = || -> Result<(f64, Vec<f32>), String> {
             let clock = Stopwatch::start();
-            let out = weights.unet.forward(x.clone(), t, &ctx, &mut NoHook);
-            read(out.into_data().try_to_vec::<f32>())?;
+            let out = weights.unet.forward(x.clone(), 900.0, &ctx, &mut NoHook);
+            let values = read(out.into_data().try_to_vec::<f32>())?;
             largest = self.probe.largest(largest);
-            Ok(clock.elapsed_ms())
+            Ok((clock.elapsed_ms(), values))
         };
-        run(999.0)?; // warm-up: kernels compiled, memory pools filled
+        // Warm-up: kernels compiled, memory pools filled. Every step gets the same inputs, as
+        // the peers' benchmark and the browser's (`ToWorker::Benchmark`) do.
+        let (_, first) = run()?;
         let times = (0..self.steps)
-            .map(|i| run(900.0 - i as f64))
+            .map(|_| run().map(|(ms, _)| ms))
             .collect::<Result<Vec<f64>, String>>()?;
         let vae_ms = match &weights.vae {
             Some(vae) => Some(self.decode(vae, n, &mut largest)?),
@@ -296,6 +302,7 @@ impl Bench {
         };
         Ok(Measured {
             ms_per_step: median(times),
+            checksum: first.iter().take(16).map(|&v| f64::from(v)).sum(),
             vae_ms,
             max_buffer: largest,
         })
@@ -321,8 +328,8 @@ fn median(mut values: Vec<f64>) -> f64 {
 }
 
 /// A read-back's result: reading forces the work to finish.
-fn read<E: std::fmt::Debug>(values: Result<Vec<f32>, E>) -> Result<(), String> {
-    values.map(|_| ()).map_err(|e| format!("{e:?}"))
+fn read<E: std::fmt::Debug>(values: Result<Vec<f32>, E>) -> Result<Vec<f32>, String> {
+    values.map_err(|e| format!("{e:?}"))
 }
 
 /// The process's peak resident memory in MB (Linux), 0 where unknown.

@@ -59,6 +59,31 @@ fn the_cpu_bench_reports_time_and_the_largest_allocation() {
     );
 }
 
+/// The tiny model's UNet on the benchmark's fixed inputs (latent 0.1, timestep 900, context
+/// 0.01, batch 2): the sum of its output's first 16 values, as diffusers computes it in torch
+/// (`UNet2DConditionModel`, the fixture's `unet/`): −4.575187. The browser's "Benchmark this
+/// device" and the peers' benchmark report the same sum.
+#[test]
+fn the_checksum_is_diffusers_on_the_same_inputs() {
+    let model = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../fixtures/tiny-sd1/diffusers"
+    );
+    let out = bench(&[
+        "--backend",
+        "cpu",
+        "--model",
+        model,
+        "--sizes",
+        "64",
+        "--steps",
+        "1",
+        "--no-vae",
+    ]);
+    let checksum = value(&out, "checksum");
+    assert!((checksum - -4.575_187).abs() < 1e-3, "{out}");
+}
+
 #[test]
 fn a_bad_shape_or_size_is_named() {
     let out = Command::new(env!("CARGO_BIN_EXE_keyshift"))

@@ -210,6 +210,10 @@ pub struct RenderJob {
     /// Video input guided by the loaded ControlNet (the hints are the frames' canny edges).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub control: Option<Box<ControlJob>>,
+    /// Decode the frames with the TAESD loaded with the model instead of its VAE (faster,
+    /// softer; the frames' parameters say `VAE Decoder: TAESD`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub taesd_frames: bool,
 }
 
 /// A video's frames as sent for video input.
@@ -255,6 +259,40 @@ pub struct ProbeJob {
     /// The image, filled in by the worker from the attached Blob (not on the wire).
     #[serde(skip)]
     pub image: Option<Box<keyshift_core::image::RgbImage>>,
+}
+
+/// Benchmark this device: one UNet step with CFG (batch 2) of the loaded model, timed after a
+/// warm-up step. The inputs are fixed (latent 0.1, context 0.01, timestep 900), as in
+/// `keyshift bench unet` and the peers' benchmark, so the output's checksum is comparable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BenchJob {
+    /// Chosen by the UI (the reply carries it; cancel with it).
+    pub job: u64,
+    /// The image's width in pixels (the latent is this over the VAE's scale).
+    pub width: u32,
+    /// The image's height in pixels.
+    pub height: u32,
+    /// Timed steps after the warm-up.
+    pub runs: u32,
+}
+
+/// What a [`BenchJob`] measured.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BenchReport {
+    /// The image's width in pixels.
+    pub width: u32,
+    /// The image's height in pixels.
+    pub height: u32,
+    /// Timed steps.
+    pub runs: u32,
+    /// The median of the timed steps, in milliseconds (each ends by reading the output back).
+    pub median_ms: f64,
+    /// The fastest timed step.
+    pub min_ms: f64,
+    /// The warm-up step (shader compilation and memory pools included).
+    pub warmup_ms: f64,
+    /// The sum of the output's first 16 values: equal wherever the model computes correctly.
+    pub checksum: f64,
 }
 
 /// One stored frame of a render to make again with the loaded model (its own prompts, seeds and
@@ -412,6 +450,11 @@ pub enum ToWorker {
         /// The job.
         job: u64,
     },
+    /// Time one UNet step with CFG of the loaded model.
+    Benchmark {
+        /// The benchmark.
+        job: BenchJob,
+    },
     /// Visualize Cross-Attention's probe of an image (its RGB bytes are the attached Blob).
     Probe {
         /// The probe.
@@ -558,6 +601,10 @@ pub enum FromWorker {
         /// How step previews are made: `TAESD previews`, or why they are approximate.
         #[serde(default)]
         previews: String,
+        /// Whether the TAESD loaded for previews fits the model's latents, so that an
+        /// animation's frames may be decoded with it.
+        #[serde(default)]
+        taesd_frames: bool,
         /// The most heap the load used at once, above what the worker held before (weights
         /// stream to the device one tensor at a time, so on WebGPU this stays near the largest
         /// tensor; on the CPU backend the weights themselves stay in the heap).
@@ -730,6 +777,13 @@ pub enum FromWorker {
         #[serde(default)]
         chips: Vec<keyshift_core::tokens::TokenChip>,
     },
+    /// A benchmark's result.
+    Benchmarked {
+        /// The benchmark.
+        job: u64,
+        /// What it measured.
+        report: BenchReport,
+    },
     /// A probe's result.
     Probed {
         /// The probe.
@@ -901,6 +955,7 @@ mod tests {
                 from_cache: true,
                 load_ms: 1.5,
                 previews: "TAESD previews".into(),
+                taesd_frames: true,
                 memory_growth_bytes: 5,
                 largest_tensor_bytes: 4,
                 memory_bytes: 9,
@@ -1140,6 +1195,7 @@ mod tests {
                 frames: Vec::new(),
             })),
             control: None,
+            taesd_frames: true,
         }
     }
 
@@ -1244,6 +1300,35 @@ mod tests {
         assert_eq!(read.bytes(), Some(&[][..]));
         read.set_bytes(b"png".to_vec());
         assert_eq!(read, probed);
+    }
+
+    #[test]
+    fn bench_messages_round_trip() {
+        let job = BenchJob {
+            job: 3,
+            width: 64,
+            height: 64,
+            runs: 5,
+        };
+        let ask = ToWorker::Benchmark { job };
+        assert_eq!(ToWorker::from_json(&ask.to_json()).expect("reads"), ask);
+        let answer = FromWorker::Benchmarked {
+            job: 3,
+            report: BenchReport {
+                width: 64,
+                height: 64,
+                runs: 5,
+                median_ms: 12.5,
+                min_ms: 11.0,
+                warmup_ms: 900.0,
+                checksum: -0.125,
+            },
+        };
+        assert_eq!(
+            FromWorker::from_json(&answer.to_json()).expect("reads"),
+            answer
+        );
+        assert_eq!(answer.bytes(), None);
     }
 
     #[test]

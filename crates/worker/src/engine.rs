@@ -8,11 +8,13 @@ use keyshift_render::{Event, RenderSession, StepEvent};
 use keyshift_sd::clock::Stopwatch;
 use keyshift_sd::generate::{approx_rgb, read};
 use keyshift_sd::hooks::NoHook;
+use keyshift_sd::pipeline::{context, latent};
 use keyshift_sd::taps::{CrossAttentionTap, StepHook, TapConfig, Tokens};
-use keyshift_web::protocol::{FromWorker, GenerateJob, Stage};
+use keyshift_web::protocol::{BenchJob, FromWorker, GenerateJob, Stage};
 use keyshift_web::worker::scope;
 use wasm_bindgen_futures::spawn_local;
 
+use crate::bench::{self, bench_report, bench_shapes};
 use crate::job::{check_fits, fit, png_bytes, request_for, single_frame};
 use crate::models::{Loaded, fail};
 use crate::queue::{Job, Next};
@@ -45,6 +47,7 @@ async fn run_queue(state: Rc<WorkerState>) {
                 (Stage::Render, crate::render::rerender(&state, job).await)
             }
             Next::Run(Job::Probe(job)) => (Stage::Generate, crate::probe::run(&state, *job).await),
+            Next::Run(Job::Bench(job)) => (Stage::Generate, bench(&state, job).await),
         };
         if let Err(message) = result {
             fail(stage, message);
@@ -126,6 +129,51 @@ async fn run(state: &WorkerState, job: GenerateJob) -> Result<(), String> {
             });
         }
     }
+    Ok(())
+}
+
+/// Times `job`'s UNet steps with CFG on the loaded model (a warm-up step first; each step ends
+/// by reading its output back); posts `Benchmarked`, or `Cancelled` between steps.
+async fn bench(state: &WorkerState, job: BenchJob) -> Result<(), String> {
+    let Some(loaded) = state.loaded() else {
+        return Err("no model is loaded: pick one and load it first".into());
+    };
+    let shapes = bench_shapes(&job, &loaded.model.info, loaded.limit)?;
+    let [b, c, h, w] = shapes.latent;
+    let [_, tokens, width] = shapes.context;
+    let x = latent(
+        vec![bench::SAMPLE; b * c * h * w],
+        shapes.latent,
+        &loaded.device,
+    );
+    let ctx = context(
+        vec![bench::CONTEXT; b * tokens * width],
+        shapes.context,
+        &loaded.device,
+    );
+    let step = || async {
+        let clock = Stopwatch::start();
+        let out = loaded
+            .model
+            .unet
+            .forward(x.clone(), bench::TIMESTEP, &ctx, &mut NoHook);
+        let values = read(out).await.map_err(|e| e.to_string())?;
+        Ok::<_, String>((clock.elapsed_ms(), values))
+    };
+    let (warmup_ms, output) = step().await?;
+    let mut times = Vec::new();
+    for _ in 0..job.runs {
+        if state.queue.borrow_mut().take_cancelled(job.job) {
+            scope::post(&FromWorker::Cancelled { job: job.job });
+            return Ok(());
+        }
+        times.push(step().await?.0);
+    }
+    let report = bench_report(&job, warmup_ms, &times, &output);
+    scope::post(&FromWorker::Benchmarked {
+        job: job.job,
+        report,
+    });
     Ok(())
 }
 

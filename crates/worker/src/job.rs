@@ -418,7 +418,17 @@ pub fn frame_stages(record: &FrameRecord) -> Option<FrameStages> {
 /// large and what the user can do.
 pub fn check_fits(job: &GenerateJob, info: &ModelInfo, limit: u64) -> Result<(), String> {
     let rows = usize::from(needs_uncond(job.cfg)) + split_and(&job.prompt).len().max(1);
-    let (w, h) = (job.width as usize, job.height as usize);
+    check_size(info, (job.width as usize, job.height as usize), rows, limit)
+}
+
+/// Whether a generation of `rows` conditioning rows at `w`×`h` fits buffers of `limit` bytes;
+/// otherwise which buffer does not, and the largest square that would.
+pub fn check_size(
+    info: &ModelInfo,
+    (w, h): (usize, usize),
+    rows: usize,
+    limit: u64,
+) -> Result<(), String> {
     let Err(too_large) = limits::check(&limits::generation_buffers(info, w, h, rows), limit) else {
         return Ok(());
     };
@@ -668,6 +678,7 @@ mod tests {
             temporal: Box::default(),
             video: None,
             control: None,
+            taesd_frames: false,
         }
     }
 

@@ -7,6 +7,7 @@
 //! `LoadModel` fetches a model's files and loads it ([`engine`]); `Generate` queues a job that
 //! reports `Progress`, `Preview`s and an `Image`; `Cancel` stops a job between steps.
 
+pub mod bench;
 pub mod job;
 
 #[cfg(target_arch = "wasm32")]
@@ -276,6 +277,7 @@ pub(crate) mod entry {
                 }),
             },
             ToWorker::RerenderFrame { job } => engine::enqueue(state, Job::Rerender(job)),
+            ToWorker::Benchmark { job } => engine::enqueue(state, Job::Bench(job)),
             ToWorker::Cancel { job } => engine::cancel(state, job),
             ToWorker::CountTokens {
                 prompt,

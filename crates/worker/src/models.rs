@@ -234,6 +234,12 @@ async fn try_load(
             format!("approximate previews ({why})")
         }
     };
+    let vae = &model.info.vae;
+    let taesd_frames = previewer.as_ref().is_ok_and(|taesd| {
+        taesd
+            .check_fits(vae.latent_channels, vae.downscale())
+            .is_ok()
+    });
     let memory_bytes = wasm_memory_bytes();
     let memory_growth_bytes =
         u64::try_from(crate::heap::peak_bytes().saturating_sub(heap_before)).unwrap_or(u64::MAX);
@@ -246,6 +252,7 @@ async fn try_load(
         from_cache,
         load_ms: clock.elapsed_ms(),
         previews,
+        taesd_frames,
         memory_growth_bytes,
         largest_tensor_bytes,
         memory_bytes,

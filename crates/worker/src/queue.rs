@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeSet, VecDeque};
 
-use keyshift_web::protocol::{GenerateJob, ProbeJob, RenderJob, RerenderJob};
+use keyshift_web::protocol::{BenchJob, GenerateJob, ProbeJob, RenderJob, RerenderJob};
 
 /// A queued job.
 #[derive(Debug, Clone, PartialEq)]
@@ -16,6 +16,8 @@ pub enum Job {
     Rerender(RerenderJob),
     /// Visualize Cross-Attention on an image.
     Probe(Box<ProbeJob>),
+    /// Time UNet steps.
+    Bench(BenchJob),
 }
 
 impl Job {
@@ -26,6 +28,7 @@ impl Job {
             Self::Render(job) => job.frame.job,
             Self::Rerender(job) => job.job,
             Self::Probe(job) => job.job,
+            Self::Bench(job) => job.job,
         }
     }
 }

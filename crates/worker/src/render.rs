@@ -10,6 +10,7 @@ use keyshift_render::store::{StoredEnd, frame_png, frame_texts, stored_frame};
 use keyshift_render::{AnimationSource, Event, RenderSession, StoredFrame};
 use keyshift_sd::clock::Stopwatch;
 use keyshift_sd::hooks::NoHook;
+use keyshift_sd::taesd::Taesd;
 use keyshift_sd::taps::{CrossAttentionTap, StepHook};
 use keyshift_web::cache::bytes_text;
 use keyshift_web::protocol::{ExportFormat, FromWorker, RenderJob, RerenderJob, Stage};
@@ -21,6 +22,7 @@ use crate::job::{
     animation_plan, check_fits, frame_again, frame_info, render_settings, request_for, travel_plan,
     valid_render_id,
 };
+use crate::models::Loaded;
 use crate::state::WorkerState;
 use crate::store::{self, RenderStore};
 
@@ -53,6 +55,9 @@ pub async fn run(state: &WorkerState, job: RenderJob) -> Result<(), String> {
     session.resume_with(stored);
     if let Some(control) = control.as_ref().filter(|_| job.control.is_some()) {
         session.with_controlnet(&control.net);
+    }
+    if let Some(taesd) = frames_taesd(&loaded, job.taesd_frames)? {
+        session.with_taesd_frames(taesd);
     }
     let mut taps = FrameTaps::new(&job);
     let report = StepReport {
@@ -116,6 +121,21 @@ pub async fn run(state: &WorkerState, job: RenderJob) -> Result<(), String> {
     }
 }
 
+/// The TAESD that decodes the frames when the job asks for it, or why it cannot.
+fn frames_taesd(loaded: &Loaded, asked: bool) -> Result<Option<&Taesd>, String> {
+    if !asked {
+        return Ok(None);
+    }
+    let taesd = loaded.previewer.as_ref().ok_or(
+        "TAESD frames: no TAESD was loaded with this model; render with the model's VAE instead",
+    )?;
+    let vae = &loaded.model.info.vae;
+    taesd
+        .check_fits(vae.latent_channels, vae.downscale())
+        .map_err(|e| format!("TAESD frames: {e}"))?;
+    Ok(Some(taesd))
+}
+
 /// Makes one stored frame again with the loaded model and replaces it in the store.
 pub async fn rerender(state: &WorkerState, job: RerenderJob) -> Result<(), String> {
     let Some(loaded) = state.loaded() else {
@@ -156,6 +176,9 @@ pub async fn rerender(state: &WorkerState, job: RerenderJob) -> Result<(), Strin
         settings,
         source,
     );
+    if let Some(taesd) = frames_taesd(&loaded, stored.taesd_frames)? {
+        session.with_taesd_frames(taesd);
+    }
     let (clock, report) = (
         Stopwatch::start(),
         StepReport {
