@@ -154,26 +154,11 @@ pub fn largest_square(info: &ModelInfo, rows: usize, limit: u64, step: usize) ->
 mod tests {
     #![allow(clippy::unwrap_used, reason = "tests fail by panicking")]
     use super::*;
-    use crate::config::{ClipConfig, UnetConfig, VaeConfig};
-    use crate::model::{Layout, Prediction};
-    use crate::weights::Precision;
-
-    fn sd15() -> ModelInfo {
-        ModelInfo {
-            clip: ClipConfig::sd1(),
-            unet: UnetConfig::sd1(),
-            vae: VaeConfig::sd(),
-            prediction: Prediction::Epsilon,
-            native_clip_skip: 1,
-            layout: Layout::Diffusers,
-            precision: Precision::F32,
-            schedule: keyshift_core::schedule::ScheduleConfig::sd15(),
-        }
-    }
+    use crate::config::UnetConfig;
 
     #[test]
     fn sd15_at_512_fits_webgpu_s_default_once_attention_is_chunked_and_the_decoder_banded() {
-        let buffers = generation_buffers(&sd15(), 512, 512, 2);
+        let buffers = generation_buffers(&ModelInfo::sd15(), 512, 512, 2);
         let biggest = buffers.iter().max_by_key(|b| b.bytes).unwrap();
         // The up path's 640 upsampled + 320 skip channels at 64×64, two rows.
         assert_eq!(biggest.bytes, 2 * 960 * 4096 * 4);
@@ -194,23 +179,29 @@ mod tests {
     fn sd21_at_768_fits_too() {
         let info = ModelInfo {
             unet: UnetConfig::sd2(),
-            ..sd15()
+            ..ModelInfo::sd15()
         };
         assert!(check(&generation_buffers(&info, 768, 768, 2), WEBGPU_DEFAULT).is_ok());
     }
 
     #[test]
     fn the_check_names_the_largest_buffer_over_the_limit_and_the_largest_size_that_fits() {
-        let buffers = generation_buffers(&sd15(), 1536, 1536, 2);
+        let buffers = generation_buffers(&ModelInfo::sd15(), 1536, 1536, 2);
         let err = check(&buffers, WEBGPU_DEFAULT).unwrap_err();
         // 2 × 960 × 192² × 4 bytes.
         assert_eq!(err.bytes, 2 * 960 * 192 * 192 * 4);
         assert_eq!(err.limit, WEBGPU_DEFAULT);
         assert!(err.what.contains("192×192"), "{err}");
         // 2 × 960 × 128² × 4 = 120 MiB fits; 1088² (136² latents) needs 136 MiB.
-        assert_eq!(largest_square(&sd15(), 2, WEBGPU_DEFAULT, 64), Some(1024));
+        assert_eq!(
+            largest_square(&ModelInfo::sd15(), 2, WEBGPU_DEFAULT, 64),
+            Some(1024)
+        );
         // Without guidance one row: twice the area.
-        assert_eq!(largest_square(&sd15(), 1, WEBGPU_DEFAULT, 64), Some(1472));
-        assert_eq!(largest_square(&sd15(), 2, 1 << 10, 64), None);
+        assert_eq!(
+            largest_square(&ModelInfo::sd15(), 1, WEBGPU_DEFAULT, 64),
+            Some(1472)
+        );
+        assert_eq!(largest_square(&ModelInfo::sd15(), 2, 1 << 10, 64), None);
     }
 }

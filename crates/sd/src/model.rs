@@ -58,6 +58,23 @@ pub struct ModelInfo {
     pub schedule: ScheduleConfig,
 }
 
+impl ModelInfo {
+    /// SD 1.5 as diffusers configures it, in f32: the shape that size and buffer plans are
+    /// worked out for before a model's own files say otherwise.
+    pub fn sd15() -> Self {
+        Self {
+            clip: ClipConfig::sd1(),
+            unet: UnetConfig::sd1(),
+            vae: VaeConfig::sd(),
+            prediction: Prediction::Epsilon,
+            native_clip_skip: 1,
+            layout: Layout::Diffusers,
+            precision: Precision::F32,
+            schedule: ScheduleConfig::sd15(),
+        }
+    }
+}
+
 /// A loaded model.
 #[derive(Debug)]
 pub struct SdModel {

@@ -75,9 +75,6 @@ pub fn bench_report(job: &BenchJob, warmup_ms: f64, times: &[f64], output: &[f32
 mod tests {
     #![allow(clippy::unwrap_used, reason = "tests fail by panicking")]
     use super::*;
-    use keyshift_sd::config::{ClipConfig, UnetConfig, VaeConfig};
-    use keyshift_sd::model::{Layout, Prediction};
-    use keyshift_sd::weights::Precision;
 
     fn job(width: u32, height: u32, runs: u32) -> BenchJob {
         BenchJob {
@@ -88,22 +85,9 @@ mod tests {
         }
     }
 
-    fn sd15() -> ModelInfo {
-        ModelInfo {
-            clip: ClipConfig::sd1(),
-            unet: UnetConfig::sd1(),
-            vae: VaeConfig::sd(),
-            prediction: Prediction::Epsilon,
-            native_clip_skip: 1,
-            layout: Layout::Diffusers,
-            precision: Precision::F32,
-            schedule: keyshift_core::schedule::ScheduleConfig::sd15(),
-        }
-    }
-
     #[test]
     fn shapes_follow_the_model_and_the_size() {
-        let shapes = bench_shapes(&job(512, 768, 3), &sd15(), Some(128 << 20));
+        let shapes = bench_shapes(&job(512, 768, 3), &ModelInfo::sd15(), Some(128 << 20));
         assert_eq!(
             shapes,
             Ok(BenchShapes {
@@ -115,7 +99,7 @@ mod tests {
 
     #[test]
     fn bad_requests_are_named() {
-        let info = sd15();
+        let info = ModelInfo::sd15();
         let runs = bench_shapes(&job(512, 512, 0), &info, None).unwrap_err();
         assert!(runs.contains("runs must be from 1 to 100"), "{runs}");
         let odd = bench_shapes(&job(500, 512, 3), &info, None).unwrap_err();
