@@ -277,7 +277,7 @@ fn TaesdFrames() -> impl IntoView {
     let (animate, studio) = (shared.animate, shared.studio);
     view! {
         <Show when=move || studio.with(|s| s.taesd_frames)>
-            <label title="Decode each frame with TAESD instead of the model's VAE: much faster, \
+            <label class="check" title="Decode each frame with TAESD instead of the model's VAE: much faster, \
                           slightly softer. The frames' parameters say so.">
                 <input type="checkbox" data-testid="animate-taesd"
                     prop:checked=move || animate.with(|a| a.taesd_frames)

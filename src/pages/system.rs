@@ -64,8 +64,8 @@ fn Benchmark() -> impl IntoView {
                  after one warm-up step, on the backend it was loaded on. Fixed inputs: the \
                  checksum is the same on every device that computes correctly."
             </p>
-            <label>"Timed steps "
-                <input type="number" min="1" max="100" data-testid="bench-runs"
+            <label class="check">"Timed steps "
+                <input type="number" class="count" min="1" max="100" data-testid="bench-runs"
                     prop:value=move || runs.get()
                     on:change=move |e| runs.set(event_target_value(&e))/>
             </label>
