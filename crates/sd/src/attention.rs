@@ -3,7 +3,8 @@
 //! within the device's limit otherwise.
 
 use burn::tensor::Tensor;
-use burn::tensor::activation::softmax;
+
+use crate::softmax::softmax_last;
 
 /// Splits `[b, n, heads·d]` into `[b, heads, n, d]`.
 pub fn split_heads(x: Tensor<3>, heads: usize) -> Tensor<4> {
@@ -38,13 +39,12 @@ pub fn probabilities(
 /// - `q`: `[b, heads, nq, d]`, `k`: `[b, heads, nk, d]` → `[b, heads, nq, nk]`
 pub fn head_probabilities(q: Tensor<4>, k: Tensor<4>, bias: Option<Tensor<4>>) -> Tensor<4> {
     let [_, _, _, d] = q.dims();
-    let scale = 1.0 / (d.max(1) as f64).sqrt();
-    let scores = q.matmul(k.swap_dims(2, 3)) * scale;
-    let scores = match bias {
-        Some(bias) => scores + bias,
-        None => scores,
-    };
-    softmax(scores, 3)
+    let scale = 1.0 / (d.max(1) as f32).sqrt();
+    let scores = q.matmul(k.swap_dims(2, 3));
+    match bias {
+        Some(bias) => softmax_last(scores * scale + bias, 1.0),
+        None => softmax_last(scores, scale),
+    }
 }
 
 /// Applies attention probabilities to values.
@@ -74,7 +74,20 @@ pub fn attend(
         split_heads(k, heads),
         split_heads(v, heads),
     );
-    join_heads(chunked(q, k, v, bias, crate::limits::buffer_limit()))
+    let limit = score_limit(&q.device());
+    join_heads(chunked(q, k, v, bias, limit))
+}
+
+/// Bytes of attention scores one query chunk may hold on `device`: the buffer limit, and on the
+/// CPU at most what stays in its cache between the softmax and the product with the values.
+pub fn score_limit(device: &burn::tensor::Device) -> u64 {
+    const CPU_SCORES: u64 = 1 << 20;
+    let limit = crate::limits::buffer_limit();
+    if *device == burn::tensor::Device::flex() {
+        limit.min(CPU_SCORES)
+    } else {
+        limit
+    }
 }
 
 /// How many queries one chunk may hold so that its `[b, heads, rows, nk]` f32 scores fit in

@@ -36,6 +36,7 @@ pub mod nn;
 pub mod pipeline;
 pub mod resnet;
 pub mod selftest;
+pub mod softmax;
 pub mod taesd;
 pub mod taps;
 pub mod transformer;

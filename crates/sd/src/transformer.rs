@@ -70,7 +70,8 @@ impl Attention {
             hook.probabilities(site, attention::head_probabilities(q, k, None))
                 .matmul(v)
         } else {
-            attention::chunked(q, k, v, None, crate::limits::buffer_limit())
+            let limit = attention::score_limit(&q.device());
+            attention::chunked(q, k, v, None, limit)
         };
         let out = hook.output(site, attention::join_heads(out));
         hook.projected(site, self.to_out.forward(out))
