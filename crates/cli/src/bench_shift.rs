@@ -1,8 +1,9 @@
 //! `keyshift bench shift`: frames per minute of a shift-attention animation with the text
 //! encoder's cache off (every frame encodes its prompts) and on (rows shared with earlier frames
 //! are reused), on the same model and settings in one run, and whether the frames are the same;
-//! with `--taesd DIR`, a third run decodes the frames with TAESD (and how far they are from the
-//! VAE's, in PSNR).
+//! then with `--batch N` frames (4 unless given) sharing each UNet call, and how far their
+//! pixels are from the frames made one at a time; with `--taesd DIR`, a last run decodes the
+//! frames with TAESD (and how far they are from the VAE's, in PSNR).
 
 use std::collections::BTreeMap;
 
@@ -55,9 +56,11 @@ pub fn run(rest: &[String]) -> Result<(), String> {
         lead: 0,
     };
     let cache = engine.model.clip.cache();
+    let batch = engine.batch.unwrap_or(4);
     let mut runs = Vec::new();
     for rows in [0, CACHED_ROWS] {
         cache.set_capacity(rows);
+        engine.batch = Some(1);
         let (hits, misses) = cache.counts();
         let (ms, images) = render(&engine, &args, &options)?;
         let (h, m) = cache.counts();
@@ -73,6 +76,21 @@ pub fn run(rest: &[String]) -> Result<(), String> {
     }
     let same = runs[0].1 == runs[1].1;
     println!("frames_identical: {same}");
+    engine.batch = Some(batch);
+    let (ms, images) = render(&engine, &args, &options)?;
+    let most = images
+        .iter()
+        .zip(&runs[1].1)
+        .flat_map(|(a, b)| a.iter().zip(b).map(|(x, y)| x.abs_diff(*y)))
+        .max()
+        .unwrap_or(0);
+    println!(
+        "frames_per_minute_batched: {:.1}  ({} frames in {ms:.0} ms, {batch} per UNet call; largest \
+         pixel difference from the frames made one at a time: {most})",
+        per_minute(ms, images.len()),
+        images.len()
+    );
+    engine.batch = Some(1);
     if taesd.is_some() {
         engine.taesd = taesd;
         let (ms, images) = render(&engine, &args, &options)?;

@@ -35,6 +35,7 @@ pub const ENGINE_OPTIONS: &[&str] = &[
     "quant",
     "backend",
     "taesd",
+    "batch",
 ];
 
 /// A loaded model and what runs it.
@@ -51,6 +52,10 @@ pub struct Engine {
     pub controlnet: Option<ControlNet>,
     /// The TAESD of `--taesd`, which then decodes every frame instead of the VAE.
     pub taesd: Option<Taesd>,
+    /// `--batch`: frames that may share one UNet call per step (1: frame by frame; `None`,
+    /// `--batch auto` or no option: what pays off on the device, see
+    /// [`RenderSession::with_auto_frame_batch`]).
+    pub batch: Option<usize>,
 }
 
 impl Engine {
@@ -62,6 +67,13 @@ impl Engine {
         let controlnet = load_controlnet(args, &model, precision(args)?, &device)?;
         let taesd = load_taesd(args, &model, &device)?;
         let tokenizer = ClipTokenizer::embedded().map_err(|e| e.to_string())?;
+        let batch = match args.get("batch") {
+            None | Some("auto") => None,
+            Some(_) => match args.parsed("batch", 1usize)? {
+                0 => return Err("--batch must be at least 1 (or auto)".into()),
+                n => Some(n),
+            },
+        };
         let label = path
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
@@ -73,6 +85,7 @@ impl Engine {
             label,
             controlnet,
             taesd,
+            batch,
         })
     }
 
@@ -134,6 +147,10 @@ impl Engine {
         }
         if let Some(taesd) = &self.taesd {
             session.with_taesd_frames(taesd);
+        }
+        match self.batch {
+            Some(frames) => session.with_frame_batch(frames),
+            None => session.with_auto_frame_batch(),
         }
         let mut rendered = 0;
         loop {

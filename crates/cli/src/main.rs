@@ -119,6 +119,11 @@ commands:
                                      folder or taesd_decoder.safetensors) decodes the frames
                                      instead of the VAE, faster and approximate (parameters:
                                      VAE Decoder: TAESD)
+                                     every render mode takes --batch N|auto: up to N frames that
+                                     need nothing from each other (shift-attention's evenly
+                                     spaced frames) share one UNet call per step; auto (the
+                                     default): up to 4 on a GPU while their latents hold 64×64
+                                     pixels together, 1 (frame by frame) on the CPU
   ssim A.png B.png                   the SSIM of two images (torchmetrics' definition)
   quantize --model PATH --out PATH   save the model as int8 (folder or single file) and
                                      report its size against f16
@@ -127,10 +132,12 @@ commands:
                                      median time per UNet step (batch 2), a VAE decode, and
                                      the largest buffer allocated (random weights of the
                                      shape, or the model's own)
-  bench shift --model PATH [--frames 16] [--steps K] [--size WxH] [--taesd DIR]
+  bench shift --model PATH [--frames 16] [--steps K] [--size WxH] [--batch N] [--taesd DIR]
                                      frames per minute of a shift-attention animation with the
                                      text encoder's cache off and on; whether frames are identical;
-                                     with --taesd, also with TAESD frames (and their PSNR)
+                                     then with N frames (4 unless given) per UNet call, and the
+                                     largest pixel difference that makes; with --taesd, also with
+                                     TAESD frames (and their PSNR)
   bench render --model PATH [--frames N] [--steps K] [--size WxH]
                                      the render layer's time per frame against a bare loop
   bench taps [--backend cpu|wgpu] [--steps N] [--rounds N]

@@ -36,7 +36,9 @@ pub use animation::AnimationSource;
 pub use eta::Eta;
 pub use manifest::{FrameRecord, OVERRIDES, frame_parameters};
 pub use parseq::{ParseqOptions, ParseqSource};
-pub use session::{Event, FinishedFrame, Progress, RenderSession, StepEvent, StoredFrame};
+pub use session::{
+    Event, FinishedFrame, MAX_FRAME_BATCH, Progress, RenderSession, StepEvent, StoredFrame,
+};
 pub use shift::{INFO_FILE, SCATTER_FILE, ShiftOptions, ShiftSource};
 pub use single::SingleFrame;
 pub use source::{

@@ -183,6 +183,12 @@ impl FrameSource for ShiftSource {
         Ok(())
     }
 
+    fn ready_ahead(&self) -> usize {
+        self.sequence
+            .as_ref()
+            .map_or(0, ShiftSequence::base_frames_left)
+    }
+
     fn expected_frames(&self) -> usize {
         self.regular_frames.max(self.handed_out)
     }

@@ -199,6 +199,13 @@ pub trait FrameSource {
         Ok(())
     }
 
+    /// Frames that [`FrameSource::next_frame`] can hand out now, before the frames already
+    /// handed out are finished (they need no feedback from them): a renderer may start them
+    /// together. 0 by default.
+    fn ready_ahead(&self) -> usize {
+        0
+    }
+
     /// Frames expected in all, as known so far (at least those handed out); for progress and ETA.
     fn expected_frames(&self) -> usize;
 

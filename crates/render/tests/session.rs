@@ -12,8 +12,8 @@ use keyshift_core::schedule::{KMethod, Sampler};
 use keyshift_core::shift::{GapSettings, ShiftRequest};
 use keyshift_core::tokens::ClipTokenizer;
 use keyshift_render::{
-    Event, FrameSource, FrameSpec, RenderSession, RenderSettings, ShiftOptions, ShiftSource,
-    SingleFrame,
+    Event, FinishedFrame, FrameSource, FrameSpec, RenderSession, RenderSettings, ShiftOptions,
+    ShiftSource, SingleFrame, StoredFrame,
 };
 use keyshift_sd::Device;
 use keyshift_sd::generate::generate;
@@ -280,4 +280,151 @@ fn single_frame_source_hands_out_one_frame() {
     assert!(source.next_frame().unwrap().is_some());
     assert!(source.next_frame().unwrap().is_none());
     assert_eq!(source.finish().unwrap().order, [0]);
+}
+
+/// A hook that only counts UNet calls: not inert, so frames are not batched under it.
+struct CountCalls(usize);
+
+impl keyshift_sd::hooks::AttentionHook for CountCalls {}
+
+impl keyshift_sd::taps::StepHook for CountCalls {
+    fn set_step(&mut self, _step: usize) {
+        self.0 += 1;
+    }
+}
+
+/// What [`shift_batched`] saw: each finished frame by generation index, the most frames one
+/// step ran, and the video order.
+struct Batched {
+    frames: BTreeMap<usize, FinishedFrame>,
+    widest: usize,
+    order: Vec<usize>,
+}
+
+impl Batched {
+    /// The largest pixel difference from `other`'s frames (the same frames, asserted).
+    fn largest_difference(&self, other: &Batched) -> u8 {
+        let keys = |b: &Batched| b.frames.keys().copied().collect::<Vec<_>>();
+        assert_eq!(keys(self), keys(other));
+        let pairs = self.frames.values().zip(other.frames.values());
+        pairs
+            .flat_map(|(a, b)| a.image.data.iter().zip(&b.image.data))
+            .map(|(x, y)| x.abs_diff(*y))
+            .max()
+            .unwrap_or(0)
+    }
+}
+
+/// Renders a 5-frame shift-attention animation (Euler a, gap filling on) with `batch` frames
+/// per UNet call, `stored` frames handed back.
+fn shift_batched(
+    batch: usize,
+    stored: BTreeMap<usize, StoredFrame>,
+    hook: &mut dyn keyshift_sd::taps::StepHook,
+) -> Batched {
+    let device = Device::flex();
+    let model = model(&device);
+    let tokenizer = ClipTokenizer::embedded().unwrap();
+    let options = ShiftOptions {
+        request: ShiftRequest {
+            prompt: "a photo of a (cat:1~0), (dog:0~1)".into(),
+            negative_prompt: "blurry".into(),
+            steps: 4,
+            seed: 11,
+            cfg_scale: 7.0,
+            remove_zero_strength: false,
+        },
+        gap: GapSettings {
+            threshold: 1.0,
+            min_step: 0.1,
+            min_threshold_pct: 75.0,
+        },
+        mirror: false,
+        fps: 0.0,
+        lead: 0,
+    };
+    let mut settings = settings(1.0);
+    settings.sampler = Sampler::KDiffusion {
+        method: KMethod::EulerAncestral,
+        karras: false,
+    };
+    let source = ShiftSource::new(options, &settings).unwrap();
+    let mut session = RenderSession::new(&model, &tokenizer, &device, settings, source);
+    session.with_frame_batch(batch);
+    session.resume_with(stored);
+    let (mut frames, mut widest, mut steps) = (BTreeMap::new(), 0, 0);
+    let finished = pollster::block_on(session.run(hook, &mut |s, event| match event {
+        Event::Step(step) => {
+            widest = widest.max(step.frames);
+            steps += step.frames;
+            assert_eq!(s.progress().steps_done, steps);
+        }
+        Event::Frame(frame) => {
+            frames.insert(frame.record.generation_index, frame.clone());
+        }
+        Event::Done(_) => {}
+    }))
+    .unwrap();
+    let p = session.progress();
+    assert_eq!((p.steps_done, p.steps_expected), (steps, steps));
+    Batched {
+        frames,
+        widest,
+        order: finished.order,
+    }
+}
+
+#[test]
+fn batched_frames_are_the_frames_made_one_at_a_time() {
+    let alone = shift_batched(1, BTreeMap::new(), &mut NoHook);
+    assert_eq!(alone.widest, 1);
+    assert!(alone.frames.len() > 5, "gap filling added frames");
+    let together = shift_batched(3, BTreeMap::new(), &mut NoHook);
+    assert_eq!(
+        together.widest, 3,
+        "the evenly spaced frames ran three at a time"
+    );
+    assert_eq!(together.order, alone.order);
+    assert_eq!(together.largest_difference(&alone), 0, "pixel for pixel");
+    let records = |b: &Batched| {
+        b.frames
+            .values()
+            .map(|f| f.record.clone())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(records(&together), records(&alone));
+    let mut counting = CountCalls(0);
+    let hooked = shift_batched(3, BTreeMap::new(), &mut counting);
+    assert_eq!(
+        hooked.widest, 1,
+        "a hook that looks at rows keeps frames apart"
+    );
+    assert_eq!(counting.0, hooked.frames.len() * 2);
+}
+
+#[test]
+fn a_resumed_batched_render_hands_back_the_stored_frame_in_place() {
+    let alone = shift_batched(1, BTreeMap::new(), &mut NoHook);
+    let kept = &alone.frames[&1];
+    let stored = BTreeMap::from([(
+        1,
+        StoredFrame {
+            record: kept.record.clone(),
+            image: kept.image.clone(),
+            parameters: kept.parameters.clone(),
+        },
+    )]);
+    let resumed = shift_batched(3, stored, &mut NoHook);
+    assert_eq!(resumed.order, alone.order);
+    let from_store: Vec<usize> = resumed
+        .frames
+        .iter()
+        .filter_map(|(i, f)| f.resumed.then_some(*i))
+        .collect();
+    assert_eq!(from_store, [1]);
+    assert!(
+        resumed.widest >= 2,
+        "the frames after it still ran together"
+    );
+    assert_eq!(resumed.largest_difference(&alone), 0, "pixel for pixel");
 }

@@ -6,14 +6,18 @@ use std::ops::ControlFlow;
 use burn::tensor::{Device, Tensor, TensorData};
 use keyshift_core::noise::{NoiseError, NoiseSpec, TorchRng};
 use keyshift_core::parameters::{Parameters, sampler_name};
-use keyshift_core::schedule::{NoiseSchedule, Sampler, ScheduleConfig, ScheduleError, StepPlan};
+use keyshift_core::schedule::{
+    NoiseSchedule, Sampler, ScheduleConfig, ScheduleError, StepCoefficients, StepPlan,
+};
 use keyshift_core::tokens::{ClipTokenizer, ModelFamily, TokenChunk};
 
 use crate::conditioning::{ConditioningError, PromptConditioning, TextEncoder, pad_to_same_length};
 use crate::config::Activation;
 use crate::hooks::NoHook;
 use crate::model::{Prediction, SdModel};
-use crate::pipeline::{Conditioning, Control, Controlled, Sampling, StepOutput};
+use crate::pipeline::{
+    Conditioning, Control, Controlled, Sampling, StepOutput, guided_together, same_parts,
+};
 use crate::taesd::Taesd;
 use crate::taps::StepHook;
 use crate::travel::{EncodedTravel, MixError, Travel};
@@ -332,6 +336,64 @@ impl<'m> Generation<'m> {
         let latent = read(latent).await?;
         Ok(Generated { image, latent })
     }
+}
+
+/// Runs the next step of several generations with one UNet call where they allow it (the same
+/// step of the same plan and guidance, no ControlNet, latents and conditionings of the same
+/// shapes), else one after another; `None` for a generation that is done. Each keeps its own
+/// noise, so its image is the one it makes alone (up to the float rounding of a larger batch).
+/// `hook` sees the batch's rows together: give a hook that looks at rows only one frame.
+pub fn step_together(
+    frames: &mut [&mut Generation<'_>],
+    hook: &mut dyn StepHook,
+) -> Result<Vec<Option<StepOutput>>, GenerateError> {
+    let Some(coefficients) = shared_coefficients(frames) else {
+        return frames.iter_mut().map(|g| g.step(hook)).collect();
+    };
+    let step = frames.first().map_or(0, |g| g.run.next_step());
+    let conds = frames
+        .iter()
+        .map(|g| g.conditioning(step))
+        .collect::<Result<Vec<_>, _>>()?;
+    if !same_parts(&conds) {
+        return frames.iter_mut().map(|g| g.step(hook)).collect();
+    }
+    let (Some(first), xs) = (
+        frames.first(),
+        frames
+            .iter()
+            .map(|g| g.latent().clone())
+            .collect::<Vec<_>>(),
+    ) else {
+        return Ok(Vec::new());
+    };
+    let (unet, guidance) = (&first.model.unet, first.run.guidance());
+    hook.set_step(step);
+    let outputs = guided_together(unet, &xs, &coefficients, &conds, guidance, hook);
+    let mut done = Vec::with_capacity(frames.len());
+    for (g, model_out) in frames.iter_mut().zip(outputs) {
+        let output = g.run.advance(&coefficients, model_out, &mut g.rng);
+        let latent = hook.stepped(step, g.run.latent().clone());
+        g.run.set_latent(latent);
+        done.push(Some(output));
+    }
+    Ok(done)
+}
+
+/// The step coefficients every generation runs next, when they can share a UNet call.
+fn shared_coefficients(frames: &[&mut Generation<'_>]) -> Option<StepCoefficients> {
+    let first = frames.first()?;
+    let c = first.run.coefficients()?;
+    let alike = |g: &&mut Generation<'_>| {
+        g.control.is_none()
+            && g.run.next_step() == first.run.next_step()
+            && g.run.total_steps() == first.run.total_steps()
+            && g.run.coefficients() == Some(c)
+            && g.run.guidance() == first.run.guidance()
+            && g.latent().dims() == first.latent().dims()
+            && std::ptr::eq(g.model, first.model)
+    };
+    (frames.len() > 1 && frames.iter().all(alike)).then_some(c)
 }
 
 /// Makes one image, calling `on_step` after each step; `ControlFlow::Break` cancels and returns

@@ -48,6 +48,24 @@ pub mod weights;
 /// The burn device type the engine runs on (re-exported so callers need not depend on burn).
 pub use burn::tensor::Device;
 
+/// burn's CPU backend (`flex`). In the browser its matrix products (and the convolutions built on
+/// them) run on wasm's 128-bit SIMD kernels: they are in the module already, so every browser that
+/// can load it has SIMD, but the product crate picks its scalar kernels unless it is told otherwise.
+pub fn cpu_device() -> Device {
+    #[cfg(target_arch = "wasm32")]
+    gemm::set_wasm_simd128(true);
+    Device::flex()
+}
+
+/// Whether the CPU backend's matrix products use SIMD kernels: natively always (the product
+/// crate detects the CPU's vector units), in the browser once [`cpu_device`] switched them on.
+pub fn cpu_simd() -> bool {
+    #[cfg(target_arch = "wasm32")]
+    return gemm::get_wasm_simd128();
+    #[cfg(not(target_arch = "wasm32"))]
+    true
+}
+
 /// The default wgpu device natively (Vulkan, Metal or DX12; lavapipe in CI). Lazy: it fails on
 /// first use when the machine has no adapter, so check for one first.
 #[cfg(not(target_arch = "wasm32"))]

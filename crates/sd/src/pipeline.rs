@@ -216,7 +216,7 @@ impl Sampling {
         hook: &mut dyn AttentionHook,
         control: Option<Controlled>,
     ) -> Option<StepOutput> {
-        let coefficients = *self.plan.steps.get(self.next)?;
+        let coefficients = self.coefficients()?;
         let control = control.map(|c| {
             let scale = c.control.scale_at(self.next, self.plan.steps.len());
             (c, scale)
@@ -230,17 +230,41 @@ impl Sampling {
             hook,
             control,
         );
+        Some(self.advance(&coefficients, model_out, noise))
+    }
+
+    /// The next step's scalars, or `None` when done.
+    pub fn coefficients(&self) -> Option<StepCoefficients> {
+        self.plan.steps.get(self.next).copied()
+    }
+
+    /// The guidance scale.
+    pub fn guidance(&self) -> f64 {
+        self.guidance
+    }
+
+    /// The second half of a step, after the model: the denoised estimate from the guided model
+    /// output, then the sampler's update (drawing noise from `noise` if it needs any).
+    ///
+    /// # Shapes
+    /// - `model_out`: as [`Sampling::latent`]
+    pub fn advance(
+        &mut self,
+        coefficients: &StepCoefficients,
+        model_out: Tensor<4>,
+        noise: &mut dyn NoiseSource,
+    ) -> StepOutput {
         let denoised =
             self.x.clone() * coefficients.denoise.x + model_out * coefficients.denoise.model;
-        self.x = self.update(&coefficients, denoised.clone(), noise);
+        self.x = self.update(coefficients, denoised.clone(), noise);
         self.prev_denoised = Some(denoised.clone());
         let step = self.next;
         self.next += 1;
-        Some(StepOutput {
+        StepOutput {
             step,
             total: self.plan.steps.len(),
             denoised,
-        })
+        }
     }
 
     fn update(
@@ -334,6 +358,55 @@ fn guided(
         result = result + slice(i) * (weight / norm);
     }
     result
+}
+
+/// The guided model outputs of several latents in one UNet call: each frame's rows follow one
+/// another within each guidance part (`[u₁…u_k, c₁…c_k]`), so every row sees the same work as in
+/// its own call. The frames share `c` and `guidance`, and their conditionings have the same parts
+/// (count, weights, shapes): [`same_parts`] says so.
+///
+/// # Shapes
+/// - `xs`: each `[1, 4, h, w]`; returns one output of that shape per frame
+pub fn guided_together(
+    unet: &Unet,
+    xs: &[Tensor<4>],
+    c: &StepCoefficients,
+    conds: &[Conditioning],
+    guidance: f64,
+    hook: &mut dyn AttentionHook,
+) -> Vec<Tensor<4>> {
+    let part = |i: usize| {
+        let rows = conds.iter().filter_map(|cond| cond.parts.get(i));
+        Tensor::cat(rows.map(|(t, _)| t.clone()).collect(), 0)
+    };
+    let weights = conds.first().map_or(&[][..], |first| &first.parts);
+    let cond = Conditioning {
+        parts: (0..weights.len())
+            .zip(weights)
+            .map(|(i, (_, w))| (part(i), *w))
+            .collect(),
+        uncond: Tensor::cat(conds.iter().map(|cond| cond.uncond.clone()).collect(), 0),
+    };
+    let x = Tensor::cat(xs.to_vec(), 0);
+    let out = guided(unet, &x, c, &cond, guidance, hook, None);
+    out.split(1, 0)
+}
+
+/// Whether conditionings can share a UNet call ([`guided_together`]): the same number of parts
+/// with the same weights, and every tensor of the same shape.
+pub fn same_parts(conds: &[Conditioning]) -> bool {
+    let Some(first) = conds.first() else {
+        return false;
+    };
+    conds.iter().all(|cond| {
+        cond.uncond.dims() == first.uncond.dims()
+            && cond.parts.len() == first.parts.len()
+            && cond
+                .parts
+                .iter()
+                .zip(&first.parts)
+                .all(|((t, w), (t0, w0))| w == w0 && t.dims() == t0.dims())
+    })
 }
 
 /// The ControlNet's residuals for the guidance batch (`contexts`, each `input`'s batch `b`

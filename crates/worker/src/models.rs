@@ -173,7 +173,7 @@ async fn try_load(
     });
     let (device, limit) = match backend {
         ComputeBackend::Webgpu => (state.device().await?, buffer_limit().await),
-        ComputeBackend::Cpu => (Device::flex(), None),
+        ComputeBackend::Cpu => (keyshift_sd::cpu_device(), None),
     };
     let largest_tensor_bytes = largest_tensor_bytes(&folder);
     if let Some(limit) = limit {

@@ -53,6 +53,7 @@ pub async fn run(state: &WorkerState, job: RenderJob) -> Result<(), String> {
         source,
     );
     session.resume_with(stored);
+    session.with_auto_frame_batch();
     if let Some(control) = control.as_ref().filter(|_| job.control.is_some()) {
         session.with_controlnet(&control.net);
     }

@@ -46,6 +46,15 @@ async fn burn_computes_the_self_test_correctly_on_webgpu() {
 }
 
 #[wasm_bindgen_test]
+async fn the_cpu_fallback_multiplies_with_simd_kernels_and_correctly() {
+    assert!(!keyshift_sd::cpu_simd(), "off until the CPU device is made");
+    let device = keyshift_sd::cpu_device();
+    assert!(keyshift_sd::cpu_simd());
+    let report = keyshift_sd::selftest::run(&device).await.expect("runs");
+    assert!(report.passed(), "{report:#?}");
+}
+
+#[wasm_bindgen_test]
 fn messages_survive_the_trip_as_the_worker_sends_them() {
     let text = FromWorker::DeviceReady { init_ms: 4.0 }.to_json();
     assert_eq!(

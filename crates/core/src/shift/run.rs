@@ -296,6 +296,15 @@ impl ShiftSequence {
         self.log.insert(at.min(self.log.len()), frame);
     }
 
+    /// Frames [`ShiftSequence::next`] will hand out next without asking for any similarity:
+    /// the rest of the current segment's evenly spaced frames (0 outside them).
+    pub fn base_frames_left(&self) -> usize {
+        match &self.phase {
+            Phase::Base { distances, .. } => distances.len(),
+            _ => 0,
+        }
+    }
+
     /// Every render handed out so far, in order.
     pub fn generated(&self) -> &[RunFrame] {
         &self.calls

@@ -43,10 +43,20 @@ pub trait StepHook: AttentionHook {
         let _ = step;
         latent
     }
+
+    /// Whether the hook neither looks at nor changes anything, so that frames may share a UNet
+    /// call ([`crate::generate::step_together`]). No by default.
+    fn is_inert(&self) -> bool {
+        false
+    }
 }
 
 impl StepHook for NoHook {
     fn set_step(&mut self, _step: usize) {}
+
+    fn is_inert(&self) -> bool {
+        true
+    }
 }
 
 /// Two hooks, the first then the second, for every call.
@@ -92,6 +102,10 @@ impl StepHook for Chain<'_> {
     fn stepped(&mut self, step: usize, latent: Tensor<4>) -> Tensor<4> {
         let latent = self.0.stepped(step, latent);
         self.1.stepped(step, latent)
+    }
+
+    fn is_inert(&self) -> bool {
+        self.0.is_inert() && self.1.is_inert()
     }
 }
 
