@@ -139,3 +139,46 @@ fn sd15_at_512_stays_within_webgpu_s_default_buffer_size() {
     let largest = value(&out, "max_buffer_bytes");
     assert!(largest > 0.0 && largest <= (128u64 << 20) as f64, "{out}");
 }
+
+/// `keyshift bench shift` on the tiny model: frames per minute with the encoder cache off, on,
+/// and with two frames per UNet call — whose frames are those made one at a time, pixel for pixel.
+#[test]
+fn bench_shift_reports_frames_per_minute_and_batched_frames_equal_single_ones() {
+    let model = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../fixtures/tiny-sd1/diffusers"
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_keyshift"))
+        .args(["bench", "shift", "--model", model, "--frames", "3"])
+        .args(["--steps", "1", "--size", "64x64", "--batch", "2"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{stdout}");
+    for name in ["before", "after", "batched"] {
+        let line = format!("frames_per_minute_{name}: ");
+        let fpm: f64 = stdout
+            .lines()
+            .find_map(|l| l.strip_prefix(&line))
+            .and_then(|rest| rest.split_whitespace().next())
+            .unwrap_or_else(|| panic!("no {line} in {stdout}"))
+            .parse()
+            .unwrap();
+        assert!(fpm > 0.0, "{stdout}");
+    }
+    assert!(stdout.contains("frames_identical: true"), "{stdout}");
+    assert!(
+        stdout.contains("3 frames in") && stdout.contains("2 per UNet call"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("from the frames made one at a time: 0)"),
+        "{stdout}"
+    );
+    let zero = Command::new(env!("CARGO_BIN_EXE_keyshift"))
+        .args(["bench", "shift", "--model", model, "--batch", "0"])
+        .output()
+        .unwrap();
+    assert!(!zero.status.success());
+    assert!(String::from_utf8_lossy(&zero.stderr).contains("--batch must be at least 1"));
+}
