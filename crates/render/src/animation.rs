@@ -61,6 +61,10 @@ impl FrameSource for AnimationSource {
         self.inner().frame_done(record, image)
     }
 
+    fn ready_ahead(&self) -> usize {
+        self.inner_ref().ready_ahead()
+    }
+
     fn expected_frames(&self) -> usize {
         self.inner_ref().expected_frames()
     }

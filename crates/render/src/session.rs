@@ -513,12 +513,12 @@ impl<'m, S: FrameSource> RenderSession<'m, S> {
             if let Some(output) = output {
                 current.steps_run += 1;
                 stepped += 1;
-                first.get_or_insert(output);
+                first.get_or_insert((current.spec.index, output));
             }
         }
         self.steps_done += stepped;
         match first {
-            Some(output) => Ok(Event::Step(Box::new(StepEvent {
+            Some((frame, output)) => Ok(Event::Step(Box::new(StepEvent {
                 frame,
                 step: output.step + 1,
                 steps: output.total,

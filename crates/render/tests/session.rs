@@ -12,8 +12,8 @@ use keyshift_core::schedule::{KMethod, Sampler};
 use keyshift_core::shift::{GapSettings, ShiftRequest};
 use keyshift_core::tokens::ClipTokenizer;
 use keyshift_render::{
-    Event, FinishedFrame, FrameSource, FrameSpec, RenderSession, RenderSettings, ShiftOptions,
-    ShiftSource, SingleFrame, StoredFrame,
+    AnimationSource, Event, FinishedFrame, FrameSource, FrameSpec, RenderSession, RenderSettings,
+    ShiftOptions, ShiftSource, SingleFrame, StoredFrame,
 };
 use keyshift_sd::Device;
 use keyshift_sd::generate::generate;
@@ -348,7 +348,8 @@ fn shift_batched(
         method: KMethod::EulerAncestral,
         karras: false,
     };
-    let source = ShiftSource::new(options, &settings).unwrap();
+    // Through `AnimationSource`, as the worker renders every mode.
+    let source = AnimationSource::Shift(Box::new(ShiftSource::new(options, &settings).unwrap()));
     let mut session = RenderSession::new(&model, &tokenizer, &device, settings, source);
     session.with_frame_batch(batch);
     session.resume_with(stored);
