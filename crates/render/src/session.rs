@@ -206,7 +206,7 @@ impl<'m, S: FrameSource> RenderSession<'m, S> {
 
     /// Runs up to `frames` frames together, one UNet call for all of them per step, where the
     /// source hands them out together ([`FrameSource::ready_ahead`]) and nothing looks at single
-    /// frames as they are made (no hook, temporal blending, ControlNet, prompt travel or embryo).
+    /// frames as they are made (no hook, temporal blending, ControlNet, walked travel or embryo).
     /// Each frame still gets its own noise: the images are those of one frame at a time, up to
     /// the float rounding of a larger batch. 1 (the default) renders frame by frame.
     pub fn with_frame_batch(&mut self, frames: usize) {
@@ -880,10 +880,15 @@ fn auto_batch(pixels: usize, on_cpu: bool) -> usize {
     (AUTO_BATCH_PIXELS / pixels.max(1)).clamp(1, MAX_FRAME_BATCH)
 }
 
-/// Whether a frame may share its UNet calls with others: nothing of it is made step by step
-/// outside the sampler (prompt travel, a ControlNet hint, a frame the source made itself).
+/// Whether a frame may share its UNet calls with others: nothing of it is made outside the
+/// sampler's steps (a walked or replaced travel conditioning, an embryo, a ControlNet hint, a
+/// frame the source made itself). Linear travel mixes its conditioning per step and may.
 fn batchable(spec: &FrameSpec) -> bool {
-    spec.travel.is_none() && spec.hint.is_none() && spec.direct.is_none()
+    let travel = spec
+        .travel
+        .as_ref()
+        .is_none_or(|t| t.embryo.is_none() && matches!(t.mix, TravelMix::Lerp | TravelMix::Slerp));
+    travel && spec.hint.is_none() && spec.direct.is_none()
 }
 
 fn embryo(spec: &FrameSpec) -> Option<Embryo> {

@@ -573,6 +573,19 @@ impl FrameSource for TravelSource {
         Ok(())
     }
 
+    /// Linear travel with fixed genesis and no gap filling: every frame of the plan is
+    /// independent of the others (the other modes and geneses feed frames forward).
+    fn ready_ahead(&self) -> usize {
+        let independent = self.gaps.is_none()
+            && self.options.genesis == Genesis::Fixed
+            && self.options.mode == TravelMode::Linear;
+        if independent {
+            self.plan.frames.len().saturating_sub(self.next)
+        } else {
+            0
+        }
+    }
+
     fn expected_frames(&self) -> usize {
         let gap_frames = self.handed.saturating_sub(self.plan_to_actual.len());
         self.plan.frames.len() + gap_frames

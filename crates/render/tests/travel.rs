@@ -367,3 +367,30 @@ fn token_id_replace_swaps_the_most_similar_or_different_token_first() {
         "most similar and most different swap different tokens first"
     );
 }
+
+/// Linear travel with fixed genesis: frames made three per UNet call are those made one at a
+/// time, pixel for pixel (each frame mixes its own conditioning at every step).
+#[test]
+fn fixed_genesis_frames_batch_and_equal_single_frames() {
+    let rig = Rig::new();
+    let render = |batch: usize| {
+        let source = TravelSource::new(options(Genesis::Fixed), &settings(2)).unwrap();
+        let mut session =
+            RenderSession::new(&rig.model, &rig.tokenizer, &rig.device, settings(2), source);
+        session.with_frame_batch(batch);
+        let (mut images, mut widest) = (Vec::new(), 0);
+        pollster::block_on(session.run(&mut NoHook, &mut |_, event| match event {
+            Event::Step(step) => widest = widest.max(step.frames),
+            Event::Frame(frame) => images.push(frame.image.data.clone()),
+            Event::Done(_) => {}
+        }))
+        .unwrap();
+        (images, widest)
+    };
+    let (alone, widest) = render(1);
+    assert_eq!((alone.len(), widest), (4, 1));
+    let (together, widest) = render(3);
+    assert_eq!(widest, 3);
+    assert!(together == alone, "pixel for pixel");
+    assert_ne!(alone[0], alone[3], "the frames travel");
+}
