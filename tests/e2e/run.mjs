@@ -1109,23 +1109,25 @@ async function renderFrames(page, shiftSteps) {
 // SwiftShader); CI renders 12, which shows the same.
 const BENCH_FRAMES = Number(process.env.KEYSHIFT_BENCH_FRAMES ?? 12);
 
-test('benchmark: the worker heap of a render does not grow with its frames (2 vs many frames)', async () => {
+test('benchmark: the worker heap of a render does not grow with its frames (4 vs many frames)', async () => {
   await withBrowser(async ({ page, errors }) => {
     await page.goto(BASE);
     assert.match(await loadModel(page), /^Ready/);
     await setProject(page, { ...SETTINGS, prompt: 'a (cat:1~0)', steps: '1', cfg: '1' });
     await byId(page, 'mode-picker').selectOption('shift-attention');
-    await renderFrames(page, 1); // warm-up: the first render builds the tokenizer and kernels
-    const two = await renderFrames(page, 1);
+    // Four frames at least on both sides: on WebGPU the worker renders up to four frames per UNet
+    // call (each in flight holds its state), so both renders hold the same number at once.
+    await renderFrames(page, 3); // warm-up: the first render builds the tokenizer and kernels
+    const few = await renderFrames(page, 3);
     const started = Date.now();
     const many = await renderFrames(page, BENCH_FRAMES - 1);
-    facts.renderHeapPeak = { frames2: two, [`frames${BENCH_FRAMES}`]: many, msPerFrame: Math.round((Date.now() - started) / BENCH_FRAMES) };
+    facts.renderHeapPeak = { frames4: few, [`frames${BENCH_FRAMES}`]: many, msPerFrame: Math.round((Date.now() - started) / BENCH_FRAMES) };
     // The list of stored renders follows: all three, complete.
     await page.waitForFunction(() => document.querySelectorAll('[data-testid="stored-render"]').length === 3);
     assert.doesNotMatch(await text(page, 'render-list'), /unfinished/);
     // Frames go to the frame store the moment they exist: more frames add nothing to the heap
     // (a 64×64 frame is 12 KB as RGB; ten more kept in memory would add 120 KB, plus their PNGs).
-    assert.ok(many <= two + 64e3, JSON.stringify(facts.renderHeapPeak));
+    assert.ok(many <= few + 64e3, JSON.stringify(facts.renderHeapPeak));
     assert.deepEqual(errors, []);
   });
 });
