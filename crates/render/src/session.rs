@@ -16,6 +16,7 @@ use keyshift_sd::clock::Stopwatch;
 use keyshift_sd::controlnet::{ControlNet, hint_tensor};
 use keyshift_sd::generate::{
     GenerateError, Generation, Request, encode_init, encode_tokens, read, stage_pair, stage_tokens,
+    step_together,
 };
 use keyshift_sd::grad::{GradLosses, GradTarget, gradient, walk};
 use keyshift_sd::hooks::NoHook;
@@ -32,7 +33,6 @@ use crate::source::{
     Embryo, Finished, FrameSource, FrameSpec, FrameTravel, RenderSettings, TravelMix,
 };
 use crate::temporal::TemporalState;
-use keyshift_sd::generate::step_together;
 
 /// One sampling step of one frame.
 #[derive(Debug, Clone)]
