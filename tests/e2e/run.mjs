@@ -1796,7 +1796,14 @@ test('Parseq benchmark: one keystroke in a 10,000-frame, 20-field document updat
 let passed = 0;
 let failed = 0;
 const only = process.env.KEYSHIFT_E2E_ONLY;
-for (const { name, fn } of tests.filter((t) => !only || only.split('|').some((o) => t.name.includes(o)))) {
+const selected = tests.filter((t) => !only || only.split('|').some((o) => t.name.includes(o)));
+// A filter that selects nothing (or one of its parts that matches no test) is a mistake, not a pass.
+const unmatched = only ? only.split('|').filter((o) => !tests.some((t) => t.name.includes(o))) : [];
+if (selected.length === 0 || unmatched.length > 0) {
+  console.log(`FAILED - KEYSHIFT_E2E_ONLY=${JSON.stringify(only)} matches no test for ${JSON.stringify(unmatched)}`);
+  process.exit(1);
+}
+for (const { name, fn } of selected) {
   const start = Date.now();
   try {
     await fn();

@@ -1,9 +1,11 @@
 //! `keyshift`: the native command line on the same engine as the web app.
 //!
 //! Commands:
-//! - `keyshift conformance <suite> <cases.json>`: runs a conformance case file (suites `a1111`,
-//!   `shift-attention`, `clip-tokens`), prints one line per failing case and `N passed, N failed`,
-//!   and exits 1 on any failure.
+//! - `keyshift conformance <suite> <cases.json> [--fixes FILE]`: runs a conformance case file
+//!   (suites `a1111`, `shift-attention`, `clip-tokens`, `parseq-lang`, `parseq-render`), prints
+//!   one line per failing case and per documented deviation and `N passed, N failed`, and exits 1
+//!   on any failure. Documented fixes are held to the outputs recorded for them (built in, or
+//!   `--fixes FILE` in the same format).
 //!   `keyshift conformance sd-golden <fixture-dir> [--backend cpu|wgpu]` checks the engine against
 //!   diffusers reference tensors in the `fixtures/tiny-sd1` format.
 //! - `keyshift generate --model PATH --prompt TEXT … --out out.png`: one image, with A1111's
@@ -55,7 +57,10 @@ static ALLOCATOR: alloc::Tracking = alloc::Tracking;
 const USAGE: &str = "usage: keyshift <command>
 
 commands:
-  conformance <suite> <cases.json>   run a conformance file (a1111, shift-attention, clip-tokens)
+  conformance <suite> <cases.json> [--fixes FILE]
+                                     run a conformance file (a1111, shift-attention, clip-tokens,
+                                     parseq-lang, parseq-render); --fixes: the outputs recorded
+                                     for Keyshift's documented fixes (built in by default)
   conformance sd-golden <fixture-dir> [--backend cpu|wgpu]
                                      check the engine against diffusers reference tensors
   generate --model PATH --prompt TEXT [--negative TEXT] [--steps N] [--sampler NAME] [--cfg X]
@@ -207,7 +212,7 @@ fn main() -> ExitCode {
         },
         Some("conformance") => match (args.get(1).map(String::as_str), args.get(2)) {
             (Some("sd-golden"), Some(dir)) => sd_golden(dir, &args[3..]),
-            (Some(suite), Some(path)) => conformance(suite, path),
+            (Some(suite), Some(path)) => conformance(suite, path, &args[3..]),
             _ => {
                 eprintln!("{USAGE}");
                 ExitCode::from(2)
@@ -259,23 +264,29 @@ fn selftest() -> ExitCode {
     clippy::disallowed_methods,
     reason = "the native CLI reads the case file it is given"
 )]
-fn conformance(suite: &str, path: &str) -> ExitCode {
-    use keyshift_core::conformance::{Suite, run_suite};
+fn conformance(suite: &str, path: &str, rest: &[String]) -> ExitCode {
+    use keyshift_core::conformance::{FIXED_OUTPUTS, Suite, run_suite_with_fixes};
+    let usage_error = |message: String| {
+        eprintln!("keyshift: {message}");
+        ExitCode::from(2)
+    };
     let suite: Suite = match suite.parse() {
         Ok(s) => s,
-        Err(e) => {
-            eprintln!("keyshift: {e}");
-            return ExitCode::from(2);
-        }
+        Err(e) => return usage_error(e.to_string()),
+    };
+    let fixes = match rest {
+        [] => FIXED_OUTPUTS.to_owned(),
+        [flag, file] if flag == "--fixes" => match std::fs::read_to_string(file) {
+            Ok(text) => text,
+            Err(e) => return usage_error(format!("cannot read {file}: {e}")),
+        },
+        _ => return usage_error(format!("unexpected arguments {rest:?}\n\n{USAGE}")),
     };
     let json = match std::fs::read_to_string(path) {
         Ok(j) => j,
-        Err(e) => {
-            eprintln!("keyshift: cannot read {path}: {e}");
-            return ExitCode::from(2);
-        }
+        Err(e) => return usage_error(format!("cannot read {path}: {e}")),
     };
-    match run_suite(suite, &json) {
+    match run_suite_with_fixes(suite, &json, &fixes) {
         Ok(report) => finish(&report.render(), report.is_success()),
         Err(e) => {
             eprintln!("keyshift: {path}: {e}");

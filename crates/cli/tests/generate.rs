@@ -198,3 +198,46 @@ fn quantize_saves_an_int8_folder_that_generates_what_quant_int8_does() {
     assert!(String::from_utf8_lossy(&bad.stderr).contains("--quant: expected int8 or f32"));
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// A PNG whose header claims 60000×60000 (74 bytes on disk) is refused from its header, naming
+/// the limit, before any pixel buffer: as `--init` and for `keyshift ssim`, under a 4 GiB address
+/// space limit (a browser tab's), where allocating the claimed 10.8 GB would abort.
+#[test]
+fn an_image_claiming_60000_by_60000_is_refused_from_its_header() {
+    let png = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/claims-60000x60000.png");
+    let bin = env!("CARGO_BIN_EXE_keyshift");
+    let out = std::env::temp_dir().join(format!("keyshift-huge-{}.png", std::process::id()));
+    let limited = |args: &[&std::ffi::OsStr]| {
+        Command::new("sh")
+            .arg("-c")
+            .arg("ulimit -v 4194304 && exec \"$@\"")
+            .arg("sh")
+            .arg(bin)
+            .args(args)
+            .output()
+            .expect("runs")
+    };
+    let init = limited(&[
+        "generate".as_ref(),
+        "--model".as_ref(),
+        tiny().as_os_str(),
+        "--prompt".as_ref(),
+        "x".as_ref(),
+        "--steps".as_ref(),
+        "1".as_ref(),
+        "--size".as_ref(),
+        "64x64".as_ref(),
+        "--init".as_ref(),
+        png.as_os_str(),
+        "--out".as_ref(),
+        out.as_os_str(),
+    ]);
+    let ssim = limited(&["ssim".as_ref(), png.as_os_str(), png.as_os_str()]);
+    for output in [init, ssim] {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{stderr}");
+        assert!(stderr.contains("60000×60000"), "{stderr}");
+        assert!(stderr.contains("up to 64 megapixels"), "{stderr}");
+    }
+    assert!(!out.exists());
+}

@@ -15,7 +15,7 @@ use thiserror::Error;
 use crate::prompt::{
     Fidelity, ScheduleOptions, parse_attention_pairs, prompt_schedule, python_repr, split_and,
 };
-use crate::shift::run::{InfoHeader, RunFailure, RunSettings, ShiftRun, info_text, run};
+use crate::shift::run::{InfoHeader, RunSettings, info_text, run};
 use crate::shift::{GapSettings, ShiftFrame, ShiftRequest};
 use crate::tokens::{ClipTokenizer, ModelFamily, TokenError};
 
@@ -112,6 +112,9 @@ pub struct Deviation {
     pub id: String,
     /// The decision that explains the difference.
     pub decision: &'static str,
+    /// Whether Keyshift's output was checked against the output recorded for the fix
+    /// (`conformance_fixed.json`); false for a case file whose fixes were never recorded.
+    pub checked: bool,
 }
 
 /// The outcome of a suite.
@@ -133,6 +136,11 @@ impl Report {
         self.failures.is_empty()
     }
 
+    /// Deviations whose fixed output had no record to be checked against.
+    pub fn unchecked(&self) -> usize {
+        self.deviations.iter().filter(|d| !d.checked).count()
+    }
+
     /// One line per failing case (`FAIL id field: expected … got …`), one per documented
     /// deviation, and `N passed, N failed` last.
     pub fn render(&self) -> String {
@@ -150,7 +158,12 @@ impl fmt::Display for Report {
             )?;
         }
         for d in &self.deviations {
-            writeln!(f, "deviation {} (documented: {})", d.id, d.decision)?;
+            let how = if d.checked {
+                "fixed output as recorded"
+            } else {
+                "fixed output not recorded, unchecked"
+            };
+            writeln!(f, "deviation {} (documented: {}; {how})", d.id, d.decision)?;
         }
         write!(f, "{} passed, {} failed", self.passed, self.failures.len())
     }
@@ -328,14 +341,63 @@ fn fix_for(case: &Value) -> Option<&'static QuirkDecision> {
 /// Runs every case of a suite's file with Keyshift's behaviour; quirk cases may deviate by the
 /// documented decisions.
 pub fn run_suite(suite: Suite, json: &str) -> Result<Report, ConformanceError> {
-    run_suite_with(suite, json, Mode::Keyshift)
+    run_suite_with_fixes(suite, json, FIXED_OUTPUTS)
+}
+
+/// The outputs of Keyshift's fixes, recorded per suite and case id (see [`record_fixes`]): the
+/// case's own fields as Keyshift fills them.
+pub const FIXED_OUTPUTS: &str = include_str!("conformance_fixed.json");
+
+/// [`run_suite`] with another record of fixed outputs (`{suite: {case id: {field: value}}}`).
+pub fn run_suite_with_fixes(
+    suite: Suite,
+    json: &str,
+    fixes: &str,
+) -> Result<Report, ConformanceError> {
+    let fixes: Value = serde_json::from_str(fixes)?;
+    let fixes = fixes.get(suite.name()).cloned().unwrap_or(Value::Null);
+    run_suite_with(suite, json, Mode::Keyshift, &fixes)
 }
 
 /// Runs every case with [`Fidelity::Original`] and allows no deviation: checks that Keyshift
 /// knows exactly what the original does, quirks included (a hash-seed-dependent parse may match
 /// any of the readings the case lists).
 pub fn run_suite_original(suite: Suite, json: &str) -> Result<Report, ConformanceError> {
-    run_suite_with(suite, json, Mode::Original)
+    run_suite_with(suite, json, Mode::Original, &Value::Null)
+}
+
+/// Keyshift's outputs for every case of a suite's file whose documented fix makes it differ from
+/// the original, as `{case id: {field: value}}` in the case's own format: what
+/// `conformance_fixed.json` records under the suite's name. Written once, read by a person,
+/// committed; [`run_suite`] then holds Keyshift's fixes to it.
+pub fn record_fixes(suite: Suite, json: &str) -> Result<Value, ConformanceError> {
+    let file: Value = serde_json::from_str(json)?;
+    let fixed = file.get("fixed_settings").cloned().unwrap_or(Value::Null);
+    let outputs = |case: &Value| match suite {
+        Suite::A1111 => a1111_outputs(case, Fidelity::Keyshift),
+        Suite::ShiftAttention => shift_outputs(case, &fixed, Fidelity::Keyshift),
+        _ => Ok(Value::Null),
+    };
+    let check = |case: &Value| match suite {
+        Suite::A1111 => a1111_case(case, Fidelity::Keyshift),
+        Suite::ShiftAttention => shift_case(case, &fixed, Fidelity::Keyshift),
+        _ => Ok(None),
+    };
+    let mut record = serde_json::Map::new();
+    for case in file
+        .get("cases")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let id = case.get("id").and_then(Value::as_str);
+        if let (Some(id), Some(_)) = (id, fix_for(case))
+            && check(case)?.is_some()
+        {
+            record.insert(id.to_owned(), outputs(case)?);
+        }
+    }
+    Ok(Value::Object(record))
 }
 
 /// How cases are judged.
@@ -345,7 +407,12 @@ enum Mode {
     Original,
 }
 
-fn run_suite_with(suite: Suite, json: &str, mode: Mode) -> Result<Report, ConformanceError> {
+fn run_suite_with(
+    suite: Suite,
+    json: &str,
+    mode: Mode,
+    fixes: &Value,
+) -> Result<Report, ConformanceError> {
     let file: Value = serde_json::from_str(json)?;
     let mut report = Report {
         suite,
@@ -354,23 +421,28 @@ fn run_suite_with(suite: Suite, json: &str, mode: Mode) -> Result<Report, Confor
         deviations: Vec::new(),
     };
     match suite {
-        Suite::A1111 => run_cases(&file, "cases", mode, &mut report, a1111_case)?,
+        Suite::A1111 => run_cases(&file, "cases", mode, fixes, &mut report, a1111_case)?,
         Suite::ShiftAttention => {
             let fixed = file.get("fixed_settings").cloned().unwrap_or(Value::Null);
-            run_cases(&file, "cases", mode, &mut report, |case, fidelity| {
-                shift_case(case, &fixed, fidelity)
-            })?;
+            run_cases(
+                &file,
+                "cases",
+                mode,
+                fixes,
+                &mut report,
+                |case, fidelity| shift_case(case, &fixed, fidelity),
+            )?;
         }
         Suite::ClipTokens => {
             let tokenizer = clip_tokenizer()?;
-            run_cases(&file, "vectors", mode, &mut report, |case, _| {
+            run_cases(&file, "vectors", mode, fixes, &mut report, |case, _| {
                 clip_case(&tokenizer, case)
             })?;
         }
-        Suite::ParseqLang => run_cases(&file, "cases", mode, &mut report, |case, _| {
+        Suite::ParseqLang => run_cases(&file, "cases", mode, fixes, &mut report, |case, _| {
             crate::parseq::cases::lang_case(case).map_err(ConformanceError::Format)
         })?,
-        Suite::ParseqRender => run_cases(&file, "cases", mode, &mut report, |case, _| {
+        Suite::ParseqRender => run_cases(&file, "cases", mode, fixes, &mut report, |case, _| {
             crate::parseq::cases::render_case(case).map_err(ConformanceError::Format)
         })?,
     }
@@ -396,6 +468,7 @@ fn run_cases(
     file: &Value,
     key: &str,
     mode: Mode,
+    fixes: &Value,
     report: &mut Report,
     mut check: impl FnMut(&Value, Fidelity) -> Result<Option<Mismatch>, ConformanceError>,
 ) -> Result<(), ConformanceError> {
@@ -408,47 +481,112 @@ fn run_cases(
             .get("id")
             .and_then(Value::as_str)
             .map_or_else(|| format!("{key}-{n:03}"), str::to_owned);
-        judge(report, id, case, mode, &mut check)?;
+        judge(report, id, case, mode, fixes, &mut check)?;
     }
     Ok(())
 }
 
-/// Decides one case: pass, documented deviation, or failure.
+/// What became of one case.
+enum Verdict {
+    Pass,
+    /// A documented fix; `checked` when Keyshift's output equalled the one recorded for it.
+    Deviation {
+        decision: &'static str,
+        checked: bool,
+    },
+    Fail(Mismatch),
+}
+
+/// Decides one case: pass, documented deviation, or failure. A case that does not have the
+/// documented shape is a failure of that case; the suite goes on.
 fn judge(
     report: &mut Report,
     id: String,
     case: &Value,
     mode: Mode,
+    fixes: &Value,
     check: &mut impl FnMut(&Value, Fidelity) -> Result<Option<Mismatch>, ConformanceError>,
 ) -> Result<(), ConformanceError> {
+    let verdict = match verdict(case, mode, fixes.get(&id), check) {
+        Err(ConformanceError::Format(message)) => Verdict::Fail((
+            "case".to_owned(),
+            json!("a case of the documented shape"),
+            json!(message),
+        )),
+        other => other?,
+    };
+    match verdict {
+        Verdict::Pass => report.passed += 1,
+        Verdict::Deviation { decision, checked } => {
+            report.passed += 1;
+            report.deviations.push(Deviation {
+                id,
+                decision,
+                checked,
+            });
+        }
+        Verdict::Fail((field, expected, got)) => report.failures.push(Failure {
+            id,
+            field,
+            expected: compact(&expected),
+            got: compact(&got),
+        }),
+    }
+    Ok(())
+}
+
+/// A case with a fix decision and a recorded fixed output must produce exactly that output, and
+/// its original reading must still be reproduced exactly with [`Fidelity::Original`]. Without a
+/// record (a case file we have not seen), the fix may differ from the original only where the
+/// original reading is still reproduced: that deviation is reported as not checked.
+fn verdict(
+    case: &Value,
+    mode: Mode,
+    record: Option<&Value>,
+    check: &mut impl FnMut(&Value, Fidelity) -> Result<Option<Mismatch>, ConformanceError>,
+) -> Result<Verdict, ConformanceError> {
+    let fix = fix_for(case).filter(|_| mode == Mode::Keyshift);
+    if let (Some(fix), Some(record)) = (fix, record) {
+        if let Some(m) = check(&overlay(case, record), Fidelity::Keyshift)? {
+            return Ok(Verdict::Fail(renamed("fixed ", m)));
+        }
+        if let Some(m) = check(case, Fidelity::Original)? {
+            return Ok(Verdict::Fail(renamed("original ", m)));
+        }
+        return Ok(Verdict::Deviation {
+            decision: fix.name,
+            checked: true,
+        });
+    }
     let fidelity = match mode {
         Mode::Keyshift => Fidelity::Keyshift,
         Mode::Original => Fidelity::Original,
     };
-    let Some((field, expected, got)) = check(case, fidelity)? else {
-        report.passed += 1;
-        return Ok(());
+    let Some(mismatch) = check(case, fidelity)? else {
+        return Ok(Verdict::Pass);
     };
-    if let Some(fix) = fix_for(case).filter(|_| mode == Mode::Keyshift) {
-        // lark's reading depends on the hash seed; the file lists the readings of 16 seeds, a
-        // sample of those possible, and Keyshift's fixed rule may pick another possible one.
-        let hash_seed_reading = fix.name == HASH_SEED_QUIRK && field == "schedules";
-        if hash_seed_reading || check(case, Fidelity::Original)?.is_none() {
-            report.passed += 1;
-            report.deviations.push(Deviation {
-                id,
-                decision: fix.name,
-            });
-            return Ok(());
+    match fix {
+        Some(fix) if check(case, Fidelity::Original)?.is_none() => Ok(Verdict::Deviation {
+            decision: fix.name,
+            checked: false,
+        }),
+        _ => Ok(Verdict::Fail(mismatch)),
+    }
+}
+
+fn renamed(prefix: &str, (field, expected, got): Mismatch) -> Mismatch {
+    (format!("{prefix}{field}"), expected, got)
+}
+
+/// The case with the recorded fields put in place of its own.
+fn overlay(case: &Value, record: &Value) -> Value {
+    let mut case = case.clone();
+    if let (Some(c), Some(r)) = (case.as_object_mut(), record.as_object()) {
+        for (k, v) in r {
+            c.insert(k.clone(), v.clone());
         }
     }
-    report.failures.push(Failure {
-        id,
-        field,
-        expected: compact(&expected),
-        got: compact(&got),
-    });
-    Ok(())
+    case
 }
 
 fn compact(v: &Value) -> String {
@@ -471,6 +609,10 @@ fn str_field<'v>(case: &'v Value, name: &str) -> Result<&'v str, ConformanceErro
 pub fn json_close(a: &Value, b: &Value) -> bool {
     match (a, b) {
         (Value::Number(x), Value::Number(y)) => match (x.as_f64(), y.as_f64()) {
+            // `-0` and `0` are different values (JSON can write both).
+            (Some(x), Some(y)) if x == 0.0 && y == 0.0 => {
+                x.is_sign_negative() == y.is_sign_negative()
+            }
             (Some(x), Some(y)) => x == y || (x - y).abs() <= 1e-12 * x.abs().max(y.abs()),
             _ => x == y,
         },
@@ -505,30 +647,45 @@ const SCHEDULE_VARIANTS: [(&str, u32, Option<u32>, bool); 6] = [
 ];
 
 fn a1111_case(case: &Value, fidelity: Fidelity) -> Result<Option<Mismatch>, ConformanceError> {
+    let got = a1111_outputs(case, fidelity)?;
+    let expected_multicond = field(case, "multicond")?;
+    Ok(a1111_attention(case, &got)
+        .or_else(|| a1111_schedules(case, &got["schedules"]))
+        .or_else(|| compare("multicond", expected_multicond, got["multicond"].clone())))
+}
+
+/// Keyshift's outputs for an a1111 case, as the case's own fields.
+fn a1111_outputs(case: &Value, fidelity: Fidelity) -> Result<Value, ConformanceError> {
     let prompt = str_field(case, "prompt")?;
-    if let Some(m) = a1111_attention(case, prompt, fidelity) {
-        return Ok(Some(m));
-    }
-    if let Some(m) = a1111_schedules(case, prompt)? {
-        return Ok(Some(m));
-    }
-    let parts: Vec<Value> = split_and(prompt)
+    let (attention, error) = match parse_attention_pairs(prompt, fidelity) {
+        Ok(pairs) => (
+            Value::Array(pairs.into_iter().map(|(t, w)| json!([t, w])).collect()),
+            Value::Null,
+        ),
+        Err(_) => (Value::Null, json!({"type": "ValueError"})),
+    };
+    let multicond: Vec<Value> = split_and(prompt)
         .into_iter()
         .map(|p| json!({"text": p.text, "weight": p.weight}))
         .collect();
-    Ok(compare(
-        "multicond",
-        field(case, "multicond")?,
-        Value::Array(parts),
-    ))
+    Ok(json!({
+        "parse_prompt_attention": attention,
+        "parse_prompt_attention_error": error,
+        "schedules": a1111_schedule_values(prompt),
+        "nondeterministic_schedules": null,
+        "multicond": multicond,
+    }))
 }
 
-fn a1111_attention(case: &Value, prompt: &str, fidelity: Fidelity) -> Option<Mismatch> {
-    let got = match parse_attention_pairs(prompt, fidelity) {
-        Ok(pairs) => Value::Array(pairs.into_iter().map(|(t, w)| json!([t, w])).collect()),
-        Err(_) => json!({"type": "ValueError"}),
+fn a1111_attention(case: &Value, got: &Value) -> Option<Mismatch> {
+    let got = match &got["parse_prompt_attention_error"] {
+        Value::Null => got["parse_prompt_attention"].clone(),
+        error => error.clone(),
     };
-    match case.get("parse_prompt_attention_error") {
+    let expected_error = case
+        .get("parse_prompt_attention_error")
+        .filter(|e| !e.is_null());
+    match expected_error {
         Some(err) => {
             let expected = json!({"type": err.get("type").cloned().unwrap_or(Value::Null)});
             compare("parse_prompt_attention_error", &expected, got)
@@ -541,9 +698,8 @@ fn a1111_attention(case: &Value, prompt: &str, fidelity: Fidelity) -> Option<Mis
     }
 }
 
-/// Schedules of all variants; a hash-seed-dependent case may match any of the readings the
-/// original produced.
-fn a1111_schedules(case: &Value, prompt: &str) -> Result<Option<Mismatch>, ConformanceError> {
+/// The schedules of every variant the a1111 files record.
+fn a1111_schedule_values(prompt: &str) -> Value {
     let mut got = serde_json::Map::new();
     for (key, base_steps, hires_steps, old_scheduling) in SCHEDULE_VARIANTS {
         let options = ScheduleOptions {
@@ -560,10 +716,17 @@ fn a1111_schedules(case: &Value, prompt: &str) -> Result<Option<Mismatch>, Confo
         };
         got.insert(key.to_owned(), value);
     }
-    let got = Value::Object(got);
-    let expected = field(case, "schedules")?;
+    Value::Object(got)
+}
+
+/// Schedules of all variants; a hash-seed-dependent case may match any of the readings the
+/// original produced.
+fn a1111_schedules(case: &Value, got: &Value) -> Option<Mismatch> {
+    let got = got.clone();
+    let null = Value::Null;
+    let expected = case.get("schedules").unwrap_or(&null);
     if json_close(expected, &got) {
-        return Ok(None);
+        return None;
     }
     let variants = case
         .get("nondeterministic_schedules")
@@ -573,7 +736,7 @@ fn a1111_schedules(case: &Value, prompt: &str) -> Result<Option<Mismatch>, Confo
     let any_variant = variants
         .iter()
         .any(|v| v.get("schedules").is_some_and(|s| json_close(s, &got)));
-    Ok((!any_variant).then(|| ("schedules".to_owned(), expected.clone(), got)))
+    (!any_variant).then(|| ("schedules".to_owned(), expected.clone(), got))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -584,56 +747,76 @@ fn shift_case(
     fixed: &Value,
     fidelity: Fidelity,
 ) -> Result<Option<Mismatch>, ConformanceError> {
+    let got = shift_outputs(case, fixed, fidelity)?;
+    if case.get("expect_error").and_then(Value::as_bool) == Some(true) {
+        return Ok(shift_error_mismatch(case, &got));
+    }
+    let expected = field(case, "expected")?;
+    if got["expect_error"] == Value::Bool(true) {
+        let error = json!({"error": got["error"]["message"]});
+        return Ok(Some(("frames".to_owned(), expected.clone(), error)));
+    }
+    Ok(compare_run(expected, &got["expected"]))
+}
+
+/// Keyshift's outputs for a shift-attention case, as the case's own fields.
+fn shift_outputs(
+    case: &Value,
+    fixed: &Value,
+    fidelity: Fidelity,
+) -> Result<Value, ConformanceError> {
     let input = field(case, "input")?;
     let request = shift_request(input)?;
     let settings = run_settings(input);
     let mut similarity = fake_ssim(input.get("ssim"));
-    let result = run(&request, settings, fidelity, &mut similarity);
-    if case.get("expect_error").and_then(Value::as_bool) == Some(true) {
-        return Ok(shift_error_mismatch(case, result));
-    }
-    let expected = field(case, "expected")?;
-    let Ok(run) = result else {
-        let got = json!({"error": result.err().map(|f| f.error.to_string())});
-        return Ok(Some(("frames".to_owned(), expected.clone(), got)));
-    };
-    let header = info_header(&request, input, fixed);
-    Ok(compare_run(expected, &run, &header))
-}
-
-fn compare_run(expected: &Value, run: &ShiftRun, header: &InfoHeader) -> Option<Mismatch> {
     let frames = |v: &[crate::shift::run::RunFrame]| serde_json::to_value(v).unwrap_or_default();
+    Ok(match run(&request, settings, fidelity, &mut similarity) {
+        Ok(run) => {
+            let header = info_header(&request, input, fixed);
+            json!({
+                "expect_error": false,
+                "expected": {
+                    "frames": frames(&run.frames),
+                    "generation_calls": frames(&run.generation_calls),
+                    "info_txt": info_text(&header, &run),
+                },
+            })
+        }
+        Err(failure) => json!({
+            "expect_error": true,
+            "error": {
+                "type": failure.error.python_type(),
+                "message": failure.error.to_string(),
+            },
+            "frames_generated_before_error": frames(&failure.generated),
+        }),
+    })
+}
+
+fn compare_run(expected: &Value, got: &Value) -> Option<Mismatch> {
     let null = Value::Null;
-    let get = |k: &str| expected.get(k).unwrap_or(&null);
-    compare("frames", get("frames"), frames(&run.frames))
-        .or_else(|| {
-            compare(
-                "generation_calls",
-                get("generation_calls"),
-                frames(&run.generation_calls),
-            )
-        })
-        .or_else(|| {
-            compare(
-                "info_txt",
-                get("info_txt"),
-                Value::String(info_text(header, run)),
-            )
+    let pair = |k: &str| (expected.get(k).unwrap_or(&null), got[k].clone());
+    ["frames", "generation_calls", "info_txt"]
+        .into_iter()
+        .find_map(|k| {
+            let (e, g) = pair(k);
+            compare(k, e, g)
         })
 }
 
-fn shift_error_mismatch(case: &Value, result: Result<ShiftRun, RunFailure>) -> Option<Mismatch> {
+fn shift_error_mismatch(case: &Value, got: &Value) -> Option<Mismatch> {
     let null = Value::Null;
     let expected = json!({
         "type": case.get("error").and_then(|e| e.get("type")).unwrap_or(&null),
         "frames_generated_before_error": case.get("frames_generated_before_error").unwrap_or(&null),
     });
-    let got = match result {
-        Ok(run) => json!({"type": null, "frames": run.frames.len()}),
-        Err(failure) => json!({
-            "type": failure.error.python_type(),
-            "frames_generated_before_error": serde_json::to_value(&failure.generated).unwrap_or_default(),
-        }),
+    let got = if got["expect_error"] == Value::Bool(true) {
+        json!({
+            "type": got["error"]["type"],
+            "frames_generated_before_error": got["frames_generated_before_error"],
+        })
+    } else {
+        json!({"type": null, "frames": got["expected"]["frames"].as_array().map_or(0, Vec::len)})
     };
     compare("error", &expected, got)
 }
@@ -649,7 +832,9 @@ fn shift_request(input: &Value) -> Result<ShiftRequest, ConformanceError> {
         negative_prompt: str_field(input, "negative_prompt")?.to_owned(),
         steps: int("steps")?,
         seed: int("seed")?,
-        cfg_scale: field(input, "cfg_scale")?.as_f64().unwrap_or(7.0),
+        cfg_scale: field(input, "cfg_scale")?
+            .as_f64()
+            .ok_or_else(|| ConformanceError::Format("`cfg_scale` is not a number".to_owned()))?,
         remove_zero_strength: input
             .get("rm_zero_strength")
             .and_then(Value::as_bool)
@@ -758,10 +943,16 @@ fn clip_case(
     case: &Value,
 ) -> Result<Option<Mismatch>, ConformanceError> {
     let prompt = str_field(case, "prompt")?;
-    for (key, family) in [
+    let keys = [
         ("sd1_ids_77_eos_pad", ModelFamily::Sd1),
         ("clip_tokenize_77_zero_pad", ModelFamily::Sd2),
-    ] {
+    ];
+    if keys.iter().all(|(key, _)| case.get(key).is_none()) {
+        return Err(ConformanceError::Format(
+            "a vector has neither `sd1_ids_77_eos_pad` nor `clip_tokenize_77_zero_pad`".to_owned(),
+        ));
+    }
+    for (key, family) in keys {
         let Some(expected) = case.get(key) else {
             continue;
         };

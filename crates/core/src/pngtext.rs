@@ -21,6 +21,39 @@ pub enum PngError {
     /// The bytes are not a readable PNG.
     #[error("not a readable PNG: {0}")]
     Decode(String),
+    /// The header claims more pixels than Keyshift decodes (checked before any pixel buffer is
+    /// allocated).
+    #[error(
+        "the image is {width}×{height} ({} megapixels); Keyshift reads images up to {} megapixels \
+         and {MAX_IMAGE_SIDE} pixels a side",
+        megapixels(*width, *height),
+        MAX_IMAGE_PIXELS / 1_000_000
+    )]
+    TooLarge {
+        /// Width claimed by the header.
+        width: u32,
+        /// Height claimed by the header.
+        height: u32,
+    },
+}
+
+/// The most pixels an image may have to be decoded (init images, ControlNet hints, video frames):
+/// 64 megapixels, four times a 4K frame — 192 MiB as RGB.
+pub const MAX_IMAGE_PIXELS: u64 = 64_000_000;
+/// The longest side an image may have to be decoded.
+pub const MAX_IMAGE_SIDE: u32 = 16_384;
+
+fn megapixels(width: u32, height: u32) -> u64 {
+    (u64::from(width) * u64::from(height)).div_ceil(1_000_000)
+}
+
+/// Refuses sizes beyond [`MAX_IMAGE_PIXELS`] and [`MAX_IMAGE_SIDE`], for any image decoder.
+pub fn check_image_size(width: u32, height: u32) -> Result<(), PngError> {
+    let pixels = u64::from(width) * u64::from(height);
+    if pixels > MAX_IMAGE_PIXELS || width > MAX_IMAGE_SIDE || height > MAX_IMAGE_SIDE {
+        return Err(PngError::TooLarge { width, height });
+    }
+    Ok(())
 }
 
 /// Encodes 8-bit RGB pixels with `(keyword, text)` chunks.
@@ -101,6 +134,7 @@ pub fn decode_rgb(bytes: &[u8]) -> Result<(usize, usize, Vec<u8>), PngError> {
     let mut decoder = png::Decoder::new(std::io::Cursor::new(bytes));
     decoder.set_transformations(png::Transformations::EXPAND | png::Transformations::STRIP_16);
     let mut reader = decoder.read_info().map_err(dec)?;
+    check_image_size(reader.info().width, reader.info().height)?;
     let mut buf = vec![
         0;
         reader

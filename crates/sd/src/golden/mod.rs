@@ -1,6 +1,11 @@
 //! `sd-golden`: checks the engine against reference tensors from diffusers, in the fixture format
-//! of `fixtures/tiny-sd1` (model files + `golden.json` + `golden.safetensors`). Every entry the
-//! runner recognises is checked, for every model layout the fixture holds; the rest is skipped.
+//! of `fixtures/tiny-sd1` (model files + `golden.json` + `golden.safetensors`), for every model
+//! layout the fixture holds. The fixture drives the run: the cases and tables its `golden.json`
+//! lists are run, and each output is compared where the fixture has its reference tensor. What
+//! the runner knows but cannot check (a sampler Keyshift does not have, a case marked `optional`
+//! that cannot run) is counted as skipped, with the reason; a reference tensor, table, sampler or
+//! case it does not recognise is a failure, and so is a check the engine could not run (a panic
+//! included) — the others still run.
 
 mod modules;
 mod pipelines;
@@ -36,6 +41,8 @@ pub struct Check {
 pub struct GoldenReport {
     /// In the order they ran.
     pub checks: Vec<Check>,
+    /// What was not checked: `(name, why)`.
+    pub skipped: Vec<(String, String)>,
 }
 
 impl GoldenReport {
@@ -44,22 +51,47 @@ impl GoldenReport {
         !self.checks.is_empty() && self.checks.iter().all(|c| c.passed)
     }
 
-    /// One line per failure, then `N passed, N failed`.
+    /// One line per failure, one per skipped entry, then `N passed, N failed, N skipped`.
     pub fn render(&self) -> String {
         let mut out = String::new();
         for c in self.checks.iter().filter(|c| !c.passed) {
             out.push_str(&format!("FAIL {}: {}\n", c.name, c.detail));
         }
+        for (name, why) in &self.skipped {
+            out.push_str(&format!("skipped {name}: {why}\n"));
+        }
         let passed = self.checks.iter().filter(|c| c.passed).count();
         out.push_str(&format!(
-            "{passed} passed, {} failed",
-            self.checks.len() - passed
+            "{passed} passed, {} failed, {} skipped",
+            self.checks.len() - passed,
+            self.skipped.len()
         ));
         out
     }
 
     pub(crate) fn push(&mut self, check: Check) {
         self.checks.push(check);
+    }
+
+    pub(crate) fn fail(&mut self, name: impl Into<String>, detail: impl Into<String>) {
+        self.push(Check {
+            name: name.into(),
+            passed: false,
+            detail: detail.into(),
+        });
+    }
+
+    pub(crate) fn skip(&mut self, name: impl Into<String>, why: impl Into<String>) {
+        self.skipped.push((name.into(), why.into()));
+    }
+
+    /// A case that could not run: skipped when the fixture marks it `optional`, else a failure.
+    pub(crate) fn cannot_run(&mut self, case: &Value, name: String, why: &str) {
+        if case.get("optional").and_then(Value::as_bool) == Some(true) {
+            self.skip(name, format!("optional, {why}"));
+        } else {
+            self.fail(name, why);
+        }
     }
 }
 
@@ -116,6 +148,8 @@ pub struct Golden {
     /// The description (`golden.json`).
     pub json: Value,
     tensors: SafetensorsFile,
+    /// The reference tensors a check has read.
+    used: std::collections::BTreeSet<String>,
 }
 
 impl Golden {
@@ -134,7 +168,37 @@ impl Golden {
         Ok(Self {
             json,
             tensors: SafetensorsFile::open("golden.safetensors", source)?,
+            used: std::collections::BTreeSet::new(),
         })
+    }
+
+    /// Whether the fixture has the reference tensor `name`.
+    pub fn has(&self, name: &str) -> bool {
+        self.tensors.entries().contains_key(name)
+    }
+
+    /// Reference tensors no check has read.
+    pub fn unused(&self) -> Vec<String> {
+        let entries = self.tensors.entries().keys();
+        entries
+            .filter(|k| !self.used.contains(*k))
+            .cloned()
+            .collect()
+    }
+
+    /// An integer reference tensor (`te.input_ids`) as `i64`s.
+    pub fn ints(&mut self, name: &str) -> Option<Vec<i64>> {
+        let (entry, bytes) = self.tensors.read_bytes(name).ok()?;
+        self.used.insert(name.to_owned());
+        let size = entry.dtype.size();
+        let int = |c: &[u8]| -> Option<i64> {
+            Some(match size {
+                8 => i64::from_le_bytes(c.try_into().ok()?),
+                4 => i64::from(i32::from_le_bytes(c.try_into().ok()?)),
+                _ => return None,
+            })
+        };
+        bytes.chunks(size.max(1)).map(int).collect()
     }
 
     /// A reference tensor and its shape; `name[a:b]` selects rows `a..b` of the first axis.
@@ -151,6 +215,7 @@ impl Golden {
         };
         let shape = self.tensors.entries().get(base)?.shape.clone();
         let values = self.tensors.read_f32(base).ok()?;
+        self.used.insert(base.to_owned());
         match rows {
             None => Some((values, shape)),
             Some((a, b)) => {
@@ -225,23 +290,48 @@ pub fn load_layout(
     SdModel::load_single_file(file, yaml.as_deref(), hint.as_ref(), device)
 }
 
-/// Runs every recognised check for every layout.
+/// Runs every check the fixture lists, for every layout.
 pub fn run(folder: &dyn Folder, device: &Device) -> Result<GoldenReport, GoldenError> {
     let mut golden = Golden::open(folder)?;
     let mut report = GoldenReport::default();
-    schedules::check(&mut golden, &mut report);
+    guarded(&mut report, "schedule", |report| {
+        schedules::check(&mut golden, report);
+    });
+    let mut loaded = 0;
     for (label, path) in golden.layouts() {
         match load_layout(folder, &golden, label, &path, device) {
             Ok(model) => {
-                check_model(&model, &mut golden, label, device, &mut report);
-                pipelines::check(&model, &mut golden, label, device, &mut report);
+                loaded += 1;
+                guarded(&mut report, label, |report| {
+                    check_model(&model, &mut golden, label, device, report);
+                });
+                guarded(&mut report, label, |report| {
+                    pipelines::check(&model, &mut golden, label, device, report);
+                });
             }
-            Err(e) => report.push(Check {
-                name: format!("{label}/load"),
-                passed: false,
-                detail: e.to_string(),
-            }),
+            Err(e) => report.fail(format!("{label}/load"), e.to_string()),
+        }
+    }
+    if loaded > 0 {
+        for name in golden.unused() {
+            report.fail(name, "a reference tensor that no check recognised");
         }
     }
     Ok(report)
+}
+
+/// Runs checks, turning a panic of the engine into a failure so that the others still run.
+pub(super) fn guarded(report: &mut GoldenReport, label: &str, f: impl FnOnce(&mut GoldenReport)) {
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(report)));
+    if let Err(panic) = outcome {
+        let message = panic
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+            .unwrap_or_else(|| "no message".to_owned());
+        report.fail(
+            format!("{label}/panic"),
+            format!("the engine panicked: {message}"),
+        );
+    }
 }

@@ -28,14 +28,6 @@ pub(super) fn to_vec<const D: usize>(t: Tensor<D>) -> Vec<f32> {
         .unwrap_or_default()
 }
 
-pub(super) fn missing(name: String) -> Check {
-    Check {
-        name,
-        passed: false,
-        detail: "reference tensor missing from golden.safetensors".into(),
-    }
-}
-
 fn check_text_encoder(
     model: &SdModel,
     golden: &mut Golden,
@@ -61,15 +53,20 @@ fn check_text_encoder(
     else {
         return;
     };
+    check_token_ids(model, golden, label, &ids, report);
     // A single file can hold more text-encoder layers than the diffusers model uses (OpenCLIP's 24
     // vs 23): the reference "last" layer is then the model's native CLIP-skip layer.
     let offset = model.info.native_clip_skip.saturating_sub(1);
     let layers = model.clip.num_layers().saturating_sub(offset);
     let states = model.clip.hidden_states(&ids, layers);
     let n = states.len();
-    let last = model.clip.final_norm(states[n - 1].clone());
+    let (Some(first), Some(last)) = (states.first(), states.last()) else {
+        report.fail(format!("{label}/te"), "the text encoder returned no states");
+        return;
+    };
+    let (first, last) = (first.clone(), model.clip.final_norm(last.clone()));
     let mut outputs: BTreeMap<&str, Vec<f32>> = BTreeMap::new();
-    outputs.insert("te.embeddings", to_vec(states[0].clone()));
+    outputs.insert("te.embeddings", to_vec(first));
     outputs.insert("te.last_hidden_state", to_vec(last.clone()));
     if n >= 2 {
         outputs.insert("te.penultimate_hidden_state", to_vec(states[n - 2].clone()));
@@ -79,13 +76,56 @@ fn check_text_encoder(
         );
     }
     outputs.insert("te.pooler_output", to_vec(model.clip.pooled(last, &ids)));
+    // Only the outputs this fixture has references for (another model's fixture may have fewer).
     for (name, got) in outputs {
-        let check_name = format!("{label}/{name}");
-        match golden.tensor(name) {
-            Some((want, _)) => report.push(compare(&check_name, &got, &want, MODULE_TOLERANCE)),
-            None => report.push(missing(check_name)),
+        if let Some((want, _)) = golden.tensor(name) {
+            let check_name = format!("{label}/{name}");
+            report.push(compare(&check_name, &got, &want, MODULE_TOLERANCE));
         }
     }
+}
+
+/// Keyshift's tokenizer gives the fixture's token ids for its prompts (`text_encoder.prompts`
+/// against `text_encoder.input_ids` and the `te.input_ids` tensor).
+fn check_token_ids(
+    model: &SdModel,
+    golden: &mut Golden,
+    label: &str,
+    ids: &[Vec<u32>],
+    report: &mut GoldenReport,
+) {
+    let name = format!("{label}/te.input_ids");
+    let want: Vec<i64> = ids.iter().flatten().map(|&i| i64::from(i)).collect();
+    if golden.has("te.input_ids") && golden.ints("te.input_ids").as_ref() != Some(&want) {
+        report.fail(
+            &name,
+            "golden.json's input_ids differ from the te.input_ids tensor",
+        );
+        return;
+    }
+    let Some(prompts) = golden.json["text_encoder"]["prompts"].as_array().cloned() else {
+        report.skip(name, "the fixture lists no prompts for its input_ids");
+        return;
+    };
+    let Ok(tokenizer) = keyshift_core::tokens::ClipTokenizer::embedded() else {
+        report.fail(name, "the embedded tokenizer did not load");
+        return;
+    };
+    let family = crate::generate::family(model);
+    let got: Option<Vec<i64>> = prompts
+        .iter()
+        .map(|p| {
+            let ids = tokenizer.context_ids(p.as_str()?, family).ok()?;
+            Some(ids.into_iter().map(i64::from).collect::<Vec<_>>())
+        })
+        .collect::<Option<Vec<_>>>()
+        .map(|rows| rows.concat());
+    let passed = got.as_ref() == Some(&want);
+    report.push(Check {
+        name,
+        passed,
+        detail: format!("{} prompts tokenized", prompts.len()),
+    });
 }
 
 pub(super) fn tensor4(values: Vec<f32>, shape: &[usize], device: &Device) -> Option<Tensor<4>> {
@@ -121,6 +161,8 @@ fn check_unet(
             case["context"].as_str(),
             case["timestep"].as_f64(),
         ) else {
+            let why = "the case lacks its sample, context or timestep";
+            report.cannot_run(&case, check_name, why);
             continue;
         };
         let inputs = golden
@@ -128,7 +170,8 @@ fn check_unet(
             .zip(golden.tensor(context))
             .zip(golden.tensor(&name));
         let Some((((x, xs), (c, cs)), (want, _))) = inputs else {
-            report.push(missing(check_name));
+            let why = "a reference tensor of the case is missing from golden.safetensors";
+            report.cannot_run(&case, check_name, why);
             continue;
         };
         let (Some(x), Some(c)) = (tensor4(x, &xs, device), tensor3(c, &cs, device)) else {
@@ -139,7 +182,11 @@ fn check_unet(
             });
             continue;
         };
-        let got = to_vec(model.unet.forward(x, t, &c, &mut NoHook));
+        let mut got = None;
+        super::guarded(report, &check_name, |_| {
+            got = Some(to_vec(model.unet.forward(x, t, &c, &mut NoHook)));
+        });
+        let Some(got) = got else { continue };
         report.push(compare(&check_name, &got, &want, MODULE_TOLERANCE));
         check_time(model, golden, label, t, report);
     }

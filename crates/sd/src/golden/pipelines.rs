@@ -4,6 +4,7 @@
 use burn::tensor::{Device, Tensor};
 use keyshift_core::schedule::{NoiseSchedule, Prediction, Sampler, StepPlan};
 use keyshift_core::tokens::ClipTokenizer;
+use serde_json::Value;
 
 use super::modules::{tensor4, to_vec};
 use super::{Check, Golden, GoldenReport, PIPELINE_TOLERANCE, compare, schedules};
@@ -50,8 +51,13 @@ pub(super) fn check(
     report: &mut GoldenReport,
 ) {
     let p = golden.json["pipeline"].clone();
+    if p.is_null() {
+        return;
+    }
     let (Some(prompt), Some(steps)) = (p["prompt"].as_str(), p["num_inference_steps"].as_u64())
     else {
+        let why = "the pipeline lacks its prompt or num_inference_steps";
+        report.cannot_run(&p, format!("{label}/pipe"), why);
         return;
     };
     let negative = p["negative_prompt"].as_str().unwrap_or("");
@@ -77,18 +83,24 @@ pub(super) fn check(
         report.push(fail("pipe", "no usable scheduler config"));
         return;
     };
+    let keys: Vec<(String, Value)> = p["schedulers"]
+        .as_object()
+        .map(|o| o.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+        .unwrap_or_default();
     let Some((noise, shape)) = golden.tensor("pipe.init_noise") else {
+        if !keys.is_empty() {
+            report.cannot_run(&p, format!("{label}/pipe"), "pipe.init_noise is missing");
+        }
         return;
     };
-    let keys: Vec<String> = p["schedulers"]
-        .as_object()
-        .map(|o| o.keys().cloned().collect())
-        .unwrap_or_default();
-    for key in keys {
+    for (key, entry) in keys {
+        let case_name = format!("{label}/pipe.{key}");
         let Some(sampler) = sampler_for(&key) else {
+            report.cannot_run(&entry, case_name, "a sampler the runner does not know");
             continue;
         };
         let Some(init) = tensor4(noise.clone(), &shape, device) else {
+            report.fail(case_name, "pipe.init_noise is not a 4-d tensor");
             continue;
         };
         run_one(

@@ -68,17 +68,40 @@ pub(super) fn check(golden: &mut Golden, report: &mut GoldenReport) {
         return;
     };
     for (n, tables) in steps {
-        let Ok(n) = n.parse::<usize>() else { continue };
-        let Some(tables) = tables.as_object() else {
+        let (Ok(n), Some(tables)) = (n.parse::<usize>(), tables.as_object()) else {
+            report.fail(format!("schedule/{n}"), "not a step count with tables");
             continue;
         };
         for (key, table) in tables {
-            if let Some(case) = case_for(key) {
-                check_table(&base, &schedule, n, key, case, table, report);
+            let name = format!("schedule/{n}/{key}");
+            match case_for(key) {
+                Some(case) => check_table(&base, &schedule, n, key, case, table, report),
+                None if NOT_KEYSHIFT_SAMPLERS.contains(&key.as_str()) => {
+                    report.skip(name, "not one of Keyshift's samplers");
+                }
+                None => {
+                    report.cannot_run(table, name, "a scheduler table the runner does not know")
+                }
             }
         }
     }
 }
+
+/// Scheduler tables of diffusers' samplers that Keyshift does not offer (A1111 has no PLMS for
+/// SD 1.x's default either): known, not checked, counted as skipped.
+const NOT_KEYSHIFT_SAMPLERS: [&str; 2] = ["pndm_plms_leading", "pndm_leading"];
+
+/// The fields of a scheduler table that are compared.
+const TABLE_FIELDS: [&str; 8] = [
+    "timesteps",
+    "sigmas",
+    "init_noise_sigma",
+    "final_alpha_cumprod",
+    "sigma_up",
+    "sigma_down",
+    "model_sigma_min",
+    "model_sigma_max",
+];
 
 #[derive(Clone, Copy)]
 struct Case {
@@ -117,6 +140,11 @@ fn check_table(
     report: &mut GoldenReport,
 ) {
     let name = |field: &str| format!("schedule/{n}/{key}.{field}");
+    for field in table.as_object().into_iter().flat_map(|t| t.keys()) {
+        if !TABLE_FIELDS.contains(&field.as_str()) && field != "optional" {
+            report.fail(name(field), "a table field the runner does not know");
+        }
+    }
     let plan =
         with_spacing(base, case.spacing).and_then(|s| StepPlan::txt2img(&s, case.sampler, n).ok());
     let Some(plan) = plan else {
