@@ -241,3 +241,46 @@ fn an_image_claiming_60000_by_60000_is_refused_from_its_header() {
     }
     assert!(!out.exists());
 }
+
+/// A model whose config claims absurd sizes is refused before anything is allocated, naming the
+/// limit (under the same 4 GiB address space limit).
+#[test]
+fn a_model_config_with_absurd_sizes_is_refused_naming_the_limit() {
+    let dir = std::env::temp_dir().join(format!("keyshift-absurd-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    for sub in ["scheduler", "text_encoder", "tokenizer", "unet", "vae"] {
+        std::fs::create_dir_all(dir.join(sub)).unwrap();
+        for entry in std::fs::read_dir(tiny().join(sub)).unwrap() {
+            let entry = entry.unwrap();
+            std::fs::copy(entry.path(), dir.join(sub).join(entry.file_name())).unwrap();
+        }
+    }
+    std::fs::copy(
+        tiny().join("model_index.json"),
+        dir.join("model_index.json"),
+    )
+    .unwrap();
+    let config = std::fs::read_to_string(dir.join("unet/config.json")).unwrap();
+    let mut config: serde_json::Value = serde_json::from_str(&config).unwrap();
+    config["block_out_channels"] = serde_json::json!([3_000_000_000u64, 64]);
+    std::fs::write(dir.join("unet/config.json"), config.to_string()).unwrap();
+    let out = dir.join("out.png");
+    let output = Command::new("sh")
+        .arg("-c")
+        .arg("ulimit -v 4194304 && exec \"$@\"")
+        .arg("sh")
+        .arg(env!("CARGO_BIN_EXE_keyshift"))
+        .args(["generate", "--model"])
+        .arg(&dir)
+        .args(["--prompt", "x", "--steps", "1", "--size", "64x64", "--out"])
+        .arg(&out)
+        .output()
+        .expect("runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("block_out_channels is 3000000000; Keyshift accepts 1 to 32768"),
+        "{stderr}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

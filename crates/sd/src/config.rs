@@ -80,7 +80,47 @@ impl ClipConfig {
 
     /// Parses a `config.json`; `file` names it in errors.
     pub fn from_json(file: &str, text: &str) -> Result<Self, LoadError> {
-        parse(file, text)
+        let config: Self = parse(file, text)?;
+        within_limits(
+            file,
+            &[
+                ("vocab_size", config.vocab_size, MAX_VOCAB),
+                ("hidden_size", config.hidden_size, MAX_WIDTH),
+                ("intermediate_size", config.intermediate_size, MAX_WIDTH),
+                ("num_hidden_layers", config.num_hidden_layers, MAX_LAYERS),
+                ("num_attention_heads", config.num_attention_heads, MAX_HEADS),
+                (
+                    "max_position_embeddings",
+                    config.max_position_embeddings,
+                    MAX_POSITIONS,
+                ),
+            ],
+        )?;
+        Ok(config)
+    }
+}
+
+/// The largest width (channels, hidden or MLP size) a config may give: 32768, over 6× SD XL's
+/// largest (5120). Checked before anything is allocated, so that a hostile or broken config is
+/// refused with this limit named instead of asking for terabytes.
+pub const MAX_WIDTH: usize = 32_768;
+/// The most layers or levels a config may give.
+pub const MAX_LAYERS: usize = 256;
+/// The most attention heads a config may give.
+pub const MAX_HEADS: usize = 1024;
+/// The largest vocabulary a text encoder config may give (SD's is 49408).
+pub const MAX_VOCAB: usize = 1 << 20;
+/// The longest token sequence a text encoder config may give (SD's is 77).
+pub const MAX_POSITIONS: usize = 8192;
+
+/// Refuses the first `(field, value, limit)` whose value is over its limit (or zero).
+fn within_limits(file: &str, values: &[(&str, usize, usize)]) -> Result<(), LoadError> {
+    match values.iter().find(|(_, v, limit)| *v == 0 || v > limit) {
+        Some((field, value, limit)) => Err(LoadError::Config {
+            file: file.to_owned(),
+            problem: format!("{field} is {value}; Keyshift accepts 1 to {limit}"),
+        }),
+        None => Ok(()),
     }
 }
 
@@ -246,6 +286,20 @@ impl RawUnet {
             .iter()
             .map(|t| t.starts_with("CrossAttn"))
             .collect();
+        let mut limits = vec![
+            ("levels (block_out_channels)", levels, 16),
+            ("in_channels", self.in_channels, MAX_WIDTH),
+            ("out_channels", self.out_channels, MAX_WIDTH),
+            ("layers_per_block", self.layers_per_block, MAX_LAYERS),
+            ("cross_attention_dim", self.cross_attention_dim, MAX_WIDTH),
+        ];
+        limits.extend(
+            self.block_out_channels
+                .iter()
+                .map(|&c| ("block_out_channels", c, MAX_WIDTH)),
+        );
+        limits.extend(heads.iter().map(|&h| ("attention heads", h, MAX_HEADS)));
+        within_limits(file, &limits)?;
         if heads.len() != levels || cross_attention.len() != levels {
             return Err(bad(format!(
                 "{levels} levels but {} head counts and {} down blocks",
@@ -333,7 +387,23 @@ impl VaeConfig {
 
     /// Parses a diffusers `config.json`; `file` names it in errors.
     pub fn from_json(file: &str, text: &str) -> Result<Self, LoadError> {
-        parse(file, text)
+        let config: Self = parse(file, text)?;
+        let mut limits = vec![
+            (
+                "levels (block_out_channels)",
+                config.block_out_channels.len(),
+                16,
+            ),
+            ("in_channels", config.in_channels, MAX_WIDTH),
+            ("out_channels", config.out_channels, MAX_WIDTH),
+            ("layers_per_block", config.layers_per_block, MAX_LAYERS),
+            ("latent_channels", config.latent_channels, MAX_WIDTH),
+            ("norm_num_groups", config.norm_num_groups, MAX_WIDTH),
+        ];
+        let channels = config.block_out_channels.iter();
+        limits.extend(channels.map(|&c| ("block_out_channels", c, MAX_WIDTH)));
+        within_limits(file, &limits)?;
+        Ok(config)
     }
 }
 
@@ -354,6 +424,30 @@ mod tests {
             "layers_per_block":2,"down_block_types":["CrossAttnDownBlock2D","CrossAttnDownBlock2D","CrossAttnDownBlock2D","DownBlock2D"],
             "attention_head_dim":[5,10,20,20],"cross_attention_dim":1024,"use_linear_projection":true,"upcast_attention":true}"#;
         assert_eq!(UnetConfig::from_json("c", text).unwrap(), UnetConfig::sd2());
+    }
+
+    #[test]
+    fn absurd_sizes_are_refused_naming_the_limit() {
+        let unet = r#"{"in_channels":4,"out_channels":4,"block_out_channels":[3000000000,64],
+            "layers_per_block":2,"down_block_types":["DownBlock2D","CrossAttnDownBlock2D"],
+            "attention_head_dim":8,"cross_attention_dim":32}"#;
+        let err = UnetConfig::from_json("unet/config.json", unet).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("block_out_channels is 3000000000; Keyshift accepts 1 to 32768"),
+            "{err}"
+        );
+        let clip = r#"{"vocab_size":49408,"hidden_size":32,"intermediate_size":37,
+            "num_hidden_layers":100000,"num_attention_heads":4,"max_position_embeddings":77,
+            "hidden_act":"quick_gelu"}"#;
+        let err = ClipConfig::from_json("text_encoder/config.json", clip).unwrap_err();
+        assert!(
+            err.to_string().contains("num_hidden_layers is 100000"),
+            "{err}"
+        );
+        let vae = r#"{"block_out_channels":[32,64],"layers_per_block":1,"latent_channels":0}"#;
+        let err = VaeConfig::from_json("vae/config.json", vae).unwrap_err();
+        assert!(err.to_string().contains("latent_channels is 0"), "{err}");
     }
 
     #[test]

@@ -11,6 +11,10 @@ use super::{ByteSource, LoadError};
 
 /// Headers larger than this are refused (real checkpoints have < 1 MB of header).
 pub const MAX_HEADER_BYTES: u64 = 100 * 1024 * 1024;
+/// The longest dimension a tensor may have (the largest in Stable Diffusion is the text
+/// encoder's vocabulary, 49408): a shape like `[0, 4000000000]` holds no bytes but would drive
+/// allocations sized from it.
+pub const MAX_DIMENSION: usize = 1 << 24;
 
 /// The element type of a stored tensor.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -244,6 +248,16 @@ fn parse_entry(
             dtype: raw.dtype,
         });
     };
+    if let Some(d) = raw.shape.iter().find(|&&d| d > MAX_DIMENSION) {
+        return Err(bad_header(
+            name,
+            format!(
+                "tensor `{key}` has shape {:?}: a dimension of {d} is over Keyshift's limit of \
+                 {MAX_DIMENSION}",
+                raw.shape
+            ),
+        ));
+    }
     let [begin, end] = raw.data_offsets;
     let elements = raw
         .shape
@@ -433,6 +447,20 @@ mod tests {
         bytes.extend_from_slice(&[0; 8]);
         let err = SafetensorsFile::open("x", Box::new(MemorySource::new(bytes))).unwrap_err();
         assert!(err.to_string().contains("do not fit"), "{err}");
+    }
+
+    #[test]
+    fn an_absurd_dimension_is_refused_naming_the_limit() {
+        // No bytes (a zero dimension), but a dimension that would size allocations.
+        let header = br#"{"a":{"dtype":"F16","shape":[0,4000000000],"data_offsets":[0,0]}}"#;
+        let mut bytes = (header.len() as u64).to_le_bytes().to_vec();
+        bytes.extend_from_slice(header);
+        let err = SafetensorsFile::open("x", Box::new(MemorySource::new(bytes))).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("a dimension of 4000000000 is over Keyshift's limit of 16777216"),
+            "{err}"
+        );
     }
 
     #[test]
