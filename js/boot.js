@@ -2,6 +2,26 @@
 // Loads the app module, then registers the service worker and drives its update prompt.
 import init, { start } from './{{app_js}}';
 
+// The page's CSP requires Trusted Types for script URLs: one policy, for this origin's own scripts
+// (the compute worker, the service worker). The app asks for it through keyshiftTrustedScriptURL.
+const policy = window.trustedTypes?.createPolicy('keyshift', {
+  createScriptURL(url) {
+    const parsed = new URL(url, document.baseURI);
+    if (parsed.origin !== window.location.origin) {
+      throw new TypeError(`Keyshift runs scripts from ${window.location.origin} only, not ${parsed.origin}`);
+    }
+    return parsed.href;
+  },
+});
+window.keyshiftTrustedScriptURL = (url) => (policy ? policy.createScriptURL(url) : url);
+// Leptos builds the static parts of views from compile-time HTML through innerHTML; Keyshift's
+// own code never sets innerHTML (clippy refuses it), so no user text goes there. The default
+// policy lets that static markup through and refuses anything that could run script.
+const SCRIPT_CAPABLE = /<\s*(script|iframe|object|embed|frame|base|meta|link|style)\b|\son[a-z]+\s*=|javascript:|srcdoc\s*=/i;
+window.trustedTypes?.createPolicy('default', {
+  createHTML: (html) => (SCRIPT_CAPABLE.test(html) ? null : html),
+});
+
 await init({ module_or_path: new URL('./{{app_wasm}}', import.meta.url) });
 start();
 
@@ -10,7 +30,7 @@ if ('serviceWorker' in navigator) {
     window.keyshiftUpdateWaiting = true;
     window.dispatchEvent(new Event('keyshift:update'));
   };
-  navigator.serviceWorker.register('/sw.js').then((registration) => {
+  navigator.serviceWorker.register(window.keyshiftTrustedScriptURL('/sw.js')).then((registration) => {
     if (registration.waiting && navigator.serviceWorker.controller) announce();
     registration.addEventListener('updatefound', () => {
       const incoming = registration.installing;

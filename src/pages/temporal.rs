@@ -233,7 +233,7 @@ fn storage_text(shared: Shared) -> String {
             .into()
     } else {
         format!(
-            "Kept for the previous frame on the GPU: {}",
+            "Kept for the previous frame on the compute device: {}",
             crate::studio::bytes_text(bytes)
         )
     }

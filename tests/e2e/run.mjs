@@ -26,6 +26,11 @@ const ARGS = [
 ];
 
 const facts = {};
+// Every Content-Security-Policy violation in any page of any test (a `securitypolicyviolation`
+// listener in every document); the suite fails unless there are none. The Trusted Types probe
+// of the first test is counted apart.
+const cspViolations = [];
+const TT_PROBE = 'keyshift-trusted-types-probe';
 
 async function withBrowser(fn) {
   const profile = mkdtempSync(join(tmpdir(), 'keyshift-e2e-'));
@@ -42,6 +47,17 @@ async function withBrowser(fn) {
   };
   context.on('page', watch);
   context.pages().forEach(watch);
+  await context.exposeBinding('__keyshiftCspViolation', (_source, violation) => {
+    cspViolations.push(violation);
+  });
+  await context.addInitScript(() => {
+    document.addEventListener('securitypolicyviolation', (e) => {
+      window.__keyshiftCspViolation?.({
+        directive: e.effectiveDirective, blocked: e.blockedURI, sample: e.sample,
+        source: e.sourceFile, line: e.lineNumber, page: window.location.href,
+      });
+    });
+  });
   try {
     const page = context.pages()[0] ?? await context.newPage();
     await fn({ context, page, errors });
@@ -87,6 +103,17 @@ test('the app loads with no console errors and paints', async () => {
     await byId(page, 'prompt').waitFor();
     await page.waitForTimeout(500);
     assert.deepEqual(errors, []);
+    // Trusted Types are enforced: markup that could run script cannot reach innerHTML, a string
+    // cannot be a script URL, and the app's own policy refuses another origin's script.
+    const probe = await page.evaluate((marker) => {
+      const outcome = (f) => { try { f(); return 'allowed'; } catch (e) { return e.name; } };
+      return {
+        innerHTML: outcome(() => { document.createElement('div').innerHTML = `${marker}<img src=x onerror=alert(1)>`; }),
+        worker: outcome(() => new Worker(`/${marker}.js`)),
+        foreignScript: outcome(() => window.keyshiftTrustedScriptURL('https://example.com/x.js')),
+      };
+    }, TT_PROBE);
+    assert.deepEqual(probe, { innerHTML: 'TypeError', worker: 'TypeError', foreignScript: 'TypeError' });
   });
 });
 
@@ -995,7 +1022,8 @@ test('prompt travel in the Animate workspace: a 3-stage slerp travel equals the 
   let link;
   await withBrowser(async ({ page, errors }) => {
     await page.goto(BASE);
-    assert.match(await loadModel(page), /^Ready/);
+    // On the CPU backend (about 30× faster than SwiftShader's WebGPU here): the conditioning walk is the subject, and the CPU matches the CLI closest.
+    assert.match(await loadModel(page, { backend: 'cpu' }), /^Ready: .*on CPU/);
     await setProject(page, TRAVEL);
     await byId(page, 'mode-picker').selectOption('prompt-travel');
     await byId(page, 'travel-steps').fill('2');
@@ -1021,7 +1049,7 @@ test('prompt travel in the Animate workspace: a 3-stage slerp travel equals the 
       assert.ok(diff.max <= 2 && diff.mean < 0.05, `travel frame ${i} differs from the CLI's: ${JSON.stringify(diff)}`);
       if (diff.max > worst.max) worst = diff;
     }
-    facts.travelWebgpuVsCli = worst;
+    facts.travelCpuVsCli = worst;
     const labels = await page.locator('[data-testid="frame-stages"]').allTextContents();
     assert.deepEqual(labels, ['1→2 α 0.00', '1→2 α 0.50', '1→2 α 1.00', '2→3 α 0.50', '2→3 α 1.00']);
     const webm = await exportFile(page, 'export-webm');
@@ -1226,7 +1254,8 @@ test('without WebCodecs, the WebM export records the frames through MediaRecorde
     // As in a browser without VideoEncoder on the page.
     await page.addInitScript(() => { delete window.VideoEncoder; });
     await page.goto(BASE);
-    assert.match(await loadModel(page), /^Ready/);
+    // On the CPU backend (about 30× faster than SwiftShader's WebGPU here): the export is the subject.
+    assert.match(await loadModel(page, { backend: 'cpu' }), /^Ready: .*on CPU/);
     await setProject(page, { ...SETTINGS, prompt: 'a (cat:1~0)', steps: '1', cfg: '1' });
     await byId(page, 'mode-picker').selectOption('shift-attention');
     await byId(page, 'shift-fps').fill('10');
@@ -1245,7 +1274,8 @@ test('without WebCodecs, the WebM export records the frames through MediaRecorde
 test('a full storage quota stops a render with a clear message; the frames stay and Resume completes it', async () => {
   await withBrowser(async ({ page, errors }) => {
     await page.goto(BASE);
-    assert.match(await loadModel(page), /^Ready/);
+    // On the CPU backend (about 30× faster than SwiftShader's WebGPU here): storage is the subject.
+    assert.match(await loadModel(page, { backend: 'cpu' }), /^Ready: .*on CPU/);
     await setProject(page, { ...SETTINGS, prompt: 'a (cat:1~0)', steps: '1', cfg: '1' });
     await byId(page, 'mode-picker').selectOption('shift-attention');
     await byId(page, 'shift-steps').fill('10');
@@ -1618,7 +1648,8 @@ test('Heatmaps: a chosen token\'s attention drawn over a tiny image (the CLI\'s)
 test('Heatmaps for animations: a chosen token gives every shift-attention frame its heatmap in the strip and over the player, exported as a zip of PNGs', async () => {
   await withBrowser(async ({ page, errors }) => {
     await page.goto(BASE);
-    assert.match(await loadModel(page), /^Ready/);
+    // On the CPU backend (about 30× faster than SwiftShader's WebGPU here): the per-frame maps are the subject (single-image heatmaps run on WebGPU).
+    assert.match(await loadModel(page, { backend: 'cpu' }), /^Ready: .*on CPU/);
     await setAnimation(page);
     // A shorter run than the shift-attention test's: 3 frames of 2 steps.
     const frames = 3;
@@ -1697,7 +1728,8 @@ test('Video input: a WebM\'s frames read in the browser, 3 rendered as img2img w
   const video = join(FIXTURE, '..', '..', 'video', 'tiny-6f-10fps.webm');
   await withBrowser(async ({ page, errors }) => {
     await page.goto(BASE);
-    assert.match(await loadModel(page), /^Ready/);
+    // On the CPU backend (about 30× faster than SwiftShader's WebGPU here): reading the video and temporal blending are the subject.
+    assert.match(await loadModel(page, { backend: 'cpu' }), /^Ready: .*on CPU/);
     await setProject(page, { ...SETTINGS, steps: '4', sampler: 'DDIM' });
     await byId(page, 'mode-picker').selectOption('video');
     for (const [id, value] of [['video-fps', '10'], ['video-count', '3'], ['video-denoise', '0.6']]) {
@@ -1716,7 +1748,7 @@ test('Video input: a WebM\'s frames read in the browser, 3 rendered as img2img w
     // Chromium has WebCodecs: the WebM is demuxed in Rust and decoded by its VideoDecoder.
     assert.match(await text(page, 'video-summary'), /frames read by WebCodecs$/);
     facts.videoTemporalStorage = await text(page, 'temporal-storage');
-    assert.match(facts.videoTemporalStorage, /^Kept for the previous frame on the GPU: [\d.]+ (KB|MB)$/);
+    assert.match(facts.videoTemporalStorage, /^Kept for the previous frame on the compute device: [\d.]+ (KB|MB)$/);
     const strip = page.locator('[data-testid="frame-strip"] [data-testid="frame"] img');
     assert.equal(await strip.count(), 3);
     const first = await pixels(page, await strip.nth(0).getAttribute('src'));
@@ -1813,6 +1845,14 @@ for (const { name, fn } of selected) {
     failed += 1;
     console.log(`FAILED - ${name} (${Date.now() - start} ms)\n  ${String(error?.stack ?? error).split('\n').join('\n  ')}`);
   }
+}
+const probes = cspViolations.filter((v) => String(v.sample ?? '').includes(TT_PROBE));
+const violations = cspViolations.filter((v) => !probes.includes(v));
+facts.cspViolations = violations.length;
+facts.trustedTypesProbeViolations = probes.length;
+if (violations.length > 0) {
+  failed += 1;
+  console.log(`FAILED - Content-Security-Policy violations across the suite: ${JSON.stringify(violations.slice(0, 10))}`);
 }
 console.log(`e2e facts: ${JSON.stringify(facts)}`);
 console.log(`${passed} passed, ${failed} failed`);

@@ -90,7 +90,8 @@ impl Site {
 pub const CSP: &str = "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; \
      style-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; font-src 'self'; worker-src 'self'; \
      manifest-src 'self'; connect-src 'self' https://huggingface.co https://*.huggingface.co \
-     https://*.hf.co; object-src 'none'; base-uri 'self'; form-action 'none'";
+     https://*.hf.co; object-src 'none'; base-uri 'self'; form-action 'none'; \
+     require-trusted-types-for 'script'; trusted-types keyshift default";
 
 /// A server running in a background thread.
 pub struct Running {

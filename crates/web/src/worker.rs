@@ -28,7 +28,7 @@ impl WorkerHandle {
         let options = WorkerOptions::new();
         options.set_type(WorkerType::Module);
         options.set_name("keyshift-compute");
-        let worker = Worker::new_with_options(script_url, &options)?;
+        let worker = new_worker(script_url, &options)?;
         let sink: Sink = Rc::new(RefCell::new(on_message));
         let for_errors = sink.clone();
         let on_msg = Closure::<dyn FnMut(MessageEvent)>::new(move |event: MessageEvent| {
@@ -172,4 +172,22 @@ pub mod scope {
     pub fn is_worker() -> bool {
         Reflect::has(&js_sys::global(), &JsValue::from_str("importScripts")).unwrap_or(false)
     }
+}
+
+/// `new Worker(url, options)` with the URL as a `TrustedScriptURL` where the page's CSP requires
+/// Trusted Types for scripts: made by the page's `keyshift` policy, which `boot.js` creates and
+/// which trusts only this origin's own scripts. Pages without it (tests) pass the plain string.
+fn new_worker(script_url: &str, options: &WorkerOptions) -> Result<Worker, JsValue> {
+    let global = js_sys::global();
+    let url = JsValue::from_str(script_url);
+    let trusted = match Reflect::get(&global, &JsValue::from_str("keyshiftTrustedScriptURL"))?
+        .dyn_into::<js_sys::Function>()
+    {
+        Ok(policy) => policy.call1(&JsValue::NULL, &url)?,
+        Err(_) => url,
+    };
+    let constructor: js_sys::Function =
+        Reflect::get(&global, &JsValue::from_str("Worker"))?.dyn_into()?;
+    let args = Array::of2(&trusted, options);
+    Ok(Reflect::construct(&constructor, &args)?.unchecked_into())
 }
