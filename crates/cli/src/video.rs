@@ -170,6 +170,13 @@ fn decode_jpeg(bytes: &[u8]) -> Result<(usize, usize, Vec<u8>), String> {
     use zune_jpeg::zune_core::options::DecoderOptions;
     let options = DecoderOptions::default().jpeg_set_out_colorspace(ColorSpace::RGB);
     let mut decoder = zune_jpeg::JpegDecoder::new_with_options(ZCursor::new(bytes), options);
+    decoder
+        .decode_headers()
+        .map_err(|e| format!("not a readable PNG or JPEG ({e:?})"))?;
+    let (width, height) = decoder.dimensions().ok_or("a JPEG without a size")?;
+    let side = |v: usize| u32::try_from(v).unwrap_or(u32::MAX);
+    keyshift_core::pngtext::check_image_size(side(width), side(height))
+        .map_err(|e| e.to_string())?;
     let data = decoder
         .decode()
         .map_err(|e| format!("not a readable PNG or JPEG ({e:?})"))?;

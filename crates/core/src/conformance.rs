@@ -90,6 +90,9 @@ pub enum ConformanceError {
     /// The CLIP tokenizer could not be loaded.
     #[error(transparent)]
     Tokenizer(#[from] TokenError),
+    /// The record of fixed outputs (`--fixes`) is not JSON or not `{suite: {case id: {…}}}`.
+    #[error("the record of fixed outputs is not usable: {0}")]
+    Fixes(String),
 }
 
 /// A case whose result differs from the expected one.
@@ -354,8 +357,16 @@ pub fn run_suite_with_fixes(
     json: &str,
     fixes: &str,
 ) -> Result<Report, ConformanceError> {
-    let fixes: Value = serde_json::from_str(fixes)?;
-    let fixes = fixes.get(suite.name()).cloned().unwrap_or(Value::Null);
+    let fixes: Value =
+        serde_json::from_str(fixes).map_err(|e| ConformanceError::Fixes(e.to_string()))?;
+    let fixes = match fixes.get(suite.name()) {
+        None => Value::Null,
+        Some(Value::Object(record)) => Value::Object(record.clone()),
+        Some(_) => {
+            let problem = format!("`{}` is not an object of case ids", suite.name());
+            return Err(ConformanceError::Fixes(problem));
+        }
+    };
     run_suite_with(suite, json, Mode::Keyshift, &fixes)
 }
 
@@ -508,6 +519,11 @@ fn judge(
     check: &mut impl FnMut(&Value, Fidelity) -> Result<Option<Mismatch>, ConformanceError>,
 ) -> Result<(), ConformanceError> {
     let verdict = match verdict(case, mode, fixes.get(&id), check) {
+        Err(ConformanceError::Tokenizer(e)) => Verdict::Fail((
+            "tokens".to_owned(),
+            json!("token ids"),
+            json!(e.to_string()),
+        )),
         Err(ConformanceError::Format(message)) => Verdict::Fail((
             "case".to_owned(),
             json!("a case of the documented shape"),
@@ -649,6 +665,14 @@ const SCHEDULE_VARIANTS: [(&str, u32, Option<u32>, bool); 6] = [
 fn a1111_case(case: &Value, fidelity: Fidelity) -> Result<Option<Mismatch>, ConformanceError> {
     let got = a1111_outputs(case, fidelity)?;
     let expected_multicond = field(case, "multicond")?;
+    field(case, "schedules")?;
+    let has = |k: &str| case.get(k).is_some_and(|v| !v.is_null());
+    if !has("parse_prompt_attention") && !has("parse_prompt_attention_error") {
+        return Err(ConformanceError::Format(
+            "a case has neither `parse_prompt_attention` nor `parse_prompt_attention_error`"
+                .to_owned(),
+        ));
+    }
     Ok(a1111_attention(case, &got)
         .or_else(|| a1111_schedules(case, &got["schedules"]))
         .or_else(|| compare("multicond", expected_multicond, got["multicond"].clone())))

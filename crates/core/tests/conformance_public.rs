@@ -212,3 +212,45 @@ fn a_malformed_case_is_a_failure_and_the_rest_still_run() {
     assert_eq!(report.failures.len(), 1, "{}", report.render());
     assert!(report.failures[0].got.contains("neither"));
 }
+
+/// A hash-seed-dependent case passes only with one of the readings it records: Keyshift's
+/// reading removed from them is a failure, not a deviation.
+#[test]
+fn a_hash_seed_case_whose_readings_exclude_keyshifts_fails() {
+    let mut file: serde_json::Value = serde_json::from_str(A1111).expect("json");
+    let cases = file["cases"].as_array_mut().expect("cases");
+    let case = cases
+        .iter_mut()
+        .find(|c| c["id"] == "gen-hand-128")
+        .expect("case");
+    let readings = case["nondeterministic_schedules"]
+        .as_array()
+        .expect("readings")
+        .clone();
+    // Keep only the reading(s) that differ from Keyshift's (the case's `schedules`).
+    let others: Vec<serde_json::Value> = readings
+        .into_iter()
+        .filter(|r| r["schedules"] != case["schedules"])
+        .collect();
+    assert_eq!(others.len(), 1);
+    case["schedules"] = others[0]["schedules"].clone();
+    case["nondeterministic_schedules"] = serde_json::Value::Array(others);
+    let report = run(Suite::A1111, &file.to_string());
+    assert_eq!(report.failures.len(), 1, "{}", report.render());
+    assert_eq!(report.failures[0].id, "gen-hand-128");
+    assert_eq!(report.failures[0].field, "schedules");
+}
+
+/// A record of fixed outputs that is not usable is named as such, not as the case file.
+#[test]
+fn an_unusable_record_of_fixes_is_named() {
+    for fixes in ["{nope", r#"{"a1111": [1]}"#] {
+        match run_suite_with_fixes(Suite::A1111, A1111, fixes) {
+            Err(e) => assert!(
+                e.to_string().starts_with("the record of fixed outputs"),
+                "{e}"
+            ),
+            Ok(report) => panic!("accepted: {}", report.render()),
+        }
+    }
+}

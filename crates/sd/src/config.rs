@@ -81,22 +81,28 @@ impl ClipConfig {
     /// Parses a `config.json`; `file` names it in errors.
     pub fn from_json(file: &str, text: &str) -> Result<Self, LoadError> {
         let config: Self = parse(file, text)?;
+        config.validate(file)?;
+        Ok(config)
+    }
+
+    /// Refuses sizes over the engine's limits (read from a file or inferred from weights),
+    /// before anything is allocated; `file` names the source in the error.
+    pub fn validate(&self, file: &str) -> Result<(), LoadError> {
         within_limits(
             file,
             &[
-                ("vocab_size", config.vocab_size, MAX_VOCAB),
-                ("hidden_size", config.hidden_size, MAX_WIDTH),
-                ("intermediate_size", config.intermediate_size, MAX_WIDTH),
-                ("num_hidden_layers", config.num_hidden_layers, MAX_LAYERS),
-                ("num_attention_heads", config.num_attention_heads, MAX_HEADS),
+                ("vocab_size", self.vocab_size, MAX_VOCAB),
+                ("hidden_size", self.hidden_size, MAX_WIDTH),
+                ("intermediate_size", self.intermediate_size, MAX_WIDTH),
+                ("num_hidden_layers", self.num_hidden_layers, MAX_LAYERS),
+                ("num_attention_heads", self.num_attention_heads, MAX_HEADS),
                 (
                     "max_position_embeddings",
-                    config.max_position_embeddings,
+                    self.max_position_embeddings,
                     MAX_POSITIONS,
                 ),
             ],
-        )?;
-        Ok(config)
+        )
     }
 }
 
@@ -104,14 +110,37 @@ impl ClipConfig {
 /// largest (5120). Checked before anything is allocated, so that a hostile or broken config is
 /// refused with this limit named instead of asking for terabytes.
 pub const MAX_WIDTH: usize = 32_768;
-/// The most layers or levels a config may give.
+/// The most layers a config may give.
 pub const MAX_LAYERS: usize = 256;
+/// The most resolution levels a UNet or VAE config may give (SD's have 4).
+pub const MAX_LEVELS: usize = 16;
 /// The most attention heads a config may give.
 pub const MAX_HEADS: usize = 1024;
 /// The largest vocabulary a text encoder config may give (SD's is 49408).
 pub const MAX_VOCAB: usize = 1 << 20;
 /// The longest token sequence a text encoder config may give (SD's is 77).
 pub const MAX_POSITIONS: usize = 8192;
+
+/// The limits shared by the UNet's and the VAE's configs: levels, their channels, channels in
+/// and out, and resnets per block.
+fn level_limits(
+    channels: &[usize],
+    (in_channels, out_channels): (usize, usize),
+    layers_per_block: usize,
+) -> Vec<(&'static str, usize, usize)> {
+    let mut limits = vec![
+        ("levels (block_out_channels)", channels.len(), MAX_LEVELS),
+        ("in_channels", in_channels, MAX_WIDTH),
+        ("out_channels", out_channels, MAX_WIDTH),
+        ("layers_per_block", layers_per_block, MAX_LAYERS),
+    ];
+    limits.extend(
+        channels
+            .iter()
+            .map(|&c| ("block_out_channels", c, MAX_WIDTH)),
+    );
+    limits
+}
 
 /// Refuses the first `(field, value, limit)` whose value is over its limit (or zero).
 fn within_limits(file: &str, values: &[(&str, usize, usize)]) -> Result<(), LoadError> {
@@ -205,6 +234,19 @@ impl UnetConfig {
         let raw: RawUnet = parse(file, text)?;
         raw.into_config(file)
     }
+
+    /// Refuses sizes over the engine's limits (read from a file or inferred from weights).
+    pub fn validate(&self, file: &str) -> Result<(), LoadError> {
+        let mut limits = level_limits(
+            &self.block_out_channels,
+            (self.in_channels, self.out_channels),
+            self.layers_per_block,
+        );
+        limits.push(("cross_attention_dim", self.cross_attention_dim, MAX_WIDTH));
+        let heads = self.attention_heads.iter();
+        limits.extend(heads.map(|&h| ("attention heads", h, MAX_HEADS)));
+        within_limits(file, &limits)
+    }
 }
 
 #[derive(Deserialize)]
@@ -286,20 +328,6 @@ impl RawUnet {
             .iter()
             .map(|t| t.starts_with("CrossAttn"))
             .collect();
-        let mut limits = vec![
-            ("levels (block_out_channels)", levels, 16),
-            ("in_channels", self.in_channels, MAX_WIDTH),
-            ("out_channels", self.out_channels, MAX_WIDTH),
-            ("layers_per_block", self.layers_per_block, MAX_LAYERS),
-            ("cross_attention_dim", self.cross_attention_dim, MAX_WIDTH),
-        ];
-        limits.extend(
-            self.block_out_channels
-                .iter()
-                .map(|&c| ("block_out_channels", c, MAX_WIDTH)),
-        );
-        limits.extend(heads.iter().map(|&h| ("attention heads", h, MAX_HEADS)));
-        within_limits(file, &limits)?;
         if heads.len() != levels || cross_attention.len() != levels {
             return Err(bad(format!(
                 "{levels} levels but {} head counts and {} down blocks",
@@ -317,7 +345,7 @@ impl RawUnet {
                 "only one transformer layer per block is supported (SD 1.x/2.x)".into(),
             ));
         }
-        Ok(UnetConfig {
+        let config = UnetConfig {
             in_channels: self.in_channels,
             out_channels: self.out_channels,
             block_out_channels: self.block_out_channels,
@@ -332,7 +360,9 @@ impl RawUnet {
             flip_sin_to_cos: self.flip_sin_to_cos,
             freq_shift: self.freq_shift,
             time_cond_proj_dim: self.time_cond_proj_dim,
-        })
+        };
+        config.validate(file)?;
+        Ok(config)
     }
 }
 
@@ -388,22 +418,20 @@ impl VaeConfig {
     /// Parses a diffusers `config.json`; `file` names it in errors.
     pub fn from_json(file: &str, text: &str) -> Result<Self, LoadError> {
         let config: Self = parse(file, text)?;
-        let mut limits = vec![
-            (
-                "levels (block_out_channels)",
-                config.block_out_channels.len(),
-                16,
-            ),
-            ("in_channels", config.in_channels, MAX_WIDTH),
-            ("out_channels", config.out_channels, MAX_WIDTH),
-            ("layers_per_block", config.layers_per_block, MAX_LAYERS),
-            ("latent_channels", config.latent_channels, MAX_WIDTH),
-            ("norm_num_groups", config.norm_num_groups, MAX_WIDTH),
-        ];
-        let channels = config.block_out_channels.iter();
-        limits.extend(channels.map(|&c| ("block_out_channels", c, MAX_WIDTH)));
-        within_limits(file, &limits)?;
+        config.validate(file)?;
         Ok(config)
+    }
+
+    /// Refuses sizes over the engine's limits (read from a file or inferred from weights).
+    pub fn validate(&self, file: &str) -> Result<(), LoadError> {
+        let mut limits = level_limits(
+            &self.block_out_channels,
+            (self.in_channels, self.out_channels),
+            self.layers_per_block,
+        );
+        limits.push(("latent_channels", self.latent_channels, MAX_WIDTH));
+        limits.push(("norm_num_groups", self.norm_num_groups, MAX_WIDTH));
+        within_limits(file, &limits)
     }
 }
 

@@ -424,6 +424,7 @@ fn infer_config(
     base: &UnetConfig,
 ) -> Result<ControlNetConfig, LoadError> {
     let mut unet = crate::model::infer_unet_at(store, prefix, &Default::default())?;
+    unet.validate("the ControlNet (sizes read from its tensors)")?;
     if unet.block_out_channels == base.block_out_channels {
         unet.attention_heads = base.attention_heads.clone();
         unet.upcast_attention = base.upcast_attention;

@@ -426,6 +426,10 @@ impl SdModel {
         let (clip_cfg, open_clip) = infer_clip(store, clip_hint)?;
         let unet_cfg = infer_unet(store, &hints)?;
         let vae_cfg = infer_vae(store, &hints)?;
+        let inferred = "the checkpoint (sizes read from its tensors)";
+        clip_cfg.validate(inferred)?;
+        unet_cfg.validate(inferred)?;
+        vae_cfg.validate(inferred)?;
         let clip_map: Box<dyn KeyMap> = if open_clip {
             Box::new(OpenClipLayout {
                 hidden_size: clip_cfg.hidden_size,

@@ -16,10 +16,13 @@ pub fn check_model(
     device: &Device,
     report: &mut GoldenReport,
 ) {
-    check_text_encoder(model, golden, label, report);
+    check_text_encoder(model, golden, label, device, report);
     check_unet(model, golden, label, device, report);
     check_vae(model, golden, label, device, report);
 }
+
+/// One section of checks for one loaded layout.
+pub(super) type Section = fn(&SdModel, &mut Golden, &str, &Device, &mut GoldenReport);
 
 pub(super) fn to_vec<const D: usize>(t: Tensor<D>) -> Vec<f32> {
     t.into_data()
@@ -28,10 +31,11 @@ pub(super) fn to_vec<const D: usize>(t: Tensor<D>) -> Vec<f32> {
         .unwrap_or_default()
 }
 
-fn check_text_encoder(
+pub(super) fn check_text_encoder(
     model: &SdModel,
     golden: &mut Golden,
     label: &str,
+    _device: &Device,
     report: &mut GoldenReport,
 ) {
     let Some(ids) = golden.json["text_encoder"]["input_ids"]
@@ -112,19 +116,20 @@ fn check_token_ids(
         return;
     };
     let family = crate::generate::family(model);
-    let got: Option<Vec<i64>> = prompts
-        .iter()
-        .map(|p| {
-            let ids = tokenizer.context_ids(p.as_str()?, family).ok()?;
-            Some(ids.into_iter().map(i64::from).collect::<Vec<_>>())
-        })
-        .collect::<Option<Vec<_>>>()
-        .map(|rows| rows.concat());
-    let passed = got.as_ref() == Some(&want);
+    let mismatch = prompts.iter().zip(ids).find_map(|(prompt, want_row)| {
+        let text = prompt.as_str().unwrap_or_default();
+        let got = tokenizer.context_ids(text, family).ok();
+        (got.as_deref() != Some(want_row.as_slice()))
+            .then(|| format!("{text:?} tokenizes to {got:?}; the fixture has {want_row:?}"))
+    });
+    let mismatch = mismatch.or_else(|| {
+        (prompts.len() != ids.len())
+            .then(|| format!("{} prompts for {} rows of ids", prompts.len(), ids.len()))
+    });
     report.push(Check {
         name,
-        passed,
-        detail: format!("{} prompts tokenized", prompts.len()),
+        passed: mismatch.is_none(),
+        detail: mismatch.unwrap_or_else(|| format!("{} prompts tokenized", prompts.len())),
     });
 }
 
@@ -144,7 +149,7 @@ pub(super) fn tensor3(values: Vec<f32>, shape: &[usize], device: &Device) -> Opt
     ))
 }
 
-fn check_unet(
+pub(super) fn check_unet(
     model: &SdModel,
     golden: &mut Golden,
     label: &str,
@@ -163,6 +168,7 @@ fn check_unet(
         ) else {
             let why = "the case lacks its sample, context or timestep";
             report.cannot_run(&case, check_name, why);
+            golden.excuse(name.clone());
             continue;
         };
         let inputs = golden
@@ -172,6 +178,7 @@ fn check_unet(
         let Some((((x, xs), (c, cs)), (want, _))) = inputs else {
             let why = "a reference tensor of the case is missing from golden.safetensors";
             report.cannot_run(&case, check_name, why);
+            golden.excuse(name.clone());
             continue;
         };
         let (Some(x), Some(c)) = (tensor4(x, &xs, device), tensor3(c, &cs, device)) else {
@@ -186,7 +193,12 @@ fn check_unet(
         super::guarded(report, &check_name, |_| {
             got = Some(to_vec(model.unet.forward(x, t, &c, &mut NoHook)));
         });
-        let Some(got) = got else { continue };
+        let Some(got) = got else {
+            // Its timestep embeddings are not checked either: the panic is the report.
+            golden.excuse(format!("unet.time_proj_t{}", t as i64));
+            golden.excuse(format!("unet.time_emb_t{}", t as i64));
+            continue;
+        };
         report.push(compare(&check_name, &got, &want, MODULE_TOLERANCE));
         check_time(model, golden, label, t, report);
     }
@@ -220,31 +232,41 @@ fn check_time(
     }
 }
 
-fn check_vae(
+pub(super) fn check_vae(
     model: &SdModel,
     golden: &mut Golden,
     label: &str,
     device: &Device,
     report: &mut GoldenReport,
 ) {
-    let decode = golden
-        .tensor("vae.decode_in")
-        .zip(golden.tensor("vae.decode_out"));
-    if let Some(((z, zs), (want, _))) = decode
-        && let Some(z) = tensor4(z, &zs, device)
-    {
-        let got = to_vec(model.vae.decode(z));
-        let name = format!("{label}/vae.decode_out");
-        report.push(compare(&name, &got, &want, MODULE_TOLERANCE));
-    }
-    let encode = golden
-        .tensor("vae.encode_in")
-        .zip(golden.tensor("vae.encode_moments"));
-    if let Some(((x, xs), (want, _))) = encode
-        && let Some(moments) = tensor4(x, &xs, device).and_then(|x| model.vae.encode_moments(x))
-    {
-        let got = to_vec(moments);
-        let name = format!("{label}/vae.encode_moments");
-        report.push(compare(&name, &got, &want, MODULE_TOLERANCE));
+    let pairs = [
+        ("vae.decode_in", "vae.decode_out"),
+        ("vae.encode_in", "vae.encode_moments"),
+    ];
+    for (input, output) in pairs {
+        if !golden.has(input) && !golden.has(output) {
+            continue;
+        }
+        let name = format!("{label}/{output}");
+        let Some(((x, shape), (want, _))) = golden.tensor(input).zip(golden.tensor(output)) else {
+            report.fail(
+                name,
+                format!("{input} and {output} come as a pair; one is missing"),
+            );
+            continue;
+        };
+        let Some(x) = tensor4(x, &shape, device) else {
+            report.fail(name, format!("{input} is not a 4-d tensor"));
+            continue;
+        };
+        let got = if output == "vae.decode_out" {
+            Some(model.vae.decode(x))
+        } else {
+            model.vae.encode_moments(x)
+        };
+        match got {
+            Some(got) => report.push(compare(&name, &to_vec(got), &want, MODULE_TOLERANCE)),
+            None => report.fail(name, "this VAE has no encoder"),
+        }
     }
 }

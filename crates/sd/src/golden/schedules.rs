@@ -42,7 +42,16 @@ fn with_spacing(base: &ScheduleConfig, spacing: Option<TimestepSpacing>) -> Opti
 
 /// Runs every recognised table check.
 pub(super) fn check(golden: &mut Golden, report: &mut GoldenReport) {
-    let Some(base) = config(golden) else { return };
+    let Some(base) = config(golden) else {
+        if !golden.json["schedulers"]["config"].is_null() {
+            report.fail(
+                "schedule/config",
+                "the fixture's scheduler config cannot be read",
+            );
+        }
+        golden.excuse("sched.");
+        return;
+    };
     let Ok(schedule) = NoiseSchedule::new(base.clone()) else {
         report.push(Check {
             name: "schedule/config".into(),

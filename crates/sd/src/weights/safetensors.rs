@@ -273,10 +273,16 @@ fn parse_entry(
             ),
         ));
     }
+    let offset = data_start.checked_add(begin).ok_or_else(|| {
+        bad_header(
+            name,
+            format!("tensor `{key}`: offset {begin} is past any file"),
+        )
+    })?;
     Ok(Entry {
         dtype,
         shape: raw.shape,
-        offset: data_start + begin,
+        offset,
         len: end - begin,
     })
 }
@@ -288,7 +294,7 @@ fn check_extent(
 ) -> Result<(), LoadError> {
     let needed = entries
         .values()
-        .map(|e| e.offset + e.len)
+        .map(|e| e.offset.saturating_add(e.len))
         .max()
         .unwrap_or(0);
     if needed > file_len {
