@@ -17,7 +17,13 @@ window.keyshiftTrustedScriptURL = (url) => (policy ? policy.createScriptURL(url)
 // Leptos builds the static parts of views from compile-time HTML through innerHTML; Keyshift's
 // own code never sets innerHTML (clippy refuses it), so no user text goes there. The default
 // policy lets that static markup through and refuses anything that could run script.
-const SCRIPT_CAPABLE = /<\s*(script|iframe|object|embed|frame|base|meta|link|style)\b|\son[a-z]+\s*=|javascript:|srcdoc\s*=/i;
+// Inside a tag: an event handler attribute however it is separated, a script URL, a character
+// reference (which could spell one) or a control character; anywhere: an element that loads or
+// runs code.
+const SCRIPT_CAPABLE = new RegExp([
+  '<\\s*(script|iframe|object|embed|frame|frameset|base|meta|link|style)\\b',
+  '<[^>]*([\\s/"\'=]on[a-z]+\\s*=|\\b(javascript|vbscript|data)\\s*:|&#|&(colon|tab|newline);|srcdoc|[\\u0000-\\u0008\\u000b\\u000c\\u000e-\\u001f])',
+].join('|'), 'i');
 window.trustedTypes?.createPolicy('default', {
   createHTML: (html) => (SCRIPT_CAPABLE.test(html) ? null : html),
 });
