@@ -48,6 +48,7 @@ impl ControlChoice {
                 },
             ],
             precision: self.precision,
+            pins: Vec::new(),
         }
     }
 }

@@ -34,6 +34,9 @@ pub struct ModelChoice {
     pub files: Vec<&'static str>,
     /// The TAESD folder its step previews are decoded with.
     pub previewer: Previewer,
+    /// Published SHA-256 digests of its files by path (`[]` where the publisher gives none
+    /// that this app can read): a download that does not match is discarded.
+    pub pins: &'static [(&'static str, &'static str)],
 }
 
 /// A TAESD folder to load with a model for step previews.
@@ -72,6 +75,7 @@ impl Previewer {
                 })
                 .collect(),
             precision: ModelPrecision::F32,
+            pins: Vec::new(),
         }
     }
 }
@@ -101,6 +105,11 @@ impl ModelChoice {
                 })
                 .collect(),
             precision,
+            pins: self
+                .pins
+                .iter()
+                .map(|(path, digest)| ((*path).to_owned(), (*digest).to_owned()))
+                .collect(),
         }
     }
 
@@ -138,6 +147,7 @@ impl ModelChoice {
             base,
             files: DIFFUSERS_FP16.to_vec(),
             previewer: Previewer::taesd(),
+            pins: &[],
         })
     }
 }
@@ -150,6 +160,39 @@ const DIFFUSERS_FP16: [&str; 7] = [
     "unet/diffusion_pytorch_model.fp16.safetensors",
     "vae/config.json",
     "vae/diffusion_pytorch_model.fp16.safetensors",
+];
+
+/// The tiny test model's files as the local server serves them (`fixtures/tiny-sd1/diffusers`;
+/// a test checks these against the files).
+pub const TINY_PINS: &[(&str, &str)] = &[
+    (
+        "scheduler/scheduler_config.json",
+        "b79b9a5de52b43ad1617d7da1d1f28c290905e065cccf76d852b6bdc2b44acc8",
+    ),
+    (
+        "text_encoder/config.json",
+        "ddf83b8acebdea8f670061dc5f433247a7268242676d40a29ca90a002c12dfe3",
+    ),
+    (
+        "text_encoder/model.safetensors",
+        "b4397704d1b809ca3849c2f82f77163bd960ffb10f8208f64de41bda1cbf7151",
+    ),
+    (
+        "unet/config.json",
+        "8ecaffb5103f2cb0ca9c4ecfb5d0576a8e556f3e01c742dd408a1beb192b29ca",
+    ),
+    (
+        "unet/diffusion_pytorch_model.safetensors",
+        "3d87e583602cb0c4bab106938b1c3885ce30313bcf8e129786b8b2df0aad4ee9",
+    ),
+    (
+        "vae/config.json",
+        "c03495fee54ae39ef2e788f2b94afe50adf9c7418539c8fbfd85bb09ce32db38",
+    ),
+    (
+        "vae/diffusion_pytorch_model.safetensors",
+        "5d703a3bebd3e62457b7bc67c45aed0f3a8e64ca5a5da34bb9c7567398bcb763",
+    ),
 ];
 
 /// Files of a Hugging Face repository at `revision` (a commit pins the exact bytes).
@@ -178,6 +221,7 @@ pub fn model_choices(local: bool, origin: &str) -> Vec<ModelChoice> {
             ),
             files: DIFFUSERS_FP16.to_vec(),
             previewer: Previewer::taesd(),
+            pins: &[],
         },
         ModelChoice {
             id: "sd15".into(),
@@ -191,6 +235,7 @@ pub fn model_choices(local: bool, origin: &str) -> Vec<ModelChoice> {
             ),
             files: DIFFUSERS_FP16.to_vec(),
             previewer: Previewer::taesd(),
+            pins: &[],
         },
         ModelChoice {
             id: "lcm-dreamshaper-v7".into(),
@@ -203,6 +248,7 @@ pub fn model_choices(local: bool, origin: &str) -> Vec<ModelChoice> {
             base: hugging_face("SimianLuo/LCM_Dreamshaper_v7"),
             files: DIFFUSERS_FP16.to_vec(),
             previewer: Previewer::taesd(),
+            pins: &[],
         },
     ];
     if local {
@@ -224,6 +270,7 @@ pub fn model_choices(local: bool, origin: &str) -> Vec<ModelChoice> {
                 label: "tiny TAESD (random weights)",
                 base: format!("{}/fixtures/taesd-tiny-x2", origin.trim_end_matches('/')),
             },
+            pins: TINY_PINS,
         });
     }
     choices
@@ -642,6 +689,7 @@ impl Studio {
                 layout: ModelLayout::SingleFile,
                 files,
                 precision,
+                pins: Vec::new(),
             },
             backend,
             previewer: Some(Previewer::taesd().spec()),
@@ -1198,6 +1246,36 @@ mod tests {
             layers: vec![("mid_block.attentions.0".into(), 8)],
         });
         studio
+    }
+
+    #[test]
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "the test reads the served fixture"
+    )]
+    fn the_tiny_models_pins_are_the_served_files_digests_and_reach_the_load_request() {
+        let root = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/tiny-sd1/diffusers");
+        for (path, pin) in TINY_PINS {
+            let bytes = std::fs::read(format!("{root}/{path}")).expect("fixture file");
+            let mut digest = keyshift_web::cache::Sha256Digest::default();
+            digest.update(&bytes);
+            assert_eq!(digest.finish(), *pin, "{path} changed: update TINY_PINS");
+        }
+        let tiny = model_choices(true, "http://127.0.0.1:8080")
+            .into_iter()
+            .find(|c| c.id == TINY_ID)
+            .expect("tiny model offered");
+        let spec = tiny.spec(ModelPrecision::F32);
+        assert_eq!(spec.pins.len(), 7);
+        // The fp16 paths it asks for first have no pin; their full-precision fallbacks do.
+        assert_eq!(
+            spec.pin("unet/diffusion_pytorch_model.fp16.safetensors"),
+            None
+        );
+        assert_eq!(
+            spec.pin("unet/diffusion_pytorch_model.safetensors"),
+            Some(TINY_PINS[4].1)
+        );
     }
 
     #[test]

@@ -495,6 +495,26 @@ test('a truncated weights file gives a clear error and the app keeps working', a
   });
 });
 
+test('a downloaded weights file that does not match its pinned SHA-256 is discarded with a clear error, and the next load fetches it anew', async () => {
+  await withBrowser(async ({ page, errors }) => {
+    await page.goto(BASE);
+    await byId(page, 'prompt').fill('kept prompt');
+    await fetch(`${BASE}/__tamper/on`);
+    let status;
+    try {
+      status = await loadModel(page, { backend: 'cpu' });
+    } finally {
+      await fetch(`${BASE}/__tamper/off`);
+    }
+    facts.tamperedDownload = status;
+    assert.match(status, /^Could not load .*unet\/diffusion_pytorch_model\.safetensors does not match its published SHA-256 \(expected 3d87e583602cb0c4bab106938b1c3885ce30313bcf8e129786b8b2df0aad4ee9, got (?!3d87e583)[0-9a-f]{64}\)/);
+    assert.equal(await byId(page, 'prompt').inputValue(), 'kept prompt');
+    assert.ok(await byId(page, 'generate').isDisabled());
+    assert.match(await loadModel(page, { backend: 'cpu' }), /^Ready/);
+    assert.deepEqual(errors, []);
+  });
+});
+
 test('the prompt boxes count tokens per 75-token chunk as A1111 does, live', async () => {
   await withBrowser(async ({ page, errors }) => {
     await page.goto(BASE);

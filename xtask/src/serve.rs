@@ -5,12 +5,15 @@
 //! `/fixtures/taesd-tiny-x2/` (and the 8× `taesd-tiny/`) and its ControlNet under `/fixtures/tiny-controlnet/` (the app
 //! offers them on this machine),
 //! answers `Range` requests (downloads resume), and counts requests per path at `/__requests`
-//! (the end-to-end tests check that a cached model is not fetched again).
+//! (the end-to-end tests check that a cached model is not fetched again). `/__tamper/on` makes it
+//! serve the tiny model's UNet weights with one byte changed (a download that does not match its
+//! pinned SHA-256) until `/__tamper/off`.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Component, Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// Where a damaged copy of the tiny model is served: its weights files cut in half.
@@ -21,6 +24,8 @@ const SLOW: &str = "/fixtures/tiny-sd1-slow/";
 /// Bytes written between pauses for [`SLOW`], and the pause.
 const SLOW_CHUNK: usize = 16 * 1024;
 const SLOW_PAUSE: std::time::Duration = std::time::Duration::from_millis(40);
+/// The file `/__tamper/on` changes.
+const TAMPERED: &str = "/fixtures/tiny-sd1/diffusers/unet/diffusion_pytorch_model.safetensors";
 
 /// What is served: the built site, and the repository's fixtures folder.
 #[derive(Debug, Clone)]
@@ -31,6 +36,7 @@ pub struct Site {
     /// `tiny-controlnet/` inside it are served.
     pub fixtures: PathBuf,
     requests: Arc<Mutex<BTreeMap<String, u64>>>,
+    tamper: Arc<AtomicBool>,
 }
 
 impl Site {
@@ -41,6 +47,7 @@ impl Site {
             dist,
             fixtures,
             requests: Arc::default(),
+            tamper: Arc::default(),
         }
     }
 
@@ -81,6 +88,12 @@ impl Site {
         let mut body = std::fs::read(file)?;
         if url_path.starts_with(TRUNCATED) && url_path.ends_with(".safetensors") {
             body.truncate(body.len() / 2);
+        }
+        if url_path == TAMPERED
+            && self.tamper.load(Ordering::SeqCst)
+            && let Some(last) = body.last_mut()
+        {
+            *last ^= 0x40;
         }
         Ok(body)
     }
@@ -172,6 +185,14 @@ fn handle(mut stream: TcpStream, site: &Site) -> std::io::Result<()> {
         );
     }
     let path = target.split(['?', '#']).next().unwrap_or("/");
+    if let Some(on) = match path {
+        "/__tamper/on" => Some(true),
+        "/__tamper/off" => Some(false),
+        _ => None,
+    } {
+        site.tamper.store(on, Ordering::SeqCst);
+        return respond(&mut stream, "200 OK", "text/plain", b"ok", method == "HEAD");
+    }
     if path == "/__requests" {
         let body = site.counts_json();
         return respond(
@@ -395,6 +416,14 @@ mod tests {
         let file = site.resolve(damaged).expect("served");
         let whole = std::fs::read(&file).expect("read").len();
         assert_eq!(site.body(damaged, &file).expect("body").len(), whole / 2);
+        let unet = site.resolve(TAMPERED).expect("served");
+        let good = site.body(TAMPERED, &unet).expect("body");
+        site.tamper.store(true, Ordering::SeqCst);
+        let bad = site.body(TAMPERED, &unet).expect("body");
+        assert_eq!(good.len(), bad.len());
+        assert_eq!(good.iter().zip(&bad).filter(|(a, b)| a != b).count(), 1);
+        site.tamper.store(false, Ordering::SeqCst);
+        assert_eq!(site.body(TAMPERED, &unet).expect("body"), good);
         assert_eq!(
             site.resolve("/fixtures/taesd-tiny/config.json"),
             Some(root.join("fixtures/taesd-tiny/config.json"))

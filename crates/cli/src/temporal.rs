@@ -4,7 +4,7 @@
 //! YAML: its `pipe_config`, `unet_config` and `controlnet_config` blocks, same keys, same defaults.
 
 use keyshift_core::image::ColourSpace;
-use keyshift_core::temporal::{Interpolation, RawInterpolation, Temporal};
+use keyshift_core::temporal::{Interpolation, Temporal};
 
 use crate::args::Args;
 
@@ -43,8 +43,7 @@ fn read_config(path: &str) -> Result<Interpolation, String> {
 
 /// The configuration in `text` (YAML); what was ignored is printed as a warning.
 pub fn parse_config(text: &str) -> Result<Interpolation, String> {
-    let raw: RawInterpolation = serde_saphyr::from_str(text).map_err(|e| e.to_string())?;
-    let (config, warnings) = raw.resolve().map_err(|e| e.to_string())?;
+    let (config, warnings) = keyshift_core::temporal::parse_yaml(text)?;
     for warning in warnings {
         eprintln!("--interp-config: {warning}");
     }

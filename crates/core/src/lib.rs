@@ -14,6 +14,8 @@
 //! - [`tokens`]: CLIP BPE tokens, 75-token chunks and per-token weights for the text encoder.
 //! - [`parameters`]: A1111's generation-parameters text and sampler names.
 //! - [`pngtext`]: PNG files with A1111's `parameters` text chunk.
+//! - [`weights`]: the safetensors reader, byte sources, weight-loading errors, `.yaml` hints.
+//! - [`fuzz`]: the fuzz targets' bodies.
 //! - [`conformance`]: runs the conformance case files against this crate.
 //! - [`schedule`]: noise schedules and sampler step coefficients (DDIM, Euler, Euler a, DPM++ 2M,
 //!   LCM; diffusers and k-diffusion/A1111) as scalar math for the engine.
@@ -21,6 +23,7 @@ pub mod audio;
 pub mod conformance;
 pub mod control;
 pub mod export;
+pub mod fuzz;
 pub mod image;
 pub mod noise;
 pub mod parameters;
@@ -35,3 +38,4 @@ pub mod shift;
 pub mod temporal;
 pub mod tokens;
 pub mod travel;
+pub mod weights;

@@ -298,6 +298,13 @@ impl RawInterpolation {
     }
 }
 
+/// Reads the original's configuration file (YAML): the configuration, and what was ignored as
+/// warnings. An error names the line and column, or the block and key, at fault.
+pub fn parse_yaml(text: &str) -> Result<(Interpolation, Vec<String>), String> {
+    let raw: RawInterpolation = serde_saphyr::from_str(text).map_err(|e| e.to_string())?;
+    raw.resolve().map_err(|e| e.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

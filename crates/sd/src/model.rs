@@ -4,6 +4,7 @@
 
 use burn::tensor::Device;
 use keyshift_core::schedule::ScheduleConfig;
+pub use keyshift_core::weights::YamlHints;
 
 use crate::clip::ClipTextModel;
 use crate::config::{Activation, ClipConfig, UnetConfig, VaeConfig};
@@ -484,43 +485,6 @@ impl SdModel {
             vae,
             info,
         })
-    }
-}
-
-/// What a v1/v2-inference.yaml tells that the weights do not.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct YamlHints {
-    /// `num_heads` (SD 1.x: 8 heads everywhere).
-    pub num_heads: Option<usize>,
-    /// `num_head_channels` (SD 2.x: 64 channels per head).
-    pub num_head_channels: Option<usize>,
-    /// `parameterization: "v"`.
-    pub v_prediction: bool,
-    /// `scale_factor`.
-    pub scale_factor: Option<f64>,
-}
-
-impl YamlHints {
-    /// Reads the few keys we need, line by line (the configs are flat enough for that).
-    pub fn parse(text: &str) -> Self {
-        let mut hints = Self::default();
-        for line in text.lines() {
-            let line = line.split('#').next().unwrap_or("").trim();
-            let Some((key, value)) = line.split_once(':') else {
-                continue;
-            };
-            let value = value.trim().trim_matches('"').trim_matches('\'');
-            match key.trim() {
-                "num_heads" => hints.num_heads = value.parse().ok().filter(|&n: &usize| n > 0),
-                "num_head_channels" => {
-                    hints.num_head_channels = value.parse().ok().filter(|&n: &usize| n > 0)
-                }
-                "parameterization" => hints.v_prediction = value == "v",
-                "scale_factor" => hints.scale_factor = value.parse().ok(),
-                _ => {}
-            }
-        }
-        hints
     }
 }
 

@@ -17,8 +17,8 @@ pub struct CachedFile {
     pub path: String,
     /// Size in bytes.
     pub bytes: u64,
-    /// CRC-32 (IEEE) of the contents, checked before every use.
-    pub crc32: u32,
+    /// SHA-256 of the contents (lowercase hex), checked before every use.
+    pub sha256: String,
 }
 
 /// What a model's cache folder holds; written last, so a folder without one is incomplete.
@@ -99,7 +99,29 @@ pub fn from_opfs_name(name: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-pub use keyshift_core::export::Crc32;
+/// SHA-256 of a file computed as its bytes stream past, as lowercase hex.
+#[derive(Debug, Clone, Default)]
+pub struct Sha256Digest(sha2::Sha256);
+
+impl Sha256Digest {
+    /// Adds `bytes` to the digest.
+    pub fn update(&mut self, bytes: &[u8]) {
+        sha2::Digest::update(&mut self.0, bytes);
+    }
+
+    /// The digest of everything added, as 64 lowercase hex digits.
+    pub fn finish(self) -> String {
+        sha2::Digest::finalize(self.0)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+}
+
+/// Whether `text` is a SHA-256 digest as [`Sha256Digest::finish`] writes it.
+pub fn is_sha256(text: &str) -> bool {
+    text.len() == 64 && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
 
 /// A byte count for people: `1.5 GB`, `12 MB`, `900 B`.
 pub fn bytes_text(bytes: u64) -> String {
@@ -146,15 +168,22 @@ mod tests {
     }
 
     #[test]
-    fn crc32_matches_zlib() {
-        let mut crc = Crc32::default();
-        crc.update(b"123456789");
-        assert_eq!(crc.finish(), 0xCBF4_3926);
-        let mut split = Crc32::default();
-        split.update(b"1234");
-        split.update(b"56789");
-        assert_eq!(split.finish(), 0xCBF4_3926);
-        assert_eq!(Crc32::default().finish(), 0);
+    fn sha256_matches_the_standard_vectors_however_the_bytes_are_split() {
+        let abc = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
+        let mut whole = Sha256Digest::default();
+        whole.update(b"abc");
+        assert_eq!(whole.finish(), abc);
+        let mut split = Sha256Digest::default();
+        split.update(b"a");
+        split.update(b"");
+        split.update(b"bc");
+        assert_eq!(split.finish(), abc);
+        let empty = Sha256Digest::default().finish();
+        assert_eq!(
+            empty,
+            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        );
+        assert!(is_sha256(&empty) && !is_sha256(&empty.to_uppercase()) && !is_sha256("abc"));
     }
 
     #[test]
@@ -166,18 +195,27 @@ mod tests {
                 CachedFile {
                     path: "unet/config.json".into(),
                     bytes: 10,
-                    crc32: 7,
+                    sha256: "7".repeat(64),
                 },
                 CachedFile {
                     path: "unet/w.safetensors".into(),
                     bytes: 90,
-                    crc32: 8,
+                    sha256: "8".repeat(64),
                 },
             ],
         };
         assert_eq!(Manifest::from_json(&m.to_json()), Some(m.clone()));
         assert_eq!(m.bytes(), 100);
-        assert_eq!(m.file("unet/config.json").map(|f| f.crc32), Some(7));
+        assert_eq!(
+            m.file("unet/config.json").map(|f| f.sha256.as_str()),
+            Some("7".repeat(64).as_str())
+        );
         assert_eq!(Manifest::from_json("{\"id\": 3"), None);
+        // A manifest from before SHA-256 (CRC-32 entries) is not trusted: the model is fetched
+        // again rather than used unverified.
+        let old = m
+            .to_json()
+            .replace("\"sha256\": \"7777", "\"crc32\": 7, \"x\": \"7777");
+        assert_eq!(Manifest::from_json(&old), None);
     }
 }

@@ -2,7 +2,7 @@
 //!
 //! - [`protocol`]: messages between the UI thread and the compute worker (plain serde, tested
 //!   natively).
-//! - [`cache`]: the offline model cache's manifest, OPFS names and CRC-32.
+//! - [`cache`]: the offline model cache's manifest, OPFS names and SHA-256 digests.
 //! - [`gpu`]: WebGPU adapter report and advice; `gpu::probe` reads `navigator.gpu` (wasm32).
 //! - `worker` (wasm32): spawning the module worker and both ends of its message channel.
 pub mod cache;

@@ -66,6 +66,20 @@ pub struct ModelSpec {
     pub files: Vec<ModelFile>,
     /// The precision the model is loaded at.
     pub precision: ModelPrecision,
+    /// Published SHA-256 digests (lowercase hex) by file path: a downloaded file with a pin
+    /// must match it, or it is discarded and the load fails naming it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pins: Vec<(String, String)>,
+}
+
+impl ModelSpec {
+    /// The pinned SHA-256 of the file at `path`, if its publisher gives one.
+    pub fn pin(&self, path: &str) -> Option<&str> {
+        self.pins
+            .iter()
+            .find(|(p, _)| p == path)
+            .map(|(_, digest)| digest.as_str())
+    }
 }
 
 /// The precision a model is loaded at (`"int8"` or `"f32"` on the wire).
@@ -1044,7 +1058,13 @@ mod tests {
                 fallback: Some(("unet/a".into(), "/a".into())),
             }],
             precision: ModelPrecision::F32,
+            pins: vec![("unet/config.json".into(), "ab".repeat(32))],
         };
+        assert_eq!(
+            model.pin("unet/config.json"),
+            Some("ab".repeat(32).as_str())
+        );
+        assert_eq!(model.pin("unet/a"), None);
         let job = GenerateJob {
             job: 3,
             prompt: "a (cat:1.2)".into(),

@@ -1,12 +1,12 @@
 //! The offline model cache in the origin-private file system (OPFS): one folder per model under
 //! `keyshift-models/`, its files written as they download (through a synchronous access handle,
 //! so they never sit whole in memory) and a manifest written last. A model is used from the cache
-//! only when its manifest is there and every file still has its size and CRC-32.
+//! only when its manifest is there and every file still has its size and SHA-256.
 
 use js_sys::{Reflect, Uint8Array};
 use keyshift_sd::weights::stream::WriteAt;
 use keyshift_web::cache::{
-    CachedFile, Crc32, MANIFEST, Manifest, PARTIAL, from_opfs_name, opfs_name,
+    CachedFile, MANIFEST, Manifest, PARTIAL, Sha256Digest, from_opfs_name, opfs_name,
 };
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
@@ -105,10 +105,10 @@ pub(crate) async fn read_file(handle: &FileSystemFileHandle) -> Result<Blob, Str
         .map_err(|e| js_text(&e))
 }
 
-/// The CRC-32 of a Blob, read in chunks.
-fn crc_of(blob: &Blob) -> Result<u32, String> {
+/// The SHA-256 of a Blob, read in chunks.
+pub(crate) fn sha256_of(blob: &Blob) -> Result<String, String> {
     let reader = FileReaderSync::new().map_err(|e| js_text(&e))?;
-    let mut crc = Crc32::default();
+    let mut digest = Sha256Digest::default();
     let mut at = 0.0;
     while at < blob.size() {
         let end = (at + CHECK_CHUNK).min(blob.size());
@@ -118,10 +118,10 @@ fn crc_of(blob: &Blob) -> Result<u32, String> {
         let bytes = reader
             .read_as_array_buffer(&slice)
             .map_err(|e| js_text(&e))?;
-        crc.update(&Uint8Array::new(&bytes).to_vec());
+        digest.update(&Uint8Array::new(&bytes).to_vec());
         at = end;
     }
-    Ok(crc.finish())
+    Ok(digest.finish())
 }
 
 /// A cache file written at any offset (a model prepared while it loads); closed when dropped.
@@ -176,7 +176,7 @@ impl ModelDir {
         Manifest::from_json(&text)
     }
 
-    /// The cached file for `path`, checked against its manifest entry (size and CRC-32).
+    /// The cached file for `path`, checked against its manifest entry (size and SHA-256).
     pub async fn checked_file(&self, entry: &CachedFile) -> Result<Blob, String> {
         let handle = file_handle(&self.dir, &opfs_name(&entry.path), false)
             .await?
@@ -189,7 +189,7 @@ impl ModelDir {
                 entry.path, entry.bytes
             ));
         }
-        if crc_of(&blob)? != entry.crc32 {
+        if sha256_of(&blob)? != entry.sha256 {
             return Err(format!(
                 "{} in the cache is damaged (its checksum changed)",
                 entry.path
@@ -206,7 +206,7 @@ impl ModelDir {
     }
 
     /// The file for `path`, to be continued where an interrupted download left it: its bytes
-    /// so far are kept (and checksummed again, so the finished file's CRC covers them).
+    /// so far are kept (and hashed again, so the finished file's SHA-256 covers them).
     pub async fn resume(&self, path: &str) -> Result<CacheWriter, String> {
         let mut writer = self.open_writer(path).await?;
         let size = writer.access.get_size().map_err(|e| js_text(&e))?;
@@ -223,7 +223,7 @@ impl ModelDir {
             if read == 0 {
                 break;
             }
-            writer.crc.update(&buf[..read]);
+            writer.digest.update(&buf[..read]);
             at += read as f64;
         }
         writer.written = at as u64;
@@ -243,7 +243,7 @@ impl ModelDir {
             handle,
             access,
             written: 0,
-            crc: Crc32::default(),
+            digest: Sha256Digest::default(),
         })
     }
 
@@ -259,7 +259,7 @@ impl ModelDir {
         Ok(RandomWriter { access })
     }
 
-    /// The manifest entry of a finished file (its size and CRC-32, read back).
+    /// The manifest entry of a finished file (its size and SHA-256, read back).
     pub async fn entry_for(&self, path: &str) -> Result<(CachedFile, Blob), String> {
         let handle = file_handle(&self.dir, &opfs_name(path), false)
             .await?
@@ -268,7 +268,7 @@ impl ModelDir {
         let entry = CachedFile {
             path: path.to_owned(),
             bytes: blob.size() as u64,
-            crc32: crc_of(&blob)?,
+            sha256: sha256_of(&blob)?,
         };
         Ok((entry, blob))
     }
@@ -312,7 +312,7 @@ pub struct CacheWriter {
     handle: FileSystemFileHandle,
     access: FileSystemSyncAccessHandle,
     written: u64,
-    crc: Crc32,
+    digest: Sha256Digest,
 }
 
 impl CacheWriter {
@@ -328,7 +328,7 @@ impl CacheWriter {
             return Err(format!("{}: the disk took only part of a write", self.path));
         }
         self.written += bytes.len() as u64;
-        self.crc.update(bytes);
+        self.digest.update(bytes);
         Ok(())
     }
 
@@ -343,7 +343,7 @@ impl CacheWriter {
             .truncate_with_f64(0.0)
             .map_err(|e| js_text(&e))?;
         self.written = 0;
-        self.crc = Crc32::default();
+        self.digest = Sha256Digest::default();
         Ok(())
     }
 
@@ -356,7 +356,7 @@ impl CacheWriter {
             CachedFile {
                 path: self.path,
                 bytes: self.written,
-                crc32: self.crc.finish(),
+                sha256: self.digest.finish(),
             },
             blob,
         ))

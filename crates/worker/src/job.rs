@@ -578,6 +578,14 @@ pub fn png_bytes(image: &RgbImage, parameters: Option<&str>) -> Result<Vec<u8>, 
     pngtext::encode_rgb(image.width, image.height, &image.data, &texts).map_err(|e| e.to_string())
 }
 
+/// The message for a downloaded file whose SHA-256 is not the one published for it.
+pub fn pin_mismatch(path: &str, pinned: &str, got: &str) -> String {
+    format!(
+        "{path} does not match its published SHA-256 (expected {pinned}, got {got}); the \
+         download was discarded, load again to fetch it anew"
+    )
+}
+
 #[cfg(all(test, not(target_arch = "wasm32")))]
 mod tests {
     #![allow(clippy::unwrap_used, reason = "tests fail by panicking")]
@@ -608,6 +616,16 @@ mod tests {
             heatmap: None,
             control: None,
         }
+    }
+
+    #[test]
+    fn a_file_that_does_not_match_its_pin_is_named_with_both_digests() {
+        let m = pin_mismatch("unet/w.safetensors", &"a".repeat(64), &"b".repeat(64));
+        assert!(m.starts_with("unet/w.safetensors does not match its published SHA-256"));
+        assert!(
+            m.contains(&"a".repeat(64)) && m.contains(&"b".repeat(64)),
+            "{m}"
+        );
     }
 
     #[test]

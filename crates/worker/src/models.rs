@@ -24,7 +24,7 @@ use web_sys::Blob;
 use crate::blob::{BlobFolder, BlobSource};
 use crate::cache::{self, CacheWriter, ModelDir};
 use crate::fetch::{FetchError, MemorySink, download};
-use crate::job::{check_weights_fit, engine_precision, summary};
+use crate::job::{check_weights_fit, engine_precision, pin_mismatch, summary};
 use crate::state::WorkerState;
 
 /// A model ready to generate with.
@@ -366,6 +366,7 @@ async fn fetch_model(spec: &ModelSpec) -> Result<(BlobFolder, u64, bool), String
                 return Err(message);
             }
         };
+        check_pin(spec, dir.as_ref(), &path, &blob, entry.as_ref()).await?;
         fetched += blob.size() as u64;
         folder.insert(&path, blob);
         entries.extend(entry);
@@ -529,13 +530,38 @@ fn attached_folder(spec: &ModelSpec, attached: Vec<Blob>) -> Result<BlobFolder, 
     Ok(folder)
 }
 
-/// Every file of a cached model, each checked (size, CRC-32) before use.
+/// Every file of a cached model, each checked (size, SHA-256) before use.
 async fn cached_folder(dir: &ModelDir, manifest: &Manifest) -> Result<BlobFolder, String> {
     let mut folder = BlobFolder::default();
     for entry in &manifest.files {
         folder.insert(&entry.path, dir.checked_file(entry).await?);
     }
     Ok(folder)
+}
+
+/// Checks a downloaded file against its published SHA-256, where the spec pins one; a file
+/// that does not match is removed from the cache and the load fails naming it.
+async fn check_pin(
+    spec: &ModelSpec,
+    dir: Option<&ModelDir>,
+    path: &str,
+    blob: &Blob,
+    entry: Option<&CachedFile>,
+) -> Result<(), String> {
+    let Some(pin) = spec.pin(path) else {
+        return Ok(());
+    };
+    let got = match entry {
+        Some(entry) => entry.sha256.clone(),
+        None => cache::sha256_of(blob)?,
+    };
+    if got == pin {
+        return Ok(());
+    }
+    if let Some(dir) = dir {
+        dir.remove(path).await.ok();
+    }
+    Err(pin_mismatch(path, pin, &got))
 }
 
 /// Downloads one file, into the cache when there is one; reports progress.

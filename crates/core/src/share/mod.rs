@@ -182,7 +182,13 @@ pub fn decode(link: &str) -> Result<Decoded, ShareError> {
     let (tag, payload) = fragment.split_once('.').ok_or(ShareError::MissingVersion)?;
     let version = parse_version(tag)?;
     let json = inflate(payload)?;
-    let latest = migrate(version, &json)?;
+    decode_payload(version, &json)
+}
+
+/// Reads a link's inflated JSON written in schema `version`: migrated to the newest schema, then
+/// normalised.
+pub fn decode_payload(version: u32, json: &[u8]) -> Result<Decoded, ShareError> {
+    let latest = migrate(version, json)?;
     let mut warnings = Vec::new();
     let project = latest.normalise(&mut warnings);
     Ok(Decoded {

@@ -117,6 +117,7 @@ pub fn plan(
     if mode == TravelMode::Grad && genesis != Genesis::Fixed {
         return Err(TravelError::GradGenesis);
     }
+    super::stages::check_total(steps)?;
     if steps.len() != stages.saturating_sub(1).max(1) || steps.contains(&0) {
         return Err(TravelError::Steps(format!(
             "{stages} stages need {} entries of at least 1",

@@ -26,7 +26,7 @@ pub use frames::{FrameKind, TravelFrame, TravelPlan, plan};
 pub use replace::{ReplaceDim, ReplaceOrder, TokenOrder};
 
 pub use slice::Slice;
-pub use stages::{Stage, parse_steps, stages};
+pub use stages::{MAX_TRAVEL_FRAMES, Stage, parse_steps, stages};
 
 /// How the conditioning goes from one stage to the next.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -116,19 +116,52 @@ pub fn parse_steps(text: &str, stages: usize) -> Result<Vec<usize>, TravelError>
         }
         steps.push(n);
     }
-    match steps.len() {
-        1 => Ok(vec![steps[0]; transitions]),
-        n if n == transitions => Ok(steps),
-        n => Err(TravelError::Steps(format!(
-            "{stages} stages need one number or {transitions} numbers separated by commas, \
-             got {n}"
-        ))),
+    let steps = match steps.len() {
+        1 => vec![steps[0]; transitions],
+        n if n == transitions => steps,
+        n => {
+            return Err(TravelError::Steps(format!(
+                "{stages} stages need one number or {transitions} numbers separated by commas, \
+                 got {n}"
+            )));
+        }
+    };
+    check_total(&steps)?;
+    Ok(steps)
+}
+
+/// The most frames one travel may have (the stages and every frame between them).
+pub const MAX_TRAVEL_FRAMES: usize = 100_000;
+
+/// Refuses steps that make more than [`MAX_TRAVEL_FRAMES`] frames, before any frame is planned.
+pub fn check_total(steps: &[usize]) -> Result<(), TravelError> {
+    let total = steps
+        .iter()
+        .try_fold(1usize, |acc, &s| acc.checked_add(s))
+        .unwrap_or(usize::MAX);
+    if total > MAX_TRAVEL_FRAMES {
+        return Err(TravelError::Steps(format!(
+            "they make {total} frames; Keyshift renders at most {MAX_TRAVEL_FRAMES} frames per \
+             travel"
+        )));
     }
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn steps_making_more_than_the_frame_limit_are_refused_naming_it() {
+        assert_eq!(parse_steps("50000, 49999", 3).map(|s| s.len()), Ok(2));
+        let err = parse_steps("13333377", 4).unwrap_err().to_string();
+        assert!(
+            err.contains("40000132 frames") && err.contains("100000"),
+            "{err}"
+        );
+        assert!(parse_steps(&usize::MAX.to_string(), 3).is_err());
+    }
 
     #[test]
     fn one_stage_per_non_empty_line_and_negatives_repeat_their_last_line() {

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# The fuzz campaign: each named target (all by default) runs RUNS inputs (default 10 million)
+# with a 2-second budget per input (hangs), a 2 GiB RSS limit, and the capped allocator (one
+# allocation over 256 MiB aborts). New coverage goes to $WORK/<target>; crashes to
+# artifacts/<target>/. Each finished run appends "target runs seconds exit" to campaign.log.
+# Needs nightly and cargo-fuzz: cargo install cargo-fuzz.
+# Afterwards, `cargo +nightly fuzz cmin <target>` minimises the kept corpus in corpus/<target>.
+set -uo pipefail
+cd "$(dirname "$0")"
+RUNS="${RUNS:-10000000}"
+WORK="${WORK:-/tmp/keyshift-fuzz}"
+targets=("$@")
+[ ${#targets[@]} -gt 0 ] || mapfile -t targets < <(ls fuzz_targets | sed 's/\.rs$//')
+cargo +nightly fuzz build --sanitizer none || exit 1
+bin="${CARGO_TARGET_DIR:-target}/x86_64-unknown-linux-gnu/release"
+for t in "${targets[@]}"; do
+  mkdir -p "$WORK/$t" "artifacts/$t" "corpus/$t"
+  start=$(date +%s)
+  "$bin/$t" -runs="$RUNS" -timeout=2 -rss_limit_mb=2048 -print_final_stats=1 \
+    -artifact_prefix="artifacts/$t/" "$WORK/$t" "corpus/$t" > "$WORK/$t.log" 2>&1
+  code=$?
+  runs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$WORK/$t.log" | grep -o '[0-9]*$')
+  echo "$t ${runs:-0} $(( $(date +%s) - start )) $code" | tee -a campaign.log
+done
