@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The fuzz campaign: each named target (all by default) runs RUNS inputs (default 10 million)
-# with a 2-second budget per input (hangs), a 2 GiB RSS limit, and the capped allocator (one
-# allocation over 256 MiB aborts). New coverage goes to $WORK/<target>; crashes to
-# artifacts/<target>/. Each finished run appends "target runs seconds exit" to campaign.log.
+# with a 2-second budget per input (hangs), a 2 GiB RSS limit, the capped allocator (one
+# allocation over 256 MiB aborts) and debug assertions (integer overflow panics). New coverage
+# goes to $WORK/<target>; crashes to artifacts/<target>/. Each finished run appends "target runs seconds exit" to campaign.log.
 # Needs nightly and cargo-fuzz: cargo install cargo-fuzz.
 # Afterwards, `cargo +nightly fuzz cmin <target>` minimises the kept corpus in corpus/<target>.
 set -uo pipefail
@@ -11,7 +11,7 @@ RUNS="${RUNS:-10000000}"
 WORK="${WORK:-/tmp/keyshift-fuzz}"
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || mapfile -t targets < <(ls fuzz_targets | sed 's/\.rs$//')
-cargo +nightly fuzz build --sanitizer none || exit 1
+cargo +nightly fuzz build --sanitizer none --debug-assertions || exit 1
 bin="${CARGO_TARGET_DIR:-target}/x86_64-unknown-linux-gnu/release"
 for t in "${targets[@]}"; do
   mkdir -p "$WORK/$t" "artifacts/$t" "corpus/$t"

@@ -1255,6 +1255,11 @@ mod tests {
     )]
     fn the_tiny_models_pins_are_the_served_files_digests_and_reach_the_load_request() {
         let root = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/tiny-sd1/diffusers");
+        assert!(
+            TINY_PINS
+                .iter()
+                .all(|(_, pin)| keyshift_web::cache::is_sha256(pin))
+        );
         for (path, pin) in TINY_PINS {
             let bytes = std::fs::read(format!("{root}/{path}")).expect("fixture file");
             let mut digest = keyshift_web::cache::Sha256Digest::default();

@@ -218,8 +218,42 @@ pub fn share_link(data: &[u8]) {
         panic!("a decoded project does not encode");
     };
     match share::decode(&link) {
-        Ok(again) => assert_eq!(again.project, decoded.project, "round trip changed it"),
+        Ok(again) => assert!(
+            same_project(&again.project, &decoded.project),
+            "round trip changed it"
+        ),
+        // Numbers may be written longer than the link spelled them (`1E15`), past the limit.
+        Err(share::ShareError::TooLarge { .. } | share::ShareError::TooLong { .. }) => {}
         Err(e) => panic!("an encoded project does not decode: {e}"),
+    }
+}
+
+/// Whether two projects are the same up to the last bit of their numbers: serde_json reads a
+/// number to within one unit in the last place, so one written and read again may move by it.
+/// Text that holds JSON (a Parseq document) is compared the same way.
+fn same_project(a: &share::Project, b: &share::Project) -> bool {
+    let json = |p: &share::Project| serde_json::to_value(share::wire::ProjectV4::from(p)).ok();
+    matches!((json(a), json(b)), (Some(x), Some(y)) if same_json(&x, &y))
+}
+
+fn same_json(a: &serde_json::Value, b: &serde_json::Value) -> bool {
+    use serde_json::Value;
+    match (a, b) {
+        (Value::String(x), Value::String(y)) if x != y => {
+            match (serde_json::from_str(x), serde_json::from_str(y)) {
+                (Ok(x), Ok(y)) => same_json(&x, &y),
+                _ => false,
+            }
+        }
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(a, b)| same_json(a, b))
+        }
+        (Value::Object(x), Value::Object(y)) => {
+            x.len() == y.len()
+                && x.iter()
+                    .all(|(k, v)| y.get(k).is_some_and(|w| same_json(v, w)))
+        }
+        _ => crate::conformance::json_close(a, b),
     }
 }
 
@@ -304,6 +338,7 @@ pub fn safetensors(data: &[u8]) {
 /// `.yaml`. Fields: the text.
 pub fn yaml(data: &[u8]) {
     let text = String::from_utf8_lossy(data);
+    #[cfg(not(target_arch = "wasm32"))]
     let _ = crate::temporal::parse_yaml(&text);
     let _ = crate::weights::YamlHints::parse(&text);
 }

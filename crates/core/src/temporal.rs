@@ -298,6 +298,7 @@ impl RawInterpolation {
     }
 }
 
+#[cfg(not(target_arch = "wasm32"))]
 /// Reads the original's configuration file (YAML): the configuration, and what was ignored as
 /// warnings. An error names the line and column, or the block and key, at fault.
 pub fn parse_yaml(text: &str) -> Result<(Interpolation, Vec<String>), String> {

@@ -3,6 +3,7 @@
 //! once found a bug) runs through its target, then a fixed number of deterministic mutations of
 //! them do — a brief fuzz run of every target in each CI run. Single allocations over the fuzz
 //! limit abort, as in the libFuzzer builds.
+#![cfg(not(target_arch = "wasm32"))]
 
 #[allow(
     unsafe_code,

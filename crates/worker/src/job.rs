@@ -17,9 +17,9 @@ use keyshift_sd::generate::{InitImage, Request, RgbImage, size_multiple};
 use keyshift_sd::limits;
 use keyshift_sd::model::{ModelInfo, Prediction, SdModel};
 use keyshift_sd::weights::Precision;
-use keyshift_web::cache::bytes_text;
+use keyshift_web::cache::{CachedFile, bytes_text};
 use keyshift_web::protocol::{
-    ComputeBackend, ControlJob, FrameInfo, FrameStages, GenerateJob, ModelPrecision,
+    ComputeBackend, ControlJob, FrameInfo, FrameStages, GenerateJob, ModelPrecision, ModelSpec,
     ParseqSettings, RenderJob, TravelSettings,
 };
 
@@ -578,6 +578,14 @@ pub fn png_bytes(image: &RgbImage, parameters: Option<&str>) -> Result<Vec<u8>, 
     pngtext::encode_rgb(image.width, image.height, &image.data, &texts).map_err(|e| e.to_string())
 }
 
+/// The first cached file whose SHA-256 is not the one `spec` now pins for its path (pins added
+/// or changed after it was cached).
+pub fn unpinned<'a>(spec: &ModelSpec, files: &'a [CachedFile]) -> Option<&'a CachedFile> {
+    files
+        .iter()
+        .find(|f| spec.pin(&f.path).is_some_and(|pin| pin != f.sha256))
+}
+
 /// The message for a downloaded file whose SHA-256 is not the one published for it.
 pub fn pin_mismatch(path: &str, pinned: &str, got: &str) -> String {
     format!(
@@ -616,6 +624,27 @@ mod tests {
             heatmap: None,
             control: None,
         }
+    }
+
+    #[test]
+    fn cached_files_are_held_to_the_pins_of_the_spec_that_loads_them() {
+        let file = |path: &str, digest: &str| CachedFile {
+            path: path.into(),
+            bytes: 1,
+            sha256: digest.repeat(64),
+        };
+        let files = [file("a", "1"), file("b", "2"), file("c", "3")];
+        let mut spec = ModelSpec {
+            id: "m".into(),
+            label: "m".into(),
+            layout: keyshift_web::protocol::ModelLayout::Diffusers,
+            files: Vec::new(),
+            precision: ModelPrecision::F32,
+            pins: vec![("a".into(), "1".repeat(64))],
+        };
+        assert_eq!(unpinned(&spec, &files), None);
+        spec.pins.push(("c".into(), "9".repeat(64)));
+        assert_eq!(unpinned(&spec, &files).map(|f| f.path.as_str()), Some("c"));
     }
 
     #[test]

@@ -24,7 +24,7 @@ use web_sys::Blob;
 use crate::blob::{BlobFolder, BlobSource};
 use crate::cache::{self, CacheWriter, ModelDir};
 use crate::fetch::{FetchError, MemorySink, download};
-use crate::job::{check_weights_fit, engine_precision, pin_mismatch, summary};
+use crate::job::{check_weights_fit, engine_precision, pin_mismatch, summary, unpinned};
 use crate::state::WorkerState;
 
 /// A model ready to generate with.
@@ -305,7 +305,14 @@ async fn fetch_model(spec: &ModelSpec) -> Result<(BlobFolder, u64, bool), String
     if let Some(dir) = &dir
         && let Some(manifest) = dir.manifest().await
     {
-        match cached_folder(dir, &manifest).await {
+        let checked = match unpinned(spec, &manifest.files) {
+            Some(file) => Err(format!(
+                "{} in the cache is not the published file (its SHA-256 is not the pinned one)",
+                file.path
+            )),
+            None => cached_folder(dir, &manifest).await,
+        };
+        match checked {
             Ok(folder) => return Ok((folder, 0, true)),
             Err(e) => {
                 tracing_warn(&format!("{}: {e}; downloading again", spec.label));
@@ -336,6 +343,7 @@ async fn fetch_model(spec: &ModelSpec) -> Result<(BlobFolder, u64, bool), String
             && let Some(entry) = done_before.iter().find(|e| {
                 e.path == file.path || file.fallback.as_ref().is_some_and(|(p, _)| *p == e.path)
             })
+            && unpinned(spec, std::slice::from_ref(entry)).is_none()
             && let Ok(blob) = dir.checked_file(entry).await
         {
             folder.insert(&entry.path, blob);

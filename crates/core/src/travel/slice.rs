@@ -75,7 +75,10 @@ impl Slice {
             let mut i = start;
             while i < stop {
                 out.extend(usize::try_from(i).ok());
-                i += step;
+                let Some(next) = i.checked_add(step) else {
+                    break;
+                };
+                i = next;
             }
         } else {
             let start = clamp(self.start, n - 1, -1, n - 1);
@@ -83,7 +86,10 @@ impl Slice {
             let mut i = start;
             while i > stop {
                 out.extend(usize::try_from(i).ok());
-                i += step;
+                let Some(next) = i.checked_add(step) else {
+                    break;
+                };
+                i = next;
             }
         }
         out
@@ -125,5 +131,8 @@ mod tests {
         assert!(Slice::parse("1:2:3:4").is_err());
         assert_eq!(Slice::parse("1::2").unwrap().unwrap().text(), "1::2");
         assert_eq!(Slice::parse("5").unwrap().unwrap().text(), ":5");
+        // Steps past the end of the index type stop the walk instead of overflowing.
+        assert_eq!(pick("1::9223372036854775807", 5), [1]);
+        assert_eq!(pick(":-2:-9223372036854775808", 5), [4]);
     }
 }

@@ -133,16 +133,18 @@ pub fn parse_steps(text: &str, stages: usize) -> Result<Vec<usize>, TravelError>
 /// The most frames one travel may have (the stages and every frame between them).
 pub const MAX_TRAVEL_FRAMES: usize = 100_000;
 
-/// Refuses steps that make more than [`MAX_TRAVEL_FRAMES`] frames, before any frame is planned.
+/// Refuses steps that could make more than [`MAX_TRAVEL_FRAMES`] frames, before any frame is
+/// planned: the first stage and, per transition, its steps and its closing stage (replace mode
+/// renders all of them; the other modes fewer).
 pub fn check_total(steps: &[usize]) -> Result<(), TravelError> {
     let total = steps
         .iter()
-        .try_fold(1usize, |acc, &s| acc.checked_add(s))
+        .try_fold(1usize, |acc, &s| acc.checked_add(s)?.checked_add(1))
         .unwrap_or(usize::MAX);
     if total > MAX_TRAVEL_FRAMES {
         return Err(TravelError::Steps(format!(
-            "they make {total} frames; Keyshift renders at most {MAX_TRAVEL_FRAMES} frames per \
-             travel"
+            "they make up to {total} frames; Keyshift renders at most {MAX_TRAVEL_FRAMES} frames \
+             per travel"
         )));
     }
     Ok(())
@@ -154,10 +156,12 @@ mod tests {
 
     #[test]
     fn steps_making_more_than_the_frame_limit_are_refused_naming_it() {
-        assert_eq!(parse_steps("50000, 49999", 3).map(|s| s.len()), Ok(2));
+        assert_eq!(parse_steps("50000, 49997", 3).map(|s| s.len()), Ok(2));
+        // Replace mode renders every step and each closing stage: 1 + 50001 + 49999.
+        assert!(parse_steps("50000, 49998", 3).is_err());
         let err = parse_steps("13333377", 4).unwrap_err().to_string();
         assert!(
-            err.contains("40000132 frames") && err.contains("100000"),
+            err.contains("up to 40000135 frames") && err.contains("100000"),
             "{err}"
         );
         assert!(parse_steps(&usize::MAX.to_string(), 3).is_err());
