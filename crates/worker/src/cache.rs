@@ -230,7 +230,10 @@ impl ModelDir {
         Ok(writer)
     }
 
-    async fn open_writer(&self, path: &str) -> Result<CacheWriter, String> {
+    async fn open_access(
+        &self,
+        path: &str,
+    ) -> Result<(FileSystemFileHandle, FileSystemSyncAccessHandle), String> {
         let handle = file_handle(&self.dir, &opfs_name(path), true)
             .await?
             .ok_or_else(|| format!("{path}: cannot create it in the cache"))?;
@@ -238,6 +241,11 @@ impl ModelDir {
             .await
             .map_err(|e| js_text(&e))?
             .unchecked_into();
+        Ok((handle, access))
+    }
+
+    async fn open_writer(&self, path: &str) -> Result<CacheWriter, String> {
+        let (handle, access) = self.open_access(path).await?;
         Ok(CacheWriter {
             path: path.to_owned(),
             handle,
@@ -249,14 +257,14 @@ impl ModelDir {
 
     /// A new (empty) file for `path`, written at any offset.
     pub async fn create_random(&self, path: &str) -> Result<RandomWriter, String> {
-        let writer = self.open_writer(path).await?;
+        let (_, access) = self.open_access(path).await?;
+        // Wrapped first, so that the handle is closed if truncating fails.
+        let writer = RandomWriter { access };
         writer
             .access
             .truncate_with_f64(0.0)
             .map_err(|e| js_text(&e))?;
-        // Hand the open handle over without closing it.
-        let CacheWriter { access, .. } = writer;
-        Ok(RandomWriter { access })
+        Ok(writer)
     }
 
     /// The manifest entry of a finished file (its size and SHA-256, read back).
@@ -348,18 +356,27 @@ impl CacheWriter {
     }
 
     /// Closes the file; returns its manifest entry and its contents as a (disk-backed) Blob.
-    pub async fn close(self) -> Result<(CachedFile, Blob), String> {
+    pub async fn close(mut self) -> Result<(CachedFile, Blob), String> {
         self.access.flush().map_err(|e| js_text(&e))?;
         self.access.close();
         let blob = read_file(&self.handle).await?;
         Ok((
             CachedFile {
-                path: self.path,
+                path: std::mem::take(&mut self.path),
                 bytes: self.written,
-                sha256: self.digest.finish(),
+                sha256: std::mem::take(&mut self.digest).finish(),
             },
             blob,
         ))
+    }
+}
+
+impl Drop for CacheWriter {
+    fn drop(&mut self) {
+        // A writer given up on (a missing fp16 file, a failed download) must not keep the file's
+        // only access handle open: the next load in this worker could not open the file again.
+        // Closing a closed handle does nothing.
+        self.access.close();
     }
 }
 
