@@ -183,7 +183,7 @@ fn ShiftOptions(error: RwSignal<Option<String>>) -> impl IntoView {
                 <label class="field">
                     <span>{f.label}</span>
                     <input type="number" step=f.step data-testid=f.testid
-                        prop:value=move || project.with(|p| (f.value)(p))
+                        prop:value=Memo::new(move |_| project.with(|p| (f.value)(p)))
                         on:change=move |ev| error.set(edit(shared,
                             ProjectCommand::SetShift(f.field, event_target_value(&ev))))/>
                 </label>

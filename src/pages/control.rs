@@ -123,7 +123,7 @@ fn ControlSettingsFields(error: RwSignal<Option<String>>) -> impl IntoView {
         <div class="grid">
             {FIELDS.iter().map(|(label, id, field)| view! {
                 <label class="field"><span>{*label}</span>
-                    <input type="text" class="short" data-testid=*id prop:value=move || value(*field)
+                    <input type="text" class="short" data-testid=*id prop:value=Memo::new(move |_| value(*field))
                         on:change=move |ev| set(*field, event_target_value(&ev))/>
                 </label>
             }).collect_view()}

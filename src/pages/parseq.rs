@@ -413,7 +413,7 @@ fn RenderOptions(error: RwSignal<Option<String>>) -> impl IntoView {
             <label class="field">
                 <span>"Frames to render (A..B, empty: all)"</span>
                 <input type="text" data-testid="parseq-frames" placeholder="all"
-                    prop:value=move || project.with(|p| p.animation.parseq.frames.clone())
+                    prop:value=Memo::new(move |_| project.with(|p| p.animation.parseq.frames.clone()))
                     on:change=set(ParseqField::Frames)/>
             </label>
             <label class="field">

@@ -21,7 +21,7 @@ fn number(ev: &leptos::ev::Event) -> Result<f64, String> {
 #[component]
 pub fn OptionsPanel(editor: EditorSignal, error: RwSignal<Option<String>>) -> impl IntoView {
     let option = move |name: &'static str| {
-        move || {
+        Memo::new(move |_| {
             editor.with(|e| {
                 e.as_ref()
                     .and_then(|e| {
@@ -31,7 +31,7 @@ pub fn OptionsPanel(editor: EditorSignal, error: RwSignal<Option<String>>) -> im
                     })
                     .unwrap_or_default()
             })
-        }
+        })
     };
     let on_fps = move |ev| {
         let bpm = editor.with_untracked(|e| e.as_ref().map_or(140.0, |e| e.timing().1));
@@ -72,7 +72,7 @@ pub fn OptionsPanel(editor: EditorSignal, error: RwSignal<Option<String>>) -> im
                     <input type="number" min="1" data-testid="parseq-cadence" prop:value=option("cadence")
                         on:change=move |ev| { with_editor(editor, error, |e| e.set_cadence(number(&ev)?)); }/></label>
                 <label class="field"><span>"Final frame"</span>
-                    <input type="number" data-testid="parseq-final-frame" prop:value=last
+                    <input type="number" data-testid="parseq-final-frame" prop:value=Memo::new(move |_| last())
                         on:change=move |ev| { with_editor(editor, error, |e| e.set_final_frame(number(&ev)? as i64)); }/></label>
                 <label class="field"><span>"Keyframe lock (on FPS/BPM change)"</span>
                     <select data-testid="parseq-lock" on:change=move |ev| { with_editor(editor, error, |e| e.set_lock(&event_target_value(&ev))); }>
@@ -346,7 +346,7 @@ pub fn PromptsPanel(editor: EditorSignal, error: RwSignal<Option<String>>) -> im
         RwSignal::new(String::new()),
     );
     let common = move |key: &'static str| {
-        move || {
+        Memo::new(move |_| {
             editor.with(|e| {
                 e.as_ref()
                     .and_then(|e| {
@@ -359,7 +359,7 @@ pub fn PromptsPanel(editor: EditorSignal, error: RwSignal<Option<String>>) -> im
                     })
                     .unwrap_or_default()
             })
-        }
+        })
     };
     let set_common = move |key: &'static str| {
         move |ev: leptos::ev::Event| {
@@ -426,7 +426,7 @@ pub fn PromptsPanel(editor: EditorSignal, error: RwSignal<Option<String>>) -> im
 fn PromptRow(editor: EditorSignal, error: RwSignal<Option<String>>, index: usize) -> impl IntoView {
     use crate::parseq_prompts::PromptKey;
     let get = move |path: &'static [&'static str]| {
-        move || {
+        Memo::new(move |_| {
             editor.with(|e| {
                 let list = e
                     .as_ref()
@@ -442,7 +442,7 @@ fn PromptRow(editor: EditorSignal, error: RwSignal<Option<String>>, index: usize
                     other => other.to_string(),
                 }
             })
-        }
+        })
     };
     let set = move |key: PromptKey| {
         move |ev: leptos::ev::Event| {
@@ -457,12 +457,12 @@ fn PromptRow(editor: EditorSignal, error: RwSignal<Option<String>>, index: usize
         <div class="prompt-row" data-testid="parseq-prompt-row">
             <div class="row wrap">
                 <input type="text" class="name" data-testid="prompt-name" prop:value=get(&["name"]) on:change=set(PromptKey::Name)/>
-                <label class="check"><input type="checkbox" data-testid="prompt-all" prop:checked=move || all() == "true"
+                <label class="check"><input type="checkbox" data-testid="prompt-all" prop:checked=move || all.get() == "true"
                     on:change=move |ev| { with_editor(editor, error, |e| e.set_prompt(index, PromptKey::AllFrames, &event_target_checked(&ev).to_string())); }/>"All frames"</label>
                 <span>"from"</span><input type="number" class="short" data-testid="prompt-from" prop:value=get(&["from"]) on:change=set(PromptKey::From)/>
                 <span>"to"</span><input type="number" class="short" data-testid="prompt-to" prop:value=get(&["to"]) on:change=set(PromptKey::To)/>
                 <select data-testid="prompt-overlap" on:change=set(PromptKey::Overlap)>
-                    {["none", "linear", "custom"].into_iter().map(|k| view! { <option value=k selected=move || kind() == k>{k}</option> }).collect_view()}
+                    {["none", "linear", "custom"].into_iter().map(|k| view! { <option value=k selected=move || kind.get() == k>{k}</option> }).collect_view()}
                 </select>
                 <span>"fade in"</span><input type="number" class="short" data-testid="prompt-in" prop:value=get(&["overlap", "inFrames"]) on:change=set(PromptKey::InFrames)/>
                 <span>"out"</span><input type="number" class="short" data-testid="prompt-out" prop:value=get(&["overlap", "outFrames"]) on:change=set(PromptKey::OutFrames)/>

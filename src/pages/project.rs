@@ -233,7 +233,7 @@ pub fn ProjectPage() -> impl IntoView {
                         <label class="field">
                             <span>{f.label}</span>
                             <input type="number" min=f.min max=f.max step=f.step data-testid=f.testid
-                                prop:value=move || (f.value)(&settings())
+                                prop:value=Memo::new(move |_| (f.value)(&settings()))
                                 on:change=on(f.command)/>
                         </label>
                     })

@@ -435,7 +435,7 @@ fn InitImageField() -> impl IntoView {
                     {move || url.get().map(|u| view! { <img class="init-thumb" data-testid="init-preview" alt="Init image" src=u/> })}
                     <label class="field"><span>"Denoising strength"</span>
                         <input type="number" min="0.01" max="1" step="0.05" class="short" data-testid="init-strength"
-                            prop:value=strength on:change=set_strength/></label>
+                            prop:value=Memo::new(move |_| strength()) on:change=set_strength/></label>
                     <button class="ghost" data-testid="init-clear" on:click=clear>"No init image"</button>
                 </div>
             </Show>

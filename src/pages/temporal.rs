@@ -147,7 +147,7 @@ fn InterpolationOptions(
             {ENTRIES.iter().map(|e| view! {
                 <label class="field">
                     <span>{e.label}</span>
-                    <input type="text" data-testid=e.testid prop:value=move || blocks(e.value)
+                    <input type="text" data-testid=e.testid prop:value=Memo::new(move |_| blocks(e.value))
                         on:change=move |ev| set(e.field, event_target_value(&ev))/>
                 </label>
             }).collect_view()}

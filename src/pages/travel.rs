@@ -205,7 +205,7 @@ fn entry_fields(entries: &'static [Entry], error: RwSignal<Option<String>>) -> i
                 })>
                     <span>{e.label}</span>
                     <input type="text" data-testid=e.testid
-                        prop:value=move || project.with(|p| (e.value)(&p.animation.travel))
+                        prop:value=Memo::new(move |_| project.with(|p| (e.value)(&p.animation.travel)))
                         on:change=move |ev| error.set(edit(shared,
                             ProjectCommand::SetTravel(e.field, event_target_value(&ev))))/>
                 </label>

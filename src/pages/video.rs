@@ -83,7 +83,7 @@ pub fn VideoOptions(error: RwSignal<Option<String>>) -> impl IntoView {
         <div class="grid">
             {FIELDS.iter().map(|(label, id, field)| view! {
                 <label class="field"><span>{*label}</span>
-                    <input type="text" data-testid=*id prop:value=move || value(*field)
+                    <input type="text" data-testid=*id prop:value=Memo::new(move |_| value(*field))
                         on:change=move |ev| error.set(edit(shared, ProjectCommand::SetVideo(*field, event_target_value(&ev))))/>
                 </label>
             }).collect_view()}

@@ -1590,9 +1590,13 @@ test('ControlNet: the tiny ControlNet loads in the Generate card and guides an i
       await page.locator('[data-testid="controlnet-panel"] > summary').click();
       await byId(page, 'controlnet-choice').selectOption({ label: 'tiny test ControlNet (random weights)' });
       await byId(page, 'controlnet-load').click();
+      // The weight is typed while the ControlNet loads and committed only after the worker's
+      // messages (loaded, the cache listing) have updated the page: typing is never reset by them.
+      await byId(page, 'controlnet-scale').fill('0.8');
       await page.waitForFunction(() => /ready in/.test(document.querySelector('[data-testid="controlnet-status"]')?.textContent ?? ''),
         null, { timeout: 120_000 });
-      await byId(page, 'controlnet-scale').fill('0.8');
+      await page.waitForTimeout(1000);
+      assert.equal(await byId(page, 'controlnet-scale').inputValue(), '0.8', 'the typed control weight was reset by a worker message');
       await byId(page, 'controlnet-scale').press('Tab');
       await byId(page, 'controlnet-guess').check();
       await byId(page, 'controlnet-image').setInputFiles(control);
