@@ -298,11 +298,23 @@ impl RawInterpolation {
     }
 }
 
+/// The deepest nesting a configuration file may have (its blocks are two levels deep): deeper
+/// input is refused before the reader's recursion can use up a thread's stack.
+#[cfg(not(target_arch = "wasm32"))]
+const YAML_MAX_DEPTH: usize = 16;
+
 #[cfg(not(target_arch = "wasm32"))]
 /// Reads the original's configuration file (YAML): the configuration, and what was ignored as
 /// warnings. An error names the line and column, or the block and key, at fault.
 pub fn parse_yaml(text: &str) -> Result<(Interpolation, Vec<String>), String> {
-    let raw: RawInterpolation = serde_saphyr::from_str(text).map_err(|e| e.to_string())?;
+    let options = serde_saphyr::options! {
+        budget: serde_saphyr::budget! {
+            max_depth: YAML_MAX_DEPTH,
+            flow_nesting_limit: YAML_MAX_DEPTH,
+        },
+    };
+    let raw: RawInterpolation =
+        serde_saphyr::from_str_with_options(text, options).map_err(|e| e.to_string())?;
     raw.resolve().map_err(|e| e.to_string())
 }
 
@@ -366,5 +378,29 @@ mod tests {
             }
             .is_on(true)
         );
+    }
+
+    #[cfg(not(target_arch = "wasm32"))]
+    #[test]
+    fn yaml_is_read_and_deep_nesting_is_refused() {
+        let (config, warnings) =
+            parse_yaml("pipe_config:\n  interpolation_scheduler: cos\n").unwrap();
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert_eq!(
+            config,
+            read(r#"{"pipe_config": {"interpolation_scheduler": "cos"}}"#)
+                .unwrap()
+                .0
+        );
+        let deep = format!("pipe_config: {}{}", "{a: ".repeat(200), "}".repeat(200));
+        let err = parse_yaml(&deep).unwrap_err();
+        assert!(err.contains("depth") || err.contains("nesting"), "{err}");
+        let deep_block = format!(
+            "pipe_config:\n{}",
+            (1..60)
+                .map(|i| format!("{}a{i}:\n", "  ".repeat(i)))
+                .collect::<String>()
+        );
+        assert!(parse_yaml(&deep_block).is_err());
     }
 }

@@ -95,9 +95,10 @@ fn mutate(rng: &mut Rng, input: &[u8], other: &[u8]) -> Vec<u8> {
     v
 }
 
-/// Stack for each target's thread: the libFuzzer builds run optimised on the main thread's 8 MiB;
-/// unoptimised frames of the recursive readers (JSON, YAML, Parseq) are several times larger.
-const STACK_BYTES: usize = 64 << 20;
+/// Stack for each target's thread: the 1 MiB a wasm module gets (the page and the worker run
+/// these readers there), even though unoptimised frames are several times larger, so a reader
+/// whose recursion is not bounded (JSON, YAML and Parseq nest) fails here first.
+const STACK_BYTES: usize = 1 << 20;
 
 /// Every kept input of `name` and its mutations; the findings, and how many inputs were kept.
 fn run_target(name: &'static str, run: fn(&[u8])) -> (Vec<String>, usize) {
