@@ -877,12 +877,13 @@ impl Animate {
             }
             Stage::Crashed => {
                 self.rerendering = None;
-                if let Some(r) = self.render.as_mut().filter(|r| r.running.is_some()) {
+                // A render that stopped unfinished (also one whose last frame just failed with
+                // what stopped the worker, such as a lost GPU device) resumes once the fresh
+                // worker has the model again.
+                if let Some(r) = self.render.as_mut().filter(|r| r.end.is_none()) {
                     r.running = None;
                     r.progress = None;
-                    self.error = Some(
-                        "The compute worker stopped; load the model again, then Resume.".into(),
-                    );
+                    self.error = Some(crash_message(message));
                 }
                 self.export = None;
             }
@@ -894,6 +895,18 @@ impl Animate {
     /// Object URLs to revoke.
     pub fn take_stale_urls(&mut self) -> Vec<String> {
         std::mem::take(&mut self.stale_urls)
+    }
+}
+
+/// What an unfinished render shows when the compute worker stopped: why, and what to do.
+fn crash_message(why: &str) -> String {
+    let why = why.trim();
+    let why = why.strip_prefix("Uncaught ").unwrap_or(why);
+    let why = why.strip_prefix("Error: ").unwrap_or(why);
+    if why.is_empty() {
+        "The compute worker stopped; load the model again, then Resume.".into()
+    } else {
+        format!("The compute worker stopped ({why}); load the model again, then Resume.")
     }
 }
 
@@ -1142,6 +1155,66 @@ mod tests {
                 .is_some_and(|e| e.starts_with("The browser's storage"))
         );
         assert!(a.start_export(ExportFormat::Gif).is_none(), "unfinished");
+    }
+
+    #[test]
+    fn a_stopped_worker_leaves_an_unfinished_render_resumable_and_says_why() {
+        let crash = |message: &str| FromWorker::Failed {
+            stage: Stage::Crashed,
+            message: message.into(),
+        };
+        let mut a = Animate::default();
+        let mut make = url();
+        let (_, id) = started(&mut a);
+        a.apply(&frame(&id, 0), &mut make);
+        a.apply(
+            &crash("Uncaught Error: the GPU device was lost (destroyed)"),
+            &mut make,
+        );
+        assert!(!a.is_running() && a.can_resume());
+        assert_eq!(a.strip(), [0]);
+        assert_eq!(
+            a.error.as_deref(),
+            Some(
+                "The compute worker stopped (the GPU device was lost (destroyed)); load the \
+                 model again, then Resume."
+            )
+        );
+        // The frame that failed when the device went is followed by the crash it caused: the
+        // crash, which says what to do, is what shows.
+        let (_, id) = started(&mut a);
+        a.apply(&frame(&id, 0), &mut make);
+        a.apply(
+            &FromWorker::Failed {
+                stage: Stage::Render,
+                message: "Frame 1: reading the result from the device failed".into(),
+            },
+            &mut make,
+        );
+        a.apply(&crash(""), &mut make);
+        assert_eq!(
+            a.error.as_deref(),
+            Some("The compute worker stopped; load the model again, then Resume.")
+        );
+        assert!(a.can_resume());
+        // A finished render is not touched.
+        let (job, id) = started(&mut a);
+        a.apply(&frame(&id, 0), &mut make);
+        a.apply(
+            &FromWorker::RenderDone {
+                job: Some(job),
+                render: id,
+                order: vec![0],
+                fps: None,
+                lead: 0,
+                heap_peak_bytes: 0,
+            },
+            &mut make,
+        );
+        a.error = None;
+        a.apply(&crash("Uncaught Error: x"), &mut make);
+        assert_eq!(a.error, None);
+        assert!(a.is_finished());
     }
 
     #[test]

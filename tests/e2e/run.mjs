@@ -718,6 +718,50 @@ test('a download interrupted by a reload resumes where it stopped', async () => 
   });
 });
 
+test('a network drop while a model downloads fails with a clear message, and the next load resumes where it stopped', async () => {
+  const slow = '/fixtures/tiny-sd1-slow/diffusers';
+  const status = (page) => text(page, 'model-status');
+  const startLoad = async (page) => {
+    await byId(page, 'model-precision').selectOption('f32');
+    await byId(page, 'model-backend').selectOption('cpu');
+    await byId(page, 'model-custom').fill(`${BASE}${slow}`);
+    await byId(page, 'model-load').click();
+  };
+  const requests = async () => (await fetch(`${BASE}/__requests`)).json();
+  const before = await requests();
+  await withBrowser(async ({ page, errors }) => {
+    await page.goto(BASE);
+    await byId(page, 'prompt').fill('kept prompt');
+    await startLoad(page);
+    await page.waitForFunction(() => /^Downloading unet\/diffusion_pytorch_model(\.fp16)?\.safetensors \(5\/7\): [\d.]+ (KB|MB)/
+      .test(document.querySelector('[data-testid="model-status"]')?.textContent ?? ''), null, { timeout: 120_000 });
+    // The server cuts the transfer mid-file, as a dropped connection would.
+    await fetch(`${BASE}/__drop/on`);
+    try {
+      await page.waitForFunction(() => /^Could not load/.test(document.querySelector('[data-testid="model-status"]')?.textContent ?? ''),
+        null, { timeout: 120_000 });
+    } finally {
+      await fetch(`${BASE}/__drop/off`);
+    }
+    facts.networkDropStatus = await status(page);
+    assert.match(facts.networkDropStatus, /unet\/diffusion_pytorch_model\.safetensors.*download/i);
+    assert.equal(await byId(page, 'prompt').inputValue(), 'kept prompt');
+    await startLoad(page);
+    await page.waitForFunction(() => /resumed at|^Ready|^Could not load/.test(document.querySelector('[data-testid="model-status"]')?.textContent ?? ''),
+      null, { timeout: 120_000 });
+    assert.match(await status(page), /^Downloading unet\/.* · resumed at [\d.]+ (KB|MB)$/);
+    await page.waitForFunction(() => /^(Ready|Could not load)/.test(document.querySelector('[data-testid="model-status"]')?.textContent ?? ''),
+      null, { timeout: 120_000 });
+    assert.match(await status(page), /^Ready/);
+    const after = await requests();
+    const ranges = Object.keys(after).filter((k) => k.startsWith(`range ${slow}/unet/`) && after[k] > (before[k] ?? 0));
+    assert.equal(ranges.length, 1, JSON.stringify(ranges));
+    await setProject(page, SETTINGS);
+    facts.networkDropResumedVsCli = await expectCliImage(page, await generateImage(page));
+    assert.deepEqual(errors.filter((e) => !/Failed to load resource|network|ERR_/.test(e)), []);
+  });
+});
+
 test('int8: the model prepared on the first load is what the cache keeps, and it draws the same image after a reload', async () => {
   const fixtureRequests = async () => {
     const counts = await (await fetch(`${BASE}/__requests`)).json();
@@ -1332,6 +1376,125 @@ test('a full storage quota stops a render with a clear message; the frames stay 
     await page.waitForFunction(() => /^11 frames rendered/.test(document.querySelector('[data-testid="render-status"]')?.textContent ?? ''),
       null, { timeout: GPU_TIMEOUT_MS });
     assert.deepEqual(errors, []);
+  });
+});
+
+// Fault injection: one step a frame at CFG 1, so that the faults, not the sampling, take the time.
+const FAULT = { ...SETTINGS, steps: '1', cfg: '1', prompt: 'a (cat:1~0)', shiftSteps: '8' };
+const FAULT_FRAMES = 9;
+
+/** The CLI's uninterrupted render of the FAULT animation, frames as data URLs. */
+function cliFaultFrames() {
+  assert.ok(CLI, 'KEYSHIFT_CLI (the native keyshift binary) is not set');
+  const dir = mkdtempSync(join(tmpdir(), 'keyshift-cli-fault-'));
+  try {
+    const run = spawnSync(CLI, ['render', 'shift', '--model', FIXTURE, '--prompt', FAULT.prompt,
+      '--negative', FAULT.negative, '--shift-steps', FAULT.shiftSteps, '--size', `${FAULT.width}x${FAULT.height}`,
+      '--steps', FAULT.steps, '--cfg', FAULT.cfg, '--seed', FAULT.seed, '--sampler', FAULT.sampler,
+      '--out', dir], { encoding: 'utf8' });
+    assert.equal(run.status, 0, run.stderr);
+    return Array.from({ length: FAULT_FRAMES }, (_, i) =>
+      `data:image/png;base64,${readFileSync(join(dir, `${String(i).padStart(5, '0')}.png`)).toString('base64')}`);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** The strip's frames (their `src`), in order. */
+const stripFrames = (page) => page.locator('[data-testid="frame-strip"] [data-testid="frame"] img')
+  .evaluateAll((imgs) => imgs.map((img) => img.getAttribute('src')));
+
+/** Waits for the render to stop because the compute worker stopped, and returns the message. */
+async function workerStopped(page) {
+  await page.waitForFunction(() => /^The compute worker stopped/.test(document.querySelector('[data-testid="render-error"]')?.textContent ?? ''),
+    null, { timeout: GPU_TIMEOUT_MS });
+  return text(page, 'render-error');
+}
+
+/** Overwrites stored frame `index` of the (only) render in the frame store with garbage. */
+async function corruptStoredFrame(page, index) {
+  return page.evaluate(async (name) => {
+    const root = await (await navigator.storage.getDirectory()).getDirectoryHandle('keyshift-renders');
+    for await (const [, dir] of root.entries()) {
+      const file = await dir.getFileHandle(name);
+      const writable = await file.createWritable({ keepExistingData: true });
+      await writable.write({ type: 'write', position: 40, data: new Uint8Array(64).fill(0x5a) });
+      await writable.close();
+      return true;
+    }
+    return false;
+  }, `${String(index).padStart(5, '0')}.png`);
+}
+
+test('fault injection mid-render: a lost GPU device, a killed worker, a reload and a corrupted stored frame each keep the finished frames with a clear message, and Resume ends with the uninterrupted render\'s frames', async () => {
+  const cli = cliFaultFrames();
+  await withBrowser(async ({ page, errors }) => {
+    await page.goto(BASE);
+    assert.match(await loadModel(page), /^Ready: .*on WebGPU/);
+    await setProject(page, FAULT);
+    await byId(page, 'mode-picker').selectOption('shift-attention');
+    await byId(page, 'shift-steps').fill(FAULT.shiftSteps);
+    await byId(page, 'shift-steps').press('Tab');
+    assert.match(await text(page, 'frame-count'), new RegExp(`^${FAULT_FRAMES} frames`));
+    const finished = {};
+    const keep = async () => {
+      const srcs = await stripFrames(page);
+      for (let i = 0; i < srcs.length; i += 1) finished[i] ??= await pixels(page, srcs[i]);
+    };
+    const unchanged = async (what) => {
+      const now = await stripFrames(page);
+      assert.ok(now.length >= Object.keys(finished).length, `${what}: frames lost (${now.length} of ${Object.keys(finished).length})`);
+    };
+    // 1. The worker is killed mid-render (an uncaught error in it).
+    await byId(page, 'render').click();
+    await waitForFrames(page, 2);
+    await keep();
+    await page.workers()[0].evaluate(() => { setTimeout(() => { throw new Error('simulated worker crash'); }, 0); });
+    assert.equal(await workerStopped(page), 'The compute worker stopped (simulated worker crash); load the model again, then Resume.');
+    await unchanged('worker killed');
+    await keep();
+    // 2. The GPU device is lost mid-render (destroyed through the worker's test hook).
+    assert.match(await loadModel(page), /^Ready: .*on WebGPU/);
+    await byId(page, 'resume-render').click();
+    await waitForFrames(page, Object.keys(finished).length + 1);
+    await keep();
+    assert.equal(await page.workers()[0].evaluate(() => self.keyshiftLoseDevice()) > 0, true, 'no GPU device to lose');
+    facts.faultDeviceLost = await workerStopped(page);
+    assert.match(facts.faultDeviceLost, /^The compute worker stopped \(the GPU device was lost \([^()]+\)\); load the model again, then Resume\.$/);
+    assert.match(await text(page, 'model-status'), /GPU device was lost.*a fresh one was started: load the model again$/);
+    await unchanged('device lost');
+    await keep();
+    // 3. A reload with a stored frame corrupted: the others show again, that one renders anew
+    // (on the CPU backend: faster here).
+    const kept = Object.keys(finished).length;
+    assert.ok(kept >= 3 && kept < FAULT_FRAMES, `frames before the reload: ${kept}`);
+    assert.equal(await corruptStoredFrame(page, 1), true, 'no render in the frame store');
+    await page.reload();
+    await byId(page, 'resume-render').waitFor({ timeout: 60_000 });
+    await page.waitForFunction((n) => document.querySelectorAll('[data-testid="frame-strip"] [data-testid="frame"]').length >= n,
+      kept - 1, { timeout: 60_000 });
+    facts.faultFramesAfterCorruptReload = { kept, shown: await frameCount(page) };
+    assert.equal(await frameCount(page), kept - 1, 'every readable stored frame shows after the reload');
+    assert.match(await loadModel(page, { backend: 'cpu' }), /^Ready/);
+    await byId(page, 'resume-render').click();
+    await waitForFrames(page, FAULT_FRAMES);
+    await page.waitForFunction((n) => new RegExp(`^${n} frames rendered`).test(document.querySelector('[data-testid="render-status"]')?.textContent ?? ''),
+      FAULT_FRAMES, { timeout: GPU_TIMEOUT_MS });
+    // The frames equal an uninterrupted render's (the CLI's), those kept through the faults too.
+    const frames = await stripFrames(page);
+    assert.equal(frames.length, FAULT_FRAMES);
+    let worst = { max: 0, mean: 0 };
+    for (let i = 0; i < FAULT_FRAMES; i += 1) {
+      const diff = compare(await pixels(page, frames[i]), await pixels(page, cli[i]));
+      assert.ok(diff.max <= 2 && diff.mean < 0.05, `frame ${i} differs from the uninterrupted render's: ${JSON.stringify(diff)}`);
+      if (finished[i] && i !== 1) {
+        const same = compare(await pixels(page, frames[i]), finished[i]);
+        assert.equal(same.max, 0, `frame ${i} changed over the faults`);
+      }
+      if (diff.max > worst.max) worst = diff;
+    }
+    facts.faultResumedVsCli = worst;
+    assert.deepEqual(errors.filter((e) => !/GPU device was lost|simulated worker crash|unreadable/.test(e)), []);
   });
 });
 

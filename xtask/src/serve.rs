@@ -7,7 +7,8 @@
 //! answers `Range` requests (downloads resume), and counts requests per path at `/__requests`
 //! (the end-to-end tests check that a cached model is not fetched again). `/__tamper/on` makes it
 //! serve the tiny model's UNet weights with one byte changed (a download that does not match its
-//! pinned SHA-256) until `/__tamper/off`.
+//! pinned SHA-256) until `/__tamper/off`. `/__drop/on` cuts every slow transfer ([`SLOW`]) at its
+//! next chunk, as a network that drops would, until `/__drop/off`.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
@@ -37,6 +38,7 @@ pub struct Site {
     pub fixtures: PathBuf,
     requests: Arc<Mutex<BTreeMap<String, u64>>>,
     tamper: Arc<AtomicBool>,
+    drop: Arc<AtomicBool>,
 }
 
 impl Site {
@@ -48,6 +50,7 @@ impl Site {
             fixtures,
             requests: Arc::default(),
             tamper: Arc::default(),
+            drop: Arc::default(),
         }
     }
 
@@ -185,12 +188,14 @@ fn handle(mut stream: TcpStream, site: &Site) -> std::io::Result<()> {
         );
     }
     let path = target.split(['?', '#']).next().unwrap_or("/");
-    if let Some(on) = match path {
-        "/__tamper/on" => Some(true),
-        "/__tamper/off" => Some(false),
+    if let Some((switch, on)) = match path {
+        "/__tamper/on" => Some((&site.tamper, true)),
+        "/__tamper/off" => Some((&site.tamper, false)),
+        "/__drop/on" => Some((&site.drop, true)),
+        "/__drop/off" => Some((&site.drop, false)),
         _ => None,
     } {
-        site.tamper.store(on, Ordering::SeqCst);
+        switch.store(on, Ordering::SeqCst);
         return respond(&mut stream, "200 OK", "text/plain", b"ok", method == "HEAD");
     }
     if path == "/__requests" {
@@ -213,7 +218,8 @@ fn handle(mut stream: TcpStream, site: &Site) -> std::io::Result<()> {
             let body = site.body(path, &file)?;
             let cache = cache_control(&file);
             let head = method == "HEAD";
-            let slow = path.starts_with(SLOW) && path.ends_with(".safetensors");
+            let slow = (path.starts_with(SLOW) && path.ends_with(".safetensors"))
+                .then_some(site.drop.as_ref());
             match range.and_then(|r| parse_range(&r, body.len())) {
                 Some((start, end)) => {
                     let content_range = format!("bytes {start}-{}/{}", end - 1, body.len());
@@ -336,18 +342,19 @@ fn write_response(
         mime,
         cache,
         extra_headers: "",
-        slow: false,
+        slow: None,
     }
     .write(stream, body, head)
 }
 
-/// A response's status and headers, and whether its body trickles out ([`SLOW`]).
+/// A response's status and headers, and whether its body trickles out ([`SLOW`]): then the
+/// switch that cuts it.
 struct Reply<'a> {
     status: &'a str,
     mime: &'a str,
     cache: &'a str,
     extra_headers: &'a str,
-    slow: bool,
+    slow: Option<&'a AtomicBool>,
 }
 
 impl Reply<'_> {
@@ -367,8 +374,14 @@ impl Reply<'_> {
         if head {
             return stream.flush();
         }
-        if self.slow {
+        if let Some(cut) = self.slow {
             for chunk in body.chunks(SLOW_CHUNK) {
+                if cut.load(Ordering::SeqCst) {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::ConnectionAborted,
+                        "the transfer was cut (/__drop/on)",
+                    ));
+                }
                 stream.write_all(chunk)?;
                 stream.flush()?;
                 std::thread::sleep(SLOW_PAUSE);

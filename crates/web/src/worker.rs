@@ -106,10 +106,26 @@ fn error_text(event: &ErrorEvent) -> String {
     let file = event.filename();
     if message.is_empty() && file.is_empty() {
         "the worker script could not be loaded".to_owned()
-    } else if file.is_empty() {
-        message
+    } else if message.is_empty() {
+        format!("an error in {file}:{}", event.lineno())
     } else {
-        format!("{message} ({file}:{})", event.lineno())
+        // Where it was thrown is for the console, not for the message the page shows.
+        console_warn(&format!("{message} ({file}:{})", event.lineno()));
+        message
+    }
+}
+
+/// `console.warn(text)`, where there is a console.
+fn console_warn(text: &str) {
+    let console = js_sys::Reflect::get(&js_sys::global(), &"console".into());
+    let warn = console
+        .as_ref()
+        .ok()
+        .and_then(|c| js_sys::Reflect::get(c, &"warn".into()).ok())
+        .and_then(|w| w.dyn_into::<js_sys::Function>().ok());
+    if let (Ok(console), Some(warn)) = (console, warn) {
+        // Nothing to do when the console itself fails.
+        let _ = warn.call1(&console, &text.into());
     }
 }
 
