@@ -219,6 +219,10 @@ pub fn picked_file(ev: &web_sys::Event) -> Option<web_sys::File> {
 
 /// Decodes an image file (PNG, JPEG, WebP… whatever the browser reads) to RGB.
 pub async fn decode_image(bytes: &[u8]) -> Result<(u32, u32, Vec<u8>), String> {
+    // A header claiming too many pixels is refused before the browser decodes anything.
+    if let Some((w, h)) = keyshift_core::image::claimed_size(bytes) {
+        keyshift_core::pngtext::check_image_size(w, h).map_err(|e| e.to_string())?;
+    }
     let blob = bytes_blob(bytes).ok_or("the image could not be read")?;
     let global = js_sys::global();
     let promise: js_sys::Promise = call(&global, "createImageBitmap", &js_sys::Array::of1(&blob))?
@@ -231,6 +235,7 @@ pub async fn decode_image(bytes: &[u8]) -> Result<(u32, u32, Vec<u8>), String> {
         property(&bitmap, "width")?.as_f64().unwrap_or(0.0),
         property(&bitmap, "height")?.as_f64().unwrap_or(0.0),
     );
+    keyshift_core::pngtext::check_image_size(w as u32, h as u32).map_err(|e| e.to_string())?;
     let ctx = canvas_2d(w, h)?;
     let rgb = draw_rgb(&ctx, &bitmap, w, h)?;
     Ok((w as u32, h as u32, rgb))

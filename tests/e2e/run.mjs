@@ -1694,6 +1694,54 @@ test('Parseq audio: a loaded file is analysed in the worker, its onsets become k
   }
 });
 
+test('hostile images: headers claiming 60000×60000 (PNG, GIF, JPEG, WebP) are refused by name before anything is decoded, garbage and a truncated PNG by name too; the init image stays', async () => {
+  const u16le = (n) => [n & 0xff, n >> 8];
+  const u32be = (n) => [n >>> 24, (n >>> 16) & 0xff, (n >>> 8) & 0xff, n & 0xff];
+  const huge = 60000;
+  const png = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0, 0, 0, 13, ...Buffer.from('IHDR'),
+    ...u32be(huge), ...u32be(huge), 8, 2, 0, 0, 0, 0, 0, 0, 0]);
+  const gif = Buffer.from([...Buffer.from('GIF89a'), ...u16le(huge), ...u16le(huge), 0, 0, 0, 0x3b]);
+  const jpeg = Buffer.from([0xff, 0xd8, 0xff, 0xc0, 0, 17, 8, huge >> 8, huge & 0xff, huge >> 8, huge & 0xff, 3,
+    1, 0x11, 0, 2, 0x11, 0, 3, 0x11, 0, 0xff, 0xd9]);
+  const webp = Buffer.from([...Buffer.from('RIFF'), 22, 0, 0, 0, ...Buffer.from('WEBPVP8X'), 10, 0, 0, 0, 0, 0, 0, 0,
+    (huge - 1) & 0xff, (huge - 1) >> 8, 0, (huge - 1) & 0xff, (huge - 1) >> 8, 0]);
+  const good = readFileSync(join(FIXTURE, '..', '..', 'tiny-controlnet', 'hint.png'));
+  await withBrowser(async ({ page, errors }) => {
+    await page.goto(BASE);
+    await byId(page, 'init-image').setInputFiles(join(FIXTURE, '..', '..', 'tiny-controlnet', 'hint.png'));
+    await byId(page, 'init-strength').waitFor();
+    let preview = await byId(page, 'init-preview').getAttribute('src');
+    const alert = page.locator('.init-image [role="alert"]');
+    const cases = [['huge.png', 'image/png', png], ['huge.gif', 'image/gif', gif], ['huge.jpg', 'image/jpeg', jpeg],
+      ['huge.webp', 'image/webp', webp]];
+    facts.hostileImages = {};
+    for (const [name, mimeType, buffer] of cases) {
+      await byId(page, 'init-image').setInputFiles({ name, mimeType, buffer });
+      await alert.waitFor({ timeout: 30_000 });
+      const message = await alert.textContent();
+      facts.hostileImages[name] = message;
+      assert.equal(message, `${name}: the image is 60000×60000 (3600 megapixels); Keyshift reads images up to 64 megapixels and 16384 pixels a side`);
+      assert.equal(await byId(page, 'init-preview').getAttribute('src'), preview, `${name} replaced the init image`);
+      // A good image clears the message; the next case starts from it.
+      await byId(page, 'init-image').setInputFiles({ name: 'good.png', mimeType: 'image/png', buffer: good });
+      await alert.waitFor({ state: 'detached', timeout: 30_000 });
+      preview = await byId(page, 'init-preview').getAttribute('src');
+    }
+    for (const [name, buffer] of [['garbage.png', Buffer.from('this is not an image at all')], ['cut.png', good.subarray(0, good.length / 2)]]) {
+      await byId(page, 'init-image').setInputFiles({ name, mimeType: 'image/png', buffer });
+      await alert.waitFor({ timeout: 30_000 });
+      facts.hostileImages[name] = await alert.textContent();
+      assert.equal(facts.hostileImages[name], `${name}: the browser cannot decode this file as an image`);
+      assert.equal(await byId(page, 'init-preview').getAttribute('src'), preview, `${name} replaced the init image`);
+      await byId(page, 'init-image').setInputFiles({ name: 'good.png', mimeType: 'image/png', buffer: good });
+      await alert.waitFor({ state: 'detached', timeout: 30_000 });
+      preview = await byId(page, 'init-preview').getAttribute('src');
+    }
+    assert.equal(await byId(page, 'init-strength').inputValue(), '0.75');
+    assert.deepEqual(errors, []);
+  });
+});
+
 test('img2img in the Generate card: a picked init image and strength draw what the CLI draws', async () => {
   assert.ok(CLI, 'KEYSHIFT_CLI (the native keyshift binary) is not set');
   const dir = mkdtempSync(join(tmpdir(), 'keyshift-img2img-'));

@@ -257,7 +257,8 @@ fn same_json(a: &serde_json::Value, b: &serde_json::Value) -> bool {
     }
 }
 
-/// PNG files: their text chunks (A1111's `parameters`), the parameters text, and the pixels.
+/// Image files: PNG text chunks (A1111's `parameters`), the parameters text, the pixels, and the
+/// size any image header claims.
 /// Fields: the file.
 pub fn png(data: &[u8]) {
     if let Ok(texts) = crate::pngtext::read_texts(data) {
@@ -267,6 +268,7 @@ pub fn png(data: &[u8]) {
     }
     let _ = crate::parameters::Parameters::parse(&String::from_utf8_lossy(data));
     let _ = crate::pngtext::decode_rgb(data);
+    let _ = crate::image::claimed_size(data);
 }
 
 /// WebM files given as video input: the container reader and the demuxer.

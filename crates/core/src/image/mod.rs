@@ -6,6 +6,7 @@
 mod blur;
 mod canny;
 mod colour;
+mod header;
 pub mod heatmap;
 mod hsv;
 mod loopback;
@@ -18,6 +19,7 @@ pub use canny::{CANNY_HIGH, CANNY_LOW, GreyImage, canny, canny_hint, to_grey};
 pub use colour::{
     ColourSpace, lab_to_rgb, match_colours, match_colours_lab, match_histograms, rgb_to_lab,
 };
+pub use header::claimed_size;
 pub use hsv::{hsv_to_rgb, rgb_to_hsv};
 pub use loopback::{add_noise, contrast, cross_fade};
 pub use resize::{lanczos_resize, upscaled_size};
