@@ -51,15 +51,29 @@ pub fn open_link(fragment: &str) -> (Project, Option<LinkNotice>) {
 }
 
 /// The project the app starts with: the link's when the page was opened with one, otherwise
-/// the one autosaved in this browser (silently the default one when that cannot be read).
+/// the one autosaved in this browser (silently the default one when that cannot be read). A
+/// link that cannot be opened at all leaves the autosaved project open, so that it is not lost.
 pub fn start_project(fragment: &str, autosaved: Option<&str>) -> (Project, Option<LinkNotice>) {
-    if !fragment.trim_start_matches('#').trim().is_empty() {
-        return open_link(fragment);
+    if fragment.trim_start_matches('#').trim().is_empty() {
+        return (saved_project(autosaved).unwrap_or_default(), None);
     }
+    match (open_link(fragment), saved_project(autosaved)) {
+        ((_, Some(mut notice)), Some(saved)) if notice.is_error => {
+            notice.title = "This share link could not be opened; the project you were working \
+                            on is still open."
+                .to_owned();
+            (saved, Some(notice))
+        }
+        (opened, _) => opened,
+    }
+}
+
+/// The autosaved project, when there is one that can be read.
+fn saved_project(autosaved: Option<&str>) -> Option<Project> {
     match autosaved.map(open_link) {
-        Some((project, None)) => (project, None),
-        Some((project, Some(notice))) if !notice.is_error => (project, None),
-        _ => (Project::default(), None),
+        Some((project, None)) => Some(project),
+        Some((project, Some(notice))) if !notice.is_error => Some(project),
+        _ => None,
     }
 }
 
@@ -623,6 +637,24 @@ mod tests {
             "a damaged autosave is ignored"
         );
         assert_eq!(start_project("", None), (Project::default(), None));
+        // A link that cannot be opened leaves the autosaved work open, and says so.
+        let (opened, notice) = start_project("#v4.AAAA", Some(&fragment));
+        assert_eq!(opened, saved);
+        let notice = notice.unwrap();
+        assert!(notice.is_error);
+        assert!(
+            notice
+                .title
+                .contains("the project you were working on is still open")
+        );
+        let (opened, notice) = start_project("#v4.AAAA", None);
+        assert_eq!(opened, Project::default());
+        assert!(
+            notice
+                .unwrap()
+                .title
+                .contains("the default project is shown")
+        );
     }
 
     #[test]

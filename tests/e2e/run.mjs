@@ -9,6 +9,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { deflateRawSync } from 'node:zlib';
 import assert from 'node:assert/strict';
 
 const BASE = process.env.KEYSHIFT_BASE_URL ?? 'http://127.0.0.1:8080';
@@ -233,6 +234,59 @@ test('a corrupted link shows a dismissable error and keeps the default project',
     await byId(page, 'width').dispatchEvent('change');
     assert.match(await text(page, 'edit-error'), /multiple of 8/);
     assert.equal(page.url(), broken);
+  });
+});
+
+test('hostile links and documents: a deflate-bomb link, a link of megabytes, a Parseq document of a million keyframes and formulas that would never end are refused by name; the autosaved project and the open document stay', async () => {
+  // 64 MiB of spaces deflate to about 64 KB: the link inflates past the 1 MiB limit.
+  const bomb = `${BASE}/#v4.${deflateRawSync(Buffer.alloc(64 << 20, 0x20), { level: 9 }).toString('base64url')}`;
+  const long = `${BASE}/#v4.${'A'.repeat(1_900_000)}`;
+  await withBrowser(async ({ page, errors }) => {
+    await page.goto(BASE);
+    await byId(page, 'prompt').fill('my work');
+    await page.waitForTimeout(1500);
+    facts.hostileLinks = {};
+    for (const [name, url] of [['bomb', bomb], ['long', long]]) {
+      await page.goto('about:blank');
+      await page.goto(url);
+      await byId(page, 'link-error').waitFor();
+      facts.hostileLinks[name] = await text(page, 'link-error');
+      assert.match(facts.hostileLinks[name], /^This share link could not be opened; the project you were working on is still open\./);
+      assert.equal(await byId(page, 'prompt').inputValue(), 'my work', `the ${name} link replaced the project`);
+      await byId(page, 'notice-dismiss').click();
+      await page.goto(BASE);
+      assert.equal(await byId(page, 'prompt').inputValue(), 'my work', `the ${name} link lost the autosaved project`);
+    }
+    assert.match(facts.hostileLinks.bomb, /decompresses to more than 1048576 bytes/);
+    // Parseq: the open document stays when a hostile one is refused.
+    await byId(page, 'mode-picker').selectOption('parseq');
+    await byId(page, 'parseq-final-frame').waitFor({ state: 'attached' });
+    const finalFrame = await byId(page, 'parseq-final-frame').inputValue();
+    const doc = JSON.parse(CATDUCK);
+    const million = { ...doc, keyframes: Array.from({ length: 1_000_000 }, (_, frame) => ({ frame, strength: 0.5 })) };
+    const deep = { ...doc, keyframes: [{ frame: 0, strength: 0.5, strength_i: `${'sin('.repeat(5000)}f${')'.repeat(5000)}` }, { frame: 10, strength: 1 }] };
+    const wide = { ...doc, keyframes: [{ frame: 0, strength: 0.5, strength_i: Array(40_000).fill('f').join('+') }, { frame: 10, strength: 1 }] };
+    const dir = mkdtempSync(join(tmpdir(), 'keyshift-hostile-parseq-'));
+    try {
+      facts.hostileParseq = {};
+      for (const [name, d] of [['million', million], ['deep', deep], ['wide', wide]]) {
+        const file = join(dir, `${name}.json`);
+        writeFileSync(file, JSON.stringify(d));
+        const started = Date.now();
+        await byId(page, 'parseq-import').setInputFiles(file);
+        await byId(page, 'parseq-error').waitFor({ timeout: 60_000 });
+        const message = await text(page, 'parseq-error');
+        facts.hostileParseq[name] = { message, ms: Date.now() - started };
+        assert.ok(message.length < 400, `${name}: a message of ${message.length} characters`);
+        assert.equal(await byId(page, 'parseq-final-frame').inputValue(), finalFrame, `${name}: the open document changed`);
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+    assert.equal(facts.hostileParseq.million.message, 'million.json: too many frames: 1000000 (at most 100000)');
+    assert.match(facts.hostileParseq.deep.message, /^deep\.json: Error parsing interpolation for strength at frame 0 \(sin\(sin\(.*… \(24001 characters\)\): Error: .*200/);
+    assert.match(facts.hostileParseq.wide.message, /^wide\.json: Error parsing interpolation for strength at frame 0 \(f\+f\+.*… \(79999 characters\)\): Error: .*65536/);
+    assert.deepEqual(errors, []);
   });
 });
 

@@ -23,6 +23,20 @@ use super::value::Value;
 /// Most frames a document may render.
 pub const MAX_FRAMES: usize = 100_000;
 
+/// Formulas longer than this many characters are shown cut in messages.
+const SHOWN_FORMULA_CHARS: usize = 120;
+
+/// A formula as a message shows it: whole (as Parseq does) unless it is very long, then its
+/// start and its length.
+fn abbreviated(formula: &str) -> String {
+    let chars = formula.chars().count();
+    if chars <= SHOWN_FORMULA_CHARS {
+        return formula.to_owned();
+    }
+    let start: String = formula.chars().take(SHOWN_FORMULA_CHARS).collect();
+    format!("{start}… ({chars} characters)")
+}
+
 /// Why a document could not be rendered (messages as Parseq's where it has one).
 #[derive(Debug, Error)]
 pub enum RenderError {
@@ -52,7 +66,8 @@ pub enum RenderError {
     },
     /// A formula does not parse.
     #[error(
-        "Error parsing interpolation for {field} at frame {frame} ({source_text}): Error: {error}"
+        "Error parsing interpolation for {field} at frame {frame} ({}): Error: {error}",
+        abbreviated(source_text)
     )]
     Parse {
         /// Field.
@@ -65,7 +80,10 @@ pub enum RenderError {
         error: ParseError,
     },
     /// A formula fails at a frame.
-    #[error("Error calculating {field} at frame {frame} ({source_text}): Error: {error}")]
+    #[error(
+        "Error calculating {field} at frame {frame} ({}): Error: {error}",
+        abbreviated(source_text)
+    )]
     Eval {
         /// Field.
         field: String,
@@ -1114,5 +1132,22 @@ fn move_substrings(from: &mut String, to: &mut String) {
             from.replace_range(at..at + whole.len(), "");
         }
         *to = format!(" {inner} {to}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_formulas_are_cut_in_messages_and_short_ones_kept_whole() {
+        assert_eq!(abbreviated("bez(0,0.6,1,0.4)"), "bez(0,0.6,1,0.4)");
+        let long = "f+".repeat(20_000);
+        let shown = abbreviated(&long);
+        assert_eq!(
+            shown.chars().count(),
+            SHOWN_FORMULA_CHARS + "… (40000 characters)".chars().count()
+        );
+        assert!(shown.ends_with("… (40000 characters)"), "{shown}");
     }
 }
