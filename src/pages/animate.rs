@@ -102,7 +102,9 @@ pub fn AnimateCard() -> impl IntoView {
     let shared = expect_context::<Shared>();
     let (project, animate) = (shared.project, shared.animate);
     let error = RwSignal::new(None::<String>);
-    let mode = move || project.with(|p| p.animation.mode);
+    // A memo: the mode's panels are built again only when the mode changes, not on every edit
+    // of the project (which would reset the Parseq editor's undo history and what is typed).
+    let mode = Memo::new(move |_| project.with(|p| p.animation.mode));
     let on_mode = move |ev| {
         error.set(edit(
             shared,
@@ -116,11 +118,11 @@ pub fn AnimateCard() -> impl IntoView {
                 <span>"Mode"</span>
                 <select data-testid="mode-picker" on:change=on_mode>
                     {AnimationMode::ALL.into_iter().map(|m| view! {
-                        <option value=m.name() selected=move || mode() == m>{mode_label(m)}</option>
+                        <option value=m.name() selected=move || mode.get() == m>{mode_label(m)}</option>
                     }).collect_view()}
                 </select>
             </label>
-            {move || match mode() {
+            {move || match mode.get() {
                 AnimationMode::Single => view! {
                     <p class="hint">"One image: use Generate below, or pick an animation mode."</p>
                 }.into_any(),

@@ -189,6 +189,9 @@ pub fn StudioCard() -> impl IntoView {
     let note = move || choices.with_value(|c| c.get(picked.get()).map(|c| c.note).unwrap_or(""));
     let preview_url = png_url(move || studio.with(|s| s.preview.clone()));
     let result_url = png_url(move || studio.with(|s| s.outputs.first().map(|o| o.png.clone())));
+    // The newest image, as a memo: its figure (and the heatmap's opacity) is built again only
+    // for a new image, not on every message from the worker.
+    let newest = Memo::new(move |_| studio.with(|s| s.outputs.first().cloned()));
 
     view! {
         <section class="card" on:keydown=on_key>
@@ -294,7 +297,7 @@ pub fn StudioCard() -> impl IntoView {
                 <img class="preview" data-testid="preview-image" alt="Preview of the image being made"
                     src=url/>
             })}
-            {move || studio.with(|s| s.outputs.first().cloned()).zip(result_url.get()).map(|(out, url)| {
+            {move || newest.get().zip(result_url.get()).map(|(out, url)| {
                 view! {
                     <figure class="result">
                         <super::heatmap::HeatmapLayer output=out.clone() image_url=url.clone()/>
