@@ -258,9 +258,12 @@ test('hostile links and documents: a deflate-bomb link, a link of megabytes, a P
       assert.equal(await byId(page, 'prompt').inputValue(), 'my work', `the ${name} link lost the autosaved project`);
     }
     assert.match(facts.hostileLinks.bomb, /decompresses to more than 1048576 bytes/);
+    // (Chromium takes no URL over 2 MiB, the app's own limit: the megabytes are read and refused.)
+    assert.match(facts.hostileLinks.long, /its data does not decompress/);
     // Parseq: the open document stays when a hostile one is refused.
     await byId(page, 'mode-picker').selectOption('parseq');
-    await byId(page, 'parseq-final-frame').waitFor({ state: 'attached' });
+    await page.waitForFunction(() => (document.querySelector('[data-testid="parseq-final-frame"]')?.value ?? '') !== '',
+      null, { timeout: 60_000 });
     const finalFrame = await byId(page, 'parseq-final-frame').inputValue();
     const doc = JSON.parse(CATDUCK);
     const million = { ...doc, keyframes: Array.from({ length: 1_000_000 }, (_, frame) => ({ frame, strength: 0.5 })) };
@@ -274,7 +277,9 @@ test('hostile links and documents: a deflate-bomb link, a link of megabytes, a P
         writeFileSync(file, JSON.stringify(d));
         const started = Date.now();
         await byId(page, 'parseq-import').setInputFiles(file);
-        await byId(page, 'parseq-error').waitFor({ timeout: 60_000 });
+        // This file's message (the previous one stays until the new one replaces it).
+        await page.waitForFunction((prefix) => (document.querySelector('[data-testid="parseq-error"]')?.textContent ?? '')
+          .startsWith(prefix), `${name}.json:`, { timeout: 60_000 });
         const message = await text(page, 'parseq-error');
         facts.hostileParseq[name] = { message, ms: Date.now() - started };
         assert.ok(message.length < 400, `${name}: a message of ${message.length} characters`);
@@ -1465,7 +1470,8 @@ async function workerStopped(page) {
   return text(page, 'render-error');
 }
 
-/** Overwrites stored frame `index` of the (only) render in the frame store with garbage. */
+/** Overwrites stored frame `index` of the (only) render in the frame store with garbage;
+ * returns how many frames the store holds (null when there is no render). */
 async function corruptStoredFrame(page, index) {
   return page.evaluate(async (name) => {
     const root = await (await navigator.storage.getDirectory()).getDirectoryHandle('keyshift-renders');
@@ -1474,9 +1480,11 @@ async function corruptStoredFrame(page, index) {
       const writable = await file.createWritable({ keepExistingData: true });
       await writable.write({ type: 'write', position: 40, data: new Uint8Array(64).fill(0x5a) });
       await writable.close();
-      return true;
+      let frames = 0;
+      for await (const [entry] of dir.entries()) if (/^\d{5}\.png$/.test(entry)) frames += 1;
+      return frames;
     }
-    return false;
+    return null;
   }, `${String(index).padStart(5, '0')}.png`);
 }
 
@@ -1522,13 +1530,15 @@ test('fault injection mid-render: a lost GPU device, a killed worker, a reload a
     // (on the CPU backend: faster here).
     const kept = Object.keys(finished).length;
     assert.ok(kept >= 3 && kept < FAULT_FRAMES, `frames before the reload: ${kept}`);
-    assert.equal(await corruptStoredFrame(page, 1), true, 'no render in the frame store');
+    // The store may hold a frame more than the strip showed (one stored as the worker stopped).
+    const stored = await corruptStoredFrame(page, 1);
+    assert.ok(stored >= kept, `frames in the store: ${stored}, shown before: ${kept}`);
     await page.reload();
     await byId(page, 'resume-render').waitFor({ timeout: 60_000 });
     await page.waitForFunction((n) => document.querySelectorAll('[data-testid="frame-strip"] [data-testid="frame"]').length >= n,
-      kept - 1, { timeout: 60_000 });
-    facts.faultFramesAfterCorruptReload = { kept, shown: await frameCount(page) };
-    assert.equal(await frameCount(page), kept - 1, 'every readable stored frame shows after the reload');
+      stored - 1, { timeout: 60_000 });
+    facts.faultFramesAfterCorruptReload = { kept, stored, shown: await frameCount(page) };
+    assert.equal(await frameCount(page), stored - 1, 'every readable stored frame shows after the reload');
     assert.match(await loadModel(page, { backend: 'cpu' }), /^Ready/);
     await byId(page, 'resume-render').click();
     await waitForFrames(page, FAULT_FRAMES);
@@ -1541,7 +1551,7 @@ test('fault injection mid-render: a lost GPU device, a killed worker, a reload a
     for (let i = 0; i < FAULT_FRAMES; i += 1) {
       const diff = compare(await pixels(page, frames[i]), await pixels(page, cli[i]));
       assert.ok(diff.max <= 2 && diff.mean < 0.05, `frame ${i} differs from the uninterrupted render's: ${JSON.stringify(diff)}`);
-      if (finished[i] && i !== 1) {
+      if (finished[i] && i !== 1 && i < kept) {
         const same = compare(await pixels(page, frames[i]), finished[i]);
         assert.equal(same.max, 0, `frame ${i} changed over the faults`);
       }

@@ -401,6 +401,7 @@ mod tests {
                 .map(|i| format!("{}a{i}:\n", "  ".repeat(i)))
                 .collect::<String>()
         );
-        assert!(parse_yaml(&deep_block).is_err());
+        let err = parse_yaml(&deep_block).unwrap_err();
+        assert!(err.contains("depth") || err.contains("nesting"), "{err}");
     }
 }
