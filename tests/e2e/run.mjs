@@ -734,42 +734,46 @@ test('a reload loads the model from the offline cache without fetching it again'
   });
 });
 
+// The slow copy of the tiny model (weights trickle out), for interrupted downloads.
+const SLOW = '/fixtures/tiny-sd1-slow/diffusers';
+const modelStatus = (page) => text(page, 'model-status');
+/** Starts loading the slow copy, f32 on the CPU backend. */
+async function startSlowLoad(page) {
+  await byId(page, 'model-precision').selectOption('f32');
+  await byId(page, 'model-backend').selectOption('cpu');
+  await byId(page, 'model-custom').fill(`${BASE}${SLOW}`);
+  await byId(page, 'model-load').click();
+}
+/** The test server's request counts by path. */
+const serverRequests = async () => (await fetch(`${BASE}/__requests`)).json();
+
 test('a download interrupted by a reload resumes where it stopped', async () => {
-  const slow = '/fixtures/tiny-sd1-slow/diffusers';
-  const status = (page) => text(page, 'model-status');
-  const startLoad = async (page) => {
-    await byId(page, 'model-precision').selectOption('f32');
-    await byId(page, 'model-backend').selectOption('cpu');
-    await byId(page, 'model-custom').fill(`${BASE}${slow}`);
-    await byId(page, 'model-load').click();
-  };
-  const requests = async () => (await fetch(`${BASE}/__requests`)).json();
-  const before = await requests();
+  const before = await serverRequests();
   await withBrowser(async ({ page, errors }) => {
     await page.goto(BASE);
-    await startLoad(page);
+    await startSlowLoad(page);
     // The text encoder is done and the UNet is on its way: reload the page.
     await page.waitForFunction(() => /^Downloading unet\/diffusion_pytorch_model(\.fp16)?\.safetensors \(5\/7\): [\d.]+ (KB|MB)/
       .test(document.querySelector('[data-testid="model-status"]')?.textContent ?? ''), null, { timeout: 120_000 });
-    facts.interruptedAt = await status(page);
+    facts.interruptedAt = await modelStatus(page);
     await page.reload();
-    await startLoad(page);
+    await startSlowLoad(page);
     await page.waitForFunction(() => /resumed at/.test(document.querySelector('[data-testid="model-status"]')?.textContent ?? '')
       || /^Ready/.test(document.querySelector('[data-testid="model-status"]')?.textContent ?? ''), null, { timeout: 120_000 });
-    facts.resumedStatus = await status(page);
+    facts.resumedStatus = await modelStatus(page);
     assert.match(facts.resumedStatus, /^Downloading unet\/.* · resumed at [\d.]+ (KB|MB)$/);
     await page.waitForFunction(() => /^(Ready|Could not load)/.test(document.querySelector('[data-testid="model-status"]')?.textContent ?? ''),
       null, { timeout: 120_000 });
-    assert.match(await status(page), /^Ready/);
-    const after = await requests();
+    assert.match(await modelStatus(page), /^Ready/);
+    const after = await serverRequests();
     const counts = Object.fromEntries(Object.entries(after).map(([k, n]) => [k, n - (before[k] ?? 0)])
       .filter(([, n]) => n > 0));
-    const ranges = Object.keys(counts).filter((k) => k.startsWith(`range ${slow}/unet/`));
+    const ranges = Object.keys(counts).filter((k) => k.startsWith(`range ${SLOW}/unet/`));
     facts.resumeRequests = ranges;
     assert.equal(ranges.length, 1, JSON.stringify(counts));
     assert.ok(Number(ranges[0].match(/bytes=(\d+)-$/)[1]) > 0, ranges[0]);
     // (The fixture has no fp16 files: each load asks for fp16, then takes the f32 file.)
-    assert.equal(counts[`${slow}/text_encoder/model.safetensors`], 1, 'the finished file was fetched again');
+    assert.equal(counts[`${SLOW}/text_encoder/model.safetensors`], 1, 'the finished file was fetched again');
     // The resumed file is whole: the model draws the CLI's image.
     await setProject(page, SETTINGS);
     facts.resumedVsCli = await expectCliImage(page, await generateImage(page));
@@ -778,20 +782,11 @@ test('a download interrupted by a reload resumes where it stopped', async () => 
 });
 
 test('a network drop while a model downloads fails with a clear message, and the next load resumes where it stopped', async () => {
-  const slow = '/fixtures/tiny-sd1-slow/diffusers';
-  const status = (page) => text(page, 'model-status');
-  const startLoad = async (page) => {
-    await byId(page, 'model-precision').selectOption('f32');
-    await byId(page, 'model-backend').selectOption('cpu');
-    await byId(page, 'model-custom').fill(`${BASE}${slow}`);
-    await byId(page, 'model-load').click();
-  };
-  const requests = async () => (await fetch(`${BASE}/__requests`)).json();
-  const before = await requests();
+  const before = await serverRequests();
   await withBrowser(async ({ page, errors }) => {
     await page.goto(BASE);
     await byId(page, 'prompt').fill('kept prompt');
-    await startLoad(page);
+    await startSlowLoad(page);
     await page.waitForFunction(() => /^Downloading unet\/diffusion_pytorch_model(\.fp16)?\.safetensors \(5\/7\): [\d.]+ (KB|MB)/
       .test(document.querySelector('[data-testid="model-status"]')?.textContent ?? ''), null, { timeout: 120_000 });
     // The server cuts the transfer mid-file, as a dropped connection would.
@@ -802,18 +797,18 @@ test('a network drop while a model downloads fails with a clear message, and the
     } finally {
       await fetch(`${BASE}/__drop/off`);
     }
-    facts.networkDropStatus = await status(page);
+    facts.networkDropStatus = await modelStatus(page);
     assert.match(facts.networkDropStatus, /unet\/diffusion_pytorch_model\.safetensors.*download/i);
     assert.equal(await byId(page, 'prompt').inputValue(), 'kept prompt');
-    await startLoad(page);
+    await startSlowLoad(page);
     await page.waitForFunction(() => /resumed at|^Ready|^Could not load/.test(document.querySelector('[data-testid="model-status"]')?.textContent ?? ''),
       null, { timeout: 120_000 });
-    assert.match(await status(page), /^Downloading unet\/.* · resumed at [\d.]+ (KB|MB)$/);
+    assert.match(await modelStatus(page), /^Downloading unet\/.* · resumed at [\d.]+ (KB|MB)$/);
     await page.waitForFunction(() => /^(Ready|Could not load)/.test(document.querySelector('[data-testid="model-status"]')?.textContent ?? ''),
       null, { timeout: 120_000 });
-    assert.match(await status(page), /^Ready/);
-    const after = await requests();
-    const ranges = Object.keys(after).filter((k) => k.startsWith(`range ${slow}/unet/`) && after[k] > (before[k] ?? 0));
+    assert.match(await modelStatus(page), /^Ready/);
+    const after = await serverRequests();
+    const ranges = Object.keys(after).filter((k) => k.startsWith(`range ${SLOW}/unet/`) && after[k] > (before[k] ?? 0));
     assert.equal(ranges.length, 1, JSON.stringify(ranges));
     await setProject(page, SETTINGS);
     facts.networkDropResumedVsCli = await expectCliImage(page, await generateImage(page));
