@@ -129,22 +129,49 @@ fn dispatch(ctx: &Ctx, args: &[String]) -> Result<(), String> {
     }
 }
 
-/// Every test layer, cheapest first.
+/// Every test layer, cheapest first. Each step's wall time is printed as it ends and again in a
+/// summary, so a CI log shows where the time goes (compiling or running, and which layer).
 fn test(ctx: &Ctx) -> Result<(), String> {
-    tools::setup(ctx)?;
+    let mut clock = Clock::default();
+    clock.step("tool setup", || tools::setup(ctx))?;
     println!("xtask: layer 1/3: native tests");
-    run(Command::new("cargo")
-        .current_dir(&ctx.root)
-        .args(["test", "--workspace", "--locked"]))?;
+    let native = || {
+        let mut cmd = cargo_test(ctx);
+        cmd.args(["--workspace", "--locked"]);
+        cmd
+    };
+    clock.step("native: compile", || run(native().arg("--no-run")))?;
+    clock.step("native: run", || run(&mut native()))?;
     println!("xtask: layer 2/3: wasm-bindgen tests in headless Chromium (WebGPU)");
-    run(Command::new("cargo")
-        .current_dir(&ctx.root)
-        .env("CHROMEDRIVER", tools::CHROMEDRIVER)
-        .env("WASM_BINDGEN_TEST_TIMEOUT", "600")
-        .arg("test")
-        .args(build::WASM_ARGS))?;
+    let wasm = || {
+        let mut cmd = cargo_test(ctx);
+        cmd.env("CHROMEDRIVER", tools::CHROMEDRIVER)
+            .env("WASM_BINDGEN_TEST_TIMEOUT", "600")
+            .args(build::WASM_ARGS);
+        cmd
+    };
+    clock.step("wasm: compile", || run(wasm().arg("--no-run")))?;
+    clock.step("wasm: run in Chromium", || run(&mut wasm()))?;
     println!("xtask: layer 3/3: end-to-end tests against the served build");
-    build::build(ctx)?;
+    clock.step("site build", || build::build(ctx))?;
+    clock.step("end-to-end", || e2e(ctx))?;
+    clock.summary();
+    Ok(())
+}
+
+/// `cargo test` in the workspace root; `KEYSHIFT_TIMINGS=1` adds `--timings` (an HTML report of
+/// every crate's compile time under the target directory's `cargo-timings/`).
+fn cargo_test(ctx: &Ctx) -> Command {
+    let mut cmd = Command::new("cargo");
+    cmd.current_dir(&ctx.root).arg("test");
+    if std::env::var_os("KEYSHIFT_TIMINGS").is_some() {
+        cmd.arg("--timings");
+    }
+    cmd
+}
+
+/// The end-to-end tests (Playwright) against the site served on a free port.
+fn e2e(ctx: &Ctx) -> Result<(), String> {
     let server = serve::spawn(&ctx.site(), 0)?;
     let base = format!("http://127.0.0.1:{}", server.port);
     run(Command::new("node")
@@ -161,4 +188,35 @@ fn test(ctx: &Ctx) -> Result<(), String> {
             ctx.root.join("fixtures").join("tiny-sd1").join("diffusers"),
         )
         .arg("run.mjs"))
+}
+
+/// Wall time per step of `test`.
+#[derive(Default)]
+struct Clock {
+    steps: Vec<(&'static str, u64)>,
+}
+
+impl Clock {
+    fn step<T>(
+        &mut self,
+        name: &'static str,
+        f: impl FnOnce() -> Result<T, String>,
+    ) -> Result<T, String> {
+        let start = std::time::Instant::now();
+        let result = f();
+        let secs = start.elapsed().as_secs();
+        println!("xtask: step `{name}` took {secs} s");
+        self.steps.push((name, secs));
+        if result.is_err() {
+            self.summary();
+        }
+        result
+    }
+
+    fn summary(&self) {
+        println!("xtask: time per step:");
+        for (name, secs) in &self.steps {
+            println!("xtask:   {name:<24} {secs:>6} s");
+        }
+    }
 }
