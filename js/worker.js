@@ -1,34 +1,64 @@
 // Keyshift compute worker loader (a template: `cargo xtask build` fills in the names). Runs as a module
 // worker: instantiates the engine's wasm module and hands control to it. Messages that arrive while
 // the module is still compiling are kept and delivered once the engine listens.
-import init, { worker_main } from './{{compute_js}}';
+import init, { heap_live_bytes, worker_main } from './{{compute_js}}';
 
 // A lost GPU device (a driver reset, the GPU process restarting) would leave the engine waiting
 // for work that never completes: the worker stops instead, so that the page starts a fresh one,
 // keeps the finished frames and offers Resume. Devices the engine destroys itself are not losses.
-const devices = [];
+const devices = new Set();
 let losing = false;
 if (self.GPUAdapter) {
   const requestDevice = GPUAdapter.prototype.requestDevice;
   GPUAdapter.prototype.requestDevice = async function (...args) {
     const device = await requestDevice.apply(this, args);
-    devices.push(device);
+    devices.add(device);
     device.lost.then((info) => {
+      devices.delete(device);
       if (info.reason === 'destroyed' && !losing) return;
       setTimeout(() => { throw new Error(`the GPU device was lost (${info.message || info.reason})`); }, 0);
     });
     return device;
   };
 }
-// Fault injection for the end-to-end tests: what a device loss does, on demand.
+// Fault injection for the end-to-end tests: what a device loss does, on demand. Returns how many
+// live devices it destroyed.
 self.keyshiftLoseDevice = () => {
   losing = true;
-  for (const device of devices) device.destroy();
-  return devices.length;
+  const live = [...devices];
+  for (const device of live) device.destroy();
+  return live.length;
 };
+
+// Soak measurements for the end-to-end tests: GPU buffers made and destroyed (each counted once),
+// and the engine's live heap next to the size wasm memory has grown to.
+const buffers = { created: 0, destroyed: 0 };
+if (self.GPUDevice && self.GPUBuffer) {
+  const createBuffer = GPUDevice.prototype.createBuffer;
+  GPUDevice.prototype.createBuffer = function (...args) {
+    buffers.created += 1;
+    return createBuffer.apply(this, args);
+  };
+  const gone = new WeakSet();
+  const destroy = GPUBuffer.prototype.destroy;
+  GPUBuffer.prototype.destroy = function (...args) {
+    if (!gone.has(this)) {
+      gone.add(this);
+      buffers.destroyed += 1;
+    }
+    return destroy.apply(this, args);
+  };
+}
+let memory = null;
+self.keyshiftSoak = () => ({
+  gpuBuffersLive: buffers.created - buffers.destroyed,
+  gpuBuffersCreated: buffers.created,
+  heapLiveBytes: heap_live_bytes(),
+  wasmMemoryBytes: memory?.buffer.byteLength ?? 0,
+});
 
 const early = [];
 self.onmessage = (event) => early.push(event);
-await init({ module_or_path: new URL('./{{compute_wasm}}', import.meta.url) });
+memory = (await init({ module_or_path: new URL('./{{compute_wasm}}', import.meta.url) })).memory;
 worker_main();
 for (const event of early) self.onmessage?.(event);

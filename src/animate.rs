@@ -142,6 +142,9 @@ pub struct Animate {
     /// Decode the frames with the model's TAESD (offered where it fits the model).
     pub taesd_frames: bool,
     next_job: u64,
+    /// The message before this one was the shown render's failure (a crash that follows it is
+    /// what that failure led to, such as a lost GPU device).
+    just_failed: bool,
 }
 
 /// A video picked for video input (its frames are read when the render starts).
@@ -689,6 +692,7 @@ impl Animate {
 
     /// Folds a worker message in; returns what to send next.
     pub fn apply(&mut self, message: &FromWorker, make_url: MakeUrl<'_>) -> Option<ToWorker> {
+        let just_failed = std::mem::take(&mut self.just_failed);
         match message {
             FromWorker::Frame { render, frame, png } => self.frame(render, frame, png, make_url),
             FromWorker::FrameHeatmap {
@@ -769,7 +773,7 @@ impl Animate {
                 self.exported(render, *format, *frames, bytes, make_url);
                 None
             }
-            FromWorker::Failed { stage, message } => self.failed(*stage, message),
+            FromWorker::Failed { stage, message } => self.failed(*stage, message, just_failed),
             _ => None,
         }
     }
@@ -861,9 +865,10 @@ impl Animate {
         });
     }
 
-    fn failed(&mut self, stage: Stage, message: &str) -> Option<ToWorker> {
+    fn failed(&mut self, stage: Stage, message: &str, just_failed: bool) -> Option<ToWorker> {
         match stage {
             Stage::Render => {
+                self.just_failed = true;
                 self.rerendering = None;
                 if let Some(r) = self.render.as_mut() {
                     r.running = None;
@@ -877,10 +882,12 @@ impl Animate {
             }
             Stage::Crashed => {
                 self.rerendering = None;
-                // A render that stopped unfinished (also one whose last frame just failed with
-                // what stopped the worker, such as a lost GPU device) resumes once the fresh
-                // worker has the model again.
-                if let Some(r) = self.render.as_mut().filter(|r| r.end.is_none()) {
+                // The running render (or one whose frame failed with what then stopped the
+                // worker, such as a lost GPU device) resumes once the fresh worker has the model
+                // again. A cancelled or reopened render, and a failure that was already shown
+                // (say, the storage quota), are left as they are.
+                let hit = |r: &&mut CurrentRender| r.running.is_some() || just_failed;
+                if let Some(r) = self.render.as_mut().filter(hit) {
                     r.running = None;
                     r.progress = None;
                     self.error = Some(crash_message(message));
@@ -1215,6 +1222,27 @@ mod tests {
         a.apply(&crash("Uncaught Error: x"), &mut make);
         assert_eq!(a.error, None);
         assert!(a.is_finished());
+        // A cancelled render is not running: a later crash leaves it and its frames alone.
+        let (job, id) = started(&mut a);
+        a.apply(&frame(&id, 0), &mut make);
+        a.apply(&FromWorker::Cancelled { job }, &mut make);
+        a.apply(&crash("Uncaught Error: y"), &mut make);
+        assert_eq!(a.error, None);
+        assert_eq!(a.strip(), [0]);
+        // A failure already shown keeps its own message when an unrelated crash comes later.
+        let (_, id) = started(&mut a);
+        a.apply(&frame(&id, 0), &mut make);
+        let quota = "The browser's storage is full";
+        a.apply(
+            &FromWorker::Failed {
+                stage: Stage::Render,
+                message: quota.into(),
+            },
+            &mut make,
+        );
+        a.apply(&FromWorker::Renders { renders: vec![] }, &mut make);
+        a.apply(&crash("Uncaught Error: z"), &mut make);
+        assert_eq!(a.error.as_deref(), Some(quota));
     }
 
     #[test]

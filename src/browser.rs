@@ -4,6 +4,7 @@
 mod decode;
 
 use js_sys::{Function, Reflect};
+use keyshift_core::limits::FileKind;
 use wasm_bindgen::closure::Closure;
 use wasm_bindgen::{JsCast, JsValue};
 
@@ -30,12 +31,16 @@ pub fn replace_fragment(fragment: &str) {
     }
 }
 
-/// A picked or dropped file's bytes (`None` when the browser cannot read it).
-pub async fn file_bytes(file: &web_sys::File) -> Option<Vec<u8>> {
+/// A picked or dropped file's bytes; a file over its kind's limit is refused before it is read,
+/// with a message naming the file and the limit.
+pub async fn file_bytes(file: &web_sys::File, kind: FileKind) -> Result<Vec<u8>, String> {
+    let name = file.name();
+    keyshift_core::limits::check_file(kind, file.size() as u64)
+        .map_err(|e| format!("{name}: {e}"))?;
     let buffer = wasm_bindgen_futures::JsFuture::from(file.array_buffer())
         .await
-        .ok()?;
-    Some(js_sys::Uint8Array::new(&buffer).to_vec())
+        .map_err(|_| format!("{name} could not be read"))?;
+    Ok(js_sys::Uint8Array::new(&buffer).to_vec())
 }
 
 /// Bytes as a Blob (to attach to a worker message).
@@ -121,17 +126,27 @@ fn event_promise(element: &JsValue, event: &str) -> js_sys::Promise {
     })
 }
 
-/// A video file's length in seconds and its frame size.
+/// Refuses frames over the image limits, or more of them than the video limit holds, before a
+/// canvas or a buffer is made for them.
+pub fn check_video_frames(w: u32, h: u32, frames: usize) -> Result<(), String> {
+    keyshift_core::limits::check_video_frames(w, h, frames).map_err(|e| e.to_string())
+}
+
+/// A video file's length in seconds and its frame size (refused when a frame is larger than an
+/// image may be).
 pub async fn video_metadata(bytes: &[u8], mime: &str) -> Result<(f64, u32, u32), String> {
+    // A WebM's header is read first: a frame size it claims is refused before the browser
+    // decodes anything.
+    if let Some((w, h)) = keyshift_core::export::webm_claimed_size(bytes) {
+        check_video_frames(w, h, 1)?;
+    }
     let url = object_url(bytes, mime);
     let result = async {
         let video = video_element(&url).await?;
         let number = |key| property(&video, key).map(|v| v.as_f64().unwrap_or(0.0));
-        Ok((
-            number("duration")?,
-            number("videoWidth")? as u32,
-            number("videoHeight")? as u32,
-        ))
+        let (w, h) = (number("videoWidth")? as u32, number("videoHeight")? as u32);
+        check_video_frames(w, h, 1)?;
+        Ok((number("duration")?, w, h))
     }
     .await;
     revoke_url(&url);
@@ -171,6 +186,7 @@ async fn element_frames(
         let video = video_element(&url).await?;
         let number = |key| property(&video, key).map(|v| v.as_f64().unwrap_or(0.0));
         let (w, h) = (number("videoWidth")?, number("videoHeight")?);
+        check_video_frames(w as u32, h as u32, times.len())?;
         let ctx = canvas_2d(w, h)?;
         let mut rgb = Vec::new();
         for &t in times {

@@ -12,7 +12,8 @@ use crate::travel::TravelField;
 /// A message about the link the app was opened with.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LinkNotice {
-    /// True when the link could not be opened at all (the default project is shown).
+    /// True when the link could not be opened at all (the autosaved project, or the default one
+    /// when nothing was saved, stays open).
     pub is_error: bool,
     /// One sentence.
     pub title: String,

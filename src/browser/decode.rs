@@ -40,6 +40,7 @@ pub async fn webm_frames(bytes: &[u8], times: &[f64]) -> Result<(u32, u32, Vec<u
     let plan = decode_plan(&stamps, &keys, times).ok_or("the video has no frame to decode")?;
     let wanted: Vec<i64> = plan.shown.iter().map(|&i| stamps[i]).collect();
     let (w, h) = (track.width as f64, track.height as f64);
+    super::check_video_frames(w as u32, h as u32, wanted.len())?;
     let drawn = decode(&track, codec, plan.start..=plan.last, &wanted, (w, h)).await?;
     let mut rgb = Vec::with_capacity(wanted.len() * (w * h * 3.0) as usize);
     for ts in &wanted {

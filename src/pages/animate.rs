@@ -181,15 +181,18 @@ fn ShiftOptions(error: RwSignal<Option<String>>) -> impl IntoView {
     };
     view! {
         <div class="grid">
-            {SHIFT_FIELDS.iter().map(|f| view! {
+            {SHIFT_FIELDS.iter().map(|f| {
+                let stored = Memo::new(move |_| project.with(|p| (f.value)(p)));
+                view! {
                 <label class="field">
                     <span>{f.label}</span>
-                    <input type="number" step=f.step data-testid=f.testid
-                        prop:value=Memo::new(move |_| project.with(|p| (f.value)(p)))
-                        on:change=move |ev| error.set(edit(shared,
-                            ProjectCommand::SetShift(f.field, event_target_value(&ev))))/>
+                    <input type="number" step=f.step data-testid=f.testid prop:value=stored
+                        on:change=move |ev| {
+                            error.set(edit(shared, ProjectCommand::SetShift(f.field, event_target_value(&ev))));
+                            super::show_stored(&ev, stored);
+                        }/>
                 </label>
-            }).collect_view()}
+            }}).collect_view()}
         </div>
         <div class="row">
             <label class="check">

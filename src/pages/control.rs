@@ -121,12 +121,14 @@ fn ControlSettingsFields(error: RwSignal<Option<String>>) -> impl IntoView {
             </label>
         </div>
         <div class="grid">
-            {FIELDS.iter().map(|(label, id, field)| view! {
+            {FIELDS.iter().map(|(label, id, field)| {
+                let stored = Memo::new(move |_| value(*field));
+                view! {
                 <label class="field"><span>{*label}</span>
-                    <input type="text" class="short" data-testid=*id prop:value=Memo::new(move |_| value(*field))
-                        on:change=move |ev| set(*field, event_target_value(&ev))/>
+                    <input type="text" class="short" data-testid=*id prop:value=stored
+                        on:change=move |ev| { set(*field, event_target_value(&ev)); super::show_stored(&ev, stored); }/>
                 </label>
-            }).collect_view()}
+            }}).collect_view()}
         </div>
     }
 }

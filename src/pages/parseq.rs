@@ -17,6 +17,7 @@ use crate::app::Shared;
 use crate::browser;
 use crate::parseq::{ParseqEditor, ParseqField};
 use crate::state::ProjectCommand;
+use keyshift_core::limits::FileKind;
 
 /// The editor, shared by the Parseq views (not `Send`: it lives on the UI thread).
 pub type EditorSignal = RwSignal<Option<ParseqEditor>, LocalStorage>;
@@ -161,6 +162,10 @@ fn import(editor: EditorSignal, error: RwSignal<Option<String>>, name: &str, tex
 fn import_file(editor: EditorSignal, error: RwSignal<Option<String>>, file: web_sys::File) {
     spawn_local(async move {
         let name = file.name();
+        let size = keyshift_core::limits::check_file(FileKind::Project, file.size() as u64);
+        if let Err(e) = size {
+            return error.set(Some(format!("{name}: {e}")));
+        }
         match wasm_bindgen_futures::JsFuture::from(file.text()).await {
             Ok(text) => import(editor, error, &name, &text.as_string().unwrap_or_default()),
             Err(_) => error.set(Some(format!("{name} could not be read"))),
@@ -400,12 +405,16 @@ fn FramePreview(editor: EditorSignal) -> impl IntoView {
 fn RenderOptions(error: RwSignal<Option<String>>) -> impl IntoView {
     let shared = expect_context::<Shared>();
     let project = shared.project;
+    let frames = Memo::new(move |_| project.with(|p| p.animation.parseq.frames.clone()));
     let set = move |field: ParseqField| {
         move |ev: leptos::ev::Event| {
             error.set(edit(
                 shared,
                 ProjectCommand::SetParseq(field, event_target_value(&ev)),
-            ))
+            ));
+            if field == ParseqField::Frames {
+                super::show_stored(&ev, frames);
+            }
         }
     };
     view! {
@@ -413,7 +422,7 @@ fn RenderOptions(error: RwSignal<Option<String>>) -> impl IntoView {
             <label class="field">
                 <span>"Frames to render (A..B, empty: all)"</span>
                 <input type="text" data-testid="parseq-frames" placeholder="all"
-                    prop:value=Memo::new(move |_| project.with(|p| p.animation.parseq.frames.clone()))
+                    prop:value=frames
                     on:change=set(ParseqField::Frames)/>
             </label>
             <label class="field">

@@ -12,6 +12,7 @@ use crate::app::Shared;
 use crate::parseq_audio::{Series, import_csv, series_points};
 use crate::parseq_ops::Unit;
 use crate::parseq_view::View;
+use keyshift_core::limits::{self, FileKind};
 
 const W: f64 = 720.0;
 const H: f64 = 60.0;
@@ -23,6 +24,11 @@ fn get(obj: &JsValue, key: &str) -> Result<JsValue, String> {
 
 /// Decodes an audio file with WebAudio: mono samples (channels averaged) and their rate.
 async fn decode(bytes: &[u8]) -> Result<(Vec<f32>, f64), String> {
+    // A WAV header claiming hours is refused before the browser decodes it; any other format's
+    // length is checked once decoded, before its samples are copied.
+    if let Some(seconds) = limits::wav_seconds(bytes) {
+        limits::check_audio_seconds(seconds).map_err(|e| e.to_string())?;
+    }
     let ctor: js_sys::Function = get(&js_sys::global(), "OfflineAudioContext")?
         .dyn_into()
         .map_err(|_| "this browser has no WebAudio".to_owned())?;
@@ -41,6 +47,8 @@ async fn decode(bytes: &[u8]) -> Result<(Vec<f32>, f64), String> {
         .await
         .map_err(|_| "the browser cannot decode this file as audio".to_owned())?;
     let rate = get(&audio, "sampleRate")?.as_f64().unwrap_or(44_100.0);
+    let length = get(&audio, "length")?.as_f64().unwrap_or(0.0);
+    limits::check_audio(length as u64, rate).map_err(|e| e.to_string())?;
     let channels = get(&audio, "numberOfChannels")?
         .as_f64()
         .unwrap_or(1.0)
@@ -103,8 +111,9 @@ pub fn AudioPanel(
         };
         spawn_local(async move {
             let name = file.name();
-            let Some(bytes) = crate::browser::file_bytes(&file).await else {
-                return error.set(Some(format!("{name} could not be read")));
+            let bytes = match crate::browser::file_bytes(&file, FileKind::Audio).await {
+                Ok(bytes) => bytes,
+                Err(e) => return error.set(Some(e)),
             };
             match decode(&bytes).await {
                 Ok((samples, rate)) => {

@@ -33,13 +33,16 @@ pub fn OptionsPanel(editor: EditorSignal, error: RwSignal<Option<String>>) -> im
             })
         })
     };
-    let on_fps = move |ev| {
-        let bpm = editor.with_untracked(|e| e.as_ref().map_or(140.0, |e| e.timing().1));
-        with_editor(editor, error, |e| e.set_timing(number(&ev)?, bpm));
+    let (fps, bpm, cadence) = (option("output_fps"), option("bpm"), option("cadence"));
+    let on_fps = move |ev: leptos::ev::Event| {
+        let bpm_now = editor.with_untracked(|e| e.as_ref().map_or(140.0, |e| e.timing().1));
+        with_editor(editor, error, |e| e.set_timing(number(&ev)?, bpm_now));
+        super::show_stored(&ev, fps);
     };
-    let on_bpm = move |ev| {
-        let fps = editor.with_untracked(|e| e.as_ref().map_or(20.0, |e| e.timing().0));
-        with_editor(editor, error, |e| e.set_timing(fps, number(&ev)?));
+    let on_bpm = move |ev: leptos::ev::Event| {
+        let fps_now = editor.with_untracked(|e| e.as_ref().map_or(20.0, |e| e.timing().0));
+        with_editor(editor, error, |e| e.set_timing(fps_now, number(&ev)?));
+        super::show_stored(&ev, bpm);
     };
     let lock = move || {
         editor.with(|e| {
@@ -53,27 +56,33 @@ pub fn OptionsPanel(editor: EditorSignal, error: RwSignal<Option<String>>) -> im
                 .unwrap_or_else(|| "frames".into())
         })
     };
-    let last = move || {
+    let last = Memo::new(move |_| {
         editor.with(|e| {
             e.as_ref()
                 .and_then(|e| e.keyframe_frames().last().map(ToString::to_string))
                 .unwrap_or_default()
         })
-    };
+    });
     view! {
         <details class="parseq-options">
             <summary>"Options: FPS, BPM, cadence, final frame, keyframe lock"</summary>
             <div class="grid">
                 <label class="field"><span>"FPS"</span>
-                    <input type="number" min="1" data-testid="parseq-fps" prop:value=option("output_fps") on:change=on_fps/></label>
+                    <input type="number" min="1" data-testid="parseq-fps" prop:value=fps on:change=on_fps/></label>
                 <label class="field"><span>"BPM"</span>
-                    <input type="number" min="1" data-testid="parseq-bpm" prop:value=option("bpm") on:change=on_bpm/></label>
+                    <input type="number" min="1" data-testid="parseq-bpm" prop:value=bpm on:change=on_bpm/></label>
                 <label class="field"><span>"Cadence"</span>
-                    <input type="number" min="1" data-testid="parseq-cadence" prop:value=option("cadence")
-                        on:change=move |ev| { with_editor(editor, error, |e| e.set_cadence(number(&ev)?)); }/></label>
+                    <input type="number" min="1" data-testid="parseq-cadence" prop:value=cadence
+                        on:change=move |ev| {
+                            with_editor(editor, error, |e| e.set_cadence(number(&ev)?));
+                            super::show_stored(&ev, cadence);
+                        }/></label>
                 <label class="field"><span>"Final frame"</span>
-                    <input type="number" data-testid="parseq-final-frame" prop:value=Memo::new(move |_| last())
-                        on:change=move |ev| { with_editor(editor, error, |e| e.set_final_frame(number(&ev)? as i64)); }/></label>
+                    <input type="number" data-testid="parseq-final-frame" prop:value=last
+                        on:change=move |ev| {
+                            with_editor(editor, error, |e| e.set_final_frame(number(&ev)? as i64));
+                            super::show_stored(&ev, last);
+                        }/></label>
                 <label class="field"><span>"Keyframe lock (on FPS/BPM change)"</span>
                     <select data-testid="parseq-lock" on:change=move |ev| { with_editor(editor, error, |e| e.set_lock(&event_target_value(&ev))); }>
                         {["frames", "seconds", "beats"].into_iter().map(|l| view! {

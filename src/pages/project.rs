@@ -9,6 +9,7 @@ use leptos::task::spawn_local;
 use crate::app::Shared;
 use crate::browser;
 use crate::state::{self, ProjectCommand};
+use keyshift_core::limits::FileKind;
 
 /// A number field of the settings grid: the text typed goes through its [`ProjectCommand`].
 struct NumberField {
@@ -128,7 +129,16 @@ pub fn ProjectPage() -> impl IntoView {
         }
         spawn_local(async move {
             let name = file.name();
-            let bytes = browser::file_bytes(&file).await.unwrap_or_default();
+            let bytes = match browser::file_bytes(&file, FileKind::Project).await {
+                Ok(bytes) => bytes,
+                Err(e) => {
+                    return notice.set(Some(state::LinkNotice {
+                        is_error: true,
+                        title: format!("{name}: nothing was opened; the open project stays."),
+                        details: vec![e],
+                    }));
+                }
+            };
             // A Parseq document opens in the Parseq mode (as a `?parseq=` link does).
             if name.to_ascii_lowercase().ends_with(".json") {
                 let mut next = project.get_untracked();
@@ -229,14 +239,17 @@ pub fn ProjectPage() -> impl IntoView {
             <div class="grid">
                 {NUMBER_FIELDS
                     .iter()
-                    .map(|f| view! {
+                    .map(|f| {
+                        let stored = Memo::new(move |_| (f.value)(&settings()));
+                        let changed = on(f.command);
+                        view! {
                         <label class="field">
                             <span>{f.label}</span>
                             <input type="number" min=f.min max=f.max step=f.step data-testid=f.testid
-                                prop:value=Memo::new(move |_| (f.value)(&settings()))
-                                on:change=on(f.command)/>
+                                prop:value=stored
+                                on:change=move |ev: Event| { changed(ev.clone()); super::show_stored(&ev, stored); }/>
                         </label>
-                    })
+                    }})
                     .collect_view()}
                 <label class="field">
                     <span>"Sampler"</span>

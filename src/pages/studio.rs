@@ -188,10 +188,20 @@ pub fn StudioCard() -> impl IntoView {
     let loading = move || studio.with(|s| matches!(s.model, ModelStatus::Loading { .. }));
     let note = move || choices.with_value(|c| c.get(picked.get()).map(|c| c.note).unwrap_or(""));
     let preview_url = png_url(move || studio.with(|s| s.preview.clone()));
-    let result_url = png_url(move || studio.with(|s| s.outputs.first().map(|o| o.png.clone())));
     // The newest image, as a memo: its figure (and the heatmap's opacity) is built again only
-    // for a new image, not on every message from the worker.
-    let newest = Memo::new(move |_| studio.with(|s| s.outputs.first().cloned()));
+    // for a new image or its heatmap, not on every message from the worker; what identifies it
+    // is compared, not its PNG bytes, and those are copied only when it changes.
+    let newest_key = Memo::new(move |_| {
+        studio.with(|s| {
+            let first = s.outputs.first();
+            (s.outputs.len(), first.map(|o| (o.job, o.heatmap.is_some())))
+        })
+    });
+    let newest = Memo::new(move |_| {
+        newest_key.track();
+        studio.with_untracked(|s| s.outputs.first().cloned())
+    });
+    let result_url = png_url(move || newest.with(|o| o.as_ref().map(|o| o.png.clone())));
 
     view! {
         <section class="card" on:keydown=on_key>
@@ -402,15 +412,15 @@ fn InitImageField() -> impl IntoView {
             open(file);
         }
     };
-    let strength = move || {
+    let strength = Memo::new(move |_| {
         studio.with(|s| {
             s.init
                 .as_ref()
                 .map(|i| i.strength.to_string())
                 .unwrap_or_default()
         })
-    };
-    let set_strength = move |ev| {
+    });
+    let set_strength = move |ev: leptos::ev::Event| {
         let text = event_target_value(&ev);
         let mut result = Ok(());
         studio.update(|s| {
@@ -419,6 +429,7 @@ fn InitImageField() -> impl IntoView {
             }
         });
         error.set(result.err());
+        super::show_stored(&ev, strength);
     };
     let clear = move |_| {
         studio.update(|s| s.init = None);
@@ -438,7 +449,7 @@ fn InitImageField() -> impl IntoView {
                     {move || url.get().map(|u| view! { <img class="init-thumb" data-testid="init-preview" alt="Init image" src=u/> })}
                     <label class="field"><span>"Denoising strength"</span>
                         <input type="number" min="0.01" max="1" step="0.05" class="short" data-testid="init-strength"
-                            prop:value=Memo::new(move |_| strength()) on:change=set_strength/></label>
+                            prop:value=strength on:change=set_strength/></label>
                     <button class="ghost" data-testid="init-clear" on:click=clear>"No init image"</button>
                 </div>
             </Show>
@@ -452,9 +463,7 @@ pub(super) async fn pick_image(
     file: &web_sys::File,
 ) -> Result<(crate::studio::InitPick, Vec<u8>), String> {
     let name = file.name();
-    let bytes = browser::file_bytes(file)
-        .await
-        .ok_or_else(|| format!("{name} could not be read"))?;
+    let bytes = browser::file_bytes(file, keyshift_core::limits::FileKind::Image).await?;
     let (w, h, rgb) = browser::decode_image(&bytes)
         .await
         .map_err(|e| format!("{name}: {e}"))?;

@@ -144,13 +144,15 @@ fn InterpolationOptions(
                     }).collect_view()}
                 </select>
             </label>
-            {ENTRIES.iter().map(|e| view! {
+            {ENTRIES.iter().map(|e| {
+                let stored = Memo::new(move |_| blocks(e.value));
+                view! {
                 <label class="field">
                     <span>{e.label}</span>
-                    <input type="text" data-testid=e.testid prop:value=Memo::new(move |_| blocks(e.value))
-                        on:change=move |ev| set(e.field, event_target_value(&ev))/>
+                    <input type="text" data-testid=e.testid prop:value=stored
+                        on:change=move |ev| { set(e.field, event_target_value(&ev)); super::show_stored(&ev, stored); }/>
                 </label>
-            }).collect_view()}
+            }}).collect_view()}
         </div>
         <div class="row wrap">
             <span>"Blend:"</span>

@@ -199,15 +199,18 @@ fn entry_fields(entries: &'static [Entry], error: RwSignal<Option<String>>) -> i
     entries
         .iter()
         .map(|e| {
+            let stored = Memo::new(move |_| project.with(|p| (e.value)(&p.animation.travel)));
             view! {
                 <label class="field" style:display=move || project.with(|p| {
                     if shown(e.field, &p.animation.travel) { "" } else { "none" }
                 })>
                     <span>{e.label}</span>
                     <input type="text" data-testid=e.testid
-                        prop:value=Memo::new(move |_| project.with(|p| (e.value)(&p.animation.travel)))
-                        on:change=move |ev| error.set(edit(shared,
-                            ProjectCommand::SetTravel(e.field, event_target_value(&ev))))/>
+                        prop:value=stored
+                        on:change=move |ev| {
+                            error.set(edit(shared, ProjectCommand::SetTravel(e.field, event_target_value(&ev))));
+                            super::show_stored(&ev, stored);
+                        }/>
                 </label>
             }
         })

@@ -10,6 +10,7 @@ use crate::app::Shared;
 use crate::browser;
 use crate::state::ProjectCommand;
 use crate::video::VideoField;
+use keyshift_core::limits::FileKind;
 use keyshift_web::protocol::ImageSize;
 
 static FIELDS: [(&str, &str, VideoField); 5] = [
@@ -81,12 +82,17 @@ pub fn VideoOptions(error: RwSignal<Option<String>>) -> impl IntoView {
             <input type="file" accept="video/*" data-testid="video-input" on:change=on_pick(false)/>
         </label>
         <div class="grid">
-            {FIELDS.iter().map(|(label, id, field)| view! {
+            {FIELDS.iter().map(|(label, id, field)| {
+                let stored = Memo::new(move |_| value(*field));
+                view! {
                 <label class="field"><span>{*label}</span>
-                    <input type="text" data-testid=*id prop:value=Memo::new(move |_| value(*field))
-                        on:change=move |ev| error.set(edit(shared, ProjectCommand::SetVideo(*field, event_target_value(&ev))))/>
+                    <input type="text" data-testid=*id prop:value=stored
+                        on:change=move |ev| {
+                            error.set(edit(shared, ProjectCommand::SetVideo(*field, event_target_value(&ev))));
+                            super::show_stored(&ev, stored);
+                        }/>
                 </label>
-            }).collect_view()}
+            }}).collect_view()}
         </div>
         <p class="hint" data-testid="video-summary">{summary}</p>
         <p class="hint" data-testid="video-controlnet">{controlnet}</p>
@@ -105,8 +111,9 @@ async fn open(
     hint: bool,
 ) {
     let name = file.name();
-    let Some(bytes) = browser::file_bytes(&file).await else {
-        return error.set(Some(format!("{name} could not be read")));
+    let bytes = match browser::file_bytes(&file, FileKind::Video).await {
+        Ok(bytes) => bytes,
+        Err(e) => return error.set(Some(e)),
     };
     let mime = file.type_();
     match browser::video_metadata(&bytes, &mime).await {

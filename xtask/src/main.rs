@@ -19,11 +19,12 @@
 
 mod bench;
 mod build;
+mod native;
 mod serve;
 mod tools;
 
 use std::path::PathBuf;
-use std::process::{Command, ExitCode};
+use std::process::{Command, ExitCode, Stdio};
 
 /// Where things are.
 pub struct Ctx {
@@ -76,6 +77,19 @@ pub fn run(cmd: &mut Command) -> Result<(), String> {
     } else {
         Err(format!("{} failed ({status})", describe(cmd)))
     }
+}
+
+/// Runs a command, returning what it printed on stdout (stderr goes to the log as it comes).
+pub fn capture(cmd: &mut Command) -> Result<String, String> {
+    println!("xtask: $ {}", describe(cmd));
+    let out = cmd
+        .stderr(Stdio::inherit())
+        .output()
+        .map_err(|e| format!("could not start {}: {e}", describe(cmd)))?;
+    if !out.status.success() {
+        return Err(format!("{} failed ({})", describe(cmd), out.status));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 fn describe(cmd: &Command) -> String {
@@ -135,13 +149,13 @@ fn test(ctx: &Ctx) -> Result<(), String> {
     let mut clock = Clock::default();
     clock.step("tool setup", || tools::setup(ctx))?;
     println!("xtask: layer 1/3: native tests");
-    let native = || {
+    let native_test = || {
         let mut cmd = cargo_test(ctx);
         cmd.args(["--workspace", "--locked"]);
         cmd
     };
-    clock.step("native: compile", || run(native().arg("--no-run")))?;
-    clock.step("native: run", || run(&mut native()))?;
+    clock.step("native: compile", || run(native_test().arg("--no-run")))?;
+    clock.step("native: run", || native::run(ctx, native_test))?;
     println!("xtask: layer 2/3: wasm-bindgen tests in headless Chromium (WebGPU)");
     let wasm = || {
         let mut cmd = cargo_test(ctx);

@@ -13,6 +13,7 @@
 //!   variation seeds.
 //! - [`tokens`]: CLIP BPE tokens, 75-token chunks and per-token weights for the text encoder.
 //! - [`parameters`]: A1111's generation-parameters text and sampler names.
+//! - [`limits`]: the largest files, video frames and audio the page reads.
 //! - [`pngtext`]: PNG files with A1111's `parameters` text chunk.
 //! - [`weights`]: the safetensors reader, byte sources, weight-loading errors, `.yaml` hints.
 //! - [`fuzz`]: the fuzz targets' bodies.
@@ -25,6 +26,7 @@ pub mod control;
 pub mod export;
 pub mod fuzz;
 pub mod image;
+pub mod limits;
 pub mod noise;
 pub mod parameters;
 pub mod parseq;

@@ -914,6 +914,29 @@ mod tests {
         assert!(err.contains("not a valid render id"), "{err}");
     }
 
+    /// Soak: a 10,000-frame render is planned one frame at a time, and what the frame store keeps
+    /// of it (the job) does not grow with its frames.
+    #[test]
+    fn a_ten_thousand_frame_plan_is_stored_small_and_built_frame_by_frame() {
+        use keyshift_render::FrameSource;
+        let model = model();
+        let mut job = render_job("a (cat:1~0)");
+        let small = serde_json::to_string(&job).unwrap().len();
+        job.shift.shift_steps = 9_999;
+        let stored = serde_json::to_string(&job).unwrap();
+        assert!(stored.len() <= small + 2, "{} bytes stored", stored.len());
+        let request = request_for(&job.frame, &model).unwrap();
+        let (_, mut source) = shift_plan(&job, &request, "tiny").unwrap();
+        assert_eq!(source.regular_frames(), 10_000);
+        let (mut frames, mut last) = (0, String::new());
+        while let Some(spec) = source.next_frame().unwrap() {
+            frames += 1;
+            last = spec.prompt;
+        }
+        assert_eq!(frames, 10_000);
+        assert_eq!(last, "a (cat:0.0)");
+    }
+
     #[test]
     fn a_frame_made_again_asks_for_what_its_record_says() {
         use keyshift_render::{FrameSource, RenderSession};

@@ -307,6 +307,13 @@ pub(crate) mod entry {
         }
     }
 
+    /// The bytes the worker's heap holds now: the loader script's soak hook reads it (wasm
+    /// memory only grows, so its size says nothing about what is still in use).
+    #[wasm_bindgen]
+    pub fn heap_live_bytes() -> f64 {
+        crate::heap::live_bytes() as f64
+    }
+
     /// The worker's entry point, called by its loader script once the module is instantiated.
     #[wasm_bindgen]
     pub fn worker_main() {

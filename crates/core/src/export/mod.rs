@@ -11,7 +11,7 @@ pub use crc32::Crc32;
 pub use gif::{GifError, encode_gif, gif_delay_cs};
 pub use webm::{
     DemuxedFrame, EncodedFrame, VideoCodec, WebmError, WebmSummary, WebmTrack, WebmVideo,
-    demux_webm, mux_webm, read_webm,
+    demux_webm, mux_webm, read_webm, webm_claimed_size,
 };
 pub use zip::StoredZip;
 

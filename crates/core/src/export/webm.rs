@@ -256,6 +256,25 @@ pub struct DemuxedFrame {
     pub data: Vec<u8>,
 }
 
+/// The frame size a WebM's first video track header claims, read without touching any frame
+/// (to refuse a decode bomb before a browser decodes it); `None` when the header is unreadable.
+pub fn webm_claimed_size(bytes: &[u8]) -> Option<(u32, u32)> {
+    let (mut width, mut height) = (None, None);
+    for tag in WebmIterator::new(Cursor::new(bytes), &[]) {
+        match tag.ok()? {
+            MatroskaSpec::PixelWidth(w) => width = width.or(Some(w)),
+            MatroskaSpec::PixelHeight(h) => height = height.or(Some(h)),
+            MatroskaSpec::Cluster(_) => break,
+            _ => {}
+        }
+        if let (Some(w), Some(h)) = (width, height) {
+            let side = |v: u64| u32::try_from(v).unwrap_or(u32::MAX);
+            return Some((side(w), side(h)));
+        }
+    }
+    None
+}
+
 /// The first video track of `bytes` (a WebM of `SimpleBlock`s, as browsers and encoders write).
 pub fn demux_webm(bytes: &[u8]) -> Result<WebmTrack, WebmError> {
     let bad = |e: &dyn std::fmt::Display| WebmError::Container(e.to_string());
@@ -326,6 +345,8 @@ mod tests {
             assert_eq!((got.keyframe, &got.data), (want.keyframe, &want.data));
         }
         assert!(demux_webm(b"not a webm").is_err());
+        assert_eq!(webm_claimed_size(&bytes), Some((64, 48)));
+        assert_eq!(webm_claimed_size(b"not a webm"), None);
     }
 
     fn frames(n: u64, fps: u64, key_every: u64) -> Vec<EncodedFrame> {

@@ -56,7 +56,10 @@ pub enum RenderError {
     #[error("No bpm found.")]
     NoBpm,
     /// The first or last keyframe's frame is not a whole number (or a frame is not a number).
-    #[error("Invalid array length: keyframe frame {0} is not a whole number")]
+    #[error(
+        "Invalid array length: keyframe frame {} is not a whole number",
+        abbreviated(.0)
+    )]
     BadFrame(String),
     /// More than [`MAX_FRAMES`] frames.
     #[error("too many frames: {frames} (at most {MAX_FRAMES})")]
@@ -95,7 +98,10 @@ pub enum RenderError {
         error: EvalError,
     },
     /// A prompt expression fails.
-    #[error("Error parsing prompt on frame {frame}: Error: {message}")]
+    #[error(
+        "Error parsing prompt on frame {frame}: Error: {}",
+        abbreviated(message)
+    )]
     Prompt {
         /// Frame.
         frame: i64,
@@ -1149,5 +1155,21 @@ mod tests {
             SHOWN_FORMULA_CHARS + "… (40000 characters)".chars().count()
         );
         assert!(shown.ends_with("… (40000 characters)"), "{shown}");
+    }
+
+    #[test]
+    fn long_frames_and_prompt_errors_are_cut_too() {
+        let frame = format!("\"{}\"", "9".repeat(5_000));
+        let message = RenderError::BadFrame(frame).to_string();
+        assert!(
+            message.len() < 300 && message.contains("(5002 characters)"),
+            "{message}"
+        );
+        let message = RenderError::Prompt {
+            frame: 3,
+            message: "x".repeat(100_000),
+        }
+        .to_string();
+        assert!(message.len() < 300 && message.starts_with("Error parsing prompt on frame 3"));
     }
 }
