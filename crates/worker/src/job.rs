@@ -924,7 +924,7 @@ mod tests {
         let small = serde_json::to_string(&job).unwrap().len();
         job.shift.shift_steps = 9_999;
         let stored = serde_json::to_string(&job).unwrap();
-        assert!(stored.len() <= small + 2, "{} bytes stored", stored.len());
+        assert!(stored.len() <= small + 3, "{} bytes stored", stored.len());
         let request = request_for(&job.frame, &model).unwrap();
         let (_, mut source) = shift_plan(&job, &request, "tiny").unwrap();
         assert_eq!(source.regular_frames(), 10_000);
