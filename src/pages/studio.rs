@@ -198,7 +198,9 @@ pub fn StudioCard() -> impl IntoView {
         })
     });
     let newest = Memo::new(move |_| {
-        newest_key.track();
+        // Read, not only tracked: a memo that is never read never computes, and so never
+        // subscribes to the studio.
+        let _key = newest_key.get();
         studio.with_untracked(|s| s.outputs.first().cloned())
     });
     let result_url = png_url(move || newest.with(|o| o.as_ref().map(|o| o.png.clone())));
