@@ -936,6 +936,13 @@ async function waitForFrames(page, n) {
   assert.equal(error, null);
 }
 
+/** Waits until all `n` frames are in the strip and the status says the render finished. */
+async function renderFinished(page, n) {
+  await waitForFrames(page, n);
+  await page.waitForFunction((k) => new RegExp(`^${k} frames rendered`).test(document.querySelector('[data-testid="render-status"]')?.textContent ?? ''),
+    n, { timeout: GPU_TIMEOUT_MS });
+}
+
 async function exportFile(page, id) {
   const before = await byId(page, 'export-download').getAttribute('href').catch(() => null);
   await byId(page, id).click();
@@ -1434,9 +1441,7 @@ test('a full storage quota stops a render with a clear message; the frames stay 
     await byId(page, 'resume-render').waitFor();
     await cdp.send('Storage.overrideQuotaForOrigin', { origin });
     await byId(page, 'resume-render').click();
-    await waitForFrames(page, FAULT_FRAMES);
-    await page.waitForFunction((n) => new RegExp(`^${n} frames rendered`).test(document.querySelector('[data-testid="render-status"]')?.textContent ?? ''),
-      FAULT_FRAMES, { timeout: GPU_TIMEOUT_MS });
+    await renderFinished(page, FAULT_FRAMES);
     // Every frame equals the uninterrupted render's (the CLI's); those kept did not change.
     const frames = await stripFrames(page);
     assert.equal(frames.length, FAULT_FRAMES);
@@ -1556,9 +1561,7 @@ test('fault injection mid-render: a lost GPU device, a killed worker, a reload a
     assert.equal(await frameCount(page), stored - 1, 'every readable stored frame shows after the reload');
     assert.match(await loadModel(page, { backend: 'cpu' }), /^Ready/);
     await byId(page, 'resume-render').click();
-    await waitForFrames(page, FAULT_FRAMES);
-    await page.waitForFunction((n) => new RegExp(`^${n} frames rendered`).test(document.querySelector('[data-testid="render-status"]')?.textContent ?? ''),
-      FAULT_FRAMES, { timeout: GPU_TIMEOUT_MS });
+    await renderFinished(page, FAULT_FRAMES);
     // The frames equal an uninterrupted render's (the CLI's), those kept through the faults too.
     const frames = await stripFrames(page);
     assert.equal(frames.length, FAULT_FRAMES);
