@@ -172,6 +172,15 @@ test('the System page shows the WebGPU adapter and the worker computes correctly
     await byId(page, 'selftest-rerun').click();
     assert.equal(await waitForSelfTest(page), 'passed');
     assert.deepEqual(errors, []);
+    // The compute worker runs under the same policy, which it takes from its script's header (a
+    // static host sends it from `_headers`): no string is evaluated there either.
+    const worker = page.workers().find((w) => /worker/.test(w.url()));
+    assert.ok(worker, `no compute worker among ${page.workers().map((w) => w.url())}`);
+    const inWorker = await worker.evaluate(() => {
+      const outcome = (f) => { try { f(); return 'allowed'; } catch (e) { return e.name; } };
+      return { eval: outcome(() => eval('1 + 1')), newFunction: outcome(() => new Function('return 1')) };
+    });
+    assert.deepEqual(inWorker, { eval: 'EvalError', newFunction: 'EvalError' });
   });
 });
 
@@ -2307,7 +2316,31 @@ if (selected.length === 0 || unmatched.length > 0) {
   console.log(`FAILED - KEYSHIFT_E2E_ONLY=${JSON.stringify(only)} matches no test for ${JSON.stringify(unmatched)}`);
   process.exit(1);
 }
-for (const { name, fn } of selected) {
+// Lanes: `cargo xtask test` runs this file in several processes at once, each with
+// `KEYSHIFT_E2E_SHARD=k/n` and its own server; each takes its share of the selected tests,
+// balanced by the previous run's times (`KEYSHIFT_E2E_TIMES`), and writes its own times to
+// `KEYSHIFT_E2E_TIMES_OUT`.
+function readTimes(file) {
+  try { return JSON.parse(readFileSync(file, 'utf8')); } catch { return {}; }
+}
+function share(list, shard, times) {
+  const [k, n] = shard.split('/').map(Number);
+  if (!(n >= 1 && k >= 0 && k < n)) throw new Error(`KEYSHIFT_E2E_SHARD=${shard}: expected k/n with 0 ≤ k < n`);
+  const cost = (t) => times[t.name] ?? 60_000;
+  const load = new Array(n).fill(0);
+  const lane = new Map();
+  [...list].sort((a, b) => cost(b) - cost(a)).forEach((t) => {
+    const least = load.indexOf(Math.min(...load));
+    load[least] += cost(t);
+    lane.set(t, least);
+  });
+  return list.filter((t) => lane.get(t) === k);
+}
+const shard = process.env.KEYSHIFT_E2E_SHARD;
+const mine = shard ? share(selected, shard, readTimes(process.env.KEYSHIFT_E2E_TIMES)) : selected;
+if (shard) console.log(`lane ${shard}: ${mine.length} of ${selected.length} tests`);
+const took = {};
+for (const { name, fn } of mine) {
   const start = Date.now();
   try {
     await fn();
@@ -2317,7 +2350,9 @@ for (const { name, fn } of selected) {
     failed += 1;
     console.log(`FAILED - ${name} (${Date.now() - start} ms)\n  ${String(error?.stack ?? error).split('\n').join('\n  ')}`);
   }
+  took[name] = Date.now() - start;
 }
+if (process.env.KEYSHIFT_E2E_TIMES_OUT) writeFileSync(process.env.KEYSHIFT_E2E_TIMES_OUT, JSON.stringify(took));
 const probes = cspViolations.filter((v) => String(v.sample ?? '').includes(TT_PROBE));
 const violations = cspViolations.filter((v) => !probes.includes(v));
 facts.cspViolations = violations.length;

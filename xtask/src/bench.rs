@@ -39,7 +39,7 @@ pub fn bench(ctx: &Ctx, args: &[String]) -> Result<(), String> {
         .map_or(Ok(3), |r| r.parse())
         .map_err(|e| format!("--web-runs: {e}"))?;
     crate::tools::setup_build(ctx)?;
-    crate::build::build(ctx)?;
+    crate::build::build(ctx, crate::build::WasmOpt::Run)?;
     let site = crate::serve::spawn(&ctx.site(), 0)?;
     let app = format!("http://127.0.0.1:{}/", site.port);
     let web = web_peers(ctx, &peers, web_runs, &app)?;

@@ -44,8 +44,19 @@ const MODULES: [Module; 2] = [
     },
 ];
 
+/// Whether the wasm modules go through wasm-opt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WasmOpt {
+    /// As shipped: `cargo xtask build | serve | bench`.
+    Run,
+    /// `cargo xtask test`: wasm-opt (binaryen compiled to wasm, on one core) took 9 of a clean
+    /// CI's minutes; the tests run rustc's release output, which wasm-opt only shrinks.
+    /// `KEYSHIFT_WASM_OPT=1` runs it there too.
+    Skip,
+}
+
 /// Builds the site into `dist/`.
-pub fn build(ctx: &Ctx) -> Result<(), String> {
+pub fn build(ctx: &Ctx, wasm_opt: WasmOpt) -> Result<(), String> {
     run(Command::new("cargo")
         .current_dir(&ctx.root)
         .args(["build", "--lib", "--tests"])
@@ -63,7 +74,14 @@ pub fn build(ctx: &Ctx) -> Result<(), String> {
     for m in &MODULES {
         bindgen(&release.join(m.wasm), &stage, m.name)?;
         let wasm = stage.join(format!("{}_bg.wasm", m.name));
-        optimise(ctx, &wasm, m.opt_level)?;
+        if wasm_opt == WasmOpt::Run {
+            optimise(ctx, &wasm, m.opt_level)?;
+        } else {
+            println!(
+                "xtask: {} left as rustc wrote it (no wasm-opt in tests)",
+                m.wasm
+            );
+        }
         names.insert(
             format!("{}_js", m.name),
             place(&stage.join(format!("{}.js", m.name)), &dist)?,
@@ -89,6 +107,7 @@ pub fn build(ctx: &Ctx) -> Result<(), String> {
     let index = fill(&read(&ctx.root.join("index.html"))?, &names)?;
     write(&dist.join("index.html"), index.as_bytes())?;
     write_service_worker(ctx, &dist, &names)?;
+    write(&dist.join("_headers"), static_host_headers().as_bytes())?;
     write_build_info(&dist, &build_id)?;
     println!("xtask: built {} (build {build_id})", dist.display());
     Ok(())
@@ -216,6 +235,19 @@ fn write_service_worker(
     write(&dist.join("sw.js"), text.as_bytes())
 }
 
+/// The headers file of static hosts that read one (Netlify, Cloudflare Pages): the app's
+/// Content-Security-Policy for every path. The page also carries the policy in a meta tag, but a
+/// worker takes its policy only from its script's response headers (`cargo xtask serve` sends
+/// them too). Written after the service worker, which does not precache it.
+fn static_host_headers() -> String {
+    format!(
+        "# Sent by static hosts that read this file. Workers take their Content-Security-Policy\n\
+         # only from a response header; the page also has it in a meta tag.\n\
+         /*\n  Content-Security-Policy: {}\n  X-Content-Type-Options: nosniff\n",
+        crate::serve::CSP
+    )
+}
+
 fn write_build_info(dist: &Path, build_id: &str) -> Result<(), String> {
     let mut files = Vec::new();
     list_files(dist, dist, &mut files)?;
@@ -243,6 +275,12 @@ fn list_files(base: &Path, dir: &Path, out: &mut Vec<String>) -> Result<(), Stri
         }
     }
     Ok(())
+}
+
+/// Replaces `to` with a copy of the folder `from`.
+pub fn fresh_copy(from: &Path, to: &Path) -> Result<(), String> {
+    reset_dir(&to.to_path_buf())?;
+    copy_dir(from, to)
 }
 
 fn copy_dir(from: &Path, to: &Path) -> Result<(), String> {
@@ -280,6 +318,26 @@ fn write(path: &Path, bytes: &[u8]) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_page_s_meta_policy_is_the_served_one_and_the_static_host_header() {
+        let index =
+            std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../index.html"))
+                .unwrap_or_default();
+        let meta = index
+            .split("http-equiv=\"Content-Security-Policy\" content=\"")
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+            .unwrap_or_default();
+        assert_eq!(meta, crate::serve::CSP);
+        let headers = static_host_headers();
+        assert!(
+            headers.contains(&format!("/*\n  Content-Security-Policy: {meta}\n")),
+            "{headers}"
+        );
+        assert!(meta.contains("require-trusted-types-for 'script'"));
+        assert!(!meta.contains("unsafe-inline") && !meta.contains("'unsafe-eval'"));
+    }
 
     #[test]
     fn templates_fill_known_keys_and_refuse_unknown_ones() {

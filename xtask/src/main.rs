@@ -19,6 +19,7 @@
 
 mod bench;
 mod build;
+mod e2e;
 mod native;
 mod serve;
 mod tools;
@@ -124,14 +125,14 @@ fn dispatch(ctx: &Ctx, args: &[String]) -> Result<(), String> {
         Some("setup") => tools::setup(ctx),
         Some("build") => {
             tools::setup_build(ctx)?;
-            build::build(ctx)
+            build::build(ctx, build::WasmOpt::Run)
         }
         Some("serve") => {
             let port: u16 = flag_value("--port")
                 .map_or(Ok(8080), |p| p.parse())
                 .map_err(|e| format!("--port: {e}"))?;
             tools::setup_build(ctx)?;
-            build::build(ctx)?;
+            build::build(ctx, build::WasmOpt::Run)?;
             serve::serve_forever(&ctx.site(), port)
         }
         Some("test") => test(ctx),
@@ -167,8 +168,13 @@ fn test(ctx: &Ctx) -> Result<(), String> {
     clock.step("wasm: compile", || run(wasm().arg("--no-run")))?;
     clock.step("wasm: run in Chromium", || run(&mut wasm()))?;
     println!("xtask: layer 3/3: end-to-end tests against the served build");
-    clock.step("site build", || build::build(ctx))?;
-    clock.step("end-to-end", || e2e(ctx))?;
+    let wasm_opt = if std::env::var_os("KEYSHIFT_WASM_OPT").is_some_and(|v| v == "1") {
+        build::WasmOpt::Run
+    } else {
+        build::WasmOpt::Skip
+    };
+    clock.step("site build", || build::build(ctx, wasm_opt))?;
+    clock.step("end-to-end", || e2e::run(ctx))?;
     clock.summary();
     Ok(())
 }
@@ -182,26 +188,6 @@ fn cargo_test(ctx: &Ctx) -> Command {
         cmd.arg("--timings");
     }
     cmd
-}
-
-/// The end-to-end tests (Playwright) against the site served on a free port.
-fn e2e(ctx: &Ctx) -> Result<(), String> {
-    let server = serve::spawn(&ctx.site(), 0)?;
-    let base = format!("http://127.0.0.1:{}", server.port);
-    run(Command::new("node")
-        .current_dir(ctx.e2e())
-        .env("KEYSHIFT_BASE_URL", &base)
-        .env("KEYSHIFT_DIST", ctx.dist())
-        .env("KEYSHIFT_CHROMIUM", tools::CHROMIUM)
-        .env(
-            "KEYSHIFT_CLI",
-            ctx.target_dir.join("debug").join("keyshift"),
-        )
-        .env(
-            "KEYSHIFT_TINY_MODEL",
-            ctx.root.join("fixtures").join("tiny-sd1").join("diffusers"),
-        )
-        .arg("run.mjs"))
 }
 
 /// Wall time per step of `test`.
