@@ -9,10 +9,12 @@ use sha2::{Digest, Sha256};
 use crate::tools::hex;
 use crate::{Ctx, run};
 
-/// The packages and profile of every wasm32 cargo call. Builds pass `--tests` too, so that the
-/// build and `cargo test` resolve the same features (dev-dependencies such as wasm-bindgen-test
-/// change `syn`'s features, and with them every proc-macro and the whole burn stack): one wasm32
-/// compilation serves both.
+/// The packages and profile of every wasm32 cargo call. Both packages are named in every call and
+/// every call builds the worker's browser test ([`WASM_TEST`]), so that the build and `cargo test`
+/// resolve the same features (the app's `web-sys` features, and dev-dependencies such as
+/// wasm-bindgen-test that change `syn`'s, reach the whole burn stack): one wasm32 compilation
+/// serves both. The two crates' unit tests are not built for wasm32: they run natively (in wasm
+/// they were two release builds of the crates, 2 minutes, for no test).
 pub const WASM_ARGS: [&str; 8] = [
     "--locked",
     "--release",
@@ -23,6 +25,9 @@ pub const WASM_ARGS: [&str; 8] = [
     "-p",
     "keyshift-worker",
 ];
+
+/// The wasm32 test target: the worker's tests in headless Chromium.
+pub const WASM_TEST: [&str; 2] = ["--test", "browser"];
 
 /// One wasm-bindgen output: the crate's wasm file, the name its files get, wasm-opt's level.
 struct Module {
@@ -59,7 +64,8 @@ pub enum WasmOpt {
 pub fn build(ctx: &Ctx, wasm_opt: WasmOpt) -> Result<(), String> {
     run(Command::new("cargo")
         .current_dir(&ctx.root)
-        .args(["build", "--lib", "--tests"])
+        .args(["build", "--lib"])
+        .args(WASM_TEST)
         .args(WASM_ARGS))?;
     let release = ctx
         .target_dir

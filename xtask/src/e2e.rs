@@ -6,8 +6,9 @@
 //!
 //! Most of a test's time is spent waiting on one thread (a page load, SwiftShader compiling a
 //! kernel, the CLI drawing the reference frames), so two lanes keep both cores busy. Shares are
-//! balanced by the times of the previous run, kept in the target directory; each line a lane
-//! prints is prefixed with its number.
+//! balanced by the times of the previous run, kept in the target directory (a clean run starts
+//! from `tests/e2e/times.json`, a run's times committed for it); each line a lane prints is
+//! prefixed with its number.
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
@@ -23,6 +24,10 @@ const DEFAULT_LANES: usize = 2;
 pub fn run(ctx: &Ctx) -> Result<(), String> {
     let lanes = lanes(std::env::var("KEYSHIFT_E2E_LANES").ok().as_deref())?;
     let times = ctx.target_dir.join("xtask-e2e-times.json");
+    if !times.exists() {
+        // A clean target directory: the committed times, so that the first run is balanced too.
+        let _ = std::fs::copy(ctx.e2e().join("times.json"), &times);
+    }
     let failures = Mutex::new(Vec::new());
     std::thread::scope(|scope| {
         for k in 0..lanes {

@@ -150,9 +150,16 @@ fn test(ctx: &Ctx) -> Result<(), String> {
     let mut clock = Clock::default();
     clock.step("tool setup", || tools::setup(ctx))?;
     println!("xtask: layer 1/3: native tests");
+    // Without the CLI's default `wgpu` feature: the native cubecl/wgpu stack was 41 % of a clean
+    // native compile, and the browser layers test the same WGSL kernels on WebGPU.
+    // `KEYSHIFT_NATIVE_WGPU=1` keeps it (the lavapipe tests run too), as `cargo test --workspace`.
+    let native_wgpu = std::env::var_os("KEYSHIFT_NATIVE_WGPU").is_some_and(|v| v == "1");
     let native_test = || {
         let mut cmd = cargo_test(ctx);
         cmd.args(["--workspace", "--locked"]);
+        if !native_wgpu {
+            cmd.arg("--no-default-features");
+        }
         cmd
     };
     clock.step("native: compile", || run(native_test().arg("--no-run")))?;
@@ -162,7 +169,8 @@ fn test(ctx: &Ctx) -> Result<(), String> {
         let mut cmd = cargo_test(ctx);
         cmd.env("CHROMEDRIVER", tools::CHROMEDRIVER)
             .env("WASM_BINDGEN_TEST_TIMEOUT", "600")
-            .args(build::WASM_ARGS);
+            .args(build::WASM_ARGS)
+            .args(build::WASM_TEST);
         cmd
     };
     clock.step("wasm: compile", || run(wasm().arg("--no-run")))?;

@@ -103,7 +103,7 @@ impl Site {
 }
 
 /// The policy the app runs under; index.html carries the same one in a meta tag.
-pub const CSP: &str = "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; \
+pub const CSP: &str = "default-src 'self'; script-src 'self' 'wasm-unsafe-eval' 'report-sample'; \
      style-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; font-src 'self'; worker-src 'self'; \
      manifest-src 'self'; connect-src 'self' https://huggingface.co https://*.huggingface.co \
      https://*.hf.co; object-src 'none'; base-uri 'self'; form-action 'none'; \

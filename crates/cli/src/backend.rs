@@ -2,6 +2,11 @@
 
 use keyshift_sd::Device;
 
+/// Why `--backend wgpu` fails in a build without the `wgpu` feature.
+#[cfg(not(feature = "wgpu"))]
+pub const NO_WGPU: &str = "--backend wgpu: this keyshift was built without the wgpu backend \
+     (cargo feature `wgpu`, on by default); use --backend cpu";
+
 /// The backends the CLI offers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -25,18 +30,13 @@ impl Backend {
     pub fn device(self) -> Result<Device, String> {
         match self {
             Self::Cpu => Ok(Device::flex()),
+            #[cfg(feature = "wgpu")]
             Self::Wgpu => {
-                let instance = wgpu::Instance::default();
-                let adapter = pollster::block_on(
-                    instance.request_adapter(&wgpu::RequestAdapterOptions::default()),
-                );
-                match adapter {
-                    Ok(_) => Ok(keyshift_sd::wgpu_device()),
-                    Err(e) => Err(format!(
-                        "no wgpu adapter on this machine ({e}); install a Vulkan driver (e.g. Mesa's lavapipe) or use --backend cpu"
-                    )),
-                }
+                keyshift_sd::wgpu_adapter(&keyshift_sd::wgpu::Instance::default())?;
+                Ok(keyshift_sd::wgpu_device())
             }
+            #[cfg(not(feature = "wgpu"))]
+            Self::Wgpu => Err(NO_WGPU.to_owned()),
         }
     }
 }

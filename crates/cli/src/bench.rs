@@ -100,6 +100,7 @@ enum Probe {
     /// The process's largest allocation (CPU tensors are allocations).
     Host,
     /// The wgpu device's allocator.
+    #[cfg(feature = "wgpu")]
     Gpu(crate::gpu::Gpu),
 }
 
@@ -107,9 +108,15 @@ impl Probe {
     fn open(backend: Backend, limit: u64) -> Result<(Device, Self), String> {
         match backend {
             Backend::Cpu => Ok((Device::flex(), Self::Host)),
+            #[cfg(feature = "wgpu")]
             Backend::Wgpu => {
                 let gpu = crate::gpu::Gpu::open(limit)?;
                 Ok((gpu.device.clone(), Self::Gpu(gpu)))
+            }
+            #[cfg(not(feature = "wgpu"))]
+            Backend::Wgpu => {
+                let _ = limit;
+                Err(crate::backend::NO_WGPU.to_owned())
             }
         }
     }
@@ -120,8 +127,11 @@ impl Probe {
 
     /// The largest buffer so far (sampled after each step on wgpu, where pools keep their pages).
     fn largest(&self, so_far: u64) -> u64 {
+        #[cfg(not(feature = "wgpu"))]
+        let _ = so_far;
         match self {
             Self::Host => crate::alloc::largest(),
+            #[cfg(feature = "wgpu")]
             Self::Gpu(gpu) => so_far.max(gpu.largest_buffer().unwrap_or(0)),
         }
     }

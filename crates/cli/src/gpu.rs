@@ -4,6 +4,7 @@
 //! allocated.
 
 use keyshift_sd::Device;
+use keyshift_sd::wgpu;
 
 /// The engine's device on a wgpu device of our own.
 pub struct Gpu {
@@ -17,9 +18,7 @@ impl Gpu {
     /// `limit` bytes (where the adapter allows more).
     pub fn open(limit: u64) -> Result<Self, String> {
         let instance = wgpu::Instance::default();
-        let adapter =
-            pollster::block_on(instance.request_adapter(&wgpu::RequestAdapterOptions::default()))
-                .map_err(|e| format!("no wgpu adapter on this machine ({e}); use --backend cpu"))?;
+        let adapter = keyshift_sd::wgpu_adapter(&instance)?;
         let mut limits = adapter.limits();
         limits.max_buffer_size = limits.max_buffer_size.min(limit);
         limits.max_storage_buffer_binding_size = limits.max_storage_buffer_binding_size.min(limit);

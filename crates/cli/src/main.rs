@@ -36,6 +36,7 @@ mod bench_taps;
 mod control;
 mod engine;
 mod generate;
+#[cfg(feature = "wgpu")]
 mod gpu;
 mod heatmap;
 mod load;

@@ -103,6 +103,7 @@ fn a_bad_shape_or_size_is_named() {
 /// model at 128² still runs — its self-attention (64 MiB of scores at once) and the VAE's
 /// (64 MiB) in query chunks — and every buffer the device's allocator holds is within the limit.
 #[test]
+#[cfg(feature = "wgpu")]
 fn on_wgpu_every_buffer_stays_within_the_device_limit() {
     let limit = 8u64 << 20;
     let out = bench(&[
@@ -124,6 +125,7 @@ fn on_wgpu_every_buffer_stays_within_the_device_limit() {
 /// SD 1.5's shape (random weights) at 512²: one UNet step with CFG and a VAE decode on a device
 /// limited to WebGPU's default 128 MiB per buffer. Minutes on lavapipe: run with `--ignored`.
 #[test]
+#[cfg(feature = "wgpu")]
 #[ignore = "minutes on lavapipe; cargo test --workspace --test bench -- --ignored"]
 fn sd15_at_512_stays_within_webgpu_s_default_buffer_size() {
     let out = bench(&[
@@ -181,4 +183,21 @@ fn bench_shift_reports_frames_per_minute_and_batched_frames_equal_single_ones() 
         .unwrap();
     assert!(!zero.status.success());
     assert!(String::from_utf8_lossy(&zero.stderr).contains("--batch must be at least 1"));
+}
+
+/// A build without the `wgpu` feature (as `cargo xtask test` builds it) refuses the backend by
+/// name instead of failing somewhere inside.
+#[test]
+#[cfg(not(feature = "wgpu"))]
+fn without_the_wgpu_feature_the_backend_is_refused_by_name() {
+    let out = Command::new(env!("CARGO_BIN_EXE_keyshift"))
+        .args(["bench", "unet", "--backend", "wgpu", "--shape", "tiny"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("built without the wgpu backend (cargo feature `wgpu`"),
+        "{stderr}"
+    );
 }

@@ -68,18 +68,36 @@ pub fn cpu_simd() -> bool {
 
 /// The default wgpu device natively (Vulkan, Metal or DX12; lavapipe in CI). Lazy: it fails on
 /// first use when the machine has no adapter, so check for one first.
-#[cfg(not(target_arch = "wasm32"))]
+#[cfg(all(not(target_arch = "wasm32"), feature = "wgpu"))]
 pub fn wgpu_device() -> Device {
     Device::wgpu(burn::tensor::DeviceKind::DefaultDevice)
 }
 
+/// The wgpu crate burn runs on natively: to ask for an adapter, or open a device with chosen
+/// limits for [`wgpu_device_from`].
+#[cfg(all(not(target_arch = "wasm32"), feature = "wgpu"))]
+pub use wgpu;
+
+/// The machine's default wgpu adapter, or a message saying what to install.
+#[cfg(all(not(target_arch = "wasm32"), feature = "wgpu"))]
+pub fn wgpu_adapter(instance: &wgpu::Instance) -> Result<wgpu::Adapter, String> {
+    pollster::block_on(instance.request_adapter(&wgpu::RequestAdapterOptions::default())).map_err(
+        |e| {
+            format!(
+                "no wgpu adapter on this machine ({e}); install a Vulkan driver (Debian: \
+                 mesa-vulkan-drivers, Mesa's lavapipe) or use --backend cpu"
+            )
+        },
+    )
+}
+
 /// burn's wgpu setup type: a device and queue the caller created (natively), e.g. with smaller
 /// limits than the adapter's, for [`wgpu_device_from`].
-#[cfg(not(target_arch = "wasm32"))]
+#[cfg(all(not(target_arch = "wasm32"), feature = "wgpu"))]
 pub use burn::tensor::wgpu::WgpuSetup;
 
 /// Registers a wgpu device the caller created (natively) as the engine's device.
-#[cfg(not(target_arch = "wasm32"))]
+#[cfg(all(not(target_arch = "wasm32"), feature = "wgpu"))]
 pub fn wgpu_device_from(setup: WgpuSetup) -> Result<Device, String> {
     Device::wgpu_options()
         .setup(setup)

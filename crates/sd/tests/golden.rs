@@ -97,14 +97,12 @@ fn burn_tensor(device: &Device) -> keyshift_sd::pipeline::Context {
 /// The GPU path (burn on wgpu: the WGSL kernels the browser runs; Mesa's lavapipe in CI) gives
 /// the same numbers. `cargo xtask setup` installs lavapipe where no GPU driver is present.
 #[test]
+#[cfg(feature = "wgpu")]
 fn tiny_sd1_matches_diffusers_on_wgpu() {
-    let instance = wgpu::Instance::default();
-    let adapter =
-        pollster::block_on(instance.request_adapter(&wgpu::RequestAdapterOptions::default()));
-    assert!(
-        adapter.is_ok(),
-        "no wgpu adapter: install a Vulkan driver (Debian: mesa-vulkan-drivers; `cargo xtask setup` does)"
-    );
+    let instance = keyshift_sd::wgpu::Instance::default();
+    if let Err(e) = keyshift_sd::wgpu_adapter(&instance) {
+        panic!("{e}");
+    }
     let report = golden::run(&fixture(), &keyshift_sd::wgpu_device()).expect("fixture readable");
     println!("{}", report.render());
     assert!(report.is_success(), "{}", report.render());

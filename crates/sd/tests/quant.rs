@@ -294,14 +294,12 @@ fn a_damaged_int8_file_is_refused_with_the_tensor_named() {
 /// The GPU path multiplies by the quantized linear weights in WGSL (burn's quantized matmul);
 /// it gives the CPU's numbers.
 #[test]
+#[cfg(feature = "wgpu")]
 fn int8_on_wgpu_gives_the_cpu_numbers() {
-    let instance = wgpu::Instance::default();
-    let adapter =
-        pollster::block_on(instance.request_adapter(&wgpu::RequestAdapterOptions::default()));
-    assert!(
-        adapter.is_ok(),
-        "no wgpu adapter: install a Vulkan driver (Debian: mesa-vulkan-drivers; `cargo xtask setup` does)"
-    );
+    let instance = keyshift_sd::wgpu::Instance::default();
+    if let Err(e) = keyshift_sd::wgpu_adapter(&instance) {
+        panic!("{e}");
+    }
     let folder = DirFolder(fixture().join("diffusers"));
     let cpu = Device::flex();
     let gpu = keyshift_sd::wgpu_device();

@@ -752,6 +752,7 @@ fn only_the_configured_layers_and_tensors_are_stored() {
 /// The ops the taps use (acos, masks, 5-D reshapes, async read-back) exist on burn's wgpu backend
 /// (the browser's), with CPU-like results (lavapipe in CI).
 #[test]
+#[cfg(feature = "wgpu")]
 fn taps_run_on_wgpu_as_on_the_cpu() {
     let device = keyshift_sd::wgpu_device();
     let rows: Vec<f32> = (0..32).map(|i| ((i * 7 % 11) as f32 - 5.0) * 0.3).collect();
