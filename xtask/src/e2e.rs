@@ -70,8 +70,7 @@ fn lane(ctx: &Ctx, k: usize, lanes: usize, times: &Path) -> Result<(), String> {
         crate::build::fresh_copy(&ctx.dist(), &copy)?;
         copy
     };
-    let site = serve::Site::new(dist.clone(), ctx.root.join("fixtures"));
-    let server = serve::spawn(&site, 0)?;
+    let server = serve::spawn(&ctx.site_at(dist.clone()), 0)?;
     let mut cmd = Command::new("node");
     cmd.current_dir(ctx.e2e())
         .env(

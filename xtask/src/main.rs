@@ -58,7 +58,12 @@ impl Ctx {
 
     /// What `serve` serves: the site and the tiny test model.
     pub fn site(&self) -> serve::Site {
-        serve::Site::new(self.dist(), self.root.join("fixtures"))
+        self.site_at(self.dist())
+    }
+
+    /// The same, with the site built into `dist` (an e2e lane's copy).
+    pub fn site_at(&self, dist: PathBuf) -> serve::Site {
+        serve::Site::new(dist, self.root.join("fixtures"))
     }
 
     /// The e2e folder, which also holds the npm tools (playwright-core, binaryen).
