@@ -7,6 +7,8 @@
 
 use std::io::Cursor;
 
+use ebml_iterable::error::CorruptedFileError;
+use webm_iterable::errors::TagIteratorError;
 use webm_iterable::matroska_spec::{Master, MatroskaSpec, SimpleBlock};
 use webm_iterable::{WebmIterator, WebmWriter};
 
@@ -49,7 +51,7 @@ pub struct EncodedFrame {
 }
 
 /// Why a WebM could not be written or read.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
 pub enum WebmError {
     /// No frames, or the first is not a keyframe.
     #[error("a WebM needs at least one frame, starting with a keyframe")]
@@ -57,6 +59,14 @@ pub enum WebmError {
     /// The writer or reader failed.
     #[error("WebM: {0}")]
     Container(String),
+    /// An element's length field claims more bytes than the whole file holds.
+    #[error("WebM: an element claims {claimed} bytes, more than the whole file ({file} bytes)")]
+    Oversized {
+        /// The claimed length.
+        claimed: usize,
+        /// The file's length.
+        file: usize,
+    },
 }
 
 /// The track's video settings.
@@ -195,6 +205,28 @@ fn cluster(start_ms: u64, blocks: Vec<MatroskaSpec>) -> MatroskaSpec {
     MatroskaSpec::Cluster(Master::Full(children))
 }
 
+/// The tags of `bytes`. No tag may claim more bytes than the file holds: the reader sizes its
+/// buffer from a tag's claimed length before reading it, so a forged length would otherwise
+/// allocate gigabytes from a few bytes of input.
+fn tags(bytes: &[u8]) -> WebmIterator<Cursor<&[u8]>> {
+    let mut tags = WebmIterator::new(Cursor::new(bytes), &[]);
+    tags.set_max_allowable_tag_size(Some(bytes.len()));
+    tags
+}
+
+/// A reading error of [`tags`] over a file of `file` bytes.
+fn read_error(e: TagIteratorError, file: usize) -> WebmError {
+    match e {
+        TagIteratorError::CorruptedFileData(CorruptedFileError::InvalidTagSize {
+            size, ..
+        }) => WebmError::Oversized {
+            claimed: size,
+            file,
+        },
+        e => WebmError::Container(e.to_string()),
+    }
+}
+
 /// What a WebM file holds, as read back.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct WebmSummary {
@@ -213,23 +245,64 @@ pub struct WebmSummary {
 /// Reads `bytes` as WebM.
 pub fn read_webm(bytes: &[u8]) -> Result<WebmSummary, WebmError> {
     let mut summary = WebmSummary::default();
-    for tag in WebmIterator::new(Cursor::new(bytes), &[]) {
-        match tag.map_err(|e| WebmError::Container(e.to_string()))? {
+    for tag in tags(bytes) {
+        match tag.map_err(|e| read_error(e, bytes.len()))? {
             MatroskaSpec::DocType(t) => summary.doc_type = t,
             MatroskaSpec::CodecID(c) if summary.codec_id.is_empty() => summary.codec_id = c,
             MatroskaSpec::PixelWidth(w) => summary.size.0 = w,
             MatroskaSpec::PixelHeight(h) => summary.size.1 = h,
-            block @ MatroskaSpec::SimpleBlock(_) => {
-                let block = SimpleBlock::try_from(&block)
-                    .map_err(|e| WebmError::Container(e.to_string()))?;
+            MatroskaSpec::SimpleBlock(data) => {
                 summary.frames += 1;
-                summary.keyframes += usize::from(block.keyframe);
+                summary.keyframes += usize::from(block_header(&data)?.keyframe);
             }
             MatroskaSpec::Block(_) => summary.frames += 1,
             _ => {}
         }
     }
     Ok(summary)
+}
+
+/// The header of a `SimpleBlock`'s bytes, read here rather than by `webm-iterable`, whose block
+/// reader indexes past the end of a short block (a panic, which aborts the browser's worker).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct BlockHeader<'a> {
+    track: u64,
+    /// Relative to the block's cluster.
+    timestamp: i16,
+    keyframe: bool,
+    /// Whether the payload holds several frames (lacing, used by audio tracks).
+    laced: bool,
+    payload: &'a [u8],
+}
+
+fn block_header(data: &[u8]) -> Result<BlockHeader<'_>, WebmError> {
+    let short = || WebmError::Container(format!("a block of {} bytes is cut short", data.len()));
+    let (track, len) = vint(data).ok_or_else(short)?;
+    let Some([t0, t1, flags, payload @ ..]) = data.get(len..) else {
+        return Err(short());
+    };
+    Ok(BlockHeader {
+        track,
+        timestamp: i16::from_be_bytes([*t0, *t1]),
+        keyframe: flags & 0x80 != 0,
+        laced: flags & 0x06 != 0,
+        payload,
+    })
+}
+
+/// An EBML variable-length integer at the start of `data`: its value and its length in bytes.
+fn vint(data: &[u8]) -> Option<(u64, usize)> {
+    let first = *data.first()?;
+    let len = usize::try_from(first.leading_zeros()).ok()? + 1;
+    if len > 8 {
+        return None;
+    }
+    let rest = data.get(1..len)?;
+    let marked = u64::from(first) & (0xff >> len);
+    Some((
+        rest.iter().fold(marked, |v, b| (v << 8) | u64::from(*b)),
+        len,
+    ))
 }
 
 /// A WebM's video track as a decoder takes it (WebCodecs' `VideoDecoder` in the browser).
@@ -260,7 +333,7 @@ pub struct DemuxedFrame {
 /// (to refuse a decode bomb before a browser decodes it); `None` when the header is unreadable.
 pub fn webm_claimed_size(bytes: &[u8]) -> Option<(u32, u32)> {
     let (mut width, mut height) = (None, None);
-    for tag in WebmIterator::new(Cursor::new(bytes), &[]) {
+    for tag in tags(bytes) {
         match tag.ok()? {
             MatroskaSpec::PixelWidth(w) => width = width.or(Some(w)),
             MatroskaSpec::PixelHeight(h) => height = height.or(Some(h)),
@@ -277,13 +350,12 @@ pub fn webm_claimed_size(bytes: &[u8]) -> Option<(u32, u32)> {
 
 /// The first video track of `bytes` (a WebM of `SimpleBlock`s, as browsers and encoders write).
 pub fn demux_webm(bytes: &[u8]) -> Result<WebmTrack, WebmError> {
-    let bad = |e: &dyn std::fmt::Display| WebmError::Container(e.to_string());
     let mut track = WebmTrack::default();
     let (mut scale_ns, mut cluster) = (1_000_000i64, 0i64);
     let (mut number, mut kind, mut codec) = (0u64, 0u64, String::new());
     let mut video: Option<u64> = None;
-    for tag in WebmIterator::new(Cursor::new(bytes), &[]) {
-        match tag.map_err(|e| bad(&e))? {
+    for tag in tags(bytes) {
+        match tag.map_err(|e| read_error(e, bytes.len()))? {
             MatroskaSpec::TimestampScale(s) => scale_ns = i64::try_from(s).unwrap_or(1_000_000),
             MatroskaSpec::TrackNumber(n) => number = n,
             MatroskaSpec::TrackType(t) => kind = t,
@@ -295,19 +367,22 @@ pub fn demux_webm(bytes: &[u8]) -> Result<WebmTrack, WebmError> {
             MatroskaSpec::PixelWidth(w) if track.width == 0 => track.width = w,
             MatroskaSpec::PixelHeight(h) if track.height == 0 => track.height = h,
             MatroskaSpec::Timestamp(t) => cluster = i64::try_from(t).unwrap_or(i64::MAX),
-            block @ MatroskaSpec::SimpleBlock(_) => {
-                let block = SimpleBlock::try_from(&block).map_err(|e| bad(&e))?;
+            MatroskaSpec::SimpleBlock(data) => {
+                let block = block_header(&data)?;
                 if Some(block.track) != video {
                     continue;
                 }
-                let ticks = cluster.saturating_add(i64::from(block.timestamp));
-                for frame in block.read_frame_data().map_err(|e| bad(&e))? {
-                    track.frames.push(DemuxedFrame {
-                        timestamp_us: ticks.saturating_mul(scale_ns) / 1000,
-                        keyframe: block.keyframe,
-                        data: frame.data.to_vec(),
-                    });
+                if block.laced {
+                    return Err(WebmError::Container(
+                        "the video track's blocks are laced (several frames in one block)".into(),
+                    ));
                 }
+                let ticks = cluster.saturating_add(i64::from(block.timestamp));
+                track.frames.push(DemuxedFrame {
+                    timestamp_us: ticks.saturating_mul(scale_ns) / 1000,
+                    keyframe: block.keyframe,
+                    data: block.payload.to_vec(),
+                });
             }
             MatroskaSpec::Block(_) => {
                 return Err(WebmError::Container(
@@ -347,6 +422,65 @@ mod tests {
         assert!(demux_webm(b"not a webm").is_err());
         assert_eq!(webm_claimed_size(&bytes), Some((64, 48)));
         assert_eq!(webm_claimed_size(b"not a webm"), None);
+    }
+
+    #[test]
+    fn a_tag_claiming_more_bytes_than_the_file_is_refused_before_allocating() {
+        // An EBML header of unknown size, then a `DocType` whose length field claims 1 GiB.
+        let mut bytes = vec![0x1a, 0x45, 0xdf, 0xa3, 0xff, 0x42, 0x82];
+        bytes.extend([0x01, 0x00, 0x00, 0x00, 0x40, 0x00, 0x00, 0x00]);
+        bytes.extend(b"webm");
+        for read in [read_webm(&bytes).err(), demux_webm(&bytes).err()] {
+            assert_eq!(
+                read,
+                Some(WebmError::Oversized {
+                    claimed: 1 << 30,
+                    file: bytes.len()
+                })
+            );
+        }
+        assert_eq!(webm_claimed_size(&bytes), None);
+    }
+
+    #[test]
+    fn block_headers_are_read_without_indexing_past_their_end() {
+        assert_eq!(vint(&[0x81]), Some((1, 1)));
+        assert_eq!(vint(&[0x40, 0x02]), Some((2, 2)));
+        assert_eq!(vint(&[0x01, 0, 0, 0, 0, 0, 0, 0x05]), Some((5, 8)));
+        assert_eq!(vint(&[0x00, 0, 0, 0, 0, 0, 0, 0, 0]), None);
+        assert_eq!(vint(&[0x40]), None);
+        assert_eq!(vint(&[]), None);
+        let block = block_header(&[0x81, 0xff, 0xfe, 0x80, 9, 9]).expect("a block");
+        assert_eq!(
+            block,
+            BlockHeader {
+                track: 1,
+                timestamp: -2,
+                keyframe: true,
+                laced: false,
+                payload: &[9, 9]
+            }
+        );
+        for short in [&[][..], &[0x81], &[0x81, 0, 0], &[0x40, 0x01, 0, 0]] {
+            assert!(block_header(short).is_err(), "{short:?}");
+        }
+        // A block whose track number's length runs past its end (the fuzz finding kept in
+        // fuzz/regressions/webm_demux made the crate's block reader index past a block's end).
+        assert!(block_header(&[0x28, 0x28, 0x28]).is_err());
+    }
+
+    #[test]
+    fn a_video_track_of_laced_blocks_is_refused_by_name() {
+        let bytes = mux_webm(VIDEO, &frames(2, 4, 1)).expect("muxes");
+        // The first block's flags byte: set Xiph lacing on it.
+        let at = bytes
+            .windows(4)
+            .position(|w| w == [0x81, 0x00, 0x00, 0x80])
+            .expect("the first block's header");
+        let mut laced = bytes.clone();
+        laced[at + 3] |= 0x02;
+        let error = demux_webm(&laced).expect_err("laced");
+        assert!(error.to_string().contains("laced"), "{error}");
     }
 
     fn frames(n: u64, fps: u64, key_every: u64) -> Vec<EncodedFrame> {
