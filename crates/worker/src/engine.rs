@@ -163,6 +163,7 @@ async fn bench(state: &WorkerState, job: BenchJob) -> Result<(), String> {
     let (warmup_ms, output) = step().await?;
     let mut times = Vec::new();
     for _ in 0..job.runs {
+        crate::entry::sleep(0).await; // lets a Cancel message in (see `step_event`)
         if state.queue.borrow_mut().take_cancelled(job.job) {
             scope::post(&FromWorker::Cancelled { job: job.job });
             return Ok(());
@@ -196,8 +197,8 @@ pub(crate) struct StepReport {
     pub(crate) height: usize,
 }
 
-/// Reports a step (progress, a preview when due) and reads something back, which waits for the
-/// device and lets a Cancel message in; `true` when the job was cancelled.
+/// Reports a step (progress, a preview when due), reads something back (which waits for the
+/// device) and lets a Cancel message in; `true` when the job was cancelled.
 pub(crate) async fn step_event(
     state: &WorkerState,
     job: &StepReport,
@@ -244,6 +245,9 @@ pub(crate) async fn step_event(
             png: png_bytes(&image, None)?,
         });
     }
+    // A turn of the event loop lets a Cancel message in: on the CPU backend a read resolves at
+    // once, and without it the message would wait for the whole job.
+    crate::entry::sleep(0).await;
     if state.queue.borrow_mut().take_cancelled(job.job) {
         scope::post(&FromWorker::Cancelled { job: job.job });
         return Ok(true);
