@@ -124,11 +124,14 @@ fn ensure_wasm_bindgen(ctx: &Ctx) -> Result<(), String> {
         return Ok(());
     }
     // No --locked: its lockfile names a crate version the registry no longer serves.
+    // No default features: they are TLS (rustls and ring) for the test runner to download a
+    // WebDriver, and ours is given (`CHROMEDRIVER`) and spoken to over local HTTP.
     run(Command::new("cargo").args([
         "install",
         "wasm-bindgen-cli",
         "--version",
         WASM_BINDGEN_VERSION,
+        "--no-default-features",
     ]))
 }
 
