@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The fuzz campaign: each named target (all by default) runs RUNS inputs (default 10 million)
+# The fuzz campaign (lines of two parallel jobs, -jobs=2, are logged as their sum): each named target (all by default) runs RUNS inputs (default 10 million)
 # with a 2-second budget per input (hangs), a 2 GiB RSS limit, the capped allocator (one
 # allocation over 256 MiB aborts) and debug assertions (integer overflow panics). New coverage
 # goes to $WORK/<target>; crashes to artifacts/<target>/. Each finished run appends "target runs seconds exit" to campaign.log.
