@@ -290,19 +290,10 @@ fn block_header(data: &[u8]) -> Result<BlockHeader<'_>, WebmError> {
     })
 }
 
-/// An EBML variable-length integer at the start of `data`: its value and its length in bytes.
+/// An EBML variable-length integer at the start of `data`: its value and its length in bytes
+/// (`None` when cut short or longer than 8 bytes).
 fn vint(data: &[u8]) -> Option<(u64, usize)> {
-    let first = *data.first()?;
-    let len = usize::try_from(first.leading_zeros()).ok()? + 1;
-    if len > 8 {
-        return None;
-    }
-    let rest = data.get(1..len)?;
-    let marked = u64::from(first) & (0xff >> len);
-    Some((
-        rest.iter().fold(marked, |v, b| (v << 8) | u64::from(*b)),
-        len,
-    ))
+    ebml_iterable::tools::read_vint(data).ok().flatten()
 }
 
 /// A WebM's video track as a decoder takes it (WebCodecs' `VideoDecoder` in the browser).
