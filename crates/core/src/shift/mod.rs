@@ -6,6 +6,7 @@
 //! the segments in order; [`GapFiller`] plans SSIM gap filling within a segment; [`run`] drives
 //! both the way shift-attention's script does (used for conformance and for the frame plan).
 
+mod gapped;
 mod range;
 pub mod run;
 mod segments;

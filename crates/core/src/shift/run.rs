@@ -8,6 +8,7 @@
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+use super::gapped::Gapped;
 use super::{
     GapFiller, GapSettings, GapStats, GapStep, Segment, ShiftError, ShiftFrame, SsimPoint,
 };
@@ -116,7 +117,7 @@ enum Phase {
     /// Filling a segment's gaps; `pending` is the frame handed out for rendering.
     Gaps {
         segment: Box<Segment>,
-        filler: GapFiller<RunFrame>,
+        filler: Box<GapFiller<RunFrame>>,
         log_start: usize,
         last: Option<f64>,
         pending: Option<RunFrame>,
@@ -137,7 +138,7 @@ pub struct ShiftSequence {
     phase: Phase,
     frames: Vec<RunFrame>,
     calls: Vec<RunFrame>,
-    log: Vec<RunFrame>,
+    log: Gapped<RunFrame>,
     gap_stats: Option<GapStats>,
     points: Vec<SsimPoint>,
     segment_first: usize,
@@ -158,7 +159,7 @@ impl ShiftSequence {
             phase: Phase::Start,
             frames: Vec::new(),
             calls: Vec::new(),
-            log: Vec::new(),
+            log: Gapped::default(),
             gap_stats: None,
             points: Vec::new(),
             segment_first: 0,
@@ -261,7 +262,7 @@ impl ShiftSequence {
         if self.settings.gap.threshold > 0.0 {
             self.phase = Phase::Gaps {
                 segment,
-                filler: GapFiller::new(self.settings.gap, frames),
+                filler: Box::new(GapFiller::new(self.settings.gap, frames)),
                 log_start,
                 last,
                 pending: None,
@@ -293,7 +294,7 @@ impl ShiftSequence {
             Fidelity::Original => index_in_segment,
             Fidelity::Keyshift => log_start + index_in_segment,
         };
-        self.log.insert(at.min(self.log.len()), frame);
+        self.log.insert(at, frame);
     }
 
     /// Frames [`ShiftSequence::next`] will hand out next without asking for any similarity:
@@ -342,7 +343,7 @@ impl ShiftSequence {
         Ok(ShiftRun {
             frames: self.frames,
             generation_calls: self.calls,
-            log: self.log,
+            log: self.log.into_vec(),
             gap_stats: self.gap_stats,
             last_cfg_scale,
         })

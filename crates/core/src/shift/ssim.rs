@@ -12,6 +12,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::gapped::Gapped;
+
 /// The gap-filling options (shift-attention's "SSIM threshold", "SSIM minimum step" and
 /// "SSIM min threshold").
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -90,7 +92,7 @@ struct Pending {
 #[derive(Clone, Debug)]
 pub struct GapFiller<T> {
     settings: GapSettings,
-    frames: Vec<(f64, T)>,
+    frames: Gapped<(f64, T)>,
     done: usize,
     pending: Option<Pending>,
     finished: bool,
@@ -104,7 +106,7 @@ impl<T> GapFiller<T> {
     pub fn new(settings: GapSettings, frames: Vec<(f64, T)>) -> Self {
         Self {
             settings,
-            frames,
+            frames: Gapped::from(frames),
             done: 0,
             pending: None,
             finished: false,
@@ -181,9 +183,14 @@ impl<T> GapFiller<T> {
         }
     }
 
-    /// The frames so far, in order, with their distances.
-    pub fn frames(&self) -> &[(f64, T)] {
-        &self.frames
+    /// How many frames the segment has so far.
+    pub fn len(&self) -> usize {
+        self.frames.len()
+    }
+
+    /// Whether the segment has no frame.
+    pub fn is_empty(&self) -> bool {
+        self.frames.len() == 0
     }
 
     /// The counters so far.
@@ -201,7 +208,7 @@ impl<T> GapFiller<T> {
 
     /// The final frames, in order.
     pub fn into_frames(self) -> Vec<(f64, T)> {
-        self.frames
+        self.frames.into_vec()
     }
 }
 
