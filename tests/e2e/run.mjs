@@ -24,6 +24,8 @@ const GOLDEN_V1 = 'v1.Pc7BisJADIDhVwk5KQ6lrdvqznX3tgh7XxaJbZwOtp0yEy0i-uzGi9fw_U
 const ARGS = [
   '--headless=new', '--no-sandbox', '--no-first-run', '--disable-background-networking',
   '--disable-component-update', '--disable-sync', '--disable-quic', '--enable-unsafe-webgpu',
+  // More switches for an experiment, space-separated (e.g. `--js-flags=--no-wasm-dynamic-tiering`).
+  ...(process.env.KEYSHIFT_CHROMIUM_ARGS ?? '').split(' ').filter(Boolean),
 ];
 
 const facts = {};
@@ -70,6 +72,10 @@ async function withBrowser(fn) {
 
 const byId = (page, id) => page.locator(`[data-testid="${id}"]`);
 const text = async (page, id) => (await byId(page, id).textContent())?.trim();
+/** An attribute of the element as it is now, or null: unlike a locator's `getAttribute`, it does
+ * not wait (up to 30 s) for an element that is not there yet. */
+const attributeNow = (page, id, name) => page.evaluate(([i, n]) =>
+  document.querySelector(`[data-testid="${i}"]`)?.getAttribute(n) ?? null, [id, name]);
 
 async function waitForSelfTest(page) {
   await page.waitForFunction(() => {
@@ -413,7 +419,7 @@ async function loadModel(page, { backend = 'webgpu', custom = '', precision = 'f
 }
 
 async function generateImage(page) {
-  const before = await byId(page, 'result-image').getAttribute('src').catch(() => null);
+  const before = await attributeNow(page, 'result-image', 'src');
   await byId(page, 'generate').click();
   await page.waitForFunction((old) => {
     const img = document.querySelector('[data-testid="result-image"]');
@@ -963,7 +969,7 @@ async function renderFinished(page, n) {
 }
 
 async function exportFile(page, id) {
-  const before = await byId(page, 'export-download').getAttribute('href').catch(() => null);
+  const before = await attributeNow(page, 'export-download', 'href');
   await byId(page, id).click();
   await page.waitForFunction((old) => {
     const link = document.querySelector('[data-testid="export-download"]');
@@ -2274,15 +2280,18 @@ test('Parseq benchmark: one keystroke in a 10,000-frame, 20-field document updat
 });
 
 // Soak (KEYSHIFT_SOAK=1 registers it; minutes long, so not part of CI): 200 generations, then a
-// 500-frame animation, in one page on WebGPU. The worker's live heap and its live GPU buffers are
-// sampled as they go (the loader script's `keyshiftSoak` hook); after a warm-up both must stay
-// at their level, and the curves go to the facts for the report.
+// 500-frame animation, in one page, on WebGPU or (KEYSHIFT_SOAK_BACKEND=cpu) the browser's CPU
+// backend, where SwiftShader's WebGPU is too slow for the full counts. The worker's live heap and
+// its live GPU buffers are sampled as they go (the loader script's `keyshiftSoak` hook); after a
+// warm-up both must stay at their level, and the curves go to the facts for the report.
 if (process.env.KEYSHIFT_SOAK) test('soak: 200 generations and a 500-frame animation in one page; the worker heap and GPU buffers return to their baseline', async () => {
   const generations = Number(process.env.KEYSHIFT_SOAK_GENERATIONS ?? 200);
   const frames = Number(process.env.KEYSHIFT_SOAK_FRAMES ?? 500);
+  const backend = process.env.KEYSHIFT_SOAK_BACKEND ?? 'webgpu';
   await withBrowser(async ({ page, errors }) => {
     await page.goto(BASE);
-    assert.match(await loadModel(page), /^Ready: .*on WebGPU/);
+    assert.match(await loadModel(page, { backend }), backend === 'cpu' ? /^Ready: .*on CPU/ : /^Ready: .*on WebGPU/);
+    facts.soakBackend = backend;
     await setProject(page, { ...SETTINGS, steps: '2' });
     const sample = () => page.workers()[0].evaluate(() => self.keyshiftSoak());
     const curve = [];
