@@ -4,9 +4,19 @@
 use std::collections::BTreeMap;
 
 use js_sys::Uint8Array;
+use keyshift_core::weights::ReadAhead;
 use keyshift_sd::model::Folder;
 use keyshift_sd::weights::ByteSource;
 use web_sys::{Blob, FileReaderSync};
+
+/// Bytes of one read of a model file. Each read of a Blob costs about 3 ms whatever its size, and
+/// a model is hundreds of tensors, most of them small: they are read a block at a time.
+const READ_BLOCK: usize = 4 << 20;
+
+/// `blob` as the weight loader reads it: small reads share blocks ([`ReadAhead`]).
+pub fn weights_source(blob: Blob) -> Result<Box<dyn ByteSource>, String> {
+    Ok(Box::new(ReadAhead::new(BlobSource::new(blob)?, READ_BLOCK)))
+}
 
 /// Random access to a Blob.
 pub struct BlobSource {
@@ -81,6 +91,6 @@ impl Folder for BlobFolder {
 
     fn open(&self, path: &str) -> Option<Box<dyn ByteSource>> {
         let blob = self.files.get(path)?.clone();
-        Some(Box::new(BlobSource::new(blob).ok()?))
+        weights_source(blob).ok()
     }
 }

@@ -285,7 +285,8 @@ fn first_file(spec: &ModelSpec, folder: &BlobFolder) -> Result<SafetensorsFile, 
         .get(&first.path)
         .cloned()
         .ok_or_else(|| format!("{}: missing", first.path))?;
-    SafetensorsFile::open(&first.path, Box::new(BlobSource::new(blob)?)).map_err(|e| e.to_string())
+    SafetensorsFile::open(&first.path, crate::blob::weights_source(blob)?)
+        .map_err(|e| e.to_string())
 }
 
 /// The model's files: from the offline cache when it holds them intact, otherwise downloaded

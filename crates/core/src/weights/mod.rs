@@ -2,8 +2,10 @@
 //! every weight loader reports. Pure and burn-free, so the fuzz targets reach it; the engine
 //! (`keyshift-sd`) maps the tensors onto its blocks.
 
+mod read_ahead;
 pub mod safetensors;
 
+pub use self::read_ahead::ReadAhead;
 pub use self::safetensors::{Dtype, SafetensorsFile};
 
 /// Why weights could not be loaded. Every variant names the file and, where there is one, the tensor.
