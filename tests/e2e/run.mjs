@@ -2297,6 +2297,9 @@ if (process.env.KEYSHIFT_SOAK) test('soak: 200 generations and a 500-frame anima
     const curve = [];
     const started = Date.now();
     for (let i = 1; i <= generations; i += 1) {
+      // A new seed each time: the same image again would leave the result's data URL unchanged.
+      await byId(page, 'seed').fill(String(1000 + i));
+      await byId(page, 'seed').press('Tab');
       await generateImage(page);
       curve.push({ generation: i, ...(await sample()) });
     }
