@@ -69,6 +69,9 @@ impl<S: ByteSource> ByteSource for ReadAhead<S> {
         let end = offset
             .checked_add(buf.len() as u64)
             .ok_or_else(super::eof)?;
+        if buf.is_empty() && end <= self.len() {
+            return Ok(());
+        }
         if buf.len() >= self.block || end > self.len() {
             return self.inner.read_exact_at(offset, buf);
         }
