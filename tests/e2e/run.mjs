@@ -2307,6 +2307,9 @@ if (process.env.KEYSHIFT_SOAK) test('soak: 200 generations and a 500-frame anima
     const warm = curve[Math.min(4, curve.length - 1)];
     const last = curve[curve.length - 1];
     facts.soakGenerations = curve.filter((c) => c.generation === 1 || c.generation % 20 === 0 || c === warm);
+    // Every generation after which the count of live GPU buffers changed.
+    facts.soakGpuBufferChanges = curve.filter((c, i) => i > 0 && c.gpuBuffersLive !== curve[i - 1].gpuBuffersLive)
+      .map((c) => [c.generation, c.gpuBuffersLive]);
     assert.ok(last.heapLiveBytes <= warm.heapLiveBytes + (1 << 20), `heap grew over ${generations} generations: ${warm.heapLiveBytes} → ${last.heapLiveBytes}`);
     assert.ok(last.gpuBuffersLive <= warm.gpuBuffersLive, `GPU buffers grew over ${generations} generations: ${warm.gpuBuffersLive} → ${last.gpuBuffersLive}`);
     // The animation: one step a frame at CFG 1; sampled every few seconds while it renders.

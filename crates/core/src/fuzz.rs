@@ -13,7 +13,7 @@ use crate::prompt::{
     Fidelity, ParsedPrompt, ScheduleOptions, parse_attention, prompt_schedule, split_and,
 };
 use crate::share::{self, ShiftSettings, TravelSettings};
-use crate::shift::run::{RunSettings, run};
+use crate::shift::run::{RunFrame, RunSettings, ShiftSequence, ShiftStep};
 use crate::shift::{GapSettings, ShiftRequest, remove_zero_strength};
 use crate::travel::editor::rows;
 use crate::travel::{Easing, Slice, TravelMode, parse_steps, stages};
@@ -106,6 +106,10 @@ pub fn prompt(data: &[u8]) {
     assert!(!parts.is_empty(), "split_and returned no part");
 }
 
+/// Frames one shift input may render: gap filling at the default minimum step can ask for 16,384
+/// frames per gap, and an adversarial similarity asks for all of them.
+const SHIFT_RENDERS: usize = 20_000;
+
 /// Shift-attention: ranges `(cat:1~0)`, `THEN(seed=…)` segments, gap filling, mirroring, the
 /// frame counts the Animate page shows. Fields: prompt, negative prompt, knobs.
 pub fn shift(data: &[u8]) {
@@ -132,11 +136,21 @@ pub fn shift(data: &[u8]) {
     let salt = k.byte();
     // A similarity that depends on both frames, so gap filling splits some gaps and not others.
     #[allow(clippy::cast_precision_loss, reason = "below 101")]
-    let mut similarity = |a: &crate::shift::ShiftFrame, b: &crate::shift::ShiftFrame| {
-        let h = a.prompt.len() * 31 + b.prompt.len() * 7 + usize::from(salt);
+    let mut similarity = |a: &RunFrame, b: &RunFrame| {
+        let h = a.frame.prompt.len() * 31 + b.frame.prompt.len() * 7 + usize::from(salt);
         (h % 101) as f64 / 100.0
     };
-    let _ = run(&request, settings, fidelity, &mut similarity);
+    // Driven as the renderer drives it, up to SHIFT_RENDERS frames: a user stops there long
+    // before (each frame is a render), and the budget still shows planning that grows faster
+    // than the frames (a quadratic insert took 3 s at 16k frames).
+    if let Ok(mut sequence) = ShiftSequence::new(&request, settings, fidelity) {
+        for _ in 0..SHIFT_RENDERS {
+            if !matches!(sequence.next(&mut similarity), Ok(ShiftStep::Render(_))) {
+                break;
+            }
+        }
+        let _ = sequence.finish();
+    }
     let _ = ShiftSettings::default().counts(&request);
     let _ = remove_zero_strength(&f[0]);
 }
