@@ -183,16 +183,6 @@ impl<T> GapFiller<T> {
         }
     }
 
-    /// How many frames the segment has so far.
-    pub fn len(&self) -> usize {
-        self.frames.len()
-    }
-
-    /// Whether the segment has no frame.
-    pub fn is_empty(&self) -> bool {
-        self.frames.len() == 0
-    }
-
     /// The counters so far.
     pub fn stats(&self) -> GapStats {
         self.stats
