@@ -63,6 +63,8 @@ pub enum AttentionError {
 }
 
 const BREAK: &str = "BREAK";
+/// [`BREAK`]'s characters.
+const BREAK_CHARS: [char; 5] = ['B', 'R', 'E', 'A', 'K'];
 const BREAK_WEIGHT: f64 = -1.0;
 const ROUND_MULTIPLIER: f64 = 1.1;
 
@@ -337,7 +339,9 @@ pub(crate) fn split_break(text: &str) -> Vec<String> {
                 part_start = end;
                 search = end;
             }
-            None => search += 1,
+            // Every start inside a run of spaces skips to the same place and fails the same
+            // way: go on after the run (a long run would otherwise cost its length squared).
+            None => search = skip_spaces(&chars, search).max(search + 1),
         }
     }
     parts.push(collect(&chars, part_start, chars.len()));
@@ -349,11 +353,10 @@ fn break_match_at(chars: &[char], i: usize) -> Option<usize> {
     let word = |j: usize| chars.get(j).is_some_and(|&c| py::is_word(c));
     let b = skip_spaces(chars, i);
     let before_is_word = b.checked_sub(1).is_some_and(word);
-    let keyword: Vec<char> = BREAK.chars().collect();
-    if before_is_word || chars.get(b..b + keyword.len()) != Some(keyword.as_slice()) {
+    if before_is_word || chars.get(b..b + BREAK_CHARS.len()) != Some(BREAK_CHARS.as_slice()) {
         return None;
     }
-    let after = b + keyword.len();
+    let after = b + BREAK_CHARS.len();
     if word(after) {
         return None;
     }
@@ -418,6 +421,27 @@ mod tests {
                 text: "a".into(),
                 weight: 1.1
             })
+        );
+    }
+
+    #[test]
+    fn breaks_after_and_between_runs_of_spaces() {
+        // `re.split(r"\s*\bBREAK\b\s*", …)`: the spaces around a BREAK go with it, wherever
+        // the search starts inside the run; a BREAK glued to a word is text.
+        let spaces = " ".repeat(3000);
+        assert_eq!(
+            split_break(&format!("a{spaces}BREAK{spaces}b")),
+            vec!["a".to_owned(), "b".to_owned()]
+        );
+        assert_eq!(
+            split_break(&format!("{spaces}BREAK\tc BREAK")),
+            vec![String::new(), "c".to_owned(), String::new()]
+        );
+        let no_break = format!("a{spaces}xBREAK{spaces}BREAKy{spaces}");
+        assert_eq!(split_break(&no_break), vec![no_break.clone()]);
+        assert_eq!(
+            split_break(&format!("a\n\n BREAK\n{spaces}")),
+            vec!["a".to_owned(), String::new()]
         );
     }
 
