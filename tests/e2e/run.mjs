@@ -777,6 +777,44 @@ async function startSlowLoad(page) {
 /** The test server's request counts by path. */
 const serverRequests = async () => (await fetch(`${BASE}/__requests`)).json();
 
+test('a cached weights file with one byte changed fails its block digest, and the reload downloads the model again', async () => {
+  await withBrowser(async ({ page, errors }) => {
+    await page.goto(BASE);
+    assert.match(await loadModel(page, { backend: 'cpu' }), /^Ready: tiny test model/);
+    // One byte in the middle of the cached UNet weights, changed through the page's view of OPFS.
+    const damaged = await page.evaluate(async () => {
+      const models = await (await navigator.storage.getDirectory()).getDirectoryHandle('keyshift-models');
+      for await (const dir of models.values()) {
+        const manifest = JSON.parse(await (await (await dir.getFileHandle('manifest.json')).getFile()).text());
+        const entry = manifest.files.find((f) => /^unet\/.*\.safetensors$/.test(f.path));
+        if (!entry) continue;
+        const handle = await dir.getFileHandle(entry.path.replaceAll('/', '%2F'));
+        const at = Math.floor(entry.bytes / 2);
+        const old = new Uint8Array(await (await handle.getFile()).slice(at, at + 1).arrayBuffer())[0];
+        const writable = await handle.createWritable({ keepExistingData: true });
+        await writable.write({ type: 'write', position: at, data: new Uint8Array([old ^ 0x5a]) });
+        await writable.close();
+        return { path: entry.path, bytes: entry.bytes, blocks: entry.blocks?.length ?? 0 };
+      }
+      return null;
+    });
+    assert.ok(damaged, 'no cached UNet weights');
+    // The manifest holds a digest per 16 MiB block, which the load checks with crypto.subtle.
+    assert.equal(damaged.blocks, Math.ceil(damaged.bytes / (16 << 20)));
+    const url = `/fixtures/tiny-sd1/diffusers/${damaged.path}`;
+    const before = (await serverRequests())[url] ?? 0;
+    await page.reload();
+    const status = await loadModel(page, { backend: 'cpu' });
+    assert.match(status, /^Ready: tiny test model/);
+    assert.doesNotMatch(status, /from the offline cache/);
+    assert.equal((await serverRequests())[url], before + 1, `${url} was not downloaded again`);
+    // The fresh copy is cached whole: the next reload uses it.
+    await page.reload();
+    assert.match(await loadModel(page, { backend: 'cpu' }), /from the offline cache\)$/);
+    assert.deepEqual(errors, []);
+  });
+});
+
 test('a download interrupted by a reload resumes where it stopped', async () => {
   const before = await serverRequests();
   await withBrowser(async ({ page, errors }) => {

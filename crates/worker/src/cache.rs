@@ -6,7 +6,7 @@
 use js_sys::{Reflect, Uint8Array};
 use keyshift_sd::weights::stream::WriteAt;
 use keyshift_web::cache::{
-    CachedFile, MANIFEST, Manifest, PARTIAL, Sha256Digest, from_opfs_name, opfs_name,
+    BLOCK_BYTES, CachedFile, FileDigest, MANIFEST, Manifest, PARTIAL, from_opfs_name, opfs_name,
 };
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
@@ -105,23 +105,99 @@ pub(crate) async fn read_file(handle: &FileSystemFileHandle) -> Result<Blob, Str
         .map_err(|e| js_text(&e))
 }
 
-/// The SHA-256 of a Blob, read in chunks.
-pub(crate) fn sha256_of(blob: &Blob) -> Result<String, String> {
+/// The whole SHA-256 and the block digests of a Blob, read in chunks (hashed in wasm).
+pub(crate) fn file_digest_of(blob: &Blob) -> Result<(String, Vec<String>), String> {
     let reader = FileReaderSync::new().map_err(|e| js_text(&e))?;
-    let mut digest = Sha256Digest::default();
+    let mut digest = FileDigest::default();
     let mut at = 0.0;
     while at < blob.size() {
         let end = (at + CHECK_CHUNK).min(blob.size());
-        let slice = blob
-            .slice_with_f64_and_f64(at, end)
-            .map_err(|e| js_text(&e))?;
-        let bytes = reader
-            .read_as_array_buffer(&slice)
-            .map_err(|e| js_text(&e))?;
+        let bytes = read_bytes(&reader, blob, at, end)?;
         digest.update(&Uint8Array::new(&bytes).to_vec());
         at = end;
     }
     Ok(digest.finish())
+}
+
+fn read_bytes(
+    reader: &FileReaderSync,
+    blob: &Blob,
+    at: f64,
+    end: f64,
+) -> Result<js_sys::ArrayBuffer, String> {
+    let slice = blob
+        .slice_with_f64_and_f64(at, end)
+        .map_err(|e| js_text(&e))?;
+    reader.read_as_array_buffer(&slice).map_err(|e| js_text(&e))
+}
+
+/// The browser's native SHA-256: `crypto.subtle.digest` bound to `crypto.subtle`, where the
+/// page is a secure context. (Reached by name: the typed bindings would add web-sys features,
+/// and with them a rebuild of everything on web-sys, wgpu included.)
+struct Subtle {
+    subtle: JsValue,
+    digest: js_sys::Function,
+}
+
+impl Subtle {
+    fn get() -> Option<Self> {
+        let crypto = Reflect::get(&js_sys::global(), &JsValue::from_str("crypto")).ok()?;
+        let subtle = Reflect::get(&crypto, &JsValue::from_str("subtle")).ok()?;
+        let digest = Reflect::get(&subtle, &JsValue::from_str("digest"))
+            .ok()?
+            .dyn_into()
+            .ok()?;
+        Some(Self { subtle, digest })
+    }
+
+    /// The SHA-256 of `bytes`, computed off the worker's thread.
+    fn sha256(&self, bytes: &JsValue) -> Result<JsFuture, String> {
+        let promise = self
+            .digest
+            .call2(&self.subtle, &JsValue::from_str("SHA-256"), bytes)
+            .map_err(|e| js_text(&e))?;
+        Ok(JsFuture::from(js_sys::Promise::resolve(&promise)))
+    }
+}
+
+fn hex(digest: &JsValue) -> String {
+    Uint8Array::new(digest)
+        .to_vec()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Whether every [`BLOCK_BYTES`] block of `blob` has its digest in `blocks`: each block's
+/// native digest runs while the next block is read, so the check costs about one read of the
+/// file.
+async fn blocks_match(subtle: &Subtle, blob: &Blob, blocks: &[String]) -> Result<bool, String> {
+    let reader = FileReaderSync::new().map_err(|e| js_text(&e))?;
+    let size = blob.size();
+    let mut pending: Option<(JsFuture, &String)> = None;
+    for (i, expected) in blocks.iter().enumerate() {
+        let at = i as f64 * BLOCK_BYTES as f64;
+        let bytes = read_bytes(&reader, blob, at, (at + BLOCK_BYTES as f64).min(size))?;
+        let next = subtle.sha256(&bytes)?;
+        if let Some((digest, want)) = pending.replace((next, expected))
+            && hex(&digest.await.map_err(|e| js_text(&e))?) != *want
+        {
+            return Ok(false);
+        }
+    }
+    match pending {
+        Some((digest, want)) => Ok(hex(&digest.await.map_err(|e| js_text(&e))?) == *want),
+        None => Ok(true),
+    }
+}
+
+/// Whether the cached `blob` still has the contents `entry` recorded: block by block with the
+/// native digest where the entry has block digests, else the whole file in wasm.
+async fn contents_match(blob: &Blob, entry: &CachedFile) -> Result<bool, String> {
+    match Subtle::get() {
+        Some(subtle) if entry.has_blocks() => blocks_match(&subtle, blob, &entry.blocks).await,
+        _ => Ok(file_digest_of(blob)?.0 == entry.sha256),
+    }
 }
 
 /// A cache file written at any offset (a model prepared while it loads); closed when dropped.
@@ -189,7 +265,7 @@ impl ModelDir {
                 entry.path, entry.bytes
             ));
         }
-        if sha256_of(&blob)? != entry.sha256 {
+        if !contents_match(&blob, entry).await? {
             return Err(format!(
                 "{} in the cache is damaged (its checksum changed)",
                 entry.path
@@ -251,7 +327,7 @@ impl ModelDir {
             handle,
             access,
             written: 0,
-            digest: Sha256Digest::default(),
+            digest: FileDigest::default(),
         })
     }
 
@@ -273,10 +349,12 @@ impl ModelDir {
             .await?
             .ok_or_else(|| format!("{path} is missing from the cache"))?;
         let blob = read_file(&handle).await?;
+        let (sha256, blocks) = file_digest_of(&blob)?;
         let entry = CachedFile {
             path: path.to_owned(),
             bytes: blob.size() as u64,
-            sha256: sha256_of(&blob)?,
+            sha256,
+            blocks,
         };
         Ok((entry, blob))
     }
@@ -320,7 +398,7 @@ pub struct CacheWriter {
     handle: FileSystemFileHandle,
     access: FileSystemSyncAccessHandle,
     written: u64,
-    digest: Sha256Digest,
+    digest: FileDigest,
 }
 
 impl CacheWriter {
@@ -351,7 +429,7 @@ impl CacheWriter {
             .truncate_with_f64(0.0)
             .map_err(|e| js_text(&e))?;
         self.written = 0;
-        self.digest = Sha256Digest::default();
+        self.digest = FileDigest::default();
         Ok(())
     }
 
@@ -360,11 +438,13 @@ impl CacheWriter {
         self.access.flush().map_err(|e| js_text(&e))?;
         self.access.close();
         let blob = read_file(&self.handle).await?;
+        let (sha256, blocks) = std::mem::take(&mut self.digest).finish();
         Ok((
             CachedFile {
                 path: std::mem::take(&mut self.path),
                 bytes: self.written,
-                sha256: std::mem::take(&mut self.digest).finish(),
+                sha256,
+                blocks,
             },
             blob,
         ))

@@ -632,6 +632,7 @@ mod tests {
             path: path.into(),
             bytes: 1,
             sha256: digest.repeat(64),
+            blocks: Vec::new(),
         };
         let files = [file("a", "1"), file("b", "2"), file("c", "3")];
         let mut spec = ModelSpec {
