@@ -314,6 +314,28 @@ pub(crate) mod entry {
         crate::heap::live_bytes() as f64
     }
 
+    thread_local! {
+        /// The worker's state, for [`gpu_memory`] (set once by [`worker_main`]).
+        static STATE: std::cell::RefCell<Option<Rc<WorkerState>>> =
+            const { std::cell::RefCell::new(None) };
+    }
+
+    /// What the loaded model's device allocator holds now, for the loader script's soak hook:
+    /// `[live allocations, bytes in use, bytes reserved]`, or `undefined` without a model or on
+    /// a backend that does not report it (the CPU). GPU buffers are pages of cubecl's pools,
+    /// kept for reuse; allocations and bytes in use are what the engine's tensors hold.
+    #[wasm_bindgen]
+    pub fn gpu_memory() -> Option<Vec<f64>> {
+        let loaded = STATE.with(|s| s.borrow().as_ref().and_then(|state| state.loaded()))?;
+        let usage = loaded.device.memory_pool_usage()?;
+        #[allow(clippy::cast_precision_loss, reason = "below 2^53")]
+        Some(vec![
+            usage.number_allocs as f64,
+            usage.bytes_in_use as f64,
+            usage.bytes_reserved as f64,
+        ])
+    }
+
     /// The worker's entry point, called by its loader script once the module is instantiated.
     #[wasm_bindgen]
     pub fn worker_main() {
@@ -327,6 +349,7 @@ pub(crate) mod entry {
             });
         }));
         let state = Rc::new(WorkerState::default());
+        STATE.with(|s| s.replace(Some(Rc::clone(&state))));
         let for_messages = Rc::clone(&state);
         scope::on_message(move |message, attached| match message {
             Ok(message) => handle(&for_messages, message, attached),
