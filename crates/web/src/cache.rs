@@ -128,11 +128,13 @@ impl Sha256Digest {
 
     /// The digest of everything added, as 64 lowercase hex digits.
     pub fn finish(self) -> String {
-        sha2::Digest::finalize(self.0)
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect()
+        hex_digest(&sha2::Digest::finalize(self.0))
     }
+}
+
+/// A digest's bytes as lowercase hex digits, the form [`CachedFile`] records.
+pub fn hex_digest(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The digests of a file as its bytes stream past: the whole file's SHA-256 and each
@@ -237,6 +239,7 @@ mod tests {
             "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
         );
         assert!(is_sha256(&empty) && !is_sha256(&empty.to_uppercase()) && !is_sha256("abc"));
+        assert_eq!(hex_digest(&[0x00, 0x0f, 0xa0, 0xff]), "000fa0ff");
     }
 
     fn sha256(bytes: &[u8]) -> String {

@@ -6,7 +6,8 @@
 use js_sys::{Reflect, Uint8Array};
 use keyshift_sd::weights::stream::WriteAt;
 use keyshift_web::cache::{
-    BLOCK_BYTES, CachedFile, FileDigest, MANIFEST, Manifest, PARTIAL, from_opfs_name, opfs_name,
+    BLOCK_BYTES, CachedFile, FileDigest, MANIFEST, Manifest, PARTIAL, from_opfs_name, hex_digest,
+    opfs_name,
 };
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
@@ -161,11 +162,7 @@ impl Subtle {
 }
 
 fn hex(digest: &JsValue) -> String {
-    Uint8Array::new(digest)
-        .to_vec()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hex_digest(&Uint8Array::new(digest).to_vec())
 }
 
 /// Whether every [`BLOCK_BYTES`] block of `blob` has its digest in `blocks`: each block's
