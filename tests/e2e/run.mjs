@@ -818,7 +818,6 @@ test('a cached weights file with one byte changed fails its block digest, and th
   });
 });
 
-
 test('a download interrupted by a reload resumes where it stopped', async () => {
   const before = await serverRequests();
   await withBrowser(async ({ page, errors }) => {

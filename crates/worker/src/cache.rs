@@ -6,8 +6,8 @@
 use js_sys::{Reflect, Uint8Array};
 use keyshift_sd::weights::stream::WriteAt;
 use keyshift_web::cache::{
-    BLOCK_BYTES, CachedFile, FileDigest, MANIFEST, Manifest, PARTIAL, from_opfs_name, hex_digest,
-    opfs_name,
+    BLOCK_BYTES, CachedFile, FileDigest, MANIFEST, Manifest, PARTIAL, Sha256Digest, from_opfs_name,
+    hex_digest, opfs_name,
 };
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
@@ -108,16 +108,30 @@ pub(crate) async fn read_file(handle: &FileSystemFileHandle) -> Result<Blob, Str
 
 /// The whole SHA-256 and the block digests of a Blob, read in chunks (hashed in wasm).
 pub(crate) fn file_digest_of(blob: &Blob) -> Result<(String, Vec<String>), String> {
-    let reader = FileReaderSync::new().map_err(|e| js_text(&e))?;
     let mut digest = FileDigest::default();
+    each_chunk(blob, |bytes| digest.update(bytes))?;
+    Ok(digest.finish())
+}
+
+/// The whole SHA-256 of a Blob, read in chunks (hashed in wasm), where no block digests are
+/// wanted.
+pub(crate) fn sha256_of(blob: &Blob) -> Result<String, String> {
+    let mut digest = Sha256Digest::default();
+    each_chunk(blob, |bytes| digest.update(bytes))?;
+    Ok(digest.finish())
+}
+
+/// Calls `each` with the bytes of `blob`, in order, [`CHECK_CHUNK`] bytes at a time.
+fn each_chunk(blob: &Blob, mut each: impl FnMut(&[u8])) -> Result<(), String> {
+    let reader = FileReaderSync::new().map_err(|e| js_text(&e))?;
     let mut at = 0.0;
     while at < blob.size() {
         let end = (at + CHECK_CHUNK).min(blob.size());
         let bytes = read_bytes(&reader, blob, at, end)?;
-        digest.update(&Uint8Array::new(&bytes).to_vec());
+        each(&Uint8Array::new(&bytes).to_vec());
         at = end;
     }
-    Ok(digest.finish())
+    Ok(())
 }
 
 fn read_bytes(
@@ -193,7 +207,7 @@ async fn blocks_match(subtle: &Subtle, blob: &Blob, blocks: &[String]) -> Result
 async fn contents_match(blob: &Blob, entry: &CachedFile) -> Result<bool, String> {
     match Subtle::get() {
         Some(subtle) if entry.has_blocks() => blocks_match(&subtle, blob, &entry.blocks).await,
-        _ => Ok(file_digest_of(blob)?.0 == entry.sha256),
+        _ => Ok(sha256_of(blob)? == entry.sha256),
     }
 }
 

@@ -562,7 +562,7 @@ async fn check_pin(
     };
     let got = match entry {
         Some(entry) => entry.sha256.clone(),
-        None => cache::file_digest_of(blob)?.0,
+        None => cache::sha256_of(blob)?,
     };
     if got == pin {
         return Ok(());
